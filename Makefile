@@ -1,0 +1,40 @@
+# One command each for a fresh machine: `make demo` and `make test` create .venv and install
+# what is missing. torch is pinned first to the CPU wheel on disk; `constraints.txt` keeps any
+# later package from pulling a multi-GB CUDA build in its place.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip --disable-pip-version-check
+STAMP   := $(VENV)/.spinnq-installed
+PYTEST  := $(PY) -m pytest
+
+.PHONY: install demo test test-all lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[dev,dvs,qat,bench]'
+	# norse declares torchvision, which it does not need to import; torchvision would pull
+	# another torch build, so norse comes without its declared dependencies.
+	$(PIP) install -q --no-deps norse==1.1.0
+	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium; print('spinnq env ok: torch', torch.__version__)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/spinnq run cartpole
+
+test: $(STAMP)
+	$(PYTEST) -q -x --timeout=600
+
+test-all: $(STAMP)
+	$(PYTEST) -q -m "" --timeout=7200
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/emulator_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

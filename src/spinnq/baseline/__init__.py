@@ -1,0 +1,1 @@
+"""baseline stage of the spinnq pipeline."""

@@ -1,0 +1,35 @@
+"""The `spinnq` command. Each group of commands lives in its own module and registers on `app`;
+`main` turns every `SpinnqError` into one readable line and exit code 2 (no traceback)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from spinnq.errors import SpinnqError
+
+app = typer.Typer(
+    name="spinnq",
+    help="Spiking networks from PyTorch through NIR to SpiNNaker2, with the cost measured.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+# Command modules register themselves on `app` when imported (order = order in --help).
+from spinnq.cli import graph  # noqa: E402,F401
+
+
+def main() -> None:
+    try:
+        app()
+    except SpinnqError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,43 @@
+"""Options shared by several commands, so each flag means the same everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from spinnq.config import DEFAULT_DT
+from spinnq.errors import InputError
+
+GraphArg = typer.Argument(..., help="A NIR graph file (.nir, HDF5 written by nir.write).",
+                          show_default=False)
+DtOpt = typer.Option(DEFAULT_DT, "--dt", help="Timestep in seconds.")
+ResetOpt = typer.Option("zero", "--reset", help="Reset after a spike: zero (to v_reset) or "
+                        "subtract (v - v_threshold).")
+IntegratorOpt = typer.Option("forward", "--integrator", help="forward (Euler) or exponential.")
+RecordOpt = typer.Option(None, "--record", help="Node to record (repeatable); default: the "
+                         "nodes feeding the Output nodes.")
+
+
+def load_input(path: Path) -> np.ndarray:
+    """Load an input array from .npy, with a clear error for every way that can fail."""
+    if not path.exists():
+        raise InputError("no such file", file=str(path))
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise InputError(f"not a .npy array ({type(e).__name__}: {e})", file=str(path)) from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise InputError(f"expected a numeric array, got dtype {getattr(arr, 'dtype', '?')}",
+                         file=str(path))
+    return arr
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write arrays atomically: a half-written result never replaces a complete one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+    return path

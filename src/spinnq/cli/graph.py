@@ -1,0 +1,96 @@
+"""`spinnq inspect` and `spinnq simulate`: look at a NIR graph and run its float reference."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import nir
+import numpy as np
+import typer
+from rich.table import Table
+
+from spinnq.cli import app, console
+from spinnq.cli.common import (
+    DtOpt,
+    GraphArg,
+    IntegratorOpt,
+    RecordOpt,
+    ResetOpt,
+    load_input,
+    save_npz,
+)
+from spinnq.graph import SimConfig, read_graph, simulate
+from spinnq.graph.model import SPIKING, STATEFUL, Graph
+
+
+def _summary(node) -> str:
+    parts = []
+    for attr, val in vars(node).items():
+        if attr in ("input_type", "output_type", "metadata") or val is None:
+            continue
+        a = np.asarray(val)
+        if a.dtype.kind not in "biuf":
+            continue
+        if a.size == 1:
+            parts.append(f"{attr}={a.item():.4g}")
+        elif np.all(a == a.ravel()[0]):
+            parts.append(f"{attr}={a.ravel()[0]:.4g} (x{a.size})")
+        else:
+            parts.append(f"{attr}[{'x'.join(map(str, a.shape))}] in [{a.min():.3g}, {a.max():.3g}]")
+    return ", ".join(parts)
+
+
+def graph_counts(g: Graph) -> tuple[int, int]:
+    """(neurons, weights) of a graph: neurons are elements of stateful nodes."""
+    neurons = sum(math.prod(g.shapes[n]) for n, v in g.nodes.items() if isinstance(v, STATEFUL)
+                  and not isinstance(v, nir.Delay))
+    weights = sum(int(np.asarray(v.weight).size) for v in g.nodes.values() if hasattr(v, "weight"))
+    return neurons, weights
+
+
+@app.command()
+def inspect(graph: Path = GraphArg) -> None:
+    """Show a NIR graph: nodes, edges, shapes, parameters, neuron and weight counts."""
+    g = read_graph(graph)
+    t = Table(title=f"{graph}  ({len(g.nodes)} nodes, {len(g.edges)} edges)")
+    for c in ("node", "type", "output shape", "inputs", "parameters"):
+        t.add_column(c, overflow="fold")
+    for n in g.order:
+        v = g.nodes[n]
+        kind = type(v).__name__ + ("" if isinstance(v, SPIKING) or not isinstance(v, STATEFUL)
+                                   else " (non-spiking)")
+        ins = ", ".join(s + (" (t-1)" if (s, n) in g.recurrent else "")
+                        for s in g.predecessors(n))
+        t.add_row(n, kind, str(g.shapes[n]), ins, _summary(v))
+    console.print(t)
+    neurons, weights = graph_counts(g)
+    console.print(f"input shape {g.input_shape}; outputs {', '.join(g.outputs)}; "
+                  f"neurons {neurons:,}; weights {weights:,}; recurrent edges "
+                  f"{len(g.recurrent)}")
+
+
+@app.command("simulate")
+def simulate_cmd(
+    graph: Path = GraphArg,
+    input: Path = typer.Option(..., "--input", help="Input .npy: (T, *input_shape) or "
+                               "(B, T, *input_shape).", show_default=False),
+    out: Path = typer.Option(..., "--out", help="Output .npz: spikes/<node> (uint8) and "
+                             "v/<node> (float32), each (B, T, *shape).", show_default=False),
+    dt: float = DtOpt,
+    reset: str = ResetOpt,
+    integrator: str = IntegratorOpt,
+    record: list[str] = RecordOpt,
+    float64: bool = typer.Option(False, "--float64", help="Simulate in float64."),
+) -> None:
+    """Run the float reference simulator of a NIR graph on an input array."""
+    cfg = SimConfig(dt=dt, reset=reset, integrator=integrator, float64=float64,
+                    record=tuple(record or ()))
+    g = read_graph(graph)
+    tr = simulate(g, load_input(input), cfg)
+    arrays = tr.to_arrays()
+    save_npz(out, arrays)
+    for k, a in arrays.items():
+        extra = f", {int(a.sum()):,} spikes" if k.startswith("spikes/") else ""
+        console.print(f"{k}: shape {a.shape}{extra}")
+    console.print(f"wrote {out}")

@@ -1,0 +1,7 @@
+"""Defaults shared across stages: one place, so the CLI, the API and the tests agree."""
+
+from __future__ import annotations
+
+DEFAULT_DT = 1e-4  # s; the convention of the NIR paper, snnTorch and py-spinnaker2 runs
+DEFAULT_SEED = 0
+RUNS_DIR = "runs"  # every long job writes runs/<task>-<time>/

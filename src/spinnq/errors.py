@@ -1,0 +1,42 @@
+"""spinnq's own errors: every failure a user can cause ends in one of these.
+
+The CLI prints them as one readable line (no traceback); anything else escaping is a bug.
+Each names *where* (file, node, population) and *what limit* was hit.
+"""
+
+from __future__ import annotations
+
+
+class SpinnqError(Exception):
+    """Base class: a problem with the user's input, configuration or environment."""
+
+    def __init__(self, message: str, *, file: str | None = None, node: str | None = None):
+        self.file = file
+        self.node = node
+        where = []
+        if file:
+            where.append(f"file {file}")
+        if node:
+            where.append(f"node '{node}'")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+
+
+class GraphError(SpinnqError):
+    """A NIR graph that cannot be read, or that spinnq cannot run (unsupported, malformed)."""
+
+
+class InputError(SpinnqError):
+    """Input data (arrays, options) that do not fit the graph or the command."""
+
+
+class CompileError(SpinnqError):
+    """A graph that cannot be mapped onto SpiNNaker2 (unsupported pattern, limits exceeded)."""
+
+
+class CheckpointError(SpinnqError):
+    """A checkpoint or run folder that cannot be loaded."""
+
+
+class BackendError(SpinnqError):
+    """A hardware or device backend that is not available here."""

@@ -1,0 +1,409 @@
+"""NIR in: read a file, flatten nested subgraphs, validate, and order it for stepping.
+
+`Graph` is spinnq's plain view of a validated NIR graph. The nodes stay `nir` nodes (NIR is
+the hand-off type); what `Graph` adds is what every later stage needs and nir does not
+guarantee: one flat namespace, the shape flowing along every edge, an evaluation order for
+one timestep, and which edges carry the previous step's value (recurrence).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from spinnq.errors import GraphError
+
+Shape = tuple[int, ...]
+
+# Nodes whose output at step t depends on state from t-1: a cycle through one of them is a
+# recurrence, a cycle through none is an algebraic loop (refused).
+STATEFUL = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I, nir.Delay)
+SPIKING = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
+MAX_ELEMENTS = 1 << 26  # largest tensor one node may produce (per sample); guards huge graphs
+
+
+@dataclass
+class Graph:
+    """A validated NIR graph, flat and ordered.
+
+    `order` evaluates every node once per step; an edge in `recurrent` delivers the value its
+    source had at the previous step (it closes a cycle through a stateful node).
+    """
+
+    nodes: dict[str, nir.NIRNode]
+    edges: list[tuple[str, str]]
+    shapes: dict[str, Shape]  # output shape of each node, without batch or time
+    input: str
+    outputs: list[str]
+    order: list[str]
+    recurrent: set[tuple[str, str]] = field(default_factory=set)
+    source: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.shapes[self.input]
+
+    def predecessors(self, name: str) -> list[str]:
+        return [s for s, d in self.edges if d == name]
+
+    def successors(self, name: str) -> list[str]:
+        return [d for s, d in self.edges if s == name]
+
+    def in_shape(self, name: str) -> Shape:
+        preds = self.predecessors(name)
+        return self.shapes[preds[0]] if preds else self.shapes[name]
+
+    def to_nir(self) -> nir.NIRGraph:
+        return nir.NIRGraph(nodes=dict(self.nodes), edges=list(self.edges),
+                            metadata=dict(self.metadata), type_check=False)
+
+
+# ----------------------------------------------------------------------------------- reading
+def read_graph(path: str | Path) -> Graph:
+    """Read and validate a `.nir` file; every failure is a `GraphError` naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise GraphError("no such file", file=str(p))
+    if p.is_dir():
+        raise GraphError("is a folder, not a .nir file", file=str(p))
+    with open(p, "rb") as fh:
+        magic = fh.read(8)
+    if magic != b"\x89HDF\r\n\x1a\n":
+        raise GraphError("not an HDF5 file (a .nir file is HDF5 written by nir.write)",
+                         file=str(p))
+    try:
+        g = nir.read(str(p))
+    except Exception as e:  # nir raises KeyError/ValueError/OSError/AssertionError freely
+        raise GraphError(f"HDF5, but not a NIR graph nir 1.0.8 can read "
+                         f"({type(e).__name__}: {e})", file=str(p)) from None
+    if not isinstance(g, nir.NIRGraph):
+        raise GraphError(f"holds a single {type(g).__name__} node, not a graph", file=str(p))
+    return from_nir(g, source=str(p))
+
+
+def write_graph(graph: Graph | nir.NIRGraph, path: str | Path) -> Path:
+    """Write a graph as `.nir` (atomically: a half-written file never replaces a good one)."""
+    g = graph.to_nir() if isinstance(graph, Graph) else graph
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    nir.write(str(tmp), g)
+    tmp.replace(p)
+    return p
+
+
+# ------------------------------------------------------------------------------- flattening
+def _flatten(g: nir.NIRGraph, prefix: str = "") -> tuple[dict, list]:
+    """Expand nested NIRGraph nodes into one namespace ("outer.inner"), rewiring their ports."""
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: list[tuple[str, str]] = []
+    entry: dict[str, list[str]] = {}  # subgraph name -> flat names fed by its Input nodes
+    exit_: dict[str, list[str]] = {}  # subgraph name -> flat names feeding its Output nodes
+    for name, node in g.nodes.items():
+        full = prefix + name
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges = _flatten(node, full + ".")
+            ins = {full + "." + k for k, n in node.nodes.items() if isinstance(n, nir.Input)}
+            outs = {full + "." + k for k, n in node.nodes.items() if isinstance(n, nir.Output)}
+            entry[full] = [d for s, d in sub_edges if s in ins]
+            exit_[full] = [s for s, d in sub_edges if d in outs]
+            nodes.update({k: v for k, v in sub_nodes.items() if k not in ins | outs})
+            edges += [(s, d) for s, d in sub_edges if s not in ins and d not in outs]
+        else:
+            nodes[full] = node
+    for s, d in g.edges:
+        s, d = _port(prefix + s, nodes), _port(prefix + d, nodes)
+        for s2 in exit_.get(s, [s]):
+            for d2 in entry.get(d, [d]):
+                edges.append((s2, d2))
+    return nodes, edges
+
+
+def _port(name: str, nodes: dict) -> str:
+    """Edges may name a subgraph's port as 'sub.input'/'sub.output'; map it to the subgraph."""
+    if name in nodes or "." not in name:
+        return name
+    head, _, tail = name.rpartition(".")
+    return head if tail in ("input", "output") else name
+
+
+# ------------------------------------------------------------------------------ validation
+def from_nir(g: nir.NIRGraph, source: str | None = None) -> Graph:
+    """Validate a NIR graph and return spinnq's `Graph`, or raise `GraphError`."""
+    nodes, edges = _flatten(g)
+    if not nodes:
+        raise GraphError("the graph is empty", file=source)
+    edges = list(dict.fromkeys(edges))  # duplicates would double a weight silently
+    for s, d in edges:
+        for end in (s, d):
+            if end not in nodes:
+                raise GraphError(f"edge {s} -> {d} names a node that does not exist",
+                                 file=source, node=end)
+    for name, node in nodes.items():
+        if type(node) not in SHAPE_RULES:
+            raise GraphError(f"unsupported node type {type(node).__name__}; spinnq supports "
+                             f"{', '.join(sorted(t.__name__ for t in SHAPE_RULES))}",
+                             file=source, node=name)
+        _check_params(name, node, source)
+    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+    outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
+    if len(inputs) != 1:
+        raise GraphError(f"spinnq runs graphs with exactly one Input node; found "
+                         f"{len(inputs)} ({', '.join(inputs) or 'none'})", file=source)
+    if not outputs:
+        raise GraphError("the graph has no Output node", file=source)
+    for name in nodes:
+        has_in = any(d == name for _, d in edges)
+        if name != inputs[0] and not has_in:
+            raise GraphError("node has no incoming edge (unreachable from the Input)",
+                             file=source, node=name)
+        if name == inputs[0] and has_in:
+            raise GraphError("the Input node must not have incoming edges", file=source,
+                             node=name)
+    for o in outputs:
+        if any(s == o for s, _ in edges):
+            raise GraphError("an Output node must not have outgoing edges", file=source, node=o)
+    order, recurrent = _order(nodes, edges, source)
+    shapes = _infer_shapes(nodes, edges, order, inputs[0], source)
+    return Graph(nodes=nodes, edges=edges, shapes=shapes, input=inputs[0], outputs=outputs,
+                 order=order, recurrent=recurrent, source=source,
+                 metadata=dict(getattr(g, "metadata", {}) or {}))
+
+
+def _check_params(name: str, node: nir.NIRNode, source: str | None) -> None:
+    for attr, val in vars(node).items():
+        if attr in ("input_type", "output_type", "metadata"):
+            continue
+        arr = np.asarray(val) if not isinstance(val, str) else None
+        if arr is None or arr.dtype == object:
+            continue
+        if arr.dtype.kind in "fiub" and not np.all(np.isfinite(arr)):
+            raise GraphError(f"parameter '{attr}' has NaN or infinite values", file=source,
+                             node=name)
+        if attr in ("tau", "tau_mem", "tau_syn") and np.any(arr <= 0):
+            raise GraphError(f"time constant '{attr}' must be > 0 (min is {arr.min():g})",
+                             file=source, node=name)
+        if attr == "delay" and np.any(arr < 0):
+            raise GraphError("delay must be >= 0", file=source, node=name)
+    neuron_attrs = [a for a in ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold",
+                                "v_reset", "w_in") if hasattr(node, a)]
+    shapes = {a: np.shape(getattr(node, a)) for a in neuron_attrs}
+    if len(set(shapes.values())) > 1:
+        raise GraphError(f"neuron parameters disagree in shape: {shapes}", file=source,
+                         node=name)
+
+
+def _order(nodes: dict, edges: list, source: str | None) -> tuple[list[str], set]:
+    """Topological order for one step; cycles are cut at edges leaving a stateful node."""
+    comp = _scc(list(nodes), edges)
+    recurrent = {(s, d) for s, d in edges
+                 if comp[s] == comp[d] and isinstance(nodes[s], STATEFUL)}
+    fwd = [(s, d) for s, d in edges if (s, d) not in recurrent]
+    indeg = {n: 0 for n in nodes}
+    for _, d in fwd:
+        indeg[d] += 1
+    ready = [n for n in nodes if indeg[n] == 0]
+    order: list[str] = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for s, d in fwd:
+            if s == n:
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    ready.append(d)
+    if len(order) != len(nodes):
+        stuck = [n for n in nodes if n not in order]
+        raise GraphError("algebraic loop: a cycle with no neuron or delay on it through "
+                         f"{', '.join(stuck)}", file=source, node=stuck[0])
+    return order, recurrent
+
+
+def _scc(names: list[str], edges: list) -> dict[str, int]:
+    """Strongly connected components (iterative Tarjan): node -> component id."""
+    adj: dict[str, list[str]] = {n: [] for n in names}
+    for s, d in edges:
+        adj[s].append(d)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    comp: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    counter = 0
+    for root in names:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on.add(v)
+            if i < len(adj[v]):
+                work.append((v, i + 1))
+                w = adj[v][i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            if low[v] == index[v]:
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp[w] = index[v]
+                    if w == v:
+                        break
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+    return comp
+
+
+# ---------------------------------------------------------------------------------- shapes
+def _declared(types: dict | None, key: str) -> Shape | None:
+    if not types or types.get(key) is None:
+        return None
+    arr = np.asarray(types[key]).astype(int).ravel()
+    return tuple(int(x) for x in arr) if arr.size else None
+
+
+def _pair(v) -> tuple[int, int]:
+    a = np.asarray(v).astype(int).ravel()
+    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+
+
+def conv_padding(node, in_hw: Shape) -> tuple[int, ...]:
+    """Explicit per-dimension padding of a Conv1d/Conv2d node ('same'/'valid' resolved)."""
+    k = node.weight.shape[2:]
+    dil = np.broadcast_to(np.asarray(node.dilation).astype(int), (len(k),))
+    if isinstance(node.padding, str):
+        if node.padding == "valid":
+            return (0,) * len(k)
+        return tuple(int(d * (kk - 1) // 2) for d, kk in zip(dil, k, strict=True))
+    return tuple(int(p) for p in np.broadcast_to(np.asarray(node.padding).astype(int),
+                                                  (len(k),)))
+
+
+def _conv_shape(node, s: Shape) -> Shape:
+    k = node.weight.shape[2:]
+    nd = len(k)
+    if len(s) != nd + 1:
+        raise ValueError(f"expects input (C, {'N' if nd == 1 else 'H, W'}), got {s}")
+    cin = node.weight.shape[1] * int(node.groups)
+    if s[0] != cin:
+        raise ValueError(f"expects {cin} input channels, got {s[0]}")
+    stride = np.broadcast_to(np.asarray(node.stride).astype(int), (nd,))
+    dil = np.broadcast_to(np.asarray(node.dilation).astype(int), (nd,))
+    pad = conv_padding(node, s[1:])
+    out = [(s[1 + i] + 2 * pad[i] - dil[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(nd)]
+    if min(out) < 1:
+        raise ValueError(f"output would be empty for input {s}")
+    return (int(node.weight.shape[0]), *map(int, out))
+
+
+def _pool_shape(node, s: Shape) -> Shape:
+    if len(s) != 3:
+        raise ValueError(f"expects input (C, H, W), got {s}")
+    k, st, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+    out = [(s[1 + i] + 2 * p[i] - k[i]) // st[i] + 1 for i in range(2)]
+    if min(out) < 1:
+        raise ValueError(f"output would be empty for input {s}")
+    return (s[0], *out)
+
+
+def _flatten_shape(node, s: Shape) -> Shape:
+    n = len(s)
+    a = int(node.start_dim) % n if n else 0
+    b = int(node.end_dim) % n if n else 0
+    # NIR writers disagree whether start_dim counts a batch axis: snnTorch/nirtorch write
+    # start_dim=1 for (C,H,W) meaning "all but batch"; Sinabs writes 0. Both flatten all.
+    if a == 1 and b == n - 1 and _declared(node.output_type, "output") == (math.prod(s),):
+        a = 0
+    return (*s[:a], math.prod(s[a:b + 1]), *s[b + 1:])
+
+
+def _same(shape_attr: str) -> Callable:
+    def rule(node, s: Shape) -> Shape:
+        p = np.shape(getattr(node, shape_attr))
+        if p and tuple(p) != tuple(s):
+            raise ValueError(f"parameters have shape {tuple(p)} but the input is {s}")
+        return s
+    return rule
+
+
+def _linear_shape(node, s: Shape) -> Shape:
+    w = np.asarray(node.weight)
+    if w.ndim != 2:
+        raise ValueError(f"weight must be 2-D, got shape {w.shape}")
+    if s != (w.shape[1],):
+        raise ValueError(f"weight {w.shape} expects input ({w.shape[1]},), got {s}")
+    if getattr(node, "bias", None) is not None and np.shape(node.bias) not in ((w.shape[0],), ()):
+        raise ValueError(f"bias shape {np.shape(node.bias)} does not match {w.shape[0]} outputs")
+    return (int(w.shape[0]),)
+
+
+SHAPE_RULES: dict[type, Callable[[nir.NIRNode, Shape], Shape]] = {
+    nir.Input: lambda n, s: s,
+    nir.Output: lambda n, s: s,
+    nir.Affine: _linear_shape,
+    nir.Linear: _linear_shape,
+    nir.Scale: _same("scale"),
+    nir.Conv1d: _conv_shape,
+    nir.Conv2d: _conv_shape,
+    nir.Flatten: _flatten_shape,
+    nir.SumPool2d: _pool_shape,
+    nir.AvgPool2d: _pool_shape,
+    nir.Delay: _same("delay"),
+    nir.Threshold: _same("threshold"),
+    nir.I: _same("r"),
+    nir.IF: _same("r"),
+    nir.LI: _same("r"),
+    nir.LIF: _same("r"),
+    nir.CubaLI: _same("r"),
+    nir.CubaLIF: _same("r"),
+}
+
+
+def _infer_shapes(nodes: dict, edges: list, order: list, inp: str, source) -> dict[str, Shape]:
+    shapes: dict[str, Shape] = {}
+    s0 = _declared(nodes[inp].input_type, "input") or _declared(nodes[inp].output_type, "output")
+    if s0 is None or any(x < 1 for x in s0):
+        raise GraphError(f"the Input node declares no valid shape ({s0})", file=source, node=inp)
+    shapes[inp] = s0
+    for name in order:
+        if name == inp:
+            continue
+        node = nodes[name]
+        in_shapes = {shapes[s] for s, d in edges if d == name and s in shapes}
+        if not in_shapes:  # fed only by recurrent edges: its own declared shape must do
+            decl = _declared(node.input_type, "input")
+            if decl is None:
+                raise GraphError("cannot infer the input shape", file=source, node=name)
+            in_shapes = {decl}
+        if len(in_shapes) > 1:
+            raise GraphError(f"incoming edges carry different shapes {sorted(in_shapes)}",
+                             file=source, node=name)
+        (s,) = in_shapes
+        try:
+            out = SHAPE_RULES[type(node)](node, s)
+        except ValueError as e:
+            raise GraphError(f"{type(node).__name__} {e}", file=source, node=name) from None
+        if math.prod(out) > MAX_ELEMENTS:
+            raise GraphError(f"output has {math.prod(out):,} elements, over the limit of "
+                             f"{MAX_ELEMENTS:,}", file=source, node=name)
+        shapes[name] = out
+    for name in order:  # recurrent edges were not seen above: every input must agree
+        ins = {shapes[s] for s, d in edges if d == name}
+        if len(ins) > 1:
+            raise GraphError(f"incoming edges carry different shapes {sorted(ins)}",
+                             file=source, node=name)
+    return shapes

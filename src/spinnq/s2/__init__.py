@@ -1,0 +1,1 @@
+"""s2 stage of the spinnq pipeline."""
