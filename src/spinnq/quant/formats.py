@@ -74,6 +74,10 @@ def to_int(w: np.ndarray, scale: float, bits: int = 8,
         raise InputError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
     q = qmax(bits)
     x = np.asarray(w, dtype=np.float64) * scale
+    near = np.round(x)
+    # Weights that are already integers / scale (QAT exports) must not lose 1 to truncation
+    # through float error: values within 1e-6 of an integer are that integer.
+    x = np.where(np.abs(x - near) <= 1e-6 * np.maximum(1.0, np.abs(x)), near, x)
     r = np.trunc(x) if rounding == "trunc" else np.round(x)
     saturated = int(np.count_nonzero(np.abs(r) > q))
     return np.clip(r, -q, q).astype(np.int32), saturated
