@@ -46,6 +46,7 @@ class SimConfig:
     integrator: str = "forward"
     float64: bool = False
     record: tuple[str, ...] = ()
+    convention: str = "nir"  # neuron update rule of a NIR producer: see conventions.py
 
     def __post_init__(self):
         if not (isinstance(self.dt, int | float) and math.isfinite(self.dt) and self.dt > 0):
@@ -55,6 +56,9 @@ class SimConfig:
         if self.integrator not in INTEGRATORS:
             raise InputError(f"integrator must be one of {INTEGRATORS}, "
                              f"got {self.integrator!r}")
+        if self.convention not in CONVENTION_KERNELS:
+            raise InputError(f"convention must be one of {tuple(CONVENTION_KERNELS)}, "
+                             f"got {self.convention!r}")
 
     @property
     def dtype(self) -> torch.dtype:
@@ -232,6 +236,8 @@ KERNELS: dict[type, Kernel] = {
     **{t: Kernel(_lif_prepare, _lif_init, lif_step)
        for t in (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF)},
 }
+# Per-convention overrides of KERNELS (neuron nodes only); conventions.py fills the others.
+CONVENTION_KERNELS: dict[str, dict[type, Kernel]] = {"nir": {}}
 
 
 # ------------------------------------------------------------------------------- running
@@ -282,7 +288,8 @@ class Simulator:
             if r not in graph.nodes:
                 raise InputError(f"cannot record '{r}': no such node (nodes: "
                                  f"{', '.join(graph.order)})")
-        self.params = {n: KERNELS[type(graph.nodes[n])].prepare(graph.nodes[n], cfg)
+        self.kernels = {**KERNELS, **CONVENTION_KERNELS[cfg.convention]}
+        self.params = {n: self.kernels[type(graph.nodes[n])].prepare(graph.nodes[n], cfg)
                        for n in graph.order}
         self.preds = {n: [(s, (s, n) in graph.recurrent) for s in graph.predecessors(n)]
                       for n in graph.order}
@@ -291,7 +298,7 @@ class Simulator:
 
     def reset(self, batch: int) -> None:
         g = self.graph
-        self.state = {n: KERNELS[type(g.nodes[n])].init(self.params[n], batch, g.shapes[n])
+        self.state = {n: self.kernels[type(g.nodes[n])].init(self.params[n], batch, g.shapes[n])
                       for n in g.order}
         self.last = {n: torch.zeros((batch, *g.shapes[n]), dtype=self.cfg.dtype)
                      for n in g.order}
@@ -308,7 +315,8 @@ class Simulator:
             node = g.nodes[n]
             if isinstance(node, nir.Flatten):
                 inp = inp.reshape(inp.shape[0], *g.shapes[n])
-            now[n], self.state[n] = KERNELS[type(node)].step(inp, self.state[n], self.params[n])
+            now[n], self.state[n] = self.kernels[type(node)].step(inp, self.state[n],
+                                                                  self.params[n])
         self.last = now
         return now
 
@@ -341,3 +349,6 @@ class Simulator:
 def simulate(graph: Graph, x, cfg: SimConfig = SimConfig()) -> Traces:
     """Run `graph` on input x ((T, *in) or (B, T, *in)) and record `cfg.record` nodes."""
     return Simulator(graph, cfg).run(x)
+
+
+from spinnq.graph import conventions  # noqa: E402,F401  (registers snntorch/norse kernels)

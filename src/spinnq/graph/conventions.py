@@ -1,0 +1,179 @@
+"""Neuron conventions: how NIR producers discretise the *same* NIR node in their own simulator.
+
+A NIR file stores ODE parameters, not an update rule. snnTorch and Norse each export their
+neurons as NIR LIF/CubaLIF/IF nodes, but their own simulators step them differently from
+NIR's forward-Euler reading (spinnq's default, `convention="nir"`). To reproduce a
+framework's spikes step for step, pick its convention (`SimConfig(convention=...)`,
+`spinnq simulate --convention ...`). Only the neuron nodes change (LIF, CubaLIF, IF, LI,
+CubaLI, I); weights, convolutions, pooling and delays are the same in every convention.
+
+nir (default) - the NIR ODEs, forward Euler, `a = dt/tau` (see `simulate.py`):
+    I <- (1 - a_syn) I + a_syn w_in x          (CubaLIF: the current is updated first)
+    v <- (1 - a) v + a (v_leak + r I);   z = v > v_th;   reset at once:
+         v <- v_reset (--reset zero)  or  v <- v - v_th (--reset subtract)
+    The recorded v is after the reset.
+
+snntorch - snnTorch 1.0 `Leaky` / `Synaptic` / `RLeaky` / `RSynaptic` (reset_delay=True):
+    * the reset is computed from the *previous* step's membrane: reset = v[t-1] > v_th, and
+      applied at step t: subtract `v_th` from the new membrane (--reset subtract, snnTorch's
+      default), or zero the old membrane before the decay (--reset zero);
+    * the subtracted threshold is therefore *not* decayed by beta (NIR's immediate reset
+      subtracts v_th before the next decay, i.e. effectively beta * v_th);
+    * the recorded v is snnTorch's `mem`: not reset, it stays above v_th on spike steps;
+    * beta = 1 - dt/tau, alpha = 1 - dt/tau_syn and the gains a*r, a_syn*w_in are formed
+      in float64 and rounded once, so an exported graph (tau = dt/(1-beta), r = tau/dt,
+      w_in = tau_syn/dt) gives gains of exactly 1.0, as in snnTorch's
+      `mem = beta*mem + input`, `syn = alpha*syn + input`;
+    * dt: snnTorch's exporter writes tau with dt = 1e-4 s: simulate with --dt 1e-4 (the
+      default). The order "synaptic current first, then the membrane with the new current"
+      is the same as NIR's.
+    Not reproduced: `RLeaky`/`RSynaptic` with reset_mechanism="zero" zero the *whole* new
+    membrane (input included) on the step after a spike; the NIR file does not say which
+    class wrote it, so the `Leaky` rule above is used.
+
+norse - Norse 1.1 `LIFBoxCell` (-> LIF), `LIFCell` (-> CubaLIF), `IAFCell` (-> IF),
+`LIBoxCell` (-> LI):
+    * CubaLIF: the input is a *current jump* `I <- I + w_in x` (no a_syn factor); the
+      membrane integrates the jumped current, `v <- v + a ((v_leak - v) + r I)`; the
+      current then decays, `I <- I - a_syn I`; so Norse's state holds the current *after*
+      the decay (NIR's holds it before), and the same weights drive a Norse CubaLIF
+      1/a_syn times harder than NIR's reading would;
+    * LIF/LI: `v <- v + a ((r x + v_leak) - v)`, in Norse's float32 operation order;
+    * IF: `v <- v + r x`, reset to v_reset;
+    * dt: Norse's exporter and cells use dt = 1e-3 s by default: simulate with --dt 1e-3.
+    Resets as in NIR (immediate; --reset zero is Norse's `reset_value`, subtract its
+    `reset_subtract`); the recorded v is after the reset.
+
+Conventions other than `nir` are defined for forward Euler only (that is what the
+frameworks do); asking for `--integrator exponential` with them is an `InputError`.
+"""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import torch
+
+from spinnq.errors import InputError
+from spinnq.graph.simulate import (
+    CONVENTION_KERNELS,
+    LIFP,
+    Kernel,
+    LIFState,
+    SimConfig,
+    Tensor,
+    _lif_init,
+    _t,
+)
+
+NEURONS = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF)
+
+
+def _forward_only(cfg: SimConfig) -> None:
+    if cfg.integrator != "forward":
+        raise InputError(f"convention '{cfg.convention}' is forward Euler only; "
+                         f"--integrator {cfg.integrator} applies to convention 'nir'")
+
+
+def _f64(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _prepare(node, cfg: SimConfig) -> LIFP:
+    """LIFP with every product formed in float64 and rounded once (see the docstring).
+
+    For the norse convention `gain`/`syn_gain` hold `a` and `w_in` (Norse multiplies r and
+    a separately, in its own order); for snntorch they hold `a r` and `a_syn w_in`.
+    """
+    _forward_only(cfg)
+    norse = cfg.convention == "norse"
+    r = _f64(node.r)
+    if isinstance(node, nir.IF | nir.I):
+        a = np.ones_like(r)
+        alpha = np.ones_like(r)
+        leak = np.zeros_like(r)
+    else:
+        a = cfg.dt / _f64(node.tau_mem if hasattr(node, "tau_mem") else node.tau)
+        alpha = 1.0 - a
+        leak = _f64(node.v_leak) if norse else a * _f64(node.v_leak)
+    gain = a if norse else a * r
+    v_th = _t(node.v_threshold, cfg) if hasattr(node, "v_threshold") else None
+    v_reset = getattr(node, "v_reset", None)
+    syn_alpha = syn_gain = None
+    if hasattr(node, "tau_syn"):
+        a_syn = cfg.dt / _f64(node.tau_syn)
+        syn_alpha = _t(a_syn if norse else 1.0 - a_syn, cfg)
+        syn_gain = _t(_f64(node.w_in) if norse else a_syn * _f64(node.w_in), cfg)
+    return LIFP(_t(alpha, cfg), _t(gain, cfg), _t(leak, cfg), v_th,
+                _t(v_reset if v_reset is not None else 0.0, cfg), cfg.reset == "subtract",
+                syn_alpha, syn_gain)
+
+
+def _norse_prepare(node, cfg: SimConfig) -> tuple[LIFP, Tensor]:
+    return _prepare(node, cfg), _t(node.r, cfg)
+
+
+def _norse_init(p: tuple[LIFP, Tensor], batch: int, shape: tuple) -> LIFState:
+    return _lif_init(p[0], batch, shape)
+
+
+# ------------------------------------------------------------------------------ snnTorch
+def snntorch_step(x: Tensor, s: LIFState, p: LIFP) -> tuple[Tensor, LIFState]:
+    """snnTorch's update: reset from the previous (unreset) membrane, applied this step."""
+    i = s.i
+    if p.syn_alpha is not None:
+        i = p.syn_alpha * i + p.syn_gain * x
+        x = i
+    if p.v_th is None:
+        v = p.alpha * s.v + p.gain * x + p.leak
+        return v, LIFState(v, i)
+    reset = s.v > p.v_th
+    if p.subtract:
+        v = p.alpha * s.v + p.gain * x + p.leak - reset.to(x.dtype) * p.v_th
+    else:
+        v = p.alpha * torch.where(reset, p.v_reset, s.v) + p.gain * x + p.leak
+    return (v > p.v_th).to(v.dtype), LIFState(v, i)
+
+
+# --------------------------------------------------------------------------------- Norse
+# Each function is one Norse cell's arithmetic, in Norse's float32 operation order.
+def _norse_cuba(x: Tensor, s: LIFState, p: LIFP, r: Tensor) -> tuple[Tensor, Tensor]:
+    """LIFCell: jump, integrate the jumped current, then decay it."""
+    i = s.i + p.syn_gain * x
+    v = s.v + p.gain * ((p.leak - s.v) + r * i)
+    return v, i + (-p.syn_alpha) * i
+
+
+def _norse_box(x: Tensor, s: LIFState, p: LIFP, r: Tensor) -> tuple[Tensor, None]:
+    """LIFBoxCell: v + dt/tau ((input + v_leak) - v)."""
+    return s.v + p.gain * ((r * x + p.leak) - s.v), None
+
+
+def _norse_li(x: Tensor, s: LIFState, p: LIFP, r: Tensor) -> tuple[Tensor, None]:
+    """LIBoxCell: v + dt/tau ((v_leak - v) + input)."""
+    return s.v + p.gain * ((p.leak - s.v) + r * x), None
+
+
+def _norse_iaf(x: Tensor, s: LIFState, p: LIFP, r: Tensor) -> tuple[Tensor, None]:
+    """IAFCell: v + input."""
+    return s.v + r * x, None
+
+
+def _norse_kernel(update) -> Kernel:
+    def step(x: Tensor, s: LIFState, pr: tuple[LIFP, Tensor]) -> tuple[Tensor, LIFState]:
+        p, r = pr
+        v, i = update(x, s, p, r)
+        if p.v_th is None:
+            return v, LIFState(v, i)
+        z = (v > p.v_th).to(v.dtype)
+        v = (1 - z) * v + z * (v - p.v_th if p.subtract else p.v_reset)
+        return z, LIFState(v, i)
+    return Kernel(_norse_prepare, _norse_init, step)
+
+
+_NORSE_UPDATES = {nir.LIF: _norse_box, nir.LI: _norse_li, nir.CubaLIF: _norse_cuba,
+                  nir.CubaLI: _norse_cuba, nir.IF: _norse_iaf, nir.I: _norse_iaf}
+
+CONVENTION_KERNELS["snntorch"] = {t: Kernel(_prepare, _lif_init, snntorch_step)
+                                  for t in NEURONS}
+CONVENTION_KERNELS["norse"] = {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()}
