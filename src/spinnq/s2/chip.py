@@ -62,3 +62,46 @@ def _point(name: str, volts: float) -> OperatingPoint:
 
 
 OPERATING_POINTS = {"0.5V": _point("0.5V", 0.5), "0.8V": _point("0.8V", 0.8)}
+
+
+# ------------------------------------------------------------------ energy model (issue 4)
+# Used by s2/energy.py. Busy cycles per counted event set how long a PE works in a tick (and
+# so the shortest tick and the DVFS level); their energy is `energy_per_cycle_j` above sleep.
+# What the energy model does not know (so the model is an estimate, labelled "modelled"):
+#  - the cycle cost of each step of py-spinnaker2's PE software (neuron update, packet
+#    handling, per-tick bookkeeping, recording): the [assumed] rows below are orders of
+#    magnitude for a Cortex-M4F, not measurements;
+#  - the power of the router, NoC, host interface and DRAM during a run beyond "chip, all PEs
+#    off"; the cost of a DVFS switch (taken as 0); leakage differences between chips;
+#  - whether the accelerator's TOPS/W figures are chip-level (taken so) and how they scale;
+#  - how `packets_in` spread over a population's PEs for conv projections (taken: by share).
+# Calibration against the published rows (tests/s2/test_energy_calibration.py): the seed DVS
+# network lands at about 0.75x the published 0.459 J: the rest is what the list above lacks.
+SYN_EVENTS_PER_S_PER_CHIP = 1.8e9  # at a 1 ms tick [paper]
+NEURONS_PER_CHIP = 150_000  # at a 1 ms tick [paper]
+# one synaptic event: 148 PEs x 300 MHz / 1.8 G events/s = 24.7 cycles [derived]
+CYCLES_PER_SYN_EVENT = USABLE_PES_PER_CHIP * CLOCK_HZ[0.8] / SYN_EVENTS_PER_S_PER_CHIP
+# one neuron update (float32 LIF step on the M4F: load, decay, add, compare, reset, store,
+# record) [assumed]; the capacity figure bounds it: 148 x 300e3 / 150,000 = 296 cycles [derived]
+CYCLES_PER_NEURON_UPDATE = 30.0
+NEURON_UPDATE_CYCLES_BOUND = USABLE_PES_PER_CHIP * CLOCK_HZ[0.8] * 1e-3 / NEURONS_PER_CHIP
+CYCLES_PER_PACKET_IN = 40.0  # IRQ entry/exit, routing-key lookup, synapse-row DMA [assumed]
+CYCLES_PER_SPIKE_OUT = 10.0  # write one multicast packet to the NoC [assumed]
+TICK_OVERHEAD_CYCLES = 2_000.0  # per PE and tick: timer IRQ, buffer swap, recording [assumed]
+CHIP_TOPS = {0.8: 4.56e12}  # int8 ops/s per chip at 300 MHz, measured [paper]
+CHIP_TOPS[0.5] = CHIP_TOPS[0.8] * CLOCK_HZ[0.5] / CLOCK_HZ[0.8]  # linear in clock [assumed]
+TOPS_PER_W = {0.5: 2.77e12, 0.8: 2.06e12}  # accelerator efficiency, chip level [paper]
+# effective MACs per PE per cycle: 4.56e12 / 2 ops / 300 MHz / 152 PEs = 50 of 64 [derived]
+MACS_PER_CYCLE = CHIP_TOPS[0.8] / 2 / CLOCK_HZ[0.8] / PES_PER_CHIP
+# accelerator energy per MAC above sleep: (TOPS / TOPS_per_W - P_asleep) / (TOPS / 2)
+# = 0.72 pJ at 0.8 V, 0.52 pJ at 0.5 V [derived]; these MAC cycles are not charged again
+ENERGY_PER_MAC_J = {v: (CHIP_TOPS[v] / TOPS_PER_W[v] - CHIP_ASLEEP_W[v]) / (CHIP_TOPS[v] / 2)
+                    for v in (0.5, 0.8)}
+DVFS_SWITCH_J = 0.0  # energy of a performance-level switch, unknown [assumed]
+
+# Published runs the model is checked against (tests/s2/test_energy_calibration.py)
+PUBLISHED_DVS_GESTURE_J = 0.459  # per gesture, 147 PEs, 0.8 V, ~600 x 1 ms, seed paper B [paper]
+PUBLISHED_DVS_GESTURE_PES = 147  # [paper]
+# DVS-gesture SNN in real time: energy per run by operating policy [paper]
+PUBLISHED_DVFS_RUN_J = {"dvfs": 0.741, "0.8V": 1.023, "0.5V": 2.010}
+PUBLISHED_CARTPOLE_CHIP_J = 0.006  # per inference, seed paper A [paper]
