@@ -36,6 +36,15 @@ MAX_DELAY_STEPS = 8  # programmable delays of the plain `lif` model: 1..8 steps 
 DEFAULT_NEURONS_PER_PE = {"spike_list": 256, "lif_no_delay": 250, "lif_conv2d": 256,
                           "lif_curr_exp_no_delay": 250, "lif_curr_exp": 250, "lif": 250}
 
+# Storage per PE, for the placement's memory check. py-spinnaker2's exact data layout is not
+# known; these follow the models' state and weight formats [assumed: these].
+NEURON_STATE_BYTES = {  # float32 words per neuron: v, threshold, alpha, i_offset (+ currents)
+    "spike_list": 8, "lif_no_delay": 16, "lif_conv2d": 16, "lif": 16,
+    "lif_curr_exp_no_delay": 28, "lif_curr_exp": 28}
+SYNAPSE_WORD_BYTES = 4  # sparse synapse word (weight, delay, target index): pool and `lif` [assumed]
+RECORD_BYTES_PER_NEURON = 8  # spike bit + voltage word of the current step, streamed out [assumed]
+PE_FIXED_BYTES = 4096  # spike-packet buffers, routing keys, headers per PE [assumed]
+
 
 # ------------------------------------------------------------------- operating points
 @dataclass(frozen=True)
