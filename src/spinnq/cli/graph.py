@@ -82,10 +82,13 @@ def simulate_cmd(
     integrator: str = IntegratorOpt,
     record: list[str] = RecordOpt,
     float64: bool = typer.Option(False, "--float64", help="Simulate in float64."),
+    convention: str = typer.Option("nir", "--convention", help="Neuron update rule: nir (the "
+                                   "NIR ODEs), snntorch or norse (that framework's own "
+                                   "discretisation, to match its spikes exactly)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
     cfg = SimConfig(dt=dt, reset=reset, integrator=integrator, float64=float64,
-                    record=tuple(record or ()))
+                    record=tuple(record or ()), convention=convention)
     g = read_graph(graph)
     tr = simulate(g, load_input(input), cfg)
     arrays = tr.to_arrays()
