@@ -21,7 +21,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Command modules register themselves on `app` when imported (order = order in --help).
-from spinnq.cli import graph  # noqa: E402,F401
+from spinnq.cli import graph, s2  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,197 @@
+"""`spinnq deploy` and `spinnq export`: put a NIR graph on SpiNNaker2 (emulated or real)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from spinnq.cli import app, console
+from spinnq.cli.common import (
+    DtOpt,
+    GraphArg,
+    IntegratorOpt,
+    RecordOpt,
+    ResetOpt,
+    load_input,
+    save_npz,
+)
+from spinnq.errors import InputError
+from spinnq.graph.model import read_graph, write_graph
+from spinnq.s2.compile import S2Config, compile
+from spinnq.s2.emulate import emulate
+from spinnq.s2.place import place, summarize
+from spinnq.s2.program import Placement, Program, Run
+
+BACKENDS = ("emulator", "spinnaker2")
+WeightScaleOpt = typer.Option("max", "--weight-scale", help="Integer weight scale per "
+                              "population: max, a percentile of |w| like p99.9, or none "
+                              "(weights used as they are).")
+BitsOpt = typer.Option(8, "--bits", help="Weight bits: 8, or 4.")
+GraphScalesOpt = typer.Option(False, "--graph-scales", help="Use the 'w_scale' metadata of "
+                              "weight nodes (QAT graphs) as the population's scale.")
+
+
+def parse_neurons_per_pe(values: list[str] | None) -> tuple[int, dict[str, int]]:
+    """'N' sets the default for every population, 'NAME=N' one population."""
+    default, per = 0, {}
+    for v in values or ():
+        name, sep, num = v.rpartition("=")
+        try:
+            n = int(num)
+        except ValueError:
+            raise InputError(f"--neurons-per-pe takes N or NAME=N, got {v!r}") from None
+        if n < 1:
+            raise InputError(f"--neurons-per-pe must be >= 1, got {v!r}")
+        if sep:
+            per[name] = n
+        else:
+            default = n
+    return default, per
+
+
+def s2_config(dt: float, reset: str, integrator: str, weight_scale: str, bits: int,
+              graph_scales: bool = False, neurons_per_pe: list[str] | None = None,
+              **kw) -> S2Config:
+    default, per = parse_neurons_per_pe(neurons_per_pe)
+    return S2Config(dt=dt, reset=reset, integrator=integrator, weight_scale=weight_scale,
+                    bits=bits, graph_scales=graph_scales, neurons_per_pe=per,
+                    neurons_per_pe_default=default, **kw)
+
+
+def print_placement(program: Program, placement: Placement) -> dict:
+    """The placement as a table: what each population takes, then the totals."""
+    s = summarize(program, placement)
+    t = Table(title=f"SpiNNaker2 placement: {s['pes']} PEs on {s['chips']} chip(s)")
+    for c in ("population", "model", "neurons", "PEs", "neurons/PE", "max bytes/PE",
+              "weight scale", "weights", "saturated"):
+        t.add_column(c)
+    for name, p in s["populations"].items():
+        t.add_row(name, p["model"] + (" (read-out)" if p["read_out"] else ""),
+                  f"{p['size']:,}", str(p["pes"]), str(p["neurons_per_pe"]),
+                  f"{p['memory_per_pe_max']:,}",
+                  "" if p["weight_scale"] is None else f"{p['weight_scale']:.4g}",
+                  "" if p["weight_range"] is None else
+                  f"[{p['weight_range'][0]}, {p['weight_range'][1]}] ({p['bits']} bit)",
+                  str(p["saturations"]))
+    console.print(t)
+    mem = np.asarray(s["memory_per_pe"])
+    big = s["largest_consumer"]
+    console.print(f"PEs {s['pes']}, chips {s['chips']} ({s['pes_per_chip']} usable PEs each); "
+                  f"memory per PE: mean {mem.mean() / 1024:.1f} kB, max {mem.max() / 1024:.1f} kB"
+                  f" of {s['memory_budget'] / 1024:.0f} kB; largest consumer: "
+                  f"'{big['population']}' on chip {big['chip']} PE {big['pe']} "
+                  f"({big['bytes']:,} bytes: " +
+                  ", ".join(f"{k} {v:,}" for k, v in big["memory"].items()) + ")")
+    console.print(f"routing entries {s['routing_entries']:,}; depth {s['depth']} step(s)")
+    for n in program.notes:
+        console.print(f"[yellow]note:[/] {n}")
+    return s
+
+
+def run_arrays(program: Program, run: Run) -> dict[str, np.ndarray]:
+    """`simulate`'s layout: spikes/<node> (uint8) for spiking populations, v/<node> float32."""
+    out = {f"spikes/{k}": t.numpy().astype(np.uint8) for k, t in run.spikes.items()
+           if not program.populations[k].record_only}
+    out |= {f"v/{k}": t.numpy().astype(np.float32) for k, t in run.v.items()}
+    return out
+
+
+def write_json(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    os.replace(tmp, path)
+    return path
+
+
+@app.command()
+def deploy(
+    graph: Path = GraphArg,
+    input: Path = typer.Option(..., "--input", help="Input spikes .npy (0/1): (T, *input_shape)"
+                               " or (B, T, *input_shape).", show_default=False),
+    out: Path = typer.Option(..., "--out", help="Output .npz: spikes/<node> (uint8), v/<node> "
+                             "(float32, NIR units), each (B, steps, *shape).", show_default=False),
+    dt: float = DtOpt,
+    reset: str = ResetOpt,
+    integrator: str = IntegratorOpt,
+    weight_scale: str = WeightScaleOpt,
+    bits: int = BitsOpt,
+    graph_scales: bool = GraphScalesOpt,
+    record: list[str] = RecordOpt,
+    neurons_per_pe: list[str] = typer.Option(None, "--neurons-per-pe", help="N for every "
+                                             "population, or NAME=N (repeatable)."),
+    steps: int = typer.Option(None, "--steps", help="Chip steps to run (default: T + depth)."),
+    summary: Path = typer.Option(None, "--summary", help="Write a JSON summary here."),
+    backend: str = typer.Option("emulator", "--backend", help="emulator, or spinnaker2 (a "
+                                "real board through py-spinnaker2)."),
+    eth_ip: str = typer.Option(None, "--eth-ip", help="The board's address (spinnaker2)."),
+    fma: bool = typer.Option(False, "--fma", help="[assumed] alpha*v + I as one fused "
+                             "multiply-add."),
+    cuba_order: str = typer.Option("current_first", "--cuba-order", help="[assumed] "
+                                   "lif_curr_exp: current_first or voltage_first."),
+) -> None:
+    """Compile a NIR graph for SpiNNaker2, place it, and run it (emulator or a real board)."""
+    if backend not in BACKENDS:
+        raise InputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
+    cfg = s2_config(dt, reset, integrator, weight_scale, bits, graph_scales, neurons_per_pe,
+                    fma=fma, cuba_order=cuba_order)
+    g = read_graph(graph)
+    x = load_input(input)
+    program = compile(g, cfg)
+    placement = place(program, cfg)
+    info = print_placement(program, placement)
+    if backend == "emulator":
+        run = emulate(program, x, steps, list(record or ()) or None)
+    else:
+        from spinnq.s2.backend import run_spinnaker2
+
+        run = run_spinnaker2(g, x, cfg, eth_ip, steps, list(record or ()) or None)
+    arrays = run_arrays(program, run)
+    save_npz(out, arrays)
+    for k, a in arrays.items():
+        extra = f", {int(a.sum()):,} spikes" if k.startswith("spikes/") else ""
+        console.print(f"{k}: shape {a.shape}{extra}")
+    if run.saturations:
+        console.print(f"[yellow]note:[/] {run.saturations:,} synaptic sums saturated at the "
+                      "accumulator's range (clipped, not wrapped)")
+    console.print(f"wrote {out} ({run.steps} chip steps, backend {backend})")
+    if summary:
+        info = summarize(program, placement, run) | {"backend": backend,
+                                                     "config": _cfg_json(cfg)}
+        console.print(f"wrote {write_json(summary, info)}")
+
+
+def _cfg_json(cfg: S2Config) -> dict:
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in vars(cfg).items()}
+
+
+@app.command("export")
+def export_cmd(
+    graph: Path = GraphArg,
+    out: Path = typer.Option(..., "--out", help="Where to write the integer NIR graph."),
+    target: str = typer.Option("spinnaker2", "--target", help="Only spinnaker2 for now."),
+    dt: float = DtOpt,
+    integrator: str = IntegratorOpt,
+    weight_scale: str = WeightScaleOpt,
+    bits: int = BitsOpt,
+    graph_scales: bool = GraphScalesOpt,
+) -> None:
+    """Write the integer graph py-spinnaker2's from_nir(..., scale_weights=False) takes as is."""
+    if target != "spinnaker2":
+        raise InputError(f"--target must be spinnaker2, got {target!r}")
+    from spinnq.s2.export import export_graph
+
+    cfg = s2_config(dt, "zero", integrator, weight_scale, bits, graph_scales)
+    g = read_graph(graph)
+    q = export_graph(g, cfg)
+    write_graph(q, out)
+    scales = {k: v.metadata["s2_w_scale"] for k, v in q.nodes.items()
+              if "s2_w_scale" in (getattr(v, "metadata", None) or {})}
+    console.print("weight scales: " + ", ".join(f"{k} {v:.4g}" for k, v in scales.items()))
+    console.print(f"wrote {out}: integer weights, thresholds scaled; load it with py-spinnaker2's "
+                  "s2_nir.from_nir(graph, ConversionConfig(scale_weights=False, ...))")
