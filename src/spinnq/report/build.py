@@ -1,0 +1,89 @@
+"""Assemble report.json's content: stages, chip cost, baselines, ratios. Only formats: every
+number comes in computed and labelled (`kind`: measured | modelled | published)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+
+from spinnq.errors import InputError
+
+KINDS = ("measured", "modelled", "published")
+CHIP_KEYS = ("pes", "chips", "timesteps", "tick_s", "latency_s", "power_w", "energy_j",
+             "operating_point")
+
+
+def stage(name: str, metric: str, value: float, kind: str = "measured", **extra) -> dict:
+    """One row of the per-stage table, e.g. stage("float", "accuracy", 0.95)."""
+    if kind not in KINDS:
+        raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
+    return {"name": name, "metric": metric, "value": float(value), "kind": kind, **extra}
+
+
+def _with_drops(stages: list[dict]) -> list[dict]:
+    """`drop` of each stage: the first stage's value minus this one (same metric), unless
+    given."""
+    out, first = [], {}
+    for s in stages:
+        s = dict(s)
+        for k in ("name", "metric", "value"):
+            if k not in s:
+                raise InputError(f"stage {s} lacks '{k}'")
+        s.setdefault("kind", "measured")
+        ref = first.setdefault(s["metric"], s["value"])
+        s.setdefault("drop", float(ref - s["value"]))
+        out.append(s)
+    return out
+
+
+def _chip_entry(cost) -> dict | None:
+    if cost is None:
+        return None
+    d = cost.chip_table() if hasattr(cost, "chip_table") else dict(cost)
+    missing = [k for k in CHIP_KEYS if k not in d]
+    if missing:
+        raise InputError(f"chip entry lacks {', '.join(missing)}")
+    d["kind"] = "modelled"
+    per_pop = getattr(cost, "per_population", None) or d.get("per_population") or {}
+    d["per_population"] = {n: {k: v for k, v in p.items() if k != "counters"}
+                           for n, p in per_pop.items()}
+    return d
+
+
+def _baseline_row(b) -> dict:
+    d = b.row() if hasattr(b, "row") else dict(b)
+    for k in ("device", "latency_s", "kind"):
+        if k not in d:
+            raise InputError(f"baseline row {d} lacks '{k}'")
+    d.setdefault("energy_j", None)
+    if d["kind"] not in KINDS:
+        raise InputError(f"baseline kind must be one of {KINDS}, got {d['kind']!r}")
+    return d
+
+
+def _ratio(num, den) -> float | None:
+    if num is None or den is None or den <= 0 or not math.isfinite(num):
+        return None
+    return float(num) / float(den)
+
+
+def ratios(chip: dict | None, baselines: list[dict]) -> list[dict]:
+    """Baseline / chip for energy and latency (> 1: the chip is better), per baseline."""
+    if not chip:
+        return []
+    return [{"baseline": b["device"], "baseline_kind": b["kind"],
+             "energy_x": _ratio(b.get("energy_j"), chip["energy_j"]),
+             "latency_x": _ratio(b.get("latency_s"), chip["latency_s"])} for b in baselines]
+
+
+def build_report(task: str, stages: Iterable[dict] = (), cost=None, baselines: Iterable = (),
+                 notes: Iterable[str] = (), **extra) -> dict:
+    """The report dict: `task`, `stages` (with drops), `chip` (a `Cost` or a dict with
+    CHIP_KEYS, kind "modelled"), `baselines` (`Measured` or dict rows), `ratios`, `notes`;
+    `extra` keys are stored as they are (they must be JSON-able)."""
+    chip = _chip_entry(cost)
+    rows = [_baseline_row(b) for b in baselines]
+    return {"task": task, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "stages": _with_drops(list(stages)), "chip": chip, "baselines": rows,
+            "ratios": ratios(chip, rows), "notes": list(notes), **extra}

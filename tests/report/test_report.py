@@ -1,0 +1,207 @@
+"""Reports: report.json's contract, the markdown and the self-contained HTML (tables and
+decodable embedded PNGs), atomic writes; a slow test renders the HTML in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import torch
+
+from spinnq.baseline.published import published_rows
+from spinnq.errors import InputError
+from spinnq.report import build_report, chip_report, stage, standard_plots, write_report
+from spinnq.report.plots import pe_map, spike_raster, training_curves
+from spinnq.s2.energy import energy, estimate_counters
+from spinnq.s2.program import PESlot, Placement, Population, Program, Projection, Run
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def deployment(chips: int = 1):
+    pops = {"in": Population("in", "spike_list", (4,)), "h": Population("h", "lif_no_delay", (40,)),
+            "o": Population("o", "lif_no_delay", (2,))}
+    prog = Program(pops, [Projection("in", "h", "dense", np.ones((40, 4), np.int8), 1.0),
+                          Projection("h", "o", "dense", np.ones((2, 40), np.int8), 1.0)],
+                   "in", ["o"], depth=2)
+    slots = [PESlot(0, 0, "in", 0, 4, {"buffers": 512}), PESlot(0, 1, "h", 0, 20, {"weights": 2048}),
+             PESlot(0, 2, "h", 20, 40, {"weights": 2048}), PESlot(chips - 1, 3, "o", 0, 2)]
+    pl = Placement(slots, chips, 148, 96 * 1024)
+    steps = 22
+    counters = estimate_counters(prog, {"in": 0.3, "h": 0.1, "o": 0.2}, steps)
+    g = torch.Generator().manual_seed(0)
+    spikes = {n: (torch.rand(1, steps, p.size, generator=g) < 0.2).float() for n, p in pops.items()}
+    run = Run(spikes, {}, counters, steps)
+    return prog, pl, run, energy(pl, run, prog, op="dvfs", tick_s=1e-3)
+
+
+def cpu_row():
+    return {"device": "cpu", "device_name": "test CPU", "latency_s": 2e-3, "throughput_per_s": 900.0,
+            "energy_j": None, "kind": "measured", "energy_note": "unavailable: RAPL not readable"}
+
+
+def a_report():
+    prog, pl, run, cost = deployment()
+    rep = build_report("cartpole", [stage("float", "reward", 500), stage("PTQ", "reward", 480),
+                                    stage("on chip", "reward", 470, kind="modelled")],
+                       cost, [cpu_row(), *published_rows("cartpole")], notes=["a note"])
+    return rep, prog, pl, run, cost
+
+
+def test_report_json_has_the_contracted_fields_and_labels(tmp_path):
+    rep, prog, pl, run, cost = a_report()
+    paths = write_report(tmp_path, rep, standard_plots(rep, cost=cost, placement=pl))
+    d = json.loads(paths["json"].read_text())
+    assert d["task"] == "cartpole"
+    assert [s["drop"] for s in d["stages"]] == [0, 20, 30]
+    assert all({"metric", "value", "kind"} <= set(s) for s in d["stages"])
+    assert {"pes", "chips", "timesteps", "tick_s", "latency_s", "power_w", "energy_j",
+            "operating_point"} <= set(d["chip"]) and d["chip"]["kind"] == "modelled"
+    assert d["chip"]["pes"] == 4 and d["chip"]["energy_j"] == pytest.approx(cost.energy_j)
+    kinds = [b["kind"] for b in d["baselines"]]
+    assert kinds == ["measured", "published", "published"]
+    assert d["baselines"][0]["energy_j"] is None  # unavailable stays null
+    r = {x["baseline"]: x for x in d["ratios"]}
+    assert r["cpu"]["energy_x"] is None
+    assert r["cpu"]["latency_x"] == pytest.approx(2e-3 / cost.latency_s)
+    assert r["GTX 1650 GPU"]["energy_x"] == pytest.approx(0.145 / cost.energy_j)
+
+
+class _Html(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tables, self.imgs, self.cells, self._in = [], [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.tables.append(a.get("id"))
+        if tag == "img":
+            self.imgs.append(a)
+        if tag == "td":
+            self._in = True
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._in = None
+
+    def handle_data(self, data):
+        if self._in:
+            self.cells.append(data)
+
+
+def test_html_is_self_contained_with_tables_and_decodable_pngs(tmp_path):
+    rep, prog, pl, run, cost = a_report()
+    spikes = {n: s[0].numpy() for n, s in run.spikes.items()}
+    plots = standard_plots(rep, cost=cost, placement=pl, spikes=spikes)
+    assert set(plots) == {"cost_comparison", "energy_per_population", "spike_raster", "pe_map"}
+    paths = write_report(tmp_path, rep, plots)
+    p = _Html()
+    p.feed(paths["html"].read_text())
+    assert p.tables == ["stages", "chip", "populations", "baselines", "ratios"]
+    assert "unavailable" in p.cells and "modelled" in p.cells and "published" in p.cells
+    assert len(p.imgs) == 4
+    for img in p.imgs:
+        src = img["src"]
+        assert src.startswith("data:image/png;base64,")  # nothing fetched from elsewhere
+        raw = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert raw.startswith(PNG)
+        pixels = mpimg.imread(io.BytesIO(raw), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100 and pixels.std() > 0
+    md = paths["md"].read_text()
+    assert "| stage | metric | value | drop | kind |" in md and "![pe_map](plots/pe_map.png)" in md
+    assert (tmp_path / "plots" / "pe_map.png").read_bytes().startswith(PNG)
+
+
+def test_a_failed_write_leaves_the_previous_report_whole(tmp_path):
+    rep = a_report()[0]
+    write_report(tmp_path, rep)
+    before = (tmp_path / "report.json").read_text()
+    bad = dict(rep, extra=object())  # not JSON-able
+    with pytest.raises(TypeError):
+        write_report(tmp_path, bad)
+    assert (tmp_path / "report.json").read_text() == before
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_nan_becomes_null_and_bad_rows_are_refused(tmp_path):
+    rep = build_report("t", [stage("float", "accuracy", 0.9)], None,
+                       [{"device": "cpu", "latency_s": float("nan"), "kind": "measured"}])
+    d = json.loads(write_report(tmp_path, rep)["json"].read_text())
+    assert d["baselines"][0]["latency_s"] is None and d["chip"] is None and d["ratios"] == []
+    with pytest.raises(InputError, match="kind"):
+        build_report("t", baselines=[{"device": "x", "latency_s": 1, "kind": "guessed"}])
+    with pytest.raises(InputError, match="lacks 'value'"):
+        build_report("t", stages=[{"name": "float", "metric": "accuracy"}])
+    with pytest.raises(InputError, match="kind"):
+        stage("float", "accuracy", 0.9, kind="hoped")
+
+
+def test_pe_map_raster_and_training_plots_render(tmp_path):
+    _, pl, _, _ = deployment(chips=2)
+    assert pe_map(pl).startswith(PNG)
+    big = {"conv": np.random.default_rng(0).random((50, 16, 15, 15)) < 0.05}
+    assert spike_raster(big).startswith(PNG)
+    csv = tmp_path / "train.csv"
+    csv.write_text("step,loss,reward,phase\n0,1.0,10,a\n1,0.5,,a\n2,0.25,30,b\n")
+    assert training_curves(csv).startswith(PNG)
+    (tmp_path / "empty.csv").write_text("step,loss\n")
+    assert training_curves(tmp_path / "empty.csv") is None
+
+
+def test_chip_report_writes_everything_from_a_deployment(tmp_path):
+    prog, pl, run, cost = deployment()
+    csv = tmp_path / "train.csv"
+    csv.write_text("step,loss\n0,1\n1,0.5\n")
+    paths = chip_report(tmp_path / "rep", "gesture", prog, pl, run, cost,
+                        stages=[stage("on chip", "accuracy", 0.9)], training_csv=csv)
+    assert {"json", "md", "html", "training_curves", "pe_map", "spike_raster"} <= set(paths)
+    d = json.loads(paths["json"].read_text())
+    assert d["program"]["depth"] == 2
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_headless_chromium_renders_the_tables_and_the_images(tmp_path):
+    rep, prog, pl, run, cost = a_report()
+    spikes = {n: s[0].numpy() for n, s in run.spikes.items()}
+    paths = write_report(tmp_path, rep, standard_plots(rep, cost=cost, placement=pl, spikes=spikes))
+    # a probe page loads the report in an iframe-free way: chromium dumps the DOM after
+    # layout; images that decoded have naturalWidth > 0, which a script writes into the title
+    probe = paths["html"].read_text().replace(
+        "</body>", "<script>window.onload=()=>{const i=[...document.images];document.title="
+        "'imgs:'+i.length+' decoded:'+i.filter(x=>x.complete&&x.naturalWidth>0).length+"
+        "' tables:'+document.querySelectorAll('table').length};</script></body>")
+    page = tmp_path / "probe.html"
+    page.write_text(probe)
+    profile = tempfile.mkdtemp()
+    flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--no-first-run", f"--user-data-dir={profile}"]
+    try:
+        dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        shot = tmp_path / "report.png"
+        subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1100,2600",
+                                paths["html"].as_uri()], capture_output=True, timeout=120)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert "<title>imgs:4 decoded:4 tables:5</title>" in dom
+    img = mpimg.imread(shot)
+    assert img.shape[0] > 1000 and img.std() > 0.05  # a page with content, not blank
+    out = os.environ.get("SPINNQ_SCREENSHOT")
+    if out:
+        shutil.copy(shot, out)
