@@ -44,17 +44,25 @@ norse - Norse 1.1 `LIFBoxCell` (-> LIF), `LIFCell` (-> CubaLIF), `IAFCell` (-> I
     Resets as in NIR (immediate; --reset zero is Norse's `reset_value`, subtract its
     `reset_subtract`); the recorded v is after the reset.
 
+Export for others: graphs spinnq writes load in snnTorch's `import_from_nir` as they are
+(read them with --reset zero: that importer always resets to zero) and in Norse's `from_nir`
+after `fold_r` (Norse's importer ignores r; pass `dt=` your dt to it).
+
 Conventions other than `nir` are defined for forward Euler only (that is what the
 frameworks do); asking for `--integrator exponential` with them is an `InputError`.
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
 import nir
 import numpy as np
 import torch
 
-from spinnq.errors import InputError
+from spinnq.errors import GraphError, InputError
+from spinnq.graph.model import Graph
 from spinnq.graph.simulate import (
     CONVENTION_KERNELS,
     LIFP,
@@ -177,3 +185,45 @@ _NORSE_UPDATES = {nir.LIF: _norse_box, nir.LI: _norse_li, nir.CubaLIF: _norse_cu
 CONVENTION_KERNELS["snntorch"] = {t: Kernel(_prepare, _lif_init, snntorch_step)
                                   for t in NEURONS}
 CONVENTION_KERNELS["norse"] = {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()}
+
+
+# ---------------------------------------------------------------------- export for others
+WEIGHTS = (nir.Linear, nir.Affine, nir.Conv2d)
+FOLDABLE = (nir.LIF, nir.LI, nir.IF, nir.I)  # CubaLIF/CubaLI: Norse's importer keeps r
+
+
+def fold_r(graph: Graph) -> Graph:
+    """The same dynamics with r = 1: r is folded into the weights (and biases) feeding each
+    LIF/LI/IF/I node, because Norse's `from_nir` ignores r (it only warns).
+
+    Exact in real arithmetic (the neuron sees r (W x + b) = (r W) x + r b). Refused with a
+    `GraphError` naming the node where it cannot be done: a neuron fed by something other
+    than a weight node, a weight node that also feeds another node, or a conv whose r
+    differs across the positions of one channel.
+    """
+    nodes = {k: copy.deepcopy(v) for k, v in graph.nodes.items()}
+    for name, node in graph.nodes.items():
+        if not isinstance(node, FOLDABLE):
+            continue
+        r = np.asarray(node.r, dtype=np.float64)
+        if np.all(r == 1.0):
+            continue
+        for pred in graph.predecessors(name):
+            w = nodes[pred]
+            if not isinstance(w, WEIGHTS) or graph.successors(pred) != [name]:
+                raise GraphError(f"cannot fold r into '{pred}': it must be a weight node "
+                                 f"(Linear, Affine, Conv2d) feeding only this neuron",
+                                 file=graph.source, node=name)
+            rw = np.broadcast_to(r, graph.shapes[name])
+            if isinstance(w, nir.Conv2d):
+                per_c = rw.reshape(rw.shape[0], -1)
+                if not np.all(per_c == per_c[:, :1]):
+                    raise GraphError("cannot fold r into a conv: r varies within a channel",
+                                     file=graph.source, node=name)
+                rw = per_c[:, 0]
+            shape = (-1,) + (1,) * (np.ndim(w.weight) - 1)
+            w.weight = (np.asarray(w.weight, np.float64) * rw.reshape(shape)).astype(np.float32)
+            if getattr(w, "bias", None) is not None:
+                w.bias = (np.asarray(w.bias, np.float64) * rw).astype(np.float32)
+        nodes[name].r = np.ones_like(np.asarray(node.r, dtype=np.float32))
+    return replace(graph, nodes=nodes)
