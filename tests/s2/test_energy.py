@@ -134,7 +134,8 @@ def test_estimated_counters_follow_fan_out():
     assert c["h"]["packets_in"].tolist() == [2, 2, 2]
     assert c["h"]["neuron_updates"].tolist() == [8, 8, 8] and c["in"]["neuron_updates"].sum() == 0
     conv = estimate_counters(two_layer("conv", "lif_conv2d"), {"in": 1.0}, steps=1)
-    assert conv["h"]["macs"][0] == conv["h"]["syn_events"][0] == 4 * 2 * 9
+    assert conv["h"]["syn_events"][0] == 4 * (8 * 9 / 4)  # 4 spikes x frame synapses / inputs
+    assert conv["h"]["macs"][0] == 8 * 1 * 9  # the whole frame: 8 outputs x (1 x 3 x 3)
     with pytest.raises(InputError, match="firing rate"):
         estimate_counters(prog, {"in": 2.0}, steps=1)
 

@@ -134,6 +134,8 @@ def deploy(
                              "multiply-add."),
     cuba_order: str = typer.Option("current_first", "--cuba-order", help="[assumed] "
                                    "lif_curr_exp: current_first or voltage_first."),
+    report: Path = typer.Option(None, "--report", help="Write report.json/.md/.html here: "
+                                "chip cost (0.8 V, 1 ms tick) vs the float reference on CPU."),
 ) -> None:
     """Compile a NIR graph for SpiNNaker2, place it, and run it (emulator or a real board)."""
     if backend not in BACKENDS:
@@ -164,6 +166,10 @@ def deploy(
         info = summarize(program, placement, run) | {"backend": backend,
                                                      "config": _cfg_json(cfg)}
         console.print(f"wrote {write_json(summary, info)}")
+    if report:
+        from spinnq.cli.energy import deploy_report
+
+        console.print(f"wrote {deploy_report(report, g, x, cfg, program, placement, run)['html']}")
 
 
 def _cfg_json(cfg: S2Config) -> dict:

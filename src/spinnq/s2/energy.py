@@ -236,12 +236,15 @@ def energy(placement: Placement, run: Run, program: Program | None = None, op: s
         per_population=per_pop, per_pe=per_pe)
 
 
-def _fan_out(p) -> float:
+def _fan_out(p, program: Program) -> float:
     """Mean synapses per presynaptic spike of a projection."""
     w = np.asarray(p.weight)
-    if p.kind == "conv":  # (C_out, C_in, kh, kw): every output channel, kernel / stride^2
-        stride = np.broadcast_to(np.asarray(p.conv.get("stride", 1)), (2,))
-        return float(w.shape[0] * w.shape[2] * w.shape[3] / (stride[0] * stride[1]))
+    if p.kind == "conv":  # (C_out, C_in, kh, kw): the frame's synapses over the inputs (a fused
+        # sum-pool of k x k sends every input to one pooled pixel: k^2 fewer inputs);
+        # padding taps are counted, so this is slightly high at the borders
+        pool = p.conv.get("pool") or 1
+        frame = program.populations[p.post].size * int(np.prod(w.shape[1:]))
+        return frame * pool**2 / max(program.populations[p.pre].size, 1)
     return float(np.count_nonzero(w)) / max(w.shape[1], 1)  # (post, pre)
 
 
@@ -259,10 +262,11 @@ def estimate_counters(program: Program, rates: dict[str, float | np.ndarray],
         out[n]["spikes"] = r * pop.size
         out[n]["neuron_updates"] = np.full(steps, 0.0 if pop.model == "spike_list" else pop.size)
     for p in program.projections:
-        pre = out[p.pre]["spikes"]
-        ev = pre * _fan_out(p)
-        out[p.post]["syn_events"] += ev
+        pre_pop, pre = program.populations[p.pre], out[p.pre]["spikes"]
+        out[p.post]["syn_events"] += pre * _fan_out(p, program)
         out[p.post]["packets_in"] += pre
-        if p.kind == "conv":
-            out[p.post]["macs"] += ev
+        if p.kind == "conv":  # as the emulator counts: the whole frame when any input spiked
+            r = np.clip(pre / max(pre_pop.size, 1), 0.0, 1.0)
+            frame = program.populations[p.post].size * int(np.prod(np.shape(p.weight)[1:]))
+            out[p.post]["macs"] += frame * (1 - (1 - r) ** pre_pop.size)
     return out

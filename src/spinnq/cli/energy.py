@@ -1,0 +1,174 @@
+"""`spinnq energy`: what a NIR graph costs on SpiNNaker2 (modelled) for a given input, and
+the report writer `deploy --report DIR` shares.
+
+    spinnq energy GRAPH.nir --input X.npy [--operating-point 0.5V|0.8V|dvfs] [--tick-ms T]
+                  [--json OUT.json] [--report DIR [--no-baseline]]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+from rich.table import Table
+
+from spinnq.cli import app, console
+from spinnq.cli.common import DtOpt, GraphArg, IntegratorOpt, ResetOpt, load_input
+from spinnq.cli.s2 import BitsOpt, GraphScalesOpt, WeightScaleOpt, s2_config, write_json
+from spinnq.errors import InputError
+from spinnq.graph.model import Graph, read_graph
+from spinnq.graph.simulate import SimConfig, simulate
+from spinnq.report.write import fmt
+from spinnq.s2.compile import S2Config, compile
+from spinnq.s2.emulate import emulate
+from spinnq.s2.energy import OP_CHOICES, Cost, energy
+from spinnq.s2.place import place
+from spinnq.s2.program import Placement, Program, Run
+
+OpOpt = typer.Option("0.8V", "--operating-point", help="0.5V (150 MHz), 0.8V (300 MHz) or "
+                     "dvfs (per PE and tick, the low point where the load allows).")
+TickOpt = typer.Option(None, "--tick-ms", help="Fixed tick in ms (1 = real time, as in the "
+                       "papers); default: the shortest tick every PE meets.")
+
+
+def tick_seconds(tick_ms: float | None) -> float | None:
+    if tick_ms is None:
+        return None
+    if not np.isfinite(tick_ms) or tick_ms <= 0:
+        raise InputError(f"--tick-ms must be a positive number, got {tick_ms}")
+    return tick_ms * 1e-3
+
+
+def print_cost(cost: Cost) -> None:
+    """The chip table and the per-population breakdown."""
+    t = Table(title=f"SpiNNaker2 cost per inference (modelled), {cost.operating_point}")
+    t.add_column("quantity")
+    t.add_column("value")
+    rt = "" if cost.tick_requested_s is None else (
+        " (real time met)" if cost.realtime else
+        f" (requested {fmt(cost.tick_requested_s, 's')} NOT met at {cost.overrun_steps} steps)")
+    for k, v in (("PEs / chips", f"{cost.pes} / {cost.chips}"),
+                 ("memory, largest PE", f"{cost.memory_max_bytes / 1024:.1f} kB"),
+                 ("timesteps", f"{cost.steps} (depth {cost.depth})"),
+                 ("tick", fmt(cost.tick_s, "s") + rt),
+                 ("latency", fmt(cost.latency_s, "s")),
+                 ("average power", fmt(cost.power_w, "W")),
+                 ("energy", fmt(cost.energy_j, "J")),
+                 ("  base (asleep x time)", fmt(cost.base_j, "J")),
+                 ("  dynamic", fmt(cost.dynamic_j, "J")),
+                 ("busiest PE-step load", f"{cost.peak_load:.1%} of the tick"),
+                 ("PE-ticks at 0.5 V", f"{cost.low_fraction:.1%}")):
+        t.add_row(k, v)
+    console.print(t)
+    p = Table(title="per population (modelled)")
+    p.add_column("population", overflow="fold")
+    for c in ("PEs", "neurons", "cyc/step", "energy", "dynamic", "spk/step", "syn/step"):
+        p.add_column(c, no_wrap=True, justify="right")
+    for name, d in cost.per_population.items():
+        c = d["counters"]
+        p.add_row(name, str(d["pes"]), f"{d['neurons']:,}", f"{d['busy_cycles'] / cost.steps:,.0f}",
+                  fmt(d["energy_j"], "J"), fmt(d["dynamic_j"], "J"),
+                  f"{c.get('spikes', 0) / cost.steps:,.1f}",
+                  f"{c.get('syn_events', 0) / cost.steps:,.0f}")
+    console.print(p)
+
+
+def _class_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Share of samples whose most active output neuron is the same in a and b."""
+    ca = a.flatten(2).sum(1).argmax(-1)
+    cb = b.flatten(2).sum(1).argmax(-1)
+    return float((ca == cb).float().mean())
+
+
+def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, program: Program,
+                  placement: Placement, run: Run, op: str = "0.8V",
+                  tick_s: float | None = 1e-3, baseline: bool = True,
+                  task: str = "deploy") -> dict[str, Path]:
+    """Report of a deployment: stages (float reference vs chip on the same input: output
+    spikes per sample and agreement of the most active output), the modelled chip cost, the
+    float reference measured on this CPU, written into `run_dir`."""
+    from spinnq.baseline import MeasureConfig, graph_fn, measure
+    from spinnq.report import chip_report, stage
+
+    stages, notes = [], list(program.notes)
+    if not run.counters:  # a real board reports no activity counters: take the emulator's
+        run.counters = emulate(program, x, run.steps).counters
+        notes.append("the backend reports no activity counters: the chip cost is modelled "
+                     "from the emulator's counters for the same input")
+    cost = energy(placement, run, program, op=op, tick_s=tick_s)
+    sim_cfg = SimConfig(dt=cfg.dt, reset=cfg.reset, integrator=cfg.integrator,
+                        record=tuple(o for o in program.outputs if o in graph.nodes))
+    xb = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    xb = xb.unsqueeze(0) if xb.ndim == len(graph.input_shape) + 1 else xb
+    ref = simulate(graph, xb, sim_cfg)
+    outs = [o for o in program.outputs if o in ref.spikes and o in run.spikes]
+    if outs:
+        o = outs[0]
+        stages += [stage("float reference", f"output spikes per sample ({o})",
+                         float(ref.spikes[o].sum() / xb.shape[0])),
+                   stage("on chip (emulated)", f"output spikes per sample ({o})",
+                         float(run.spikes[o].sum() / xb.shape[0])),
+                   stage("float reference", "class agreement with float", 1.0),
+                   stage("on chip (emulated)", "class agreement with float",
+                         _class_agreement(ref.spikes[o], run.spikes[o]))]
+    else:
+        notes.append("no spiking output population to compare with the float reference")
+    baselines = []
+    if baseline:
+        m = measure(graph_fn(graph, SimConfig(dt=cfg.dt, reset=cfg.reset,
+                                              integrator=cfg.integrator)),
+                    xb[:1], "cpu", MeasureConfig(batch=8, repeats=5, warmup=1, energy_s=2.0,
+                                                 idle_s=0.5))
+        baselines.append(m)
+        if torch.cuda.is_available():
+            baselines.append(measure(graph_fn(graph), xb[:1], "cuda",
+                                     MeasureConfig(batch=8, repeats=5, warmup=1)))
+    notes.append(f"chip: {op}, tick {'shortest feasible' if tick_s is None else fmt(tick_s, 's')}"
+                 f"; baselines run spinnq's float reference simulator (not a trained torch "
+                 "model) at batch 1")
+    return chip_report(run_dir, task, program, placement, run, cost, stages, baselines, notes)
+
+
+@app.command("energy")
+def energy_cmd(
+    graph: Path = GraphArg,
+    input: Path = typer.Option(..., "--input", help="Input spikes .npy (0/1): (T, *input_shape)"
+                               " or (B, T, *input_shape); counters are averaged over samples.",
+                               show_default=False),
+    operating_point: str = OpOpt,
+    tick_ms: float = TickOpt,
+    dt: float = DtOpt,
+    reset: str = ResetOpt,
+    integrator: str = IntegratorOpt,
+    weight_scale: str = WeightScaleOpt,
+    bits: int = BitsOpt,
+    graph_scales: bool = GraphScalesOpt,
+    neurons_per_pe: list[str] = typer.Option(None, "--neurons-per-pe", help="N for every "
+                                             "population, or NAME=N (repeatable)."),
+    steps: int = typer.Option(None, "--steps", help="Chip steps to run (default: T + depth)."),
+    json_out: Path = typer.Option(None, "--json", help="Write the full cost (per PE too) here."),
+    report: Path = typer.Option(None, "--report", help="Write report.json/.md/.html here."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="With --report: "
+                                  "measure the float reference on this CPU (and GPU)."),
+) -> None:
+    """Model what a NIR graph costs on SpiNNaker2: tick, latency, power, energy per inference."""
+    if operating_point not in OP_CHOICES:
+        raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, "
+                         f"got {operating_point!r}")
+    tick_s = tick_seconds(tick_ms)
+    cfg = s2_config(dt, reset, integrator, weight_scale, bits, graph_scales, neurons_per_pe)
+    g = read_graph(graph)
+    x = load_input(input)
+    program = compile(g, cfg)
+    placement = place(program, cfg)
+    run = emulate(program, x, steps)
+    cost = energy(placement, run, program, op=operating_point, tick_s=tick_s)
+    print_cost(cost)
+    if json_out:
+        console.print(f"wrote {write_json(json_out, cost.to_dict())}")
+    if report:
+        paths = deploy_report(report, g, x, cfg, program, placement, run, operating_point,
+                              tick_s, baseline, task=f"energy {graph.name}")
+        console.print(f"wrote {paths['html']}")

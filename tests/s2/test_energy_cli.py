@@ -1,0 +1,116 @@
+"""The energy model through compile -> place -> emulate, `spinnq energy`, and
+`spinnq deploy --report`, on the NIR paper's third-party graphs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from spinnq.cli import main
+from spinnq.graph import read_graph
+from spinnq.s2.compile import compile
+from spinnq.s2.emulate import emulate
+from spinnq.s2.energy import energy, estimate_counters
+from spinnq.s2.place import place
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["spinnq", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def braille(nir_paper, tmp_path):
+    x = (np.random.default_rng(0).random((3, 40, 12)) < 0.2).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    return nir_paper / "braille_noDelay_noBias_subtract.nir", tmp_path / "x.npy"
+
+
+def test_emulated_run_costs_what_its_counters_say(nir_paper):
+    g = read_graph(nir_paper / "braille_noDelay_noBias_subtract.nir")
+    prog = compile(g)
+    pl = place(prog)
+    x = (np.random.default_rng(1).random((4, 30, 12)) < 0.2).astype(np.float32)
+    run = emulate(prog, x)
+    costs = {op: energy(pl, run, prog, op=op, tick_s=1e-3) for op in ("0.5V", "0.8V", "dvfs")}
+    assert all(c.realtime for c in costs.values())  # a tiny network: real time at any point
+    assert costs["0.5V"].energy_j == pytest.approx(costs["dvfs"].energy_j)
+    assert costs["0.8V"].energy_j > costs["dvfs"].energy_j
+    c = costs["0.8V"]
+    assert c.pes == pl.pes and len(c.per_pe) == pl.pes and c.steps == 30 + prog.depth
+    assert c.latency_s == pytest.approx((30 + prog.depth) * 1e-3)
+    total = {n: sum(float(np.sum(v)) for v in d.values()) for n, d in run.counters.items()}
+    assert all(total[n] > 0 for n in c.per_population)
+    # more input spikes, more synaptic work, more dynamic energy
+    busier = emulate(prog, (np.random.default_rng(1).random((4, 30, 12)) < 0.6).astype(np.float32))
+    assert energy(pl, busier, prog, op="0.8V", tick_s=1e-3).dynamic_j > c.dynamic_j
+
+
+def test_rate_estimate_matches_the_emulator_counters_of_a_conv_layer(nir_paper):
+    """estimate_counters (planning without a run) agrees with the emulator's counts for the
+    layer whose input rate is known: the input -> conv projection of the Sinabs CNN."""
+    prog = compile(read_graph(nir_paper / "cnn_sinabs.nir"))
+    rate, T = 0.05, 8
+    x = (np.random.default_rng(2).random((4, T, 2, 34, 34)) < rate).astype(np.float32)
+    run = emulate(prog, x, steps=T)
+    first = next(p for p in prog.projections if p.pre == prog.input)
+    est = estimate_counters(prog, {prog.input: float(x.mean())}, T)
+    for k in ("packets_in", "macs"):
+        emu = run.counters[first.post][k][1:].mean()  # the input reaches the layer at t + 1
+        assert est[first.post][k][0] == pytest.approx(emu, rel=0.05), k
+    # the estimate counts the padding taps too: within 10 %
+    emu = run.counters[first.post]["syn_events"][1:].mean()
+    assert est[first.post]["syn_events"][0] == pytest.approx(emu, rel=0.1)
+
+
+def test_energy_command_prints_the_chip_table_and_writes_json(monkeypatch, capsys, braille,
+                                                             tmp_path):
+    graph, x = braille
+    code, out, err = run_cli(monkeypatch, capsys, "energy", graph, "--input", x,
+                             "--operating-point", "dvfs", "--tick-ms", "1",
+                             "--json", tmp_path / "cost.json")
+    assert code == 0, err
+    assert "cost per inference (modelled), dvfs" in out and "per population" in out
+    assert "real time" in out and "lif1" in out
+    d = json.loads((tmp_path / "cost.json").read_text())
+    assert d["kind"] == "modelled" and d["operating_point"] == "dvfs" and d["tick_s"] == 1e-3
+    assert len(d["per_pe"]) == d["pes"] and d["energy_j"] > 0
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--operating-point", "1.2V"], "--operating-point must be one of"),
+    (["--tick-ms", "0"], "--tick-ms must be a positive"),
+])
+def test_energy_command_refuses_bad_options_in_one_line(monkeypatch, capsys, braille, args,
+                                                        match):
+    graph, x = braille
+    code, out, err = run_cli(monkeypatch, capsys, "energy", graph, "--input", x, *args)
+    assert code == 2 and match in err and "Traceback" not in err
+
+
+def test_deploy_report_writes_the_report_with_chip_baseline_and_stages(monkeypatch, capsys,
+                                                                      braille, tmp_path):
+    graph, x = braille
+    rep = tmp_path / "rep"
+    code, out, err = run_cli(monkeypatch, capsys, "deploy", graph, "--input", x, "--out",
+                             tmp_path / "o.npz", "--report", rep)
+    assert code == 0, err
+    d = json.loads((rep / "report.json").read_text())
+    assert d["chip"]["kind"] == "modelled" and d["chip"]["tick_s"] == 1e-3
+    assert d["chip"]["operating_point"] == "0.8V" and d["chip"]["timesteps"] == 40 + 2
+    assert [b["device"] for b in d["baselines"]][0] == "cpu"
+    assert d["baselines"][0]["kind"] == "measured" and d["baselines"][0]["latency_s"] > 0
+    metrics = {(s["name"], s["metric"]) for s in d["stages"]}
+    assert ("on chip (emulated)", "class agreement with float") in metrics
+    assert d["ratios"][0]["latency_x"] > 0
+    html = (rep / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "<table id='chip'>" in html
