@@ -176,10 +176,27 @@ def from_nir(g: nir.NIRGraph, source: str | None = None) -> Graph:
                  metadata=dict(getattr(g, "metadata", {}) or {}))
 
 
+# Parameters that must be real numbers (None allowed only for the optional ones).
+NUMERIC = {"weight", "bias", "tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold",
+           "v_reset", "w_in", "scale", "delay", "threshold", "kernel_size", "stride",
+           "padding", "dilation", "groups", "start_dim", "end_dim"}
+OPTIONAL = {"bias", "v_reset"}
+
+
 def _check_params(name: str, node: nir.NIRNode, source: str | None) -> None:
     for attr, val in vars(node).items():
         if attr in ("input_type", "output_type", "metadata"):
             continue
+        if attr in NUMERIC and not (val is None and attr in OPTIONAL) and not (
+                attr == "padding" and isinstance(val, str) and val in ("same", "valid")):
+            try:
+                kind = np.asarray(val).dtype.kind
+            except Exception:  # ragged sequences and other non-arrays
+                kind = "O"
+            if isinstance(val, str) or kind not in "fiub":
+                raise GraphError(f"parameter '{attr}' must be real numbers, got "
+                                 f"{type(val).__name__} {str(val)[:40]!r}", file=source,
+                                 node=name)
         arr = np.asarray(val) if not isinstance(val, str) else None
         if arr is None or arr.dtype == object:
             continue

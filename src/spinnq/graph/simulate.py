@@ -259,7 +259,15 @@ class Traces:
 
 def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
     """Accept (T, *shape) or (B, T, *shape); return (B, T, *shape) float, or `InputError`."""
-    arr = torch.as_tensor(np.asarray(x)) if not isinstance(x, Tensor) else x
+    if not isinstance(x, Tensor):
+        try:
+            a = np.asarray(x)
+        except Exception as e:  # ragged nested lists and other non-arrays
+            raise InputError(f"{what} is not an array ({type(e).__name__}: {e})") from None
+        if a.dtype.kind not in "biufc":
+            raise InputError(f"{what} must be numbers, got an array of dtype {a.dtype}")
+        x = torch.as_tensor(a)
+    arr = x
     n = len(input_shape)
     if arr.ndim == n + 1:
         arr = arr.unsqueeze(0)
