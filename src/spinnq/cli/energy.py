@@ -109,10 +109,10 @@ def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, pro
         stages += [stage("float reference", f"output spikes per sample ({o})",
                          float(ref.spikes[o].sum() / xb.shape[0])),
                    stage("on chip (emulated)", f"output spikes per sample ({o})",
-                         float(run.spikes[o].sum() / xb.shape[0])),
+                         float(run.spikes[o].sum() / xb.shape[0]), kind="modelled"),
                    stage("float reference", "class agreement with float", 1.0),
                    stage("on chip (emulated)", "class agreement with float",
-                         _class_agreement(ref.spikes[o], run.spikes[o]))]
+                         _class_agreement(ref.spikes[o], run.spikes[o]), kind="modelled")]
     else:
         notes.append("no spiking output population to compare with the float reference")
     baselines = []
@@ -128,7 +128,9 @@ def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, pro
     notes.append(f"chip: {op}, tick {'shortest feasible' if tick_s is None else fmt(tick_s, 's')}"
                  f"; baselines run spinnq's float reference simulator (not a trained torch "
                  "model) at batch 1")
-    return chip_report(run_dir, task, program, placement, run, cost, stages, baselines, notes)
+    everything = emulate(program, np.asarray(xb[:1]), run.steps, list(program.populations))
+    return chip_report(run_dir, task, program, placement, run, cost, stages, baselines, notes,
+                       raster_run=everything)
 
 
 @app.command("energy")

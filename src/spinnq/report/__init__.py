@@ -27,7 +27,7 @@ Signatures:
         -> dict[str, bytes]
     write_report(run_dir, report, plots=None) -> dict[str, Path]
     chip_report(run_dir, task, program, placement, run, cost, stages=(), baselines=(),
-                notes=(), training_csv=None) -> dict[str, Path]
+                notes=(), training_csv=None, raster_run=None) -> dict[str, Path]
 """
 
 from __future__ import annotations
@@ -40,16 +40,17 @@ from spinnq.report.write import fmt, to_html, to_markdown, write_report
 
 
 def chip_report(run_dir: Path | str, task: str, program, placement, run, cost,
-                stages=(), baselines=(), notes=(), training_csv=None, **extra
-                ) -> dict[str, Path]:
-    """build_report + standard_plots + write_report for a deployment (sample 0's raster)."""
+                stages=(), baselines=(), notes=(), training_csv=None, raster_run=None,
+                **extra) -> dict[str, Path]:
+    """build_report + standard_plots + write_report for a deployment. The raster shows sample
+    0 of `raster_run` (a run recording every population, if you have one) or of `run`."""
     rep = build_report(task, stages, cost, baselines, notes,
                        program={"populations": len(program.populations),
                                 "projections": len(program.projections),
                                 "depth": program.depth,
                                 "saturations": int(getattr(run, "saturations", 0))},
                        **extra)
-    spikes = {n: s[0].detach().cpu().numpy() for n, s in run.spikes.items()}
+    spikes = {n: s[0].detach().cpu().numpy() for n, s in (raster_run or run).spikes.items()}
     plots = standard_plots(rep, cost=cost, placement=placement, spikes=spikes,
                            training_csv=training_csv)
     return write_report(run_dir, rep, plots)

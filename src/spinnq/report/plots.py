@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from spinnq.s2 import chip as chip_consts
 
@@ -64,11 +65,12 @@ def cost_comparison(report: dict) -> bytes:
                 ax.text(i, floor * 1.5, "n/a", ha="center", va="bottom", fontsize=8)
         ax.set_yscale("log")
         ax.set_ylim(bottom=floor)
+        ax.set_xlim(-0.6, len(rows) - 0.4)
         ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=20, ha="right",
                       fontsize=8)
         ax.set_title(title, fontsize=10)
-    handles = [fig.axes[0].bar(0, 0, color=KIND_COLOR[k], hatch=KIND_HATCH[k], label=k,
-                               edgecolor="black", linewidth=0.5) for k in KIND_COLOR]
+    handles = [Patch(facecolor=KIND_COLOR[k], hatch=KIND_HATCH[k], label=k, edgecolor="black",
+                     linewidth=0.5) for k in KIND_COLOR]
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False)
     return _png(fig)
 
