@@ -3,7 +3,9 @@
 A meter is `start()` then `stop() -> (joules, seconds)` over an interval.
   - `RaplMeter`: the CPU packages' cumulative counters in
     `/sys/class/powercap/intel-rapl:N/energy_uj` (Intel, and AMD's RAPL driver); often
-    readable by root only. `RaplMeter.open()` returns None when it cannot be read.
+    readable by root only. `RaplMeter.open()` returns None when it cannot be read. The
+    counters cover the whole package, other processes included: the idle interval subtracts
+    their steady part, not their bursts (measure on a quiet machine).
   - `NvmlMeter`: a GPU's board power from NVML (`pynvml`, package `nvidia-ml-py`, extra
     `spinnq[gpu]`) sampled in a thread every `interval_s` and integrated (trapezoids); NVML's
     power reading is itself averaged over about a second, so meter loops of seconds.

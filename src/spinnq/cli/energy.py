@@ -128,6 +128,9 @@ def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, pro
     notes.append(f"chip: {op}, tick {'shortest feasible' if tick_s is None else fmt(tick_s, 's')}"
                  f"; baselines run spinnq's float reference simulator (not a trained torch "
                  "model) at batch 1")
+    notes.append("chip energy is modelled from activity counters and published chip power "
+                 "figures (constants and their sources: spinnq/s2/chip.py); the model is "
+                 "checked to within a factor 1.5 of published SpiNNaker2 runs")
     everything = emulate(program, np.asarray(xb[:1]), run.steps, list(program.populations))
     return chip_report(run_dir, task, program, placement, run, cost, stages, baselines, notes,
                        raster_run=everything)

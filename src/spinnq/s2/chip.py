@@ -83,7 +83,8 @@ OPERATING_POINTS = {"0.5V": _point("0.5V", 0.5), "0.8V": _point("0.8V", 0.8)}
 #  - the power of the router, NoC, host interface and DRAM during a run beyond "chip, all PEs
 #    off"; the cost of a DVFS switch (taken as 0); leakage differences between chips;
 #  - whether the accelerator's TOPS/W figures are chip-level (taken so) and how they scale;
-#  - how `packets_in` spread over a population's PEs for conv projections (taken: by share).
+#  - how `packets_in` spread over a population's PEs for conv projections (taken: by share);
+#  - chip-to-chip links: their energy and latency per packet (not charged; chips pay P_off).
 # Calibration against the published rows (tests/s2/test_energy_calibration.py): the seed DVS
 # network lands at about 0.75x the published 0.459 J: the rest is what the list above lacks.
 SYN_EVENTS_PER_S_PER_CHIP = 1.8e9  # at a 1 ms tick [paper]
