@@ -134,10 +134,14 @@ def test_a_failed_write_leaves_the_previous_report_whole(tmp_path):
 
 
 def test_nan_becomes_null_and_bad_rows_are_refused(tmp_path):
+    from spinnq.s2.energy import CycleCosts
+
     rep = build_report("t", [stage("float", "accuracy", 0.9)], None,
-                       [{"device": "cpu", "latency_s": float("nan"), "kind": "measured"}])
+                       [{"device": "cpu", "latency_s": float("nan"), "kind": "measured"}],
+                       config=CycleCosts(), tags={"b", "a"}, n=np.int64(3))
     d = json.loads(write_report(tmp_path, rep)["json"].read_text())
     assert d["baselines"][0]["latency_s"] is None and d["chip"] is None and d["ratios"] == []
+    assert d["config"]["syn_events"] > 0 and d["tags"] == ["a", "b"] and d["n"] == 3
     with pytest.raises(InputError, match="kind"):
         build_report("t", baselines=[{"device": "x", "latency_s": 1, "kind": "guessed"}])
     with pytest.raises(InputError, match="lacks 'value'"):

@@ -11,6 +11,7 @@ the single file can be mailed or opened anywhere.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
 import math
@@ -45,6 +46,10 @@ def _atomic_write(path: Path, data: bytes) -> Path:
 
 
 def _jsonable(o):
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return _jsonable(dataclasses.asdict(o))
+    if isinstance(o, set | frozenset):
+        return _jsonable(sorted(o, key=str))
     if isinstance(o, dict):
         return {str(k): _jsonable(v) for k, v in o.items()}
     if isinstance(o, list | tuple):
