@@ -10,6 +10,9 @@ Sources (full evidence in ../shared/docs/spinnaker2-target.md):
 What this table does not know: per-event energies measured on the chip (the energy model
 derives them from CoreMark power), the exact cycle cost of each neuron model and of packet
 handling in py-spinnaker2's PE software, and the default neurons per PE it chooses.
+For the energy model also: router/NoC/IO power during a run, chip-to-chip link costs, the
+cost of a DVFS switch, and how accelerator efficiency scales with voltage (the list and the
+calibration against published runs: the energy section at the end of this file).
 """
 
 from __future__ import annotations
