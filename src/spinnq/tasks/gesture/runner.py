@@ -1,0 +1,276 @@
+"""`spinnq run gesture`: data -> P-SNN training -> PTQ (percentile chosen on the emulated chip)
+-> Q-SNN QAT fine-tuning -> every graph on the emulated SpiNNaker2 over the whole test split
+-> energy, latency, memory -> report.json/md/html, all in one run folder.
+
+Stages (accuracy on the test split; drops as in the seed: each chip number against the
+network it came from):
+  P-SNN float (torch)  ->  PTQ pXX on chip   (drop vs the P-SNN)
+  Q-SNN QAT (torch)    ->  QAT on chip       (drop vs the Q-SNN)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spinnq.errors import InputError
+from spinnq.graph.model import from_nir, write_graph
+from spinnq.graph.simulate import SimConfig, simulate
+from spinnq.s2 import S2Config
+from spinnq.s2.energy import energy
+from spinnq.tasks.common import (
+    RunDir,
+    progress,
+    seed_everything,
+    set_threads,
+    stopwatch,
+    write_json,
+)
+from spinnq.tasks.gesture import config as gconf
+from spinnq.tasks.gesture.config import GestureConfig
+from spinnq.tasks.gesture.data import Frames, real_frames, synthetic_frames
+from spinnq.tasks.gesture.evaluate import chip_eval
+from spinnq.tasks.gesture.model import SEED_WEIGHTS, build_model, n_weights
+from spinnq.tasks.gesture.ptq import population_scales, sweep
+from spinnq.tasks.gesture.qat import brevitas_available, check_integers, export_qat, from_float
+from spinnq.tasks.gesture.train import accuracy, spike_counts, train
+
+# The seed paper's numbers (mission.md, paper B), shown beside ours, always "published".
+PUBLISHED = {"float_psnn": 0.9507, "ptq_chip": 0.940, "float_qsnn": 0.9469, "qat_chip": 0.9413,
+             "energy_j": 0.459, "pes": 147, "weights": SEED_WEIGHTS, "steps": 600}
+
+
+def load_data(cfg: GestureConfig, quiet: bool = True) -> dict[str, Frames]:
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else None
+    out = {}
+    with progress(disable=quiet) as bar:
+        task = bar.add_task("frames", total=3, info="")
+        for split, n in (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)):
+            if cfg.data_dir:
+                out[split] = real_frames(cfg.data_dir, split, cfg.frames, cache, cfg.limit)
+            else:
+                out[split] = synthetic_frames(split, n, cfg.seed, cfg.frames, cfg.synth, cache)
+            if len(out[split]) == 0:
+                raise InputError(f"the {split} split is empty")
+            bar.update(task, advance=1, info=f"{split}: {len(out[split])}")
+    return out
+
+
+def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
+    if opts.resume is not None:
+        run = RunDir.open(opts.resume)
+        cfg = gconf.from_dict(run.load_config())
+        return cfg, run, True
+    cfg = GestureConfig(seed=opts.seed)
+    if opts.data_dir is not None:
+        cfg = dataclasses.replace(cfg, data_dir=str(opts.data_dir))
+    if opts.quick:
+        cfg = gconf.quick(cfg)
+    if opts.steps is not None:
+        cfg = dataclasses.replace(cfg, frames=dataclasses.replace(cfg.frames, steps=opts.steps))
+    if opts.episodes is not None:
+        raise InputError("--episodes is for control tasks; gesture evaluates whole splits")
+    cfg = gconf.apply_overrides(cfg, opts.overrides)
+    if cfg.qat_layers not in ("brevitas", "spinnq"):
+        raise InputError(f"qat_layers must be 'brevitas' or 'spinnq', got {cfg.qat_layers!r}")
+    run = RunDir.create("gesture", opts.out)
+    run.save_config(cfg)
+    return cfg, run, False
+
+
+def _software_check(graph, model, f: Frames, cfg: GestureConfig, n: int = 16) -> dict:
+    """The exported NIR on the float reference simulator vs the torch model (same spikes)."""
+    x = torch.from_numpy(f.x[:n]).float()
+    g = from_nir(graph)
+    last = g.predecessors(g.outputs[0])[0]
+    tr = simulate(g, x, SimConfig(dt=cfg.dt, reset="subtract", record=(last,)))
+    sim_counts = tr.spikes[last].sum(1).reshape(len(x), -1)
+    torch_counts = spike_counts(model, Frames(f.x[:n], f.y[:n]))
+    return {"samples": len(x), "counts_equal": bool(torch.equal(sim_counts.float(),
+                                                                torch_counts.float())),
+            "max_count_diff": float((sim_counts.float() - torch_counts.float()).abs().max())}
+
+
+def _costs(ev, cfg: GestureConfig) -> dict:
+    """Modelled cost per gesture at the seed's point (0.8 V, 1 ms tick) and the cheapest of
+    0.5 V / DVFS at the same tick and the fastest feasible tick."""
+    seed_point = energy(ev.placement, ev.run, ev.program, op="0.8V", tick_s=cfg.tick_s)
+    options = {f"{op}, tick {cfg.tick_s * 1e3:g} ms": energy(ev.placement, ev.run, ev.program,
+                                                             op=op, tick_s=cfg.tick_s)
+               for op in ("0.5V", "dvfs")}
+    options |= {f"{op}, fastest tick": energy(ev.placement, ev.run, ev.program, op=op)
+                for op in ("0.5V", "0.8V", "dvfs")}
+    best_name = min(options, key=lambda k: options[k].energy_j)
+    return {"seed_point": seed_point, "best_name": best_name, "best": options[best_name],
+            "all": {k: {"energy_j": c.energy_j, "latency_s": c.latency_s, "tick_s": c.tick_s,
+                        "realtime": c.realtime} for k, c in options.items()}}
+
+
+def run_task(opts) -> dict:
+    """The `spinnq run gesture` runner (see `spinnq.cli.run.RUNNERS`)."""
+    t_start = time.perf_counter()
+    cfg, run, resume = _config(opts)
+    quiet = opts.quiet
+    seed_everything(cfg.seed)
+    set_threads(cfg.threads)
+    timings = {}
+    with stopwatch() as t:
+        data = load_data(cfg, quiet)
+    timings["data_s"] = t["s"]
+    steps = cfg.frames.steps
+    shape = (2, cfg.frames.size, cfg.frames.size)
+
+    # ---- P-SNN: float training
+    model = build_model(cfg.model, "float")
+    with stopwatch() as t:
+        hist = train(model, data, cfg.train, run, "float", resume, quiet)
+    timings["train_float_s"] = t["s"]
+    acc_float = accuracy(spike_counts(model, data["test"]), data["test"].y)
+    g_float = build_graph(model, shape, cfg)
+    write_graph(g_float, run.path / "psnn_float.nir")
+    sw = _software_check(g_float, model, data["test"], cfg)
+
+    # ---- PTQ: percentile chosen on validation data, on the emulated chip
+    s2 = S2Config(dt=cfg.dt, reset="subtract", integrator="forward")
+    graph_f = from_nir(g_float)
+    with stopwatch() as t:
+        ptq = sweep(graph_f, data["val"], s2, cfg.percentiles, cfg.chip_batch, quiet)
+    timings["ptq_sweep_s"] = t["s"]
+    ev_ptq = chip_eval(graph_f, data["test"], s2.with_(weight_scale=ptq.mode),
+                       cfg.chip_batch, quiet, label=f"PTQ {ptq.mode} on chip (test)")
+    scales = population_scales(graph_f, ptq.mode, s2)
+
+    # ---- QAT: Q-SNN fine-tuned from the P-SNN
+    layers = cfg.qat_layers
+    notes = []
+    if layers == "brevitas" and not brevitas_available():
+        layers = "spinnq"
+        notes.append("Brevitas is not installed (pip install 'spinnq[qat]'): QAT used spinnq's "
+                     "chip-exact fake-quant layers instead")
+    qmodel = from_float(model, build_model(cfg.model, layers))
+    with stopwatch() as t:
+        qhist = train(qmodel, data, cfg.qat, run, "qat", resume, quiet)
+    timings["train_qat_s"] = t["s"]
+    acc_qsnn = accuracy(spike_counts(qmodel, data["test"]), data["test"].y)
+    g_qat = export_qat(qmodel, shape, cfg.dt)
+    write_graph(g_qat, run.path / "qsnn_qat.nir")
+    graph_q = from_nir(g_qat)
+    s2q = s2.with_(graph_scales=True, weight_scale="none", conv_rounding="nearest")
+    ev_qat = chip_eval(graph_q, data["test"], s2q, cfg.chip_batch, quiet,
+                       label="QAT on chip (test)")
+    ints = check_integers(qmodel, ev_qat.program, graph_q)
+
+    # ---- cost, memory, throughput
+    costs = _costs(ev_qat, cfg)
+    nw = n_weights(model)
+    chip_steps = ev_qat.run.steps
+    emu_rtf = ev_qat.samples * chip_steps * cfg.tick_s / ev_qat.seconds
+    summary = {
+        "accuracy": {"psnn_float": acc_float, "ptq_chip": ev_ptq.accuracy,
+                     "qsnn_qat": acc_qsnn, "qat_chip": ev_qat.accuracy,
+                     "ptq_drop_pt": 100 * (acc_float - ev_ptq.accuracy),
+                     "qat_drop_pt": 100 * (acc_qsnn - ev_qat.accuracy), "kind": "measured"},
+        "ptq": {"chosen": ptq.mode, "sweep_on_val": ptq.table, "populations": scales},
+        "qat": {"layers": layers, "integers_equal_on_chip": ints},
+        "software_check": sw,
+        "memory": {"weights": nw, "fp32_bytes": 4 * nw, "int8_bytes": nw,
+                   "reduction": 1 - nw / (4 * nw), "kind": "measured"},
+        "chip": {"pes": ev_qat.placement.pes, "chips": ev_qat.placement.chips,
+                 "steps_per_gesture": chip_steps, "input_steps": steps,
+                 "bin_ms": cfg.frames.bin_ms, "depth": ev_qat.program.depth,
+                 "energy_j_seed_point": costs["seed_point"].energy_j,
+                 "latency_s_seed_point": costs["seed_point"].latency_s,
+                 "realtime_seed_point": costs["seed_point"].realtime,
+                 "best_point": costs["best_name"], "energy_j_best": costs["best"].energy_j,
+                 "latency_s_best": costs["best"].latency_s, "operating_points": costs["all"],
+                 "kind": "modelled"},
+        "emulator": {"samples": ev_qat.samples, "seconds": ev_qat.seconds,
+                     "samples_per_s": ev_qat.samples_per_s,
+                     "realtime_factor_vs_1ms_tick": emu_rtf, "threads": cfg.threads,
+                     "kind": "measured"},
+        "published": PUBLISHED,
+        "data": {"source": cfg.data_dir or "synthetic", **{k: len(v) for k, v in data.items()}},
+        "training": {"float": hist, "qat": qhist},
+    }
+    timings["total_s"] = time.perf_counter() - t_start
+    summary["timings"] = timings
+    _write_report(run, cfg, summary, ev_qat, costs, notes, model, data)
+    summary["run_dir"] = str(run.path)
+    return summary
+
+
+def build_graph(model, shape, cfg: GestureConfig):
+    from spinnq.nn import to_nir
+    return to_nir(model, shape, cfg.dt)
+
+
+def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, model, data
+                  ) -> None:
+    from spinnq.report import build_report, stage, standard_plots, write_report
+
+    a = s["accuracy"]
+    stages = [
+        stage("P-SNN float (torch)", "accuracy", a["psnn_float"], drop=0.0),
+        stage(f"PTQ {s['ptq']['chosen']} on chip (emulated)", "accuracy", a["ptq_chip"],
+              drop=a["psnn_float"] - a["ptq_chip"]),
+        stage(f"Q-SNN QAT ({s['qat']['layers']}, torch)", "accuracy", a["qsnn_qat"],
+              drop=a["psnn_float"] - a["qsnn_qat"]),
+        stage("QAT on chip (emulated)", "accuracy", a["qat_chip"],
+              drop=a["qsnn_qat"] - a["qat_chip"]),
+        stage("seed P-SNN float", "accuracy", PUBLISHED["float_psnn"], kind="published",
+              drop=0.0),
+        stage("seed PTQ on chip", "accuracy", PUBLISHED["ptq_chip"], kind="published",
+              drop=PUBLISHED["float_psnn"] - PUBLISHED["ptq_chip"]),
+        stage("seed Q-SNN QAT", "accuracy", PUBLISHED["float_qsnn"], kind="published",
+              drop=PUBLISHED["float_psnn"] - PUBLISHED["float_qsnn"]),
+        stage("seed QAT on chip", "accuracy", PUBLISHED["qat_chip"], kind="published",
+              drop=PUBLISHED["float_qsnn"] - PUBLISHED["qat_chip"]),
+    ]
+    baselines = []
+    try:
+        from spinnq.baseline import MeasureConfig, measure, published_rows
+        x1 = torch.from_numpy(data["test"].x[:1]).float()
+        m = measure(model, x1, "cpu", MeasureConfig(batch=16, repeats=5, warmup=1,
+                                                     energy_s=1.0, idle_s=0.5))
+        baselines.append(m)
+        baselines += published_rows("gesture")
+    except Exception as e:  # a baseline must never sink the run; say why it is missing
+        notes.append(f"CPU baseline not measured: {type(e).__name__}: {e}")
+    ch = s["chip"]
+    notes += [
+        f"Data: {s['data']['source']}; {s['data']['train']} train / {s['data']['val']} val / "
+        f"{s['data']['test']} test recordings; frames {cfg.frames.size}x{cfg.frames.size}, "
+        f"{cfg.frames.steps} bins of {cfg.frames.bin_ms:g} ms (binary spikes).",
+        f"The chip runs {ch['steps_per_gesture']} ticks per gesture ({ch['input_steps']} input "
+        f"frames + {ch['depth']} of pipeline depth); each tick consumes one "
+        f"{cfg.frames.bin_ms:g} ms frame, so at a {cfg.tick_s * 1e3:g} ms tick it is faster "
+        f"than real time. The seed ran about {PUBLISHED['steps']} ticks of 1 ms: its "
+        f"{PUBLISHED['energy_j']} J (published) is for that longer run.",
+        f"PTQ percentile {s['ptq']['chosen']} chosen on the validation split on the emulated "
+        f"chip; thresholds scaled by each population's weight scale.",
+        f"QAT integers on chip equal the Q-SNN's own: {s['qat']['integers_equal_on_chip']}.",
+        f"Float NIR on the reference simulator vs torch ({s['software_check']['samples']} "
+        f"samples): spike counts equal = {s['software_check']['counts_equal']}.",
+        f"Weights: {s['memory']['weights']} ({s['memory']['fp32_bytes']} B fp32 -> "
+        f"{s['memory']['int8_bytes']} B int8, -{100 * s['memory']['reduction']:.0f} %).",
+        f"Emulator: {s['emulator']['samples_per_s']:.1f} gestures/s on {cfg.threads} threads, "
+        f"{s['emulator']['realtime_factor_vs_1ms_tick']:.2f}x real time at a 1 ms tick "
+        f"(measured).",
+    ]
+    rep = build_report("gesture", stages, costs["seed_point"], baselines, notes,
+                       gesture=s, best_operating_point={"name": costs["best_name"],
+                                                        **costs["best"].chip_table()})
+    plots = {}
+    try:
+        spikes = {n: v[0].detach().cpu().numpy() for n, v in ev.run.spikes.items()}
+        plots = standard_plots(rep, cost=costs["seed_point"], placement=ev.placement,
+                               spikes=spikes, training_csv=run.path / "float.csv")
+    except Exception as e:  # plots are a convenience; the numbers are in report.json
+        rep["notes"].append(f"plots skipped: {type(e).__name__}: {e}")
+    write_report(run.path, rep, plots)
+    write_json(run.path / "summary.json", {k: v for k, v in s.items() if k != "training"})
+    np.save(run.path / "test_counts_qat_chip.npy", ev.counts)
