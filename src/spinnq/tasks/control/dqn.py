@@ -1,0 +1,294 @@
+"""DQN for the spiking Q-network: replay buffer, target network, Huber loss, Adam,
+epsilon-greedy with a linear schedule, double DQN (option), periodic greedy evaluation with
+the best model kept, checkpoints and exact resume.
+
+Exact resume: checkpoints are taken at episode boundaries and every episode resets the
+environment with the seed `seed * 1_000_003 + episode`, so the environment needs no saved
+state; the networks, optimiser, replay buffer, counters and every RNG are in the checkpoint.
+A run interrupted at any step and resumed ends with the same weights as an uninterrupted one.
+
+Acting uses the float model through numpy (`fast.act_np`); updates use `fast.q_values`
+(one autograd node per LIF layer). Both equal `SpikingSequential.forward` (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spinnq.errors import CheckpointError
+from spinnq.tasks.common import (
+    MetricLogger,
+    load_checkpoint,
+    load_state_dict,
+    progress,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from spinnq.tasks.control import fast
+from spinnq.tasks.control.encoder import Encoder
+from spinnq.tasks.control.env import EnvSpec, make_env, make_vec
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Defaults: rl-zoo's CartPole DQN schedule (lr 2.3e-3, batch 64, gamma 0.99, 1k steps
+    before learning, epsilon 1 -> 0.04 over 16 % of the budget, target = online at every
+    training round) with fewer, more frequent updates."""
+
+    total_steps: int = 50_000  # environment steps (budget)
+    buffer: int = 50_000
+    batch: int = 64
+    lr: float = 2.3e-3
+    gamma: float = 0.99
+    learning_starts: int = 1_000
+    train_freq: int = 16  # env steps between training rounds
+    gradient_steps: int = 4  # updates per round
+    target_update: int = 1  # copy online -> target every this many rounds
+    eps_start: float = 1.0
+    eps_end: float = 0.04
+    eps_fraction: float = 0.16
+    double: bool = True
+    huber_delta: float = 1.0
+    grad_clip: float = 10.0
+    eval_every: int = 2_000  # env steps between greedy evaluations
+    eval_episodes: int = 10
+    stop_return: float | None = None  # stop when the greedy evaluation reaches this
+    ckpt_every: int = 5_000  # env steps between checkpoints (taken at the next episode end)
+
+
+class ReplayBuffer:
+    """Circular buffer of raw observations (encoded on sampling: encoding is deterministic
+    and cheap, raw floats are 16x smaller than spike trains)."""
+
+    def __init__(self, capacity: int, obs_dim: int):
+        self.capacity = int(capacity)
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        self.action = np.zeros(capacity, np.int64)
+        self.reward = np.zeros(capacity, np.float32)
+        self.done = np.zeros(capacity, np.float32)  # terminated (not truncated): no bootstrap
+        self.pos = 0
+        self.size = 0
+
+    def add(self, o, a, r, o2, done: bool) -> None:
+        i = self.pos
+        self.obs[i], self.action[i], self.reward[i], self.next_obs[i] = o, a, r, o2
+        self.done[i] = float(done)
+        self.pos = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        idx = rng.integers(0, self.size, size=n)
+        return (self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
+                self.done[idx])
+
+    def state_dict(self) -> dict:
+        n = self.size
+        return {"obs": torch.from_numpy(self.obs[:n].copy()),
+                "next_obs": torch.from_numpy(self.next_obs[:n].copy()),
+                "action": torch.from_numpy(self.action[:n].copy()),
+                "reward": torch.from_numpy(self.reward[:n].copy()),
+                "done": torch.from_numpy(self.done[:n].copy()), "pos": self.pos,
+                "capacity": self.capacity}
+
+    def load_state_dict(self, d: dict) -> None:
+        if int(d["capacity"]) != self.capacity:
+            raise CheckpointError(f"replay buffer capacity {d['capacity']} in the checkpoint, "
+                                  f"{self.capacity} configured")
+        n = int(d["obs"].shape[0])
+        for k in ("obs", "next_obs", "action", "reward", "done"):
+            getattr(self, k)[:n] = d[k].numpy()
+        self.size, self.pos = n, int(d["pos"])
+
+
+def epsilon(step: int, cfg: DQNConfig) -> float:
+    frac = min(1.0, step / max(1.0, cfg.eps_fraction * cfg.total_steps))
+    return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)
+
+
+def td_loss(online, target, enc: Encoder, batch, cfg: DQNConfig) -> torch.Tensor:
+    """Huber loss between Q(s, a) and r + gamma (1 - done) Q_target(s', a*), where a* is the
+    online network's choice (double DQN) or the target's."""
+    o, a, r, o2, d = batch
+    n = len(a)
+    if cfg.double:
+        q_all = fast.q_values(online, enc(np.concatenate([o, o2])))
+        q, q_next_online = q_all[:n], q_all[n:].detach()
+        a_star = q_next_online.argmax(1, keepdim=True)
+    else:
+        q = fast.q_values(online, enc(o))
+    with torch.no_grad():
+        q_next = fast.act_q(target, enc(o2))
+        best = q_next.gather(1, a_star).squeeze(1) if cfg.double else q_next.max(1).values
+        y = torch.from_numpy(r) + cfg.gamma * (1.0 - torch.from_numpy(d)) * best
+    q_sa = q.gather(1, torch.from_numpy(a)[:, None]).squeeze(1)
+    return F.huber_loss(q_sa, y, delta=cfg.huber_delta)
+
+
+def hard_update(target: torch.nn.Module, online: torch.nn.Module) -> None:
+    target.load_state_dict(online.state_dict())
+
+
+def greedy_eval(model, enc: Encoder, spec: EnvSpec, episodes: int, seed: int) -> np.ndarray:
+    """Returns of `episodes` greedy episodes run side by side (float model, numpy path)."""
+    w = fast.numpy_weights(model)
+    return run_episodes(lambda obs: fast.act_np(w, enc(obs).numpy()), spec, episodes, seed)
+
+
+def run_episodes(q_fn: Callable[[np.ndarray], np.ndarray], spec: EnvSpec, episodes: int,
+                 seed: int, on_step: Callable | None = None) -> np.ndarray:
+    """`episodes` seeded episodes side by side in a Gymnasium vector env: one batched
+    `q_fn(obs (n, D)) -> Q (n, A)` call per environment step for all of them. Each copy
+    counts its first episode only (later autoreset episodes are masked out)."""
+    venv = make_vec(spec, episodes)
+    try:
+        obs, _ = venv.reset(seed=[seed + i for i in range(episodes)])
+        active = np.ones(episodes, bool)
+        returns = np.zeros(episodes)
+        while active.any():
+            q = np.asarray(q_fn(obs))
+            actions = q.argmax(1)
+            if on_step is not None:
+                on_step(obs, q, active)
+            obs, rew, term, trunc, _ = venv.step(actions)
+            returns += rew * active
+            active &= ~(term | trunc)
+        return returns
+    finally:
+        venv.close()
+
+
+@dataclass
+class TrainResult:
+    best_state: dict  # the model with the best greedy evaluation
+    final_state: dict
+    best_eval: float
+    env_steps: int
+    steps_to_solve: int | None  # env steps until a greedy evaluation reached `solved`
+    episodes: int
+    wall_s: float
+
+
+def train(model, enc: Encoder, spec: EnvSpec, cfg: DQNConfig, seed: int, folder: Path,
+          solved: float | None = None, resume: bool = False, quiet: bool = False,
+          interrupt_at: int | None = None) -> TrainResult:
+    """Train `model` in place. Writes `checkpoints/dqn.pt` and `train.csv`/`eval.csv` (+
+    TensorBoard) in `folder`. `interrupt_at` raises KeyboardInterrupt after that many env
+    steps (tests of resume)."""
+    import copy
+    import time
+
+    torch.set_num_threads(1)
+    env = make_env(spec)
+    obs_dim = env.observation_space.shape[0]
+    target = copy.deepcopy(model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    buf = ReplayBuffer(cfg.buffer, obs_dim)
+    rng = np.random.default_rng(seed)
+    ckpt_path = folder / "checkpoints" / "dqn.pt"
+    s = {"step": 0, "episode": 0, "rounds": 0, "best_eval": -np.inf, "last_ckpt": 0,
+         "last_eval": 0, "steps_to_solve": -1, "wall": 0.0, "best_state": None,
+         "done": False}
+    tlog, elog = MetricLogger(folder, "train"), MetricLogger(folder, "eval")
+    if resume and ckpt_path.exists():
+        st = load_checkpoint(ckpt_path, required=("model", "target", "opt", "buffer", "rng",
+                                                  "s"))
+        load_state_dict(model, st["model"], file=str(ckpt_path))
+        load_state_dict(target, st["target"], file=str(ckpt_path))
+        try:
+            opt.load_state_dict(st["opt"])
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"optimiser state does not fit ({e})",
+                                  file=str(ckpt_path)) from None
+        buf.load_state_dict(st["buffer"])
+        set_rng_state(st["rng"], rng)
+        s = dict(st["s"])
+        tlog.truncate(s["step"])
+        elog.truncate(s["step"])
+    else:
+        tlog.truncate(-1)
+        elog.truncate(-1)
+        hard_update(target, model)
+    if s["best_state"] is None:
+        s["best_state"] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def checkpoint() -> None:
+        s["last_ckpt"] = s["step"]
+        save_checkpoint(ckpt_path, {"model": model.state_dict(), "target": target.state_dict(),
+                                    "opt": opt.state_dict(), "buffer": buf.state_dict(),
+                                    "rng": rng_state(rng), "s": s})
+
+    t0 = time.perf_counter() - s["wall"]
+    w = fast.numpy_weights(model)
+    with progress(disable=quiet) as bar:
+        task = bar.add_task(f"DQN {spec.gym_id}", total=cfg.total_steps, completed=s["step"])
+        while not s["done"] and s["step"] < cfg.total_steps:
+            obs, _ = env.reset(seed=seed * 1_000_003 + s["episode"])
+            ep_ret, ep_len, losses = 0.0, 0, []
+            while True:
+                if rng.random() < epsilon(s["step"], cfg):
+                    a = int(rng.integers(env.action_space.n))
+                else:
+                    a = int(fast.act_np(w, enc(obs).numpy())[0].argmax())
+                obs2, r, term, trunc, _ = env.step(a)
+                buf.add(obs, a, r, obs2, term)
+                obs = obs2
+                ep_ret += float(r)
+                ep_len += 1
+                s["step"] += 1
+                if s["step"] >= cfg.learning_starts and s["step"] % cfg.train_freq == 0:
+                    for _ in range(cfg.gradient_steps):
+                        loss = td_loss(model, target, enc, buf.sample(cfg.batch, rng), cfg)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                        opt.step()
+                        losses.append(float(loss.detach()))
+                    s["rounds"] += 1
+                    if s["rounds"] % cfg.target_update == 0:
+                        hard_update(target, model)
+                    w = fast.numpy_weights(model)
+                if interrupt_at is not None and s["step"] >= interrupt_at:
+                    raise KeyboardInterrupt
+                if term or trunc or s["step"] >= cfg.total_steps:
+                    break
+            s["episode"] += 1
+            bar.update(task, completed=s["step"],
+                       info=f"ep {s['episode']} return {ep_ret:.0f} best eval "
+                            f"{s['best_eval']:.0f}")
+            tlog.log(s["step"], episode=s["episode"], ret=ep_ret, length=ep_len,
+                     epsilon=epsilon(s["step"], cfg),
+                     loss=float(np.mean(losses)) if losses else None)
+            if s["step"] - s["last_eval"] >= cfg.eval_every or s["step"] >= cfg.total_steps:
+                s["last_eval"] = s["step"]
+                rets = greedy_eval(model, enc, spec, cfg.eval_episodes, 10_000 + seed * 1000)
+                mean = float(rets.mean())
+                elog.log(s["step"], eval_mean=mean, eval_std=float(rets.std()),
+                         wall_s=time.perf_counter() - t0)
+                if mean >= s["best_eval"]:
+                    s["best_eval"] = mean
+                    s["best_state"] = {k: v.clone() for k, v in model.state_dict().items()}
+                if solved is not None and mean >= solved and s["steps_to_solve"] < 0:
+                    s["steps_to_solve"] = s["step"]
+                if cfg.stop_return is not None and mean >= cfg.stop_return:
+                    s["done"] = True
+            s["wall"] = time.perf_counter() - t0
+            if s["step"] - s["last_ckpt"] >= cfg.ckpt_every or s["done"]:
+                checkpoint()
+    s["wall"] = time.perf_counter() - t0
+    s["done"] = True
+    checkpoint()
+    tlog.close()
+    elog.close()
+    env.close()
+    return TrainResult(s["best_state"], {k: v.clone() for k, v in model.state_dict().items()},
+                       float(s["best_eval"]), int(s["step"]),
+                       None if s["steps_to_solve"] < 0 else int(s["steps_to_solve"]),
+                       int(s["episode"]), float(s["wall"]))

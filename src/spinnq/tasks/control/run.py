@@ -1,0 +1,325 @@
+"""`spinnq run cartpole|acrobot|...`: train a spiking Q-network with DQN, quantise it (PTQ and
+QAT), deploy it on the emulated SpiNNaker2 and control the environment in closed loop; write
+everything into one run folder.
+
+    runs/<task>-<time>/
+      config.json                  the ControlConfig (a resumed run reads it back)
+      checkpoints/dqn.pt           DQN state every `ckpt_every` env steps (exact resume)
+      checkpoints/float.pt         the trained float network (best greedy evaluation)
+      checkpoints/quant.pt         the PTQ and QAT networks
+      train.csv eval.csv tensorboard/   training logs
+      float.nir ptq.nir qat.nir    exported graphs (quantised ones carry metadata w_scale)
+      stages.json                  closed-loop results per stage (written as each finishes)
+      report.json report.md report.html plots/   the report (written last, atomically)
+
+Stages are resumable: `--resume RUN_DIR` continues DQN from its checkpoint and skips every
+stage whose result is already in the folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spinnq.errors import CheckpointError, InputError
+from spinnq.graph.model import from_nir, write_graph
+from spinnq.tasks.common import (
+    RunDir,
+    config_from_dict,
+    load_checkpoint,
+    load_state_dict,
+    read_json,
+    save_checkpoint,
+    seed_everything,
+    write_json,
+)
+from spinnq.tasks.control import fast
+from spinnq.tasks.control import model as qnet
+from spinnq.tasks.control.dqn import DQNConfig, run_episodes, train
+from spinnq.tasks.control.encoder import Encoder, EncoderConfig
+from spinnq.tasks.control.env import make_env, obs_range, resolve, solved_return
+from spinnq.tasks.control.evaluate import chip_q, evaluate, sim_q
+from spinnq.tasks.control.finetune import FinetuneConfig, calibration_spikes, ptq, qat
+from spinnq.tasks.control.model import NetConfig
+
+STAGES = ("float", "PTQ", "QAT", "chip", "chip PTQ")
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    env: str = "cartpole"
+    seed: int = 0
+    dt: float = 1e-4
+    encoder: EncoderConfig = EncoderConfig()
+    net: NetConfig = NetConfig()
+    dqn: DQNConfig = DQNConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    eval_episodes: int = 100  # closed-loop episodes per stage
+    eval_seed: int = 1_000_000  # episode i of every stage resets with eval_seed + i
+    stages: tuple[str, ...] = STAGES
+    operating_point: str = "0.8V"
+    tick_s: float = 1e-3  # chip timestep for latency/energy (1 ms: the papers' real time)
+    baseline_repeats: int = 50
+    quick: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+# Per-environment DQN settings (rl-zoo's where they exist, adapted to a spiking net).
+ENV_DQN: dict[str, dict] = {
+    "cartpole": {"total_steps": 50_000, "stop_return": 495.0},
+    "acrobot": {"total_steps": 60_000, "lr": 6.3e-4, "batch": 128, "learning_starts": 1_000,
+                "target_update": 62, "eps_end": 0.1, "eps_fraction": 0.12,
+                "eval_episodes": 10, "eval_every": 5_000, "stop_return": -75.0},
+    "mountaincar": {"total_steps": 120_000, "lr": 4e-3, "batch": 128, "gamma": 0.98,
+                    "target_update": 150, "eps_end": 0.07, "eps_fraction": 0.2,
+                    "eval_every": 10_000, "stop_return": -105.0},
+    "lunarlander": {"total_steps": 100_000, "lr": 6.3e-4, "batch": 128, "eps_end": 0.1,
+                    "eps_fraction": 0.12, "target_update": 62, "eval_every": 10_000,
+                    "stop_return": 220.0},
+}
+
+QUICK = {"dqn": {"total_steps": 400, "learning_starts": 100, "eval_every": 200,
+                 "eval_episodes": 2, "ckpt_every": 150, "buffer": 1_000, "stop_return": None},
+         "net": {"hidden": (16, 16)}, "encoder": {"neurons_per_dim": 6},
+         "finetune": {"qat_steps": 10, "calib_states": 128, "percentiles": ("max", "p99")},
+         "eval_episodes": 3, "baseline_repeats": 3}
+
+
+def default_config(env: str = "cartpole", seed: int = 0, quick: bool = False,
+                   steps: int | None = None, **overrides) -> ControlConfig:
+    """The defaults for `env`, then `--quick`, then explicit overrides (top-level fields, or
+    "dqn.lr"-style keys for nested ones)."""
+    spec = resolve(env)
+    key = next((k for k, s in _aliases().items() if s == spec.gym_id), None)
+    dqn = DQNConfig(**ENV_DQN.get(key or "", {}))
+    cfg = ControlConfig(env=env, seed=seed, dqn=dqn, quick=quick)
+    if quick:
+        cfg = _apply(cfg, QUICK)
+    if steps is not None:
+        if not 1 <= steps <= 1000:
+            raise InputError(f"timesteps per decision must be in 1..1000, got {steps}")
+        cfg = replace(cfg, encoder=replace(cfg.encoder, steps=steps))
+    nested: dict[str, dict] = {}
+    for k, v in overrides.items():
+        head, _, tail = k.partition(".")
+        if tail:
+            nested.setdefault(head, {})[tail] = v
+        else:
+            nested[k] = v
+    return _apply(cfg, nested)
+
+
+def _aliases() -> dict[str, str]:
+    from spinnq.tasks.control.env import ENVS
+    return {k: s.gym_id for k, s in ENVS.items()}
+
+
+def _apply(cfg, changes: dict):
+    kw = {}
+    for k, v in changes.items():
+        if not hasattr(cfg, k):
+            raise InputError(f"unknown setting {k!r} for {type(cfg).__name__}")
+        cur = getattr(cfg, k)
+        kw[k] = _apply(cur, v) if dataclasses.is_dataclass(cur) and isinstance(v, dict) else v
+    return replace(cfg, **kw)
+
+
+def config_from_json(d: dict, file: str | None = None) -> ControlConfig:
+    sub = {"encoder": EncoderConfig, "net": NetConfig, "dqn": DQNConfig,
+           "finetune": FinetuneConfig}
+    try:
+        top = {k: (config_from_dict(sub[k], v, file=file) if k in sub else
+                   tuple(v) if k == "stages" else v) for k, v in d.items()}
+        return config_from_dict(ControlConfig, top, file=file)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"config.json does not describe a control run ({e})",
+                              file=file) from None
+
+
+# ----------------------------------------------------------------------------- the run
+def run_control(cfg: ControlConfig, out: str | Path | None = None,
+                resume: str | Path | None = None, quiet: bool = False,
+                interrupt_at: int | None = None) -> dict:
+    """Everything `spinnq run <env>` does; returns the report dict. See the module doc."""
+    t_start = time.perf_counter()
+    if resume is not None:
+        run = RunDir.open(resume)
+        cfg = config_from_json(run.load_config(), file=str(run.path / "config.json"))
+    else:
+        run = RunDir.create(_task_name(cfg.env), out)
+        run.save_config(cfg)
+    torch.set_num_threads(1)
+    spec = resolve(cfg.env)
+    env = make_env(spec)
+    low, high = obs_range(spec, env)
+    n_actions = int(env.action_space.n)
+    solved = solved_return(spec, env)
+    enc = Encoder(low, high, cfg.encoder)
+    seed_everything(cfg.seed)
+    model = qnet.build(enc.n_inputs, n_actions, cfg.net)
+    qnet.calibrate_init(model, enc(_random_states(env, 512, cfg.seed)), cfg.net.init_rate)
+    env.close()
+
+    # 1. DQN (float) ------------------------------------------------------------------
+    float_ckpt = run.ckpt("float")
+    if float_ckpt.exists():
+        st = load_checkpoint(float_ckpt, required=("model", "train"))
+        load_state_dict(model, st["model"], file=str(float_ckpt))
+        train_info = dict(st["train"])
+    else:
+        res = train(model, enc, spec, cfg.dqn, cfg.seed, run.path, solved=solved,
+                    resume=resume is not None, quiet=quiet, interrupt_at=interrupt_at)
+        load_state_dict(model, res.best_state)
+        train_info = {"env_steps": res.env_steps, "episodes": res.episodes,
+                      "best_greedy_eval": res.best_eval, "steps_to_solve": res.steps_to_solve,
+                      "solved_threshold": solved, "wall_s": res.wall_s}
+        save_checkpoint(float_ckpt, {"model": model.state_dict(), "train": train_info})
+
+    # 2. PTQ and QAT -----------------------------------------------------------------
+    states = _visited_states(model, enc, spec, cfg)
+    calib = calibration_spikes(states, enc, cfg.finetune.calib_states, cfg.seed)
+    quant_ckpt = run.ckpt("quant")
+    ptq_model, mode, scores = ptq(model, calib, cfg.finetune)
+    if quant_ckpt.exists():
+        st = load_checkpoint(quant_ckpt, required=("qat", "mode", "qat_hist"))
+        mode, hist = st["mode"], list(st["qat_hist"])
+        ptq_model = qnet.quantized(model, mode)
+        qat_model = qnet.quantized(model, mode)
+        load_state_dict(qat_model, st["qat"], file=str(quant_ckpt))
+    else:
+        qat_model, hist = qat(model, ptq_model, calib, cfg.finetune, cfg.seed)
+        save_checkpoint(quant_ckpt, {"qat": qat_model.state_dict(), "mode": mode,
+                                     "qat_hist": hist})
+    graphs = {}
+    for name, m in (("float", model), ("ptq", ptq_model), ("qat", qat_model)):
+        g = qnet.export(m, enc.n_inputs, cfg.dt)
+        write_graph(g, run.path / f"{name}.nir")
+        graphs[name] = from_nir(g, source=str(run.path / f"{name}.nir"))
+
+    # 3. closed loop, stage by stage -----------------------------------------------------
+    from spinnq.s2 import S2Config, compile, place
+
+    s2cfg = S2Config(dt=cfg.dt, reset="subtract", graph_scales=True)
+    programs = {"chip": compile(graphs["qat"], s2cfg), "chip PTQ": compile(graphs["ptq"], s2cfg)}
+    float_q = sim_q(graphs["float"], enc, cfg.dt)
+    kept: list = []
+    stage_fns = {
+        "float": lambda: (float_q, None),
+        "PTQ": lambda: (sim_q(graphs["ptq"], enc, cfg.dt), float_q),
+        "QAT": lambda: (sim_q(graphs["qat"], enc, cfg.dt), float_q),
+        "chip": lambda: (chip_q(programs["chip"], enc, kept), float_q),
+        "chip PTQ": lambda: (chip_q(programs["chip PTQ"], enc), float_q),
+    }
+    unknown = [s for s in cfg.stages if s not in stage_fns]
+    if unknown:
+        raise InputError(f"unknown stages {unknown}; known: {', '.join(stage_fns)}")
+    stages_path = run.path / "stages.json"
+    done = read_json(stages_path) if stages_path.exists() else {}
+    for name in cfg.stages:
+        if name in done and name != "chip":  # the chip stage also feeds the energy estimate
+            continue
+        q_fn, ref = stage_fns[name]()
+        r = evaluate(name, q_fn, spec, cfg.eval_episodes, cfg.eval_seed, reference=ref)
+        done[name] = r.row()
+        write_json(stages_path, done)
+
+    # 4. chip cost (modelled) and CPU baseline (measured) --------------------------------
+    report = _report(cfg, run, spec, model, enc, programs["chip"], place(programs["chip"],
+                     s2cfg), kept, done, train_info, mode, scores, hist, t_start)
+    return report
+
+
+def _task_name(env: str) -> str:
+    return env.lower().replace("/", "-")
+
+
+def _random_states(env, n: int, seed: int) -> np.ndarray:
+    """States visited by a random policy (deterministic in `seed`): data for the init."""
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    out = []
+    for _ in range(n):
+        obs, _, term, trunc, _ = env.step(int(rng.integers(env.action_space.n)))
+        out.append(obs)
+        if term or trunc:
+            obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
+    return np.asarray(out, np.float32)
+
+
+def _visited_states(model, enc: Encoder, spec, cfg: ControlConfig) -> np.ndarray:
+    """Observations the float policy visits (greedy, seeds apart from evaluation's)."""
+    w = fast.numpy_weights(model)
+    seen: list[np.ndarray] = []
+
+    def q_fn(obs):
+        return fast.act_np(w, enc(obs).numpy())
+
+    run_episodes(q_fn, spec, 8, cfg.eval_seed // 2,
+                 on_step=lambda obs, q, active: seen.append(obs[active]))
+    return np.concatenate(seen).astype(np.float32)
+
+
+def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_info, mode,
+            scores, hist, t_start) -> dict:
+    from spinnq.baseline.measure import MeasureConfig, measure
+    from spinnq.baseline.published import published_rows
+    from spinnq.report import build_report, stage, standard_plots, write_report
+    from spinnq.s2.emulate import emulate
+    from spinnq.s2.energy import energy
+
+    cost = cost_fast = None
+    sample = torch.cat(kept)[:64] if kept else None
+    if sample is not None:
+        chip_run = emulate(program, sample)
+        cost = energy(placement, chip_run, program, op=cfg.operating_point, tick_s=cfg.tick_s)
+        cost_fast = energy(placement, chip_run, program, op=cfg.operating_point, tick_s=None)
+    x1 = enc(np.zeros((1, enc.low.numel()), np.float32))
+    cpu = measure(model, x1, "cpu", MeasureConfig(batch=32, repeats=cfg.baseline_repeats,
+                                                  energy=not cfg.quick, energy_s=1.0,
+                                                  idle_s=0.5))
+    task = _task_name(cfg.env)
+    rows = [stage(n, "return", d["mean_return"], "measured",
+                  **{k: v for k, v in d.items() if k not in ("stage", "kind")})
+            for n, d in done.items()]
+    notes = [
+        "Returns are measured in closed loop: every stage's network chooses every action of "
+        f"{cfg.eval_episodes} seeded episodes (the same seeds for every stage).",
+        "float/PTQ/QAT: reference simulator of the exported NIR graph; chip: the compiled "
+        "program on the bit-exact SpiNNaker2 emulator (QAT graph; 'chip PTQ': the PTQ graph).",
+        "actions_equal_float: share of decisions where the stage chose the float network's "
+        "action on the same observation.",
+        f"Chip cost per decision is modelled ({cfg.operating_point}, tick {cfg.tick_s * 1e3:g} "
+        f"ms, {enc.steps} input steps + depth {program.depth}); the CPU row is measured here "
+        "(float torch model, batch 1).",
+    ]
+    rep = build_report(
+        task, stages=rows, cost=cost, baselines=[cpu, *published_rows(task)], notes=notes,
+        env=spec.gym_id, seed=cfg.seed, config=dataclasses.asdict(cfg),
+        training=train_info,
+        quantization={"ptq_scale_mode": mode, "ptq_agreement_by_mode": scores,
+                      "qat_agreement_history": hist},
+        network={"inputs": enc.n_inputs, "hidden": list(cfg.net.hidden),
+                 "actions": int(model[-2].out_features), "parameters": qnet.n_params(model),
+                 "timesteps_per_decision": enc.steps, "encoding": "Gaussian receptive "
+                 f"fields x{cfg.encoder.neurons_per_dim}/dim, deterministic rate coding"},
+        chip_fastest_tick=cost_fast.chip_table() if cost_fast is not None else None,
+        solved=_solved(done, solved_return(spec, make_env(spec))),
+        wall_s=time.perf_counter() - t_start)
+    spikes = None
+    plots = standard_plots(rep, cost=cost, placement=placement, spikes=spikes,
+                           training_csv=run.path / "eval.csv")
+    write_report(run.path, rep, plots)
+    rep["run_dir"] = str(run.path)
+    return rep
+
+
+def _solved(done: dict, threshold: float | None) -> dict | None:
+    if threshold is None or "chip" not in done:
+        return None
+    return {"threshold": threshold, "chip_mean_return": done["chip"]["mean_return"],
+            "solved_on_chip": bool(done["chip"]["mean_return"] >= threshold)}

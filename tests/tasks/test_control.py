@@ -1,0 +1,224 @@
+"""Spiking DQN on Gymnasium: encoder, replay buffer, target update, fast path == the nn
+modules, TD targets, bad input, exact resume, and the whole `spinnq run` loop (--quick)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from spinnq.cli import app
+from spinnq.errors import CheckpointError, InputError
+from spinnq.tasks.control import fast
+from spinnq.tasks.control import model as qnet
+from spinnq.tasks.control.dqn import DQNConfig, ReplayBuffer, hard_update, td_loss, train
+from spinnq.tasks.control.encoder import Encoder, EncoderConfig
+from spinnq.tasks.control.env import make_env, obs_range, resolve
+from spinnq.tasks.control.run import default_config, run_control
+
+torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------------------- encoder
+def test_encoder_counts_are_rounded_rates_and_deterministic():
+    enc = Encoder(np.array([-1.0, 0.0]), np.array([1.0, 10.0]), EncoderConfig(8, 1.0, 10))
+    obs = np.array([[0.3, 2.0], [-5.0, 99.0]], np.float32)  # second row: clipped
+    s = enc(obs)
+    assert s.shape == (2, 10, 16) and set(s.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(s, enc(obs))
+    r = enc.rates(obs)
+    assert torch.equal(s.sum(1), torch.floor(10 * r + 0.5))
+    # clipping: out-of-range values give the same spikes as the range's edge
+    assert torch.equal(enc(np.array([[-5.0, 99.0]])), enc(np.array([[-1.0, 10.0]])))
+    # the neuron whose centre is nearest the value fires every step
+    assert s[1, :, 0].sum() == 10 and s[1, :, 15].sum() == 10
+
+
+def test_encoder_spikes_evenly_spaced():
+    enc = Encoder(np.array([0.0]), np.array([1.0]), EncoderConfig(2, 100.0, 10))
+    s = enc(np.array([[0.0]]))[0, :, 1]  # wide fields: rate ~ 1 - tiny
+    assert s.sum() == 10
+    enc2 = Encoder(np.array([0.0]), np.array([1.0]), EncoderConfig(2, 0.5887, 10))
+    r = enc2.rates(np.array([[0.0]]))[0, 1].item()  # exp(-0.5/0.5887^2) ~ 0.237
+    spikes = enc2(np.array([[0.0]]))[0, :, 1]
+    assert spikes.sum() == round(10 * r)
+    idx = torch.nonzero(spikes).flatten()
+    assert (idx.diff() >= 3).all()  # spread out, not bunched
+
+
+def test_encoder_bad_input():
+    enc = Encoder(np.zeros(4), np.ones(4))
+    with pytest.raises(InputError, match="expected"):
+        enc(np.zeros((2, 3)))
+    with pytest.raises(InputError):
+        Encoder(np.zeros(2), np.ones(2), EncoderConfig(steps=0))
+
+
+# ------------------------------------------------------------------------ replay, target
+def test_replay_buffer_wraps_and_samples_stored_transitions():
+    buf = ReplayBuffer(5, 2)
+    for i in range(7):
+        buf.add([i, i], i % 2, float(i), [i + 1, i + 1], i == 6)
+    assert buf.size == 5 and buf.pos == 2
+    assert sorted(buf.reward.tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]
+    o, a, r, o2, d = buf.sample(50, np.random.default_rng(0))
+    assert np.all(o[:, 0] == r) and np.all(o2[:, 0] == r + 1) and np.all(a == r % 2)
+    assert np.all(d == (r == 6))
+    buf2 = ReplayBuffer(5, 2)
+    buf2.load_state_dict(buf.state_dict())
+    assert np.array_equal(buf2.obs, buf.obs) and buf2.pos == buf.pos
+    with pytest.raises(CheckpointError, match="capacity"):
+        ReplayBuffer(6, 2).load_state_dict(buf.state_dict())
+
+
+def _net(n_in=12, hidden=(8, 8), seed=0):
+    torch.manual_seed(seed)
+    return qnet.build(n_in, 2, qnet.NetConfig(hidden=hidden))
+
+
+def test_hard_update_copies_online_into_target():
+    online, target = _net(seed=0), _net(seed=1)
+    assert not torch.equal(online[0].weight, target[0].weight)
+    hard_update(target, online)
+    for a, b in zip(online.parameters(), target.parameters(), strict=True):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+
+
+def test_td_target_does_not_bootstrap_terminal_states():
+    enc = Encoder(np.zeros(3), np.ones(3), EncoderConfig(4, 1.0, 5))
+    online = _net()
+    target = _net(seed=5)
+    o = np.random.default_rng(0).random((6, 3)).astype(np.float32)
+    batch = (o, np.zeros(6, np.int64), np.full(6, 2.0, np.float32), o[::-1].copy(),
+             np.ones(6, np.float32))
+    q = fast.act_q(online, enc(o))[:, 0]
+    for double in (True, False):
+        cfg = DQNConfig(double=double, huber_delta=1e9)  # pure 0.5 * MSE
+        loss = td_loss(online, target, enc, batch, cfg)
+        assert torch.allclose(loss, 0.5 * ((q - 2.0) ** 2).mean(), rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------ fast path
+@pytest.mark.parametrize("quant", [None, "max", "p99"])
+def test_fast_path_equals_spiking_sequential_values_and_gradients(quant):
+    net = _net(n_in=20, hidden=(16, 12))
+    qnet.calibrate_init(net, (torch.rand(64, 6, 20) < 0.3).float(), 0.2)
+    if quant:
+        net = qnet.quantized(net, quant)
+    net = net.double()
+    x = (torch.rand(32, 6, 20) < 0.3).double()
+    q_ref = net(x)[:, -1]
+    q_fast = fast.q_values(net, x)
+    assert torch.allclose(q_ref, q_fast, rtol=1e-12, atol=1e-12)
+    g_ref = torch.autograd.grad((q_ref ** 2).sum(), list(net.parameters()))
+    g_fast = torch.autograd.grad((q_fast ** 2).sum(), list(net.parameters()))
+    for a, b in zip(g_ref, g_fast, strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(fast.act_q(net.float(), x.float()), net.float()(x.float())[:, -1],
+                          atol=1e-4)
+
+
+def test_calibrated_init_makes_hidden_layers_fire():
+    net = _net(n_in=40, hidden=(32, 32))
+    x = (torch.rand(128, 10, 40) < 0.1).float()
+    qnet.calibrate_init(net, x, 0.15)
+    h1 = net[1](net[0](x))
+    h2 = net[3](net[2](h1))
+    assert 0.1 < h1.mean() < 0.2 and 0.1 < h2.mean() < 0.2
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_unknown_and_continuous_environments_are_clear_errors():
+    with pytest.raises(InputError, match="unknown environment 'nosuchenv'"):
+        resolve("nosuchenv")
+    with pytest.raises(InputError, match="continuous action space"):
+        make_env(resolve("Pendulum-v1"))
+    spec = resolve("cartpole")
+    env = make_env(spec)
+    low, high = obs_range(spec, env)
+    assert np.all(high > low) and np.isfinite(low).all()
+
+
+def test_cli_bad_input_exit_code_and_message(tmp_path):
+    r = CliRunner().invoke(app, ["run", "nosuchtask"])
+    assert r.exit_code != 0 and "unknown task" in str(r.exception)
+    r = CliRunner().invoke(app, ["run", "cartpole", "--set", "nonsense"])
+    assert isinstance(r.exception, InputError)
+    r = CliRunner().invoke(app, ["run", "cartpole", "--quick", "--set", "dqn.nosuch=1"])
+    assert isinstance(r.exception, InputError) and "nosuch" in str(r.exception)
+    r = CliRunner().invoke(app, ["run", "cartpole", "--resume", str(tmp_path)])
+    assert isinstance(r.exception, CheckpointError) and "config.json" in str(r.exception)
+
+
+def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path):
+    cfg = default_config("cartpole", quick=True)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps(__import__("dataclasses").asdict(cfg)))
+    (tmp_path / "checkpoints" / "dqn.pt").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(CheckpointError, match="dqn.pt"):
+        run_control(cfg, resume=tmp_path, quiet=True)
+
+
+# -------------------------------------------------------------------------------- resume
+def _tiny_train(folder, interrupt_at=None, resume=False):
+    spec = resolve("cartpole")
+    env = make_env(spec)
+    enc = Encoder(*obs_range(spec, env), EncoderConfig(4, 1.0, 4))
+    net = _net(n_in=enc.n_inputs, hidden=(8, 8), seed=3)
+    cfg = DQNConfig(total_steps=260, learning_starts=40, train_freq=4, gradient_steps=2,
+                    target_update=5, buffer=500, eval_every=100, eval_episodes=2,
+                    ckpt_every=30, batch=16)
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    res = train(net, enc, spec, cfg, seed=7, folder=folder, quiet=True,
+                interrupt_at=interrupt_at, resume=resume)
+    return net, res
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    ref, ref_res = _tiny_train(tmp_path / "a")
+    k = int(np.random.default_rng().integers(45, 250))  # a random step
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_train(tmp_path / "b", interrupt_at=k)
+    assert (tmp_path / "b" / "checkpoints" / "dqn.pt").exists()
+    net, res = _tiny_train(tmp_path / "b", resume=True)
+    for a, b in zip(ref.state_dict().values(), net.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"interrupted at step {k}"
+    assert res.env_steps == ref_res.env_steps and res.episodes == ref_res.episodes
+    assert (tmp_path / "a" / "train.csv").read_text() == (tmp_path / "b" / "train.csv").read_text()
+
+
+# ------------------------------------------------------------------- the loop, --quick
+def _strip_timing(rep: dict) -> dict:
+    drop = {"created", "wall_s", "baselines", "ratios", "run_dir"}
+    out = {k: v for k, v in rep.items() if k not in drop}
+    out["stages"] = [{k: v for k, v in s.items() if k != "wall_s"} for s in rep["stages"]]
+    out["training"] = {k: v for k, v in rep["training"].items() if k != "wall_s"}
+    return out
+
+
+def test_quick_run_end_to_end_resume_and_same_report(tmp_path):
+    """`spinnq run cartpole --quick` writes a full run folder; an interrupted run resumed
+    gives the same report.json (timings aside) as an uninterrupted one."""
+    r = CliRunner().invoke(app, ["run", "cartpole", "--quick", "--quiet", "--out",
+                                 str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    rep = json.loads((tmp_path / "a" / "report.json").read_text())
+    names = [s["name"] for s in rep["stages"]]
+    assert names == ["float", "PTQ", "QAT", "chip", "chip PTQ"]
+    chip = rep["stages"][3]
+    assert chip["episodes"] == 3 and 0 <= chip["actions_equal_float"] <= 1
+    assert rep["chip"]["kind"] == "modelled" and rep["chip"]["pes"] >= 3
+    assert rep["baselines"][0]["kind"] == "measured"
+    for f in ("float.nir", "ptq.nir", "qat.nir", "report.md", "report.html", "train.csv",
+              "eval.csv", "checkpoints/dqn.pt"):
+        assert (tmp_path / "a" / f).exists(), f
+    cfg = default_config("cartpole", quick=True)
+    with pytest.raises(KeyboardInterrupt):
+        run_control(cfg, out=tmp_path / "b", quiet=True, interrupt_at=333)
+    assert not (tmp_path / "b" / "report.json").exists()
+    run_control(cfg, resume=tmp_path / "b", quiet=True)
+    rep_b = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert _strip_timing(rep_b) == _strip_timing(rep)
