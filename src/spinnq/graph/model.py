@@ -303,6 +303,9 @@ def conv_padding(node, in_hw: Shape) -> tuple[int, ...]:
     k = node.weight.shape[2:]
     dil = np.broadcast_to(np.asarray(node.dilation).astype(int), (len(k),))
     if isinstance(node.padding, str):
+        if node.padding not in ("same", "valid"):
+            raise ValueError(f"padding must be 'same', 'valid' or integers, got "
+                             f"{node.padding!r}")
         if node.padding == "valid":
             return (0,) * len(k)
         return tuple(int(d * (kk - 1) // 2) for d, kk in zip(dil, k, strict=True))
@@ -311,16 +314,27 @@ def conv_padding(node, in_hw: Shape) -> tuple[int, ...]:
 
 
 def _conv_shape(node, s: Shape) -> Shape:
+    nd = 1 if isinstance(node, nir.Conv1d) else 2
+    if np.ndim(node.weight) != nd + 2:
+        raise ValueError(f"weight must be {nd + 2}-D (out, in, kernel), got shape "
+                         f"{np.shape(node.weight)}")
     k = node.weight.shape[2:]
-    nd = len(k)
     if len(s) != nd + 1:
         raise ValueError(f"expects input (C, {'N' if nd == 1 else 'H, W'}), got {s}")
-    cin = node.weight.shape[1] * int(node.groups)
+    groups = int(np.asarray(node.groups).ravel()[0]) if np.size(node.groups) == 1 else 0
+    if groups < 1 or node.weight.shape[0] % groups:
+        raise ValueError(f"groups must be a positive divisor of the {node.weight.shape[0]} "
+                         f"output channels, got {node.groups}")
+    cin = node.weight.shape[1] * groups
     if s[0] != cin:
         raise ValueError(f"expects {cin} input channels, got {s[0]}")
     stride = np.broadcast_to(np.asarray(node.stride).astype(int), (nd,))
     dil = np.broadcast_to(np.asarray(node.dilation).astype(int), (nd,))
     pad = conv_padding(node, s[1:])
+    if min(stride) < 1 or min(dil) < 1 or min(pad) < 0 or min(k) < 1:
+        raise ValueError(f"needs kernel, stride, dilation >= 1 and padding >= 0 (kernel {k}, "
+                         f"stride {tuple(map(int, stride))}, dilation {tuple(map(int, dil))}, "
+                         f"padding {pad})")
     out = [(s[1 + i] + 2 * pad[i] - dil[i] * (k[i] - 1) - 1) // stride[i] + 1 for i in range(nd)]
     if min(out) < 1:
         raise ValueError(f"output would be empty for input {s}")
@@ -331,6 +345,9 @@ def _pool_shape(node, s: Shape) -> Shape:
     if len(s) != 3:
         raise ValueError(f"expects input (C, H, W), got {s}")
     k, st, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+    if min(k) < 1 or min(st) < 1 or min(p) < 0:
+        raise ValueError(f"needs kernel and stride >= 1 and padding >= 0 (kernel {k}, "
+                         f"stride {st}, padding {p})")
     out = [(s[1 + i] + 2 * p[i] - k[i]) // st[i] + 1 for i in range(2)]
     if min(out) < 1:
         raise ValueError(f"output would be empty for input {s}")
@@ -339,6 +356,10 @@ def _pool_shape(node, s: Shape) -> Shape:
 
 def _flatten_shape(node, s: Shape) -> Shape:
     n = len(s)
+    for d in (node.start_dim, node.end_dim):  # n + 1: a writer may count a batch axis
+        if not -(n + 1) <= int(d) <= n:
+            raise ValueError(f"start_dim {node.start_dim} / end_dim {node.end_dim} out of "
+                             f"range for an input of shape {s}")
     a = int(node.start_dim) % n if n else 0
     b = int(node.end_dim) % n if n else 0
     # NIR writers disagree whether start_dim counts a batch axis: snnTorch/nirtorch write
