@@ -222,3 +222,28 @@ def test_quick_run_end_to_end_resume_and_same_report(tmp_path):
     run_control(cfg, resume=tmp_path / "b", quiet=True)
     rep_b = json.loads((tmp_path / "b" / "report.json").read_text())
     assert _strip_timing(rep_b) == _strip_timing(rep)
+
+
+# --------------------------------------------------------------------- chip == QAT model
+def test_chip_q_values_come_from_the_emulated_program_and_match_qat():
+    """The chip stage's Q-values are the emulator's: they equal the QAT network's (same
+    integers, thresholds scaled) and move when the program's integer weights change."""
+    from spinnq.graph.model import from_nir
+    from spinnq.s2 import S2Config, compile
+    from spinnq.tasks.control.evaluate import chip_q, sim_q
+
+    enc = Encoder(np.zeros(4), np.ones(4), EncoderConfig(8, 1.0, 10))
+    net = _net(n_in=enc.n_inputs, hidden=(24, 16), seed=2)
+    obs = np.random.default_rng(1).random((64, 4)).astype(np.float32)
+    qnet.calibrate_init(net, enc(obs), 0.2)
+    q = qnet.quantized(net, "p99.9")
+    g = from_nir(qnet.export(q, enc.n_inputs, 1e-4))
+    prog = compile(g, S2Config(reset="subtract", graph_scales=True))
+    assert prog.depth == 3
+    q_chip = chip_q(prog, enc)(obs)
+    q_sim = sim_q(g, enc, 1e-4)(obs)
+    q_torch = fast.act_q(q, enc(obs)).numpy()
+    np.testing.assert_allclose(q_chip, q_sim, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(q_chip, q_torch, rtol=1e-4, atol=1e-4)
+    prog.projections[-1].weight = -prog.projections[-1].weight
+    assert np.allclose(chip_q(prog, enc)(obs), -q_chip, rtol=1e-4, atol=1e-4)

@@ -32,7 +32,8 @@ class EnvSpec:
 ENVS: dict[str, EnvSpec] = {
     "cartpole": EnvSpec("CartPole-v1", (-2.4, -2.5, -0.21, -3.0), (2.4, 2.5, 0.21, 3.0),
                         solved=475.0, stop=495.0),
-    "acrobot": EnvSpec("Acrobot-v1", solved=-100.0, stop=-80.0),
+    "acrobot": EnvSpec("Acrobot-v1", (-1, -1, -1, -1, -6.5, -14.0), (1, 1, 1, 1, 6.5, 14.0),
+                       solved=-100.0, stop=-80.0),
     "mountaincar": EnvSpec("MountainCar-v0", solved=-110.0, stop=-105.0),
     "lunarlander": EnvSpec("LunarLander-v3", (-1.5, -0.5, -2.0, -2.0, -1.5, -3.0, 0.0, 0.0),
                            (1.5, 1.6, 2.0, 1.0, 1.5, 3.0, 1.0, 1.0), solved=200.0, stop=220.0),

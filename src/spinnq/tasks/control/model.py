@@ -26,7 +26,7 @@ from spinnq.nn import LI, LIF, QuantLinear, SpikingSequential, to_nir
 
 @dataclass(frozen=True)
 class NetConfig:
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = (128, 128)
     beta: float = 0.9
     threshold: float = 1.0
     slope: float = 5.0

@@ -30,6 +30,7 @@ from spinnq.errors import CheckpointError, InputError
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.tasks.common import (
     RunDir,
+    atomic_write,
     config_from_dict,
     load_checkpoint,
     load_state_dict,
@@ -73,13 +74,13 @@ class ControlConfig:
 ENV_DQN: dict[str, dict] = {
     "cartpole": {"total_steps": 50_000, "stop_return": 495.0},
     "acrobot": {"total_steps": 60_000, "lr": 6.3e-4, "batch": 128, "learning_starts": 1_000,
-                "target_update": 62, "eps_end": 0.1, "eps_fraction": 0.12,
+                "target_update": 250, "eps_end": 0.1, "eps_fraction": 0.12,
                 "eval_episodes": 10, "eval_every": 5_000, "stop_return": -75.0},
     "mountaincar": {"total_steps": 120_000, "lr": 4e-3, "batch": 128, "gamma": 0.98,
                     "target_update": 150, "eps_end": 0.07, "eps_fraction": 0.2,
                     "eval_every": 10_000, "stop_return": -105.0},
     "lunarlander": {"total_steps": 100_000, "lr": 6.3e-4, "batch": 128, "eps_end": 0.1,
-                    "eps_fraction": 0.12, "target_update": 62, "eval_every": 10_000,
+                    "eps_fraction": 0.12, "target_update": 250, "eval_every": 10_000,
                     "stop_return": 220.0},
 }
 
@@ -153,17 +154,7 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None,
     else:
         run = RunDir.create(_task_name(cfg.env), out)
         run.save_config(cfg)
-    torch.set_num_threads(1)
-    spec = resolve(cfg.env)
-    env = make_env(spec)
-    low, high = obs_range(spec, env)
-    n_actions = int(env.action_space.n)
-    solved = solved_return(spec, env)
-    enc = Encoder(low, high, cfg.encoder)
-    seed_everything(cfg.seed)
-    model = qnet.build(enc.n_inputs, n_actions, cfg.net)
-    qnet.calibrate_init(model, enc(_random_states(env, 512, cfg.seed)), cfg.net.init_rate)
-    env.close()
+    spec, enc, model, solved = build_agent(cfg)
 
     # 1. DQN (float) ------------------------------------------------------------------
     float_ckpt = run.ckpt("float")
@@ -232,6 +223,25 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None,
     report = _report(cfg, run, spec, model, enc, programs["chip"], place(programs["chip"],
                      s2cfg), kept, done, train_info, mode, scores, hist, t_start)
     return report
+
+
+def build_agent(cfg: ControlConfig):
+    """(EnvSpec, Encoder, initialised float Q-network, solved threshold) for `cfg`:
+    deterministic in cfg.seed (the init is calibrated on random-policy states)."""
+    torch.set_num_threads(1)
+    spec = resolve(cfg.env)
+    env = make_env(spec)
+    try:
+        low, high = obs_range(spec, env)
+        n_actions = int(env.action_space.n)
+        solved = solved_return(spec, env)
+        enc = Encoder(low, high, cfg.encoder)
+        seed_everything(cfg.seed)
+        model = qnet.build(enc.n_inputs, n_actions, cfg.net)
+        qnet.calibrate_init(model, enc(_random_states(env, 512, cfg.seed)), cfg.net.init_rate)
+    finally:
+        env.close()
+    return spec, enc, model, solved
 
 
 def _task_name(env: str) -> str:
@@ -311,11 +321,41 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         solved=_solved(done, solved_return(spec, make_env(spec))),
         wall_s=time.perf_counter() - t_start)
     spikes = None
+    if sample is not None:
+        spikes = {n: s[0].numpy() for n, s in emulate(
+            program, sample[:1], record=list(program.populations)).spikes.items()}
     plots = standard_plots(rep, cost=cost, placement=placement, spikes=spikes,
-                           training_csv=run.path / "eval.csv")
-    write_report(run.path, rep, plots)
+                           training_csv=run.path / "train.csv")
+    paths = write_report(run.path, rep, plots)
+    md = paths["md"].read_text() + "\n" + stage_table_md(rep)
+    atomic_write(paths["md"], md)
     rep["run_dir"] = str(run.path)
     return rep
+
+
+def stage_table_md(rep: dict) -> str:
+    """The closed-loop table (mean/std/min return, agreement with float) and the chip's
+    per-decision figures, appended to report.md."""
+    lines = ["## Closed loop per stage (measured)", "",
+             "| stage | mean return | std | min | actions = float | episodes |",
+             "|---|---|---|---|---|---|"]
+    for s in rep["stages"]:
+        agree = s.get("actions_equal_float")
+        lines.append(f"| {s['name']} | {s['mean_return']:.1f} | {s['std_return']:.1f} | "
+                     f"{s['min_return']:.0f} | {'' if agree is None else f'{agree:.1%}'} | "
+                     f"{s['episodes']} |")
+    t = rep.get("training") or {}
+    lines += ["", f"Training: {t.get('env_steps')} env steps, {t.get('episodes')} episodes, "
+              f"best greedy evaluation {t.get('best_greedy_eval')}, first evaluation >= "
+              f"solved at {t.get('steps_to_solve')} steps (measured)."]
+    chip, fastest = rep.get("chip"), rep.get("chip_fastest_tick")
+    if chip and fastest:
+        lines += ["", "Per decision on the chip (modelled): "
+                  f"{chip['timesteps']} steps; at a {chip['tick_s'] * 1e3:g} ms tick "
+                  f"{chip['latency_s'] * 1e3:.2f} ms and {chip['energy_j'] * 1e3:.3f} mJ; at "
+                  f"the shortest feasible tick ({fastest['tick_s'] * 1e6:.1f} us) "
+                  f"{fastest['latency_s'] * 1e6:.1f} us and {fastest['energy_j'] * 1e6:.2f} uJ."]
+    return "\n".join(lines) + "\n"
 
 
 def _solved(done: dict, threshold: float | None) -> dict | None:
