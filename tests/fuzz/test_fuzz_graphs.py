@@ -138,7 +138,7 @@ def corrupt_file(path: Path, how: str, data) -> None:
     elif how == "hdf5-not-nir":
         path.unlink()
         with h5py.File(path, "w") as f:
-            f.create_dataset(data.draw(st.sampled_from(["node", "type", "nodes", "x"])),
+            f.create_dataset(data.draw(st.sampled_from(["type", "nodes", "x", "edges"])),
                              data=np.arange(data.draw(st.integers(0, 5))))
             if data.draw(st.booleans()):
                 grp = f.create_group("node")
