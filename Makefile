@@ -7,7 +7,7 @@ PIP     := $(PY) -m pip --disable-pip-version-check
 STAMP   := $(VENV)/.spinnq-installed
 PYTEST  := $(PY) -m pytest
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all chromium lint bench clean
 
 install: $(STAMP)
 
@@ -27,7 +27,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PYTEST) -q -x --timeout=600
 
-test-all: $(STAMP)
+# The slow suite renders report.html in headless Chromium (Debian's package).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+test-all: $(STAMP) chromium
 	$(PYTEST) -q -m "" --timeout=7200
 
 lint: $(STAMP)
