@@ -29,6 +29,8 @@ def test_encoder_counts_are_rounded_rates_and_deterministic():
     s = enc(obs)
     assert s.shape == (2, 10, 16) and set(s.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(s, enc(obs))
+    many = np.random.default_rng(0).normal(0, 1, (2000, 2)).astype(np.float32)
+    assert np.array_equal(enc.numpy(many), enc(many).numpy())  # numpy path (acting) == torch
     r = enc.rates(obs)
     assert torch.equal(s.sum(1), torch.floor(10 * r + 0.5))
     # clipping: out-of-range values give the same spikes as the range's edge
@@ -64,7 +66,8 @@ def test_replay_buffer_wraps_and_samples_stored_transitions():
         buf.add([i, i], i % 2, float(i), [i + 1, i + 1], i == 6)
     assert buf.size == 5 and buf.pos == 2
     assert sorted(buf.reward.tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]
-    o, a, r, o2, d = buf.sample(50, np.random.default_rng(0))
+    o, a, r, o2, d, disc = buf.sample(50, np.random.default_rng(0))
+    assert np.all(disc == np.float32(0.99))
     assert np.all(o[:, 0] == r) and np.all(o2[:, 0] == r + 1) and np.all(a == r % 2)
     assert np.all(d == (r == 6))
     buf2 = ReplayBuffer(5, 2)
@@ -93,7 +96,7 @@ def test_td_target_does_not_bootstrap_terminal_states():
     target = _net(seed=5)
     o = np.random.default_rng(0).random((6, 3)).astype(np.float32)
     batch = (o, np.zeros(6, np.int64), np.full(6, 2.0, np.float32), o[::-1].copy(),
-             np.ones(6, np.float32))
+             np.ones(6, np.float32), np.full(6, 0.99, np.float32))
     q = fast.act_q(online, enc(o))[:, 0]
     for double in (True, False):
         cfg = DQNConfig(double=double, huber_delta=1e9)  # pure 0.5 * MSE
@@ -119,6 +122,39 @@ def test_fast_path_equals_spiking_sequential_values_and_gradients(quant):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
     assert torch.allclose(fast.act_q(net.float(), x.float()), net.float()(x.float())[:, -1],
                           atol=1e-4)
+
+
+def test_n_step_transitions_sum_discounted_rewards(tmp_path):
+    """With n_step=3 every stored reward is r_t + g r_t+1 + g^2 r_t+2 (fewer at the episode's
+    end) and its discount g^(rewards summed)."""
+    spec = resolve("cartpole")
+    env = make_env(spec)
+    enc = Encoder(*obs_range(spec, env), EncoderConfig(4, 1.0, 4))
+    net = _net(n_in=enc.n_inputs, hidden=(8, 8))
+    cfg = DQNConfig(total_steps=60, learning_starts=10**6, n_step=3, buffer=100,
+                    eval_every=10**6, ckpt_every=10**6, gamma=0.5)
+    (tmp_path / "checkpoints").mkdir()
+    import spinnq.tasks.control.dqn as dqn_mod
+
+    seen = {}
+    orig = dqn_mod.ReplayBuffer
+
+    class Spy(orig):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            seen["buf"] = self
+
+    dqn_mod.ReplayBuffer = Spy
+    try:
+        train(net, enc, spec, cfg, seed=1, folder=tmp_path, quiet=True)
+    finally:
+        dqn_mod.ReplayBuffer = orig
+    buf = seen["buf"]
+    assert buf.size == 60
+    # CartPole pays 1 per step: full windows 1 + .5 + .25, the last two of an episode less
+    assert set(np.round(buf.reward[:buf.size], 4)) <= {1.75, 1.5, 1.0}
+    np.testing.assert_allclose(buf.discount[buf.reward == 1.75], 0.125)
+    np.testing.assert_allclose(buf.discount[buf.reward == 1.0], 0.5)
 
 
 def test_calibrated_init_makes_hidden_layers_fire():

@@ -56,6 +56,7 @@ class DQNConfig:
     eps_end: float = 0.04
     eps_fraction: float = 0.2
     double: bool = True
+    n_step: int = 1  # n-step returns: rewards of n steps, then bootstrap with gamma^n
     huber_delta: float = 1.0
     grad_clip: float = 10.0
     eval_every: int = 2_000  # env steps between greedy evaluations
@@ -75,20 +76,22 @@ class ReplayBuffer:
         self.action = np.zeros(capacity, np.int64)
         self.reward = np.zeros(capacity, np.float32)
         self.done = np.zeros(capacity, np.float32)  # terminated (not truncated): no bootstrap
+        self.discount = np.zeros(capacity, np.float32)  # gamma^(rewards summed in `reward`)
         self.pos = 0
         self.size = 0
 
-    def add(self, o, a, r, o2, done: bool) -> None:
+    def add(self, o, a, r, o2, done: bool, discount: float = 0.99) -> None:
         i = self.pos
         self.obs[i], self.action[i], self.reward[i], self.next_obs[i] = o, a, r, o2
         self.done[i] = float(done)
+        self.discount[i] = discount
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         idx = rng.integers(0, self.size, size=n)
         return (self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
-                self.done[idx])
+                self.done[idx], self.discount[idx])
 
     def state_dict(self) -> dict:
         n = self.size
@@ -96,7 +99,8 @@ class ReplayBuffer:
                 "next_obs": torch.from_numpy(self.next_obs[:n].copy()),
                 "action": torch.from_numpy(self.action[:n].copy()),
                 "reward": torch.from_numpy(self.reward[:n].copy()),
-                "done": torch.from_numpy(self.done[:n].copy()), "pos": self.pos,
+                "done": torch.from_numpy(self.done[:n].copy()),
+                "discount": torch.from_numpy(self.discount[:n].copy()), "pos": self.pos,
                 "capacity": self.capacity}
 
     def load_state_dict(self, d: dict) -> None:
@@ -104,7 +108,7 @@ class ReplayBuffer:
             raise CheckpointError(f"replay buffer capacity {d['capacity']} in the checkpoint, "
                                   f"{self.capacity} configured")
         n = int(d["obs"].shape[0])
-        for k in ("obs", "next_obs", "action", "reward", "done"):
+        for k in ("obs", "next_obs", "action", "reward", "done", "discount"):
             getattr(self, k)[:n] = d[k].numpy()
         self.size, self.pos = n, int(d["pos"])
 
@@ -115,20 +119,22 @@ def epsilon(step: int, cfg: DQNConfig) -> float:
 
 
 def td_loss(online, target, enc: Encoder, batch, cfg: DQNConfig) -> torch.Tensor:
-    """Huber loss between Q(s, a) and r + gamma (1 - done) Q_target(s', a*), where a* is the
-    online network's choice (double DQN) or the target's."""
-    o, a, r, o2, d = batch
+    """Huber loss between Q(s, a) and r + discount (1 - done) Q_target(s', a*), where a* is
+    the online network's choice (double DQN) or the target's; discount = gamma^n for n-step
+    transitions."""
+    o, a, r, o2, d, disc = batch
     n = len(a)
+    both = torch.from_numpy(enc.numpy(np.concatenate([o, o2])))
     if cfg.double:
-        q_all = fast.q_values(online, enc(np.concatenate([o, o2])))
+        q_all = fast.q_values(online, both)
         q, q_next_online = q_all[:n], q_all[n:].detach()
         a_star = q_next_online.argmax(1, keepdim=True)
     else:
-        q = fast.q_values(online, enc(o))
+        q = fast.q_values(online, both[:n])
     with torch.no_grad():
-        q_next = fast.act_q(target, enc(o2))
+        q_next = fast.act_q(target, both[n:])
         best = q_next.gather(1, a_star).squeeze(1) if cfg.double else q_next.max(1).values
-        y = torch.from_numpy(r) + cfg.gamma * (1.0 - torch.from_numpy(d)) * best
+        y = torch.from_numpy(r) + torch.from_numpy(disc) * (1.0 - torch.from_numpy(d)) * best
     q_sa = q.gather(1, torch.from_numpy(a)[:, None]).squeeze(1)
     return F.huber_loss(q_sa, y, delta=cfg.huber_delta)
 
@@ -140,7 +146,7 @@ def hard_update(target: torch.nn.Module, online: torch.nn.Module) -> None:
 def greedy_eval(model, enc: Encoder, spec: EnvSpec, episodes: int, seed: int) -> np.ndarray:
     """Returns of `episodes` greedy episodes run side by side (float model, numpy path)."""
     w = fast.numpy_weights(model)
-    return run_episodes(lambda obs: fast.act_np(w, enc(obs).numpy()), spec, episodes, seed)
+    return run_episodes(lambda obs: fast.act_np(w, enc.numpy(obs)), spec, episodes, seed)
 
 
 def run_episodes(q_fn: Callable[[np.ndarray], np.ndarray], spec: EnvSpec, episodes: int,
@@ -233,13 +239,22 @@ def train(model, enc: Encoder, spec: EnvSpec, cfg: DQNConfig, seed: int, folder:
         while not s["done"] and s["step"] < cfg.total_steps:
             obs, _ = env.reset(seed=seed * 1_000_003 + s["episode"])
             ep_ret, ep_len, losses = 0.0, 0, []
+            pending: list = []  # (obs, action, reward) of the last n steps (n-step returns)
             while True:
                 if rng.random() < epsilon(s["step"], cfg):
                     a = int(rng.integers(env.action_space.n))
                 else:
-                    a = int(fast.act_np(w, enc(obs).numpy())[0].argmax())
+                    a = int(fast.act_np(w, enc.numpy(obs))[0].argmax())
                 obs2, r, term, trunc, _ = env.step(a)
-                buf.add(obs, a, r, obs2, term)
+                pending.append((obs, a, float(r)))
+                end = term or trunc or s["step"] + 1 >= cfg.total_steps
+                while pending and (len(pending) >= cfg.n_step or end):
+                    o0, a0, _ = pending[0]
+                    ret = sum(cfg.gamma ** k * p[2] for k, p in enumerate(pending))
+                    buf.add(o0, a0, ret, obs2, term, cfg.gamma ** len(pending))
+                    pending.pop(0)
+                    if not end:
+                        break
                 obs = obs2
                 ep_ret += float(r)
                 ep_len += 1

@@ -72,3 +72,20 @@ class Encoder:
         r = self.rates(obs)
         counts = torch.floor(self._t[None, :, None] * r[:, None, :] + 0.5)  # (B, T+1, N)
         return counts[:, 1:] - counts[:, :-1]
+
+    def numpy(self, obs: np.ndarray) -> np.ndarray:
+        """The same spikes as `__call__`, computed in numpy (acting: no torch overhead)."""
+        if not hasattr(self, "_np"):
+            self._np = (self.low.numpy(), self.high.numpy(), self.centres.numpy()[None],
+                        self.sigma.numpy()[None], self._t.numpy()[None, :, None])
+        low, high, c, sig, t = self._np
+        x = np.asarray(obs, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != low.size:
+            raise InputError(f"observations have shape {x.shape}; expected (batch, {low.size})")
+        x = np.clip(np.nan_to_num(x), low, high)
+        z = (x[:, :, None] - c) / sig
+        r = np.exp(np.float32(-0.5) * z * z).reshape(x.shape[0], 1, -1)
+        counts = np.floor(t * r + np.float32(0.5))
+        return counts[:, 1:] - counts[:, :-1]

@@ -267,7 +267,7 @@ def _visited_states(model, enc: Encoder, spec, cfg: ControlConfig) -> np.ndarray
     seen: list[np.ndarray] = []
 
     def q_fn(obs):
-        return fast.act_np(w, enc(obs).numpy())
+        return fast.act_np(w, enc.numpy(obs))
 
     run_episodes(q_fn, spec, 8, cfg.eval_seed // 2,
                  on_step=lambda obs, q, active: seen.append(obs[active]))

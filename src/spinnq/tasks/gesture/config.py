@@ -35,6 +35,8 @@ class GestureConfig:
     tick_s: float = 1e-3  # the seed's real-time tick
     chip_batch: int = 64
     threads: int = 2
+    plots: bool = True  # report plots (matplotlib, a few seconds)
+    baseline: bool = True  # measure the float network on this CPU for the report
 
 
 def quick(cfg: GestureConfig) -> GestureConfig:

@@ -63,7 +63,9 @@ def load_data(cfg: GestureConfig, quiet: bool = True) -> dict[str, Frames]:
 def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
     if opts.resume is not None:
         run = RunDir.open(opts.resume)
-        cfg = gconf.from_dict(run.load_config())
+        # --set on a resumed run: e.g. more epochs (training continues from the checkpoint)
+        cfg = gconf.apply_overrides(gconf.from_dict(run.load_config()), opts.overrides)
+        run.save_config(cfg)
         return cfg, run, True
     cfg = GestureConfig(seed=opts.seed)
     if opts.data_dir is not None:
@@ -203,6 +205,33 @@ def run_task(opts) -> dict:
     return summary
 
 
+def _baselines(cfg: GestureConfig, model, data, notes: list[str]) -> list:
+    """The float P-SNN measured on this CPU, plus the seed's published row."""
+    from spinnq.baseline import MeasureConfig, measure, published_rows
+    rows: list = published_rows("gesture")
+    if not cfg.baseline:
+        notes.append("CPU baseline switched off (baseline=false)")
+        return rows
+    try:
+        x1 = torch.from_numpy(data["test"].x[:1]).float()
+        rows.insert(0, measure(model, x1, "cpu", MeasureConfig(batch=16, repeats=5, warmup=1,
+                                                                energy_s=1.0, idle_s=0.5)))
+    except Exception as e:  # a baseline must never sink the run; say why it is missing
+        notes.append(f"CPU baseline not measured: {type(e).__name__}: {e}")
+    return rows
+
+
+def _plots(cfg: GestureConfig, rep: dict, ev, costs, run: RunDir) -> dict:
+    from spinnq.report import standard_plots
+    try:
+        spikes = {n: v[0].detach().cpu().numpy() for n, v in ev.run.spikes.items()}
+        return standard_plots(rep, cost=costs["seed_point"], placement=ev.placement,
+                              spikes=spikes, training_csv=run.path / "float.csv")
+    except Exception as e:  # plots are a convenience; the numbers are in report.json
+        rep["notes"].append(f"plots skipped: {type(e).__name__}: {e}")
+        return {}
+
+
 def build_graph(model, shape, cfg: GestureConfig):
     from spinnq.nn import to_nir
     return to_nir(model, shape, cfg.dt)
@@ -210,7 +239,7 @@ def build_graph(model, shape, cfg: GestureConfig):
 
 def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, model, data
                   ) -> None:
-    from spinnq.report import build_report, stage, standard_plots, write_report
+    from spinnq.report import build_report, stage, write_report
 
     a = s["accuracy"]
     stages = [
@@ -230,16 +259,7 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
         stage("seed QAT on chip", "accuracy", PUBLISHED["qat_chip"], kind="published",
               drop=PUBLISHED["float_qsnn"] - PUBLISHED["qat_chip"]),
     ]
-    baselines = []
-    try:
-        from spinnq.baseline import MeasureConfig, measure, published_rows
-        x1 = torch.from_numpy(data["test"].x[:1]).float()
-        m = measure(model, x1, "cpu", MeasureConfig(batch=16, repeats=5, warmup=1,
-                                                     energy_s=1.0, idle_s=0.5))
-        baselines.append(m)
-        baselines += published_rows("gesture")
-    except Exception as e:  # a baseline must never sink the run; say why it is missing
-        notes.append(f"CPU baseline not measured: {type(e).__name__}: {e}")
+    baselines = _baselines(cfg, model, data, notes)
     ch = s["chip"]
     notes += [
         f"Data: {s['data']['source']}; {s['data']['train']} train / {s['data']['val']} val / "
@@ -264,13 +284,7 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
     rep = build_report("gesture", stages, costs["seed_point"], baselines, notes,
                        gesture=s, best_operating_point={"name": costs["best_name"],
                                                         **costs["best"].chip_table()})
-    plots = {}
-    try:
-        spikes = {n: v[0].detach().cpu().numpy() for n, v in ev.run.spikes.items()}
-        plots = standard_plots(rep, cost=costs["seed_point"], placement=ev.placement,
-                               spikes=spikes, training_csv=run.path / "float.csv")
-    except Exception as e:  # plots are a convenience; the numbers are in report.json
-        rep["notes"].append(f"plots skipped: {type(e).__name__}: {e}")
+    plots = _plots(cfg, rep, ev, costs, run) if cfg.plots else {}
     write_report(run.path, rep, plots)
     write_json(run.path / "summary.json", {k: v for k, v in s.items() if k != "training"})
     np.save(run.path / "test_counts_qat_chip.npy", ev.counts)
