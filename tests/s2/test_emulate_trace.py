@@ -66,13 +66,13 @@ def test_fast_lif_scan_equals_pure_step(reset, fma, add_order):
     cfg = S2Config(reset=reset, fma=fma, add_order=add_order)
     p = chip_params(_pop("lif_no_delay", 50, rng), cfg)
     inp = torch.as_tensor(rng.integers(-5, 15, (40, 3, 50)), dtype=torch.float32)
-    s_fast = torch.zeros((40, 3, 50), dtype=torch.bool)
+    s_fast = torch.zeros((40, 3, 50))  # float 0/1, as in the emulator's history
     v_fast = torch.zeros((40, 3, 50))
     _scan_lif((inp,), [torch.zeros(3, 50)], p, s_fast, v_fast, True)
     state = (torch.zeros(3, 50),)
     for t in range(40):
         s, state = lif_step(inp[t], state, p)
-        assert torch.equal(s, s_fast[t])
+        assert torch.equal(s, s_fast[t].bool())
         assert torch.equal(state[0], v_fast[t])
     assert s_fast.any()
 

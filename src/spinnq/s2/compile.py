@@ -42,6 +42,7 @@ INTEGRATORS = ("forward", "exponential")
 ADD_ORDERS = ("input_first", "offset_first")  # (alpha v + I) + i_offset  |  (alpha v + i_off) + I
 CUBA_ORDERS = ("current_first", "voltage_first")
 CUBA_BIAS = ("current", "offset")
+ENGINES = ("auto", "events", "torch")  # emulator engine: events needs numba; auto picks it
 W_SCALE_KEY = "w_scale"  # metadata on a weight node: the scale QAT trained with (a float)
 EXPORTED_KEY = "s2_w_scale"  # metadata written by `export`: weights are integers already
 
@@ -69,7 +70,9 @@ class S2Config:
     cuba_bias: str = "current"  # [assumed] CubaLIF bias: into the current (exact NIR) | offset
     dense_rounding: str = "nearest"  # [assumed]
     conv_rounding: str = "trunc"  # [code] astype(int8)
-    chunk: int = 128  # emulator: steps evaluated per block (memory vs speed; exact either way)
+    chunk: int = 128  # torch engine: steps evaluated per block (memory vs speed; exact)
+    engine: str = "auto"  # emulator: events (numba, spike-driven) | torch | auto (events if
+    #                       numba is importable and the program has no lif_curr_exp)
 
     def __post_init__(self):
         if not (isinstance(self.dt, int | float) and math.isfinite(self.dt) and self.dt > 0):
@@ -78,7 +81,8 @@ class S2Config:
                                    ("integrator", self.integrator, INTEGRATORS),
                                    ("add_order", self.add_order, ADD_ORDERS),
                                    ("cuba_order", self.cuba_order, CUBA_ORDERS),
-                                   ("cuba_bias", self.cuba_bias, CUBA_BIAS)):
+                                   ("cuba_bias", self.cuba_bias, CUBA_BIAS),
+                                   ("engine", self.engine, ENGINES)):
             if val not in allowed:
                 raise InputError(f"{name} must be one of {allowed}, got {val!r}")
         ScaleMode.parse(self.weight_scale)

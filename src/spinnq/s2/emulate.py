@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 
 from spinnq.errors import InputError
-from spinnq.graph.simulate import as_batch
 from spinnq.s2 import chip
 from spinnq.s2.compile import S2Config, recurrent
 from spinnq.s2.program import COUNTERS, Population, Program, Projection, Run
@@ -91,7 +90,10 @@ def cuba_step(i: tuple[Tensor, Tensor], state: tuple[Tensor, Tensor, Tensor],
 # ---------------------------------------------------------------------- fast in-place scans
 def _scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
               v_out: Tensor | None, spiking: bool) -> None:
-    """The hot loop: same arithmetic as `lif_step`, minimal ops, in place."""
+    """The hot loop: same arithmetic as `lif_step` in 3-5 in-place ops per step.
+
+    Spikes are written as float (0/1) straight into the population's history; both resets
+    are one exact `addcmul_`: v - s*threshold, or v - s*v (= 0 where it fired)."""
     (inp,) = I
     v = st[0]
     alpha = None if bool(torch.all(p.alpha == 1)) else p.alpha
@@ -115,11 +117,11 @@ def _scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Ten
             s = s_out[t]
             torch.gt(v, th, out=s)
             if p.subtract:
-                v.sub_(th * s)
+                v.addcmul_(s, th, value=-1)
             elif vr_zero:
-                v.masked_fill_(s, 0.0)
+                v.addcmul_(s, v, value=-1)
             else:
-                v.copy_(torch.where(s, p.v_reset, v))
+                v.copy_(torch.where(s.bool(), p.v_reset, v))
         if v_out is not None:
             v_out[t].copy_(v)
 
@@ -203,13 +205,36 @@ def _make_op(proj: Projection, program: Program) -> _Op:
 
 # ---------------------------------------------------------------------------- running
 def _as_spikes(x, shape: tuple[int, ...]) -> Tensor:
-    xb = as_batch(x, shape)
-    bad = (xb != 0) & (xb != 1)
-    if bool(bad.any()):
-        v = xb[bad].flatten()[0].item()
+    """(B, T, *shape) float32 0/1 spikes from (T, *shape) or (B, T, *shape), or InputError."""
+    arr = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+    n = len(shape)
+    if arr.ndim == n + 1:
+        arr = arr.unsqueeze(0)
+    dims = ", ".join(map(str, shape))
+    if arr.ndim != n + 2 or tuple(arr.shape[2:]) != tuple(shape):
+        raise InputError(f"input has shape {tuple(arr.shape)}; expected (T, {dims}) or "
+                         f"(B, T, {dims})")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InputError(f"input has no timesteps or samples: shape {tuple(arr.shape)}")
+    if arr.dtype.is_complex:
+        raise InputError("input contains complex values")
+    return arr.to(torch.float32)
+
+
+def _check_spikes(x: Tensor) -> None:
+    """InputError unless every value is 0 or 1 (NaN and inf included); cheap on a block."""
+    if bool((x * (x - 1)).any()):
+        bad = x[(x != 0) & (x != 1)].flatten()[0].item()
         raise InputError(f"the chip's input population ('spike_list') emits spikes: input "
-                         f"values must be 0 or 1, found {v:g}")
-    return xb
+                         f"values must be 0 or 1, found {bad:g}")
+
+
+def _shifted(a: Tensor, d: int) -> Tensor:
+    """a delayed by d steps along dim 0 (zeros first)."""
+    out = torch.zeros_like(a)
+    if d < a.shape[0]:
+        out[d:] = a[:a.shape[0] - d]
+    return out
 
 
 @torch.no_grad()
@@ -233,63 +258,84 @@ def emulate(program: Program, x, steps: int | None = None,
         if r not in pops:
             raise InputError(f"cannot record '{r}': not a population (populations: "
                              f"{', '.join(pops)})")
+    if cfg.engine != "torch":
+        from spinnq.s2 import events
+
+        if events.available() and events.supported(program):
+            return events.run_events(program, xb, steps, rec)
+        if cfg.engine == "events":
+            raise InputError("engine 'events' needs numba (pip install numba) and a program "
+                             "without lif_curr_exp populations; use engine 'torch'")
     flat = {n: p.size for n, p in pops.items()}
-    spikes = {n: torch.zeros((steps, B, flat[n]), dtype=torch.bool) for n in pops}
-    n_in = min(T, steps)
-    spikes[program.input][:n_in] = xb[:, :n_in].transpose(0, 1).reshape(n_in, B, -1) > 0
-    v_rec = {n: torch.zeros((steps, B, flat[n])) for n in rec if n != program.input}
-    counters = {n: {c: torch.zeros(steps, dtype=torch.float64) for c in COUNTERS} for n in pops}
     ops: dict[str, list[_Op]] = {n: [] for n in pops}
     for pr in program.projections:
         ops[pr.post].append(_make_op(pr, program))
     params = {n: chip_params(p, cfg) for n, p in pops.items() if n != program.input}
     state = {n: [torch.zeros(B, flat[n]) for _ in range(3 if p.model in CUBA_MODELS else 1)]
              for n, p in pops.items() if n != program.input}
-    back = recurrent(program)
-    block = min([cfg.chunk] + [p.delay for p in back])
+    block = min([cfg.chunk, steps] + [p.delay for p in recurrent(program)])
+    # Spike history per population: the last D steps (D = its longest outgoing delay) and
+    # the current block, as float32 0/1, ready for the projections' batched ops.
+    D = {n: max([p.delay for p in program.projections if p.pre == n], default=1) for n in pops}
+    hist = {n: torch.zeros((D[n] + block, B, flat[n])) for n in pops}
+    counts = {n: torch.zeros((steps, B)) for n in pops}  # spikes per step and sample
+    syn = {n: torch.zeros(steps, dtype=torch.float64) for n in pops}
+    rec_s = {r: torch.zeros((steps, B, flat[r]), dtype=torch.bool) for r in rec}
+    v_rec = {r: torch.zeros((steps, B, flat[r])) for r in rec if r != program.input}
     saturations = 0
     for t0 in range(0, steps, block):
         t1 = min(t0 + block, steps)
         n = t1 - t0
         for name, pop in pops.items():
+            h, d_own = hist[name], D[name]
+            if t0 > 0:  # keep the last D steps of the previous (full) block
+                h[:d_own] = h[block:block + d_own].clone()
+            s_out = h[d_own:d_own + n]
             if name == program.input:
-                continue
-            cuba = pop.model in CUBA_MODELS
-            I = [torch.zeros((n, B, flat[name])) for _ in range(2 if cuba else 1)]
-            bound = 0.0
-            cnt = counters[name]
-            for op in ops[name]:
-                d = op.proj.delay
-                a0, a1 = max(t0 - d, 0), max(t1 - d, 0)
-                m = a1 - a0
-                if m == 0:
-                    continue
-                src = spikes[op.proj.pre][a0:a1].reshape(m * B, -1).float()
-                for acc, w in zip(I, op.weights, strict=True):
-                    acc[n - m:] += op.apply(src, w).view(m, B, -1)
-                bound += op.bound
-                per_step = src.view(m, B, -1)
-                cnt["packets_in"][t1 - m:t1] += per_step.sum((1, 2)).double() / B
-                cnt["syn_events"][t1 - m:t1] += (per_step @ op.fanout).sum(1).double() / B
-                if op.macs_per_frame:
-                    active = per_step.any(2).sum(1).double()
-                    cnt["macs"][t1 - m:t1] += active * op.macs_per_frame / B
-            if bound > ACC_LIMIT:
-                for acc in I:
-                    over = acc.abs() > ACC_LIMIT
-                    saturations += int(over.sum())
-                    acc.clamp_(-ACC_LIMIT, ACC_LIMIT)
-            s_out = spikes[name][t0:t1]
-            v_out = v_rec[name][t0:t1] if name in v_rec else None
-            SCANS[pop.model](tuple(I), state[name], params[name], s_out, v_out,
-                             not pop.record_only)
-            cnt["neuron_updates"][t0:t1] += flat[name]
-            cnt["spikes"][t0:t1] += s_out.sum((1, 2)).double() / B
-    counters[program.input]["spikes"] += spikes[program.input].sum((1, 2)).double() / B
+                s_out.zero_()
+                k = max(0, min(t1, T) - t0)
+                if k:
+                    s_out[:k] = xb[:, t0:t0 + k].reshape(B, k, -1).transpose(0, 1)
+                    _check_spikes(s_out[:k])
+            else:
+                I: list[Tensor | None] = [None, None] if pop.model in CUBA_MODELS else [None]
+                bound = 0.0
+                for op in ops[name]:
+                    d, dp = op.proj.delay, D[op.proj.pre]
+                    src = hist[op.proj.pre][dp - d:dp - d + n].reshape(n * B, -1)
+                    for i, w in enumerate(op.weights):
+                        y = op.apply(src, w).view(n, B, -1)
+                        I[i] = y if I[i] is None else I[i].add_(y)
+                    bound += op.bound
+                    syn[name][t0:t1] += (src @ op.fanout).view(n, B).sum(1).double()
+                I = [torch.zeros((n, B, flat[name])) if a is None else a for a in I]
+                if bound > ACC_LIMIT:
+                    for acc in I:
+                        saturations += int((acc.abs() > ACC_LIMIT).sum())
+                        acc.clamp_(-ACC_LIMIT, ACC_LIMIT)
+                v_out = v_rec[name][t0:t1] if name in v_rec else None
+                SCANS[pop.model](tuple(I), state[name], params[name], s_out, v_out,
+                                 not pop.record_only)
+            counts[name][t0:t1] = s_out.sum(2)
+            if name in rec_s:
+                rec_s[name][t0:t1] = s_out > 0
+    counters = {n: {c: torch.zeros(steps, dtype=torch.float64) for c in COUNTERS} for n in pops}
+    for name in pops:
+        c = counters[name]
+        c["spikes"] += counts[name].sum(1).double() / B
+        c["syn_events"] += syn[name] / B
+        if name != program.input:
+            c["neuron_updates"] += flat[name]
+        for op in ops[name]:
+            pre = counts[op.proj.pre]
+            c["packets_in"] += _shifted(pre.sum(1).double(), op.proj.delay) / B
+            if op.macs_per_frame:
+                active = (pre > 0).sum(1).double()
+                c["macs"] += _shifted(active, op.proj.delay) * op.macs_per_frame / B
     out_s, out_v = {}, {}
     for r in rec:
         shape = pops[r].shape
-        out_s[r] = spikes[r].transpose(0, 1).reshape(B, steps, *shape).float()
+        out_s[r] = rec_s[r].transpose(0, 1).reshape(B, steps, *shape).float()
         if r in v_rec:
             vs = torch.as_tensor(np.asarray(pops[r].v_scale, dtype=np.float32))
             out_v[r] = (v_rec[r] / vs).transpose(0, 1).reshape(B, steps, *shape).contiguous()

@@ -1,0 +1,269 @@
+"""Event-driven emulator engine (numba): the same chip arithmetic as `emulate.py`, spike by
+spike, the way the chip itself works.
+
+A population's input at step t is built only from the spikes that arrive (each pre spike
+adds its fan-out row of integer weights: a CSR table per projection, conv and fused pools
+unrolled into it), so the cost follows the activity, not the layer sizes: with sparse spikes
+that is far less work than a dense conv. The neuron update is the same float32 sequence as
+`emulate.lif_step` (no fast-math, so no fused multiply-add unless `fma` asks for one), which
+the tests check against the torch engine bit for bit. One thread: it leaves torch's thread
+pool alone.
+
+Covers every program without `lif_curr_exp` populations (those use the torch engine).
+Optional: needs numba (`pip install numba`, the `fast` extra); `emulate` falls back to the
+torch engine without it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from spinnq.s2.emulate import ACC_LIMIT, CUBA_MODELS, _check_spikes
+from spinnq.s2.program import COUNTERS, Program, Projection, Run
+
+try:  # optional accelerator
+    from numba import njit
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    njit = None
+
+SPK, SYN, PKT, MAC = 0, 1, 2, 3  # counter columns in the kernel
+
+
+def available() -> bool:
+    return njit is not None
+
+
+def supported(program: Program) -> bool:
+    return not any(p.model in CUBA_MODELS for p in program.populations.values())
+
+
+# ------------------------------------------------------------------------ fan-out tables
+def fanout_table(proj: Projection, pre_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """CSR by pre neuron: (indptr (pre+1,), post index (nnz,), integer weight (nnz,))."""
+    w = np.asarray(proj.weight)
+    n_pre = int(np.prod(pre_shape))
+    if proj.kind == "dense":
+        j, i = np.nonzero(w.T)
+        vals = w.T[j, i]
+    else:
+        j, i, vals = _conv_entries(w, proj.conv, pre_shape)
+    order = np.argsort(j, kind="stable")
+    j, i, vals = j[order], i[order], vals[order]
+    indptr = np.zeros(n_pre + 1, dtype=np.int64)
+    np.cumsum(np.bincount(j, minlength=n_pre), out=indptr[1:])
+    return indptr, i.astype(np.int32), vals.astype(np.float32)
+
+
+def _cached_table(proj: Projection, pre_shape) -> tuple[np.ndarray, ...]:
+    """The table, built once per projection (a program is emulated many times)."""
+    key = (id(proj.weight), proj.kind, tuple(pre_shape))
+    cached = getattr(proj, "_fanout_cache", None)
+    if cached is None or cached[0] != key:
+        cached = (key, fanout_table(proj, pre_shape))
+        proj._fanout_cache = cached
+    return cached[1]
+
+
+def _conv_entries(w: np.ndarray, c: dict, pre_shape) -> tuple[np.ndarray, ...]:
+    """Every (pre, post, weight) synapse of a conv with an optional fused SumPool."""
+    C, H, W = pre_shape
+    k = int(c.get("pool") or 1)
+    Hp, Wp = H // k, W // k
+    jj = np.arange(C * H * W)
+    cc, yy, xx = jj // (H * W), (jj // W) % H, jj % W
+    iy, ix = yy // k, xx // k
+    valid = (iy < Hp) & (ix < Wp)
+    Co, Cig, kh, kw = w.shape
+    G = int(c.get("groups", 1))
+    cout = Co // G
+    (sy, sx), (py, px), (dly, dlx) = c["stride"], c["padding"], c["dilation"]
+    _, Ho, Wo = c["out_shape"]
+    js, posts, vals = [], [], []
+    for dy in range(kh):
+        for dx in range(kw):
+            ny, nx = iy + py - dy * dly, ix + px - dx * dlx
+            ok = valid & (ny % sy == 0) & (nx % sx == 0)
+            oy, ox = ny // sy, nx // sx
+            ok &= (oy >= 0) & (oy < Ho) & (ox >= 0) & (ox < Wo)
+            sel = jj[ok]
+            g, cin = cc[ok] // Cig, cc[ok] % Cig
+            co = g[:, None] * cout + np.arange(cout)[None, :]  # (n, cout)
+            wv = w[co, cin[:, None], dy, dx]
+            post = co * (Ho * Wo) + (oy[ok] * Wo + ox[ok])[:, None]
+            js.append(np.broadcast_to(sel[:, None], co.shape).ravel())
+            posts.append(post.ravel())
+            vals.append(wv.ravel())
+    j, i, v = (np.concatenate(a) if a else np.zeros(0, np.int64) for a in (js, posts, vals))
+    nz = v != 0
+    return j[nz], i[nz], v[nz]
+
+
+# ------------------------------------------------------------------------------- kernel
+if njit is not None:
+
+    # Serial on purpose: numba's parallel layers (OpenMP/TBB) share or fight torch's thread
+    # pool (measured: torch ops 20x slower after a parallel numba call on a 2-core box).
+    @njit(cache=True)
+    def _kernel(in_ptr, in_idx, T, steps, pop_off, pop_n, alpha, th, off, vreset, spiking,
+                alpha_one, subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_ptr0,
+                pr_idx0, ptr_cat, idx_cat, w_cat, by_post_ptr, by_post, R, rec_off, rec_s,
+                rec_v, cnt, sat, acc_limit):
+        B = cnt.shape[0]
+        P = pop_n.shape[0]
+        N = alpha.shape[0]
+        for b in range(B):
+            v = np.zeros(N, np.float32)
+            cur = np.zeros(N, np.float32)
+            ring = np.zeros((R, N), np.int32)
+            ring_n = np.zeros((R, P), np.int32)
+            for t in range(steps):
+                slot = t % R
+                o0 = pop_off[0]
+                m = 0
+                if t < T:
+                    row = b * T + t
+                    for e in range(in_ptr[row], in_ptr[row + 1]):
+                        ring[slot, o0 + m] = in_idx[e]
+                        m += 1
+                ring_n[slot, 0] = m
+                cnt[b, t, 0, SPK] = m
+                if rec_off[0] >= 0:
+                    for a in range(m):
+                        rec_s[b, t, rec_off[0] + ring[slot, o0 + a]] = 1
+                for k in range(1, P):
+                    o = pop_off[k]
+                    n = pop_n[k]
+                    for i in range(n):
+                        cur[o + i] = 0.0
+                    for qq in range(by_post_ptr[k], by_post_ptr[k + 1]):
+                        q = by_post[qq]
+                        d = pr_delay[q]
+                        if t - d < 0:
+                            continue
+                        s2 = (t - d) % R
+                        pre = pr_pre[q]
+                        nsp = ring_n[s2, pre]
+                        if nsp == 0:
+                            continue
+                        po = pop_off[pre]
+                        p0 = pr_ptr0[q]
+                        i0 = pr_idx0[q]
+                        ev = 0
+                        for a in range(nsp):
+                            j = ring[s2, po + a]
+                            e0 = ptr_cat[p0 + j]
+                            e1 = ptr_cat[p0 + j + 1]
+                            for e in range(e0, e1):
+                                cur[o + idx_cat[i0 + e]] += w_cat[i0 + e]
+                            ev += e1 - e0
+                        cnt[b, t, k, SYN] += ev
+                        cnt[b, t, k, PKT] += nsp
+                        cnt[b, t, k, MAC] += pr_macs[q]
+                    ns = 0
+                    for i in range(n):
+                        g = o + i
+                        x = cur[g]
+                        if x > acc_limit:
+                            x = np.float32(acc_limit)
+                            sat[b] += 1
+                        elif x < -acc_limit:
+                            x = np.float32(-acc_limit)
+                            sat[b] += 1
+                        vi = v[g]
+                        first, second = (off[g], x) if offset_first else (x, off[g])
+                        if fma:
+                            vi = np.float32(np.float64(alpha[g]) * np.float64(vi)
+                                            + np.float64(first))
+                        else:
+                            if not alpha_one[k]:
+                                vi = alpha[g] * vi
+                            vi = vi + first
+                        vi = vi + second
+                        if spiking[k] and vi > th[g]:
+                            if subtract:
+                                vi = vi - th[g]
+                            else:
+                                vi = vreset[g]
+                            ring[slot, o + ns] = i
+                            ns += 1
+                            if rec_off[k] >= 0:
+                                rec_s[b, t, rec_off[k] + i] = 1
+                        v[g] = vi
+                        if rec_off[k] >= 0:
+                            rec_v[b, t, rec_off[k] + i] = vi
+                    ring_n[slot, k] = ns
+                    cnt[b, t, k, SPK] = ns
+
+
+def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -> Run:
+    """Emulate with the event-driven kernel; same Run as `emulate.emulate`."""
+    cfg = program.config
+    names = list(program.populations)
+    pops = [program.populations[n] for n in names]
+    index = {n: k for k, n in enumerate(names)}
+    sizes = np.array([p.size for p in pops], dtype=np.int64)
+    pop_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+    def cat(key: str, default: float) -> np.ndarray:
+        return np.concatenate([np.asarray(p.params.get(key, np.full(p.size, default)),
+                                          dtype=np.float32).reshape(p.size) for p in pops])
+
+    alpha, th, off, vr = cat("alpha", 1.0), cat("threshold", np.inf), cat("i_offset", 0.0), \
+        cat("v_reset", 0.0)
+    spiking = np.array([p.model != "spike_list" and not p.record_only for p in pops])
+    alpha_one = np.array([bool(np.all(np.asarray(p.params.get("alpha", 1.0)) == 1))
+                          for p in pops])
+    projs = program.projections
+    tables = [_cached_table(p, program.populations[p.pre].shape) for p in projs]
+    ptr_cat = np.concatenate([t[0] for t in tables] or [np.zeros(1, np.int64)])
+    idx_cat = np.concatenate([t[1] for t in tables] or [np.zeros(0, np.int32)])
+    w_cat = np.concatenate([t[2] for t in tables] or [np.zeros(0, np.float32)])
+    pr_ptr0 = np.cumsum([0] + [len(t[0]) for t in tables])[:-1].astype(np.int64)
+    pr_idx0 = np.cumsum([0] + [len(t[1]) for t in tables])[:-1].astype(np.int64)
+    pr_pre = np.array([index[p.pre] for p in projs], dtype=np.int64)
+    pr_delay = np.array([p.delay for p in projs], dtype=np.int64)
+    pr_macs = np.array([program.populations[p.post].size * int(np.prod(p.weight.shape[1:]))
+                        if p.kind == "conv" else 0 for p in projs], dtype=np.float64)
+    posts = np.array([index[p.post] for p in projs], dtype=np.int64)
+    by_post = np.argsort(posts, kind="stable").astype(np.int64)
+    by_post_ptr = np.zeros(len(pops) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(posts, minlength=len(pops)), out=by_post_ptr[1:])
+    R = int(max([p.delay for p in projs], default=1)) + 1
+    rec_off = np.full(len(pops), -1, dtype=np.int64)
+    o = 0
+    for r in rec:
+        rec_off[index[r]] = o
+        o += program.populations[r].size
+    B, T = int(xb.shape[0]), int(xb.shape[1])
+    _check_spikes(xb)
+    flat = xb.reshape(B * T, -1).numpy()
+    rows, cols = np.nonzero(flat)
+    in_ptr = np.zeros(B * T + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=B * T), out=in_ptr[1:])
+    rec_s = np.zeros((B, steps, o), dtype=np.uint8)
+    rec_v = np.zeros((B, steps, o), dtype=np.float32)
+    cnt = np.zeros((B, steps, len(pops), 4), dtype=np.float64)
+    sat = np.zeros(B, dtype=np.int64)
+    _kernel(in_ptr, cols.astype(np.int32), T, steps, pop_off, sizes, alpha, th, off, vr,
+            spiking, alpha_one, cfg.reset == "subtract", cfg.fma, cfg.add_order == "offset_first",
+            pr_pre, pr_delay, pr_macs, pr_ptr0, pr_idx0, ptr_cat, idx_cat, w_cat, by_post_ptr,
+            by_post, R, rec_off, rec_s, rec_v, cnt, sat, ACC_LIMIT)
+    mean = cnt.mean(0)  # per inference
+    counters = {}
+    for k, name in enumerate(names):
+        c = {key: np.zeros(steps) for key in COUNTERS}
+        c["spikes"], c["syn_events"] = mean[:, k, SPK], mean[:, k, SYN]
+        c["packets_in"], c["macs"] = mean[:, k, PKT], mean[:, k, MAC]
+        if k > 0:
+            c["neuron_updates"][:] = sizes[k]
+        counters[name] = c
+    out_s, out_v = {}, {}
+    for r in rec:
+        a, n, shape = rec_off[index[r]], program.populations[r].size, program.populations[r].shape
+        out_s[r] = torch.from_numpy(rec_s[:, :, a:a + n].astype(np.float32)).reshape(
+            B, steps, *shape)
+        if r != program.input:
+            vs = np.asarray(program.populations[r].v_scale, dtype=np.float32)
+            out_v[r] = torch.from_numpy(rec_v[:, :, a:a + n] / vs).reshape(B, steps, *shape)
+    return Run(out_s, out_v, counters, steps, int(sat.sum()))
