@@ -27,7 +27,7 @@ class GestureConfig:
     synth: SynthConfig = field(default_factory=SynthConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    qat: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, lr=5e-4,
+    qat: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-4,
                                                                   lr_final=5e-5))
     qat_layers: str = "brevitas"  # brevitas | spinnq (chip-exact fake quant, no Brevitas)
     percentiles: tuple[str, ...] = ("p99", "p99.9", "p99.99", "max")

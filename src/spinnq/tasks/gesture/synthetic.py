@@ -43,7 +43,7 @@ class SynthConfig:
     scale_range: tuple[float, float] = (0.7, 1.3)  # person's size
     period_range: tuple[float, float] = (0.25, 0.7)  # s per gesture cycle (speed)
     hand_radius: float = 8.0  # px at scale 1
-    edge_rate: float = 12.0  # events per px of edge per px of motion (at scale 1)
+    edge_rate: float = 20.0  # events per px of edge per px of motion (at scale 1)
     rate_range: tuple[float, float] = (0.5, 1.5)  # per-sample multiplier of edge_rate
     noise_hz: tuple[float, float] = (1_000.0, 8_000.0)  # background events per second
     torso_sway: float = 3.0  # px amplitude of the torso's slow sway

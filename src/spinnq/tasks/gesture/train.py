@@ -31,10 +31,10 @@ from spinnq.tasks.gesture.data import Frames
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 14
+    epochs: int = 12
     batch: int = 32
-    lr: float = 3e-3
-    lr_final: float = 3e-4  # cosine decay to this
+    lr: float = 4e-3
+    lr_final: float = 4e-4  # cosine decay to this
     correct_rate: float = 0.8
     incorrect_rate: float = 0.2
     eval_batch: int = 128

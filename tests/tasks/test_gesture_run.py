@@ -1,0 +1,92 @@
+"""`spinnq run gesture --quick`: the whole pipeline end to end (synthetic and the real
+DVS128 layout), --resume, --set, and one-line errors for a missing data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from spinnq.cli.run import RunOptions
+from spinnq.errors import InputError
+from spinnq.tasks.gesture.config import GestureConfig, apply_overrides
+from spinnq.tasks.gesture.runner import run_task
+
+from .test_gesture_data import write_dvs_folder
+
+FAST = {"cache_dir": "", "qat_layers": "spinnq", "frames.steps": "6", "n_test": "11",
+        "percentiles": "p99.9,max"}
+
+
+def _opts(tmp_path, **kw):
+    sets = {**FAST, **kw.pop("sets", {})}
+    return RunOptions("gesture", quick=True, out=tmp_path / "run", quiet=True,
+                      overrides=sets, **kw)
+
+
+def test_quick_run_reports_every_stage(tmp_path):
+    rep = run_task(_opts(tmp_path))
+    run = tmp_path / "run"
+    for f in ("report.json", "report.md", "summary.json", "psnn_float.nir", "qsnn_qat.nir",
+              "float.csv", "qat.csv", "config.json", "checkpoints/float.pt",
+              "checkpoints/qat.pt"):
+        assert (run / f).exists(), f
+    a = rep["accuracy"]
+    for k in ("psnn_float", "ptq_chip", "qsnn_qat", "qat_chip"):
+        assert 0.0 <= a[k] <= 1.0
+    assert rep["memory"] == {"weights": 25504, "fp32_bytes": 102016, "int8_bytes": 25504,
+                             "reduction": 0.75, "kind": "measured"}
+    assert rep["qat"]["integers_equal_on_chip"]["equal"] is True
+    assert rep["software_check"]["counts_equal"] is True
+    chip = rep["chip"]
+    assert chip["pes"] > 0 and chip["chips"] == 1 and chip["energy_j_seed_point"] > 0
+    assert chip["steps_per_gesture"] == 6 + chip["depth"] and chip["depth"] == 5
+    assert chip["energy_j_best"] <= chip["energy_j_seed_point"]
+    assert rep["ptq"]["chosen"] in ("p99.9", "max")
+    assert rep["emulator"]["samples_per_s"] > 0
+    report = json.loads((run / "report.json").read_text())
+    kinds = {s["name"]: s["kind"] for s in report["stages"]}
+    assert kinds["seed QAT on chip"] == "published"
+    assert kinds["QAT on chip (emulated)"] == "measured"
+    assert report["chip"]["kind"] == "modelled"
+
+    # --resume: training is complete, so it reloads the checkpoints and reports the same
+    again = run_task(RunOptions("gesture", resume=run, quiet=True,
+                                overrides={"plots": "false", "baseline": "false"}))
+    assert again["accuracy"] == rep["accuracy"]
+
+
+def test_quick_run_on_the_real_dvs128_layout(tmp_path):
+    pytest.importorskip("tonic")
+    write_dvs_folder(tmp_path / "data", users=(("train", 1, "led"), ("train", 2, "led"),
+                                               ("test", 24, "led")))
+    rep = run_task(_opts(tmp_path, data_dir=tmp_path / "data",
+                         sets={"plots": "false", "baseline": "false"}))
+    assert rep["data"] == {"source": str(tmp_path / "data"), "train": 11, "val": 11,
+                           "test": 11}
+    assert rep["qat"]["integers_equal_on_chip"]["equal"] is True
+
+
+def test_missing_data_dir_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "DVSGesture" / "ibmGestureTrain").mkdir(parents=True)
+    r = subprocess.run([sys.executable, "-c", "from spinnq.cli import main; main()", "run",
+                        "gesture", "--quick", "--data-dir", str(tmp_path), "--out",
+                        str(tmp_path / "run")], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "COLUMNS": "500"})
+    assert r.returncode == 2
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and "ibmGestureTest" in err and "missing" in err
+
+
+def test_overrides_reach_nested_settings_and_refuse_unknown_keys():
+    cfg = apply_overrides(GestureConfig(), {"train.epochs": "3", "frames.bin_ms": "10",
+                                            "percentiles": "p99,max", "limit": "5"})
+    assert cfg.train.epochs == 3 and cfg.frames.bin_ms == 10.0
+    assert cfg.percentiles == ("p99", "max") and cfg.limit == 5
+    with pytest.raises(InputError, match="unknown setting 'epoch'"):
+        apply_overrides(GestureConfig(), {"train.epoch": "3"})
+    with pytest.raises(InputError, match="train.epochs=x"):
+        apply_overrides(GestureConfig(), {"train.epochs": "x"})
