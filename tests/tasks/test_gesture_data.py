@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from spinnq.errors import InputError
-from spinnq.tasks.gesture.data import dataset_root, real_frames, synthetic_frames
+from spinnq.tasks.gesture.data import (
+    dataset_root,
+    real_frames,
+    synthetic_frames,
+    write_dvs_layout,
+)
 from spinnq.tasks.gesture.synthetic import (
     CLASSES,
     EVENT_DTYPE,
@@ -133,14 +138,10 @@ def write_dvs_folder(root, users=(("train", 1, "fluorescent"), ("train", 2, "led
                                   ("test", 24, "natural")), labels=range(11), float_t=True):
     """DIR/DVSGesture/ibmGesture{Train,Test}/userNN_<light>/<label>.npy: (N, 4) x, y, p, t[ms],
     exactly what tonic 1.7's DVSGesture reads (it multiplies column 3 by 1000)."""
-    folders = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
-    for i, (split, user, light) in enumerate(users):
-        d = root / "DVSGesture" / folders[split] / f"user{user:02d}_{light}"
-        d.mkdir(parents=True)
-        for label in labels:
-            ev = generate_sample(label, 100 * i + label, SMALL)
-            arr = np.column_stack([ev["x"], ev["y"], ev["p"], ev["t"] / 1000.0])
-            np.save(d / f"{label}.npy", arr if float_t else arr.astype(np.int64))
+    write_dvs_layout(root, [(split, user, light, label,
+                             generate_sample(label, 100 * i + label, SMALL))
+                            for i, (split, user, light) in enumerate(users) for label in labels],
+                     float_t)
     return root
 
 

@@ -13,9 +13,9 @@ import pytest
 from spinnq.cli.run import RunOptions
 from spinnq.errors import InputError
 from spinnq.tasks.gesture.config import GestureConfig, apply_overrides
+from spinnq.tasks.gesture.data import write_dvs_layout
 from spinnq.tasks.gesture.runner import run_task
-
-from .test_gesture_data import write_dvs_folder
+from spinnq.tasks.gesture.synthetic import SynthConfig, generate_sample
 
 FAST = {"cache_dir": "", "qat_layers": "spinnq", "frames.steps": "6", "n_test": "11",
         "percentiles": "p99.9,max"}
@@ -61,8 +61,10 @@ def test_quick_run_reports_every_stage(tmp_path):
 
 def test_quick_run_on_the_real_dvs128_layout(tmp_path):
     pytest.importorskip("tonic")
-    write_dvs_folder(tmp_path / "data", users=(("train", 1, "led"), ("train", 2, "led"),
-                                               ("test", 24, "led")))
+    small = SynthConfig(duration_ms=120)
+    write_dvs_layout(tmp_path / "data", [
+        (split, user, "led", label, generate_sample(label, 10 * user + label, small))
+        for split, user in (("train", 1), ("train", 2), ("test", 24)) for label in range(11)])
     rep = run_task(_opts(tmp_path, data_dir=tmp_path / "data",
                          sets={"plots": "false", "baseline": "false"}))
     assert rep["data"] == {"source": str(tmp_path / "data"), "train": 11, "val": 11,

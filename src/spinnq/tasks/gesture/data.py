@@ -206,3 +206,16 @@ def real_frames(data_dir: str | Path, split: str, fcfg: FrameConfig,
     if path:
         _save_cached(path, f)
     return f
+
+
+def write_dvs_layout(root: str | Path, recordings, float_t: bool = True) -> Path:
+    """Write event recordings in tonic's DVSGesture layout and file format under
+    `root/DVSGesture/` (e.g. synthetic recordings, to try `--data-dir`; the tests' fixture).
+    `recordings`: (split 'train'|'test', user number, lighting, label, structured events)."""
+    base = Path(root) / DATASET_FOLDER
+    for split, user, light, label, ev in recordings:
+        d = base / SPLIT_FOLDERS[split] / f"user{int(user):02d}_{light}"
+        d.mkdir(parents=True, exist_ok=True)
+        arr = np.column_stack([ev["x"], ev["y"], ev["p"], ev["t"] / 1000.0])  # t in ms
+        np.save(d / f"{int(label)}.npy", arr if float_t else arr.astype(np.int64))
+    return base
