@@ -134,6 +134,8 @@ def deploy(
                              "multiply-add."),
     cuba_order: str = typer.Option("current_first", "--cuba-order", help="[assumed] "
                                    "lif_curr_exp: current_first or voltage_first."),
+    engine: str = typer.Option("auto", "--engine", help="Emulator engine: events (numba, "
+                               "spike-driven), torch, or auto (events when numba is there)."),
     report: Path = typer.Option(None, "--report", help="Write report.json/.md/.html here: "
                                 "chip cost (0.8 V, 1 ms tick) vs the float reference on CPU."),
 ) -> None:
@@ -141,7 +143,7 @@ def deploy(
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
     cfg = s2_config(dt, reset, integrator, weight_scale, bits, graph_scales, neurons_per_pe,
-                    fma=fma, cuba_order=cuba_order)
+                    fma=fma, cuba_order=cuba_order, engine=engine)
     g = read_graph(graph)
     x = load_input(input)
     program = compile(g, cfg)

@@ -1,10 +1,12 @@
 """Event-driven emulator engine (numba): the same chip arithmetic as `emulate.py`, spike by
 spike, the way the chip itself works.
 
-A population's input at step t is built only from the spikes that arrive (each pre spike
-adds its fan-out row of integer weights: a CSR table per projection, conv and fused pools
-unrolled into it), so the cost follows the activity, not the layer sizes: with sparse spikes
-that is far less work than a dense conv. The neuron update is the same float32 sequence as
+A population's input at step t is built only from the spikes that arrive: each pre spike
+adds its fan-out of integer weights, stored as *runs* of consecutive target neurons (conv and
+fused pools unrolled into them). Neurons of a (C, H, W) population are kept in H, W, C order
+inside the engine, so one conv tap of one spike is one contiguous run over the output
+channels and a dense row is one run: the adds vectorize. The cost follows the activity, not
+the layer sizes. The neuron update is the same float32 sequence as
 `emulate.lif_step` (no fast-math, so no fused multiply-add unless `fma` asks for one), which
 the tests check against the torch engine bit for bit. One thread: it leaves torch's thread
 pool alone.
@@ -55,13 +57,73 @@ def fanout_table(proj: Projection, pre_shape: tuple[int, ...]) -> tuple[np.ndarr
     return indptr, i.astype(np.int32), vals.astype(np.float32)
 
 
-def _cached_table(proj: Projection, pre_shape) -> tuple[np.ndarray, ...]:
-    """The table, built once per projection (a program is emulated many times)."""
-    key = (id(proj.weight), proj.kind, tuple(pre_shape))
-    cached = getattr(proj, "_fanout_cache", None)
+def _perm(shape: tuple[int, ...]) -> np.ndarray:
+    """Engine order -> NIR flat index: (C, H, W) populations are held as H, W, C."""
+    n = int(np.prod(shape))
+    if len(shape) == 3:
+        C, H, W = shape
+        return np.arange(n).reshape(C, H, W).transpose(1, 2, 0).ravel()
+    return np.arange(n)
+
+
+def fanout_runs(proj: Projection, pre_shape, post_shape) -> tuple[np.ndarray, ...]:
+    """Runs by pre neuron, engine order: (run_ptr (pre+1,), run_post, run_w, run_len,
+    weights (float32, run after run), nonzero synapses per pre neuron)."""
+    w = np.asarray(proj.weight)
+    perm_pre = _perm(pre_shape)
+    n_pre = perm_pre.size
+    if proj.kind == "dense":  # one run per pre neuron: its whole column
+        cols = w.T[perm_pre]  # (pre, post), post is 1-D
+        n_post = cols.shape[1]
+        run_ptr = np.arange(n_pre + 1, dtype=np.int64)
+        return (run_ptr, np.zeros(n_pre, np.int32), np.arange(n_pre, dtype=np.int64) * n_post,
+                np.full(n_pre, n_post, np.int32), cols.astype(np.float32).ravel(),
+                np.count_nonzero(cols, axis=1).astype(np.int64))
+    c = proj.conv
+    C, H, W = pre_shape
+    k = int(c.get("pool") or 1)
+    Hp, Wp = H // k, W // k
+    jj = np.arange(C * H * W)
+    cc, yy, xx = jj // (H * W), (jj // W) % H, jj % W
+    iy, ix = yy // k, xx // k
+    valid = (iy < Hp) & (ix < Wp)
+    Co, Cig, kh, kw = w.shape
+    G = int(c.get("groups", 1))
+    cout = Co // G
+    (sy, sx), (py, px), (dly, dlx) = c["stride"], c["padding"], c["dilation"]
+    _, Ho, Wo = c["out_shape"]
+    table = w.reshape(G, cout, Cig, kh, kw).transpose(0, 2, 3, 4, 1)  # (G, Cig, kh, kw, cout)
+    js, starts, offs = [], [], []
+    for dy in range(kh):
+        for dx in range(kw):
+            ny, nx = iy + py - dy * dly, ix + px - dx * dlx
+            ok = valid & (ny % sy == 0) & (nx % sx == 0)
+            oy, ox = ny // sy, nx // sx
+            ok &= (oy >= 0) & (oy < Ho) & (ox >= 0) & (ox < Wo)
+            g, cin = cc[ok] // Cig, cc[ok] % Cig
+            js.append(jj[ok])
+            starts.append((oy[ok] * Wo + ox[ok]) * Co + g * cout)
+            offs.append((((g * Cig + cin) * kh + dy) * kw + dx) * cout)
+    inv_pre = np.argsort(perm_pre)
+    j = inv_pre[np.concatenate(js)]
+    order = np.argsort(j, kind="stable")
+    j, start, off = j[order], np.concatenate(starts)[order], np.concatenate(offs)[order]
+    flat = np.ascontiguousarray(table, dtype=np.float32).ravel()  # shared by every run
+    run_ptr = np.zeros(n_pre + 1, dtype=np.int64)
+    np.cumsum(np.bincount(j, minlength=n_pre), out=run_ptr[1:])
+    nz_block = np.count_nonzero(flat.reshape(-1, cout), axis=1)
+    nz = np.bincount(j, weights=nz_block[off // cout], minlength=n_pre)
+    return (run_ptr, start.astype(np.int32), off.astype(np.int64), np.full(len(j), cout, np.int32),
+            flat, nz.astype(np.int64))
+
+
+def _cached_runs(proj: Projection, pre_shape, post_shape) -> tuple[np.ndarray, ...]:
+    """The runs, built once per projection (a program is emulated many times)."""
+    key = (id(proj.weight), proj.kind, tuple(pre_shape), tuple(post_shape))
+    cached = getattr(proj, "_runs_cache", None)
     if cached is None or cached[0] != key:
-        cached = (key, fanout_table(proj, pre_shape))
-        proj._fanout_cache = cached
+        cached = (key, fanout_runs(proj, pre_shape, post_shape))
+        proj._runs_cache = cached
     return cached[1]
 
 
@@ -107,14 +169,16 @@ if njit is not None:
     @njit(cache=True)
     def _kernel(in_ptr, in_idx, T, steps, pop_off, pop_n, alpha, th, off, vreset, spiking,
                 alpha_one, subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_ptr0,
-                pr_idx0, ptr_cat, idx_cat, w_cat, by_post_ptr, by_post, R, rec_off, rec_s,
-                rec_v, cnt, sat, acc_limit):
+                pr_run0, pr_w0, pr_nz0, run_ptr, run_post, run_w, run_len, w_cat, nz_cat,
+                by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, acc_limit):
         B = cnt.shape[0]
         P = pop_n.shape[0]
         N = alpha.shape[0]
+        lim = np.float32(acc_limit)
         for b in range(B):
             v = np.zeros(N, np.float32)
             cur = np.zeros(N, np.float32)
+            fired = np.zeros(N, np.bool_)
             ring = np.zeros((R, N), np.int32)
             ring_n = np.zeros((R, P), np.int32)
             for t in range(steps):
@@ -134,8 +198,7 @@ if njit is not None:
                 for k in range(1, P):
                     o = pop_off[k]
                     n = pop_n[k]
-                    for i in range(n):
-                        cur[o + i] = 0.0
+                    cur[o:o + n] = 0.0
                     for qq in range(by_post_ptr[k], by_post_ptr[k + 1]):
                         q = by_post[qq]
                         d = pr_delay[q]
@@ -147,53 +210,64 @@ if njit is not None:
                         if nsp == 0:
                             continue
                         po = pop_off[pre]
-                        p0 = pr_ptr0[q]
-                        i0 = pr_idx0[q]
+                        p0, r0, w0, z0 = pr_ptr0[q], pr_run0[q], pr_w0[q], pr_nz0[q]
                         ev = 0
                         for a in range(nsp):
                             j = ring[s2, po + a]
-                            e0 = ptr_cat[p0 + j]
-                            e1 = ptr_cat[p0 + j + 1]
-                            for e in range(e0, e1):
-                                cur[o + idx_cat[i0 + e]] += w_cat[i0 + e]
-                            ev += e1 - e0
+                            for r in range(run_ptr[p0 + j], run_ptr[p0 + j + 1]):
+                                ps = o + run_post[r0 + r]
+                                ws = w0 + run_w[r0 + r]
+                                L = run_len[r0 + r]
+                                c0 = 0
+                                while c0 + 8 <= L:  # fixed-width blocks: SIMD adds
+                                    dst = cur[ps + c0:ps + c0 + 8]
+                                    src = w_cat[ws + c0:ws + c0 + 8]
+                                    for c in range(8):
+                                        dst[c] += src[c]
+                                    c0 += 8
+                                for c in range(c0, L):
+                                    cur[ps + c] += w_cat[ws + c]
+                            ev += nz_cat[z0 + j]
                         cnt[b, t, k, SYN] += ev
                         cnt[b, t, k, PKT] += nsp
                         cnt[b, t, k, MAC] += pr_macs[q]
+                    for i in range(o, o + n):  # saturate, never wrap
+                        x = cur[i]
+                        if x > lim or x < -lim:
+                            cur[i] = lim if x > 0 else -lim
+                            sat[b] += 1
+                    a1 = alpha_one[k]
+                    spk = spiking[k]
+                    for i in range(o, o + n):  # the neuron update, branch-free
+                        vi = v[i]
+                        x = cur[i]
+                        if fma:
+                            first, second = (off[i], x) if offset_first else (x, off[i])
+                            vi = np.float32(np.float64(alpha[i]) * np.float64(vi)
+                                            + np.float64(first)) + second
+                        elif offset_first:
+                            vi = (vi if a1 else alpha[i] * vi) + off[i] + x
+                        else:
+                            vi = (vi if a1 else alpha[i] * vi) + x + off[i]
+                        f = spk and vi > th[i]
+                        fired[i] = f
+                        if subtract:
+                            v[i] = vi - th[i] if f else vi
+                        else:
+                            v[i] = vreset[i] if f else vi
                     ns = 0
                     for i in range(n):
-                        g = o + i
-                        x = cur[g]
-                        if x > acc_limit:
-                            x = np.float32(acc_limit)
-                            sat[b] += 1
-                        elif x < -acc_limit:
-                            x = np.float32(-acc_limit)
-                            sat[b] += 1
-                        vi = v[g]
-                        first, second = (off[g], x) if offset_first else (x, off[g])
-                        if fma:
-                            vi = np.float32(np.float64(alpha[g]) * np.float64(vi)
-                                            + np.float64(first))
-                        else:
-                            if not alpha_one[k]:
-                                vi = alpha[g] * vi
-                            vi = vi + first
-                        vi = vi + second
-                        if spiking[k] and vi > th[g]:
-                            if subtract:
-                                vi = vi - th[g]
-                            else:
-                                vi = vreset[g]
+                        if fired[o + i]:
                             ring[slot, o + ns] = i
                             ns += 1
-                            if rec_off[k] >= 0:
-                                rec_s[b, t, rec_off[k] + i] = 1
-                        v[g] = vi
-                        if rec_off[k] >= 0:
-                            rec_v[b, t, rec_off[k] + i] = vi
                     ring_n[slot, k] = ns
                     cnt[b, t, k, SPK] = ns
+                    ro = rec_off[k]
+                    if ro >= 0:
+                        for i in range(n):
+                            rec_v[b, t, ro + i] = v[o + i]
+                            if fired[o + i]:
+                                rec_s[b, t, ro + i] = 1
 
 
 def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -> Run:
@@ -201,13 +275,15 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     cfg = program.config
     names = list(program.populations)
     pops = [program.populations[n] for n in names]
+    perms = [_perm(p.shape) for p in pops]
     index = {n: k for k, n in enumerate(names)}
     sizes = np.array([p.size for p in pops], dtype=np.int64)
     pop_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
     def cat(key: str, default: float) -> np.ndarray:
         return np.concatenate([np.asarray(p.params.get(key, np.full(p.size, default)),
-                                          dtype=np.float32).reshape(p.size) for p in pops])
+                                          dtype=np.float32).reshape(p.size)[pm]
+                               for p, pm in zip(pops, perms, strict=True)])
 
     alpha, th, off, vr = cat("alpha", 1.0), cat("threshold", np.inf), cat("i_offset", 0.0), \
         cat("v_reset", 0.0)
@@ -215,12 +291,20 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     alpha_one = np.array([bool(np.all(np.asarray(p.params.get("alpha", 1.0)) == 1))
                           for p in pops])
     projs = program.projections
-    tables = [_cached_table(p, program.populations[p.pre].shape) for p in projs]
-    ptr_cat = np.concatenate([t[0] for t in tables] or [np.zeros(1, np.int64)])
-    idx_cat = np.concatenate([t[1] for t in tables] or [np.zeros(0, np.int32)])
-    w_cat = np.concatenate([t[2] for t in tables] or [np.zeros(0, np.float32)])
-    pr_ptr0 = np.cumsum([0] + [len(t[0]) for t in tables])[:-1].astype(np.int64)
-    pr_idx0 = np.cumsum([0] + [len(t[1]) for t in tables])[:-1].astype(np.int64)
+    tables = [_cached_runs(p, program.populations[p.pre].shape, program.populations[p.post].shape)
+              for p in projs]
+
+    def joined(i: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+        parts = [t[i] for t in tables]
+        starts = np.cumsum([0] + [len(a) for a in parts])[:-1].astype(np.int64)
+        return (np.concatenate(parts).astype(dtype) if parts else np.zeros(1, dtype)), starts
+
+    run_ptr, pr_ptr0 = joined(0, np.int64)
+    run_post, pr_run0 = joined(1, np.int32)
+    run_w, _ = joined(2, np.int64)
+    run_len, _ = joined(3, np.int32)
+    w_cat, pr_w0 = joined(4, np.float32)
+    nz_cat, pr_nz0 = joined(5, np.int64)
     pr_pre = np.array([index[p.pre] for p in projs], dtype=np.int64)
     pr_delay = np.array([p.delay for p in projs], dtype=np.int64)
     pr_macs = np.array([program.populations[p.post].size * int(np.prod(p.weight.shape[1:]))
@@ -237,18 +321,18 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
         o += program.populations[r].size
     B, T = int(xb.shape[0]), int(xb.shape[1])
     _check_spikes(xb)
-    flat = xb.reshape(B * T, -1).numpy()
-    rows, cols = np.nonzero(flat)
+    rows, cols = np.nonzero(xb.reshape(B * T, -1).numpy())
     in_ptr = np.zeros(B * T + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=B * T), out=in_ptr[1:])
+    in_idx = np.argsort(perms[0])[cols].astype(np.int32)  # NIR index -> engine order
     rec_s = np.zeros((B, steps, o), dtype=np.uint8)
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
     cnt = np.zeros((B, steps, len(pops), 4), dtype=np.float64)
     sat = np.zeros(B, dtype=np.int64)
-    _kernel(in_ptr, cols.astype(np.int32), T, steps, pop_off, sizes, alpha, th, off, vr,
-            spiking, alpha_one, cfg.reset == "subtract", cfg.fma, cfg.add_order == "offset_first",
-            pr_pre, pr_delay, pr_macs, pr_ptr0, pr_idx0, ptr_cat, idx_cat, w_cat, by_post_ptr,
-            by_post, R, rec_off, rec_s, rec_v, cnt, sat, ACC_LIMIT)
+    _kernel(in_ptr, in_idx, T, steps, pop_off, sizes, alpha, th, off, vr, spiking, alpha_one,
+            cfg.reset == "subtract", cfg.fma, cfg.add_order == "offset_first", pr_pre, pr_delay,
+            pr_macs, pr_ptr0, pr_run0, pr_w0, pr_nz0, run_ptr, run_post, run_w, run_len, w_cat,
+            nz_cat, by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, ACC_LIMIT)
     mean = cnt.mean(0)  # per inference
     counters = {}
     for k, name in enumerate(names):
@@ -260,10 +344,13 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
         counters[name] = c
     out_s, out_v = {}, {}
     for r in rec:
-        a, n, shape = rec_off[index[r]], program.populations[r].size, program.populations[r].shape
-        out_s[r] = torch.from_numpy(rec_s[:, :, a:a + n].astype(np.float32)).reshape(
-            B, steps, *shape)
+        k = index[r]
+        a, n, shape = rec_off[k], sizes[k], program.populations[r].shape
+        back = np.argsort(perms[k])  # NIR index -> engine order
+        out_s[r] = torch.from_numpy(rec_s[:, :, a:a + n][:, :, back].astype(np.float32)
+                                    ).reshape(B, steps, *shape)
         if r != program.input:
             vs = np.asarray(program.populations[r].v_scale, dtype=np.float32)
-            out_v[r] = torch.from_numpy(rec_v[:, :, a:a + n] / vs).reshape(B, steps, *shape)
+            out_v[r] = torch.from_numpy(rec_v[:, :, a:a + n][:, :, back] / vs
+                                        ).reshape(B, steps, *shape)
     return Run(out_s, out_v, counters, steps, int(sat.sum()))
