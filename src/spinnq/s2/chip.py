@@ -44,7 +44,7 @@ DEFAULT_NEURONS_PER_PE = {"spike_list": 256, "lif_no_delay": 250, "lif_conv2d": 
 NEURON_STATE_BYTES = {  # float32 words per neuron: v, threshold, alpha, i_offset (+ currents)
     "spike_list": 8, "lif_no_delay": 16, "lif_conv2d": 16, "lif": 16,
     "lif_curr_exp_no_delay": 28, "lif_curr_exp": 28}
-SYNAPSE_WORD_BYTES = 4  # sparse synapse word (weight, delay, target index): pool and `lif` [assumed]
+SYNAPSE_WORD_BYTES = 4  # sparse synapse word (weight, delay, target): pool, `lif` [assumed]
 RECORD_BYTES_PER_NEURON = 8  # spike bit + voltage word of the current step, streamed out [assumed]
 PE_FIXED_BYTES = 4096  # spike-packet buffers, routing keys, headers per PE [assumed]
 
