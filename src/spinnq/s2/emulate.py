@@ -206,7 +206,16 @@ def _make_op(proj: Projection, program: Program) -> _Op:
 # ---------------------------------------------------------------------------- running
 def _as_spikes(x, shape: tuple[int, ...]) -> Tensor:
     """(B, T, *shape) float32 0/1 spikes from (T, *shape) or (B, T, *shape), or InputError."""
-    arr = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+    if isinstance(x, Tensor):
+        arr = x
+    else:  # strings, objects, ragged lists: an InputError, not torch's TypeError (fuzzing)
+        try:
+            a = np.asarray(x)
+        except Exception as e:
+            raise InputError(f"input is not an array ({type(e).__name__}: {e})") from None
+        if a.dtype.kind not in "biufc":
+            raise InputError(f"input must be numbers, got an array of dtype {a.dtype}")
+        arr = torch.as_tensor(a)
     n = len(shape)
     if arr.ndim == n + 1:
         arr = arr.unsqueeze(0)
