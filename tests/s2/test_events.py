@@ -77,3 +77,16 @@ def test_fanout_table_matches_the_conv_it_unrolls(nir_paper):
         s = torch.eye(pre.size)[:: max(1, pre.size // 64)]  # a sample of single spikes
         ref = op.apply(s, op.weights[0]).numpy()
         assert np.array_equal(dense[:: max(1, pre.size // 64)], ref), proj.post
+
+
+@pytest.mark.parametrize("engine", ["events", "torch"])
+def test_synaptic_sums_saturate_at_the_accumulator_and_are_counted(engine):
+    n = 70_000  # 127 * 70000 = 8.89e6 > 2**23 - 1
+    g = from_nir(nir.NIRGraph(
+        nodes={"in": nir.Input(np.array([n])), "fc": nir.Linear(np.full((1, n), 127.0)),
+               "li": nir.I(np.ones(1)), "out": nir.Output(np.array([1]))},
+        edges=[("in", "fc"), ("fc", "li"), ("li", "out")]))
+    prog = compile(g, S2Config(weight_scale="none", engine=engine))
+    run = emulate(prog, np.ones((1, 2, n), dtype=np.float32))
+    assert run.saturations == 2  # two input steps, each clipped once, never wrapped
+    assert run.v["li"][0, 1, 0].item() == 2**23 - 1

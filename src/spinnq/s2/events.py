@@ -164,10 +164,34 @@ def _conv_entries(w: np.ndarray, c: dict, pre_shape) -> tuple[np.ndarray, ...]:
 # ------------------------------------------------------------------------------- kernel
 if njit is not None:
 
+    @njit(cache=True)
+    def _spike_csr(flat):
+        """Rows of 0/1 spikes -> CSR (ptr, idx); also the first value that is not 0 or 1
+        (NaN included) as `bad`, with `ok` False, so the caller can refuse the input."""
+        rows, cols = flat.shape
+        ptr = np.zeros(rows + 1, np.int64)
+        for r in range(rows):
+            c = 0
+            for j in range(cols):
+                x = flat[r, j]
+                if x != 0:
+                    if x != 1:
+                        return ptr, np.zeros(0, np.int32), False, x
+                    c += 1
+            ptr[r + 1] = ptr[r] + c
+        idx = np.empty(ptr[rows], np.int32)
+        for r in range(rows):
+            e = ptr[r]
+            for j in range(cols):
+                if flat[r, j] != 0:
+                    idx[e] = j
+                    e += 1
+        return ptr, idx, True, flat[0, 0]
+
     # Serial on purpose: numba's parallel layers (OpenMP/TBB) share or fight torch's thread
     # pool (measured: torch ops 20x slower after a parallel numba call on a 2-core box).
     @njit(cache=True)
-    def _kernel(in_ptr, in_idx, T, steps, pop_off, pop_n, alpha, th, off, vreset, spiking,
+    def _kernel(in_ptr, in_idx, T, steps, pop_off, pop_n, alpha, th, off, vreset, may_sat,
                 alpha_one, subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_ptr0,
                 pr_run0, pr_w0, pr_nz0, run_ptr, run_post, run_w, run_len, w_cat, nz_cat,
                 by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, acc_limit):
@@ -231,30 +255,37 @@ if njit is not None:
                         cnt[b, t, k, SYN] += ev
                         cnt[b, t, k, PKT] += nsp
                         cnt[b, t, k, MAC] += pr_macs[q]
-                    for i in range(o, o + n):  # saturate, never wrap
-                        x = cur[i]
-                        if x > lim or x < -lim:
-                            cur[i] = lim if x > 0 else -lim
-                            sat[b] += 1
-                    a1 = alpha_one[k]
-                    spk = spiking[k]
-                    for i in range(o, o + n):  # the neuron update, branch-free
-                        vi = v[i]
-                        x = cur[i]
-                        if fma:
-                            first, second = (off[i], x) if offset_first else (x, off[i])
-                            vi = np.float32(np.float64(alpha[i]) * np.float64(vi)
-                                            + np.float64(first)) + second
-                        elif offset_first:
-                            vi = (vi if a1 else alpha[i] * vi) + off[i] + x
-                        else:
-                            vi = (vi if a1 else alpha[i] * vi) + x + off[i]
-                        f = spk and vi > th[i]
-                        fired[i] = f
-                        if subtract:
-                            v[i] = vi - th[i] if f else vi
-                        else:
-                            v[i] = vreset[i] if f else vi
+                    if may_sat[k]:  # saturate, never wrap (skipped when sums cannot reach)
+                        for i in range(o, o + n):
+                            x = cur[i]
+                            if x > lim or x < -lim:
+                                cur[i] = lim if x > 0 else -lim
+                                sat[b] += 1
+                    # The neuron update: one fused loop per case, so it vectorizes; the same
+                    # float32 operations in the same order as emulate.lif_step (alpha = 1
+                    # multiplies exactly). Read-outs have threshold +inf: they never fire.
+                    p1, p2 = (off, cur) if offset_first else (cur, off)
+                    if fma:
+                        for i in range(o, o + n):
+                            x = np.float32(np.float64(alpha[i]) * np.float64(v[i])
+                                           + np.float64(p1[i])) + p2[i]
+                            f = x > th[i]
+                            fired[i] = f
+                            if f:
+                                x = x - th[i] if subtract else vreset[i]
+                            v[i] = x
+                    elif subtract:
+                        for i in range(o, o + n):
+                            x = alpha[i] * v[i] + p1[i] + p2[i]
+                            f = x > th[i]
+                            fired[i] = f
+                            v[i] = x - th[i] if f else x
+                    else:
+                        for i in range(o, o + n):
+                            x = alpha[i] * v[i] + p1[i] + p2[i]
+                            f = x > th[i]
+                            fired[i] = f
+                            v[i] = vreset[i] if f else x
                     ns = 0
                     for i in range(n):
                         if fired[o + i]:
@@ -287,7 +318,15 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
 
     alpha, th, off, vr = cat("alpha", 1.0), cat("threshold", np.inf), cat("i_offset", 0.0), \
         cat("v_reset", 0.0)
-    spiking = np.array([p.model != "spike_list" and not p.record_only for p in pops])
+    th[np.repeat([p.record_only for p in pops], sizes)] = np.inf  # read-outs never fire
+    may_sat = np.zeros(len(pops), dtype=np.bool_)
+    bounds = np.zeros(len(pops))
+    for p in program.projections:
+        a = np.abs(np.asarray(p.weight, dtype=np.float64))
+        per_post = a.sum(1).max() if p.kind == "dense" else \
+            a.reshape(a.shape[0], -1).sum(1).max() * (p.conv.get("pool") or 1) ** 2
+        bounds[index[p.post]] += per_post if a.size else 0.0
+    may_sat[:] = bounds > ACC_LIMIT
     alpha_one = np.array([bool(np.all(np.asarray(p.params.get("alpha", 1.0)) == 1))
                           for p in pops])
     projs = program.projections
@@ -320,16 +359,15 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
         rec_off[index[r]] = o
         o += program.populations[r].size
     B, T = int(xb.shape[0]), int(xb.shape[1])
-    _check_spikes(xb)
-    rows, cols = np.nonzero(xb.reshape(B * T, -1).numpy())
-    in_ptr = np.zeros(B * T + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=B * T), out=in_ptr[1:])
+    in_ptr, cols, ok, _ = _spike_csr(np.ascontiguousarray(xb.reshape(B * T, -1).numpy()))
+    if not ok:
+        _check_spikes(xb)  # raises the InputError naming the value
     in_idx = np.argsort(perms[0])[cols].astype(np.int32)  # NIR index -> engine order
     rec_s = np.zeros((B, steps, o), dtype=np.uint8)
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
     cnt = np.zeros((B, steps, len(pops), 4), dtype=np.float64)
     sat = np.zeros(B, dtype=np.int64)
-    _kernel(in_ptr, in_idx, T, steps, pop_off, sizes, alpha, th, off, vr, spiking, alpha_one,
+    _kernel(in_ptr, in_idx, T, steps, pop_off, sizes, alpha, th, off, vr, may_sat, alpha_one,
             cfg.reset == "subtract", cfg.fma, cfg.add_order == "offset_first", pr_pre, pr_delay,
             pr_macs, pr_ptr0, pr_run0, pr_w0, pr_nz0, run_ptr, run_post, run_w, run_len, w_cat,
             nz_cat, by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, ACC_LIMIT)
