@@ -90,3 +90,21 @@ def test_synaptic_sums_saturate_at_the_accumulator_and_are_counted(engine):
     run = emulate(prog, np.ones((1, 2, n), dtype=np.float32))
     assert run.saturations == 2  # two input steps, each clipped once, never wrapped
     assert run.v["li"][0, 1, 0].item() == 2**23 - 1
+
+
+def test_editing_a_program_in_place_is_noticed_by_the_event_engine(nir_paper):
+    g = read_graph(nir_paper / "cnn_sinabs.nir")
+    prog = compile(g, S2Config(engine="events"))
+    x = (np.random.default_rng(0).random((1, 10, *g.input_shape)) < 0.2).astype(np.float32)
+    before = emulate(prog, x, record=["3"]).spikes["3"].sum()
+    prog.populations["3"].params["threshold"] *= 0.25  # in place: same dict, same array
+    next(p for p in prog.projections if p.post == "3").weight *= -1
+    after = emulate(prog, x, record=["3"])
+    ref = emulate(compile(g, S2Config(engine="torch")), x, record=["3"])
+    assert after.spikes["3"].sum() != before
+    torch_prog = compile(g, S2Config(engine="torch"))
+    torch_prog.populations["3"].params["threshold"] *= 0.25
+    next(p for p in torch_prog.projections if p.post == "3").weight *= -1
+    expect = emulate(torch_prog, x, record=["3"])
+    assert np.array_equal(after.spikes["3"].numpy(), expect.spikes["3"].numpy())
+    assert ref.spikes["3"].sum() == before

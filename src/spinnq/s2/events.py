@@ -117,16 +117,6 @@ def fanout_runs(proj: Projection, pre_shape, post_shape) -> tuple[np.ndarray, ..
             flat, nz.astype(np.int64))
 
 
-def _cached_runs(proj: Projection, pre_shape, post_shape) -> tuple[np.ndarray, ...]:
-    """The runs, built once per projection (a program is emulated many times)."""
-    key = (id(proj.weight), proj.kind, tuple(pre_shape), tuple(post_shape))
-    cached = getattr(proj, "_runs_cache", None)
-    if cached is None or cached[0] != key:
-        cached = (key, fanout_runs(proj, pre_shape, post_shape))
-        proj._runs_cache = cached
-    return cached[1]
-
-
 def _conv_entries(w: np.ndarray, c: dict, pre_shape) -> tuple[np.ndarray, ...]:
     """Every (pre, post, weight) synapse of a conv with an optional fused SumPool."""
     C, H, W = pre_shape
@@ -301,9 +291,9 @@ if njit is not None:
                                 rec_s[b, t, ro + i] = 1
 
 
-def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -> Run:
-    """Emulate with the event-driven kernel; same Run as `emulate.emulate`."""
-    cfg = program.config
+def _prepare(program: Program) -> dict:
+    """Everything the kernel needs that depends on the program only (built once per program:
+    a closed-loop task emulates the same program thousands of times)."""
     names = list(program.populations)
     pops = [program.populations[n] for n in names]
     perms = [_perm(p.shape) for p in pops]
@@ -330,7 +320,7 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     alpha_one = np.array([bool(np.all(np.asarray(p.params.get("alpha", 1.0)) == 1))
                           for p in pops])
     projs = program.projections
-    tables = [_cached_runs(p, program.populations[p.pre].shape, program.populations[p.post].shape)
+    tables = [fanout_runs(p, program.populations[p.pre].shape, program.populations[p.post].shape)
               for p in projs]
 
     def joined(i: int, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -353,6 +343,36 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     by_post_ptr = np.zeros(len(pops) + 1, dtype=np.int64)
     np.cumsum(np.bincount(posts, minlength=len(pops)), out=by_post_ptr[1:])
     R = int(max([p.delay for p in projs], default=1)) + 1
+    return dict(names=names, pops=pops, perms=perms, index=index, sizes=sizes,
+                pop_off=pop_off, alpha=alpha, th=th, off=off, vr=vr, may_sat=may_sat,
+                alpha_one=alpha_one, pr_pre=pr_pre, pr_delay=pr_delay, pr_macs=pr_macs,
+                pr_ptr0=pr_ptr0, pr_run0=pr_run0, pr_w0=pr_w0, pr_nz0=pr_nz0, run_ptr=run_ptr,
+                run_post=run_post, run_w=run_w, run_len=run_len, w_cat=w_cat, nz_cat=nz_cat,
+                by_post_ptr=by_post_ptr, by_post=by_post, R=R,
+                in_perm_back=np.argsort(perms[0]))
+
+
+def _cached_prepare(program: Program) -> dict:
+    """`_prepare`, reused while the program is unchanged (a cheap fingerprint: ids, shapes and
+    sums of weights and parameters, so in-place edits are noticed)."""
+    key = (tuple((id(p.weight), p.weight.shape, int(np.abs(p.weight).sum()), p.delay, p.post)
+                 for p in program.projections),
+           tuple((n, p.record_only, p.shape, tuple((k, float(np.asarray(v, np.float64).sum()))
+                                                   for k, v in p.params.items()))
+                 for n, p in program.populations.items()))
+    cached = getattr(program, "_events_prep", None)
+    if cached is None or cached[0] != key:
+        cached = (key, _prepare(program))
+        program._events_prep = cached
+    return cached[1]
+
+
+def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -> Run:
+    """Emulate with the event-driven kernel; same Run as `emulate.emulate`."""
+    cfg = program.config
+    P = _cached_prepare(program)
+    names, index, sizes, perms = P["names"], P["index"], P["sizes"], P["perms"]
+    pops = P["pops"]
     rec_off = np.full(len(pops), -1, dtype=np.int64)
     o = 0
     for r in rec:
@@ -362,15 +382,17 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     in_ptr, cols, ok, _ = _spike_csr(np.ascontiguousarray(xb.reshape(B * T, -1).numpy()))
     if not ok:
         _check_spikes(xb)  # raises the InputError naming the value
-    in_idx = np.argsort(perms[0])[cols].astype(np.int32)  # NIR index -> engine order
+    in_idx = P["in_perm_back"][cols].astype(np.int32)  # NIR index -> engine order
     rec_s = np.zeros((B, steps, o), dtype=np.uint8)
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
     cnt = np.zeros((B, steps, len(pops), 4), dtype=np.float64)
     sat = np.zeros(B, dtype=np.int64)
-    _kernel(in_ptr, in_idx, T, steps, pop_off, sizes, alpha, th, off, vr, may_sat, alpha_one,
-            cfg.reset == "subtract", cfg.fma, cfg.add_order == "offset_first", pr_pre, pr_delay,
-            pr_macs, pr_ptr0, pr_run0, pr_w0, pr_nz0, run_ptr, run_post, run_w, run_len, w_cat,
-            nz_cat, by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, ACC_LIMIT)
+    _kernel(in_ptr, in_idx, T, steps, P["pop_off"], sizes, P["alpha"], P["th"], P["off"],
+            P["vr"], P["may_sat"], P["alpha_one"], cfg.reset == "subtract", cfg.fma,
+            cfg.add_order == "offset_first", P["pr_pre"], P["pr_delay"], P["pr_macs"],
+            P["pr_ptr0"], P["pr_run0"], P["pr_w0"], P["pr_nz0"], P["run_ptr"], P["run_post"],
+            P["run_w"], P["run_len"], P["w_cat"], P["nz_cat"], P["by_post_ptr"], P["by_post"],
+            P["R"], rec_off, rec_s, rec_v, cnt, sat, ACC_LIMIT)
     mean = cnt.mean(0)  # per inference
     counters = {}
     for k, name in enumerate(names):
