@@ -77,9 +77,10 @@ def _integer_cnn(nir_paper):
     return from_nir(g)
 
 
-def test_lossless_if_network_equals_reference_shifted_one_step_per_layer(nir_paper):
+@pytest.mark.parametrize("engine", ["torch", "auto"])
+def test_lossless_if_network_equals_reference_shifted_one_step_per_layer(nir_paper, engine):
     g = _integer_cnn(nir_paper)
-    prog = compile(g, S2Config(weight_scale="none"))
+    prog = compile(g, S2Config(weight_scale="none", engine=engine))
     layers = ["1", "3", "6", "10", "12"]
     x = (np.random.default_rng(3).random((3, 30, *g.input_shape)) < 0.05).astype(np.float32)
     run = emulate(prog, x, record=layers)

@@ -1,6 +1,8 @@
 """The emulator against the NIR paper's SpiNNaker2 LIF trace, and the fast scan against the
 pure step functions."""
 
+import importlib.util
+
 import nir
 import numpy as np
 import pytest
@@ -23,9 +25,14 @@ def _scaled_lif(nir_paper):
     return from_nir(g)
 
 
-def test_lif_trace_matches_spinnaker2_csv_all_rows(nir_paper):
+ENGINES = ["torch"] + (["events"] if importlib.util.find_spec("numba") else [])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lif_trace_matches_spinnaker2_csv_all_rows(nir_paper, engine):
     trace = load_trace(nir_paper / "lif_spinnaker2.csv")
-    prog = compile(_scaled_lif(nir_paper), S2Config(weight_scale="none", reset="zero", dt=1e-4))
+    prog = compile(_scaled_lif(nir_paper), S2Config(weight_scale="none", reset="zero", dt=1e-4,
+                                                    engine=engine))
     pop = prog.populations["1"]
     assert prog.projections[0].weight.tolist() == [[102]]  # 102.02 applied as the integer 102
     assert pop.params["alpha"][0] == np.float32(0.96)

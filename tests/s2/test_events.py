@@ -97,8 +97,9 @@ def test_editing_a_program_in_place_is_noticed_by_the_event_engine(nir_paper):
     prog = compile(g, S2Config(engine="events"))
     x = (np.random.default_rng(0).random((1, 10, *g.input_shape)) < 0.2).astype(np.float32)
     before = emulate(prog, x, record=["3"]).spikes["3"].sum()
-    prog.populations["3"].params["threshold"] *= 0.25  # in place: same dict, same array
-    next(p for p in prog.projections if p.post == "3").weight *= -1
+    next(p for p in prog.projections if p.post == "3").weight *= -1  # in place, same array
+    assert not np.array_equal(emulate(prog, x, record=["3"]).spikes["3"].sum(), before)
+    prog.populations["3"].params["threshold"] *= 0.25
     after = emulate(prog, x, record=["3"])
     ref = emulate(compile(g, S2Config(engine="torch")), x, record=["3"])
     assert after.spikes["3"].sum() != before

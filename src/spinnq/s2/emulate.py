@@ -20,6 +20,7 @@ that go back (recurrence) limit the block to their delay (1 step: plain stepping
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -203,6 +204,32 @@ def _make_op(proj: Projection, program: Program) -> _Op:
     return op
 
 
+def _crc(a) -> int:
+    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8).ravel())
+
+
+def fingerprint(program: Program) -> tuple:
+    """A cheap key that changes when a program's weights or parameters change (CRC of their
+    bytes), so per-program caches notice in-place edits."""
+    return (tuple((_crc(p.weight), p.weight.shape, p.kind, p.delay, p.pre, p.post)
+                  for p in program.projections),
+            tuple((n, p.record_only, p.shape, tuple((k, _crc(v)) for k, v in p.params.items()))
+                  for n, p in program.populations.items()))
+
+
+def _cached_ops(program: Program) -> dict[str, list[_Op]]:
+    """The projections as runnable ops, built once per (unchanged) program."""
+    key = fingerprint(program)
+    cached = getattr(program, "_torch_ops", None)
+    if cached is None or cached[0] != key:
+        ops: dict[str, list[_Op]] = {n: [] for n in program.populations}
+        for pr in program.projections:
+            ops[pr.post].append(_make_op(pr, program))
+        cached = (key, ops)
+        program._torch_ops = cached
+    return cached[1]
+
+
 # ---------------------------------------------------------------------------- running
 def _as_spikes(x, shape: tuple[int, ...]) -> Tensor:
     """(B, T, *shape) float32 0/1 spikes from (T, *shape) or (B, T, *shape), or InputError."""
@@ -276,9 +303,7 @@ def emulate(program: Program, x, steps: int | None = None,
             raise InputError("engine 'events' needs numba (pip install numba) and a program "
                              "without lif_curr_exp populations; use engine 'torch'")
     flat = {n: p.size for n, p in pops.items()}
-    ops: dict[str, list[_Op]] = {n: [] for n in pops}
-    for pr in program.projections:
-        ops[pr.post].append(_make_op(pr, program))
+    ops = _cached_ops(program)
     params = {n: chip_params(p, cfg) for n, p in pops.items() if n != program.input}
     state = {n: [torch.zeros(B, flat[n]) for _ in range(3 if p.model in CUBA_MODELS else 1)]
              for n, p in pops.items() if n != program.input}

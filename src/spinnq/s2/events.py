@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spinnq.s2.emulate import ACC_LIMIT, CUBA_MODELS, _check_spikes
+from spinnq.s2.emulate import ACC_LIMIT, CUBA_MODELS, _check_spikes, fingerprint
 from spinnq.s2.program import COUNTERS, Program, Projection, Run
 
 try:  # optional accelerator
@@ -353,13 +353,8 @@ def _prepare(program: Program) -> dict:
 
 
 def _cached_prepare(program: Program) -> dict:
-    """`_prepare`, reused while the program is unchanged (a cheap fingerprint: ids, shapes and
-    sums of weights and parameters, so in-place edits are noticed)."""
-    key = (tuple((id(p.weight), p.weight.shape, int(np.abs(p.weight).sum()), p.delay, p.post)
-                 for p in program.projections),
-           tuple((n, p.record_only, p.shape, tuple((k, float(np.asarray(v, np.float64).sum()))
-                                                   for k, v in p.params.items()))
-                 for n, p in program.populations.items()))
+    """`_prepare`, reused while the program is unchanged (see `emulate.fingerprint`)."""
+    key = fingerprint(program)
     cached = getattr(program, "_events_prep", None)
     if cached is None or cached[0] != key:
         cached = (key, _prepare(program))
