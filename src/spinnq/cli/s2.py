@@ -130,9 +130,9 @@ def deploy(
     backend: str = typer.Option("emulator", "--backend", help="emulator, or spinnaker2 (a "
                                 "real board through py-spinnaker2)."),
     eth_ip: str = typer.Option(None, "--eth-ip", help="The board's address (spinnaker2)."),
-    fma: bool = typer.Option(False, "--fma", help="[assumed] alpha*v + I as one fused "
+    fma: bool = typer.Option(False, "--fma", help="(assumed) alpha*v + I as one fused "
                              "multiply-add."),
-    cuba_order: str = typer.Option("current_first", "--cuba-order", help="[assumed] "
+    cuba_order: str = typer.Option("current_first", "--cuba-order", help="(assumed) "
                                    "lif_curr_exp: current_first or voltage_first."),
     engine: str = typer.Option("auto", "--engine", help="Emulator engine: events (numba, "
                                "spike-driven), torch, or auto (events when numba is there)."),
