@@ -132,7 +132,7 @@ def test_n_step_transitions_sum_discounted_rewards(tmp_path):
     enc = Encoder(*obs_range(spec, env), EncoderConfig(4, 1.0, 4))
     net = _net(n_in=enc.n_inputs, hidden=(8, 8))
     cfg = DQNConfig(total_steps=60, learning_starts=10**6, n_step=3, buffer=100,
-                    eval_every=10**6, ckpt_every=10**6, gamma=0.5)
+                    eval_every=10**6, ckpt_every=10**6, gamma=0.5, reward_scale=1.0)
     (tmp_path / "checkpoints").mkdir()
     import spinnq.tasks.control.dqn as dqn_mod
 

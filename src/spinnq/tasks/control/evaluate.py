@@ -42,13 +42,17 @@ def sim_q(graph: Graph, enc: Encoder, dt: float) -> QFn:
 
 def chip_q(program: Program, enc: Encoder, keep: list | None = None) -> QFn:
     """Q from the emulator: T + depth steps, read-out voltage (NIR units) at the last one.
-    `keep` collects the encoded inputs of some calls (for the energy estimate)."""
+    `keep` collects 8 encoded inputs from every 25th call (up to 128, for the energy
+    estimate: decisions spread over the episodes, not only their first steps)."""
     from spinnq.s2.emulate import emulate
+
+    calls = [0]
 
     def q(obs: np.ndarray) -> np.ndarray:
         x = enc(obs)
-        if keep is not None and len(keep) < 8:
-            keep.append(x[:32])
+        if keep is not None and calls[0] % 25 == 0 and sum(len(k) for k in keep) < 128:
+            keep.append(x[:8])
+        calls[0] += 1
         return emulate(program, x, record=[READOUT]).v[READOUT][:, -1].numpy()
 
     return q

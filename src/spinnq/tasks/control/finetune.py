@@ -12,8 +12,10 @@ threshold relative to their integer input as the float ones.
   greedy actions agree most often with the float network on calibration states (ties: the
   larger p). No training.
 - QAT: start from the PTQ network and distil the float Q-values on calibration states
-  (MSE on Q, straight-through gradients through the rounding, scale following the weights),
-  keeping the best agreement seen. Distillation, not more DQN: it cannot unlearn the task.
+  (MSE on Q plus a weighted MSE on the action gaps Q - mean Q, which decide the greedy
+  action; straight-through gradients through the rounding, scale following the weights),
+  keeping the best agreement seen (the PTQ start if nothing beats it). Distillation, not
+  more DQN: it cannot unlearn the task.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from spinnq.tasks.control.model import quantized, set_scale_mode
 @dataclass(frozen=True)
 class FinetuneConfig:
     percentiles: tuple[str, ...] = ("max", "p99.99", "p99.9", "p99.5", "p99")
-    qat_steps: int = 400
+    qat_steps: int = 150
     qat_batch: int = 256
-    qat_lr: float = 2e-4
+    qat_lr: float = 5e-5
+    advantage_weight: float = 10.0  # weight of the action-gap term (the greedy choice)
     calib_states: int = 4096
 
 
@@ -74,7 +77,9 @@ def qat(float_model: SpikingSequential, start: SpikingSequential, spikes: torch.
     for step in range(1, cfg.qat_steps + 1):
         idx = torch.randint(0, n, (min(cfg.qat_batch, n),), generator=g)
         q = fast.q_values(model, spikes[idx])
-        loss = torch.nn.functional.mse_loss(q, target[idx])
+        t = target[idx]
+        loss = torch.nn.functional.mse_loss(q, t) + cfg.advantage_weight * \
+            torch.nn.functional.mse_loss(q - q.mean(1, keepdim=True), t - t.mean(1, keepdim=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -74,13 +74,13 @@ class ControlConfig:
 ENV_DQN: dict[str, dict] = {
     "cartpole": {"total_steps": 50_000, "stop_return": 495.0},
     "acrobot": {"total_steps": 60_000, "lr": 6.3e-4, "batch": 128, "learning_starts": 1_000,
-                "target_update": 250, "eps_end": 0.1, "eps_fraction": 0.12,
+                "target_update": 50, "eps_end": 0.1, "eps_fraction": 0.12,
                 "eval_episodes": 10, "eval_every": 5_000, "stop_return": -75.0},
     "mountaincar": {"total_steps": 120_000, "lr": 4e-3, "batch": 128, "gamma": 0.98,
                     "target_update": 150, "eps_end": 0.07, "eps_fraction": 0.2,
                     "eval_every": 10_000, "stop_return": -105.0},
     "lunarlander": {"total_steps": 100_000, "lr": 6.3e-4, "batch": 128, "eps_end": 0.1,
-                    "eps_fraction": 0.12, "target_update": 250, "eval_every": 10_000,
+                    "eps_fraction": 0.12, "target_update": 50, "eval_every": 10_000,
                     "stop_return": 220.0},
 }
 
@@ -283,7 +283,7 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
     from spinnq.s2.energy import energy
 
     cost = cost_fast = None
-    sample = torch.cat(kept)[:64] if kept else None
+    sample = torch.cat(kept)[:128] if kept else None
     if sample is not None:
         chip_run = emulate(program, sample)
         cost = energy(placement, chip_run, program, op=cfg.operating_point, tick_s=cfg.tick_s)
