@@ -43,8 +43,9 @@ class SynthConfig:
     scale_range: tuple[float, float] = (0.7, 1.3)  # person's size
     period_range: tuple[float, float] = (0.25, 0.7)  # s per gesture cycle (speed)
     hand_radius: float = 8.0  # px at scale 1
-    edge_rate: float = 20.0  # events per px of edge per px of motion (at scale 1)
+    edge_rate: float = 25.0  # events per px of edge per px of motion (at scale 1)
     rate_range: tuple[float, float] = (0.5, 1.5)  # per-sample multiplier of edge_rate
+    ellipse_range: tuple[float, float] = (0.6, 1.0)  # height/width of circular motions
     noise_hz: tuple[float, float] = (1_000.0, 8_000.0)  # background events per second
     torso_sway: float = 3.0  # px amplitude of the torso's slow sway
     position_noise: float = 0.8  # px jitter of each event around the edge
@@ -58,7 +59,7 @@ def _hands(label: int, rng: np.random.Generator, cfg: SynthConfig, t: np.ndarray
     s = rng.uniform(*cfg.scale_range)
     w = 2 * np.pi / rng.uniform(*cfg.period_range)
     ph = rng.uniform(0, 2 * np.pi)
-    ecc = rng.uniform(0.45, 1.0)  # ellipse ratio of circular motions
+    ecc = rng.uniform(*cfg.ellipse_range)
     amp = rng.uniform(0.7, 1.3)
     a = w * t + ph
     r = cfg.hand_radius * s
