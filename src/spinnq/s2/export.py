@@ -21,6 +21,7 @@ import copy
 import nir
 import numpy as np
 
+from spinnq.errors import CompileError
 from spinnq.graph.model import Graph
 from spinnq.quant.formats import to_int
 from spinnq.s2.compile import (
@@ -39,6 +40,10 @@ ROUNDING = {nir.Conv2d: "conv_rounding", nir.Affine: "dense_rounding",
 
 def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
     """The integer NIR graph of `graph` under `cfg` (see the module docstring)."""
+    scales = [n for n, v in graph.nodes.items() if isinstance(v, nir.Scale)]
+    if scales:  # compile folds them into the weights; the exported graph would disagree
+        raise CompileError("export does not handle Scale nodes yet: fold the scale into the "
+                           "weight layer before exporting", node=scales[0])
     program = compile(graph, cfg)
     nodes = {k: copy.deepcopy(v) for k, v in graph.nodes.items()}
     for name, node in graph.nodes.items():
