@@ -145,6 +145,10 @@ def run_task(opts) -> dict:
     ev_ptq = chip_eval(graph_f, data["test"], s2.with_(weight_scale=ptq.mode),
                        cfg.chip_batch, quiet, label=f"PTQ {ptq.mode} on chip (test)")
     scales = population_scales(graph_f, ptq.mode, s2)
+    # the float graph deployed as it is (the compiler's default scale: max = 100th pct.)
+    acc_asis = ev_ptq.accuracy if ptq.mode == "max" else chip_eval(
+        graph_f, data["test"], s2.with_(weight_scale="max"), cfg.chip_batch, quiet,
+        label="float graph as is on chip (test)").accuracy
 
     # ---- QAT: Q-SNN fine-tuned from the P-SNN
     layers = cfg.qat_layers
@@ -173,6 +177,7 @@ def run_task(opts) -> dict:
     emu_rtf = ev_qat.samples * chip_steps * cfg.tick_s / ev_qat.seconds
     summary = {
         "accuracy": {"psnn_float": acc_float, "ptq_chip": ev_ptq.accuracy,
+                     "float_graph_chip_max_scale": acc_asis,
                      "qsnn_qat": acc_qsnn, "qat_chip": ev_qat.accuracy,
                      "ptq_drop_pt": 100 * (acc_float - ev_ptq.accuracy),
                      "qat_drop_pt": 100 * (acc_qsnn - ev_qat.accuracy), "kind": "measured"},
@@ -246,6 +251,9 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
         stage("P-SNN float (torch)", "accuracy", a["psnn_float"], drop=0.0),
         stage(f"PTQ {s['ptq']['chosen']} on chip (emulated)", "accuracy", a["ptq_chip"],
               drop=a["psnn_float"] - a["ptq_chip"]),
+        stage("float graph as is on chip (max scale)", "accuracy",
+              a["float_graph_chip_max_scale"], drop=a["psnn_float"]
+              - a["float_graph_chip_max_scale"]),
         stage(f"Q-SNN QAT ({s['qat']['layers']}, torch)", "accuracy", a["qsnn_qat"],
               drop=a["psnn_float"] - a["qsnn_qat"]),
         stage("QAT on chip (emulated)", "accuracy", a["qat_chip"],
