@@ -4,7 +4,7 @@ Valid graphs (chains and small DAGs, `graphs.valid_graphs`) must simulate under 
 convention and, when drawn from the chip subset, compile, place and emulate, without error.
 Corrupted graphs, files and input arrays must raise a `SpinnqError` that names the node or
 file (or, for input arrays, the expected shape) - never another exception. Hangs: every
-example has a deadline, every test a pytest timeout.
+test has a pytest timeout.
 
 Default run: a few hundred cases. `pytest -m slow tests/fuzz`: >= 10,000 cases.
 """
