@@ -91,3 +91,16 @@ def test_non_numeric_input_arrays_are_input_errors_on_the_emulator(x):
     from spinnq.s2.emulate import deploy
     with pytest.raises(InputError):
         deploy(from_nir(dense_graph()), x)
+
+
+def test_a_file_that_makes_hdf5_loop_forever_is_a_graph_error_after_the_timeout(monkeypatch):
+    """`data/heap_loop.nir`: a .nir file with a few bytes overwritten (by the fuzz suite) so
+    that HDF5 loops forever reading its edge list. read_graph reads in a child process and
+    gives up after READ_TIMEOUT_S."""
+    from pathlib import Path
+
+    from spinnq.graph import model, read_graph
+    monkeypatch.setattr(model, "READ_TIMEOUT_S", 2.0)
+    path = Path(__file__).parent / "data" / "heap_loop.nir"
+    with pytest.raises(GraphError, match="heap_loop.nir.*did not finish in 2 s"):
+        read_graph(path)

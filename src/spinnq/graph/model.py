@@ -9,6 +9,7 @@ one timestep, and which edges carry the previous step's value (recurrence).
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,14 +78,55 @@ def read_graph(path: str | Path) -> Graph:
     if magic != b"\x89HDF\r\n\x1a\n":
         raise GraphError("not an HDF5 file (a .nir file is HDF5 written by nir.write)",
                          file=str(p))
-    try:
-        g = nir.read(str(p))
-    except Exception as e:  # nir raises KeyError/ValueError/OSError/AssertionError freely
-        raise GraphError(f"HDF5, but not a NIR graph nir 1.0.8 can read "
-                         f"({type(e).__name__}: {e})", file=str(p)) from None
+    g = _read_guarded(p)
     if not isinstance(g, nir.NIRGraph):
         raise GraphError(f"holds a single {type(g).__name__} node, not a graph", file=str(p))
     return from_nir(g, source=str(p))
+
+
+READ_TIMEOUT_S = 60.0  # far above any real file; a corrupted one can loop inside HDF5
+
+
+def _read_child(path: str, conn) -> None:
+    try:
+        conn.send((True, nir.read(path)))
+    except Exception as e:  # nir raises KeyError/ValueError/OSError/AssertionError freely
+        conn.send((False, f"{type(e).__name__}: {e}"))
+
+
+def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
+    """`nir.read` in a forked child: a corrupted HDF5 heap can make the HDF5 C library loop
+    forever or crash (found by fuzzing), which no signal or exception handler can stop in
+    this process. Where fork is unavailable, reads in this process."""
+    fail = "HDF5, but not a NIR graph nir 1.0.8 can read ({})"
+    timeout = READ_TIMEOUT_S if timeout is None else timeout
+    if "fork" not in multiprocessing.get_all_start_methods():
+        try:
+            return nir.read(str(p))
+        except Exception as e:
+            raise GraphError(fail.format(f"{type(e).__name__}: {e}"), file=str(p)) from None
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_read_child, args=(str(p), send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(timeout):
+            raise GraphError(fail.format(f"reading did not finish in {timeout:g} s; the file "
+                                         "is probably corrupted"), file=str(p))
+        try:
+            ok, payload = recv.recv()
+        except (EOFError, OSError):
+            raise GraphError(fail.format("the HDF5 reader crashed; the file is probably "
+                                         "corrupted"), file=str(p)) from None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        recv.close()
+    if not ok:
+        raise GraphError(fail.format(payload), file=str(p))
+    return payload
 
 
 def write_graph(graph: Graph | nir.NIRGraph, path: str | Path) -> Path:
