@@ -21,6 +21,7 @@ import torch
 
 from spinnq.graph.model import Graph
 from spinnq.graph.simulate import SimConfig, Simulator
+from spinnq.s2.emulate import emulate
 from spinnq.s2.program import Program
 from spinnq.tasks.control.dqn import run_episodes
 from spinnq.tasks.control.encoder import Encoder
@@ -44,8 +45,6 @@ def chip_q(program: Program, enc: Encoder, keep: list | None = None) -> QFn:
     """Q from the emulator: T + depth steps, read-out voltage (NIR units) at the last one.
     `keep` collects 8 encoded inputs from every 25th call (up to 128, for the energy
     estimate: decisions spread over the episodes, not only their first steps)."""
-    from spinnq.s2.emulate import emulate
-
     calls = [0]
 
     def q(obs: np.ndarray) -> np.ndarray:

@@ -26,8 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spinnq.baseline.measure import MeasureConfig, measure
+from spinnq.baseline.published import published_rows
 from spinnq.errors import CheckpointError, InputError
 from spinnq.graph.model import from_nir, write_graph
+from spinnq.report import build_report, stage, standard_plots, write_report
+from spinnq.s2 import S2Config, compile, place
+from spinnq.s2.emulate import emulate
+from spinnq.s2.energy import energy
 from spinnq.tasks.common import (
     RunDir,
     atomic_write,
@@ -48,7 +54,8 @@ from spinnq.tasks.control.evaluate import chip_q, evaluate, sim_q
 from spinnq.tasks.control.finetune import FinetuneConfig, calibration_spikes, ptq, qat
 from spinnq.tasks.control.model import NetConfig
 
-STAGES = ("float", "PTQ", "QAT", "chip", "chip PTQ")
+STAGES = ("float", "PTQ", "QAT", "chip")  # + "chip PTQ": the PTQ graph on the emulator
+ALL_STAGES = (*STAGES, "chip PTQ")
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,8 @@ ENV_DQN: dict[str, dict] = {
                     "stop_return": 220.0},
 }
 
-QUICK = {"dqn": {"total_steps": 400, "learning_starts": 100, "eval_every": 200,
+QUICK = {"stages": ALL_STAGES,
+         "dqn": {"total_steps": 400, "learning_starts": 100, "eval_every": 200,
                  "eval_episodes": 2, "ckpt_every": 150, "buffer": 1_000, "stop_return": None},
          "net": {"hidden": (16, 16)}, "encoder": {"neurons_per_dim": 6},
          "finetune": {"qat_steps": 10, "calib_states": 128, "percentiles": ("max", "p99")},
@@ -193,8 +201,6 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None,
         graphs[name] = from_nir(g, source=str(run.path / f"{name}.nir"))
 
     # 3. closed loop, stage by stage -----------------------------------------------------
-    from spinnq.s2 import S2Config, compile, place
-
     s2cfg = S2Config(dt=cfg.dt, reset="subtract", graph_scales=True)
     programs = {"chip": compile(graphs["qat"], s2cfg), "chip PTQ": compile(graphs["ptq"], s2cfg)}
     float_q = sim_q(graphs["float"], enc, cfg.dt)
@@ -276,12 +282,6 @@ def _visited_states(model, enc: Encoder, spec, cfg: ControlConfig) -> np.ndarray
 
 def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_info, mode,
             scores, hist, t_start) -> dict:
-    from spinnq.baseline.measure import MeasureConfig, measure
-    from spinnq.baseline.published import published_rows
-    from spinnq.report import build_report, stage, standard_plots, write_report
-    from spinnq.s2.emulate import emulate
-    from spinnq.s2.energy import energy
-
     cost = cost_fast = None
     sample = torch.cat(kept)[:128] if kept else None
     if sample is not None:
