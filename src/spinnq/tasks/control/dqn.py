@@ -200,6 +200,7 @@ def train(model, enc: Encoder, spec: EnvSpec, cfg: DQNConfig, seed: int, folder:
     import time
 
     torch.set_num_threads(1)
+    fast.check_supported(model)
     env = make_env(spec)
     obs_dim = env.observation_space.shape[0]
     target = copy.deepcopy(model)

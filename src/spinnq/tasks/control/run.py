@@ -227,7 +227,7 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None,
 
     # 4. chip cost (modelled) and CPU baseline (measured) --------------------------------
     report = _report(cfg, run, spec, model, enc, programs["chip"], place(programs["chip"],
-                     s2cfg), kept, done, train_info, mode, scores, hist, t_start)
+                     s2cfg), kept, done, train_info, mode, scores, hist, t_start, solved)
     return report
 
 
@@ -281,7 +281,7 @@ def _visited_states(model, enc: Encoder, spec, cfg: ControlConfig) -> np.ndarray
 
 
 def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_info, mode,
-            scores, hist, t_start) -> dict:
+            scores, hist, t_start, solved) -> dict:
     cost = cost_fast = None
     sample = torch.cat(kept)[:128] if kept else None
     if sample is not None:
@@ -318,7 +318,7 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
                  "timesteps_per_decision": enc.steps, "encoding": "Gaussian receptive "
                  f"fields x{cfg.encoder.neurons_per_dim}/dim, deterministic rate coding"},
         chip_fastest_tick=cost_fast.chip_table() if cost_fast is not None else None,
-        solved=_solved(done, solved_return(spec, make_env(spec))),
+        solved=_solved(done, solved),
         wall_s=time.perf_counter() - t_start)
     spikes = None
     if sample is not None:
