@@ -103,8 +103,8 @@ def _roll(cx, cy, s, a, ecc, rng, t, w):
 
 
 def _drums(cx, cy, s, a, ecc, rng, t, w):
-    return _pair((cx - 16 * s + 0 * a, cy + 4 * s + 9 * s * np.sin(a)),
-                 (cx + 16 * s + 0 * a, cy + 4 * s - 9 * s * np.sin(a)))
+    return _pair((cx - 16 * s + 0 * a, cy + 6 * s + 11 * s * np.sin(a)),
+                 (cx + 16 * s + 0 * a, cy + 6 * s - 11 * s * np.sin(a)))
 
 
 def _guitar(cx, cy, s, a, ecc, rng, t, w):
@@ -117,9 +117,9 @@ def _other(cx, cy, s, a, ecc, rng, t, w):
     """Random smooth curves: two sinusoids per axis with random frequencies and amplitudes."""
     hands = []
     for _ in range(2):
-        x0, y0 = cx + rng.uniform(-30, 30) * s, cy + rng.uniform(-30, 20) * s
-        fx, fy = rng.uniform(0.3, 2.0, 2) * w
-        ax, ay = rng.uniform(0, 14, 2) * s
+        x0, y0 = cx + rng.uniform(-35, 35) * s, cy + rng.uniform(-35, 25) * s
+        fx, fy = rng.uniform(0.5, 2.5, 2) * w
+        ax, ay = rng.uniform(5, 15, 2) * s
         px, py = rng.uniform(0, 2 * np.pi, 2)
         hands.append((x0 + ax * np.sin(fx * t + px), y0 + ay * np.sin(fy * t + py)))
     return _pair(*hands)
