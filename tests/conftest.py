@@ -19,3 +19,19 @@ def nir_paper() -> Path:
 def load_trace(path: Path) -> np.ndarray:
     """A NIR-paper LIF trace: columns input spike, membrane voltage, output spike."""
     return np.loadtxt(path, delimiter=",")
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """Run `spinnq ARGS` in-process as a user would: (exit code, stdout, stderr)."""
+    import sys
+
+    from spinnq.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["spinnq", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -1,23 +1,10 @@
 """`spinnq inspect` / `spinnq simulate`: the command contract, and one-line errors."""
 
-import sys
 
 import numpy as np
 import pytest
 
-from spinnq.cli import main
-from tests.conftest import load_trace
-
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["spinnq", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import load_trace, run_cli
 
 
 def test_help_lists_commands(monkeypatch, capsys):

@@ -3,8 +3,6 @@ gives that framework's spikes; a bad convention is one readable line and exit co
 
 from __future__ import annotations
 
-import sys
-
 import nir
 import norse.torch as norse
 import numpy as np
@@ -12,23 +10,12 @@ import pytest
 import torch
 from snntorch.export_nir import export_to_nir
 
-from spinnq.cli import main
+from tests.conftest import run_cli
 from tests.interop.test_norse_import import run_norse
 from tests.interop.test_snntorch_import import build as build_snntorch
 from tests.interop.test_snntorch_import import run_snntorch
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["spinnq", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_snntorch_convention_matches_snntorch(monkeypatch, capsys, tmp_path):

@@ -4,28 +4,16 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from spinnq.cli import main
 from spinnq.graph import read_graph
 from spinnq.s2.compile import compile
 from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import energy, estimate_counters
 from spinnq.s2.place import place
-
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["spinnq", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import run_cli
 
 
 @pytest.fixture
