@@ -2,14 +2,14 @@
 counters, saturations."""
 
 import nir
+import numba  # noqa: F401  (a dev dependency: its absence must fail, not skip)
 import numpy as np
 import pytest
+import torch
 
 from spinnq.graph.model import from_nir, read_graph
 from spinnq.s2 import S2Config, compile, emulate
 from spinnq.s2.events import fanout_table
-
-pytest.importorskip("numba")
 
 
 def _both(graph, x, record, **cfg):
@@ -37,6 +37,15 @@ def test_cnn_sinabs_events_equal_torch(nir_paper, reset):
     a, b = _both(g, x, ["input", "1", "3", "6", "10", "12"], reset=reset)
     assert a.spikes["3"].sum() > 0
     _assert_same(a, b)
+
+
+def test_batch_split_over_threads_gives_the_same_run(nir_paper):
+    g = read_graph(nir_paper / "cnn_sinabs.nir")
+    x = (np.random.default_rng(3).random((5, 20, *g.input_shape)) < 0.2).astype(np.float32)
+    prog = compile(g, S2Config(engine="events"))
+    one = emulate(prog, x, record=["3", "12"])
+    torch.set_num_threads(2)  # the autouse fixture restores the count
+    _assert_same(one, emulate(prog, x, record=["3", "12"]))
 
 
 @pytest.mark.parametrize("kw", [{"fma": True}, {"add_order": "offset_first"},

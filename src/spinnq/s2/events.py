@@ -8,8 +8,8 @@ inside the engine, so one conv tap of one spike is one contiguous run over the o
 channels and a dense row is one run: the adds vectorize. The cost follows the activity, not
 the layer sizes. The neuron update is the same float32 sequence as
 `emulate.lif_step` (no fast-math, so no fused multiply-add unless `fma` asks for one), which
-the tests check against the torch engine bit for bit. One thread: it leaves torch's thread
-pool alone.
+the tests check against the torch engine bit for bit. Slices of the batch run in as many
+plain threads as torch may use (the kernel releases the GIL; no OpenMP/TBB pool).
 
 Covers every program without `lif_curr_exp` populations (those use the torch engine).
 Optional: needs numba (`pip install numba`, the `fast` extra); `emulate` falls back to the
@@ -17,6 +17,8 @@ torch engine without it.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -178,9 +180,10 @@ if njit is not None:
                     e += 1
         return ptr, idx, True, flat[0, 0]
 
-    # Serial on purpose: numba's parallel layers (OpenMP/TBB) share or fight torch's thread
-    # pool (measured: torch ops 20x slower after a parallel numba call on a 2-core box).
-    @njit(cache=True)
+    # No numba parallel layer on purpose: OpenMP/TBB share or fight torch's thread pool
+    # (measured: torch ops 20x slower after a parallel numba call on a 2-core box). Instead
+    # the kernel releases the GIL and `run_events` runs slices of the batch in plain threads.
+    @njit(cache=True, nogil=True)
     def _kernel(in_ptr, in_idx, T, steps, pop_off, pop_n, alpha, th, off, vreset, may_sat,
                 alpha_one, subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_ptr0,
                 pr_run0, pr_w0, pr_nz0, run_ptr, run_post, run_w, run_len, w_cat, nz_cat,
@@ -374,20 +377,38 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
         rec_off[index[r]] = o
         o += program.populations[r].size
     B, T = int(xb.shape[0]), int(xb.shape[1])
-    in_ptr, cols, ok, _ = _spike_csr(np.ascontiguousarray(xb.reshape(B * T, -1).numpy()))
-    if not ok:
-        _check_spikes(xb)  # raises the InputError naming the value
-    in_idx = P["in_perm_back"][cols].astype(np.int32)  # NIR index -> engine order
+    flat = np.ascontiguousarray(xb.reshape(B * T, -1).numpy())
     rec_s = np.zeros((B, steps, o), dtype=np.uint8)
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
     cnt = np.zeros((B, steps, len(pops), 4), dtype=np.float64)
     sat = np.zeros(B, dtype=np.int64)
-    _kernel(in_ptr, in_idx, T, steps, P["pop_off"], sizes, P["alpha"], P["th"], P["off"],
-            P["vr"], P["may_sat"], P["alpha_one"], cfg.reset == "subtract", cfg.fma,
-            cfg.add_order == "offset_first", P["pr_pre"], P["pr_delay"], P["pr_macs"],
-            P["pr_ptr0"], P["pr_run0"], P["pr_w0"], P["pr_nz0"], P["run_ptr"], P["run_post"],
-            P["run_w"], P["run_len"], P["w_cat"], P["nz_cat"], P["by_post_ptr"], P["by_post"],
-            P["R"], rec_off, rec_s, rec_v, cnt, sat, ACC_LIMIT)
+
+    def run_slice(b0: int, b1: int) -> bool:
+        """Samples b0..b1-1: their own input CSR, and views of the shared outputs."""
+        in_ptr, cols, ok, _ = _spike_csr(flat[b0 * T:b1 * T])
+        if not ok:
+            return False
+        in_idx = P["in_perm_back"][cols].astype(np.int32)  # NIR index -> engine order
+        _kernel(in_ptr, in_idx, T, steps, P["pop_off"], sizes, P["alpha"], P["th"], P["off"],
+                P["vr"], P["may_sat"], P["alpha_one"], cfg.reset == "subtract", cfg.fma,
+                cfg.add_order == "offset_first", P["pr_pre"], P["pr_delay"], P["pr_macs"],
+                P["pr_ptr0"], P["pr_run0"], P["pr_w0"], P["pr_nz0"], P["run_ptr"],
+                P["run_post"], P["run_w"], P["run_len"], P["w_cat"], P["nz_cat"],
+                P["by_post_ptr"], P["by_post"], P["R"], rec_off, rec_s[b0:b1], rec_v[b0:b1],
+                cnt[b0:b1], sat[b0:b1], ACC_LIMIT)
+        return True
+
+    # Samples are independent: split the batch over as many threads as torch may use (the
+    # kernel holds no GIL), so the emulator and torch baselines get the same cores.
+    workers = max(1, min(torch.get_num_threads(), B))
+    bounds = np.linspace(0, B, workers + 1).astype(int)
+    if workers == 1:
+        oks = [run_slice(0, B)]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            oks = list(pool.map(run_slice, bounds[:-1], bounds[1:]))
+    if not all(oks):
+        _check_spikes(xb)  # raises the InputError naming the value
     mean = cnt.mean(0)  # per inference
     counters = {}
     for k, name in enumerate(names):
