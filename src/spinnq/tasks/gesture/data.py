@@ -26,7 +26,12 @@ import numpy as np
 
 from spinnq.errors import InputError
 from spinnq.tasks.common import atomic_write
-from spinnq.tasks.gesture.synthetic import CLASSES, SynthConfig, synthetic_split
+from spinnq.tasks.gesture.synthetic import (
+    CLASSES,
+    GENERATOR_VERSION,
+    SynthConfig,
+    synthetic_split,
+)
 from spinnq.tasks.gesture.transforms import FrameConfig, events_to_frames
 
 SPLIT_FOLDERS = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
@@ -86,8 +91,9 @@ def synthetic_frames(split: str, n: int, seed: int, fcfg: FrameConfig, scfg: Syn
     """Synthetic recordings of one split as frames (cached when `cache_dir` is given)."""
     if not fcfg.binary:
         raise InputError("the frame cache stores spikes: binary frames only")
-    key = _key({"src": "synthetic", "split": split, "n": n, "seed": seed,
-                "frames": dataclasses.asdict(fcfg), "synth": dataclasses.asdict(scfg)})
+    key = _key({"src": "synthetic", "version": GENERATOR_VERSION, "split": split, "n": n,
+                "seed": seed, "frames": dataclasses.asdict(fcfg),
+                "synth": dataclasses.asdict(scfg)})
     path = cache_dir / f"gesture-synth-{split}-{key}.npz" if cache_dir else None
     tail = (2, fcfg.size, fcfg.size)
     if path and (hit := _load_cached(path, tail)) is not None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from spinnq.errors import InputError
 
+GENERATOR_VERSION = 2  # bump when the motions change: frame caches are keyed by it
 SENSOR = (128, 128, 2)  # tonic's sensor_size: (W, H, polarities)
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])
 CLASSES = (
