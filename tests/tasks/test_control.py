@@ -178,15 +178,21 @@ def test_unknown_and_continuous_environments_are_clear_errors():
     assert np.all(high > low) and np.isfinite(low).all()
 
 
-def test_cli_bad_input_exit_code_and_message(tmp_path):
+def test_cli_bad_input_exit_code_and_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(app, ["run", "nosuchtask"])
     assert r.exit_code != 0 and "unknown task" in str(r.exception)
+    r = CliRunner().invoke(app, ["run", "Pendulum-v1", "--quick"])
+    assert isinstance(r.exception, InputError) and "continuous action space" in str(r.exception)
     r = CliRunner().invoke(app, ["run", "cartpole", "--set", "nonsense"])
     assert isinstance(r.exception, InputError)
     r = CliRunner().invoke(app, ["run", "cartpole", "--quick", "--set", "dqn.nosuch=1"])
     assert isinstance(r.exception, InputError) and "nosuch" in str(r.exception)
+    r = CliRunner().invoke(app, ["run", "cartpole", "--quick", "--set", "env=Pendulum-v1"])
+    assert isinstance(r.exception, InputError) and "task argument" in str(r.exception)
     r = CliRunner().invoke(app, ["run", "cartpole", "--resume", str(tmp_path)])
     assert isinstance(r.exception, CheckpointError) and "config.json" in str(r.exception)
+    assert not (tmp_path / "runs").exists()  # refused before any run folder was made
 
 
 def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path):

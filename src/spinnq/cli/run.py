@@ -52,11 +52,21 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
+GYM_RUNNER = "spinnq.tasks.control.cli:run_task"  # any other Gymnasium id: a control task
+
+
 def runner(task: str):
     key = task.strip().lower()
-    if key not in RUNNERS:
-        raise InputError(f"unknown task {task!r}; tasks: {', '.join(RUNNERS)}")
-    mod, _, fn = RUNNERS[key].partition(":")
+    if key in RUNNERS:
+        target = RUNNERS[key]
+    else:
+        import gymnasium as gym
+
+        if task.strip() not in gym.registry:
+            raise InputError(f"unknown task {task!r}; tasks: {', '.join(RUNNERS)}, or a "
+                             "Gymnasium environment id with discrete actions")
+        target = GYM_RUNNER
+    mod, _, fn = target.partition(":")
     return getattr(importlib.import_module(mod), fn)
 
 
@@ -78,7 +88,8 @@ def run_cmd(
 ) -> None:
     """Train, quantise, deploy on the emulated SpiNNaker2 and report, in one run folder."""
     fn = runner(task)
-    opts = RunOptions(task.strip().lower(), seed, quick, resume, out, steps, episodes,
+    name = task.strip().lower() if task.strip().lower() in RUNNERS else task.strip()
+    opts = RunOptions(name, seed, quick, resume, out, steps, episodes,
                       data_dir, quiet, _parse_sets(set_))
     rep = fn(opts)
     console.print(f"report: {rep.get('run_dir', '?')}/report.md")

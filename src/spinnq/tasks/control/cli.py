@@ -31,6 +31,10 @@ def config_from_options(opts) -> ControlConfig:
     if opts.data_dir is not None:
         raise InputError(f"--data-dir has no meaning for {opts.task} (Gymnasium environment)")
     over = {k: _value(v) for k, v in opts.overrides.items()}
+    clash = {"env", "seed", "quick", "steps"} & set(over)
+    if clash:
+        raise InputError(f"--set {', '.join(sorted(clash))}: use the task argument, --seed, "
+                         "--quick or --steps instead")
     if opts.episodes is not None:
         if opts.episodes < 1:
             raise InputError(f"--episodes must be >= 1, got {opts.episodes}")

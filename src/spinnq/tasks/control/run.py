@@ -159,10 +159,11 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None,
     if resume is not None:
         run = RunDir.open(resume)
         cfg = config_from_json(run.load_config(), file=str(run.path / "config.json"))
+        spec, enc, model, solved = build_agent(cfg)
     else:
+        spec, enc, model, solved = build_agent(cfg)  # bad env/config: no run folder made
         run = RunDir.create(_task_name(cfg.env), out)
         run.save_config(cfg)
-    spec, enc, model, solved = build_agent(cfg)
 
     # 1. DQN (float) ------------------------------------------------------------------
     float_ckpt = run.ckpt("float")
