@@ -296,7 +296,7 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
     task = _task_name(cfg.env)
     rows = [stage(n, "return", d["mean_return"], "measured",
                   **{k: v for k, v in d.items() if k not in ("stage", "kind")})
-            for n, d in done.items()]
+            for n, d in ((n, done[n]) for n in cfg.stages if n in done)]  # config order
     notes = [
         "Returns are measured in closed loop: every stage's network chooses every action of "
         f"{cfg.eval_episodes} seeded episodes (the same seeds for every stage).",
