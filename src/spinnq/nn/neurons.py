@@ -60,8 +60,8 @@ class LIF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = torch.zeros_like(x[:, 0])
         out = []
-        for t in range(x.shape[1]):
-            v = self.beta * v + x[:, t]
+        for xt in x.unbind(1):  # unbind, not x[:, t]: its backward is one stack, not T fills
+            v = self.beta * v + xt
             s = spike(v - self.threshold, self.slope)
             r = s.detach() if self.detach_reset else s
             v = v - r * self.threshold if self.reset == "subtract" else v * (1.0 - r)
@@ -85,8 +85,8 @@ class LI(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = torch.zeros_like(x[:, 0])
         out = []
-        for t in range(x.shape[1]):
-            v = self.beta * v + x[:, t]
+        for xt in x.unbind(1):
+            v = self.beta * v + xt
             out.append(v)
         return torch.stack(out, dim=1)
 
