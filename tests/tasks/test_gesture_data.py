@@ -91,7 +91,7 @@ def test_bad_label_is_an_input_error():
 # ----------------------------------------------------------------------------- transforms
 @pytest.mark.parametrize("label", [0, 4, 10])
 def test_transforms_equal_tonics(label):
-    tonic = pytest.importorskip("tonic")
+    import tonic
     import tonic.transforms as T
     ev = generate_sample(label, 11, SMALL)
     d = denoise(ev, 10_000)
@@ -147,7 +147,6 @@ def write_dvs_folder(root, users=(("train", 1, "fluorescent"), ("train", 2, "led
 
 @pytest.mark.parametrize("float_t", [True, False])
 def test_real_loader_reads_tonics_layout(tmp_path, float_t):
-    pytest.importorskip("tonic")
     write_dvs_folder(tmp_path, float_t=float_t)
     tr = real_frames(tmp_path, "train", FC, None)
     va = real_frames(tmp_path, "val", FC, None)
@@ -162,7 +161,7 @@ def test_real_loader_reads_tonics_layout(tmp_path, float_t):
 
 
 def test_real_loader_caches_and_never_downloads(tmp_path, monkeypatch):
-    tonic = pytest.importorskip("tonic")
+    import tonic
     write_dvs_folder(tmp_path, users=(("train", 1, "led"), ("test", 2, "led")), labels=[0, 1])
 
     def no_download(self):

@@ -104,8 +104,6 @@ def test_ptq_scaled_network_is_the_float_network_up_to_rounding():
 
 @pytest.mark.parametrize("layers", ["brevitas", "spinnq"])
 def test_qat_integers_reach_the_chip_unchanged(layers):
-    if layers == "brevitas":
-        pytest.importorskip("brevitas")
     torch.manual_seed(4)
     q = from_float(build_model(), build_model(ModelConfig(), layers))
     g = from_nir(export_qat(q, SHAPE, 1e-4))
@@ -123,7 +121,6 @@ def test_qat_integers_reach_the_chip_unchanged(layers):
 
 
 def test_qat_model_forward_uses_the_integers():
-    pytest.importorskip("brevitas")
     torch.manual_seed(5)
     f = build_model()
     q = from_float(f, build_model(ModelConfig(), "brevitas"))

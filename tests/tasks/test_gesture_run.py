@@ -60,7 +60,6 @@ def test_quick_run_reports_every_stage(tmp_path):
 
 
 def test_quick_run_on_the_real_dvs128_layout(tmp_path):
-    pytest.importorskip("tonic")
     small = SynthConfig(duration_ms=120)
     write_dvs_layout(tmp_path / "data", [
         (split, user, "led", label, generate_sample(label, 10 * user + label, small))
