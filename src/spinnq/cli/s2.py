@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from spinnq.cli.common import (
     save_npz,
 )
 from spinnq.errors import InputError
+from spinnq.files import atomic_write
 from spinnq.graph.model import read_graph, write_graph
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate
@@ -102,11 +102,7 @@ def run_arrays(program: Program, run: Run) -> dict[str, np.ndarray]:
 
 
 def write_json(path: Path, data: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(data, indent=2, default=float))
 
 
 @app.command()

@@ -15,11 +15,11 @@ import dataclasses
 import html
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from spinnq.files import atomic_write
 
 PLOT_TITLES = {
     "cost_comparison": "Energy and latency per inference: chip vs CPU/GPU (log scale)",
@@ -28,21 +28,6 @@ PLOT_TITLES = {
     "pe_map": "PEs of the chip, coloured by population",
     "training_curves": "Training curves",
 }
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _jsonable(o):
@@ -190,11 +175,11 @@ def write_report(run_dir: Path | str, report: dict, plots: dict[str, bytes] | No
     plots = {k: v for k, v in (plots or {}).items() if v}
     paths: dict[str, Path] = {}
     for name, png in plots.items():
-        paths[name] = _atomic_write(run_dir / "plots" / f"{name}.png", png)
+        paths[name] = atomic_write(run_dir / "plots" / f"{name}.png", png)
     data = _jsonable(report)
-    paths["json"] = _atomic_write(run_dir / "report.json",
+    paths["json"] = atomic_write(run_dir / "report.json",
                                   json.dumps(data, indent=2, allow_nan=False).encode())
-    paths["md"] = _atomic_write(run_dir / "report.md", to_markdown(
+    paths["md"] = atomic_write(run_dir / "report.md", to_markdown(
         data, {n: f"plots/{n}.png" for n in plots}).encode())
-    paths["html"] = _atomic_write(run_dir / "report.html", to_html(data, plots).encode())
+    paths["html"] = atomic_write(run_dir / "report.html", to_html(data, plots).encode())
     return paths

@@ -36,9 +36,7 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import random
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -58,30 +56,12 @@ from rich.progress import (
 
 from spinnq.config import RUNS_DIR
 from spinnq.errors import CheckpointError, InputError
+from spinnq.files import atomic_write  # noqa: F401  (re-exported for the tasks)
 
 CKPT_VERSION = 1
 
 
 # ------------------------------------------------------------------------------ atomic files
-def atomic_write(path: str | Path, data: bytes | str) -> Path:
-    """Write `data` to `path` so that readers only ever see a complete file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _jsonable(o: Any) -> Any:
     if dataclasses.is_dataclass(o) and not isinstance(o, type):
         return _jsonable(dataclasses.asdict(o))
