@@ -156,7 +156,7 @@ def _conv_entries(w: np.ndarray, c: dict, pre_shape) -> tuple[np.ndarray, ...]:
 # ------------------------------------------------------------------------------- kernel
 if njit is not None:
 
-    @njit(cache=True)
+    @njit(cache=True, nogil=True)
     def _spike_csr(flat):
         """Rows of 0/1 spikes -> CSR (ptr, idx); also the first value that is not 0 or 1
         (NaN included) as `bad`, with `ok` False, so the caller can refuse the input."""
