@@ -81,31 +81,16 @@ def fanout_runs(proj: Projection, pre_shape, post_shape) -> tuple[np.ndarray, ..
         return (run_ptr, np.zeros(n_pre, np.int32), np.arange(n_pre, dtype=np.int64) * n_post,
                 np.full(n_pre, n_post, np.int32), cols.astype(np.float32).ravel(),
                 np.count_nonzero(cols, axis=1).astype(np.int64))
-    c = proj.conv
-    C, H, W = pre_shape
-    k = int(c.get("pool") or 1)
-    Hp, Wp = H // k, W // k
-    jj = np.arange(C * H * W)
-    cc, yy, xx = jj // (H * W), (jj // W) % H, jj % W
-    iy, ix = yy // k, xx // k
-    valid = (iy < Hp) & (ix < Wp)
     Co, Cig, kh, kw = w.shape
-    G = int(c.get("groups", 1))
+    G = int(proj.conv.get("groups", 1))
     cout = Co // G
-    (sy, sx), (py, px), (dly, dlx) = c["stride"], c["padding"], c["dilation"]
-    _, Ho, Wo = c["out_shape"]
+    Wo = proj.conv["out_shape"][2]
     table = w.reshape(G, cout, Cig, kh, kw).transpose(0, 2, 3, 4, 1)  # (G, Cig, kh, kw, cout)
     js, starts, offs = [], [], []
-    for dy in range(kh):
-        for dx in range(kw):
-            ny, nx = iy + py - dy * dly, ix + px - dx * dlx
-            ok = valid & (ny % sy == 0) & (nx % sx == 0)
-            oy, ox = ny // sy, nx // sx
-            ok &= (oy >= 0) & (oy < Ho) & (ox >= 0) & (ox < Wo)
-            g, cin = cc[ok] // Cig, cc[ok] % Cig
-            js.append(jj[ok])
-            starts.append((oy[ok] * Wo + ox[ok]) * Co + g * cout)
-            offs.append((((g * Cig + cin) * kh + dy) * kw + dx) * cout)
+    for dy, dx, sel, oy, ox, g, cin in _conv_taps(w, proj.conv, pre_shape):
+        js.append(sel)
+        starts.append((oy * Wo + ox) * Co + g * cout)
+        offs.append((((g * Cig + cin) * kh + dy) * kw + dx) * cout)
     inv_pre = np.argsort(perm_pre)
     j = inv_pre[np.concatenate(js)]
     order = np.argsort(j, kind="stable")
@@ -119,8 +104,10 @@ def fanout_runs(proj: Projection, pre_shape, post_shape) -> tuple[np.ndarray, ..
             flat, nz.astype(np.int64))
 
 
-def _conv_entries(w: np.ndarray, c: dict, pre_shape) -> tuple[np.ndarray, ...]:
-    """Every (pre, post, weight) synapse of a conv with an optional fused SumPool."""
+def _conv_taps(w: np.ndarray, c: dict, pre_shape):
+    """For every kernel tap (dy, dx) of a conv with an optional fused SumPool: the pre
+    neurons it connects (NIR flat index), their output position (oy, ox), their group and
+    input channel within the group."""
     C, H, W = pre_shape
     k = int(c.get("pool") or 1)
     Hp, Wp = H // k, W // k
@@ -128,26 +115,31 @@ def _conv_entries(w: np.ndarray, c: dict, pre_shape) -> tuple[np.ndarray, ...]:
     cc, yy, xx = jj // (H * W), (jj // W) % H, jj % W
     iy, ix = yy // k, xx // k
     valid = (iy < Hp) & (ix < Wp)
-    Co, Cig, kh, kw = w.shape
-    G = int(c.get("groups", 1))
-    cout = Co // G
+    _, Cig, kh, kw = w.shape
     (sy, sx), (py, px), (dly, dlx) = c["stride"], c["padding"], c["dilation"]
     _, Ho, Wo = c["out_shape"]
-    js, posts, vals = [], [], []
     for dy in range(kh):
         for dx in range(kw):
             ny, nx = iy + py - dy * dly, ix + px - dx * dlx
             ok = valid & (ny % sy == 0) & (nx % sx == 0)
             oy, ox = ny // sy, nx // sx
             ok &= (oy >= 0) & (oy < Ho) & (ox >= 0) & (ox < Wo)
-            sel = jj[ok]
-            g, cin = cc[ok] // Cig, cc[ok] % Cig
-            co = g[:, None] * cout + np.arange(cout)[None, :]  # (n, cout)
-            wv = w[co, cin[:, None], dy, dx]
-            post = co * (Ho * Wo) + (oy[ok] * Wo + ox[ok])[:, None]
-            js.append(np.broadcast_to(sel[:, None], co.shape).ravel())
-            posts.append(post.ravel())
-            vals.append(wv.ravel())
+            yield dy, dx, jj[ok], oy[ok], ox[ok], cc[ok] // Cig, cc[ok] % Cig
+
+
+def _conv_entries(w: np.ndarray, c: dict, pre_shape) -> tuple[np.ndarray, ...]:
+    """Every (pre, post, weight) synapse of a conv with an optional fused SumPool."""
+    Co = w.shape[0]
+    cout = Co // int(c.get("groups", 1))
+    _, Ho, Wo = c["out_shape"]
+    js, posts, vals = [], [], []
+    for dy, dx, sel, oy, ox, g, cin in _conv_taps(w, c, pre_shape):
+        co = g[:, None] * cout + np.arange(cout)[None, :]  # (n, cout)
+        wv = w[co, cin[:, None], dy, dx]
+        post = co * (Ho * Wo) + (oy * Wo + ox)[:, None]
+        js.append(np.broadcast_to(sel[:, None], co.shape).ravel())
+        posts.append(post.ravel())
+        vals.append(wv.ravel())
     j, i, v = (np.concatenate(a) if a else np.zeros(0, np.int64) for a in (js, posts, vals))
     nz = v != 0
     return j[nz], i[nz], v[nz]
