@@ -16,7 +16,15 @@ from rich.table import Table
 
 from spinnq.cli import app, console
 from spinnq.cli.common import DtOpt, GraphArg, IntegratorOpt, ResetOpt, load_input
-from spinnq.cli.s2 import BitsOpt, GraphScalesOpt, WeightScaleOpt, s2_config, write_json
+from spinnq.cli.s2 import (
+    BitsOpt,
+    GraphScalesOpt,
+    NeuronsPerPeOpt,
+    StepsOpt,
+    WeightScaleOpt,
+    s2_config,
+    write_json,
+)
 from spinnq.errors import InputError
 from spinnq.graph.model import Graph, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
@@ -150,9 +158,8 @@ def energy_cmd(
     weight_scale: str = WeightScaleOpt,
     bits: int = BitsOpt,
     graph_scales: bool = GraphScalesOpt,
-    neurons_per_pe: list[str] = typer.Option(None, "--neurons-per-pe", help="N for every "
-                                             "population, or NAME=N (repeatable)."),
-    steps: int = typer.Option(None, "--steps", help="Chip steps to run (default: T + depth)."),
+    neurons_per_pe: list[str] = NeuronsPerPeOpt,
+    steps: int = StepsOpt,
     json_out: Path = typer.Option(None, "--json", help="Write the full cost (per PE too) here."),
     report: Path = typer.Option(None, "--report", help="Write report.json/.md/.html here."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="With --report: "

@@ -34,6 +34,9 @@ WeightScaleOpt = typer.Option("max", "--weight-scale", help="Integer weight scal
 BitsOpt = typer.Option(8, "--bits", help="Weight bits: 8, or 4.")
 GraphScalesOpt = typer.Option(False, "--graph-scales", help="Use the 'w_scale' metadata of "
                               "weight nodes (QAT graphs) as the population's scale.")
+NeuronsPerPeOpt = typer.Option(None, "--neurons-per-pe", help="N for every population, or "
+                               "NAME=N (repeatable).")
+StepsOpt = typer.Option(None, "--steps", help="Chip steps to run (default: T + depth).")
 
 
 def parse_neurons_per_pe(values: list[str] | None) -> tuple[int, dict[str, int]]:
@@ -119,9 +122,8 @@ def deploy(
     bits: int = BitsOpt,
     graph_scales: bool = GraphScalesOpt,
     record: list[str] = RecordOpt,
-    neurons_per_pe: list[str] = typer.Option(None, "--neurons-per-pe", help="N for every "
-                                             "population, or NAME=N (repeatable)."),
-    steps: int = typer.Option(None, "--steps", help="Chip steps to run (default: T + depth)."),
+    neurons_per_pe: list[str] = NeuronsPerPeOpt,
+    steps: int = StepsOpt,
     summary: Path = typer.Option(None, "--summary", help="Write a JSON summary here."),
     backend: str = typer.Option("emulator", "--backend", help="emulator, or spinnaker2 (a "
                                 "real board through py-spinnaker2)."),
