@@ -1,0 +1,79 @@
+"""What a graph says about how it must be run: settings stored in NIR metadata.
+
+A NIR file stores ODE parameters, not the rule its producer stepped them with. Graphs that
+spinnq writes (training exports, `spinnq quantize`, `spinnq export`) record that rule in the
+graph's own metadata, so every command that reads the file runs it as it was trained without
+extra flags. Explicit flags win over the file; the file wins over spinnq's defaults.
+
+Graph-level keys (`NIRGraph.metadata`), all optional:
+    spinnq.reset        "zero" | "subtract"          reset after a spike
+    spinnq.convention   "nir" | "snntorch" | "norse" neuron update rule of the producer
+    spinnq.dt           float seconds                timestep the graph was trained with
+    spinnq.bits         8 | 4                        weight bits chosen by calibration
+Weight-node keys (`node.metadata`): `w_scale` (the population's integer weight scale) and
+`bits`, read by the compiler (`S2Config(graph_scales=True)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from spinnq.errors import GraphError
+
+PREFIX = "spinnq."
+SETTINGS: dict[str, tuple[type, tuple | None]] = {  # key -> (type, allowed values)
+    "reset": (str, ("zero", "subtract")),
+    "convention": (str, ("nir", "snntorch", "norse")),
+    "dt": (float, None),
+    "bits": (int, (8, 4)),
+}
+
+
+def read_settings(metadata: Mapping[str, Any] | None, source: str | None = None) -> dict:
+    """The run settings a graph's metadata records: {name: value} for the keys present,
+    each checked (type and allowed values); a bad value is a `GraphError` naming the file."""
+    out: dict[str, Any] = {}
+    for name, (kind, allowed) in SETTINGS.items():
+        key = PREFIX + name
+        if not metadata or key not in metadata:
+            continue
+        raw = metadata[key]
+        try:
+            val = kind(raw.item() if isinstance(raw, np.generic | np.ndarray) else raw)
+        except (TypeError, ValueError):
+            raise GraphError(f"metadata '{key}' must be a {kind.__name__}, got {raw!r}",
+                             file=source) from None
+        if isinstance(raw, bytes | bytearray):
+            val = raw.decode()
+        if allowed is not None and val not in allowed:
+            raise GraphError(f"metadata '{key}' must be one of {allowed}, got {val!r}",
+                             file=source)
+        if name == "dt" and not (np.isfinite(val) and val > 0):
+            raise GraphError(f"metadata '{key}' must be a positive number of seconds, "
+                             f"got {val!r}", file=source)
+        out[name] = val
+    return out
+
+
+def stamp(metadata: Mapping[str, Any] | None, **settings: Any) -> dict:
+    """A copy of `metadata` with `settings` (None values skipped) recorded under their keys."""
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown graph settings {sorted(unknown)}; known: {list(SETTINGS)}")
+    out = dict(metadata or {})
+    out.update({PREFIX + k: v for k, v in settings.items() if v is not None})
+    read_settings(out)  # the same checks as on reading
+    return out
+
+
+def resolve(explicit: Mapping[str, Any], metadata: Mapping[str, Any] | None,
+            defaults: Mapping[str, Any], source: str | None = None) -> dict:
+    """Flags given by the user (not None) > the graph's metadata > `defaults`."""
+    stored = read_settings(metadata, source)
+    out = dict(defaults)
+    out.update(stored)
+    out.update({k: v for k, v in explicit.items() if v is not None})
+    return out
