@@ -35,3 +35,28 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
         code = e.code or 0
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def digits_spikes(steps: int = 20, seed: int = 0, test_fraction: float = 0.3
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Real labelled data that ships inside scikit-learn: the 8x8 handwritten digits (1797
+    samples, 10 classes), rate-coded into 0/1 spikes (pixel / 16 = firing probability per
+    step, seeded). Returns x_train (N, steps, 64) float32, y_train (N,) int64, x_test, y_test;
+    the split is stratified and seeded."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    p = (d.data / 16.0).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    x = (rng.random((len(p), steps, p.shape[1]), dtype=np.float32) < p[:, None, :])
+    xtr, xte, ytr, yte = train_test_split(x.astype(np.float32), d.target.astype(np.int64),
+                                          test_size=test_fraction, random_state=seed,
+                                          stratify=d.target)
+    return xtr, ytr, xte, yte
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`digits_spikes()` with its defaults, made once per test session."""
+    return digits_spikes()
