@@ -9,7 +9,7 @@ import torch
 
 from spinnq.graph.model import from_nir, read_graph
 from spinnq.s2 import S2Config, compile, emulate
-from spinnq.s2.events import fanout_table
+from spinnq.s2.events import fanout
 
 
 def _both(graph, x, record, **cfg):
@@ -70,22 +70,23 @@ def test_options_delays_and_recurrence_events_equal_torch(kw):
     _assert_same(a, b)
 
 
-def test_fanout_table_matches_the_conv_it_unrolls(nir_paper):
+def test_engine_fanout_of_single_spikes_matches_the_projection_it_computes(nir_paper):
     import torch
 
     from spinnq.s2.emulate import _make_op
 
     prog = compile(read_graph(nir_paper / "cnn_sinabs.nir"))
     for proj in prog.projections:
-        pre = prog.populations[proj.pre]
-        ptr, idx, w = fanout_table(proj, pre.shape)
-        dense = np.zeros((pre.size, prog.populations[proj.post].size), np.float32)
-        rows = np.repeat(np.arange(pre.size), np.diff(ptr))
-        np.add.at(dense, (rows, idx), w)
+        pre, post = prog.populations[proj.pre], prog.populations[proj.post]
         op = _make_op(proj, prog)
-        s = torch.eye(pre.size)[:: max(1, pre.size // 64)]  # a sample of single spikes
+        sample = range(0, pre.size, max(1, pre.size // 64))
+        s = torch.eye(pre.size)[list(sample)]  # single spikes
         ref = op.apply(s, op.weights[0]).numpy()
-        assert np.array_equal(dense[:: max(1, pre.size // 64)], ref), proj.post
+        for row, j in zip(ref, sample, strict=True):
+            idx, w = fanout(proj, pre.shape, post.shape, j)
+            got = np.zeros(post.size, np.float32)
+            got[idx] = w
+            assert np.array_equal(got, row), (proj.post, j)
 
 
 @pytest.mark.parametrize("engine", ["events", "torch"])
