@@ -53,7 +53,7 @@ def qmax(bits: int) -> int:
     return QMAX[bits]
 
 
-CHUNK = 1 << 20  # elements converted at a time: a float64 temporary of 8 MB, never the layer's
+CHUNK = 1 << 16  # elements converted at a time: a float64 temporary of 512 kB, never the layer's
 
 
 def _chunks(a: np.ndarray):
@@ -94,15 +94,22 @@ def to_int(w: np.ndarray, scale: float, bits: int = 8,
     w = w if fortran or w.flags.c_contiguous else np.ascontiguousarray(w)
     out = np.empty(w.shape, np.int8, order="F" if fortran else "C")
     saturated = 0
+    x = np.empty(min(w.size, CHUNK))
     for src, dst in zip(_chunks(w), _chunks(out), strict=True):
-        x = src.astype(np.float64) * scale
-        near = np.round(x)
-        # Weights that are already integers / scale (QAT exports) must not lose 1 to
-        # truncation through float error: values within 1e-6 of an integer are that integer.
-        x = np.where(np.abs(x - near) <= 1e-6 * np.maximum(1.0, np.abs(x)), near, x)
-        r = np.trunc(x) if rounding == "trunc" else np.round(x)
-        saturated += int(np.count_nonzero(np.abs(r) > q))
-        dst[...] = np.clip(r, -q, q)
+        xv = x[:src.size]
+        np.multiply(src, scale, out=xv, dtype=np.float64)
+        if rounding == "trunc":
+            # Weights that are already integers / scale (QAT exports) must not lose 1 to
+            # truncation through float error: values within 1e-6 of an integer are that
+            # integer. (Rounding to nearest needs no such care: it gives that integer.)
+            near = np.round(xv)
+            xv[...] = np.where(np.abs(xv - near) <= 1e-6 * np.maximum(1.0, np.abs(xv)), near,
+                               np.trunc(xv))
+        else:
+            np.round(xv, out=xv)
+        saturated += int(np.count_nonzero(np.abs(xv) > q))
+        np.clip(xv, -q, q, out=xv)
+        dst[...] = xv
     return out, saturated
 
 

@@ -207,11 +207,17 @@ def sum_bound(proj: Projection) -> float:
     w = np.asarray(proj.weight)
     if not w.size:
         return 0.0
-    rows = w.reshape(w.shape[0], -1)
-    step = max(1, (1 << 22) // max(1, rows.shape[1]))
-    big = max(float(np.abs(rows[i:i + step].astype(np.float64 if w.dtype.kind == "f"
-                                                       else np.int64)).sum(1).max())
-              for i in range(0, rows.shape[0], step))
+    rows = w.reshape(w.shape[0], -1) if w.ndim != 2 or not w.flags.f_contiguous else w
+    acc_t = np.float64 if w.dtype.kind == "f" else np.int32 if rows.shape[1] < 1 << 23 else np.int64
+    if rows.flags.f_contiguous and not rows.flags.c_contiguous:  # compile's dense layout:
+        acc = np.zeros(rows.shape[0], acc_t)  # walk the contiguous columns
+        for j in range(rows.shape[1]):
+            acc += np.abs(rows[:, j].astype(acc_t))
+        big = float(acc.max())
+    else:
+        step = max(1, (1 << 22) // max(1, rows.shape[1]))
+        big = max(float(np.abs(rows[i:i + step].astype(acc_t)).sum(1).max())
+                  for i in range(0, rows.shape[0], step))
     return big * (proj.conv.get("pool", 0) ** 2 or 1) if proj.kind != "dense" else big
 
 

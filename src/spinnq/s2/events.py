@@ -38,7 +38,6 @@ from spinnq.s2.emulate import ACC_LIMIT, CUBA_MODELS, _check_spikes, fingerprint
 from spinnq.s2.program import COUNTERS, Program, Projection, Run
 
 try:  # optional accelerator
-    import numba
     from numba import njit
 except ImportError:  # pragma: no cover - exercised where numba is absent
     njit = None
@@ -428,9 +427,11 @@ class _Prepared:
         self.geo = np.zeros((max(Q, 1), len(GEO)), dtype=np.int64)
         self.pr_tab = np.zeros(max(Q, 1), dtype=np.int64)
         self.pr_wide = np.zeros(max(Q, 1), dtype=np.bool_)
-        self.tabs8 = numba.typed.List.empty_list(numba.types.int8[:, ::1])
-        self.tabs16 = numba.typed.List.empty_list(numba.types.int16[:, ::1])
-        self.nzs = numba.typed.List.empty_list(numba.types.int64[::1])
+        # Plain lists (numba reflects them): a typed List costs seconds of compiling in every
+        # new process, which a CLI call would pay each time.
+        self.tabs8: list[np.ndarray] = []
+        self.tabs16: list[np.ndarray] = []
+        self.nzs: list[np.ndarray] = []
         for q, p in enumerate(projs):
             pre = program.populations[p.pre].shape
             if p.kind == "dense":
@@ -448,7 +449,7 @@ class _Prepared:
         if not projs:  # numba needs one (unused) entry to type an empty list
             self.tabs8.append(np.zeros((1, 1), np.int8))
             self.nzs.append(np.zeros(1, np.int64))
-        if not len(self.tabs16):
+        if not self.tabs16:
             self.tabs16.append(np.zeros((1, 1), np.int16))
         self.pr_pre = np.array([index[p.pre] for p in projs] or [0], dtype=np.int64)
         self.pr_delay = np.array([p.delay for p in projs] or [1], dtype=np.int64)
@@ -536,7 +537,7 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     for r in rec:
         k = index[r]
         a, n, shape = rec_off[k], sizes[k], program.populations[r].shape
-        back = np.argsort(perms[k])  # NIR index -> engine order
+        back = np.argsort(perms[k]) if len(shape) == 3 else slice(None)  # NIR <- engine
         out_s[r] = torch.from_numpy(rec_s[:, :, a:a + n][:, :, back].astype(np.float32)
                                     ).reshape(B, steps, *shape)
         if r != program.input:
