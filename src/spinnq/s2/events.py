@@ -27,6 +27,7 @@ torch engine without it.
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,14 +40,16 @@ from spinnq.s2.program import COUNTERS, Program, Projection, Run
 
 try:  # optional accelerator
     from numba import njit
+    from numba.core.errors import NumbaPendingDeprecationWarning
 except ImportError:  # pragma: no cover - exercised where numba is absent
     njit = None
+    NumbaPendingDeprecationWarning = Warning
 
 SPK, SYN, PKT, MAC = 0, 1, 2, 3  # counter columns in the kernel
 DENSE, CONV = 0, 1  # projection kinds in the kernel
 # conv geometry columns (one row per projection in `geo`)
 GEO = ("C", "H", "W", "pool", "Hp", "Wp", "Cig", "kh", "kw", "sy", "sx", "py", "px", "dly",
-       "dlx", "Ho", "Wo", "Co", "cout")
+       "dlx", "Ho", "Wo", "Co", "cout", "mx")
 CHUNK = 1 << 22  # elements per chunk when a whole-table temporary would be large
 
 
@@ -128,7 +131,8 @@ def conv_table(proj: Projection) -> np.ndarray:
 
 
 def conv_geometry(proj: Projection, pre_shape) -> np.ndarray:
-    """The projection's tap geometry as one int64 row (columns `GEO`)."""
+    """The projection's tap geometry as one int64 row (columns `GEO`); `mx` > 0 marks the
+    row layout of `conv_rows_table` (one group, no dilation)."""
     c = proj.conv
     C, H, W = pre_shape
     k = int(c.get("pool") or 1)
@@ -136,8 +140,40 @@ def conv_geometry(proj: Projection, pre_shape) -> np.ndarray:
     (sy, sx), (py, px), (dly, dlx) = c["stride"], c["padding"], c["dilation"]
     _, Ho, Wo = c["out_shape"]
     G = int(c.get("groups", 1))
+    mx = -(-kw // sx) if G == 1 and dly == dlx == 1 else 0
     return np.array([C, H, W, k, H // k, W // k, Cig, kh, kw, sy, sx, py, px, dly, dlx, Ho, Wo,
-                     Co, Co // G], dtype=np.int64)
+                     Co, Co // G, mx], dtype=np.int64)
+
+
+def conv_rows_table(proj: Projection, mx: int) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel table for one group without dilation, laid out so that one spike's taps in one
+    kernel row are ONE contiguous run. A spike at input column x reaches, through kernel
+    column dx = ph + sx*m (ph = (x + px) mod sx), the output column (x + px - ph)/sx - m: the
+    columns it reaches are consecutive, and so are their Co channels in H, W, C order. Row
+    ((c*kh + dy)*sx + ph)*mx + (mx-1-m) holds the Co weights of tap (c, dy, ph + sx*m), so the
+    weights of m = m0..m1 are consecutive too (m reversed: output columns ascend). Also the
+    nonzero weights, cumulated along each run (mx + 1 per (c, dy, ph)), for the counters."""
+    w = np.asarray(proj.weight)
+    Co, C, kh, kw = w.shape
+    sx = int(proj.conv["stride"][1])
+    t = np.zeros((C, kh, sx, mx, Co), dtype=_table_dtype(proj))
+    for ph in range(sx):
+        for m in range(mx):
+            dx = ph + sx * m
+            if dx < kw:
+                t[:, :, ph, mx - 1 - m, :] = w[:, :, :, dx].transpose(1, 2, 0)
+    nz = np.zeros((C, kh, sx, mx + 1), np.int64)
+    np.cumsum(np.count_nonzero(t, axis=4), axis=3, out=nz[..., 1:])
+    return t.reshape(-1, Co), nz.reshape(-1)
+
+
+def conv_tables(proj: Projection, pre_shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight table, nonzero counts, geometry) of a conv/pool projection for the kernel."""
+    geo = conv_geometry(proj, pre_shape)
+    if geo[-1]:
+        return (*conv_rows_table(proj, int(geo[-1])), geo)
+    t = conv_table(proj)
+    return t, nonzero_rows(t), geo
 
 
 def fanout(proj: Projection, pre_shape, post_shape, j: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,10 +188,9 @@ def fanout(proj: Projection, pre_shape, post_shape, j: int) -> tuple[np.ndarray,
         cur += t[je]
         probe += t[je] != 0
     else:
-        t, geo = conv_table(proj), conv_geometry(proj, pre_shape)
-        ones = np.ones(t.shape[0], np.int64)
-        _conv_spike(cur, 0, je, t, ones, geo)
-        _conv_spike(probe, 0, je, (t != 0).astype(t.dtype), ones, geo)
+        t, nz, geo = conv_tables(proj, pre_shape)
+        _conv(cur, 0, je, t, nz, geo)
+        _conv(probe, 0, je, (t != 0).astype(t.dtype), nz, geo)
     back = perm(post_shape)
     hit = np.nonzero(probe)[0]
     return back[hit], cur[hit]
@@ -255,6 +290,69 @@ if njit is not None:
         return ev
 
     @njit(cache=True, nogil=True)
+    def _conv_rows(cur, o, j, tab, nzp, geo):
+        """`_conv_spike` for the row layout (`conv_rows_table`): one contiguous run of
+        (taps in the kernel row) x Co adds per kernel row that lands in the output."""
+        C, W = geo[0], geo[2]
+        kp, Hp, Wp, kh = geo[3], geo[4], geo[5], geo[7]
+        sy, sx, py, px = geo[9], geo[10], geo[11], geo[12]
+        Ho, Wo, Co, mx = geo[15], geo[16], geo[17], geo[19]
+        # Integer divisions cost ~15-40 cycles each, more than a run of adds: the common
+        # cases (no pool, stride 1) take none but the two decodes of j.
+        r = j // C
+        c = j - r * C
+        iy = r // W
+        ix = r - iy * W
+        if kp > 1:
+            iy //= kp
+            ix //= kp
+            if iy >= Hp or ix >= Wp:  # cut off by the fused pool
+                return 0
+        tx = ix + px
+        if sx == 1:
+            ph = 0
+            oxt = tx
+            m1 = min(mx - 1, oxt)  # ox = oxt - m >= 0
+        else:
+            oxt = tx // sx  # output column of m = 0
+            ph = tx - oxt * sx
+            m1 = min((geo[8] - ph + sx - 1) // sx - 1, oxt)  # taps of this phase
+        m0 = max(0, oxt - Wo + 1)  # ox < Wo
+        if m0 > m1:
+            return 0
+        L = (m1 - m0 + 1) * Co
+        flat = tab.reshape(tab.size)
+        ev = 0
+        for dy in range(kh):
+            ny = iy + py - dy
+            if ny < 0:
+                break
+            oy = ny
+            if sy > 1:
+                oy = ny // sy
+                if oy * sy != ny:
+                    continue
+            if oy >= Ho:
+                continue
+            grp = (c * kh + dy) * sx + ph
+            ws = (grp * mx + mx - 1 - m1) * Co
+            ps = o + (oy * Wo + oxt - m1) * Co
+            dst = cur[ps:ps + L]
+            src = flat[ws:ws + L]
+            for e in range(L):
+                dst[e] += src[e]
+            z = grp * (mx + 1)
+            ev += nzp[z + mx - m0] - nzp[z + mx - 1 - m1]
+        return ev
+
+    @njit(cache=True, nogil=True)
+    def _conv(cur, o, j, tab, nz, geo):
+        """One spike through a conv/pool projection, in the layout its tables use."""
+        if geo[19] > 0:
+            return _conv_rows(cur, o, j, tab, nz, geo)
+        return _conv_spike(cur, o, j, tab, nz, geo)
+
+    @njit(cache=True, nogil=True)
     def _project(cur, o, ring, s2, po, nsp, kind, tab, nz, geo):
         """Deliver nsp spikes (ring[s2, po:po+nsp]) through one projection; synaptic events."""
         ev = 0
@@ -268,9 +366,12 @@ if njit is not None:
                     dst[c] += row[c]
                 ev += nz[j]
         else:
-            for a in range(nsp):
-                j = ring[s2, po + a]
-                ev += _conv_spike(cur, o, j, tab, nz, geo)
+            if geo[19] > 0:
+                for a in range(nsp):
+                    ev += _conv_rows(cur, o, ring[s2, po + a], tab, nz, geo)
+            else:
+                for a in range(nsp):
+                    ev += _conv_spike(cur, o, ring[s2, po + a], tab, nz, geo)
         return ev
 
     @njit(cache=True, nogil=True)
@@ -438,9 +539,7 @@ class _Prepared:
                 t = dense_table(p, pre, program.populations[p.post].shape)
                 nz = nonzero_rows(t)
             else:
-                t = conv_table(p)
-                nz = nonzero_rows(t)
-                self.geo[q] = conv_geometry(p, pre)
+                t, nz, self.geo[q] = conv_tables(p, pre)
             wide = t.dtype == np.int16
             lst = self.tabs16 if wide else self.tabs8
             self.pr_wide[q], self.pr_tab[q] = wide, len(lst)
@@ -517,11 +616,13 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     # kernel holds no GIL), so the emulator and torch baselines get the same cores.
     workers = max(1, min(torch.get_num_threads(), B))
     bounds = np.linspace(0, B, workers + 1).astype(int)
-    if workers == 1:
-        oks = [run_slice(0, B)]
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            oks = list(pool.map(run_slice, bounds[:-1], bounds[1:]))
+    with warnings.catch_warnings():  # numba: the table lists are reflected lists, on purpose
+        warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+        if workers == 1:
+            oks = [run_slice(0, B)]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                oks = list(pool.map(run_slice, bounds[:-1], bounds[1:]))
     if not all(oks):
         _check_spikes(xb)  # raises the InputError naming the value
     mean = cnt.mean(0)  # per inference
