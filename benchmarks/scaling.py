@@ -100,7 +100,7 @@ def stages(graph_path: str, input_path: str) -> dict:
 
     torch.set_num_threads(1)
     out: dict = {}
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     g = read_graph(graph_path)
     out["read_s"] = time.perf_counter() - t
     cfg = S2Config()
@@ -116,9 +116,10 @@ def stages(graph_path: str, input_path: str) -> dict:
     run = emulate(prog, x)
     out["emulate_s"] = time.perf_counter() - t
     out["peak"] = _peak_mb()
+    out["cpu_s"] = time.process_time() - c  # this process, read to emulate
     out["pes"], out["chips"] = pl.pes, pl.chips
     out["neurons"] = int(sum(p.size for n, p in prog.populations.items() if n != prog.input))
-    out["synapses"] = int(sum(p.n_synapses if p.kind == "dense" else
+    out["synapses"] = int(sum(p.weight.size if p.kind == "dense" else  # stored, zeros too
                               prog.populations[p.post].size * int(np.prod(p.weight.shape[1:]))
                               for p in prog.projections))
     out["steps"] = run.steps
@@ -128,16 +129,18 @@ def stages(graph_path: str, input_path: str) -> dict:
 
 
 def _time_cmd(cmd: list[str]) -> dict:
-    """Wall-clock and peak RSS (GNU time: the command, its waited-for children included)."""
+    """Wall-clock, CPU time (user + system: on a shared box, closer to a quiet wall-clock)
+    and peak RSS (GNU time: the largest of the command and its waited-for children)."""
     t = time.perf_counter()
     with tempfile.NamedTemporaryFile("r", suffix=".txt") as f:
-        r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f.name, *cmd],
+        r = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", f.name, *cmd],
                            capture_output=True, text=True)
         wall = time.perf_counter() - t
         if r.returncode:
             return {"error": (r.stderr or r.stdout)[-400:], "wall_s": wall}
-        kb = int(f.read().split()[-1])
-    return {"wall_s": wall, "peak_mb": kb / 1024}
+        kb, user, sys_s = f.read().split()[-3:]
+    return {"wall_s": wall, "cpu_s": float(user) + float(sys_s), "peak_mb": int(kb) / 1024,
+            "load_average_after": os.getloadavg()}
 
 
 def measure(kind: str, n: int, steps: int, density: float, work: Path, deploy: bool) -> dict:

@@ -87,6 +87,7 @@ def read_graph(path: str | Path) -> Graph:
 
 
 READ_TIMEOUT_S = 60.0  # far above any real file; a corrupted one can loop inside HDF5
+READ_BYTES_PER_S = 10e6  # plus this much time per byte: nir's gzip chunks read at ~60-100 MB/s
 
 
 def _read_child(path: str, conn) -> None:
@@ -122,7 +123,8 @@ def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
     forever or crash (found by fuzzing), which no signal or exception handler can stop in
     this process. Where fork is unavailable, reads in this process."""
     fail = "HDF5, but not a NIR graph nir 1.0.8 can read ({})"
-    timeout = READ_TIMEOUT_S if timeout is None else timeout
+    timeout = READ_TIMEOUT_S + p.stat().st_size / READ_BYTES_PER_S if timeout is None \
+        else timeout
     if "fork" not in multiprocessing.get_all_start_methods():
         try:
             return nir.read(str(p))
