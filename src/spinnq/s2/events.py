@@ -28,6 +28,7 @@ torch engine without it.
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -565,21 +566,23 @@ class _Prepared:
 
 
 # Prepared programs, owned by this engine (not hung on the Program, which stays plain data):
-# a few recent ones, keyed by content, so a sweep re-running one program skips the set-up.
-_CACHE: OrderedDict[tuple, _Prepared] = OrderedDict()
+# a few recent ones. Keyed by the program object *and* its content: the dense tables are views
+# of that program's weights, so an equal program elsewhere must not share them (an in-place
+# edit of one would change the other's run), and an edited program gets new tables.
+_CACHE: OrderedDict[tuple, tuple[weakref.ref, _Prepared]] = OrderedDict()
 CACHE_SIZE = 4
 
 
 def prepared(program: Program) -> _Prepared:
-    """The kernel's view of `program`, reused while its content is unchanged."""
-    key = fingerprint(program)
+    """The kernel's view of `program`, reused while it is the same, unchanged program."""
+    key = (id(program), fingerprint(program))
     hit = _CACHE.get(key)
-    if hit is None:
-        hit = _CACHE[key] = _Prepared(program)
+    if hit is None or hit[0]() is not program:  # a new program may reuse a freed id
+        hit = _CACHE[key] = (weakref.ref(program), _Prepared(program))
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
     _CACHE.move_to_end(key)
-    return hit
+    return hit[1]
 
 
 def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -> Run:
