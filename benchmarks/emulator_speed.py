@@ -149,6 +149,7 @@ def contenders(a, graph, g_nir, xt: torch.Tensor) -> dict:
     model = None if a.skip_snntorch else snntorch_model(g_nir)
     for th in a.threads:
         out[f"events_{th}t"] = (th, lambda b: emulate(prog, xt[:b]))
+    for th in a.baseline_threads or a.threads:
         if not a.skip_torch_engine:
             out[f"torch_engine_{th}t"] = (th, lambda b: emulate(prog_t, xt[:b]))
         if not a.skip_reference:
@@ -168,6 +169,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--baseline-threads", type=int, nargs="+", default=None,
+                    help="thread counts of the other contenders (default: --threads); torch "
+                         "on 2 threads of an overloaded box can stall for minutes")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--chunk", type=int, default=S2Config().chunk)
     ap.add_argument("--limit-s", type=float, default=0.2,
@@ -222,6 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "processor": platform.processor(), "load_average": loads},
         "batch": a.batch, "small": a.small, "steps": a.steps, "density": a.density,
         "rounds": a.rounds, "threads": a.threads,
+        "baseline_threads": a.baseline_threads or a.threads,
         "work_per_sample": {"syn_events": float(sum(c["syn_events"].sum()
                                                     for c in counters.values())),
                             "neuron_updates": float(sum(c["neuron_updates"].sum()

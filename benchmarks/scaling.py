@@ -153,8 +153,10 @@ def measure(kind: str, n: int, steps: int, density: float, work: Path, deploy: b
     xp = work / f"{kind}_{n}_x.npy"
     np.save(xp, x)
     env = os.environ | {"PYTHONPATH": str(HERE.parent / "src")}
-    r = subprocess.run([sys.executable, __file__, "--child", str(gp), str(xp)],
-                       capture_output=True, text=True, env=env)
+    # Through GNU time, which forks: a process exec'd straight from this one would inherit
+    # this one's peak RSS as its own ru_maxrss (Linux keeps it across exec).
+    r = subprocess.run(["/usr/bin/time", "-f", "", sys.executable, __file__, "--child",
+                        str(gp), str(xp)], capture_output=True, text=True, env=env)
     if r.returncode:
         res = {"error": r.stderr[-800:]}
     else:
