@@ -66,6 +66,7 @@ from spinnq.graph.model import Graph
 from spinnq.graph.simulate import (
     CONVENTION_KERNELS,
     LIFP,
+    NEURON_NODES,
     Kernel,
     LIFState,
     SimConfig,
@@ -73,8 +74,6 @@ from spinnq.graph.simulate import (
     _lif_init,
     _t,
 )
-
-NEURONS = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF)
 
 
 def _forward_only(cfg: SimConfig) -> None:
@@ -183,7 +182,7 @@ _NORSE_UPDATES = {nir.LIF: _norse_box, nir.LI: _norse_li, nir.CubaLIF: _norse_cu
                   nir.CubaLI: _norse_cuba, nir.IF: _norse_iaf, nir.I: _norse_iaf}
 
 CONVENTION_KERNELS["snntorch"] = {t: Kernel(_prepare, _lif_init, snntorch_step)
-                                  for t in NEURONS}
+                                  for t in NEURON_NODES}
 CONVENTION_KERNELS["norse"] = {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()}
 
 

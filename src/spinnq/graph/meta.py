@@ -10,6 +10,10 @@ Graph-level keys (`NIRGraph.metadata`), all optional:
     spinnq.convention   "nir" | "snntorch" | "norse" neuron update rule of the producer
     spinnq.dt           float seconds                timestep the graph was trained with
     spinnq.bits         8 | 4                        weight bits chosen by calibration
+A convention brings its producer's defaults (`CONVENTION_DEFAULTS`: snnTorch resets by
+subtraction), so the full ranking of a run setting is: flags > the file > the convention's
+default > spinnq's default (`run_settings`).
+
 Weight-node keys (`node.metadata`): `w_scale` (the population's integer weight scale) and
 `bits`, read by the compiler (`S2Config(graph_scales=True)`).
 """
@@ -21,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from spinnq.errors import GraphError
+from spinnq.config import DEFAULT_DT
+from spinnq.errors import GraphError, InputError
 
 PREFIX = "spinnq."
 SETTINGS: dict[str, tuple[type, tuple | None]] = {  # key -> (type, allowed values)
@@ -30,6 +35,12 @@ SETTINGS: dict[str, tuple[type, tuple | None]] = {  # key -> (type, allowed valu
     "dt": (float, None),
     "bits": (int, (8, 4)),
 }
+CONVENTIONS: tuple[str, ...] = SETTINGS["convention"][1]
+# What a convention implies when neither a flag nor the file says otherwise: the producer's
+# own default (snnTorch's Leaky/Synaptic reset by subtraction; Norse's cells reset to v_reset).
+CONVENTION_DEFAULTS: dict[str, dict[str, Any]] = {"nir": {}, "snntorch": {"reset": "subtract"},
+                                                  "norse": {}}
+RUN_DEFAULTS: dict[str, Any] = {"reset": "zero", "convention": "nir", "dt": DEFAULT_DT}
 
 
 def read_settings(metadata: Mapping[str, Any] | None, source: str | None = None) -> dict:
@@ -77,3 +88,17 @@ def resolve(explicit: Mapping[str, Any], metadata: Mapping[str, Any] | None,
     out.update(stored)
     out.update({k: v for k, v in explicit.items() if v is not None})
     return out
+
+
+def run_settings(metadata: Mapping[str, Any] | None, source: str | None = None,
+                 **flags: Any) -> dict:
+    """How to run a graph: reset, convention and dt (and bits where the file records them).
+
+    Ranking: `flags` given (not None) > the graph's metadata > the chosen convention's
+    defaults (`CONVENTION_DEFAULTS`) > spinnq's defaults (`RUN_DEFAULTS`). The convention is
+    resolved first (flag > file > nir), because it decides which defaults apply."""
+    stored = read_settings(metadata, source)
+    conv = flags.get("convention") or stored.get("convention") or RUN_DEFAULTS["convention"]
+    if conv not in CONVENTIONS:
+        raise InputError(f"convention must be one of {CONVENTIONS}, got {conv!r}")
+    return resolve(flags, metadata, RUN_DEFAULTS | CONVENTION_DEFAULTS[conv], source)

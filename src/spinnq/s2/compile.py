@@ -13,6 +13,7 @@ Follows py-spinnaker2's `s2_nir.from_nir` (docs/spinnaker2-target.md, sections 1
   SumPool2d -> Conv2d        -> the pool is fused into the conv (kernel == stride, no padding)
   SumPool2d -> Flatten -> Affine  -> the pool is folded into the dense matrix
   SumPool2d -> neurons       -> a sparse pooling projection
+  AvgPool2d                  -> SumPool2d, 1/k^2 folded into the next weights or neuron gain
   Flatten                    -> nothing
 
 Between two populations lies a *chain* of non-neuron nodes. Each chain is built by applying
@@ -32,7 +33,9 @@ import numpy as np
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import CompileError, InputError
+from spinnq.graph.meta import CONVENTIONS
 from spinnq.graph.model import Graph, _pair, conv_padding
+from spinnq.graph.rewrite import avgpool_to_sumpool
 from spinnq.quant.formats import ScaleMode, qmax, to_int, weight_scale
 from spinnq.s2 import chip
 from spinnq.s2.program import Population, Program, Projection
@@ -73,6 +76,8 @@ class S2Config:
     chunk: int = 128  # torch engine: steps evaluated per block (memory vs speed; exact)
     engine: str = "auto"  # emulator: events (numba, spike-driven) | torch | auto (events if
     #                       numba is importable and the program has no lif_curr_exp)
+    convention: str = "nir"  # how the graph's producer reads its neuron parameters: sets the
+    #                          translation into chip units (see NEURON_RULES), not the chip
 
     def __post_init__(self):
         if not (isinstance(self.dt, int | float) and math.isfinite(self.dt) and self.dt > 0):
@@ -82,9 +87,13 @@ class S2Config:
                                    ("add_order", self.add_order, ADD_ORDERS),
                                    ("cuba_order", self.cuba_order, CUBA_ORDERS),
                                    ("cuba_bias", self.cuba_bias, CUBA_BIAS),
-                                   ("engine", self.engine, ENGINES)):
+                                   ("engine", self.engine, ENGINES),
+                                   ("convention", self.convention, CONVENTIONS)):
             if val not in allowed:
                 raise InputError(f"{name} must be one of {allowed}, got {val!r}")
+        if self.convention != "nir" and self.integrator != "forward":
+            raise InputError(f"convention '{self.convention}' is forward Euler only; "
+                             f"--integrator {self.integrator} applies to convention 'nir'")
         ScaleMode.parse(self.weight_scale)
         qmax(self.bits)
         for k, v in {**self.neurons_per_pe, "(default)": self.neurons_per_pe_default}.items():
@@ -318,9 +327,14 @@ def _if_params(node, w_scale, bias, n, cfg) -> NeuronParams:
 
 
 def _cuba_params(node, w_scale, bias, n, cfg) -> NeuronParams:
+    """NIR (and snnTorch) read CubaLIF's input as `I += a_syn (w_in x - I)`; Norse's LIFCell
+    as a current jump `I += w_in x` before the decay. Both are the chip's `lif_curr_exp`
+    (`I_chip = syn_alpha I_chip + W x`, current first): only the input gain differs, so the
+    Norse reading is exact on the chip with `a_syn` left out of the voltage scale."""
     alpha, a = _decay(_flat(node.tau_mem, n), cfg)
     syn_alpha, a_syn = _decay(_flat(node.tau_syn, n), cfg)
-    scale = w_scale / (a * _flat(node.r, n) * a_syn * _flat(node.w_in, n))
+    syn_gain = _flat(node.w_in, n) if cfg.convention == "norse" else a_syn * _flat(node.w_in, n)
+    scale = w_scale / (a * _flat(node.r, n) * syn_gain)
     off = a * _flat(node.v_leak, n) * scale
     bias_c = bias * w_scale
     if cfg.cuba_bias == "offset":  # py-spinnaker2 style: the bias as a constant into v
@@ -342,7 +356,12 @@ def _cubali_params(node, w_scale, bias, n, cfg) -> NeuronParams:
     return replace(_cuba_params(node, w_scale, bias, n, cfg), threshold=np.full(n, np.inf))
 
 
-# node type -> (parameter translation, model, model with delays, read-out only)
+# node type -> (parameter translation, model, model with delays, read-out only).
+# Conventions (S2Config.convention): LIF/LI/IF/I read the same in nir, snntorch and norse;
+# CubaLIF/CubaLI differ for norse (`_cuba_params`). snnTorch's *delayed* reset (a spike at t
+# subtracts the threshold at t + 1, undecayed) has no chip counterpart: with reset subtract
+# the chip subtracts at once, so its membrane is lower by (1 - beta) v_th on the step after
+# each spike; snnTorch's reset "zero" (Leaky, v_reset 0) is exact on the chip.
 NEURON_RULES: dict[type, tuple[Callable, str, str, bool]] = {
     nir.LIF: (_lif_params, "lif_no_delay", "lif", False),
     nir.IF: (_if_params, "lif_no_delay", "lif", False),
@@ -403,7 +422,9 @@ def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
 
 
 def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
-    """Map `graph` onto SpiNNaker2 populations and integer projections."""
+    """Map `graph` onto SpiNNaker2 populations and integer projections (AvgPool2d first
+    becomes SumPool2d with 1/k^2 in the next weights: `spinnq.graph.rewrite`)."""
+    graph = avgpool_to_sumpool(graph)
     mode = ScaleMode.parse(cfg.weight_scale)
     pops: dict[str, Population] = {
         graph.input: Population(graph.input, "spike_list", tuple(graph.input_shape))}
