@@ -16,7 +16,9 @@ import pytest
 import torch
 
 from spinnq.graph import SimConfig, from_nir, simulate, write_graph
+from spinnq.graph.meta import read_settings
 from spinnq.s2 import S2Config, compile, emulate, silent_outputs
+from spinnq.s2.export import export_graph
 from tests.conftest import digits_spikes, run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning",
@@ -109,6 +111,18 @@ def test_cli_deploy_convention_norse_and_the_silent_warning(trained, monkeypatch
     code, out, err = run_cli(monkeypatch, capsys, "energy", tmp_path / "net.nir", "--input",
                              tmp_path / "x.npy", "--dt", "1e-3")
     assert code == 0 and "never fired" in out, err
+
+
+def test_export_of_a_norse_graph_is_in_nirs_reading(trained):
+    """`export --convention norse` writes w_in / a_syn: py-spinnaker2 (NIR's reading) and
+    spinnq without a convention load the same chip program."""
+    net, _, _, (x, _) = trained
+    g = from_nir(norse.to_nir(net, torch.randn(64), dt=1.0))
+    q = export_graph(g, S2Config(dt=DT, convention="norse"))
+    assert read_settings(q.metadata)["convention"] == "nir"
+    a = emulate(compile(g, S2Config(dt=DT, convention="norse")), x[:50])
+    b = emulate(compile(from_nir(q), S2Config(dt=DT, weight_scale="none")), x[:50])
+    assert a.spikes[OUT].sum() > 50 and torch.equal(a.spikes[OUT], b.spikes[OUT])
 
 
 @pytest.mark.slow
