@@ -72,7 +72,10 @@ from spinnq.graph.simulate import (
     SimConfig,
     Tensor,
     _lif_init,
+    _lif_prepare,
     _t,
+    fire,
+    lif_step,
 )
 
 
@@ -178,12 +181,69 @@ def _norse_kernel(update) -> Kernel:
     return Kernel(_norse_prepare, _norse_init, step)
 
 
+# -------------------------------------------------------------------------- SpikingJelly
+def _sj_prepare(node, cfg: SimConfig) -> LIFP:
+    """NIR's reading, but IF/I integrate `dt r x` (SpikingJelly writes IFNode as r = 1/dt)
+    and spikes fire at v >= v_th."""
+    _forward_only(cfg)
+    p = _lif_prepare(node, cfg)
+    if isinstance(node, nir.IF | nir.I):
+        p = p._replace(gain=_t(cfg.dt * _f64(node.r), cfg))
+    return p._replace(inclusive=True)
+
+
+# ------------------------------------------------------------------------------ Rockpool
+def _rp_prepare(node, cfg: SimConfig) -> LIFP:
+    """Rockpool's reading: decays exp(-dt/tau) formed in float32 as Rockpool forms them,
+    input gain 1 (r and w_in are ignored, as Rockpool's own importer does), v_leak is
+    Rockpool's bias, spikes at v >= v_th. IF/I keep NIR's reading."""
+    _forward_only(cfg)
+    if isinstance(node, nir.IF | nir.I):
+        return _lif_prepare(node, cfg)._replace(inclusive=True)
+
+    def decay(tau) -> Tensor:
+        f32 = torch.exp(-cfg.dt / torch.as_tensor(np.asarray(tau, dtype=np.float32)))
+        return f32.to(cfg.dtype)
+
+    alpha = decay(node.tau_mem if hasattr(node, "tau_mem") else node.tau)
+    v_reset = getattr(node, "v_reset", None)
+    return LIFP(alpha, _t(1.0, cfg), _t(node.v_leak, cfg),
+                _t(node.v_threshold, cfg) if hasattr(node, "v_threshold") else None,
+                _t(v_reset if v_reset is not None else 0.0, cfg), cfg.reset == "subtract",
+                decay(node.tau_syn) if hasattr(node, "tau_syn") else None, None, True)
+
+
+def rockpool_step(x: Tensor, s: LIFState, p: LIFP) -> tuple[Tensor, LIFState]:
+    """LIFTorch: the current jumps then decays, `I <- (I + x) beta`, and the membrane takes
+    the decayed current, `v <- v alpha + I + bias`. LIFNeuronTorch: `v <- v alpha + x + bias`.
+    ExpSynTorch (LI): `v <- (v + x) alpha`."""
+    i = s.i
+    if p.syn_alpha is not None:
+        i = (i + x) * p.syn_alpha
+        x = i
+    if p.v_th is None and p.syn_alpha is None:  # ExpSynTorch
+        v = (s.v + x) * p.alpha
+        return v, LIFState(v, i)
+    v = (s.v * p.alpha + x) + p.leak
+    if p.v_th is None:
+        return v, LIFState(v, i)
+    z = fire(v, p)
+    v = v - z * p.v_th if p.subtract else torch.where(z.bool(), p.v_reset, v)
+    return z, LIFState(v, i)
+
+
 _NORSE_UPDATES = {nir.LIF: _norse_box, nir.LI: _norse_li, nir.CubaLIF: _norse_cuba,
                   nir.CubaLI: _norse_cuba, nir.IF: _norse_iaf, nir.I: _norse_iaf}
 
 CONVENTION_KERNELS["snntorch"] = {t: Kernel(_prepare, _lif_init, snntorch_step)
                                   for t in NEURON_NODES}
 CONVENTION_KERNELS["norse"] = {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()}
+CONVENTION_KERNELS["spikingjelly"] = {t: Kernel(_sj_prepare, _lif_init, lif_step)
+                                      for t in NEURON_NODES}
+CONVENTION_KERNELS["rockpool"] = {t: Kernel(_rp_prepare, _lif_init, rockpool_step)
+                                  for t in (nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI)}
+CONVENTION_KERNELS["rockpool"] |= {t: Kernel(_rp_prepare, _lif_init, lif_step)
+                                   for t in (nir.IF, nir.I)}
 
 
 # ---------------------------------------------------------------------- export for others

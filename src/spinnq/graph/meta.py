@@ -7,7 +7,8 @@ extra flags. Explicit flags win over the file; the file wins over spinnq's defau
 
 Graph-level keys (`NIRGraph.metadata`), all optional:
     spinnq.reset        "zero" | "subtract"          reset after a spike
-    spinnq.convention   "nir" | "snntorch" | "norse" neuron update rule of the producer
+    spinnq.convention   "nir" | "snntorch" | "norse" | "spikingjelly" | "rockpool"
+                                                     neuron update rule of the producer
     spinnq.dt           float seconds                timestep the graph was trained with
     spinnq.bits         8 | 4                        weight bits chosen by calibration
 A convention brings its producer's defaults (`CONVENTION_DEFAULTS`: snnTorch resets by
@@ -31,15 +32,18 @@ from spinnq.errors import GraphError, InputError
 PREFIX = "spinnq."
 SETTINGS: dict[str, tuple[type, tuple | None]] = {  # key -> (type, allowed values)
     "reset": (str, ("zero", "subtract")),
-    "convention": (str, ("nir", "snntorch", "norse")),
+    "convention": (str, ("nir", "snntorch", "norse", "spikingjelly", "rockpool")),
     "dt": (float, None),
     "bits": (int, (8, 4)),
 }
 CONVENTIONS: tuple[str, ...] = SETTINGS["convention"][1]
 # What a convention implies when neither a flag nor the file says otherwise: the producer's
-# own default (snnTorch's Leaky/Synaptic reset by subtraction; Norse's cells reset to v_reset).
-CONVENTION_DEFAULTS: dict[str, dict[str, Any]] = {"nir": {}, "snntorch": {"reset": "subtract"},
-                                                  "norse": {}}
+# own defaults. snnTorch's Leaky/Synaptic reset by subtraction (dt: its exporter writes taus
+# for 1e-4, spinnq's default); Norse's cells reset to v_reset and Rockpool's modules by
+# subtraction, both stepping dt = 1 ms; SpikingJelly's exporter writes taus for dt = 1e-4.
+CONVENTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "nir": {}, "snntorch": {"reset": "subtract"}, "norse": {"dt": 1e-3},
+    "spikingjelly": {}, "rockpool": {"reset": "subtract", "dt": 1e-3}}
 RUN_DEFAULTS: dict[str, Any] = {"reset": "zero", "convention": "nir", "dt": DEFAULT_DT}
 
 

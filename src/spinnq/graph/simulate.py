@@ -154,6 +154,7 @@ class LIFP(NamedTuple):
     subtract: bool
     syn_alpha: Tensor | None = None  # CubaLIF/CubaLI synaptic decay
     syn_gain: Tensor | None = None  # a_syn * w_in
+    inclusive: bool = False  # fire at v >= v_th (SpikingJelly, Rockpool), not v > v_th
 
 
 class LIFState(NamedTuple):
@@ -194,9 +195,14 @@ def lif_step(x: Tensor, s: LIFState, p: LIFP) -> tuple[Tensor, LIFState]:
     v = p.alpha * s.v + p.gain * x + p.leak
     if p.v_th is None:
         return v, LIFState(v, i)
-    z = (v > p.v_th).to(v.dtype)
+    z = fire(v, p)
     v = v - z * p.v_th if p.subtract else torch.where(z.bool(), p.v_reset, v)
     return z, LIFState(v, i)
+
+
+def fire(v: Tensor, p: LIFP) -> Tensor:
+    """Spikes (0/1 in v's dtype): v > v_th, or v >= v_th for conventions that say so."""
+    return (v >= p.v_th if p.inclusive else v > p.v_th).to(v.dtype)
 
 
 # ---------------------------------------------------------------------------- the others

@@ -46,6 +46,7 @@ ADD_ORDERS = ("input_first", "offset_first")  # (alpha v + I) + i_offset  |  (al
 CUBA_ORDERS = ("current_first", "voltage_first")
 CUBA_BIAS = ("current", "offset")
 ENGINES = ("auto", "events", "torch")  # emulator engine: events needs numba; auto picks it
+INCLUSIVE = ("spikingjelly", "rockpool")  # conventions that fire at v >= v_threshold
 W_SCALE_KEY = "w_scale"  # metadata on a weight node: the scale QAT trained with (a float)
 EXPORTED_KEY = "s2_w_scale"  # metadata written by `export`: weights are integers already
 
@@ -310,32 +311,50 @@ def _flat(a, n: int) -> np.ndarray:
     return np.broadcast_to(a.ravel() if a.size > 1 else a.reshape(()), (n,)).copy()
 
 
+def _membrane(node, n: int, cfg: S2Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alpha, input gain, leak gain) of a neuron's membrane under `cfg.convention`: the
+    membrane is `v <- alpha v + gain I + leak_gain v_leak` in every convention; only how the
+    NIR parameters give these numbers differs (see `spinnq.graph.conventions`)."""
+    if isinstance(node, nir.IF | nir.I):  # per-step integrators; SpikingJelly's is an ODE
+        r = _flat(node.r, n)
+        return np.ones(n), (cfg.dt * r if cfg.convention == "spikingjelly" else r), np.zeros(n)
+    tau = _flat(node.tau_mem if hasattr(node, "tau_mem") else node.tau, n)
+    if cfg.convention == "rockpool":  # gain 1 (ExpSynTorch: (v + x) alpha), v_leak = bias
+        alpha = _rockpool_decay(tau, cfg.dt)
+        li = isinstance(node, nir.LI)
+        return alpha, (alpha if li else np.ones(n)), (np.zeros(n) if li else np.ones(n))
+    alpha, a = _decay(tau, cfg)
+    return alpha, a * _flat(node.r, n), a
+
+
+def _rockpool_decay(tau: np.ndarray, dt: float) -> np.ndarray:
+    """exp(-dt/tau) formed in float32, as Rockpool's modules form it."""
+    return np.exp(np.float32(-dt) / tau.astype(np.float32)).astype(np.float64)
+
+
 def _lif_params(node, w_scale, bias, n, cfg) -> NeuronParams:
-    alpha, a = _decay(_flat(node.tau, n), cfg)
-    r = _flat(node.r, n)
-    scale = w_scale / (a * r)
+    alpha, gain, leak = _membrane(node, n, cfg)
+    scale = w_scale / gain
     return NeuronParams(alpha, scale, _flat(getattr(node, "v_threshold", np.inf), n) * scale,
-                        a * _flat(node.v_leak, n) * scale + bias * w_scale,
-                        _flat(getattr(node, "v_reset", None), n) * scale)
-
-
-def _if_params(node, w_scale, bias, n, cfg) -> NeuronParams:
-    scale = w_scale / _flat(node.r, n)
-    th = _flat(getattr(node, "v_threshold", np.inf), n) * scale
-    return NeuronParams(np.ones(n), scale, th, bias * w_scale,
+                        leak * _flat(getattr(node, "v_leak", 0.0), n) * scale + bias * w_scale,
                         _flat(getattr(node, "v_reset", None), n) * scale)
 
 
 def _cuba_params(node, w_scale, bias, n, cfg) -> NeuronParams:
-    """NIR (and snnTorch) read CubaLIF's input as `I += a_syn (w_in x - I)`; Norse's LIFCell
-    as a current jump `I += w_in x` before the decay. Both are the chip's `lif_curr_exp`
-    (`I_chip = syn_alpha I_chip + W x`, current first): only the input gain differs, so the
-    Norse reading is exact on the chip with `a_syn` left out of the voltage scale."""
-    alpha, a = _decay(_flat(node.tau_mem, n), cfg)
-    syn_alpha, a_syn = _decay(_flat(node.tau_syn, n), cfg)
-    syn_gain = _flat(node.w_in, n) if cfg.convention == "norse" else a_syn * _flat(node.w_in, n)
-    scale = w_scale / (a * _flat(node.r, n) * syn_gain)
-    off = a * _flat(node.v_leak, n) * scale
+    """NIR (and snnTorch, SpikingJelly) read CubaLIF's input as `I += a_syn (w_in x - I)`;
+    Norse's LIFCell as a current jump `I += w_in x` before the decay; Rockpool's LIFTorch
+    jumps and decays, `I <- beta (I + x)`, before the membrane adds it. All are the chip's
+    `lif_curr_exp` (`I_chip = syn_alpha I_chip + W x`, current first) with another input
+    gain (a_syn w_in | w_in | beta) folded into the voltage scale: exact in real arithmetic."""
+    alpha, gain, leak = _membrane(node, n, cfg)
+    if cfg.convention == "rockpool":
+        syn_alpha = _rockpool_decay(_flat(node.tau_syn, n), cfg.dt)
+        syn_gain = syn_alpha
+    else:
+        syn_alpha, a_syn = _decay(_flat(node.tau_syn, n), cfg)
+        syn_gain = _flat(node.w_in, n) * (1.0 if cfg.convention == "norse" else a_syn)
+    scale = w_scale / (gain * syn_gain)
+    off = leak * _flat(node.v_leak, n) * scale
     bias_c = bias * w_scale
     if cfg.cuba_bias == "offset":  # py-spinnaker2 style: the bias as a constant into v
         off, bias_c = off + bias_c, np.zeros(n)
@@ -346,10 +365,6 @@ def _cuba_params(node, w_scale, bias, n, cfg) -> NeuronParams:
 
 def _li_params(node, w_scale, bias, n, cfg) -> NeuronParams:
     return replace(_lif_params(node, w_scale, bias, n, cfg), threshold=np.full(n, np.inf))
-
-
-def _i_params(node, w_scale, bias, n, cfg) -> NeuronParams:
-    return replace(_if_params(node, w_scale, bias, n, cfg), threshold=np.full(n, np.inf))
 
 
 def _cubali_params(node, w_scale, bias, n, cfg) -> NeuronParams:
@@ -364,10 +379,10 @@ def _cubali_params(node, w_scale, bias, n, cfg) -> NeuronParams:
 # each spike; snnTorch's reset "zero" (Leaky, v_reset 0) is exact on the chip.
 NEURON_RULES: dict[type, tuple[Callable, str, str, bool]] = {
     nir.LIF: (_lif_params, "lif_no_delay", "lif", False),
-    nir.IF: (_if_params, "lif_no_delay", "lif", False),
+    nir.IF: (_lif_params, "lif_no_delay", "lif", False),  # IF/I: alpha 1, no leak
     nir.CubaLIF: (_cuba_params, "lif_curr_exp_no_delay", "lif_curr_exp", False),
     nir.LI: (_li_params, "lif_no_delay", "lif", True),
-    nir.I: (_i_params, "lif_no_delay", "lif", True),
+    nir.I: (_li_params, "lif_no_delay", "lif", True),
     nir.CubaLI: (_cubali_params, "lif_curr_exp_no_delay", "lif_curr_exp", True),
 }
 
@@ -456,6 +471,10 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
         if p.syn_alpha is not None:
             params |= {"syn_alpha": p.syn_alpha, "i_offset_syn": p.i_offset_syn}
         params = {k: v.astype(np.float32) for k, v in params.items()}
+        if cfg.convention in INCLUSIVE:  # v >= th is v > (the float32 just below th)
+            th = params["threshold"]
+            params["threshold"] = np.where(np.isfinite(th), np.nextafter(th, np.float32(-np.inf)),
+                                           th)
         if not readout and not np.all(np.isfinite(params["threshold"])):
             raise _refuse(name, "threshold is not finite after scaling (check tau, r, w_in)")
         scale = p.scale.astype(np.float32)
