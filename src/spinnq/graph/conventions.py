@@ -4,8 +4,12 @@ A NIR file stores ODE parameters, not an update rule. snnTorch and Norse each ex
 neurons as NIR LIF/CubaLIF/IF nodes, but their own simulators step them differently from
 NIR's forward-Euler reading (spinnq's default, `convention="nir"`). To reproduce a
 framework's spikes step for step, pick its convention (`SimConfig(convention=...)`,
-`spinnq simulate --convention ...`). Only the neuron nodes change (LIF, CubaLIF, IF, LI,
-CubaLI, I); weights, convolutions, pooling and delays are the same in every convention.
+`spinnq simulate|deploy|energy|export --convention ...`, or `spinnq.convention` in the
+graph's metadata). Only the neuron nodes change (LIF, CubaLIF, IF, LI, CubaLI, I); weights,
+convolutions, pooling and delays are the same in every convention. On the chip
+(`S2Config(convention=...)`) the convention sets how the parameters are translated into chip
+units; the chip keeps its own arithmetic (see `spinnq.s2.compile.NEURON_RULES` for what it
+reproduces exactly).
 
 nir (default) - the NIR ODEs, forward Euler, `a = dt/tau` (see `simulate.py`):
     I <- (1 - a_syn) I + a_syn w_in x          (CubaLIF: the current is updated first)
@@ -43,6 +47,27 @@ norse - Norse 1.1 `LIFBoxCell` (-> LIF), `LIFCell` (-> CubaLIF), `IAFCell` (-> I
     * dt: Norse's exporter and cells use dt = 1e-3 s by default: simulate with --dt 1e-3.
     Resets as in NIR (immediate; --reset zero is Norse's `reset_value`, subtract its
     `reset_subtract`); the recorded v is after the reset.
+
+spikingjelly - SpikingJelly 2.0 `LIFNode` (-> LIF), `IFNode` (-> IF), `CUBALIFNode`
+(-> CubaLIF), exported by `nir_exchange.export_to_nir(net, x, dt=1e-4)`:
+    * IF/I: the exporter writes `r = 1/dt` (an ODE, dv/dt = r x): v <- v + dt r x;
+    * spikes fire at v >= v_th (SpikingJelly's heaviside), not v > v_th;
+    * LIF/CubaLIF otherwise as NIR's reading; hard reset to v_reset (its exporter refuses
+      soft reset), so --reset zero (the default).
+
+rockpool - Rockpool 3.1 `LIFTorch` (-> CubaLIF), `LIFNeuronTorch` (-> LIF), `ExpSynTorch`
+(-> LI), exported by `rockpool.nn.modules.torch.nir.to_nir`:
+    * decays exp(-dt/tau) formed in float32; input gain 1: r and w_in are ignored, as
+      Rockpool's own importer ignores them (its exporter writes r = tau exp(-dt/tau) / dt);
+    * LIFTorch: `I <- (I + x) beta`, then `v <- v alpha + I + v_leak`; LIFNeuronTorch:
+      `v <- v alpha + x + v_leak`; ExpSynTorch: `v <- (v + x) alpha`;
+    * spikes at v >= v_th, reset by subtraction (the convention's default), dt = 1 ms
+      (Rockpool's default; the file does not record it);
+    * LIFTorch emits up to 2^16 spikes per step unless `max_spikes_per_dt=1`: NIR edges and
+      the chip carry one spike, so only max_spikes_per_dt=1 networks can agree.
+
+Defaults a convention implies (`spinnq.graph.meta.CONVENTION_DEFAULTS`, below flags and the
+file): snntorch reset subtract; norse dt 1e-3; rockpool reset subtract and dt 1e-3.
 
 Export for others: graphs spinnq writes load in snnTorch's `import_from_nir` as they are
 (read them with --reset zero: that importer always resets to zero) and in Norse's `from_nir`
@@ -202,7 +227,7 @@ def _rp_prepare(node, cfg: SimConfig) -> LIFP:
         return _lif_prepare(node, cfg)._replace(inclusive=True)
 
     def decay(tau) -> Tensor:
-        f32 = torch.exp(-cfg.dt / torch.as_tensor(np.asarray(tau, dtype=np.float32)))
+        f32 = torch.exp(-cfg.dt / torch.from_numpy(np.array(tau, dtype=np.float32)))
         return f32.to(cfg.dtype)
 
     alpha = decay(node.tau_mem if hasattr(node, "tau_mem") else node.tau)
