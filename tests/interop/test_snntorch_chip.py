@@ -4,6 +4,8 @@ cannot. With integer weights (`weight_scale="none"`) and the chip-timed referenc
   immediate reset to 0 seen one step later: 0 mismatches;
 - reset "subtract": snnTorch subtracts the threshold undecayed on the step *after* the spike;
   the chip subtracts at once (then decays it): it equals NIR's reading, not snnTorch's.
+  `delayed_reset=True` adds a self-projection of -v_th / r per dense LIF population that
+  makes up for it: then the chip equals snnTorch's reading again.
 And snnTorch's only pooling export, AvgPool2d, deploys from the command line, with the
 convention's subtract reset implied.
 """
@@ -16,10 +18,12 @@ import pytest
 import torch
 from snntorch.export_nir import export_to_nir
 
+from spinnq.errors import InputError
 from spinnq.graph import SimConfig, from_nir, simulate
+from spinnq.graph.rewrite import delayed_reset_projection
 from spinnq.s2 import S2Config, compile, emulate
 from tests.conftest import run_cli
-from tests.interop.test_snntorch_import import build, run_snntorch
+from tests.interop.test_snntorch_import import build, leaky, run_snntorch
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -37,10 +41,10 @@ def integer_graph(name: str):
     return net, from_nir(export_to_nir(net, torch.randn(1, *shape), ignore_dims=[0])), shape, reset
 
 
-def _chip_vs(g, x, layers, reset, convention) -> tuple[int, int]:
+def _chip_vs(g, x, layers, reset, convention, delayed=False) -> tuple[int, int]:
     """(spikes, mismatches) of the chip against the chip-timed reference of `convention`."""
     prog = compile(g, S2Config(weight_scale="none", reset=reset, convention="snntorch",
-                               engine="torch"))
+                               engine="torch", delayed_reset=delayed))
     run = emulate(prog, x, record=layers)
     ref = simulate(g, x, SimConfig(reset=reset, convention=convention, chip_timing=True,
                                    record=tuple(layers)))
@@ -100,3 +104,49 @@ def test_cli_simulate_snntorch_convention_implies_subtract(monkeypatch, capsys, 
                            "--convention", "snntorch", "--reset", "zero")  # the flag wins
     assert code == 0, err
     assert not np.array_equal(np.load(tmp_path / "b.npz")["spikes/3"], ref["3"].numpy())
+
+
+@pytest.mark.parametrize("name", ["linear-leaky-x2", "recurrent-rleaky"])
+def test_delayed_reset_projection_is_snntorchs_reset_in_nirs_reading(name):
+    net, shape, reset = build(name)
+    g = from_nir(export_to_nir(net, torch.randn(1, *shape), ignore_dims=[0]))
+    g2, skipped = delayed_reset_projection(g)
+    assert skipped == []
+    x = (torch.rand(3, 60, *shape) < 0.3).float()
+    ref = run_snntorch(net, x)
+    record = tuple(k if k in g.nodes else f"{k}.lif" for k in ref)
+    tr = simulate(g2, x, SimConfig(reset="subtract", record=record))
+    plain = simulate(g, x, SimConfig(reset="subtract", record=record))
+    assert sum(int(r.sum()) for r in ref.values()) > 100
+    assert sum(int((tr.spikes[n] != r).sum()) for n, r in zip(record, ref.values(), strict=True)) == 0
+    assert sum(int((plain.spikes[n] != r).sum()) for n, r in zip(record, ref.values(), strict=True)) > 0
+
+
+def test_chip_with_delayed_reset_equals_snntorch_reading():
+    """Integer weights and thresholds with v_th / r integer (r = 10 and 5: beta 0.9, 0.8),
+    so the self-projection's weights are integers too: 0 mismatches on the chip."""
+    net = torch.nn.Sequential(torch.nn.Linear(6, 20), leaky((20,), beta=0.9, thr=30.0),
+                              torch.nn.Linear(20, 5), leaky((5,), beta=0.8, thr=25.0))
+    for m in (net[0], net[2]):
+        m.weight.data = torch.round(m.weight.data * 40)
+        m.bias.data = torch.round(m.bias.data * 10)
+    g = from_nir(export_to_nir(net, torch.randn(1, 6), ignore_dims=[0]))
+    x = (torch.rand(3, 60, 6) < 0.3).float()
+    spikes, mism = _chip_vs(g, x, ["1", "3"], "subtract", "snntorch", delayed=True)
+    assert spikes > 100 and mism == 0
+    assert _chip_vs(g, x, ["1", "3"], "subtract", "snntorch")[1] > 0
+    prog = compile(g, S2Config(reset="subtract", convention="snntorch", delayed_reset=True))
+    assert {(p.pre, p.post) for p in prog.projections} >= {("1", "1"), ("3", "3")}
+
+
+def test_delayed_reset_skips_conv_layers_and_says_so():
+    net, shape, _ = build("conv-leaky-avgpool-flatten-linear")
+    g = from_nir(export_to_nir(net, torch.randn(1, *shape), ignore_dims=[0]))
+    prog = compile(g, S2Config(reset="subtract", convention="snntorch", delayed_reset=True))
+    assert any(n.startswith("1: snnTorch subtracts") for n in prog.notes)
+    assert any(p.pre == p.post == "5" for p in prog.projections)
+
+
+def test_delayed_reset_needs_snntorch_and_subtract():
+    with pytest.raises(InputError, match="needs convention snntorch and reset subtract"):
+        S2Config(convention="snntorch", reset="zero", delayed_reset=True)

@@ -25,6 +25,7 @@ from spinnq.cli.common import (
 )
 from spinnq.cli.s2 import (
     BitsOpt,
+    DelayedResetOpt,
     GraphScalesOpt,
     NeuronsPerPeOpt,
     StepsOpt,
@@ -165,6 +166,7 @@ def energy_cmd(
     dt: float = DtOpt,
     reset: str = ResetOpt,
     convention: str = ConventionOpt,
+    delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
     bits: int = BitsOpt,
@@ -183,7 +185,7 @@ def energy_cmd(
     tick_s = tick_seconds(tick_ms)
     g = read_graph(graph)
     cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
-                    neurons_per_pe)
+                    neurons_per_pe, delayed_reset=delayed_reset)
     x = load_input(input)
     program = compile(g, cfg)
     placement = place(program, cfg)

@@ -39,6 +39,9 @@ GraphScalesOpt = typer.Option(False, "--graph-scales", help="Use the 'w_scale' m
 NeuronsPerPeOpt = typer.Option(None, "--neurons-per-pe", help="N for every population, or "
                                "NAME=N (repeatable).")
 StepsOpt = typer.Option(None, "--steps", help="Chip steps to run (default: T + depth).")
+DelayedResetOpt = typer.Option(False, "--delayed-reset", help="With --convention snntorch and "
+                               "reset subtract: reproduce snnTorch's one-step-late reset with a "
+                               "self-projection per dense LIF population (N more synapses).")
 
 
 def parse_neurons_per_pe(values: list[str] | None) -> tuple[int, dict[str, int]]:
@@ -135,6 +138,7 @@ def deploy(
     dt: float = DtOpt,
     reset: str = ResetOpt,
     convention: str = ConventionOpt,
+    delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
     bits: int = BitsOpt,
@@ -160,7 +164,8 @@ def deploy(
         raise InputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
     g = read_graph(graph)
     cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
-                    neurons_per_pe, fma=fma, cuba_order=cuba_order, engine=engine)
+                    neurons_per_pe, fma=fma, cuba_order=cuba_order, engine=engine,
+                    delayed_reset=delayed_reset)
     x = load_input(input)
     program = compile(g, cfg)
     placement = place(program, cfg)
@@ -203,6 +208,7 @@ def export_cmd(
     dt: float = DtOpt,
     reset: str = ResetOpt,
     convention: str = ConventionOpt,
+    delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
     bits: int = BitsOpt,
@@ -214,7 +220,8 @@ def export_cmd(
     from spinnq.s2.export import export_graph
 
     g = read_graph(graph)
-    cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales)
+    cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
+                    delayed_reset=delayed_reset)
     q = export_graph(g, cfg)
     write_graph(q, out)
     scales = {k: v.metadata["s2_w_scale"] for k, v in q.nodes.items()

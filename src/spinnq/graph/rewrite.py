@@ -7,6 +7,9 @@ linearly: the next weight layer (through Flatten), or a neuron's input gain (`r`
 for CubaLIF). Exact in real arithmetic (and bit for bit in float32 when k^2 is a power of
 two). `spinnq.s2.compile` applies it, so the emulator, the exported graph and anything built
 on the compiled program see the same weights.
+
+`delayed_reset_projection`: snnTorch's one-step-late subtract reset as a self-projection, for
+`S2Config(convention="snntorch", reset="subtract", delayed_reset=True)`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import nir
 import numpy as np
 
 from spinnq.errors import GraphError
-from spinnq.graph.model import Graph
+from spinnq.graph.model import Graph, from_nir
 
 LINEAR = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale)  # scale the weights
 GAIN = {nir.LIF: "r", nir.LI: "r", nir.IF: "r", nir.I: "r", nir.CubaLIF: "w_in",
@@ -74,3 +77,39 @@ def avgpool_to_sumpool(graph: Graph) -> Graph:
                                     stride=np.asarray(node.stride),
                                     padding=np.asarray(node.padding))
     return replace(graph, nodes=nodes)
+
+
+RESET_SUFFIX = ".delayed_reset"
+
+
+def delayed_reset_projection(graph: Graph) -> tuple[Graph, list[str]]:
+    """snnTorch's subtract reset on a chip that resets at once: `(graph, skipped)`.
+
+    snnTorch subtracts v_th undecayed on the step *after* a spike; an immediate reset
+    subtracts it before the decay, i.e. beta v_th. The difference, (1 - beta) v_th one step
+    after each spike, is a self-inhibitory projection with one step of delay: every 1-D LIF
+    node gets a recurrent `Linear(diag(-v_th / r))` (input gain a r, so the membrane loses
+    exactly a v_th = (1 - beta) v_th). Exact in real arithmetic (tested: 0 mismatches against
+    snnTorch). Skipped, and named in `skipped`: LIF nodes with a multi-dimensional shape (conv
+    maps: a dense self-projection is not a conv population's input on SpiNNaker2) and
+    CubaLIF nodes (a projection would pass through the synaptic current).
+    """
+    nodes, edges, skipped = dict(graph.nodes), list(graph.edges), []
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.CubaLIF) or (isinstance(node, nir.LIF)
+                                             and len(graph.shapes[name]) != 1):
+            skipped.append(name)
+            continue
+        if not isinstance(node, nir.LIF):
+            continue
+        n = graph.shapes[name][0]
+        w = -np.broadcast_to(np.asarray(node.v_threshold, np.float64), (n,)) / np.broadcast_to(
+            np.asarray(node.r, np.float64), (n,))
+        self_name = name + RESET_SUFFIX
+        nodes[self_name] = nir.Linear(np.diag(w))
+        edges += [(name, self_name), (self_name, name)]
+    if len(nodes) == len(graph.nodes):
+        return graph, skipped
+    g = from_nir(nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata),
+                              type_check=False), source=graph.source)
+    return g, skipped

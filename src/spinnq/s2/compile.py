@@ -35,7 +35,7 @@ from spinnq.config import DEFAULT_DT
 from spinnq.errors import CompileError, InputError
 from spinnq.graph.meta import CONVENTIONS
 from spinnq.graph.model import Graph, _pair, conv_padding
-from spinnq.graph.rewrite import avgpool_to_sumpool
+from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
 from spinnq.quant.formats import ScaleMode, qmax, to_int, weight_scale
 from spinnq.s2 import chip
 from spinnq.s2.program import Population, Program, Projection
@@ -79,6 +79,9 @@ class S2Config:
     #                       numba is importable and the program has no lif_curr_exp)
     convention: str = "nir"  # how the graph's producer reads its neuron parameters: sets the
     #                          translation into chip units (see NEURON_RULES), not the chip
+    delayed_reset: bool = False  # snntorch + subtract: reproduce snnTorch's one-step-late
+    #                              reset with a self-projection per LIF population (costs N
+    #                              synapses each; spinnq.graph.rewrite.delayed_reset_projection)
 
     def __post_init__(self):
         if not (isinstance(self.dt, int | float) and math.isfinite(self.dt) and self.dt > 0):
@@ -92,6 +95,10 @@ class S2Config:
                                    ("convention", self.convention, CONVENTIONS)):
             if val not in allowed:
                 raise InputError(f"{name} must be one of {allowed}, got {val!r}")
+        if self.delayed_reset and (self.convention, self.reset) != ("snntorch", "subtract"):
+            raise InputError("delayed_reset reproduces snnTorch's subtract reset: it needs "
+                             f"convention snntorch and reset subtract (got {self.convention}, "
+                             f"{self.reset})")
         if self.convention != "nir" and self.integrator != "forward":
             raise InputError(f"convention '{self.convention}' is forward Euler only; "
                              f"--integrator {self.integrator} applies to convention 'nir'")
@@ -373,10 +380,12 @@ def _cubali_params(node, w_scale, bias, n, cfg) -> NeuronParams:
 
 # node type -> (parameter translation, model, model with delays, read-out only).
 # Conventions (S2Config.convention): LIF/LI/IF/I read the same in nir, snntorch and norse;
-# CubaLIF/CubaLI differ for norse (`_cuba_params`). snnTorch's *delayed* reset (a spike at t
-# subtracts the threshold at t + 1, undecayed) has no chip counterpart: with reset subtract
-# the chip subtracts at once, so its membrane is lower by (1 - beta) v_th on the step after
-# each spike; snnTorch's reset "zero" (Leaky, v_reset 0) is exact on the chip.
+# CubaLIF/CubaLI differ for norse, rockpool (`_cuba_params`); IF for spikingjelly; LIF for
+# rockpool (`_membrane`). snnTorch's *delayed* reset (a spike at t subtracts the threshold
+# at t + 1, undecayed) is not the chip's: with reset subtract the chip subtracts at once, so
+# its membrane is lower by (1 - beta) v_th on the step after each spike.
+# `S2Config(delayed_reset=True)` adds the self-projection that makes up for it (dense LIF
+# layers). snnTorch's reset "zero" (Leaky, v_reset 0) is exact on the chip.
 NEURON_RULES: dict[type, tuple[Callable, str, str, bool]] = {
     nir.LIF: (_lif_params, "lif_no_delay", "lif", False),
     nir.IF: (_lif_params, "lif_no_delay", "lif", False),  # IF/I: alpha 1, no leak
@@ -440,11 +449,22 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     """Map `graph` onto SpiNNaker2 populations and integer projections (AvgPool2d first
     becomes SumPool2d with 1/k^2 in the next weights: `spinnq.graph.rewrite`)."""
     graph = avgpool_to_sumpool(graph)
+    notes: list[str] = []
+    if (cfg.convention, cfg.reset) == ("snntorch", "subtract"):
+        if cfg.delayed_reset:
+            graph, skipped = delayed_reset_projection(graph)
+        else:
+            skipped = [n for n, v in graph.nodes.items() if isinstance(v, nir.LIF | nir.CubaLIF)]
+        if skipped:
+            notes.append(f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after "
+                         "a spike, the chip at once: expect small differences from snnTorch"
+                         + ("" if cfg.delayed_reset else
+                            " (--delayed-reset adds a self-projection that reproduces it for "
+                            "dense LIF layers)"))
     mode = ScaleMode.parse(cfg.weight_scale)
     pops: dict[str, Population] = {
         graph.input: Population(graph.input, "spike_list", tuple(graph.input_shape))}
     projs: list[Projection] = []
-    notes: list[str] = []
     for name in graph.order:
         node = graph.nodes[name]
         if not isinstance(node, NEURON_TYPES):

@@ -23,7 +23,7 @@ import numpy as np
 
 from spinnq.errors import CompileError
 from spinnq.graph.model import Graph
-from spinnq.graph.rewrite import avgpool_to_sumpool
+from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
 from spinnq.quant.formats import to_int
 from spinnq.s2.compile import (
     EXPORTED_KEY,
@@ -46,6 +46,8 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
         raise CompileError("export does not handle Scale nodes yet: fold the scale into the "
                            "weight layer before exporting", node=scales[0])
     graph = avgpool_to_sumpool(graph)
+    if cfg.delayed_reset:  # the self-projections become weight nodes of the exported graph
+        graph, _ = delayed_reset_projection(graph)
     program = compile(graph, cfg)
     nodes = {k: copy.deepcopy(v) for k, v in graph.nodes.items()}
     for name, node in graph.nodes.items():
