@@ -150,3 +150,52 @@ def test_delayed_reset_skips_conv_layers_and_says_so():
 def test_delayed_reset_needs_snntorch_and_subtract():
     with pytest.raises(InputError, match="needs convention snntorch and reset subtract"):
         S2Config(convention="snntorch", reset="zero", delayed_reset=True)
+
+
+@pytest.mark.slow
+def test_snntorch_digits_mlp_on_chip_with_and_without_delayed_reset(capsys):
+    """A snnTorch Leaky MLP (64-128-10, subtract reset) trained on the digits: its chip
+    accuracy (8 bit) with and without --delayed-reset, printed; within 1 pt of snnTorch."""
+    import snntorch as snn
+    from snntorch import surrogate, utils
+
+    from tests.conftest import digits_spikes
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    xtr, ytr, xte, yte = digits_spikes()
+
+    def lif(n):
+        return snn.Leaky(beta=torch.full((n,), 0.9), threshold=torch.ones(n), init_hidden=True,
+                         spike_grad=surrogate.fast_sigmoid())
+
+    net = torch.nn.Sequential(torch.nn.Linear(64, 128), lif(128), torch.nn.Linear(128, 10),
+                              lif(10))
+
+    def run(x):
+        utils.reset(net)
+        return torch.stack([net(x[:, t]) for t in range(x.shape[1])], 1)
+
+    opt = torch.optim.Adam(net.parameters(), 2e-3)
+    X, Y = torch.as_tensor(xtr), torch.as_tensor(ytr)
+    for _ in range(15):
+        perm = torch.randperm(len(X))
+        for i in range(0, len(X), 64):
+            idx = perm[i:i + 64]
+            loss = torch.nn.functional.cross_entropy(run(X[idx]).sum(1), Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        acc = float((run(torch.as_tensor(xte)).sum(1).argmax(1).numpy() == yte).mean())
+    g = from_nir(export_to_nir(net, torch.randn(1, 64), ignore_dims=[0]))
+    chip = {}
+    for delayed in (False, True):
+        prog = compile(g, S2Config(convention="snntorch", reset="subtract",
+                                   delayed_reset=delayed))
+        spikes = emulate(prog, xte).spikes["3"]
+        chip[delayed] = float((spikes.sum(1).argmax(1).numpy() == yte).mean())
+    with capsys.disabled():
+        print(f"\nsnnTorch digits (measured): snnTorch float {acc:.4f}, chip {chip[False]:.4f}, "
+              f"chip --delayed-reset {chip[True]:.4f}")
+    assert acc > 0.9 and all(abs(a - acc) <= 0.01 for a in chip.values())
