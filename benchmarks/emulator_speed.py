@@ -215,8 +215,9 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(1)
         limits.append(limit(prog, counters, a.limit_s))
         loads.append({"before": load_before, "after": os.getloadavg()})
-        print(f"round {r + 1}/{a.rounds}: load {loads[-1]['after'][0]:.2f}, events 1t "
-              f"{rec[names[0]]['marginal_ms'][-1]:.1f} ms ({names[0]})", flush=True)
+        print(f"round {r + 1}/{a.rounds}: load {loads[-1]['after'][0]:.2f}; marginal ms per "
+              "sample: " + ", ".join(f"{k} {v['marginal_ms'][-1]:.1f}" for k, v in rec.items())
+              + f"; one-core limit {1e3 * limits[-1]['limit_s_per_sample']:.1f}", flush=True)
     torch.set_num_threads(threads0)
     res: dict = {
         "what": "seed DVS network, measured wall-clock; medians over interleaved rounds of "

@@ -20,7 +20,7 @@ def _bench():
 def test_scaling_benchmark_reports_stage_times_memory_and_unit_costs(tmp_path):
     out = tmp_path / "scaling.json"
     res = _bench().main(["--sizes", "2000", "--steps", "5", "--no-deploy", "--out", str(out)])
-    assert json.loads(out.read_text()) == res
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
     kinds = {r["kind"]: r for r in res["runs"]}
     assert set(kinds) == {"dense", "conv"}
     for r in kinds.values():
