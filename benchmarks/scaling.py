@@ -143,10 +143,11 @@ def _time_cmd(cmd: list[str]) -> dict:
             "load_average_after": os.getloadavg()}
 
 
-def measure(kind: str, n: int, steps: int, density: float, work: Path, deploy: bool) -> dict:
+def measure(kind: str, n: int, steps: int, density: float, work: Path, deploy: bool,
+            compression: str | None = "gzip") -> dict:
     g, in_shape = (dense_network if kind == "dense" else conv_network)(n)
     gp = work / f"{kind}_{n}.nir"
-    nir.write(str(gp), g)
+    nir.write(str(gp), g, compression=compression)
     del g
     rng = np.random.default_rng(1)
     x = (rng.random((steps, *in_shape)) < density).astype(np.float32)
@@ -186,6 +187,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--no-deploy", action="store_true", help="skip the `spinnq deploy` runs")
+    ap.add_argument("--compression", default="gzip", choices=["gzip", "none"],
+                    help="of the .nir files: gzip is nir.write's default; a 4 GB layer takes "
+                         "minutes to deflate and inflate, `none` measures spinnq without it")
     ap.add_argument("--work", type=Path, default=None, help="folder for the .nir files")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "scaling.json")
     a = ap.parse_args(argv)
@@ -194,12 +198,14 @@ def main(argv: list[str] | None = None) -> dict:
                  "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(),
                              "platform": platform.platform(),
                              "load_average_before": os.getloadavg()},
-                 "steps": a.steps, "density": a.density, "runs": []}
+                 "steps": a.steps, "density": a.density, "file_compression": a.compression,
+                 "runs": []}
     with tempfile.TemporaryDirectory(dir=a.work) as d:
         for kind in a.kinds:
             for n in (int(s) for s in a.sizes):
-                r = {"kind": kind, "n": n} | measure(kind, n, a.steps, a.density, Path(d),
-                                                     not a.no_deploy)
+                r = {"kind": kind, "n": n} | measure(
+                    kind, n, a.steps, a.density, Path(d), not a.no_deploy,
+                    None if a.compression == "none" else a.compression)
                 res["runs"].append(r)
                 print(json.dumps({k: r.get(k) for k in ("kind", "n", "compile_s", "place_s",
                                                          "emulate_s", "peak", "deploy_cli",
