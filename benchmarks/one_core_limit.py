@@ -2,8 +2,9 @@
 loops the event engine is made of, each stripped of everything but its arithmetic, sized from
 the run's own counters.
 
-- synaptic events: scatter-add of int8 weight runs into an int32 accumulator, at precomputed
-  random starts (no spike decoding, no geometry, no counters), one loop per target population
+- synaptic events: scatter-add of int8 weight runs into an int32 accumulator with the
+  engine's own `add_run`, at precomputed random starts (no spike decoding, no geometry, no
+  counters), one loop per target population
   with that population's run length (its conv's output channels per group, or its dense
   fan-out) and size;
 - neuron updates: the branch-free float32 LIF update over contiguous arrays of the
@@ -22,6 +23,7 @@ import time
 import numpy as np
 from numba import njit
 
+from spinnq.s2.events import add_run
 from spinnq.s2.program import Program
 
 
@@ -29,17 +31,7 @@ from spinnq.s2.program import Program
 def _scatter(acc, table, starts, rows, L, reps):
     for _ in range(reps):
         for k in range(starts.shape[0]):
-            dst = acc[starts[k]:starts[k] + L]
-            row = table[rows[k]]
-            if L == 16:
-                for c in range(16):
-                    dst[c] += row[c]
-            elif L == 8:
-                for c in range(8):
-                    dst[c] += row[c]
-            else:
-                for c in range(L):
-                    dst[c] += row[c]
+            add_run(acc, starts[k], table[rows[k]], L)  # the engine's own run add
 
 
 @njit(cache=True, nogil=True)

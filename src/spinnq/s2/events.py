@@ -233,7 +233,7 @@ if njit is not None:
     # `cur[ps + c]`: numba cannot prove `ps + c` >= 0, so it would wrap negative indices
     # element by element and the loop would not vectorize (measured: 10-20x slower).
     @njit(cache=True, nogil=True)
-    def _add_run(cur, ps, row, L):
+    def add_run(cur, ps, row, L):
         """cur[ps:ps+L] += row[:L]; the common channel counts as fixed-width SIMD blocks."""
         dst = cur[ps:ps + L]
         if L == 16:
@@ -286,7 +286,7 @@ if njit is not None:
                 if ox >= Wo:
                     continue
                 tap = (base + dy) * kw + dx
-                _add_run(cur, g0 + (oy * Wo + ox) * Co, tab[tap], cout)
+                add_run(cur, g0 + (oy * Wo + ox) * Co, tab[tap], cout)
                 ev += nz[tap]
         return ev
 
