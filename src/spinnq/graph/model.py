@@ -138,7 +138,7 @@ def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
     send.close()
     try:
         if not recv.poll(timeout):
-            raise GraphError(fail.format(f"reading did not finish in {timeout:g} s; the file "
+            raise GraphError(fail.format(f"reading did not finish in {timeout:.0f} s; the file "
                                          "is probably corrupted"), file=str(p))
         try:
             ok, payload, sizes = recv.recv()
