@@ -4,6 +4,10 @@ model cannot reach a published figure, the test checks the reason, not the figur
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -121,3 +125,19 @@ def test_every_pe_busy_all_the_time_draws_the_published_coremark_power():
         cost = energy(pl, Run({}, {}, {"p": {}}, steps=10), prog, op=op, tick_s=1e-3,
                       costs=full)
         assert cost.realtime and cost.power_w == pytest.approx(chip.CHIP_COREMARK_W[volts])
+
+
+def test_committed_calibration_json_and_readme_section_are_current(rows):
+    """benchmarks/results/energy_calibration.json holds today's model numbers and the README's
+    energy section is rendered from it (regenerate: benchmarks/energy_calibration.py
+    --readme README.md)."""
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        from energy_calibration import readme_section
+    finally:
+        sys.path.pop(0)
+    saved = json.loads((root / "benchmarks" / "results" / "energy_calibration.json").read_text())
+    for r in saved["points"]:
+        assert r["model_j"] == pytest.approx(rows[r["point"]]["model_j"], rel=1e-9), r["point"]
+    assert readme_section(saved) in (root / "README.md").read_text()

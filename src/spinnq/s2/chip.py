@@ -158,11 +158,10 @@ FITTED_BOUNDS = {
     "TICK_OVERHEAD_CYCLES": (500.0, 0.1 * CLOCK_HZ[0.8] * 1e-3),
 }
 
-FIT_NOTE = ("the seed DVS run's dynamic energy (0.127 J of 0.459 J) needs about 14 M busy "
-            "cycles per tick over its 147 PEs; at the assumed activity (input 3 %, hidden 5-10 "
-            "% per tick) the PE program reaches about 8 M with the tick overhead and the neuron "
-            "update at the top of their plausible ranges, so both fitted constants sit on their "
-            "upper bounds and the modelled dynamic part stays below the published one")
+FIT_NOTE = ("the seed DVS run's published dynamic energy needs more busy cycles per tick than "
+            "the PE program does at the assumed activity even with the tick overhead and the "
+            "neuron update at the top of their plausible ranges: both fitted constants sit on "
+            "their upper bounds and the modelled dynamic part stays below the published one")
 
 CHIP_TOPS = {0.8: 4.56e12}  # int8 ops/s per chip at 300 MHz, measured [paper]
 CHIP_TOPS[0.5] = CHIP_TOPS[0.8] * CLOCK_HZ[0.5] / CLOCK_HZ[0.8]  # linear in clock [assumed]
