@@ -52,6 +52,27 @@ def test_seed_dvs_dynamic_part_falls_short_because_the_fits_hit_their_bounds(row
     assert r["dynamic_j"] / r["energy_j"] > 0.15
 
 
+def test_every_constant_of_the_chip_table_names_its_source():
+    """Each module-level assignment of s2/chip.py carries [paper], [code], [trace], [derived],
+    [fitted: ...] or [assumed] on its lines or in the comment block right above it."""
+    import ast
+    import re
+
+    path = Path(chip.__file__)
+    lines = path.read_text().splitlines()
+    label = re.compile(r"\[(paper|code|trace|derived|assumed|fitted: [^\]]+)")
+    unlabelled = []
+    for node in ast.parse(path.read_text()).body:
+        if not isinstance(node, ast.Assign | ast.AnnAssign):
+            continue
+        first = node.lineno - 1
+        while first > 0 and lines[first - 1].lstrip().startswith("#"):
+            first -= 1
+        if not any(label.search(x) for x in lines[first:node.end_lineno]):
+            unlabelled.append(lines[node.lineno - 1])
+    assert unlabelled == []
+
+
 def test_fitted_constants_lie_inside_their_stated_bounds():
     for name, (lo, hi) in chip.FITTED_BOUNDS.items():
         assert lo <= getattr(chip, name) <= hi, name

@@ -87,7 +87,7 @@ def _point(volts: float, divider: int) -> OperatingPoint:
 
 
 # The levels from slowest to fastest: 0.5V/75MHz, 0.5V (150 MHz), 0.8V/150MHz, 0.8V (300 MHz).
-# 0.8V/150MHz is as fast as 0.5V and costs more: automatic DVFS never picks it.
+# 0.8V/150MHz is as fast as 0.5V and costs more: automatic DVFS never picks it. [derived]
 OPERATING_POINTS = {p.name: p for p in sorted(
     (_point(v, d) for v in (0.5, 0.8) for d in CLOCK_DIVIDERS),
     key=lambda p: (p.clock_hz, p.volts))}
@@ -119,34 +119,35 @@ SYNAPSE_TYPES = 2  # excitatory and inhibitory ring buffers per neuron (SYNAPSE_
 # per 16-bit synapse word: load, 3 shift/mask extractions (weight, delay, type|index), ring
 # index, load-add-store (_process_fixed_synapses) [code: the loop; cycles: fitted: 12 M
 # synaptic events/s per core = 25 cycles all included, at the reference row below]
-CYCLES_PER_SYN_WORD = 23.0
+CYCLES_PER_SYN_WORD = 23.0  # [fitted: 12 M synaptic events/s per core]
 # per received packet: queue pop and callback, row header reads, row DMA set-up [assumed]
-CYCLES_PER_PACKET_RX = 60.0
+CYCLES_PER_PACKET_RX = 60.0  # [assumed]
 # per step of the population table's binary search: load key/mask, compare, branch [assumed];
 # steps = ceil(log2(entries + 1)), entries = source PEs sending to the PE [code]
-CYCLES_PER_LOOKUP_STEP = 10.0
+CYCLES_PER_LOOKUP_STEP = 10.0  # [assumed]
 # per neuron and synapse type: read + clear the ring-buffer slot, int -> float32, scale, add
 # into the input buffer (synapses_do_timestep_update) [assumed]
-CYCLES_PER_DELAY_BUFFER = 12.0
+CYCLES_PER_DELAY_BUFFER = 12.0  # [assumed]
 # per neuron: float32 state update, threshold check and reset, input-buffer clear
 # (neuron_do_timestep_update) [fitted: the seed DVS run's dynamic energy, 0.459 J minus its
 # asleep floor = 0.127 J; the fit ends at the upper bound below: see FIT_NOTE]
-CYCLES_PER_NEURON_UPDATE = 272.0
+CYCLES_PER_NEURON_UPDATE = 272.0  # [fitted: seed DVS dynamic energy]
 # per recorded neuron and tick: one voltage word (f2ui + store) and its share of the spike-bit
 # record (record_voltages, send_spike_record) [assumed]; only recorded populations pay it
-CYCLES_PER_RECORDED_NEURON = 6.0
+CYCLES_PER_RECORDED_NEURON = 6.0  # [assumed]
 # per spike and target QPE: reprogram the transmit register (comms_reconfigure), busy-wait
 # until it is free, write the key (send_spikes_to_all_targets) [assumed]
-CYCLES_PER_PACKET_SENT = 30.0
+CYCLES_PER_PACKET_SENT = 30.0  # [assumed]
 # per PE and tick: timer interrupt entry/exit, queue drain set-up, spike-record clear and
 # copy-out header, time-done record, deadline check [fitted: the seed DVS run's dynamic
 # energy, as above; ends at its upper bound]
-TICK_OVERHEAD_CYCLES = 30_000.0
+TICK_OVERHEAD_CYCLES = 30_000.0  # [fitted: seed DVS dynamic energy]
 # reference row for the 12 M events/s figure: a saturated core receiving packets whose rows
 # hold 64 synapse words, 16 entries in its population table [assumed]
-REFERENCE_ROW_WORDS = 64
-REFERENCE_TABLE_ENTRIES = 16
-# Fitted constants and the bounds they must stay in (physically plausible on a Cortex-M4F):
+REFERENCE_ROW_WORDS = 64  # [assumed]
+REFERENCE_TABLE_ENTRIES = 16  # [assumed]
+# Fitted constants and the bounds they must stay in (physically plausible on a Cortex-M4F)
+# [assumed: these bounds, each with its reason]:
 FITTED_BOUNDS = {
     # the loop body is at least ~10 instructions; at most the 25 cycles all included
     "CYCLES_PER_SYN_WORD": (10.0, CYCLES_PER_SYN_EVENT_ALL_IN),
@@ -158,6 +159,7 @@ FITTED_BOUNDS = {
     "TICK_OVERHEAD_CYCLES": (500.0, 0.1 * CLOCK_HZ[0.8] * 1e-3),
 }
 
+# what the fit could not reach [derived: checked in tests/s2/test_energy_calibration.py]
 FIT_NOTE = ("the seed DVS run's published dynamic energy needs more busy cycles per tick than "
             "the PE program does at the assumed activity even with the tick overhead and the "
             "neuron update at the top of their plausible ranges: both fitted constants sit on "
