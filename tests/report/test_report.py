@@ -79,6 +79,8 @@ def test_report_json_has_the_contracted_fields_and_labels(tmp_path):
     per = d["chip"]["per_population"]
     assert sum(p["energy_j"] for p in per.values()) + d["chip"]["chip_base_j"] == \
         pytest.approx(d["chip"]["energy_j"])
+    md = paths["md"].read_text()
+    assert "| chip base (all PEs off, x time) |" in md and "other workload" in md
 
 
 def test_ratios_only_against_the_same_workload_and_on_the_rows_energy_basis():

@@ -154,6 +154,19 @@ def pe_routes(program: Program, placement: Placement) -> Routes:
     return Routes(sends, qpes, sends.sum(axis=0), share)
 
 
+def cached_routes(program: Program, placement: Placement) -> Routes:
+    """`pe_routes`, built once per unchanged (program, placement): kept on the placement with
+    a key that changes when the program's synapses or the slots change."""
+    from spinnq.s2.emulate import fingerprint
+    key = (fingerprint(program), tuple((s.chip, s.pe, s.population, s.start, s.stop)
+                                       for s in placement.slots))
+    cached = getattr(placement, "_energy_routes", None)
+    if cached is None or cached[0] != key:
+        cached = (key, pe_routes(program, placement))
+        placement._energy_routes = cached
+    return cached[1]
+
+
 @dataclass
 class Cost:
     """A run's modelled cost per inference; `to_dict()` is what reports store."""
@@ -250,7 +263,7 @@ def work_items(placement: Placement, run: Run, program: Program | None = None,
                 raise InputError(f"unknown counter '{name}' of population '{pop}' (known: "
                                  f"{', '.join(COUNTERS)})")
     if program is not None and routes is None:
-        routes = pe_routes(program, placement)
+        routes = cached_routes(program, placement)
     n = placement.pes
     share = np.zeros(n)
     spikes = np.zeros((n, steps))
