@@ -9,7 +9,7 @@ import torch
 
 from spinnq.graph.model import from_nir, read_graph
 from spinnq.s2 import S2Config, compile, emulate
-from spinnq.s2.events import fanout
+from spinnq.s2.events import fanout, fanout_table
 
 
 def _both(graph, x, record, **cfg):
@@ -82,11 +82,15 @@ def test_engine_fanout_of_single_spikes_matches_the_projection_it_computes(nir_p
         sample = range(0, pre.size, max(1, pre.size // 64))
         s = torch.eye(pre.size)[list(sample)]  # single spikes
         ref = op.apply(s, op.weights[0]).numpy()
+        ptr, post_idx, vals = fanout_table(proj, pre.shape)  # the synapse list agrees
         for row, j in zip(ref, sample, strict=True):
             idx, w = fanout(proj, pre.shape, post.shape, j)
             got = np.zeros(post.size, np.float32)
             got[idx] = w
             assert np.array_equal(got, row), (proj.post, j)
+            listed = np.zeros(post.size, np.float32)
+            np.add.at(listed, post_idx[ptr[j]:ptr[j + 1]], vals[ptr[j]:ptr[j + 1]])
+            assert np.array_equal(listed, row), (proj.post, j)
 
 
 @pytest.mark.parametrize("engine", ["events", "torch"])

@@ -197,6 +197,66 @@ def fanout(proj: Projection, pre_shape, post_shape, j: int) -> tuple[np.ndarray,
     return back[hit], cur[hit]
 
 
+# ----------------------------------------------------- synapse lists (for other modules)
+def fanout_table(proj: Projection, pre_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Every synapse as a list, CSR by pre neuron (NIR flat indices): (indptr (pre+1,), post
+    index (nnz,), integer weight (nnz,)). For tools that need the synapses themselves (the
+    energy model's routes); the engine computes each spike's fan-out instead (`fanout`)."""
+    w = np.asarray(proj.weight)
+    n_pre = int(np.prod(pre_shape))
+    if proj.kind == "dense":
+        j, i = np.nonzero(w.T)
+        vals = w.T[j, i]
+    else:
+        j, i, vals = _conv_entries(w, proj.conv, pre_shape)
+    order = np.argsort(j, kind="stable")
+    j, i, vals = j[order], i[order], vals[order]
+    indptr = np.zeros(n_pre + 1, dtype=np.int64)
+    np.cumsum(np.bincount(j, minlength=n_pre), out=indptr[1:])
+    return indptr, i.astype(np.int32), vals.astype(np.float32)
+
+
+def _conv_taps(w: np.ndarray, c: dict, pre_shape):
+    """For every kernel tap (dy, dx) of a conv with an optional fused SumPool: the pre
+    neurons it connects (NIR flat index), their output position (oy, ox), their group and
+    input channel within the group."""
+    C, H, W = pre_shape
+    k = int(c.get("pool") or 1)
+    Hp, Wp = H // k, W // k
+    jj = np.arange(C * H * W)
+    cc, yy, xx = jj // (H * W), (jj // W) % H, jj % W
+    iy, ix = yy // k, xx // k
+    valid = (iy < Hp) & (ix < Wp)
+    _, Cig, kh, kw = w.shape
+    (sy, sx), (py, px), (dly, dlx) = c["stride"], c["padding"], c["dilation"]
+    _, Ho, Wo = c["out_shape"]
+    for dy in range(kh):
+        for dx in range(kw):
+            ny, nx = iy + py - dy * dly, ix + px - dx * dlx
+            ok = valid & (ny % sy == 0) & (nx % sx == 0)
+            oy, ox = ny // sy, nx // sx
+            ok &= (oy >= 0) & (oy < Ho) & (ox >= 0) & (ox < Wo)
+            yield dy, dx, jj[ok], oy[ok], ox[ok], cc[ok] // Cig, cc[ok] % Cig
+
+
+def _conv_entries(w: np.ndarray, c: dict, pre_shape) -> tuple[np.ndarray, ...]:
+    """Every (pre, post, weight) synapse of a conv with an optional fused SumPool."""
+    Co = w.shape[0]
+    cout = Co // int(c.get("groups", 1))
+    _, Ho, Wo = c["out_shape"]
+    js, posts, vals = [], [], []
+    for dy, dx, sel, oy, ox, g, cin in _conv_taps(w, c, pre_shape):
+        co = g[:, None] * cout + np.arange(cout)[None, :]  # (n, cout)
+        wv = w[co, cin[:, None], dy, dx]
+        post = co * (Ho * Wo) + (oy * Wo + ox)[:, None]
+        js.append(np.broadcast_to(sel[:, None], co.shape).ravel())
+        posts.append(post.ravel())
+        vals.append(wv.ravel())
+    j, i, v = (np.concatenate(a) if a else np.zeros(0, np.int64) for a in (js, posts, vals))
+    nz = v != 0
+    return j[nz], i[nz], v[nz]
+
+
 # ------------------------------------------------------------------------------- kernel
 if njit is not None:
 
