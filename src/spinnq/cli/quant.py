@@ -1,0 +1,120 @@
+"""`spinnq evaluate` and `spinnq quantize`: accuracy of any NIR graph on labelled spikes (float
+reference and emulated chip), and calibration (+ optional hardware-aware fine-tuning) that
+writes a graph the chip runs as calibrated.
+
+    spinnq evaluate GRAPH.nir --data D.npz [--target float|chip|both] [--json OUT] [--report DIR]
+    spinnq quantize GRAPH.nir --data CALIB.npz --out Q.nir [--bits 8|4] [--percentiles ...]
+                    [--per-layer] [--finetune TRAIN.npz --epochs N] [--json OUT] [--report DIR]
+
+D.npz holds `x` (N, T, *input_shape) 0/1 spikes and `y` (N,) integer labels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from spinnq.cli import app, console
+from spinnq.cli.common import GraphArg
+from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
+from spinnq.errors import InputError
+from spinnq.graph.model import read_graph
+from spinnq.quant.evaluate import EvalResult, evaluate
+from spinnq.quant.settings import configs
+from spinnq.s2.energy import OP_CHOICES
+from spinnq.tasks.common import write_json
+
+DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
+                       "y (N,) integer labels.", show_default=False)
+ReadoutOpt = typer.Option("count", "--readout", help="count (output spikes) or membrane "
+                          "(output voltage at the last step, for LI read-outs).")
+ConventionOpt = typer.Option(None, "--convention", help="Neuron rule the graph was trained "
+                             "with: nir, snntorch or norse (default: the graph's metadata, "
+                             "else nir).")
+ResetOpt = typer.Option(None, "--reset", help="zero or subtract (default: the graph's "
+                        "metadata, else zero).")
+DtOpt = typer.Option(None, "--dt", help="Timestep in seconds (default: the graph's metadata, "
+                     "else 1e-4).")
+BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4 (default: the graph's "
+                       "metadata, else 8).")
+JsonOpt = typer.Option(None, "--json", help="Write the results as JSON here.")
+ReportOpt = typer.Option(None, "--report", help="Write report.json/.md/.html here.")
+BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
+
+
+def _check_op(op: str) -> None:
+    if op not in OP_CHOICES:
+        raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, got {op!r}")
+
+
+def print_eval(res: EvalResult) -> None:
+    t = Table(title=f"accuracy ({res.readout} read-out of '{res.output}')")
+    for c in ("target", "accuracy", "spikes/sample", "energy/inference (modelled)", "samples"):
+        t.add_column(c)
+    for r in (res.float, res.chip):
+        if r is None:
+            continue
+        acc = "" if r.accuracy is None else f"{r.accuracy:.2%}"
+        e = "" if r.cost is None else f"{r.cost.energy_j * 1e6:.2f} uJ"
+        name = "float reference" if r.target == "float" else "chip (emulated)"
+        t.add_row(name, acc, f"{sum(r.spikes_per_sample.values()):,.1f}", e, str(r.samples))
+    console.print(t)
+    if res.agreement is not None:
+        console.print(f"chip and float choose the same class on {res.agreement:.2%} of samples")
+    for n in res.notes:
+        console.print(f"[yellow]note:[/] {n}")
+
+
+def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_stages=()) -> Path:
+    """report.json/md/html of an evaluation: accuracy per stage (drop vs the first), chip cost."""
+    from spinnq.report import chip_report, stage
+
+    stages = list(extra_stages)
+    if res.float is not None and res.float.accuracy is not None:
+        stages.insert(0, stage("float reference", "accuracy", res.float.accuracy))
+    if res.chip is not None and res.chip.accuracy is not None:
+        stages.append(stage("on chip (emulated)", "accuracy", res.chip.accuracy))
+    c = res.chip
+    if c is None:
+        raise InputError("--report needs the chip target (--target chip or both)")
+    notes = [f"{c.samples} samples; {res.readout} read-out of '{res.output}'; accuracy "
+             "measured on the float reference simulator and on the bit-exact emulator; chip "
+             "energy modelled from the emulator's activity counters (per inference)", *res.notes]
+    paths = chip_report(run_dir, f"evaluate {graph_name}", c.program, c.placement, c.run,
+                        c.cost, stages, (), notes, evaluation=res.to_dict())
+    return paths["html"]
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    graph: Path = GraphArg,
+    data: Path = DataOpt,
+    target: str = typer.Option("chip", "--target", help="float, chip or both."),
+    readout: str = ReadoutOpt,
+    convention: str = ConventionOpt,
+    reset: str = ResetOpt,
+    dt: float = DtOpt,
+    bits: int = BitsOpt,
+    weight_scale: str = typer.Option(None, "--weight-scale", help="max, a percentile like "
+                                     "p99.9, or none (default: the graph's w_scale metadata, "
+                                     "else max)."),
+    batch: int = BatchOpt,
+    operating_point: str = OpOpt,
+    tick_ms: float = TickOpt,
+    json_out: Path = JsonOpt,
+    report: Path = ReportOpt,
+) -> None:
+    """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
+    _check_op(operating_point)
+    g = read_graph(graph)
+    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
+                       weight_scale=weight_scale)
+    res = evaluate(g, data, target=target, readout=readout, cfg=cfg, sim=sim, batch=batch,
+                   quiet=False, op=operating_point, tick_s=tick_seconds(tick_ms))
+    print_eval(res)
+    if json_out:
+        console.print(f"wrote {write_json(json_out, res.to_dict())}")
+    if report:
+        console.print(f"wrote {eval_report(report, graph.name, res)}")
