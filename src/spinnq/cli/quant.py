@@ -21,7 +21,8 @@ from spinnq.cli.common import GraphArg
 from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
 from spinnq.errors import InputError
 from spinnq.graph.model import read_graph
-from spinnq.quant.evaluate import EvalResult, evaluate
+from spinnq.quant.calibration import PERCENTILES
+from spinnq.quant.evaluation import EvalResult, evaluate
 from spinnq.quant.settings import configs
 from spinnq.s2.energy import OP_CHOICES
 from spinnq.tasks.common import write_json
@@ -118,3 +119,89 @@ def evaluate_cmd(
         console.print(f"wrote {write_json(json_out, res.to_dict())}")
     if report:
         console.print(f"wrote {eval_report(report, graph.name, res)}")
+
+
+def parse_percentiles(text: str) -> tuple[str, ...]:
+    from spinnq.quant.formats import ScaleMode
+
+    return tuple(str(ScaleMode.parse(p)) for p in text.split(",") if p.strip())
+
+
+@app.command("quantize")
+def quantize_cmd(
+    graph: Path = GraphArg,
+    data: Path = typer.Option(..., "--data", help="Calibration spikes .npz: x, and y labels "
+                              "(without y: agreement with the float reference).",
+                              show_default=False),
+    out: Path = typer.Option(..., "--out", help="Where to write the quantized graph (.nir).",
+                             show_default=False),
+    bits: int = typer.Option(8, "--bits", help="Weight bits: 8 or 4."),
+    percentiles: str = typer.Option(",".join(PERCENTILES), "--percentiles", help="Candidate "
+                                    "weight scales, comma separated (max = 100th percentile)."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="After the global choice, try "
+                                   "every candidate per population (greedy)."),
+    finetune_data: Path = typer.Option(None, "--finetune", help="Fine-tune on the chip's "
+                                       "arithmetic with this training .npz (kept only if it "
+                                       "beats PTQ on held-out data)."),
+    epochs: int = typer.Option(5, "--epochs", help="Fine-tuning epochs."),
+    readout: str = ReadoutOpt,
+    convention: str = ConventionOpt,
+    reset: str = ResetOpt,
+    dt: float = DtOpt,
+    batch: int = BatchOpt,
+    seed: int = typer.Option(0, "--seed", help="Fine-tuning seed."),
+    json_out: Path = JsonOpt,
+    report: Path = ReportOpt,
+) -> None:
+    """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
+    from spinnq.graph.model import write_graph
+    from spinnq.quant.calibration import calibrate
+    from spinnq.quant.finetuning import finetune
+    from spinnq.report import stage
+
+    g = read_graph(graph)
+    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
+    cal = calibrate(g, data, bits=bits, percentiles=parse_percentiles(percentiles),
+                    per_layer=per_layer, readout=readout, cfg=cfg, sim=sim, batch=batch,
+                    quiet=False)
+    final, ft = cal.graph, None
+    if finetune_data is not None:
+        ft = finetune(cal.graph, finetune_data, epochs=epochs, readout=readout,
+                      cfg=cfg.with_(bits=bits), sim=sim, seed=seed, teacher=g,
+                      batch=batch if batch < 64 else 32, quiet=False)
+        final = ft.graph
+    write_graph(final, out)
+    labelled = cal.objective == "accuracy"
+    res = evaluate(final, data, target="both", readout=readout, sim=sim, batch=batch,
+                   labels=labelled)
+    rows = []
+    metric = "accuracy" if cal.objective == "accuracy" else "agreement with float"
+    base = evaluate(g, data, target="float", readout=readout, sim=sim, batch=batch,
+                    labels=labelled)
+    if base.float.accuracy is not None:
+        rows.append(("float (calibration data)", base.float.accuracy, "measured"))
+    rows += [(f"PTQ {r['mode']} on chip" + (f" [{r['population']}]" if r["population"] else ""),
+              r["score"], "emulated") for r in cal.table]
+    chosen = ", ".join(f"{p} {m}" for p, m in cal.modes.items())
+    rows.append((f"chosen: {chosen} ({cal.bits} bit)", cal.score, "emulated"))
+    if ft is not None:
+        rows.append(("PTQ on chip (held-out share)", ft.score_start, "emulated"))
+        kept = "kept" if ft.improved else "not better: PTQ kept"
+        rows.append((f"fine-tuned on chip (held-out share, {kept})", ft.score, "emulated"))
+    t = Table(title=f"quantize {graph.name}: {metric} per stage")
+    for c in ("stage", metric, "kind"):
+        t.add_column(c)
+    for name, v, kind in rows:
+        t.add_row(name, f"{v:.2%}", kind)
+    console.print(t)
+    console.print(f"wrote {out} (scales in weight-node metadata; run settings: reset "
+                  f"{cfg.reset}, convention {sim.convention}, dt {cfg.dt:g}, {cal.bits} bit)")
+    summary = {"stages": [{"name": n, "value": v, "kind": k, "metric": metric}
+                          for n, v, k in rows],
+               "calibration": cal.to_dict(), "finetune": ft.to_dict() if ft else None,
+               "final": res.to_dict(), "out": str(out)}
+    if json_out:
+        console.print(f"wrote {write_json(json_out, summary)}")
+    if report:
+        extra = [stage(n, metric, v, "measured") for n, v, _ in rows[1:]]
+        console.print(f"wrote {eval_report(report, graph.name, res, extra)}")

@@ -32,7 +32,7 @@ from spinnq.graph import meta
 from spinnq.graph.model import Graph
 from spinnq.graph.simulate import SimConfig
 from spinnq.quant.data import Data, has_labels, load_data
-from spinnq.quant.evaluate import as_graph, chip_eval, float_eval
+from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
 from spinnq.quant.formats import ScaleMode, qmax, to_int
 from spinnq.quant.settings import configs
 from spinnq.s2.compile import NEURON_TYPES, W_SCALE_KEY, S2Config, compile
