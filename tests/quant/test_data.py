@@ -6,10 +6,10 @@ import nir
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
 from spinnq.errors import InputError
 from spinnq.graph import from_nir
 from spinnq.quant import load_data
+from tests.conftest import run_cli
 
 
 def small_graph() -> nir.NIRGraph:
