@@ -85,12 +85,17 @@ def weight_nodes(graph: Graph, post: str) -> list[str]:
 
 
 def population_scales(graph: Graph, cfg: S2Config) -> dict[str, dict]:
-    """Per population: weight scale, bits and clipped weights of `graph` compiled with `cfg`."""
+    """Per population of `graph` compiled with `cfg`: weight scale, bits, clipped weights,
+    and the chip threshold next to the float one it came from (threshold scaling)."""
     prog = compile(graph, cfg)
     out: dict[str, dict] = {}
     for p in prog.projections:
-        d = out.setdefault(p.post, {"w_scale": float(p.w_scale), "bits": int(p.bits),
-                                    "saturated": 0})
+        pop = prog.populations[p.post]
+        th = getattr(graph.nodes[p.post], "v_threshold", None)
+        d = out.setdefault(p.post, {
+            "w_scale": float(p.w_scale), "bits": int(p.bits), "saturated": 0,
+            "threshold_chip": float(np.asarray(pop.params["threshold"]).ravel()[0]),
+            "threshold_float": None if th is None else float(np.asarray(th).ravel()[0])})
         d["saturated"] += int(p.saturated)
     return out
 

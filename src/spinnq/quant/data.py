@@ -86,7 +86,8 @@ def _arrays(data: Data, labels: bool) -> tuple[object, object, str | None]:
 
 def load_data(data: Data, graph: Graph | None = None, labels: bool = True
               ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(x float32 (N, T, *input_shape), y int64 (N,) or None) from a path, an (x, y) tuple or
+    """(x (N, T, *input_shape) 0/1 -- float32, or the integer/bool dtype it came in, y int64
+    (N,) or None) from a path, an (x, y) tuple or
     a mapping, checked against the contract (and `graph`'s input shape and classes). With
     `labels=False`, y may be absent (None is returned)."""
     raw_x, raw_y, src = _arrays(data, labels)
@@ -105,11 +106,14 @@ def load_data(data: Data, graph: Graph | None = None, labels: bool = True
         raise InputError(f"key 'x' has samples of shape {tuple(x.shape[2:])} per step; the "
                          f"graph{' ' + graph.source if graph.source else ''} takes "
                          f"{tuple(graph.input_shape)}", file=src)
-    bad = (x != 0) & (x != 1)
-    if bad.any():
-        raise InputError(f"key 'x' must hold 0/1 spikes, found {x[bad].ravel()[0]!r}",
-                         file=src)
-    x = x.astype(np.float32, copy=False)
+    for i in range(0, len(x), 64):  # in blocks: large event datasets stay in their dtype
+        xb = x[i:i + 64]
+        bad = (xb != 0) & (xb != 1)
+        if bad.any():
+            raise InputError(f"key 'x' must hold 0/1 spikes, found {xb[bad].ravel()[0]!r}",
+                             file=src)
+    if x.dtype.kind == "f":
+        x = x.astype(np.float32, copy=False)
     if raw_y is None:
         return x, None
     y = np.asarray(raw_y)

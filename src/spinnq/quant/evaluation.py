@@ -54,6 +54,10 @@ class TargetResult:
     cost: Cost | None = None  # modelled, per inference
     saturations: int = 0
 
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else float("nan")
+
     def to_dict(self) -> dict:
         d = {"accuracy": self.accuracy, "samples": self.samples,
              "per_class": {str(k): v for k, v in self.per_class.items()},
@@ -141,7 +145,7 @@ def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
     with progress(disable=quiet) as bar:
         task = bar.add_task("float reference", total=len(x), info="")
         for i in range(0, len(x), batch):
-            tr = simulator.run(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])))
+            tr = simulator.run(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).float())
             b = len(x[i:i + batch])
             if readout == "count":
                 scores.append(tr.spikes[out].sum(1).reshape(b, -1).double().numpy())
