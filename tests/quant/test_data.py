@@ -32,12 +32,14 @@ def good(n: int = 4, t: int = 5) -> dict:
     return {"x": (rng.random((n, t, 6)) < 0.5).astype(np.uint8), "y": np.arange(n) % 3}
 
 
-def test_good_file_loads_as_float32_spikes_and_int64_labels(tmp_path):
+def test_good_file_loads_spikes_in_their_dtype_and_int64_labels(tmp_path):
     p = tmp_path / "d.npz"
     np.savez(p, **good())
     x, y = load_data(p, from_nir(small_graph()))
-    assert x.dtype == np.float32 and x.shape == (4, 5, 6)
+    assert x.dtype == np.uint8 and x.shape == (4, 5, 6)  # large data sets are not copied
     assert y.dtype == np.int64 and list(y) == [0, 1, 2, 0]
+    xf, _ = load_data({"x": good()["x"].astype(np.float64), "y": good()["y"]})
+    assert xf.dtype == np.float32
 
 
 BAD = {
