@@ -26,14 +26,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.conftest import digits_spikes  # noqa: E402
-from tests.quant import digits_models as dm  # noqa: E402
-
 from spinnq.errors import SpinnqError  # noqa: E402
 from spinnq.files import atomic_write  # noqa: E402
 from spinnq.graph import from_nir  # noqa: E402
 from spinnq.quant import calibrate, evaluate, finetune  # noqa: E402
 from spinnq.quant.settings import configs  # noqa: E402
+from tests.conftest import digits_spikes  # noqa: E402
+from tests.quant import digits_models as dm  # noqa: E402
 
 
 def one_network(name, net, shape, data, args) -> dict:
