@@ -282,12 +282,15 @@ def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: i
              lr: float = 0.05, batch: int = 32, readout: str = "count",
              teacher: Graph | None = None, cfg: S2Config | None = None,
              sim: SimConfig | None = None, seed: int = 0, slope: float = 5.0,
-             val_fraction: float = 0.25, quiet: bool = True) -> FinetuneResult:
+             val_fraction: float = 0.25, gap_weight: float = 0.0,
+             quiet: bool = True) -> FinetuneResult:
     """Fine-tune `graph` (usually `calibrate(...).graph`) on the chip's arithmetic; see the
     module docstring. `lr` is in integer steps (Adam's step / the population's scale).
     Without labels in `train_data`, the loss is MSE to `teacher`'s (default: `graph`'s)
-    float read-out. `val_data` (default: a seeded `val_fraction` of `train_data`, held out of
-    training) picks the best epoch on the chip."""
+    float read-out, plus `gap_weight` x MSE of the read-outs' differences from their mean over
+    classes (the gaps that decide the argmax, e.g. a Q-network's greedy action).
+    `val_data` (default: a seeded `val_fraction` of `train_data`, held out of training) picks
+    the best epoch on the chip."""
     t0 = time.perf_counter()
     g = as_graph(graph)
     c2, s2 = configs(g)
@@ -342,7 +345,11 @@ def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: i
                 if yt is not None:
                     loss = F.cross_entropy(out, yt[idx])
                 else:
-                    loss = F.mse_loss(out, target[idx])
+                    t = target[idx]
+                    loss = F.mse_loss(out, t)
+                    if gap_weight:
+                        loss = loss + gap_weight * F.mse_loss(out - out.mean(1, keepdim=True),
+                                                              t - t.mean(1, keepdim=True))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
