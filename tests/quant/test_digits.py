@@ -47,7 +47,7 @@ def conv(tmp_path_factory, digits):
     torch.set_num_threads(1)
     torch.manual_seed(0)
     xtr, ytr = digits[0], digits[1]
-    net = dm.train(dm.convnet(4), xtr.reshape(len(xtr), xtr.shape[1], 1, 8, 8), ytr, epochs=5)
+    net = dm.train(dm.convnet(4), xtr.reshape(len(xtr), xtr.shape[1], 1, 8, 8), ytr, epochs=3)
     tmp = tmp_path_factory.mktemp("conv")
     path, acc = _files(tmp, digits, net, (1, 8, 8), "conv")
     return tmp, path, acc
@@ -56,7 +56,7 @@ def conv(tmp_path_factory, digits):
 def chip_accuracy(monkeypatch, capsys, tmp, graph, bits, finetune: bool) -> float:
     q = tmp / f"q{bits}{'ft' if finetune else ''}.nir"
     args = ["quantize", graph, "--data", tmp / "train.npz", "--out", q, "--bits", bits,
-            "--convention", "snntorch", "--reset", "subtract"]
+            "--convention", "snntorch", "--reset", "subtract", "--percentiles", "max,p99.9,p99"]
     if finetune:
         args += ["--finetune", tmp / "train.npz", "--epochs", 3]
     code, out, err = run_cli(monkeypatch, capsys, *args)

@@ -88,7 +88,9 @@ class _Proj(nn.Module):
     def ints(self) -> Tensor:
         if self.weight is None:
             return self.fixed
-        return fake_int(self.weight * self.factor, self.scale, self.bits, self.rounding)
+        # float64 like the compiler (w * scale rounded the same way), then exact float32 ints
+        w = self.weight.double() * self.factor
+        return fake_int(w, self.scale, self.bits, self.rounding).float()
 
     def forward(self, s: Tensor, w: Tensor | None = None) -> Tensor:
         """s (M, pre) 0/1 float -> (M, post) integer-valued sums."""
