@@ -74,6 +74,13 @@ def chip_accuracy(monkeypatch, capsys, tmp, graph, bits, finetune: bool) -> floa
 def _check_network(monkeypatch, capsys, fixture):
     tmp, graph, float_acc = fixture
     assert float_acc > 0.85  # a network that learned the task
+    # spinnq's float reference, in snnTorch's convention, scores exactly what snnTorch does
+    js = tmp / "float.json"
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", graph, "--data", tmp / "test.npz",
+                           "--target", "float", "--convention", "snntorch", "--reset",
+                           "subtract", "--json", js)
+    assert code == 0, err
+    assert json.loads(js.read_text())["float"]["accuracy"] == pytest.approx(float_acc)
     for bits in (8, 4):
         ptq = chip_accuracy(monkeypatch, capsys, tmp, graph, bits, finetune=False)
         ft = chip_accuracy(monkeypatch, capsys, tmp, graph, bits, finetune=True)
