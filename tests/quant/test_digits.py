@@ -93,8 +93,5 @@ def test_snntorch_mlp_reaches_the_chip_within_tolerance_and_finetune_never_loses
     _check_network(monkeypatch, capsys, mlp)
 
 
-@pytest.mark.xfail(reason="AvgPool2d is refused by compile until sibling i10b's change "
-                   "(SumPool2d + 1/k^2 folded into the next weights) lands on main",
-                   raises=AssertionError, strict=True)
 def test_snntorch_conv_avgpool_reaches_the_chip_within_tolerance(monkeypatch, capsys, conv):
     _check_network(monkeypatch, capsys, conv)

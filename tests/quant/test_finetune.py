@@ -90,3 +90,28 @@ def test_export_compiles_to_the_modules_integers_after_training_steps(nir_paper)
     assert changed > 0  # training moved some integers
     bad, _ = mismatches(out, cfg.with_(graph_scales=True), 8)
     assert bad == dict.fromkeys(bad, 0)
+
+
+def test_chipnet_and_calibrate_follow_compile_on_avgpool_and_scale(digits):
+    """snnTorch's AvgPool2d (compiled as SumPool with 1/k^2 in the next weights) and a Scale
+    node: the module's integers and spikes are the compiled program's, and a calibrated graph
+    deploys with the integers of the original at the chosen scale."""
+    from spinnq.graph import from_nir
+    from spinnq.quant.calibration import calibrate
+    from tests.quant import digits_models as dm
+
+    torch.manual_seed(0)
+    raw = dm.export(dm.convnet(4), (1, 8, 8))
+    nodes, edges = dict(raw.nodes), list(raw.edges)
+    nodes["scale"] = nir.Scale(np.full(10, 1.5, np.float32))  # after the dense layer '4'
+    edges = [e for e in edges if e != ("4", "5")] + [("4", "scale"), ("scale", "5")]
+    g = from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    cfg = S2Config(reset="subtract", convention="snntorch", weight_scale="p99.9")
+    bad, fired = mismatches(g, cfg, 10)
+    assert sum(fired.values()) > 0 and bad == dict.fromkeys(bad, 0)
+    x = digits[0][:60].reshape(60, -1, 1, 8, 8)
+    cal = calibrate(g, (x, digits[1][:60]), percentiles=("p99.9",), cfg=cfg)
+    ref = compile(g, cfg)
+    got = compile(cal.graph, cfg.with_(graph_scales=True))
+    for a, b in zip(ref.projections, got.projections, strict=True):
+        assert np.array_equal(a.weight, b.weight)

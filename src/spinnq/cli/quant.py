@@ -17,8 +17,9 @@ import typer
 from rich.table import Table
 
 from spinnq.cli import app, console
-from spinnq.cli.common import GraphArg
+from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
 from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
+from spinnq.cli.s2 import warn_silent
 from spinnq.errors import InputError
 from spinnq.graph.model import read_graph
 from spinnq.quant.calibration import PERCENTILES
@@ -31,13 +32,6 @@ DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *inpu
                        "y (N,) integer labels.", show_default=False)
 ReadoutOpt = typer.Option("count", "--readout", help="count (output spikes) or membrane "
                           "(output voltage at the last step, for LI read-outs).")
-ConventionOpt = typer.Option(None, "--convention", help="Neuron rule the graph was trained "
-                             "with: nir, snntorch or norse (default: the graph's metadata, "
-                             "else nir).")
-ResetOpt = typer.Option(None, "--reset", help="zero or subtract (default: the graph's "
-                        "metadata, else zero).")
-DtOpt = typer.Option(None, "--dt", help="Timestep in seconds (default: the graph's metadata, "
-                     "else 1e-4).")
 BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4 (default: the graph's "
                        "metadata, else 8).")
 JsonOpt = typer.Option(None, "--json", help="Write the results as JSON here.")
@@ -115,6 +109,8 @@ def evaluate_cmd(
     res = evaluate(g, data, target=target, readout=readout, cfg=cfg, sim=sim, batch=batch,
                    quiet=False, op=operating_point, tick_s=tick_seconds(tick_ms))
     print_eval(res)
+    if res.chip is not None:
+        warn_silent(res.chip.program, res.chip.run)
     if json_out:
         console.print(f"wrote {write_json(json_out, res.to_dict())}")
     if report:

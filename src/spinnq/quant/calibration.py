@@ -100,18 +100,45 @@ def population_scales(graph: Graph, cfg: S2Config) -> dict[str, dict]:
     return out
 
 
+def chain_factors(graph: Graph, mids: list[str]) -> tuple[float, float] | None:
+    """What the compiler folds into a chain's weights besides the node's own values:
+    (AvgPool2d's 1/k^2 -- it becomes a SumPool, the factor stored in the next node's float32
+    weights --, the product of Scale nodes with one value -- applied in float64); None for a
+    Scale whose values differ per neuron (no single factor)."""
+    pool, scale = 1.0, 1.0
+    for m in mids:
+        node = graph.nodes[m]
+        if isinstance(node, nir.Scale):
+            sc = np.asarray(node.scale, dtype=np.float64).ravel()
+            if not np.all(sc == sc[0]):
+                return None
+            scale *= float(sc[0])
+        elif isinstance(node, nir.AvgPool2d):
+            pool /= float(np.prod(np.broadcast_to(np.ravel(node.kernel_size).astype(int), (2,))))
+    return pool, scale
+
+
+def folded(w, factors: tuple[float, float]) -> np.ndarray:
+    """w as the compiler sees it after folding the chain's factors (see `chain_factors`)."""
+    w = np.asarray(w)
+    if factors[0] != 1.0:
+        w = (w.astype(np.float64) * factors[0]).astype(w.dtype)
+    return w.astype(np.float64) * factors[1]
+
+
 def with_scales(graph: Graph, scales: dict[str, float], bits: dict[str, int] | int = 8,
                 cfg: S2Config | None = None, quantize: bool = False) -> Graph:
     """A copy of `graph` whose weight nodes carry `w_scale` (and `bits`) metadata per target
-    population; with `quantize`, their weights become the chip's values (integer / scale)
-    where the chain has no Scale node (the compiler then recovers the same integers)."""
+    population; with `quantize`, their weights become the chip's values (integer / scale,
+    divided by the chain's folded factor) so the float reference runs the quantized network
+    and the compiler recovers the same integers."""
     cfg = cfg or S2Config()
     g = copy.copy(graph)
     g.nodes = dict(graph.nodes)
     for pop, s in scales.items():
         b = bits if isinstance(bits, int) else bits[pop]
         for _pre, mids in chains(graph, pop):
-            scaled = any(isinstance(graph.nodes[m], nir.Scale) for m in mids)
+            factors = chain_factors(graph, mids)
             for m in mids:
                 node = graph.nodes[m]
                 if not isinstance(node, WEIGHTS):
@@ -119,11 +146,11 @@ def with_scales(graph: Graph, scales: dict[str, float], bits: dict[str, int] | i
                 new = copy.copy(node)
                 new.metadata = {**(getattr(node, "metadata", None) or {}),
                                 W_SCALE_KEY: float(s), "bits": int(b)}
-                if quantize and not scaled:
+                if quantize and factors is not None:
                     rounding = cfg.conv_rounding if isinstance(node, nir.Conv2d) \
                         else cfg.dense_rounding
-                    w_int, _ = to_int(node.weight, s, b, rounding)
-                    new.weight = (w_int / s).astype(np.float32)
+                    w_int, _ = to_int(folded(node.weight, factors), s, b, rounding)
+                    new.weight = (w_int / s / (factors[0] * factors[1])).astype(np.float32)
                 g.nodes[m] = new
     return g
 

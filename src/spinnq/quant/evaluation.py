@@ -26,7 +26,7 @@ from spinnq.graph.simulate import SimConfig, Simulator, as_batch
 from spinnq.quant.data import Data, load_data, output_node
 from spinnq.quant.settings import configs
 from spinnq.s2.compile import S2Config, compile
-from spinnq.s2.emulate import emulate
+from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.energy import Cost, energy
 from spinnq.s2.place import place
 from spinnq.s2.program import Placement, Program, Run
@@ -55,6 +55,7 @@ class TargetResult:
     run: Run | None = None  # counters averaged per sample; spikes/voltages of the first batch
     cost: Cost | None = None  # modelled, per inference
     saturations: int = 0
+    silent: list[str] = field(default_factory=list)  # spiking outputs that never fired
 
     @property
     def samples_per_s(self) -> float:
@@ -71,7 +72,8 @@ class TargetResult:
             d |= {"energy_j": self.cost.energy_j, "dynamic_j": self.cost.dynamic_j,
                   "latency_s": self.cost.latency_s, "operating_point":
                   self.cost.operating_point, "tick_s": self.cost.tick_s, "pes":
-                  self.cost.pes, "energy_kind": "modelled", "saturations": self.saturations}
+                  self.cost.pes, "energy_kind": "modelled", "saturations": self.saturations,
+                  "silent_outputs": list(self.silent)}
         return d
 
 
@@ -206,6 +208,7 @@ def chip_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, cfg: S2Config,
     spikes = {p: float(d["spikes"].sum()) for p, d in avg.items() if p != program.input}
     res = _outcome("chip", np.concatenate(scores), y, spikes, seconds)
     res.program, res.placement, res.run, res.saturations = program, placement, merged, sat
+    res.silent = silent_outputs(program, merged)
     res.cost = energy(placement, merged, program, op=op, tick_s=tick_s)
     return res
 

@@ -38,7 +38,7 @@ from spinnq.graph import meta
 from spinnq.graph.model import Graph, _pair
 from spinnq.graph.simulate import SimConfig
 from spinnq.nn.neurons import spike
-from spinnq.quant.calibration import WEIGHTS, chains
+from spinnq.quant.calibration import WEIGHTS, chain_factors, chains
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
 from spinnq.quant.formats import fake_int
@@ -60,20 +60,19 @@ class _Proj(nn.Module):
         super().__init__()
         self.proj, self.pre_shape, self.delay = proj, tuple(pre_shape), int(proj.delay)
         self.kind, self.bits, self.scale = proj.kind, int(proj.bits), float(proj.w_scale)
-        self.node, self.pool, self.factor = None, 0, 1.0
+        self.node, self.pool = None, 0
+        factors = chain_factors(graph, mids)
+        if factors is None:
+            raise GraphError("finetune supports only Scale nodes with one value for all neurons",
+                             node=proj.post)
+        self.pool_factor, self.scale_factor = factors
+        self.factor = factors[0] * factors[1]
         for m in mids:
             node = graph.nodes[m]
             if isinstance(node, nir.Delay):
                 raise GraphError("finetune does not support Delay nodes yet", node=m)
-            if isinstance(node, nir.Scale):
-                s = np.asarray(node.scale, dtype=np.float64)
-                if s.size != 1:
-                    raise GraphError("finetune supports only scalar Scale nodes", node=m)
-                self.factor *= float(s.ravel()[0])
             if isinstance(node, POOLS):
                 self.pool = _pair(node.kernel_size)[0]
-                if isinstance(node, nir.AvgPool2d):  # SumPool with 1/k^2 in the next weights
-                    self.factor /= self.pool ** 2
             if isinstance(node, WEIGHTS):
                 self.node = m
         if proj.kind == "pool":  # SumPool straight into neurons: fixed weights
@@ -88,8 +87,12 @@ class _Proj(nn.Module):
     def ints(self) -> Tensor:
         if self.weight is None:
             return self.fixed
-        # float64 like the compiler (w * scale rounded the same way), then exact float32 ints
-        w = self.weight.double() * self.factor
+        # as the compiler: AvgPool's 1/k^2 stored in the node's float32, a Scale applied in
+        # float64, then w * scale in float64, rounded the same way
+        w = self.weight.double()
+        if self.pool_factor != 1.0:
+            w = (w * self.pool_factor).float().double()
+        w = w * self.scale_factor
         return fake_int(w, self.scale, self.bits, self.rounding).float()
 
     def forward(self, s: Tensor, w: Tensor | None = None) -> Tensor:
@@ -126,6 +129,10 @@ class ChipNet(nn.Module):
 
     def __init__(self, graph: Graph, cfg: S2Config, slope: float = 5.0):
         super().__init__()
+        if getattr(cfg, "delayed_reset", False):
+            raise GraphError("finetune does not mirror delayed_reset (snnTorch's late reset as "
+                             "a self-projection) yet: fine-tune with delayed_reset=False",
+                             file=graph.source)
         self.graph, self.cfg, self.slope = graph, cfg, float(slope)
         self.program: Program = compile(graph, cfg)
         prog = self.program

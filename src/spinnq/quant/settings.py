@@ -1,4 +1,5 @@
-"""How a graph is run by the quant stage: flags > the graph's metadata > spinnq's defaults.
+"""How a graph is run by the quant stage: flags > the graph's metadata > the convention's
+defaults > spinnq's defaults (`spinnq.graph.meta.run_settings`).
 
 The single place that turns run settings into an `S2Config` (the chip) and a `SimConfig` (the
 float reference), so `evaluate`, `calibrate`, `finetune` and the commands agree, and a graph
@@ -7,13 +8,12 @@ written by `spinnq quantize` runs as calibrated with no flag at all.
 
 from __future__ import annotations
 
-from spinnq.config import DEFAULT_DT
 from spinnq.graph import meta
 from spinnq.graph.model import Graph
 from spinnq.graph.simulate import SimConfig
 from spinnq.s2.compile import W_SCALE_KEY, S2Config
 
-DEFAULTS = {"reset": "zero", "convention": "nir", "dt": DEFAULT_DT, "bits": 8}
+DEFAULT_BITS = 8
 WEIGHT_NODES = ("Affine", "Linear", "Conv2d", "Conv1d")
 
 
@@ -26,8 +26,9 @@ def has_scales(graph: Graph) -> bool:
 def settings(graph: Graph, *, reset: str | None = None, convention: str | None = None,
              dt: float | None = None, bits: int | None = None) -> dict:
     """The resolved {reset, convention, dt, bits}."""
-    return meta.resolve({"reset": reset, "convention": convention, "dt": dt, "bits": bits},
-                        graph.metadata, DEFAULTS, graph.source)
+    st = meta.run_settings(graph.metadata, graph.source, reset=reset, convention=convention,
+                           dt=dt, bits=bits)
+    return {"bits": DEFAULT_BITS, **st}
 
 
 def configs(graph: Graph, *, reset: str | None = None, convention: str | None = None,
@@ -39,7 +40,7 @@ def configs(graph: Graph, *, reset: str | None = None, convention: str | None = 
     use_graph = weight_scale is None and has_scales(graph)
     cfg = S2Config(dt=st["dt"], reset=st["reset"], integrator=integrator,
                    weight_scale=weight_scale or "max", bits=st["bits"],
-                   graph_scales=use_graph, **s2)
+                   graph_scales=use_graph, convention=st["convention"], **s2)
     sim = SimConfig(dt=st["dt"], reset=st["reset"], integrator=integrator,
                     convention=st["convention"])
     return cfg, sim
