@@ -291,7 +291,7 @@ def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: i
              lr: float = 0.05, batch: int = 32, readout: str = "count",
              teacher: Graph | None = None, cfg: S2Config | None = None,
              sim: SimConfig | None = None, seed: int = 0, slope: float = 5.0,
-             val_fraction: float = 0.25, gap_weight: float = 0.0,
+             val_fraction: float = 0.25, gap_weight: float = 0.0, min_gain: float = 0.005,
              quiet: bool = True) -> FinetuneResult:
     """Fine-tune `graph` (usually `calibrate(...).graph`) on the chip's arithmetic; see the
     module docstring. `lr` is in integer steps (Adam's step / the population's scale).
@@ -299,7 +299,8 @@ def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: i
     float read-out, plus `gap_weight` x MSE of the read-outs' differences from their mean over
     classes (the gaps that decide the argmax, e.g. a Q-network's greedy action).
     `val_data` (default: a seeded `val_fraction` of `train_data`, held out of training) picks
-    the best epoch on the chip."""
+    the best epoch on the chip; it replaces the start only if it gains at least `min_gain`
+    there (a one-sample gain on a few hundred samples is noise, not a better network)."""
     t0 = time.perf_counter()
     g = as_graph(graph)
     c2, s2 = configs(g)
@@ -366,7 +367,7 @@ def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: i
             cand = net.export()
             s = score(cand)
             hist.append({"epoch": ep + 1, "loss": float(np.mean(losses)), "score": s})
-            if s > best:
+            if s > best and s >= first + min_gain:
                 best, best_g = s, cand
             bar.update(task, advance=1, info=f"score {s:.4f} (best {best:.4f})")
     best_g.metadata = meta.stamp(g.metadata, **settings)
