@@ -27,6 +27,7 @@ def _files(tmp, digits, net, shape, name):
                                                                          xte.shape[1], *shape)
     nir.write(tmp / f"{name}.nir", dm.export(net, shape))
     np.savez(tmp / "train.npz", x=xtr, y=ytr)
+    np.savez(tmp / "calib.npz", x=xtr[:500], y=ytr[:500])  # calibration: a share is enough
     np.savez(tmp / "test.npz", x=xte, y=yte)
     return tmp / f"{name}.nir", dm.accuracy(net, xte, yte)
 
@@ -55,7 +56,7 @@ def conv(tmp_path_factory, digits):
 
 def chip_accuracy(monkeypatch, capsys, tmp, graph, bits, finetune: bool) -> float:
     q = tmp / f"q{bits}{'ft' if finetune else ''}.nir"
-    args = ["quantize", graph, "--data", tmp / "train.npz", "--out", q, "--bits", bits,
+    args = ["quantize", graph, "--data", tmp / "calib.npz", "--out", q, "--bits", bits,
             "--convention", "snntorch", "--reset", "subtract", "--percentiles", "max,p99.9,p99"]
     if finetune:
         args += ["--finetune", tmp / "train.npz", "--epochs", 3]
