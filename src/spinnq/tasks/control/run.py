@@ -307,6 +307,12 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         f"ms, {enc.steps} input steps + depth {program.depth}); the CPU row is measured here "
         "(float torch model, batch 1).",
     ]
+    if cost is not None:
+        notes.append(
+            f"Chip energy per decision (modelled): {cost.energy_j:.3g} J = base "
+            f"{cost.base_j:.3g} J + dynamic {cost.dynamic_j:.3g} J. The published rows ran "
+            "seed A's network, not this one: references without a ratio; its SpiNNaker2 "
+            "figure is dynamic energy, so compare it with the dynamic part.")
     rep = build_report(
         task, stages=rows, cost=cost, baselines=[cpu, *published_rows(task)], notes=notes,
         env=spec.gym_id, seed=cfg.seed, config=dataclasses.asdict(cfg),
@@ -355,7 +361,8 @@ def stage_table_md(rep: dict) -> str:
     if chip and fastest:
         lines += ["", "Per decision on the chip (modelled): "
                   f"{chip['timesteps']} steps; at a {chip['tick_s'] * 1e3:g} ms tick "
-                  f"{chip['latency_s'] * 1e3:.2f} ms and {chip['energy_j'] * 1e3:.3f} mJ; at "
+                  f"{chip['latency_s'] * 1e3:.2f} ms and {chip['energy_j'] * 1e3:.3f} mJ (base "
+                  f"{chip['base_j'] * 1e3:.3f} + dynamic {chip['dynamic_j'] * 1e3:.3f}); at "
                   f"the shortest feasible tick ({fastest['tick_s'] * 1e6:.1f} us) "
                   f"{fastest['latency_s'] * 1e6:.1f} us and {fastest['energy_j'] * 1e6:.2f} uJ."]
     return "\n".join(lines) + "\n"
