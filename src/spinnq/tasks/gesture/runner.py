@@ -21,6 +21,9 @@ from spinnq.baseline.published import SEED_B_GESTURE
 from spinnq.errors import InputError
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.graph.simulate import SimConfig, simulate
+from spinnq.quant.brevitas import brevitas_available, check_integers, export_qat, from_float
+from spinnq.quant.calibration import calibrate, population_scales
+from spinnq.quant.evaluation import chip_eval
 from spinnq.s2 import S2Config, compile
 from spinnq.s2 import chip as s2chip
 from spinnq.s2.calibration import SEED_NEURONS_PER_PE
@@ -36,10 +39,7 @@ from spinnq.tasks.common import (
 from spinnq.tasks.gesture import config as gconf
 from spinnq.tasks.gesture.config import GestureConfig
 from spinnq.tasks.gesture.data import Frames, real_frames, synthetic_frames
-from spinnq.tasks.gesture.evaluate import chip_eval
 from spinnq.tasks.gesture.model import SEED_WEIGHTS, build_model, n_weights
-from spinnq.tasks.gesture.ptq import population_scales, sweep
-from spinnq.tasks.gesture.qat import brevitas_available, check_integers, export_qat, from_float
 from spinnq.tasks.gesture.train import accuracy, spike_counts, train
 
 # The seed paper's numbers (mission.md, paper B), shown beside ours, always "published".
@@ -152,7 +152,7 @@ def seed_workload_cost(graph, s2: S2Config, cfg: GestureConfig, quiet: bool = Tr
     synth = dataclasses.replace(cfg.synth, duration_ms=max(cfg.synth.duration_ms, 600))
     f = (real_frames(cfg.data_dir, "test", fcfg, cache, n) if cfg.data_dir
          else synthetic_frames("test", n, cfg.seed, fcfg, synth, cache)).subset(n)
-    ev = chip_eval(graph, f, seed_placement(graph, s2), cfg.chip_batch, quiet,
+    ev = chip_eval(graph, f.x, f.y, seed_placement(graph, s2), "count", cfg.chip_batch, quiet,
                    label="seed workload on chip (energy)")
     return energy(ev.placement, ev.run, ev.program, op="0.8V", tick_s=1e-3), len(f)
 
@@ -184,17 +184,20 @@ def run_task(opts) -> dict:
     # ---- PTQ: percentile chosen on validation data, on the emulated chip
     s2 = S2Config(dt=cfg.dt, reset="subtract", integrator="forward")
     graph_f = from_nir(g_float)
+    test, val = data["test"], data["val"]
     if cfg.placement == "seed":
         s2 = seed_placement(graph_f, s2)
     with stopwatch() as t:
-        ptq = sweep(graph_f, data["val"], s2, cfg.percentiles, cfg.chip_batch, quiet)
+        cal = calibrate(graph_f, (val.x, val.y), percentiles=cfg.percentiles, cfg=s2,
+                        batch=cfg.chip_batch, quiet=quiet)
     timings["ptq_sweep_s"] = t["s"]
-    ev_ptq = chip_eval(graph_f, data["test"], s2.with_(weight_scale=ptq.mode),
-                       cfg.chip_batch, quiet, label=f"PTQ {ptq.mode} on chip (test)")
-    scales = population_scales(graph_f, ptq.mode, s2)
+    mode = next(iter(cal.modes.values()))  # one global choice, as in the seed
+    ev_ptq = chip_eval(graph_f, test.x, test.y, s2.with_(weight_scale=mode), "count",
+                       cfg.chip_batch, quiet, label=f"PTQ {mode} on chip (test)")
+    scales = population_scales(graph_f, s2.with_(weight_scale=mode))
     # the float graph deployed as it is (the compiler's default scale: max = 100th pct.)
-    acc_asis = ev_ptq.accuracy if ptq.mode == "max" else chip_eval(
-        graph_f, data["test"], s2.with_(weight_scale="max"), cfg.chip_batch, quiet,
+    acc_asis = ev_ptq.accuracy if mode == "max" else chip_eval(
+        graph_f, test.x, test.y, s2.with_(weight_scale="max"), "count", cfg.chip_batch, quiet,
         label="float graph as is on chip (test)").accuracy
 
     # ---- QAT: Q-SNN fine-tuned from the P-SNN
@@ -215,7 +218,7 @@ def run_task(opts) -> dict:
     s2q = s2.with_(graph_scales=True, weight_scale="none", conv_rounding="nearest")
     if cfg.placement == "seed":
         s2q = seed_placement(graph_q, s2q)
-    ev_qat = chip_eval(graph_q, data["test"], s2q, cfg.chip_batch, quiet,
+    ev_qat = chip_eval(graph_q, test.x, test.y, s2q, "count", cfg.chip_batch, quiet,
                        label="QAT on chip (test)")
     ints = check_integers(qmodel, ev_qat.program, graph_q)
 
@@ -242,7 +245,7 @@ def run_task(opts) -> dict:
                      "qsnn_qat": acc_qsnn, "qat_chip": ev_qat.accuracy,
                      "ptq_drop_pt": 100 * (acc_float - ev_ptq.accuracy),
                      "qat_drop_pt": 100 * (acc_qsnn - ev_qat.accuracy), "kind": "measured"},
-        "ptq": {"chosen": ptq.mode, "sweep_on_val": ptq.table, "populations": scales},
+        "ptq": {"chosen": mode, "sweep_on_val": cal.table, "populations": scales},
         "qat": {"layers": layers, "integers_equal_on_chip": ints},
         "software_check": sw,
         "memory": {"weights": nw, "fp32_bytes": 4 * nw, "int8_bytes": nw,
@@ -376,4 +379,4 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
     plots = _plots(cfg, rep, ev, costs, run) if cfg.plots else {}
     write_report(run.path, rep, plots)
     write_json(run.path / "summary.json", {k: v for k, v in s.items() if k != "training"})
-    np.save(run.path / "test_counts_qat_chip.npy", ev.counts)
+    np.save(run.path / "test_counts_qat_chip.npy", ev.scores)
