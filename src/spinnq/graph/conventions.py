@@ -87,21 +87,20 @@ import numpy as np
 import torch
 
 from spinnq.errors import GraphError, InputError
-from spinnq.graph.model import Graph
-from spinnq.graph.simulate import (
-    CONVENTION_KERNELS,
+from spinnq.graph.kernels import (
     LIFP,
     NEURON_NODES,
     Kernel,
     LIFState,
     SimConfig,
     Tensor,
-    _lif_init,
-    _lif_prepare,
-    _t,
+    as_tensor,
     fire,
+    lif_init,
+    lif_prepare,
     lif_step,
 )
+from spinnq.graph.model import Graph
 
 
 def _forward_only(cfg: SimConfig) -> None:
@@ -132,24 +131,24 @@ def _prepare(node, cfg: SimConfig) -> LIFP:
         alpha = 1.0 - a
         leak = _f64(node.v_leak) if norse else a * _f64(node.v_leak)
     gain = a if norse else a * r
-    v_th = _t(node.v_threshold, cfg) if hasattr(node, "v_threshold") else None
+    v_th = as_tensor(node.v_threshold, cfg) if hasattr(node, "v_threshold") else None
     v_reset = getattr(node, "v_reset", None)
     syn_alpha = syn_gain = None
     if hasattr(node, "tau_syn"):
         a_syn = cfg.dt / _f64(node.tau_syn)
-        syn_alpha = _t(a_syn if norse else 1.0 - a_syn, cfg)
-        syn_gain = _t(_f64(node.w_in) if norse else a_syn * _f64(node.w_in), cfg)
-    return LIFP(_t(alpha, cfg), _t(gain, cfg), _t(leak, cfg), v_th,
-                _t(v_reset if v_reset is not None else 0.0, cfg), cfg.reset == "subtract",
+        syn_alpha = as_tensor(a_syn if norse else 1.0 - a_syn, cfg)
+        syn_gain = as_tensor(_f64(node.w_in) if norse else a_syn * _f64(node.w_in), cfg)
+    return LIFP(as_tensor(alpha, cfg), as_tensor(gain, cfg), as_tensor(leak, cfg), v_th,
+                as_tensor(v_reset if v_reset is not None else 0.0, cfg), cfg.reset == "subtract",
                 syn_alpha, syn_gain)
 
 
 def _norse_prepare(node, cfg: SimConfig) -> tuple[LIFP, Tensor]:
-    return _prepare(node, cfg), _t(node.r, cfg)
+    return _prepare(node, cfg), as_tensor(node.r, cfg)
 
 
 def _norse_init(p: tuple[LIFP, Tensor], batch: int, shape: tuple) -> LIFState:
-    return _lif_init(p[0], batch, shape)
+    return lif_init(p[0], batch, shape)
 
 
 # ------------------------------------------------------------------------------ snnTorch
@@ -211,9 +210,9 @@ def _sj_prepare(node, cfg: SimConfig) -> LIFP:
     """NIR's reading, but IF/I integrate `dt r x` (SpikingJelly writes IFNode as r = 1/dt)
     and spikes fire at v >= v_th."""
     _forward_only(cfg)
-    p = _lif_prepare(node, cfg)
+    p = lif_prepare(node, cfg)
     if isinstance(node, nir.IF | nir.I):
-        p = p._replace(gain=_t(cfg.dt * _f64(node.r), cfg))
+        p = p._replace(gain=as_tensor(cfg.dt * _f64(node.r), cfg))
     return p._replace(inclusive=True)
 
 
@@ -224,7 +223,7 @@ def _rp_prepare(node, cfg: SimConfig) -> LIFP:
     Rockpool's bias, spikes at v >= v_th. IF/I keep NIR's reading."""
     _forward_only(cfg)
     if isinstance(node, nir.IF | nir.I):
-        return _lif_prepare(node, cfg)._replace(inclusive=True)
+        return lif_prepare(node, cfg)._replace(inclusive=True)
 
     def decay(tau) -> Tensor:
         f32 = torch.exp(-cfg.dt / torch.from_numpy(np.array(tau, dtype=np.float32)))
@@ -232,9 +231,9 @@ def _rp_prepare(node, cfg: SimConfig) -> LIFP:
 
     alpha = decay(node.tau_mem if hasattr(node, "tau_mem") else node.tau)
     v_reset = getattr(node, "v_reset", None)
-    return LIFP(alpha, _t(1.0, cfg), _t(node.v_leak, cfg),
-                _t(node.v_threshold, cfg) if hasattr(node, "v_threshold") else None,
-                _t(v_reset if v_reset is not None else 0.0, cfg), cfg.reset == "subtract",
+    return LIFP(alpha, as_tensor(1.0, cfg), as_tensor(node.v_leak, cfg),
+                as_tensor(node.v_threshold, cfg) if hasattr(node, "v_threshold") else None,
+                as_tensor(v_reset if v_reset is not None else 0.0, cfg), cfg.reset == "subtract",
                 decay(node.tau_syn) if hasattr(node, "tau_syn") else None, None, True)
 
 
@@ -260,14 +259,16 @@ def rockpool_step(x: Tensor, s: LIFState, p: LIFP) -> tuple[Tensor, LIFState]:
 _NORSE_UPDATES = {nir.LIF: _norse_box, nir.LI: _norse_li, nir.CubaLIF: _norse_cuba,
                   nir.CubaLI: _norse_cuba, nir.IF: _norse_iaf, nir.I: _norse_iaf}
 
-CONVENTION_KERNELS["snntorch"] = {t: Kernel(_prepare, _lif_init, snntorch_step)
+# Per-convention overrides of the NIR reading's neuron kernels (`kernels.KERNELS`).
+CONVENTION_KERNELS: dict[str, dict[type, Kernel]] = {"nir": {}}
+CONVENTION_KERNELS["snntorch"] = {t: Kernel(_prepare, lif_init, snntorch_step)
                                   for t in NEURON_NODES}
 CONVENTION_KERNELS["norse"] = {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()}
-CONVENTION_KERNELS["spikingjelly"] = {t: Kernel(_sj_prepare, _lif_init, lif_step)
+CONVENTION_KERNELS["spikingjelly"] = {t: Kernel(_sj_prepare, lif_init, lif_step)
                                       for t in NEURON_NODES}
-CONVENTION_KERNELS["rockpool"] = {t: Kernel(_rp_prepare, _lif_init, rockpool_step)
+CONVENTION_KERNELS["rockpool"] = {t: Kernel(_rp_prepare, lif_init, rockpool_step)
                                   for t in (nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI)}
-CONVENTION_KERNELS["rockpool"] |= {t: Kernel(_rp_prepare, _lif_init, lif_step)
+CONVENTION_KERNELS["rockpool"] |= {t: Kernel(_rp_prepare, lif_init, lif_step)
                                    for t in (nir.IF, nir.I)}
 
 

@@ -37,6 +37,8 @@ SETTINGS: dict[str, tuple[type, tuple | None]] = {  # key -> (type, allowed valu
     "bits": (int, (8, 4)),
 }
 CONVENTIONS: tuple[str, ...] = SETTINGS["convention"][1]
+RESETS: tuple[str, ...] = SETTINGS["reset"][1]
+INTEGRATORS = ("forward", "exponential")  # how a decay is discretised (`decay_factors`)
 # What a convention implies when neither a flag nor the file says otherwise: the producer's
 # own defaults. snnTorch's Leaky/Synaptic reset by subtraction (dt: its exporter writes taus
 # for 1e-4, spinnq's default); Norse's cells reset to v_reset and Rockpool's modules by
@@ -106,3 +108,14 @@ def run_settings(metadata: Mapping[str, Any] | None, source: str | None = None,
     if conv not in CONVENTIONS:
         raise InputError(f"convention must be one of {CONVENTIONS}, got {conv!r}")
     return resolve(flags, metadata, RUN_DEFAULTS | CONVENTION_DEFAULTS[conv], source)
+
+
+def decay_factors(tau, dt: float, integrator: str = "forward") -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, a) in float64: the per-step decay and the input gain of `tau dv/dt = -v + u`
+    (forward Euler: 1 - dt/tau and dt/tau; exponential: exp(-dt/tau) and 1 - exp(-dt/tau)).
+    The one discretisation the reference simulator and the chip compiler share."""
+    ratio = dt / np.asarray(tau, dtype=np.float64)
+    if integrator == "exponential":
+        alpha = np.exp(-ratio)
+        return alpha, 1.0 - alpha
+    return 1.0 - ratio, ratio

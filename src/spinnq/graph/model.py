@@ -391,7 +391,7 @@ def _declared(types: dict | None, key: str) -> Shape | None:
     return tuple(int(x) for x in arr) if arr.size else None
 
 
-def _pair(v) -> tuple[int, int]:
+def pair(v) -> tuple[int, int]:
     a = np.asarray(v).astype(int).ravel()
     return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
 
@@ -442,7 +442,7 @@ def _conv_shape(node, s: Shape) -> Shape:
 def _pool_shape(node, s: Shape) -> Shape:
     if len(s) != 3:
         raise ValueError(f"expects input (C, H, W), got {s}")
-    k, st, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+    k, st, p = pair(node.kernel_size), pair(node.stride), pair(node.padding)
     if min(k) < 1 or min(st) < 1 or min(p) < 0:
         raise ValueError(f"needs kernel and stride >= 1 and padding >= 0 (kernel {k}, "
                          f"stride {st}, padding {p})")

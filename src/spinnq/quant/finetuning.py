@@ -35,7 +35,7 @@ from torch import nn
 
 from spinnq.errors import GraphError, InputError
 from spinnq.graph import meta
-from spinnq.graph.model import Graph, _pair
+from spinnq.graph.model import Graph, pair
 from spinnq.graph.simulate import SimConfig
 from spinnq.nn.neurons import spike
 from spinnq.quant.calibration import WEIGHTS, chain_factors, chains
@@ -72,7 +72,7 @@ class _Proj(nn.Module):
             if isinstance(node, nir.Delay):
                 raise GraphError("finetune does not support Delay nodes yet", node=m)
             if isinstance(node, POOLS):
-                self.pool = _pair(node.kernel_size)[0]
+                self.pool = pair(node.kernel_size)[0]
             if isinstance(node, WEIGHTS):
                 self.node = m
         if proj.kind == "pool":  # SumPool straight into neurons: fixed weights

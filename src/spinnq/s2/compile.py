@@ -33,15 +33,13 @@ import numpy as np
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import CompileError, InputError
-from spinnq.graph.meta import CONVENTIONS
-from spinnq.graph.model import Graph, _pair, conv_padding
+from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
+from spinnq.graph.model import Graph, conv_padding, pair
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
 from spinnq.quant.formats import ScaleMode, qmax, to_int, weight_scale
 from spinnq.s2 import chip
 from spinnq.s2.program import Population, Program, Projection
 
-RESETS = ("zero", "subtract")
-INTEGRATORS = ("forward", "exponential")
 ADD_ORDERS = ("input_first", "offset_first")  # (alpha v + I) + i_offset  |  (alpha v + i_off) + I
 CUBA_ORDERS = ("current_first", "voltage_first")
 CUBA_BIAS = ("current", "offset")
@@ -146,7 +144,7 @@ def _flatten_rule(c: Chain, name: str, node, g: Graph, cfg: S2Config) -> Chain:
 
 
 def _sumpool_rule(c: Chain, name: str, node, g: Graph, cfg: S2Config) -> Chain:
-    k, st, pad = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+    k, st, pad = pair(node.kernel_size), pair(node.stride), pair(node.padding)
     if c.kind != "none":
         raise _refuse(name, f"SumPool2d after the weight layer '{c.weight_nodes[-1]}': SpiNNaker2 "
                       "has no projection for two weight layers in a row")
@@ -293,12 +291,8 @@ def _chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
 
 # ------------------------------------------------------------------------------ neurons
 def _decay(tau, cfg: S2Config) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha, a) in float64: decay per step and input gain (section 2 of the target doc)."""
-    ratio = cfg.dt / np.asarray(tau, dtype=np.float64)
-    if cfg.integrator == "exponential":
-        alpha = np.exp(-ratio)
-        return alpha, 1.0 - alpha
-    return 1.0 - ratio, ratio
+    """(alpha, a) in float64 (section 2 of the target doc; `meta.decay_factors`)."""
+    return decay_factors(tau, cfg.dt, cfg.integrator)
 
 
 @dataclass

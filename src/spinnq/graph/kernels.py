@@ -1,0 +1,233 @@
+"""The reference simulator's building blocks: one `Kernel` per NIR node type.
+
+`prepare(node, cfg)` turns a NIR node into tensors once, `init(params, batch, shape)` makes
+its state and `step(x, state, params) -> (out, state)` is a pure function (Norse style).
+`KERNELS` dispatches on the node type (NIR's own reading of each ODE, `SimConfig`'s
+discretisation); `spinnq.graph.conventions` holds the neuron kernels of other frameworks'
+update rules, and `spinnq.graph.simulate` steps a whole graph with them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import nir
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spinnq.config import DEFAULT_DT
+from spinnq.errors import InputError
+from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
+from spinnq.graph.model import conv_padding, pair
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """How to discretise the graph. `reset=None` keeps NIR's reset to `v_reset`."""
+
+    dt: float = DEFAULT_DT
+    reset: str = "zero"
+    integrator: str = "forward"
+    float64: bool = False
+    record: tuple[str, ...] = ()
+    convention: str = "nir"  # neuron update rule of a NIR producer: see conventions.py
+    chip_timing: bool = False  # SpiNNaker2's timing: see `Simulator` and `chip_depth`
+
+    def __post_init__(self):
+        if not (isinstance(self.dt, int | float) and math.isfinite(self.dt) and self.dt > 0):
+            raise InputError(f"dt must be a positive number of seconds, got {self.dt}")
+        if self.reset not in RESETS:
+            raise InputError(f"reset must be one of {RESETS}, got {self.reset!r}")
+        if self.integrator not in INTEGRATORS:
+            raise InputError(f"integrator must be one of {INTEGRATORS}, "
+                             f"got {self.integrator!r}")
+        if self.convention not in CONVENTIONS:
+            raise InputError(f"convention must be one of {CONVENTIONS}, "
+                             f"got {self.convention!r}")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float64 if self.float64 else torch.float32
+
+
+class Kernel(NamedTuple):
+    prepare: Callable[[Any, SimConfig], Any]  # (node, cfg) -> params
+    init: Callable[[Any, int, tuple], Any]  # (params, batch, shape) -> state
+    step: Callable[[Tensor, Any, Any], tuple[Tensor, Any]]  # (x, state, params)
+
+
+def as_tensor(a, cfg: SimConfig) -> Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=cfg.dtype)
+
+
+def no_state(params, batch, shape):
+    return ()
+
+
+def decay(tau, cfg: SimConfig) -> tuple[Tensor, Tensor]:
+    """(alpha, a) as tensors of the simulation's dtype (`meta.decay_factors`)."""
+    alpha, a = decay_factors(tau, cfg.dt, cfg.integrator)
+    return as_tensor(alpha, cfg), as_tensor(a, cfg)
+
+
+# --------------------------------------------------------------------------- weight nodes
+class AffineP(NamedTuple):
+    weight: Tensor
+    bias: Tensor | None
+
+
+def _affine_prepare(node, cfg):
+    bias = getattr(node, "bias", None)
+    return AffineP(as_tensor(node.weight, cfg), None if bias is None else as_tensor(bias, cfg))
+
+
+def _affine_step(x, state, p: AffineP):
+    return F.linear(x, p.weight, p.bias), state
+
+
+class ConvP(NamedTuple):
+    weight: Tensor
+    bias: Tensor | None
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+
+
+def _conv_prepare(node, cfg):
+    nd = node.weight.ndim - 2
+    as_tuple = lambda v: tuple(int(x) for x in np.broadcast_to(np.asarray(v).astype(int), (nd,)))  # noqa: E731
+    bias = as_tensor(node.bias, cfg) if node.bias is not None else None
+    return ConvP(as_tensor(node.weight, cfg), bias, as_tuple(node.stride),
+                 conv_padding(node, ()), as_tuple(node.dilation), int(node.groups))
+
+
+def _conv_step(x, state, p: ConvP):
+    conv = F.conv1d if p.weight.ndim == 3 else F.conv2d
+    return conv(x, p.weight, p.bias, p.stride, p.padding, p.dilation, p.groups), state
+
+
+class PoolP(NamedTuple):
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    divisor: int | None  # 1 for sum pooling, None for average
+
+
+def _pool_prepare(divisor):
+    def prepare(node, cfg):
+        return PoolP(pair(node.kernel_size), pair(node.stride), pair(node.padding), divisor)
+    return prepare
+
+
+def _pool_step(x, state, p: PoolP):
+    return F.avg_pool2d(x, p.kernel, p.stride, p.padding, count_include_pad=True,
+                        divisor_override=p.divisor), state
+
+
+# ------------------------------------------------------------------------- neuron nodes
+class LIFP(NamedTuple):
+    alpha: Tensor  # decay per step
+    gain: Tensor  # a * r: input gain
+    leak: Tensor  # a * v_leak: constant drive
+    v_th: Tensor | None  # None: never spikes (LI, CubaLI, I)
+    v_reset: Tensor
+    subtract: bool
+    syn_alpha: Tensor | None = None  # CubaLIF/CubaLI synaptic decay
+    syn_gain: Tensor | None = None  # a_syn * w_in
+    inclusive: bool = False  # fire at v >= v_th (SpikingJelly, Rockpool), not v > v_th
+
+
+class LIFState(NamedTuple):
+    v: Tensor
+    i: Tensor | None = None
+
+
+def lif_prepare(node, cfg):
+    if isinstance(node, nir.IF | nir.I):  # per-step integrator, see the module docstring
+        alpha, a = as_tensor(np.ones_like(node.r, dtype=np.float64), cfg), as_tensor(1.0, cfg)
+        leak = torch.zeros(())
+    else:
+        alpha, a = decay(node.tau_mem if hasattr(node, "tau_mem") else node.tau, cfg)
+        leak = a * as_tensor(node.v_leak, cfg)
+    gain = a * as_tensor(node.r, cfg)
+    v_th = as_tensor(node.v_threshold, cfg) if hasattr(node, "v_threshold") else None
+    v_reset = as_tensor(getattr(node, "v_reset", None) if getattr(node, "v_reset", None) is not None
+                 else 0.0, cfg)
+    syn_alpha = syn_gain = None
+    if hasattr(node, "tau_syn"):
+        syn_alpha, a_syn = decay(node.tau_syn, cfg)
+        syn_gain = a_syn * as_tensor(node.w_in, cfg)
+    return LIFP(alpha, gain, leak.to(cfg.dtype), v_th, v_reset, cfg.reset == "subtract",
+                syn_alpha, syn_gain)
+
+
+def lif_init(p: LIFP, batch, shape):
+    z = torch.zeros((batch, *shape), dtype=p.alpha.dtype)
+    return LIFState(z, z.clone() if p.syn_alpha is not None else None)
+
+
+def lif_step(x: Tensor, s: LIFState, p: LIFP) -> tuple[Tensor, LIFState]:
+    """One step of any leaky/integrating neuron; returns (spikes or v, new state)."""
+    i = s.i
+    if p.syn_alpha is not None:
+        i = p.syn_alpha * i + p.syn_gain * x
+        x = i
+    v = p.alpha * s.v + p.gain * x + p.leak
+    if p.v_th is None:
+        return v, LIFState(v, i)
+    z = fire(v, p)
+    v = v - z * p.v_th if p.subtract else torch.where(z.bool(), p.v_reset, v)
+    return z, LIFState(v, i)
+
+
+def fire(v: Tensor, p: LIFP) -> Tensor:
+    """Spikes (0/1 in v's dtype): v > v_th, or v >= v_th for conventions that say so."""
+    return (v >= p.v_th if p.inclusive else v > p.v_th).to(v.dtype)
+
+
+# ---------------------------------------------------------------------------- the others
+class DelayP(NamedTuple):
+    steps: Tensor  # int64, per element
+    depth: int
+
+
+def _delay_prepare(node, cfg):
+    steps = np.rint(np.asarray(node.delay, dtype=np.float64) / cfg.dt).astype(np.int64)
+    return DelayP(torch.as_tensor(steps), int(steps.max(initial=0)))
+
+
+def _delay_init(p: DelayP, batch, shape):
+    return torch.zeros((batch, p.depth + 1, *shape))
+
+
+def _delay_step(x, hist, p: DelayP):
+    hist = torch.cat([x.unsqueeze(1), hist[:, :-1]], dim=1)
+    idx = p.steps.expand(x.shape).unsqueeze(1)
+    return hist.gather(1, idx).squeeze(1), hist
+
+
+NEURON_NODES = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF)
+
+KERNELS: dict[type, Kernel] = {
+    nir.Input: Kernel(lambda n, c: None, no_state, lambda x, s, p: (x, s)),
+    nir.Output: Kernel(lambda n, c: None, no_state, lambda x, s, p: (x, s)),
+    nir.Affine: Kernel(_affine_prepare, no_state, _affine_step),
+    nir.Linear: Kernel(_affine_prepare, no_state, _affine_step),
+    nir.Scale: Kernel(lambda n, c: as_tensor(n.scale, c), no_state, lambda x, s, p: (x * p, s)),
+    nir.Conv1d: Kernel(_conv_prepare, no_state, _conv_step),
+    nir.Conv2d: Kernel(_conv_prepare, no_state, _conv_step),
+    nir.Flatten: Kernel(lambda n, c: None, no_state, lambda x, s, p: (x, s)),  # reshaped below
+    nir.SumPool2d: Kernel(_pool_prepare(1), no_state, _pool_step),
+    nir.AvgPool2d: Kernel(_pool_prepare(None), no_state, _pool_step),
+    nir.Delay: Kernel(_delay_prepare, _delay_init, _delay_step),
+    nir.Threshold: Kernel(lambda n, c: as_tensor(n.threshold, c), no_state,
+                          lambda x, s, p: ((x > p).to(x.dtype), s)),
+    **{t: Kernel(lif_prepare, lif_init, lif_step) for t in NEURON_NODES},
+}
