@@ -18,7 +18,7 @@ _API = {
     "read_graph": "spinnq.graph.model", "write_graph": "spinnq.graph.model",
     "simulate": "spinnq.graph.simulate", "SimConfig": "spinnq.graph.simulate",
     "compile": "spinnq.s2.compile", "S2Config": "spinnq.s2.compile",
-    "place": "spinnq.s2.place", "emulate": "spinnq.s2.emulate", "deploy": "spinnq.s2.emulate",
+    "place": "spinnq.s2.place", "emulate": "spinnq.s2.emulate", "deploy": "spinnq.pipeline",
     "energy": "spinnq.s2.energy",
     "calibrate": "spinnq.quant.calibration", "finetune": "spinnq.quant.finetuning",
     "evaluate": "spinnq.quant.evaluation", "load_data": "spinnq.quant.data",

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from spinnq.cli.common import load_input
 from spinnq.errors import CompileError, InputError, SpinnqError
 from spinnq.graph import SimConfig, from_nir, model, read_graph, simulate, write_graph
+from spinnq.pipeline import deploy
 from spinnq.s2.compile import S2Config
-from spinnq.s2.emulate import deploy
 from tests.fuzz.graphs import MAY_STAY_VALID, MUTATIONS, valid_graphs
 
 # Counts per test: (default run, slow run). Slow total: 3000+1500+5000+1000+500 = 11,000.

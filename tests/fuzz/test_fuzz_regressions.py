@@ -88,7 +88,7 @@ def test_non_numeric_input_arrays_are_input_errors(x):
 @pytest.mark.parametrize("x", [np.full((3, 2, 2), "a"), np.array([None] * 3, dtype=object),
                                [[1, 2], [3]]])
 def test_non_numeric_input_arrays_are_input_errors_on_the_emulator(x):
-    from spinnq.s2.emulate import deploy
+    from spinnq.pipeline import deploy
     with pytest.raises(InputError):
         deploy(from_nir(dense_graph()), x)
 

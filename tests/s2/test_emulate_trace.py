@@ -67,7 +67,7 @@ def _pop(model: str, n: int, rng, cuba=False) -> Population:
 @pytest.mark.parametrize("fma", [False, True])
 @pytest.mark.parametrize("add_order", ["input_first", "offset_first"])
 def test_fast_lif_scan_equals_pure_step(reset, fma, add_order):
-    from spinnq.s2.emulate import _scan_lif
+    from spinnq.s2.emulate import scan_lif
 
     rng = np.random.default_rng(1)
     cfg = S2Config(reset=reset, fma=fma, add_order=add_order)
@@ -75,7 +75,7 @@ def test_fast_lif_scan_equals_pure_step(reset, fma, add_order):
     inp = torch.as_tensor(rng.integers(-5, 15, (40, 3, 50)), dtype=torch.float32)
     s_fast = torch.zeros((40, 3, 50))  # float 0/1, as in the emulator's history
     v_fast = torch.zeros((40, 3, 50))
-    _scan_lif((inp,), [torch.zeros(3, 50)], p, s_fast, v_fast, True)
+    scan_lif((inp,), [torch.zeros(3, 50)], p, s_fast, v_fast, True)
     state = (torch.zeros(3, 50),)
     for t in range(40):
         s, state = lif_step(inp[t], state, p)

@@ -73,12 +73,12 @@ def test_options_delays_and_recurrence_events_equal_torch(kw):
 def test_engine_fanout_of_single_spikes_matches_the_projection_it_computes(nir_paper):
     import torch
 
-    from spinnq.s2.emulate import _make_op
+    from spinnq.s2.emulate import make_op
 
     prog = compile(read_graph(nir_paper / "cnn_sinabs.nir"))
     for proj in prog.projections:
         pre, post = prog.populations[proj.pre], prog.populations[proj.post]
-        op = _make_op(proj, prog)
+        op = make_op(proj, prog)
         sample = range(0, pre.size, max(1, pre.size // 64))
         s = torch.eye(pre.size)[list(sample)]  # single spikes
         ref = op.apply(s, op.weights[0]).numpy()

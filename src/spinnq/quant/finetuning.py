@@ -43,8 +43,9 @@ from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
 from spinnq.quant.formats import fake_int
 from spinnq.quant.settings import configs, has_scales
+from spinnq.s2 import chip
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile, recurrent
-from spinnq.s2.emulate import ACC_LIMIT, CUBA_MODELS, ChipParams, chip_params, membrane
+from spinnq.s2.emulate import ChipParams, chip_params, membrane
 from spinnq.s2.program import Program, Projection
 from spinnq.tasks.common import progress
 
@@ -172,7 +173,7 @@ class ChipNet(nn.Module):
               ) -> tuple[Tensor, list[Tensor]]:
         p, pop = self.params[name], self.program.populations[name]
         spiking = not pop.record_only
-        if pop.model in CUBA_MODELS:
+        if pop.model in chip.CUBA_MODELS:
             v, ie, ii = state
             new_e = p.syn_alpha * ie + I[0] + p.bias_exc
             new_i = p.syn_alpha * ii + I[1] + p.bias_inh
@@ -185,7 +186,7 @@ class ChipNet(nn.Module):
     def _sums(self, name: str, src: dict[str, Tensor], t: slice | int, B: int) -> list[Tensor]:
         """Synaptic sums into `name` from the spike histories (steps, B, n) at `t`."""
         pop = self.program.populations[name]
-        cuba = pop.model in CUBA_MODELS
+        cuba = pop.model in chip.CUBA_MODELS
         acc: list[Tensor | None] = [None, None] if cuba else [None]
         for k in self.into[name]:
             pr = self.projs[k]
@@ -202,8 +203,9 @@ class ChipNet(nn.Module):
             for i, wi in enumerate(parts):
                 y = pr(s.reshape(n * B, -1), wi).reshape(n, B, -1)
                 acc[i] = y if acc[i] is None else acc[i] + y
+        lim = chip.ACC_LIMIT
         return [torch.zeros((1 if isinstance(t, int) else src[self.program.input].shape[0],
-                             B, pop.size)) if a is None else a.clamp(-ACC_LIMIT, ACC_LIMIT)
+                             B, pop.size)) if a is None else a.clamp(-lim, lim)
                 for a in acc]
 
     def forward(self, x: Tensor, steps: int | None = None) -> tuple[dict, dict]:
@@ -216,7 +218,7 @@ class ChipNet(nn.Module):
         hist: dict[str, Tensor] = {prog.input: torch.cat(
             [xin[:steps], xin.new_zeros((max(0, steps - T), B, xin.shape[2]))], 0)}
         state = {n: [torch.zeros(B, prog.populations[n].size)
-                     for _ in range(3 if prog.populations[n].model in CUBA_MODELS else 1)]
+                     for _ in range(3 if prog.populations[n].model in chip.CUBA_MODELS else 1)]
                  for n in self.order}
         v_out: dict[str, list[Tensor]] = {n: [] for n in self.order}
         if not self.recurrent:  # population by population, all steps of its input at once

@@ -20,8 +20,8 @@ import torch
 from spinnq.errors import BackendError, InputError
 from spinnq.graph.model import Graph
 from spinnq.s2.compile import S2Config, compile
-from spinnq.s2.emulate import _as_spikes, _check_spikes
 from spinnq.s2.export import export_graph
+from spinnq.s2.inputs import as_spikes, check_spikes
 from spinnq.s2.program import Run
 
 INSTALL_HINT = ("py-spinnaker2 is not importable here; it is not on PyPI: install it from "
@@ -56,8 +56,8 @@ def run_spinnaker2(graph: Graph, x, cfg: S2Config, eth_ip: str, steps: int | Non
         raise InputError("the spinnaker2 backend needs the board's address: --eth-ip IP")
     hardware, s2_nir = _import()
     program = compile(graph, cfg)
-    xb = _as_spikes(x, program.populations[program.input].shape)
-    _check_spikes(xb)
+    xb = as_spikes(x, program.populations[program.input].shape)
+    check_spikes(xb)
     B, T = int(xb.shape[0]), int(xb.shape[1])
     steps = T + program.depth if steps is None else int(steps)
     rec = list(dict.fromkeys(record)) if record else list(program.outputs)

@@ -34,21 +34,44 @@ CHIPS_PER_BOARD = 48  # [paper]
 MAC_ARRAY = (16, 4)  # int8 MACs per PE per cycle, 24-bit accumulators [paper]
 ACCUMULATOR_BITS = 24  # [paper]
 
-# Weight ranges per neuron model (signed, symmetric) [code]
-WEIGHT_BITS = {"lif_no_delay": 8, "lif_conv2d": 8, "lif_curr_exp_no_delay": 8,
-               "lif_curr_exp": 8, "lif": 4}
 MAX_DELAY_STEPS = 8  # programmable delays of the plain `lif` model: 1..8 steps [code]
 
-# Neurons per PE by model: published deployments used 8 to 256 [code]; py-spinnaker2's own
-# defaults are not known [assumed: these].
-DEFAULT_NEURONS_PER_PE = {"spike_list": 256, "lif_no_delay": 250, "lif_conv2d": 256,
-                          "lif_curr_exp_no_delay": 250, "lif_curr_exp": 250, "lif": 250}
 
-# Storage per PE, for the placement's memory check. py-spinnaker2's exact data layout is not
-# known; these follow the models' state and weight formats [assumed: these].
-NEURON_STATE_BYTES = {  # float32 words per neuron: v, threshold, alpha, i_offset (+ currents)
-    "spike_list": 8, "lif_no_delay": 16, "lif_conv2d": 16, "lif": 16,
-    "lif_curr_exp_no_delay": 28, "lif_curr_exp": 28}
+@dataclass(frozen=True)
+class NeuronModel:
+    """One py-spinnaker2 population model: what the chip stores and runs for it."""
+
+    name: str
+    weight_bits: int  # signed, symmetric weight range of its synapses [code]
+    neurons_per_pe: int  # default; published deployments used 8 to 256 [code]; py-spinnaker2's
+    #                      own defaults are not known [assumed: these]
+    state_bytes: int  # float32 words per neuron (v, threshold, alpha, i_offset, + currents);
+    #                   py-spinnaker2's exact data layout is not known [assumed: these]
+    current_based: bool = False  # excitatory/inhibitory synaptic currents (lif_curr_exp*) [code]
+    delays: bool = False  # programmable delays: sparse 16-bit synapse words [code]
+    accelerated: bool = False  # synaptic input on the PE's MAC accelerator (conv) [code]
+    source: bool = False  # a spike source, no neurons to update [code]
+
+
+# The one table of chip models: compile picks a model per population, place sizes its PEs,
+# the emulator engines and the energy model read what it does. Each field's source is in
+# `NeuronModel` above ([code], or [assumed] for neurons per PE and state bytes).
+MODELS: dict[str, NeuronModel] = {m.name: m for m in (
+    NeuronModel("spike_list", 8, 256, 8, source=True),
+    NeuronModel("lif_no_delay", 8, 250, 16),
+    NeuronModel("lif_conv2d", 8, 256, 16, accelerated=True),
+    NeuronModel("lif", 4, 250, 16, delays=True),
+    NeuronModel("lif_curr_exp_no_delay", 8, 250, 28, current_based=True),
+    NeuronModel("lif_curr_exp", 8, 250, 28, current_based=True, delays=True),
+)}
+# Views of the table by property [derived: MODELS]
+WEIGHT_BITS = {n: m.weight_bits for n, m in MODELS.items() if not m.source}  # [derived]
+CUBA_MODELS = tuple(n for n, m in MODELS.items() if m.current_based)  # [derived]
+SPARSE_MODELS = tuple(n for n, m in MODELS.items() if m.delays)  # synapse words [derived]
+ACCELERATED = tuple(n for n, m in MODELS.items() if m.accelerated)  # [derived]
+ACC_LIMIT = float(2 ** (ACCUMULATOR_BITS - 1) - 1)  # synaptic sums saturate here [paper]
+
+# Storage per PE, for the placement's memory check [assumed: these].
 SYNAPSE_WORD_BYTES = 4  # sparse synapse word (weight, delay, target): pool, `lif` [assumed]
 RECORD_BYTES_PER_NEURON = 8  # spike bit + voltage word of the current step, streamed out [assumed]
 PE_FIXED_BYTES = 4096  # spike-packet buffers, routing keys, headers per PE [assumed]

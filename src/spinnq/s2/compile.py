@@ -257,7 +257,7 @@ CHAIN_RULES: dict[type, Callable[[Chain, str, object, Graph, S2Config], Chain]] 
 NEURON_TYPES = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I)
 
 
-def _chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
+def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
     """Every path from a population (Input or neuron node) to `target`, as built chains."""
     paths: list[list[str]] = []
 
@@ -481,7 +481,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
         node = graph.nodes[name]
         if not isinstance(node, NEURON_TYPES):
             continue
-        chains = _chains_into(graph, name, cfg)
+        chains = chains_into(graph, name, cfg)
         translate, model, delayed_model, readout = NEURON_RULES[type(node)]
         if any(c.delay_pre is not None or c.delay_post is not None for c in chains):
             model = delayed_model

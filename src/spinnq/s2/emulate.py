@@ -20,7 +20,6 @@ that go back (recurrence) limit the block to their delay (1 step: plain stepping
 from __future__ import annotations
 
 import math
-import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -32,11 +31,10 @@ import torch.nn.functional as F
 from spinnq.errors import InputError
 from spinnq.s2 import chip
 from spinnq.s2.compile import S2Config, recurrent
-from spinnq.s2.program import COUNTERS, Population, Program, Projection, Run
+from spinnq.s2.inputs import as_spikes, check_spikes
+from spinnq.s2.program import COUNTERS, Population, Program, Projection, Run, fingerprint, sum_bound
 
 Tensor = torch.Tensor
-ACC_LIMIT = float(2 ** (chip.ACCUMULATOR_BITS - 1) - 1)  # synaptic sums saturate here
-CUBA_MODELS = ("lif_curr_exp_no_delay", "lif_curr_exp")
 
 
 # ------------------------------------------------------------------- pure step functions
@@ -90,7 +88,7 @@ def cuba_step(i: tuple[Tensor, Tensor], state: tuple[Tensor, Tensor, Tensor],
 
 
 # ---------------------------------------------------------------------- fast in-place scans
-def _scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
+def scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
               v_out: Tensor | None, spiking: bool) -> None:
     """The hot loop: same arithmetic as `lif_step` in 3-5 in-place ops per step.
 
@@ -128,7 +126,7 @@ def _scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Ten
             v_out[t].copy_(v)
 
 
-def _scan_cuba(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
+def scan_cuba(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
                v_out: Tensor | None, spiking: bool) -> None:
     state = tuple(st)
     p = p if spiking else p._replace(threshold=torch.full_like(p.threshold, math.inf))
@@ -141,8 +139,9 @@ def _scan_cuba(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Te
         dst.copy_(src)
 
 
-SCANS = {"lif_no_delay": _scan_lif, "lif_conv2d": _scan_lif, "lif": _scan_lif,
-         "lif_curr_exp_no_delay": _scan_cuba, "lif_curr_exp": _scan_cuba}
+def scan_for(model: str):
+    """The torch engine's scan for a chip model (`chip.MODELS`)."""
+    return scan_cuba if chip.MODELS[model].current_based else scan_lif
 
 
 def chip_params(pop: Population, cfg: S2Config) -> ChipParams:
@@ -183,11 +182,11 @@ class _Op:
         return y.reshape(s.shape[0], -1)
 
 
-def _make_op(proj: Projection, program: Program) -> _Op:
+def make_op(proj: Projection, program: Program) -> _Op:
     pre = program.populations[proj.pre]
     post = program.populations[proj.post]
     w = torch.as_tensor(proj.weight, dtype=torch.float32)
-    ws = [w.clamp(min=0), w.clamp(max=0)] if post.model in CUBA_MODELS else [w]
+    ws = [w.clamp(min=0), w.clamp(max=0)] if post.model in chip.CUBA_MODELS else [w]
     op = _Op(proj, tuple(pre.shape), post.size, ws)
     mask = (w != 0).float()
     x = torch.zeros((1, pre.size), requires_grad=True)
@@ -198,46 +197,6 @@ def _make_op(proj: Projection, program: Program) -> _Op:
     if proj.kind == "conv":
         op.macs_per_frame = post.size * int(np.prod(proj.weight.shape[1:]))
     return op
-
-
-def sum_bound(proj: Projection) -> float:
-    """The largest |synaptic sum| one step of this projection can put into one neuron (sum of
-    |w| over its fan-in; x k^2 for a fused k x k sum-pool), in row chunks so a large integer
-    table needs no table-sized temporary."""
-    w = np.asarray(proj.weight)
-    if not w.size:
-        return 0.0
-    rows = w.reshape(w.shape[0], -1) if w.ndim != 2 or not w.flags.f_contiguous else w
-    acc_t = np.float64 if w.dtype.kind == "f" else np.int32 if rows.shape[1] < 1 << 23 else np.int64
-    if rows.flags.f_contiguous and not rows.flags.c_contiguous:  # compile's dense layout:
-        acc = np.zeros(rows.shape[0], acc_t)  # walk the contiguous columns
-        for j in range(rows.shape[1]):
-            acc += np.abs(rows[:, j].astype(acc_t))
-        big = float(acc.max())
-    else:
-        step = max(1, (1 << 22) // max(1, rows.shape[1]))
-        big = max(float(np.abs(rows[i:i + step].astype(acc_t)).sum(1).max())
-                  for i in range(0, rows.shape[0], step))
-    return big * (proj.conv.get("pool", 0) ** 2 or 1) if proj.kind != "dense" else big
-
-
-def _crc(a) -> int:
-    """CRC of an array's bytes in memory order (no copy for C- or Fortran-ordered arrays)."""
-    a = np.asarray(a)
-    if not a.flags.c_contiguous and a.flags.f_contiguous:
-        a = a.T
-    return zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
-
-
-def fingerprint(program: Program) -> tuple:
-    """A cheap key that changes when a program's weights or parameters change (CRC of their
-    bytes), so per-program caches notice in-place edits."""
-    return (tuple((_crc(p.weight), np.shape(p.weight), np.asarray(p.weight).dtype.str,
-                   p.kind, p.delay, p.pre,
-                   p.post, tuple(sorted((k, str(v)) for k, v in p.conv.items())))
-                  for p in program.projections),
-            tuple((n, p.record_only, p.shape, tuple((k, _crc(v)) for k, v in p.params.items()))
-                  for n, p in program.populations.items()))
 
 
 # Runnable ops of recent programs, owned by this engine (the Program stays plain data),
@@ -253,7 +212,7 @@ def _cached_ops(program: Program) -> dict[str, list[_Op]]:
     if ops is None:
         ops = {n: [] for n in program.populations}
         for pr in program.projections:
-            ops[pr.post].append(_make_op(pr, program))
+            ops[pr.post].append(make_op(pr, program))
         _OPS[key] = ops
         while len(_OPS) > OPS_CACHE_SIZE:
             _OPS.popitem(last=False)
@@ -262,40 +221,6 @@ def _cached_ops(program: Program) -> dict[str, list[_Op]]:
 
 
 # ---------------------------------------------------------------------------- running
-def _as_spikes(x, shape: tuple[int, ...]) -> Tensor:
-    """(B, T, *shape) float32 0/1 spikes from (T, *shape) or (B, T, *shape), or InputError."""
-    if isinstance(x, Tensor):
-        arr = x
-    else:  # strings, objects, ragged lists: an InputError, not torch's TypeError (fuzzing)
-        try:
-            a = np.asarray(x)
-        except Exception as e:
-            raise InputError(f"input is not an array ({type(e).__name__}: {e})") from None
-        if a.dtype.kind not in "biufc":
-            raise InputError(f"input must be numbers, got an array of dtype {a.dtype}")
-        arr = torch.as_tensor(a)
-    n = len(shape)
-    if arr.ndim == n + 1:
-        arr = arr.unsqueeze(0)
-    dims = ", ".join(map(str, shape))
-    if arr.ndim != n + 2 or tuple(arr.shape[2:]) != tuple(shape):
-        raise InputError(f"input has shape {tuple(arr.shape)}; expected (T, {dims}) or "
-                         f"(B, T, {dims})")
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise InputError(f"input has no timesteps or samples: shape {tuple(arr.shape)}")
-    if arr.dtype.is_complex:
-        raise InputError("input contains complex values")
-    return arr.to(torch.float32)
-
-
-def _check_spikes(x: Tensor) -> None:
-    """InputError unless every value is 0 or 1 (NaN and inf included); cheap on a block."""
-    if bool((x * (x - 1)).any()):
-        bad = x[(x != 0) & (x != 1)].flatten()[0].item()
-        raise InputError(f"the chip's input population ('spike_list') emits spikes: input "
-                         f"values must be 0 or 1, found {bad:g}")
-
-
 def _shifted(a: Tensor, d: int) -> Tensor:
     """a delayed by d steps along dim 0 (zeros first)."""
     out = torch.zeros_like(a)
@@ -315,7 +240,7 @@ def emulate(program: Program, x, steps: int | None = None,
     """
     cfg: S2Config = program.config or S2Config()
     pops = program.populations
-    xb = _as_spikes(x, pops[program.input].shape)
+    xb = as_spikes(x, pops[program.input].shape)
     B, T = int(xb.shape[0]), int(xb.shape[1])
     steps = T + program.depth if steps is None else int(steps)
     if steps < 1:
@@ -336,7 +261,7 @@ def emulate(program: Program, x, steps: int | None = None,
     flat = {n: p.size for n, p in pops.items()}
     ops = _cached_ops(program)
     params = {n: chip_params(p, cfg) for n, p in pops.items() if n != program.input}
-    state = {n: [torch.zeros(B, flat[n]) for _ in range(3 if p.model in CUBA_MODELS else 1)]
+    state = {n: [torch.zeros(B, flat[n]) for _ in range(3 if p.model in chip.CUBA_MODELS else 1)]
              for n, p in pops.items() if n != program.input}
     block = min([cfg.chunk, steps] + [p.delay for p in recurrent(program)])
     # Spike history per population: the last D steps (D = its longest outgoing delay) and
@@ -361,9 +286,9 @@ def emulate(program: Program, x, steps: int | None = None,
                 k = max(0, min(t1, T) - t0)
                 if k:
                     s_out[:k] = xb[:, t0:t0 + k].reshape(B, k, -1).transpose(0, 1)
-                    _check_spikes(s_out[:k])
+                    check_spikes(s_out[:k])
             else:
-                I: list[Tensor | None] = [None, None] if pop.model in CUBA_MODELS else [None]
+                I: list[Tensor | None] = [None, None] if pop.model in chip.CUBA_MODELS else [None]
                 bound = 0.0
                 for op in ops[name]:
                     d, dp = op.proj.delay, D[op.proj.pre]
@@ -374,12 +299,12 @@ def emulate(program: Program, x, steps: int | None = None,
                     bound += op.bound
                     syn[name][t0:t1] += (src @ op.fanout).view(n, B).sum(1).double()
                 I = [torch.zeros((n, B, flat[name])) if a is None else a for a in I]
-                if bound > ACC_LIMIT:
+                if bound > chip.ACC_LIMIT:
                     for acc in I:
-                        saturations += int((acc.abs() > ACC_LIMIT).sum())
-                        acc.clamp_(-ACC_LIMIT, ACC_LIMIT)
+                        saturations += int((acc.abs() > chip.ACC_LIMIT).sum())
+                        acc.clamp_(-chip.ACC_LIMIT, chip.ACC_LIMIT)
                 v_out = v_rec[name][t0:t1] if name in v_rec else None
-                SCANS[pop.model](tuple(I), state[name], params[name], s_out, v_out,
+                scan_for(pop.model)(tuple(I), state[name], params[name], s_out, v_out,
                                  not pop.record_only)
             counts[name][t0:t1] = s_out.sum(2)
             if name in rec_s:
@@ -426,14 +351,3 @@ def silent_outputs(program: Program, run: Run) -> list[str]:
         if not fired:
             silent.append(name)
     return silent
-
-
-def deploy(graph, x, cfg: S2Config = S2Config(), steps: int | None = None,
-           record: list[str] | None = None):
-    """Compile, place and emulate in one call: (Program, Placement, Run)."""
-    from spinnq.s2.compile import compile as compile_graph
-    from spinnq.s2.place import place
-
-    program = compile_graph(graph, cfg)
-    placement = place(program, cfg)
-    return program, placement, emulate(program, x, steps, record)

@@ -51,9 +51,6 @@ OP_CHOICES = (*LEVEL_NAMES, "dvfs")
 TOP = LEVELS[-1]
 LOW, HIGH = chip.OPERATING_POINTS["0.5V"], chip.OPERATING_POINTS["0.8V"]
 
-# Models whose synaptic input runs on the MAC accelerator: their `syn_events` are done by the
-# `macs` (charged at the accelerator's rate and energy), not by the core's synapse loop.
-ACCELERATED = {"lif_conv2d"}
 PES_PER_QPE = 4  # [paper]
 
 
@@ -157,7 +154,7 @@ def pe_routes(program: Program, placement: Placement) -> Routes:
 def cached_routes(program: Program, placement: Placement) -> Routes:
     """`pe_routes`, built once per unchanged (program, placement): kept on the placement with
     a key that changes when the program's synapses or the slots change."""
-    from spinnq.s2.emulate import fingerprint
+    from spinnq.s2.program import fingerprint
     key = (fingerprint(program), tuple((s.chip, s.pe, s.population, s.start, s.stop)
                                        for s in placement.slots))
     cached = getattr(placement, "_energy_routes", None)
@@ -284,7 +281,9 @@ def work_items(placement: Placement, run: Run, program: Program | None = None,
         mac[i] = c["macs"] * share[i]
         if s.population in rec:
             items["recording"][i] = (s.stop - s.start) * costs.recorded_neuron
-        if models.get(s.population) not in ACCELERATED:
+        # accelerated models' synaptic input is done by the `macs` (charged at the
+        # accelerator's rate and energy), not by the core's synapse loop
+        if models.get(s.population) not in chip.ACCELERATED:
             syn_share = routes.syn_share[i] if routes is not None else share[i]
             items["synapses"][i] = c["syn_events"] * syn_share * costs.syn_word
         if routes is None:  # no program: one packet per source spike, spread by share

@@ -36,8 +36,9 @@ import numpy as np
 import torch
 
 from spinnq.errors import InputError
-from spinnq.s2.emulate import ACC_LIMIT, CUBA_MODELS, _check_spikes, fingerprint, sum_bound
-from spinnq.s2.program import COUNTERS, Program, Projection, Run
+from spinnq.s2 import chip
+from spinnq.s2.inputs import check_spikes
+from spinnq.s2.program import COUNTERS, Program, Projection, Run, fingerprint, sum_bound
 
 try:  # optional accelerator
     from numba import njit
@@ -59,7 +60,7 @@ def available() -> bool:
 
 
 def supported(program: Program) -> bool:
-    return not any(p.model in CUBA_MODELS for p in program.populations.values())
+    return not any(p.model in chip.CUBA_MODELS for p in program.populations.values())
 
 
 # ------------------------------------------------------------------------ fan-out tables
@@ -581,7 +582,7 @@ class _Prepared:
         bounds = np.zeros(len(pops))
         for p in program.projections:
             bounds[index[p.post]] += sum_bound(p)
-        self.may_sat = bounds > ACC_LIMIT
+        self.may_sat = bounds > chip.ACC_LIMIT
         projs = program.projections
         Q = len(projs)
         self.pr_kind = np.array([DENSE if p.kind == "dense" else CONV for p in projs] or [0],
@@ -672,7 +673,7 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
                 P.may_sat, cfg.reset == "subtract", cfg.fma, cfg.add_order == "offset_first",
                 P.pr_pre, P.pr_delay, P.pr_macs, P.pr_kind, P.pr_wide, P.pr_tab, P.tabs8,
                 P.tabs16, P.nzs, P.geo, P.by_post_ptr, P.by_post, P.R, rec_off, rec_s[b0:b1],
-                rec_v[b0:b1], cnt[b0:b1], sat[b0:b1], ACC_LIMIT)
+                rec_v[b0:b1], cnt[b0:b1], sat[b0:b1], chip.ACC_LIMIT)
         return True
 
     # Samples are independent: split the batch over as many threads as torch may use (the
@@ -687,7 +688,7 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
             with ThreadPoolExecutor(workers) as pool:
                 oks = list(pool.map(run_slice, bounds[:-1], bounds[1:]))
     if not all(oks):
-        _check_spikes(xb)  # raises the InputError naming the value
+        check_spikes(xb)  # raises the InputError naming the value
     mean = cnt.mean(0)  # per inference
     counters = {}
     for k, name in enumerate(names):

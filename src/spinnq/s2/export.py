@@ -30,7 +30,7 @@ from spinnq.s2.compile import (
     NEURON_TYPES,
     W_SCALE_KEY,
     S2Config,
-    _chains_into,
+    chains_into,
     compile,
 )
 
@@ -55,7 +55,7 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
             continue
         ins = [p for p in program.projections if p.post == name]
         w_scale, bits = ins[0].w_scale, ins[0].bits
-        for chain in _chains_into(graph, name, cfg):
+        for chain in chains_into(graph, name, cfg):
             for wn in chain.weight_nodes:
                 src = nodes[wn]
                 w_int, _ = to_int(src.weight, w_scale, bits, getattr(cfg, ROUNDING[type(src)]))

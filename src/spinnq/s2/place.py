@@ -21,14 +21,12 @@ from spinnq.s2 import chip
 from spinnq.s2.compile import S2Config
 from spinnq.s2.program import PESlot, Placement, Population, Program, Projection
 
-SPARSE_MODELS = ("lif", "lif_curr_exp")  # models with programmable delays: synapse words
-
 
 def _weights_bytes(proj: Projection, pre: Population, post: Population, n_local: int) -> int:
     """Bytes a PE holding `n_local` target neurons stores for this projection."""
     if proj.kind == "conv":  # the whole kernel (int8) + one input frame (bits) for the MAC array
         return int(np.prod(proj.weight.shape)) + math.ceil(pre.size / 8)
-    if proj.kind == "pool" or post.model in SPARSE_MODELS:
+    if proj.kind == "pool" or post.model in chip.SPARSE_MODELS:
         nnz_per_post = np.count_nonzero(proj.weight) / max(1, post.size)
         return int(math.ceil(nnz_per_post * n_local)) * chip.SYNAPSE_WORD_BYTES
     return int(math.ceil(pre.size * n_local * proj.bits / 8))  # dense weight matrix rows
@@ -39,14 +37,14 @@ def memory(program: Program, name: str, n_local: int) -> dict[str, int]:
     pop = program.populations[name]
     w = sum(_weights_bytes(p, program.populations[p.pre], pop, n_local)
             for p in program.projections if p.post == name)
-    return {"weights": int(w), "state": chip.NEURON_STATE_BYTES[pop.model] * n_local,
+    return {"weights": int(w), "state": chip.MODELS[pop.model].state_bytes * n_local,
             "recording": chip.RECORD_BYTES_PER_NEURON * n_local, "fixed": chip.PE_FIXED_BYTES}
 
 
 def _neurons_per_pe(program: Program, pop: Population, cfg: S2Config) -> int:
     budget = cfg.memory_per_pe
     explicit = pop.neurons_per_pe or cfg.neurons_per_pe.get(pop.name) or 0
-    n = min(pop.size, explicit or chip.DEFAULT_NEURONS_PER_PE[pop.model])
+    n = min(pop.size, explicit or chip.MODELS[pop.model].neurons_per_pe)
     need = sum(memory(program, pop.name, n).values())
     if need <= budget:
         return n

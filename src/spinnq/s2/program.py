@@ -11,6 +11,7 @@ the energy model and the report) agrees on one shape of data:
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,3 +120,44 @@ class Run:
     counters: dict[str, dict[str, np.ndarray]]  # population -> counter name -> (steps,)
     steps: int
     saturations: int = 0  # integer overflows clipped during the run (synaptic sums)
+
+
+# ------------------------------------------------------------------- derived facts
+def sum_bound(proj: Projection) -> float:
+    """The largest |synaptic sum| one step of this projection can put into one neuron (sum of
+    |w| over its fan-in; x k^2 for a fused k x k sum-pool), in row chunks so a large integer
+    table needs no table-sized temporary."""
+    w = np.asarray(proj.weight)
+    if not w.size:
+        return 0.0
+    rows = w.reshape(w.shape[0], -1) if w.ndim != 2 or not w.flags.f_contiguous else w
+    acc_t = np.float64 if w.dtype.kind == "f" else np.int32 if rows.shape[1] < 1 << 23 else np.int64
+    if rows.flags.f_contiguous and not rows.flags.c_contiguous:  # compile's dense layout:
+        acc = np.zeros(rows.shape[0], acc_t)  # walk the contiguous columns
+        for j in range(rows.shape[1]):
+            acc += np.abs(rows[:, j].astype(acc_t))
+        big = float(acc.max())
+    else:
+        step = max(1, (1 << 22) // max(1, rows.shape[1]))
+        big = max(float(np.abs(rows[i:i + step].astype(acc_t)).sum(1).max())
+                  for i in range(0, rows.shape[0], step))
+    return big * (proj.conv.get("pool", 0) ** 2 or 1) if proj.kind != "dense" else big
+
+
+def _crc(a) -> int:
+    """CRC of an array's bytes in memory order (no copy for C- or Fortran-ordered arrays)."""
+    a = np.asarray(a)
+    if not a.flags.c_contiguous and a.flags.f_contiguous:
+        a = a.T
+    return zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+
+
+def fingerprint(program: Program) -> tuple:
+    """A cheap key that changes when a program's weights or parameters change (CRC of their
+    bytes), so per-program caches notice in-place edits."""
+    return (tuple((_crc(p.weight), np.shape(p.weight), np.asarray(p.weight).dtype.str,
+                   p.kind, p.delay, p.pre,
+                   p.post, tuple(sorted((k, str(v)) for k, v in p.conv.items())))
+                  for p in program.projections),
+            tuple((n, p.record_only, p.shape, tuple((k, _crc(v)) for k, v in p.params.items()))
+                  for n, p in program.populations.items()))
