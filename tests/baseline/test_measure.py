@@ -11,9 +11,9 @@ import torch
 
 from spinnq.baseline import MeasureConfig, NvmlMeter, RaplMeter, graph_fn, measure
 from spinnq.baseline import power as power_mod
-from spinnq.baseline.published import published_rows
 from spinnq.errors import BackendError, InputError
 from spinnq.graph import read_graph
+from spinnq.published import published_rows
 
 FAST = MeasureConfig(batch=4, repeats=5, warmup=1, energy=False)
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from spinnq.baseline.published import published_rows
 from spinnq.errors import InputError
+from spinnq.published import published_rows
 from spinnq.report import build_report, chip_report, stage, standard_plots, write_report
 from spinnq.report.plots import pe_map, spike_raster, training_curves
 from spinnq.s2.energy import energy, estimate_counters

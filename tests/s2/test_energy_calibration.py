@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spinnq import published
 from spinnq.s2 import calibration as cal
 from spinnq.s2 import chip
 from spinnq.s2.energy import CycleCosts, energy
@@ -25,7 +26,7 @@ def rows() -> dict[str, dict]:
 def test_the_dvs_network_has_the_seed_papers_size_and_pe_count():
     prog = cal.dvs_program()
     pl = cal.place_per_pe(prog, cal.SEED_NEURONS_PER_PE)
-    assert pl.pes == chip.PUBLISHED_DVS_GESTURE_PES
+    assert pl.pes == published.PUBLISHED_DVS_GESTURE_PES
     weights = 16 * 2 * 25 + 16 * 16 * 9 + 8 * 16 * 9 + 256 * 72 + 11 * 256
     assert weights == 25_504
     dense = sum(int(np.count_nonzero(p.weight)) for p in prog.projections if p.kind == "dense")
@@ -119,7 +120,7 @@ def test_cartpole_0_006_J_dynamic_is_beyond_any_load_of_the_cartpole_network(row
     reach it: even every PE of the network busy for the whole decision at 0.8 V spends far
     less; the figure must come from a larger or longer deployment than this workload."""
     r = rows["seed A CartPole, dynamic"]
-    assert r["dynamic_j"] <= r["max_dynamic_j"] < chip.PUBLISHED_CARTPOLE_CHIP_J * (1 - 0.25)
+    assert r["dynamic_j"] <= r["max_dynamic_j"] < published.PUBLISHED_CARTPOLE_CHIP_J * (1 - 0.25)
     assert r["error"] < -cal.TOLERANCE
 
 

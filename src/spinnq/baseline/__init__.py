@@ -8,7 +8,7 @@ energy when a meter is readable), plus published reference rows.
 
 from spinnq.baseline.measure import MeasureConfig, Measured, graph_fn, measure
 from spinnq.baseline.power import NvmlMeter, PowerSampler, RaplMeter
-from spinnq.baseline.published import published_rows
+from spinnq.published import published_rows
 
 __all__ = ["MeasureConfig", "Measured", "NvmlMeter", "PowerSampler", "RaplMeter", "graph_fn",
            "measure", "published_rows"]

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from spinnq import published
 from spinnq.s2 import chip
 from spinnq.s2.energy import Cost, dynamic_share_bounds, energy, estimate_counters
 from spinnq.s2.program import PESlot, Placement, Population, Program, Projection, Run
@@ -109,7 +110,7 @@ def rate_run(program: Program, rates: dict, steps: int) -> Run:
 def seed_dvs_cost(op: str = "0.8V", rates: dict[str, float] | None = None) -> Cost:
     """The seed DVS run: 147 PEs, 600 input ticks + depth of 1 ms."""
     prog = dvs_program()
-    steps = chip.PUBLISHED_DVS_GESTURE_STEPS + prog.depth
+    steps = published.PUBLISHED_DVS_GESTURE_STEPS + prog.depth
     return energy(place_per_pe(prog, SEED_NEURONS_PER_PE),
                   rate_run(prog, rates or SEED_RATES, steps), prog, op=op, tick_s=1e-3)
 
@@ -125,7 +126,7 @@ def dvfs_costs(steps: int | None = None) -> tuple[dict[str, Cost], int]:
 
     if steps is None:
         probe = energy(pl, rate_run(prog, rates(1000), 1000), prog, op="0.8V", tick_s=1e-3)
-        steps = round(1000 * chip.PUBLISHED_DVFS_RUN_J["0.8V"] / probe.energy_j)
+        steps = round(1000 * published.PUBLISHED_DVFS_RUN_J["0.8V"] / probe.energy_j)
     run = rate_run(prog, rates(steps), steps)
     ops = {"dvfs": "dvfs", "0.8V": "0.8V", "0.5V": LOWEST}
     return {k: energy(pl, run, prog, op=op, tick_s=1e-3) for k, op in ops.items()}, steps
@@ -164,13 +165,14 @@ def points() -> list[dict]:
     """Every published figure vs the model (see the module docstring)."""
     rates = ", ".join(f"{k} {v:.0%}" for k, v in SEED_RATES.items())
     seed = seed_dvs_cost()
-    lo, hi = dynamic_share_bounds(chip.PUBLISHED_DVS_GESTURE_J, chip.PUBLISHED_DVS_GESTURE_PES,
-                                  chip.PUBLISHED_DVS_GESTURE_STEPS + 5)
+    lo, hi = dynamic_share_bounds(published.PUBLISHED_DVS_GESTURE_J,
+                                  published.PUBLISHED_DVS_GESTURE_PES,
+                                  published.PUBLISHED_DVS_GESTURE_STEPS + 5)
     seed_work = ("seed DVS-gesture network, 147 PEs, 600 + 5 ticks of 1 ms, 0.8 V")
     e_cycle = chip.OPERATING_POINTS["0.8V"].energy_per_cycle_j
     cycles = {"busy_cycles_per_tick": seed.busy_cycles / seed.steps,
               "needed_cycles_per_tick": (lo + hi) / 2 / e_cycle / seed.steps}
-    rows = [_row("seed DVS gesture, total", chip.PUBLISHED_DVS_GESTURE_J, seed.energy_j, seed,
+    rows = [_row("seed DVS gesture, total", published.PUBLISHED_DVS_GESTURE_J, seed.energy_j, seed,
                  "total energy per gesture", seed_work, f"per tick: {rates} [assumed]"),
             _row("seed DVS gesture, dynamic", (lo + hi) / 2, seed.dynamic_j, seed,
                  f"dynamic energy per gesture (published total minus its asleep floor: "
@@ -181,9 +183,9 @@ def points() -> list[dict]:
     act = f"seed rates x {DVFS_ACTIVITY:g}, constant [assumed]"
     for key, label in (("dvfs", "automatic DVFS"), ("0.8V", "fixed high, 0.8 V"),
                        ("0.5V", f"fixed low, {LOWEST}")):
-        rows.append(_row(f"DVFS trio: {label}", chip.PUBLISHED_DVFS_RUN_J[key],
+        rows.append(_row(f"DVFS trio: {label}", published.PUBLISHED_DVFS_RUN_J[key],
                          trio[key].energy_j, trio[key], "total energy per run", work, act))
-    pub = chip.PUBLISHED_DVFS_RUN_J
+    pub = published.PUBLISHED_DVFS_RUN_J
     # the stretch of the low run the published ratio needs with no dynamic energy at all:
     # ratio x (asleep floor power at high / at low) for this workload
     floor = {k: trio[k].base_j / trio[k].run_s for k in ("0.8V", "0.5V")}
@@ -196,7 +198,7 @@ def points() -> list[dict]:
         r["unit"] = "ratio"
         rows.append(r)
     cp = cartpole_cost()
-    rows.append(_row("seed A CartPole, dynamic", chip.PUBLISHED_CARTPOLE_CHIP_J, cp.dynamic_j,
+    rows.append(_row("seed A CartPole, dynamic", published.PUBLISHED_CARTPOLE_CHIP_J, cp.dynamic_j,
                      cp, "dynamic energy per inference (decision)",
                      f"spinnq's CartPole network, {cp.pes} PEs, {cp.steps} ticks of 1 ms, 0.8 V",
                      ", ".join(f"{k} {v:.0%}" for k, v in CARTPOLE_RATES.items())

@@ -198,15 +198,3 @@ MACS_PER_CYCLE = CHIP_TOPS[0.8] / 2 / CLOCK_HZ[0.8] / PES_PER_CHIP
 ENERGY_PER_MAC_J = {v: (CHIP_TOPS[v] / TOPS_PER_W[v] - CHIP_ASLEEP_W[v]) / (CHIP_TOPS[v] / 2)
                     for v in (0.5, 0.8)}
 DVFS_SWITCH_J = 0.0  # energy of a performance-level switch, unknown [assumed]
-
-# ------------------------------------------------- published runs the model is checked against
-# (tests/s2/test_energy_calibration.py, benchmarks/energy_calibration.py)
-PUBLISHED_DVS_GESTURE_J = 0.459  # per gesture, 147 PEs, 0.8 V, ~600 x 1 ms, seed paper B [paper]
-PUBLISHED_DVS_GESTURE_PES = 147  # [paper]
-PUBLISHED_DVS_GESTURE_STEPS = 600  # about 600 ticks of 1 ms [paper]
-# its dynamic part: the total minus 147 PEs asleep and the chip's off power for 0.605 s
-# (~0.127 J, 28 %) [derived]; with all 152 PEs asleep instead, 0.117 J (25 %) [derived]
-# DVS-gesture SNN in real time (SpiNNaker2 chip paper, 2026): energy per run by policy [paper]
-PUBLISHED_DVFS_RUN_J = {"dvfs": 0.741, "0.8V": 1.023, "0.5V": 2.010}
-PUBLISHED_DVFS_ACCURACY = 0.9204  # in all three modes [paper]
-PUBLISHED_CARTPOLE_CHIP_J = 0.006  # per inference, seed paper A: dynamic energy [paper + quote]

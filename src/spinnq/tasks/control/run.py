@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from spinnq.baseline.measure import MeasureConfig, measure
-from spinnq.baseline.published import published_rows
 from spinnq.errors import CheckpointError, InputError
 from spinnq.graph.model import read_graph, write_graph
+from spinnq.published import published_rows
 from spinnq.report import build_report, stage, standard_plots, write_report
 from spinnq.s2 import S2Config, compile, place
 from spinnq.s2.emulate import emulate

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from spinnq.nn import LIF, QuantConv2d, QuantLinear, SpikingSequential, SumPool2d
+from spinnq.published import SEED_B_WEIGHTS
 
 N_CLASSES = 11
-SEED_WEIGHTS = 25_504  # mission.md, seed paper B
+SEED_WEIGHTS = SEED_B_WEIGHTS  # the seed paper's count (spinnq.published)
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spinnq.baseline.published import SEED_B_GESTURE
+from spinnq import published
 from spinnq.errors import InputError
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.graph.simulate import SimConfig, simulate
+from spinnq.published import SEED_B_GESTURE
 from spinnq.quant.brevitas import brevitas_available, check_integers, export_qat, from_float
 from spinnq.quant.calibration import calibrate, population_scales
 from spinnq.quant.evaluation import chip_eval
 from spinnq.s2 import S2Config, compile
-from spinnq.s2 import chip as s2chip
 from spinnq.s2.calibration import SEED_NEURONS_PER_PE
 from spinnq.s2.energy import LEVEL_NAMES, Cost, energy
 from spinnq.tasks.common import (
@@ -39,12 +39,13 @@ from spinnq.tasks.common import (
 from spinnq.tasks.gesture import config as gconf
 from spinnq.tasks.gesture.config import GestureConfig
 from spinnq.tasks.gesture.data import Frames, real_frames, synthetic_frames
-from spinnq.tasks.gesture.model import SEED_WEIGHTS, build_model, n_weights
+from spinnq.tasks.gesture.model import build_model, n_weights
 from spinnq.tasks.gesture.train import accuracy, spike_counts, train
 
-# The seed paper's numbers (mission.md, paper B), shown beside ours, always "published".
-PUBLISHED = {"float_psnn": 0.9507, "ptq_chip": 0.940, "float_qsnn": 0.9469, "qat_chip": 0.9413,
-             "energy_j": 0.459, "pes": 147, "weights": SEED_WEIGHTS, "steps": 600}
+# The seed paper's numbers (spinnq.published), shown beside ours, always "published".
+PUBLISHED = {**published.SEED_B_ACCURACY, "energy_j": published.PUBLISHED_DVS_GESTURE_J,
+             "pes": published.PUBLISHED_DVS_GESTURE_PES, "weights": published.SEED_B_WEIGHTS,
+             "steps": published.PUBLISHED_DVS_GESTURE_STEPS}
 
 
 def load_data(cfg: GestureConfig, quiet: bool = True) -> dict[str, Frames]:
@@ -118,7 +119,7 @@ def seed_placement(graph, s2: S2Config) -> S2Config:
 def is_seed_workload(cfg: GestureConfig) -> bool:
     """The run does the seed paper's work: its frames, steps and placement, a 1 ms tick."""
     return (cfg.placement == "seed" and cfg.frames.bin_ms == 1.0 and cfg.tick_s == 1e-3
-            and cfg.frames.steps == s2chip.PUBLISHED_DVS_GESTURE_STEPS)
+            and cfg.frames.steps == published.PUBLISHED_DVS_GESTURE_STEPS)
 
 
 def _summary(c: Cost) -> dict:
@@ -146,7 +147,7 @@ def seed_workload_cost(graph, s2: S2Config, cfg: GestureConfig, quiet: bool = Tr
     """The modelled cost of the seed workload for `graph`: recordings of the test split binned
     like the seed (600 frames of 1 ms), on the seed's 147 PEs, 0.8 V, 1 ms tick; on the first
     `seed_workload_samples` recordings (a subset: the cost is activity, not accuracy)."""
-    fcfg = dataclasses.replace(cfg.frames, bin_ms=1.0, steps=s2chip.PUBLISHED_DVS_GESTURE_STEPS)
+    fcfg = dataclasses.replace(cfg.frames, bin_ms=1.0, steps=published.PUBLISHED_DVS_GESTURE_STEPS)
     n = cfg.seed_workload_samples
     cache = Path(cfg.cache_dir) if cfg.cache_dir else None
     synth = dataclasses.replace(cfg.synth, duration_ms=max(cfg.synth.duration_ms, 600))
