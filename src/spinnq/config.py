@@ -4,4 +4,5 @@ from __future__ import annotations
 
 DEFAULT_DT = 1e-4  # s; the convention of the NIR paper, snnTorch and py-spinnaker2 runs
 DEFAULT_SEED = 0
+REALTIME_TICK_S = 1e-3  # s; one chip step per 1 ms system tick: the papers' real time
 RUNS_DIR = "runs"  # every long job writes runs/<task>-<time>/

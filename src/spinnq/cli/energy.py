@@ -36,6 +36,7 @@ from spinnq.cli.s2 import (
     warn_silent,
     write_json,
 )
+from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import InputError
 from spinnq.graph.model import Graph, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
@@ -126,7 +127,7 @@ def _class_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, program: Program,
                   placement: Placement, run: Run, op: str = "0.8V",
-                  tick_s: float | None = 1e-3, baseline: bool = True,
+                  tick_s: float | None = REALTIME_TICK_S, baseline: bool = True,
                   task: str = "deploy") -> dict[str, Path]:
     """Report of a deployment: stages (float reference vs chip on the same input: output
     spikes per sample and agreement of the most active output), the modelled chip cost, the

@@ -17,6 +17,7 @@ import importlib
 import numpy as np
 import torch
 
+from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import BackendError, InputError
 from spinnq.graph.model import Graph
 from spinnq.s2.compile import S2Config, compile
@@ -27,7 +28,7 @@ from spinnq.s2.program import Run
 INSTALL_HINT = ("py-spinnaker2 is not importable here; it is not on PyPI: install it from "
                 "https://gitlab.com/spinnaker2/py-spinnaker2 on a machine wired to a board, "
                 "or use the emulator (--backend emulator)")
-DEFAULT_TICK_S = 1e-3  # one chip step per 1 ms system tick, as the NIR paper's runs
+DEFAULT_TICK_S = REALTIME_TICK_S  # one chip step per system tick, as the NIR paper's runs
 
 
 def _import():

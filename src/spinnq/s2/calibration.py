@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from spinnq import published
+from spinnq.config import REALTIME_TICK_S
 from spinnq.s2 import chip
 from spinnq.s2.energy import Cost, dynamic_share_bounds, energy, estimate_counters
 from spinnq.s2.program import PESlot, Placement, Population, Program, Projection, Run
@@ -112,7 +113,7 @@ def seed_dvs_cost(op: str = "0.8V", rates: dict[str, float] | None = None) -> Co
     prog = dvs_program()
     steps = published.PUBLISHED_DVS_GESTURE_STEPS + prog.depth
     return energy(place_per_pe(prog, SEED_NEURONS_PER_PE),
-                  rate_run(prog, rates or SEED_RATES, steps), prog, op=op, tick_s=1e-3)
+                  rate_run(prog, rates or SEED_RATES, steps), prog, op=op, tick_s=REALTIME_TICK_S)
 
 
 def dvfs_costs(steps: int | None = None) -> tuple[dict[str, Cost], int]:
@@ -125,11 +126,12 @@ def dvfs_costs(steps: int | None = None) -> tuple[dict[str, Cost], int]:
         return {k: np.minimum(1.0, wave * r) for k, r in SEED_RATES.items()}
 
     if steps is None:
-        probe = energy(pl, rate_run(prog, rates(1000), 1000), prog, op="0.8V", tick_s=1e-3)
+        probe = energy(pl, rate_run(prog, rates(1000), 1000), prog, op="0.8V",
+                       tick_s=REALTIME_TICK_S)
         steps = round(1000 * published.PUBLISHED_DVFS_RUN_J["0.8V"] / probe.energy_j)
     run = rate_run(prog, rates(steps), steps)
     ops = {"dvfs": "dvfs", "0.8V": "0.8V", "0.5V": LOWEST}
-    return {k: energy(pl, run, prog, op=op, tick_s=1e-3) for k, op in ops.items()}, steps
+    return {k: energy(pl, run, prog, op=op, tick_s=REALTIME_TICK_S) for k, op in ops.items()}, steps
 
 
 LOWEST = next(iter(chip.OPERATING_POINTS))  # the published "fixed low (0.5 V)"
@@ -139,7 +141,7 @@ def cartpole_cost() -> Cost:
     prog = cartpole_program()
     return energy(place_per_pe(prog, 250), rate_run(prog, CARTPOLE_RATES,
                                                     CARTPOLE_STEPS + prog.depth),
-                  prog, op="0.8V", tick_s=1e-3)
+                  prog, op="0.8V", tick_s=REALTIME_TICK_S)
 
 
 def max_dynamic_j(cost: Cost) -> float:

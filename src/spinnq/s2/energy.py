@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import InputError
 from spinnq.s2 import chip
 from spinnq.s2.program import COUNTERS, Placement, Program, Run
@@ -448,7 +449,7 @@ def estimate_counters(program: Program, rates: dict[str, float | np.ndarray],
     return out
 
 
-def dynamic_share_bounds(energy_j: float, pes: int, steps: int, tick_s: float = 1e-3
+def dynamic_share_bounds(energy_j: float, pes: int, steps: int, tick_s: float = REALTIME_TICK_S
                          ) -> tuple[float, float]:
     """The dynamic part a published total implies: total minus the asleep floor at 0.8 V,
     with the unused PEs off (upper) or asleep (lower), over steps x tick."""

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from spinnq.baseline.measure import MeasureConfig, measure
+from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import CheckpointError, InputError
 from spinnq.graph.model import read_graph, write_graph
 from spinnq.published import published_rows
@@ -71,7 +72,7 @@ class ControlConfig:
     eval_seed: int = 1_000_000  # episode i of every stage resets with eval_seed + i
     stages: tuple[str, ...] = STAGES
     operating_point: str = "0.8V"
-    tick_s: float = 1e-3  # chip timestep for latency/energy (1 ms: the papers' real time)
+    tick_s: float = REALTIME_TICK_S  # chip timestep for latency/energy (the papers' real time)
     baseline_repeats: int = 50
     quick: bool = False
     extra: dict = field(default_factory=dict)

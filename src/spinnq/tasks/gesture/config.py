@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from spinnq.config import DEFAULT_DT, DEFAULT_SEED
+from spinnq.config import DEFAULT_DT, DEFAULT_SEED, REALTIME_TICK_S
 from spinnq.errors import InputError
 from spinnq.tasks.gesture.model import ModelConfig
 from spinnq.tasks.gesture.synthetic import SynthConfig
@@ -36,7 +36,7 @@ class GestureConfig:
     qat_layers: str = "brevitas"  # brevitas | spinnq (chip-exact fake quant, no Brevitas)
     percentiles: tuple[str, ...] = ("p99", "p99.9", "p99.99", "max")
     dt: float = DEFAULT_DT
-    tick_s: float = 1e-3  # the seed's real-time tick
+    tick_s: float = REALTIME_TICK_S  # the seed's real-time tick
     placement: str = "default"  # default: spinnq's neurons per PE; seed: the seed's 147 PEs
     # recordings binned like the seed (600 x 1 ms) run on the seed's 147 PEs for the modelled
     # energy of the seed workload beside the published 0.459 J (0: off)
@@ -57,7 +57,7 @@ def with_preset(cfg: GestureConfig, name: str) -> GestureConfig:
     frames = dataclasses.replace(cfg.frames, bin_ms=1.0, steps=600)
     synth = dataclasses.replace(cfg.synth, duration_ms=max(cfg.synth.duration_ms, 600))
     return dataclasses.replace(cfg, preset=name, frames=frames, synth=synth, placement="seed",
-                               tick_s=1e-3)
+                               tick_s=REALTIME_TICK_S)
 
 
 def quick(cfg: GestureConfig) -> GestureConfig:

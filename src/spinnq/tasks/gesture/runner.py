@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from spinnq import published
+from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import InputError
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.graph.simulate import SimConfig, simulate
@@ -118,7 +119,7 @@ def seed_placement(graph, s2: S2Config) -> S2Config:
 
 def is_seed_workload(cfg: GestureConfig) -> bool:
     """The run does the seed paper's work: its frames, steps and placement, a 1 ms tick."""
-    return (cfg.placement == "seed" and cfg.frames.bin_ms == 1.0 and cfg.tick_s == 1e-3
+    return (cfg.placement == "seed" and cfg.frames.bin_ms == 1.0 and cfg.tick_s == REALTIME_TICK_S
             and cfg.frames.steps == published.PUBLISHED_DVS_GESTURE_STEPS)
 
 
@@ -155,7 +156,7 @@ def seed_workload_cost(graph, s2: S2Config, cfg: GestureConfig, quiet: bool = Tr
          else synthetic_frames("test", n, cfg.seed, fcfg, synth, cache)).subset(n)
     ev = chip_eval(graph, f.x, f.y, seed_placement(graph, s2), "count", cfg.chip_batch, quiet,
                    label="seed workload on chip (energy)")
-    return energy(ev.placement, ev.run, ev.program, op="0.8V", tick_s=1e-3), len(f)
+    return energy(ev.placement, ev.run, ev.program, op="0.8V", tick_s=REALTIME_TICK_S), len(f)
 
 
 def run_task(opts) -> dict:
