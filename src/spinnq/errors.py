@@ -40,3 +40,21 @@ class CheckpointError(SpinnqError):
 
 class BackendError(SpinnqError):
     """A hardware or device backend that is not available here."""
+
+
+class OutputError(SpinnqError):
+    """An output path that cannot be written (a folder where a file is expected, no
+    permission, /proc, an empty name); raised before any work where it can be checked."""
+
+
+class SettingsError(InputError):
+    """A setting (CLI flag, --set key=value, config.json entry) of the wrong type or range."""
+
+
+class RunFolderError(SpinnqError):
+    """A run folder that is in use by another run, or holds a run that --out would mix."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a resumable run: the message says how to continue (the CLI prints it
+    and exits 130)."""

@@ -12,7 +12,8 @@ import pytest
 
 from spinnq.cli.run import RunOptions
 from spinnq.errors import InputError
-from spinnq.tasks.gesture.config import GestureConfig, apply_overrides
+from spinnq.settings import apply_sets as apply_overrides
+from spinnq.tasks.gesture.config import GestureConfig
 from spinnq.tasks.gesture.data import write_dvs_layout
 from spinnq.tasks.gesture.runner import run_task
 from spinnq.tasks.gesture.synthetic import SynthConfig, generate_sample
@@ -89,5 +90,5 @@ def test_overrides_reach_nested_settings_and_refuse_unknown_keys():
     assert cfg.percentiles == ("p99", "max") and cfg.limit == 5
     with pytest.raises(InputError, match="unknown setting 'epoch'"):
         apply_overrides(GestureConfig(), {"train.epoch": "3"})
-    with pytest.raises(InputError, match="train.epochs=x"):
+    with pytest.raises(InputError, match="train.epochs=x: expected an integer"):
         apply_overrides(GestureConfig(), {"train.epochs": "x"})

@@ -27,12 +27,20 @@ from spinnq.cli import energy  # noqa: E402,F401  (after graph and s2: order in 
 from spinnq.cli import run  # noqa: E402,F401  (spinnq run TASK)
 
 
+def error_line(message: str) -> None:
+    """One line on stderr, never wrapped at the terminal's width (a user error is one line
+    to read, grep and paste into an issue)."""
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}",
+                      highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     try:
         app()
     except SpinnqError as e:
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+        error_line(str(e))
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+    except KeyboardInterrupt as e:  # Interrupted carries how to continue
+        err_console.print(escape(str(e) or "interrupted"), style="yellow", highlight=False,
+                          soft_wrap=True)
         sys.exit(130)

@@ -9,6 +9,7 @@ import typer
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import InputError
+from spinnq.files import save_npz  # noqa: F401  (re-exported for the commands)
 
 GraphArg = typer.Argument(..., help="A NIR graph file (.nir, HDF5 written by nir.write).",
                           show_default=False)
@@ -24,20 +25,25 @@ def load_input(path: Path) -> np.ndarray:
     """Load an input array from .npy, with a clear error for every way that can fail."""
     if not path.exists():
         raise InputError("no such file", file=str(path))
+    if path.is_dir():
+        raise InputError("is a folder, not a .npy file", file=str(path))
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError as e:
+        raise InputError(f"cannot read ({(e.strerror or type(e).__name__).lower()})",
+                         file=str(path)) from None
+    if head != b"\x93NUMPY":
+        raise InputError("not a .npy array (write one with numpy.save)", file=str(path))
     try:
         arr = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise InputError(f"not a .npy array ({type(e).__name__}: {e})", file=str(path)) from None
+    except ValueError as e:
+        # numpy's text would suggest allow_pickle=True, which can run code: never say that
+        why = "holds Python objects, not numbers" if "pickle" in str(e) else "truncated or corrupt"
+        raise InputError(f".npy file {why}", file=str(path)) from None
+    except Exception:  # truncated headers and data raise several types
+        raise InputError(".npy file truncated or corrupt", file=str(path)) from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise InputError(f"expected a numeric array, got dtype {getattr(arr, 'dtype', '?')}",
                          file=str(path))
     return arr
-
-
-def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write arrays atomically: a half-written result never replaces a complete one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-    return path

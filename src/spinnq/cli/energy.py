@@ -23,9 +23,9 @@ from spinnq.cli.s2 import (
     StepsOpt,
     WeightScaleOpt,
     s2_config,
-    write_json,
 )
 from spinnq.errors import InputError
+from spinnq.files import write_json
 from spinnq.graph.model import Graph, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from spinnq.cli.common import (
     save_npz,
 )
 from spinnq.errors import InputError
-from spinnq.files import atomic_write
+from spinnq.files import write_json
 from spinnq.graph.model import read_graph, write_graph
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate
@@ -102,10 +101,6 @@ def run_arrays(program: Program, run: Run) -> dict[str, np.ndarray]:
            if not program.populations[k].record_only}
     out |= {f"v/{k}": t.numpy().astype(np.float32) for k, t in run.v.items()}
     return out
-
-
-def write_json(path: Path, data: dict) -> Path:
-    return atomic_write(path, json.dumps(data, indent=2, default=float))
 
 
 @app.command()

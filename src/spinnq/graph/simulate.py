@@ -268,15 +268,16 @@ def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
             raise InputError(f"{what} must be numbers, got an array of dtype {a.dtype}")
         x = torch.as_tensor(a)
     arr = x
+    given = tuple(arr.shape)  # the user's shape, for the message
     n = len(input_shape)
     if arr.ndim == n + 1:
         arr = arr.unsqueeze(0)
     if arr.ndim != n + 2 or tuple(arr.shape[2:]) != tuple(input_shape):
-        raise InputError(f"{what} has shape {tuple(arr.shape)}; expected (T, "
+        raise InputError(f"{what} has shape {given}; expected (T, "
                          f"{', '.join(map(str, input_shape))}) or (B, T, "
                          f"{', '.join(map(str, input_shape))})")
     if arr.shape[1] < 1 or arr.shape[0] < 1:
-        raise InputError(f"{what} has no timesteps or samples: shape {tuple(arr.shape)}")
+        raise InputError(f"{what} has no timesteps or samples: shape {given}")
     if arr.dtype.is_complex or not torch.isfinite(arr.to(torch.float64)).all():
         raise InputError(f"{what} contains NaN, infinite or complex values")
     return arr

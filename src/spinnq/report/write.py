@@ -11,15 +11,10 @@ the single file can be mailed or opened anywhere.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
-import json
-import math
 from pathlib import Path
 
-import numpy as np
-
-from spinnq.files import atomic_write
+from spinnq.files import atomic_write, jsonable, write_json
 
 PLOT_TITLES = {
     "cost_comparison": "Energy and latency per inference: chip vs CPU/GPU (log scale)",
@@ -28,26 +23,6 @@ PLOT_TITLES = {
     "pe_map": "PEs of the chip, coloured by population",
     "training_curves": "Training curves",
 }
-
-
-def _jsonable(o):
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return _jsonable(dataclasses.asdict(o))
-    if isinstance(o, set | frozenset):
-        return _jsonable(sorted(o, key=str))
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None  # JSON has no NaN/inf: "unknown"
-    if isinstance(o, Path):
-        return str(o)
-    return o
 
 
 # ------------------------------------------------------------------------- formatting
@@ -176,9 +151,8 @@ def write_report(run_dir: Path | str, report: dict, plots: dict[str, bytes] | No
     paths: dict[str, Path] = {}
     for name, png in plots.items():
         paths[name] = atomic_write(run_dir / "plots" / f"{name}.png", png)
-    data = _jsonable(report)
-    paths["json"] = atomic_write(run_dir / "report.json",
-                                  json.dumps(data, indent=2, allow_nan=False).encode())
+    data = jsonable(report)
+    paths["json"] = write_json(run_dir / "report.json", data, sort_keys=False)
     paths["md"] = atomic_write(run_dir / "report.md", to_markdown(
         data, {n: f"plots/{n}.png" for n in plots}).encode())
     paths["html"] = atomic_write(run_dir / "report.html", to_html(data, plots).encode())

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from spinnq.nn import SpikingSequential
+from spinnq.settings import PERCENTILE, Limit
 from spinnq.tasks.control import fast
 from spinnq.tasks.control.encoder import Encoder
 from spinnq.tasks.control.model import quantized, set_scale_mode
@@ -34,6 +36,11 @@ from spinnq.tasks.control.model import quantized, set_scale_mode
 
 @dataclass(frozen=True)
 class FinetuneConfig:
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "percentiles": Limit(pattern=PERCENTILE.pattern, min_len=1),
+        "qat_steps": Limit(0, 1_000_000), "qat_batch": Limit(1, 1 << 16),
+        "qat_lr": Limit(0, 1, lo_open=True), "calib_states": Limit(1, 1 << 20)}
+
     percentiles: tuple[str, ...] = ("max", "p99.99", "p99.9", "p99.5", "p99")
     qat_steps: int = 150
     qat_batch: int = 256

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spinnq.errors import InputError
+from spinnq import settings
+from spinnq.errors import InputError, RunFolderError
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.s2 import S2Config
@@ -62,9 +63,22 @@ def load_data(cfg: GestureConfig, quiet: bool = True) -> dict[str, Frames]:
 
 def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
     if opts.resume is not None:
+        if opts.out is not None or opts.force:
+            raise InputError("--resume continues the run in its own folder; drop --out/--force")
         run = RunDir.open(opts.resume)
-        # --set on a resumed run: e.g. more epochs (training continues from the checkpoint)
-        cfg = gconf.apply_overrides(gconf.from_dict(run.load_config()), opts.overrides)
+        try:
+            saved = run.load_config()
+            if run.task not in (None, "gesture"):
+                raise RunFolderError(f"holds a {run.task} run, not gesture; continue it with "
+                                     f"spinnq run {run.task} --resume {run.path}",
+                                     file=str(run.path))
+            # --set on a resumed run: e.g. more epochs (training continues from the checkpoint)
+            cfg = settings.from_json(GestureConfig, saved, file=str(run.path / "config.json"))
+            cfg = settings.validate(settings.apply_sets(cfg, opts.overrides))
+        except BaseException:
+            run.release()
+            raise
+        run.task = "gesture"
         run.save_config(cfg)
         return cfg, run, True
     cfg = GestureConfig(seed=opts.seed)
@@ -76,10 +90,8 @@ def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
         cfg = dataclasses.replace(cfg, frames=dataclasses.replace(cfg.frames, steps=opts.steps))
     if opts.episodes is not None:
         raise InputError("--episodes is for control tasks; gesture evaluates whole splits")
-    cfg = gconf.apply_overrides(cfg, opts.overrides)
-    if cfg.qat_layers not in ("brevitas", "spinnq"):
-        raise InputError(f"qat_layers must be 'brevitas' or 'spinnq', got {cfg.qat_layers!r}")
-    run = RunDir.create("gesture", opts.out)
+    cfg = settings.validate(settings.apply_sets(cfg, opts.overrides))
+    run = RunDir.create("gesture", opts.out, force=opts.force)
     run.save_config(cfg)
     return cfg, run, False
 
@@ -116,6 +128,11 @@ def run_task(opts) -> dict:
     """The `spinnq run gesture` runner (see `spinnq.cli.run.RUNNERS`)."""
     t_start = time.perf_counter()
     cfg, run, resume = _config(opts)
+    with run.guard("spinnq run gesture"):
+        return _run(opts, cfg, run, resume, t_start)
+
+
+def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float) -> dict:
     quiet = opts.quiet
     seed_everything(cfg.seed)
     set_threads(cfg.threads)

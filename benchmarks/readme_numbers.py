@@ -1,0 +1,143 @@
+"""README figures from what the current code measures, never typed by hand.
+
+Two steps, so the expensive one runs once and the README can be regenerated any time:
+
+    # 1. run `spinnq run cartpole` (the `make demo` run) for each seed; write the JSON
+    .venv/bin/python benchmarks/readme_numbers.py measure --seeds 0 1 2
+    -> benchmarks/results/readme_cartpole.json  (per seed: chip/float mean return, PEs,
+       chip steps, modelled energy per decision, wall time; the code's git commit)
+
+    # 2. rewrite the README sections between <!-- readme:NAME --> and <!-- /readme:NAME -->
+    .venv/bin/python benchmarks/readme_numbers.py readme [--check]
+
+`readme --check` exits 1 when the README differs from what the JSON gives (a test runs it).
+A seed missing from the JSON is left out of the sentence rather than invented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "readme_cartpole.json"
+README = ROOT / "README.md"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def measure_seed(seed: int) -> dict:
+    """One default `spinnq run cartpole --seed SEED` (what `make demo` runs for seed 0)."""
+    from spinnq.tasks.control.run import default_config, run_control
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        rep = run_control(default_config("cartpole", seed=seed), out=Path(tmp) / "run",
+                          quiet=True)
+        wall = time.perf_counter() - t0
+    by = {s["name"]: s for s in rep["stages"]}
+    chip = rep.get("chip") or {}
+    return {"seed": seed, "chip_mean_return": by["chip"]["mean_return"],
+            "float_mean_return": by["float"]["mean_return"],
+            "episodes": by["chip"]["episodes"], "pes": chip.get("pes"),
+            "chip_steps_per_decision": chip.get("timesteps"),
+            "energy_j_per_decision": chip.get("energy_j"),
+            "operating_point": chip.get("operating_point"), "tick_s": chip.get("tick_s"),
+            "wall_s": wall, "load_average_after": os.getloadavg()[0]}
+
+
+def measure(seeds: list[int], out: Path = RESULTS) -> dict:
+    old = json.loads(out.read_text()) if out.exists() else {}
+    rows = {r["seed"]: r for r in old.get("seeds", [])}
+    for s in seeds:
+        rows[s] = measure_seed(s)
+        print(f"seed {s}: chip {rows[s]['chip_mean_return']:.1f}, float "
+              f"{rows[s]['float_mean_return']:.1f}, {rows[s]['wall_s']:.0f} s", flush=True)
+        data = {"benchmark": "readme_cartpole", "command": "spinnq run cartpole --seed SEED",
+                "commit": _commit(), "machine": {"platform": platform.platform(),
+                                                 "cpus": os.cpu_count()},
+                "kinds": {"returns": "measured (closed loop; chip = emulated SpiNNaker2)",
+                          "energy": "modelled", "wall": "measured (shared box)"},
+                "seeds": [rows[k] for k in sorted(rows)]}
+        out.write_text(json.dumps(data, indent=2) + "\n")
+    return data
+
+
+def _minsec(s: float) -> str:
+    m, sec = divmod(round(s), 60)
+    return f"{m} min {sec} s" if m else f"{sec} s"
+
+
+def cartpole_section(data: dict) -> str:
+    """The README sentence about `make demo`, from the JSON."""
+    rows = data["seeds"]
+    seeds = "/".join(str(r["seed"]) for r in rows)
+    chip = " / ".join(f"{r['chip_mean_return']:.1f}" for r in rows)
+    flt = " / ".join(f"{r['float_mean_return']:.1f}" for r in rows)
+    walls = [r["wall_s"] for r in rows]
+    r0 = rows[0]
+    energy = r0.get("energy_j_per_decision")
+    text = (f"Seeds {seeds}: on-chip (emulated) mean return {chip} (float {flt}) over "
+            f"{r0['episodes']} episodes; {_minsec(min(walls))} to {_minsec(max(walls))} wall "
+            f"on the shared 2-core box (measured, commit {data['commit']}). {r0['pes']} PEs, "
+            f"{r0['chip_steps_per_decision']} chip steps per decision")
+    if energy is not None:
+        text += (f", {energy * 1e3:.2f} mJ per decision at {r0['operating_point']} and a "
+                 f"{r0['tick_s'] * 1e3:g} ms tick (modelled)")
+    return text + ". Regenerate: `benchmarks/readme_numbers.py measure` then `readme`."
+
+
+SECTIONS = {"cartpole": (RESULTS, cartpole_section)}
+
+
+def render(readme: str) -> str:
+    """`readme` with every marked section rewritten from its JSON."""
+    for name, (path, fn) in SECTIONS.items():
+        if not path.exists():
+            continue
+        body = fn(json.loads(path.read_text()))
+        pat = re.compile(rf"(<!-- readme:{name} -->)(.*?)(<!-- /readme:{name} -->)", re.S)
+        if not pat.search(readme):
+            raise SystemExit(f"README.md has no <!-- readme:{name} --> section")
+        readme = pat.sub(lambda m, b=body: f"{m.group(1)}\n{b}\n{m.group(3)}", readme)
+    return readme
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure", help="run the demo for these seeds, update the JSON")
+    m.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r = sub.add_parser("readme", help="rewrite the README's marked sections from the JSON")
+    r.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
+    a = ap.parse_args(argv)
+    if a.cmd == "measure":
+        measure(a.seeds)
+        return 0
+    old = README.read_text()
+    new = render(old)
+    if a.check:
+        if new != old:
+            print("README.md is stale: run benchmarks/readme_numbers.py readme", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
