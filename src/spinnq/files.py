@@ -56,8 +56,8 @@ def check_output(path: str | Path | None, kind: Literal["file", "dir"] = "file",
     which catches /proc, read-only mounts and missing permissions alike. None passes."""
     if path is None:
         return None
-    if str(path).strip() == "":
-        raise OutputError(f"{flag} is empty; give a path")
+    if str(path).strip() == "" or (kind == "file" and str(path).strip() == "."):
+        raise OutputError(f"{flag} is empty; give a path")  # typer turns '' into '.'
     p = Path(path)
     if kind == "file" and p.is_dir():
         raise OutputError(f"{flag} is a folder; give a file name", file=str(p))

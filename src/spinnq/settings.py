@@ -191,8 +191,8 @@ def _from_json(v: Any, tp):
     return v
 
 
-def _check(cls: type, name: str, tp, v, key: str, src: str) -> None:
-    """Type-independent range/choice check of one (already typed) value."""
+def _check(cls: type, name: str, tp, v, key: str, src: str, text: str | None = None) -> None:
+    """Range/choice check of one (already typed) value; `text`: what the user typed."""
     if v is None:
         return
     lim = _limit(cls, name)
@@ -209,7 +209,8 @@ def _check(cls: type, name: str, tp, v, key: str, src: str) -> None:
         if use is None and isinstance(x, int | float) and not isinstance(x, bool):
             use = DEFAULT_NUMBER
         if use is not None and not use.ok(x):
-            raise SettingsError(f"{src} {key}={_show(x)}: must be {use.describe()}")
+            shown = text if text is not None and not isinstance(v, tuple) else _show(x)
+            raise SettingsError(f"{src} {key}={_show(shown)}: must be {use.describe()}")
 
 
 def _show(v) -> str:
@@ -266,7 +267,7 @@ def _set(obj: Any, path: list[str], text: str, key: str, src: str) -> Any:
         val = _from_text(text, tp, key)
     except (ValueError, OverflowError):
         raise SettingsError(f"{src} {key}={_show(text)}: expected {_describe(tp)}") from None
-    _check(cls, head, tp, val, key, src)
+    _check(cls, head, tp, val, key, src, text.strip())
     return _replace(obj, head, val, key, src)
 
 

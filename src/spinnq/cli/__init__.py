@@ -41,6 +41,25 @@ def main() -> None:
         error_line(str(e))
         sys.exit(2)
     except KeyboardInterrupt as e:  # Interrupted carries how to continue
-        err_console.print(escape(str(e) or "interrupted"), style="yellow", highlight=False,
-                          soft_wrap=True)
+        _interrupted(e)
         sys.exit(130)
+    except SystemExit as e:  # typer turns Ctrl-C into a silent exit 130: say what to do
+        ki = _cause(e, KeyboardInterrupt)
+        if ki is not None:
+            _interrupted(ki)
+        raise
+
+
+def _cause(e: BaseException, kind: type) -> BaseException | None:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, kind):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _interrupted(e: BaseException) -> None:
+    err_console.print(escape(str(e) or "interrupted"), style="yellow", highlight=False,
+                      soft_wrap=True)

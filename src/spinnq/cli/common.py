@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +49,34 @@ def load_input(path: Path) -> np.ndarray:
         raise InputError(f"expected a numeric array, got dtype {getattr(arr, 'dtype', '?')}",
                          file=str(path))
     return arr
+
+
+def record_bytes(graph, batch: int, steps: int, record) -> int:
+    """Bytes the recorded arrays will take: spikes (1 B) and v (4 B) per element and step,
+    the same layout simulate and deploy write (an estimate up front, not a measurement)."""
+    per = sum(math.prod(graph.shapes[n]) for n in record if n in graph.shapes)
+    return int(batch) * int(steps) * per * 5
+
+
+def warn_memory(nbytes: int, limit: int = 1 << 30) -> None:
+    """Say up front when the recorded arrays alone will take more than `limit` (1 GiB), and
+    refuse when they cannot fit in this machine's memory at all."""
+    if nbytes <= limit:
+        return
+    total = _total_memory()
+    if total and nbytes > total:
+        raise InputError(f"recording would take about {nbytes / 2**30:.1f} GiB, more than this "
+                         f"machine's {total / 2**30:.1f} GiB; record fewer nodes (--record), "
+                         "steps or samples")
+    from spinnq.cli import err_console
+
+    err_console.print(f"[yellow]note:[/] the recorded arrays will take about "
+                      f"{nbytes / 2**30:.1f} GiB in memory (estimate; peak about twice that "
+                      "while the .npz is compressed)", soft_wrap=True, highlight=False)
+
+
+def _total_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -22,10 +22,11 @@ from spinnq.cli.s2 import (
     NeuronsPerPeOpt,
     StepsOpt,
     WeightScaleOpt,
+    check_run_inputs,
     s2_config,
 )
 from spinnq.errors import InputError
-from spinnq.files import write_json
+from spinnq.files import check_output, write_json
 from spinnq.graph.model import Graph, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt
@@ -55,7 +56,7 @@ def print_cost(cost: Cost) -> None:
     t.add_column("quantity")
     t.add_column("value")
     rt = "" if cost.tick_requested_s is None else (
-        " (real time met)" if cost.realtime else
+        " (feasible)" if cost.realtime else
         f" (requested {fmt(cost.tick_requested_s, 's')} NOT met at {cost.overrun_steps} steps)")
     for k, v in (("PEs / chips", f"{cost.pes} / {cost.chips}"),
                  ("memory, largest PE", f"{cost.memory_max_bytes / 1024:.1f} kB"),
@@ -170,9 +171,12 @@ def energy_cmd(
         raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, "
                          f"got {operating_point!r}")
     tick_s = tick_seconds(tick_ms)
+    check_output(json_out, "file", flag="--json")
+    check_output(report, "dir", flag="--report")
     cfg = s2_config(dt, reset, integrator, weight_scale, bits, graph_scales, neurons_per_pe)
     g = read_graph(graph)
     x = load_input(input)
+    check_run_inputs(g, x, steps, None)
     program = compile(g, cfg)
     placement = place(program, cfg)
     run = emulate(program, x, steps)

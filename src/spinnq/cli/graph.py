@@ -18,10 +18,15 @@ from spinnq.cli.common import (
     RecordOpt,
     ResetOpt,
     load_input,
+    record_bytes,
     save_npz,
+    warn_memory,
 )
+from spinnq.errors import InputError
+from spinnq.files import check_output
 from spinnq.graph import SimConfig, read_graph, simulate
 from spinnq.graph.model import SPIKING, STATEFUL, Graph
+from spinnq.graph.simulate import as_batch, default_record
 
 
 def _summary(node) -> str:
@@ -87,10 +92,16 @@ def simulate_cmd(
                                    "discretisation, to match its spikes exactly)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
+    check_output(out, "file", flag="--out")
     cfg = SimConfig(dt=dt, reset=reset, integrator=integrator, float64=float64,
                     record=tuple(record or ()), convention=convention)
     g = read_graph(graph)
-    tr = simulate(g, load_input(input), cfg)
+    x = as_batch(load_input(input), g.input_shape)
+    for r in cfg.record:
+        if r not in g.nodes:
+            raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
+    warn_memory(record_bytes(g, x.shape[0], x.shape[1], cfg.record or default_record(g)))
+    tr = simulate(g, x, cfg)
     arrays = tr.to_arrays()
     save_npz(out, arrays)
     for k, a in arrays.items():

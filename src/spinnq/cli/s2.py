@@ -16,11 +16,14 @@ from spinnq.cli.common import (
     RecordOpt,
     ResetOpt,
     load_input,
+    record_bytes,
     save_npz,
+    warn_memory,
 )
 from spinnq.errors import InputError
-from spinnq.files import write_json
+from spinnq.files import check_output, write_json
 from spinnq.graph.model import read_graph, write_graph
+from spinnq.graph.simulate import as_batch, default_record
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate
 from spinnq.s2.place import place, summarize
@@ -63,6 +66,19 @@ def s2_config(dt: float, reset: str, integrator: str, weight_scale: str, bits: i
     return S2Config(dt=dt, reset=reset, integrator=integrator, weight_scale=weight_scale,
                     bits=bits, graph_scales=graph_scales, neurons_per_pe=per,
                     neurons_per_pe_default=default, **kw)
+
+
+def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | None) -> None:
+    """What `emulate` would refuse, checked before compiling: the input's shape, --steps,
+    --record names; then an up-front estimate of the recorded arrays' memory."""
+    xb = as_batch(x, g.input_shape)
+    if steps is not None and steps < 1:
+        raise InputError(f"--steps must be >= 1, got {steps}")
+    for r in record or ():
+        if r not in g.nodes:
+            raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
+    n_steps = steps if steps is not None else xb.shape[1] + len(g.order)  # depth <= nodes
+    warn_memory(record_bytes(g, xb.shape[0], n_steps, record or default_record(g)))
 
 
 def print_placement(program: Program, placement: Placement) -> dict:
@@ -133,12 +149,19 @@ def deploy(
                                 "chip cost (0.8 V, 1 ms tick) vs the float reference on CPU."),
 ) -> None:
     """Compile a NIR graph for SpiNNaker2, place it, and run it (emulator or a real board)."""
+    # every flag, path and the input are checked before the (possibly long) compile
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "spinnaker2" and not eth_ip:
+        raise InputError("--backend spinnaker2 needs --eth-ip (the board's address)")
+    check_output(out, "file", flag="--out")
+    check_output(summary, "file", flag="--summary")
+    check_output(report, "dir", flag="--report")
     cfg = s2_config(dt, reset, integrator, weight_scale, bits, graph_scales, neurons_per_pe,
                     fma=fma, cuba_order=cuba_order, engine=engine)
     g = read_graph(graph)
     x = load_input(input)
+    check_run_inputs(g, x, steps, record)
     program = compile(g, cfg)
     placement = place(program, cfg)
     info = print_placement(program, placement)
@@ -185,6 +208,7 @@ def export_cmd(
     """Write the integer graph py-spinnaker2's from_nir(..., scale_weights=False) takes as is."""
     if target != "spinnaker2":
         raise InputError(f"--target must be spinnaker2, got {target!r}")
+    check_output(out, "file", flag="--out")
     from spinnq.s2.export import export_graph
 
     cfg = s2_config(dt, "zero", integrator, weight_scale, bits, graph_scales)
