@@ -68,7 +68,7 @@ def test_energy_command_prints_the_chip_table_and_writes_json(monkeypatch, capsy
                              "--json", tmp_path / "cost.json")
     assert code == 0, err
     assert "cost per inference (modelled), dvfs" in out and "per population" in out
-    assert "real time" in out and "lif1" in out
+    assert "(feasible: every PE finishes within it)" in out and "lif1" in out
     d = json.loads((tmp_path / "cost.json").read_text())
     assert d["kind"] == "modelled" and d["operating_point"] == "dvfs" and d["tick_s"] == 1e-3
     assert len(d["per_pe"]) == d["pes"] and d["energy_j"] > 0

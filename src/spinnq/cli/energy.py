@@ -56,7 +56,7 @@ def print_cost(cost: Cost) -> None:
     t.add_column("quantity")
     t.add_column("value")
     rt = "" if cost.tick_requested_s is None else (
-        " (feasible)" if cost.realtime else
+        " (feasible: every PE finishes within it)" if cost.realtime else
         f" (requested {fmt(cost.tick_requested_s, 's')} NOT met at {cost.overrun_steps} steps)")
     for k, v in (("PEs / chips", f"{cost.pes} / {cost.chips}"),
                  ("memory, largest PE", f"{cost.memory_max_bytes / 1024:.1f} kB"),
@@ -118,10 +118,10 @@ def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, pro
         stages += [stage("float reference", f"output spikes per sample ({o})",
                          float(ref.spikes[o].sum() / xb.shape[0])),
                    stage("on chip (emulated)", f"output spikes per sample ({o})",
-                         float(run.spikes[o].sum() / xb.shape[0]), kind="modelled"),
+                         float(run.spikes[o].sum() / xb.shape[0]), kind="emulated"),
                    stage("float reference", "class agreement with float", 1.0),
                    stage("on chip (emulated)", "class agreement with float",
-                         _class_agreement(ref.spikes[o], run.spikes[o]), kind="modelled")]
+                         _class_agreement(ref.spikes[o], run.spikes[o]), kind="emulated")]
     else:
         notes.append("no spiking output population to compare with the float reference")
     baselines = []

@@ -39,7 +39,6 @@ from spinnq.s2.energy import OP_CHOICES, energy
 from spinnq.settings import DT, SEED, TICK_S, Limit
 from spinnq.tasks.common import (
     RunDir,
-    atomic_write,
     load_checkpoint,
     load_state_dict,
     read_json,
@@ -326,8 +325,8 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
                                                   energy=not cfg.quick, energy_s=1.0,
                                                   idle_s=0.5))
     task = _task_name(cfg.env)
-    rows = [stage(n, "return", d["mean_return"], "measured",
-                  **{k: v for k, v in d.items() if k not in ("stage", "kind")})
+    rows = [stage(n, "return", d["mean_return"], "emulated" if n.startswith("chip") else
+                  "measured", **{k: v for k, v in d.items() if k not in ("stage", "kind")})
             for n, d in ((n, done[n]) for n in cfg.stages if n in done)]  # config order
     notes = [
         "Returns are measured in closed loop: every stage's network chooses every action of "
@@ -353,42 +352,35 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         chip_fastest_tick=cost_fast.chip_table() if cost_fast is not None else None,
         solved=_solved(done, solved),
         wall_s=time.perf_counter() - t_start)
+    rep["sections"] = control_sections(rep)
     spikes = None
     if sample is not None:
         spikes = {n: s[0].numpy() for n, s in emulate(
             program, sample[:1], record=list(program.populations)).spikes.items()}
     plots = standard_plots(rep, cost=cost, placement=placement, spikes=spikes,
                            training_csv=run.path / "train.csv")
-    paths = write_report(run.path, rep, plots)
-    md = paths["md"].read_text() + "\n" + stage_table_md(rep)
-    atomic_write(paths["md"], md)
+    write_report(run.path, rep, plots)
     rep["run_dir"] = str(run.path)
     return rep
 
 
-def stage_table_md(rep: dict) -> str:
-    """The closed-loop table (mean/std/min return, agreement with float) and the chip's
-    per-decision figures, appended to report.md."""
-    lines = ["## Closed loop per stage (measured)", "",
-             "| stage | mean return | std | min | actions = float | episodes |",
-             "|---|---|---|---|---|---|"]
-    for s in rep["stages"]:
-        agree = s.get("actions_equal_float")
-        lines.append(f"| {s['name']} | {s['mean_return']:.1f} | {s['std_return']:.1f} | "
-                     f"{s['min_return']:.0f} | {'' if agree is None else f'{agree:.1%}'} | "
-                     f"{s['episodes']} |")
+def control_sections(rep: dict) -> list[dict]:
+    """The training line and the chip's per-decision line: text blocks of the report's one
+    content model (so report.md and report.html both carry them). The closed-loop figures
+    (std, min, actions = float, episodes) are extra columns of the stages table."""
     t = rep.get("training") or {}
-    lines += ["", f"Training: {t.get('env_steps')} env steps, {t.get('episodes')} episodes, "
-              f"best greedy evaluation {t.get('best_greedy_eval')}, first evaluation >= "
-              f"solved at {t.get('steps_to_solve')} steps (measured)."]
+    out = [{"title": "Training", "text": f"{t.get('env_steps')} env steps, "
+            f"{t.get('episodes')} episodes, best greedy evaluation {t.get('best_greedy_eval')}, "
+            f"first evaluation >= solved at {t.get('steps_to_solve')} steps (measured)."}]
     chip, fastest = rep.get("chip"), rep.get("chip_fastest_tick")
     if chip and fastest:
-        lines += ["", "Per decision on the chip (modelled): "
-                  f"{chip['timesteps']} steps; at a {chip['tick_s'] * 1e3:g} ms tick "
-                  f"{chip['latency_s'] * 1e3:.2f} ms and {chip['energy_j'] * 1e3:.3f} mJ; at "
-                  f"the shortest feasible tick ({fastest['tick_s'] * 1e6:.1f} us) "
-                  f"{fastest['latency_s'] * 1e6:.1f} us and {fastest['energy_j'] * 1e6:.2f} uJ."]
-    return "\n".join(lines) + "\n"
+        out.append({"title": "Per decision on the chip", "text": "Modelled: "
+                    f"{chip['timesteps']} steps; at a {chip['tick_s'] * 1e3:g} ms tick "
+                    f"{chip['latency_s'] * 1e3:.2f} ms and {chip['energy_j'] * 1e3:.3f} mJ; at "
+                    f"the shortest feasible tick ({fastest['tick_s'] * 1e6:.1f} us) "
+                    f"{fastest['latency_s'] * 1e6:.1f} us and {fastest['energy_j'] * 1e6:.2f} "
+                    "uJ."})
+    return out
 
 
 def _solved(done: dict, threshold: float | None) -> dict | None:

@@ -197,7 +197,8 @@ def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float) ->
                      "float_graph_chip_max_scale": acc_asis,
                      "qsnn_qat": acc_qsnn, "qat_chip": ev_qat.accuracy,
                      "ptq_drop_pt": 100 * (acc_float - ev_ptq.accuracy),
-                     "qat_drop_pt": 100 * (acc_qsnn - ev_qat.accuracy), "kind": "measured"},
+                     "qat_drop_pt": 100 * (acc_qsnn - ev_qat.accuracy),
+                     "kind": "measured (torch); *_chip: emulated (bit-exact chip emulator)"},
         "ptq": {"chosen": ptq.mode, "sweep_on_val": ptq.table, "populations": scales},
         "qat": {"layers": layers, "integers_equal_on_chip": ints},
         "software_check": sw,
@@ -267,13 +268,13 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
     stages = [
         stage("P-SNN float (torch)", "accuracy", a["psnn_float"], drop=0.0),
         stage(f"PTQ {s['ptq']['chosen']} on chip (emulated)", "accuracy", a["ptq_chip"],
-              drop=a["psnn_float"] - a["ptq_chip"]),
+              kind="emulated", drop=a["psnn_float"] - a["ptq_chip"]),
         stage("float graph as is on chip (max scale)", "accuracy",
-              a["float_graph_chip_max_scale"], drop=a["psnn_float"]
+              a["float_graph_chip_max_scale"], kind="emulated", drop=a["psnn_float"]
               - a["float_graph_chip_max_scale"]),
         stage(f"Q-SNN QAT ({s['qat']['layers']}, torch)", "accuracy", a["qsnn_qat"],
               drop=a["psnn_float"] - a["qsnn_qat"]),
-        stage("QAT on chip (emulated)", "accuracy", a["qat_chip"],
+        stage("QAT on chip (emulated)", "accuracy", a["qat_chip"], kind="emulated",
               drop=a["qsnn_qat"] - a["qat_chip"]),
         stage("seed P-SNN float", "accuracy", PUBLISHED["float_psnn"], kind="published",
               drop=0.0),
