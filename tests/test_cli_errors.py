@@ -144,3 +144,16 @@ def test_algebraic_loop_error_names_only_the_cycle():
         from_nir(g)
     cycle = str(e.value).rsplit("on it: ", 1)[1].split(" -> ")
     assert sorted(set(cycle)) == ["a", "b"] and cycle[0] == cycle[-1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "cartpole", "--seed", "abc"], "Invalid value for '--seed'"),
+    (["deploy"], "Missing argument 'graph'"),
+    (["nosuch"], "No such command 'nosuch'"),
+    (["run", "cartpole", "--nosuch"], "No such option: --nosuch"),
+])
+def test_usage_errors_are_one_line_too(monkeypatch, capsys, tmp_path, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in out + err and not list(tmp_path.iterdir())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from spinnq.cli import app, console
+from spinnq.cli import app, console, interrupted
 from spinnq.config import DEFAULT_SEED
 from spinnq.errors import InputError
 from spinnq.files import check_output
@@ -96,5 +96,9 @@ def run_cmd(
     name = task.strip().lower() if task.strip().lower() in RUNNERS else task.strip()
     opts = RunOptions(name, seed, quick, resume, out, steps, episodes,
                       data_dir, quiet, sets, force)
-    rep = fn(opts)
+    try:
+        rep = fn(opts)
+    except KeyboardInterrupt as e:  # Interrupted: "continue with spinnq run ... --resume D"
+        interrupted(e)
+        raise typer.Exit(130) from None
     console.print(f"report: {rep.get('run_dir', '?')}/report.md")
