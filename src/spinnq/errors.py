@@ -6,6 +6,10 @@ Each names *where* (file, node, population) and *what limit* was hit.
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 
 class SpinnqError(Exception):
     """Base class: a problem with the user's input, configuration or environment."""
@@ -19,7 +23,13 @@ class SpinnqError(Exception):
         if node:
             where.append(f"node '{node}'")
         prefix = f"{', '.join(where)}: " if where else ""
-        super().__init__(prefix + message)
+        super().__init__(one_line(prefix + message))
+
+
+def one_line(text: str) -> str:
+    """Control characters (newlines from a file name or a tampered value) escaped, so an
+    error message is always exactly one line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class GraphError(SpinnqError):

@@ -214,7 +214,10 @@ def _check(cls: type, name: str, tp, v, key: str, src: str, text: str | None = N
 
 
 def _show(v) -> str:
+    """A value for a one-line message: short, control characters escaped."""
     s = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    if not s.isprintable():
+        s = s.encode("unicode_escape").decode("ascii")
     return s if len(s) <= 40 else s[:37] + "..."
 
 
@@ -252,7 +255,8 @@ def _set(obj: Any, path: list[str], text: str, key: str, src: str) -> Any:
     types_ = _fields(cls)
     head = path[0]
     if head not in types_ or head == "LIMITS":
-        raise SettingsError(f"{src} {key}: unknown setting '{head}' in {cls.__name__} "
+        raise SettingsError(f"{src} {_show(key)}: unknown setting '{_show(head)}' in "
+                            f"{cls.__name__} "
                             f"(settings: {', '.join(sorted(types_))})")
     cur = getattr(obj, head)
     if len(path) > 1:
