@@ -80,8 +80,9 @@ def simulate_cmd(
     graph: Path = GraphArg,
     input: Path = typer.Option(..., "--input", help="Input .npy: (T, *input_shape) or "
                                "(B, T, *input_shape).", show_default=False),
-    out: Path = typer.Option(..., "--out", help="Output .npz: spikes/<node> (uint8) and "
-                             "v/<node> (float32), each (B, T, *shape).", show_default=False),
+    out: Path = typer.Option(..., "--out", help="Output .npz: spikes/<node> (uint8), "
+                             "v/<node> (float32) and out/<node> (float32, non-spiking outputs), "
+                             "each (B, T, *shape).", show_default=False),
     dt: float = DtOpt,
     reset: str = ResetOpt,
     integrator: str = IntegratorOpt,
