@@ -157,3 +157,16 @@ def test_usage_errors_are_one_line_too(monkeypatch, capsys, tmp_path, args, mess
     code, out, err = run_cli(monkeypatch, capsys, *args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in out + err and not list(tmp_path.iterdir())
+
+
+def test_long_simulations_show_progress(monkeypatch, capsys, files):
+    import spinnq.cli.graph as cli_graph
+    from spinnq.graph import read_graph, simulate
+
+    seen = []
+    simulate(read_graph(files / "g.nir"), np.load(files / "x.npy"), on_step=seen.append)
+    assert seen == list(range(20))
+    monkeypatch.setattr(cli_graph, "PROGRESS_MIN_STEPS", 10)
+    code, out, err = run_cli(monkeypatch, capsys, "simulate", files / "g.nir", "--input",
+                             files / "x.npy", "--out", files / "o.npz")
+    assert code == 0 and "simulate" in out and "20/20" in out, out

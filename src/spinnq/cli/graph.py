@@ -27,6 +27,9 @@ from spinnq.files import check_output
 from spinnq.graph import SimConfig, read_graph, simulate
 from spinnq.graph.model import SPIKING, STATEFUL, Graph
 from spinnq.graph.simulate import as_batch, default_record
+from spinnq.tasks.common import progress
+
+PROGRESS_MIN_STEPS = 2000  # shorter inputs finish before a bar is worth drawing
 
 
 def _summary(node) -> str:
@@ -102,7 +105,9 @@ def simulate_cmd(
         if r not in g.nodes:
             raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
     warn_memory(record_bytes(g, x.shape[0], x.shape[1], cfg.record or default_record(g)))
-    tr = simulate(g, x, cfg)
+    with progress(disable=x.shape[1] < PROGRESS_MIN_STEPS) as bar:
+        task = bar.add_task("simulate", total=int(x.shape[1]))
+        tr = simulate(g, x, cfg, on_step=lambda t: bar.update(task, completed=t + 1))
     arrays = tr.to_arrays()
     save_npz(out, arrays)
     for k, a in arrays.items():

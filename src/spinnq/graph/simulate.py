@@ -330,7 +330,8 @@ class Simulator:
         return now
 
     @torch.no_grad()
-    def run(self, x) -> Traces:
+    def run(self, x, on_step: Callable[[int], None] | None = None) -> Traces:
+        """All steps of x; `on_step(t)` after each (a progress bar on long inputs)."""
         xb = as_batch(x, self.graph.input_shape)
         rec = self.cfg.record or default_record(self.graph)
         self.reset(xb.shape[0])
@@ -342,6 +343,8 @@ class Simulator:
                 buf[r].append(now[r])
             for r in vbuf:
                 vbuf[r].append(self.state[r].v)
+            if on_step is not None:
+                on_step(t)
         tr = Traces()
         for r in rec:
             stacked = torch.stack(buf[r], dim=1)
@@ -355,9 +358,11 @@ class Simulator:
         return tr
 
 
-def simulate(graph: Graph, x, cfg: SimConfig = SimConfig()) -> Traces:
-    """Run `graph` on input x ((T, *in) or (B, T, *in)) and record `cfg.record` nodes."""
-    return Simulator(graph, cfg).run(x)
+def simulate(graph: Graph, x, cfg: SimConfig = SimConfig(),
+             on_step: Callable[[int], None] | None = None) -> Traces:
+    """Run `graph` on input x ((T, *in) or (B, T, *in)) and record `cfg.record` nodes;
+    `on_step(t)` is called after each step."""
+    return Simulator(graph, cfg).run(x, on_step)
 
 
 from spinnq.graph import conventions  # noqa: E402,F401  (registers snntorch/norse kernels)
