@@ -11,6 +11,7 @@ path must be one line naming it *before* minutes of work, not a traceback at the
     atomic_write(path, b"..." or "...")          # temp file + fsync + os.replace
     write_json(path, obj)                        # dataclasses, numpy, tensors; NaN -> null
     save_npz(path, {"spikes/x": arr})            # compressed, atomic
+    save_npy(path, arr)                          # one array, no pickles, atomic
     with atomic_path(path) as tmp:               # for libraries that write to a file name
         nir.write(str(tmp), graph)               # (HDF5 ...): renamed onto `path` on success
 
@@ -164,6 +165,14 @@ def write_json(path: str | Path, obj: Any, *, sort_keys: bool = True) -> Path:
                                          allow_nan=False) + "\n")
 
 
+def save_npy(path: str | Path, array: np.ndarray) -> Path:
+    """One array as .npy (no pickles), atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(array), allow_pickle=False)
+    return path
+
+
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     """Compressed .npz, atomically: a half-written result never replaces a complete one."""
     path = Path(path)
@@ -172,4 +181,5 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     return path
 
 
-__all__ = ["atomic_path", "atomic_write", "check_output", "jsonable", "save_npz", "write_json"]
+__all__ = ["atomic_path", "atomic_write", "check_output", "jsonable", "save_npy", "save_npz",
+           "write_json"]

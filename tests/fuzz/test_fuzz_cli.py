@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from spinnq import settings as sset
@@ -85,7 +85,9 @@ def _one_set(task: str, key: str, text: str) -> None:
     except SpinnqError as e:
         msg = str(e)
         assert "\n" not in msg and key.split(".")[-1] in msg, msg
+        event("refused")
         return
+    event("accepted")
     assert back == cfg, (key, text)
 
 
@@ -110,15 +112,20 @@ def test_fuzz_set_values_are_accepted_or_one_line_errors(data):
 # ------------------------------------------------------------------------- config.json
 def _mutate(d: dict, data) -> dict:
     """A tampered config: a value replaced, a key dropped or added, a group replaced."""
-    how = data.draw(st.sampled_from(["value", "drop", "add", "group", "whole"]))
+    how = data.draw(st.sampled_from(["value", "number", "drop", "add", "group", "whole",
+                                     "none"]))
     if how == "whole":
         return data.draw(JSON_VALUES)
+    if how == "none":  # an untouched config must load
+        return d
     path = data.draw(st.sampled_from(leaf_keys(ControlConfig)))
     head, _, tail = path.partition(".")
     target = d[head] if tail and isinstance(d.get(head), dict) else d
     key = tail or head
     if how == "value":
         target[key] = data.draw(JSON_VALUES)
+    elif how == "number":  # often a valid value of another size: must load or be refused
+        target[key] = data.draw(st.one_of(st.integers(-3, 5000), st.floats(-1, 2)))
     elif how == "drop":
         target.pop(key, None)
     elif how == "add":
@@ -143,8 +150,10 @@ def _config_case(data) -> None:
             loaded = config_from_json(run.load_config(), file=str(run_dir / "config.json"))
         except SpinnqError as e:
             assert "\n" not in str(e) and "config.json" in str(e)
+            event("refused")
         else:
             sset.validate(loaded)  # accepted: it must pass every check
+            event("accepted")
         finally:
             run.release()
         assert sorted(os.listdir(run_dir)) == before and LOCK_NAME not in before
@@ -190,6 +199,7 @@ def _tree(p: Path) -> list[str]:
 
 def _check_refusal(code: int, out: str, err: str, before: list[str], after: list[str]):
     assert "Traceback" not in out + err, err
+    event("exit 0" if code == 0 else "refused")
     if code == 0:
         return
     assert code == 2, (code, err)
@@ -231,6 +241,7 @@ def _run_flags_case(data) -> None:
             try:
                 code, out, err = _cli(args, tmp)
             except Accepted:
+                event("accepted")
                 return  # every flag and setting passed: the run would start now
         _check_refusal(code, out, err, before, _tree(tmp))
         if code == 2:

@@ -177,3 +177,29 @@ def test_lock_wait_is_short(tmp_path):
         RunDir(tmp_path / "D").lock()
     assert time.perf_counter() - t0 < 1
     run.locked = False
+
+
+@pytest.mark.parametrize("how", ["pickle", "truncated", "text", "empty"])
+def test_bad_checkpoints_never_suggest_unsafe_loading(tmp_path, how):
+    import torch
+
+    from spinnq.errors import CheckpointError
+    from spinnq.tasks.common import load_checkpoint, save_checkpoint
+
+    p = tmp_path / "c.pt"
+    if how == "pickle":
+        torch.save({"spinnq_checkpoint": 1, "obj": RunDir(tmp_path)}, p)
+    elif how == "truncated":
+        save_checkpoint(p, {"w": torch.randn(50, 50)})
+        p.write_bytes(p.read_bytes()[:3000])
+    elif how == "text":
+        p.write_text("model weights\n")
+    else:
+        p.write_bytes(b"")
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(p)
+    msg = str(e.value)
+    assert str(p) in msg and "\n" not in msg
+    assert "weights_only" not in msg and "Errno" not in msg and "pickle" not in msg.lower()
+    if how == "pickle":
+        assert "could run code" in msg

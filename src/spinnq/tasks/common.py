@@ -385,16 +385,20 @@ class MetricLogger:
             rows = list(csv.reader(fh))
         if not rows:
             return
-        keep = [rows[0]] + [r for r in rows[1:] if r and float(r[0]) <= step]
+        keep = [rows[0]] + [r for r in rows[1:]
+                            if len(r) == len(rows[0]) and _number(r[0]) <= step]
         buf = io.StringIO()
         csv.writer(buf).writerows(keep)
         atomic_write(self.path, buf.getvalue())
 
     def log(self, step: int, **scalars: float) -> None:
+        """One row. The header is written atomically; rows are appended (rewriting the file
+        per row would cost O(rows^2)); a row cut by a kill is dropped by `truncate`."""
         if self.fields is None:
             self.fields = ["step", *scalars]
-            with open(self.path, "w", newline="") as fh:
-                csv.writer(fh).writerow(self.fields)
+            buf = io.StringIO()
+            csv.writer(buf).writerow(self.fields)
+            atomic_write(self.path, buf.getvalue())
         unknown = set(scalars) - set(self.fields)
         if unknown:
             raise InputError(f"log columns {sorted(unknown)} not in {self.path.name}'s header")
@@ -421,6 +425,13 @@ class MetricLogger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:  # a row cut by a kill mid-append
+        return float("inf")
 
 
 def _fmt(v: Any) -> str:

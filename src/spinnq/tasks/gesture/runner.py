@@ -14,11 +14,11 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from spinnq import settings
 from spinnq.errors import InputError, RunFolderError
+from spinnq.files import save_npy
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.s2 import S2Config
@@ -313,4 +313,4 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
     plots = _plots(cfg, rep, ev, costs, run) if cfg.plots else {}
     write_report(run.path, rep, plots)
     write_json(run.path / "summary.json", {k: v for k, v in s.items() if k != "training"})
-    np.save(run.path / "test_counts_qat_chip.npy", ev.counts)
+    save_npy(run.path / "test_counts_qat_chip.npy", ev.counts)
