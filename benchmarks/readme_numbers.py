@@ -2,10 +2,10 @@
 
 Two steps, so the expensive one runs once and the README can be regenerated any time:
 
-    # 1. run `spinnq run cartpole` (the `make demo` run) for each seed; write the JSON
-    .venv/bin/python benchmarks/readme_numbers.py measure --seeds 0 1 2
-    -> benchmarks/results/readme_cartpole.json  (per seed: chip/float mean return, PEs,
-       chip steps, modelled energy per decision, wall time; the code's git commit)
+    # 1. run `spinnq run TASK` on defaults for each seed (cartpole = the `make demo` run)
+    .venv/bin/python benchmarks/readme_numbers.py measure [--task cartpole] --seeds 0 1 2
+    -> benchmarks/results/readme_<task>.json  (per seed: chip/float return or accuracy,
+       PEs, modelled energy, wall time; the code's git commit)
 
     # 2. rewrite the README sections between <!-- readme:NAME --> and <!-- /readme:NAME -->
     .venv/bin/python benchmarks/readme_numbers.py readme [--check]
@@ -28,7 +28,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "readme_cartpole.json"
+TASKS = ("cartpole", "acrobot", "gesture")
+
+
+def results(task: str) -> Path:
+    return ROOT / "benchmarks" / "results" / f"readme_{task}.json"
 README = ROOT / "README.md"
 
 
@@ -40,13 +44,35 @@ def _commit() -> str:
         return "unknown"
 
 
-def measure_seed(seed: int) -> dict:
-    """One default `spinnq run cartpole --seed SEED` (what `make demo` runs for seed 0)."""
+def measure_gesture(seed: int) -> dict:
+    """One default `spinnq run gesture --seed SEED` (synthetic recordings)."""
+    from spinnq.cli.run import RunOptions
+    from spinnq.tasks.gesture.runner import run_task
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        s = run_task(RunOptions("gesture", seed, out=Path(tmp) / "run", quiet=True,
+                                overrides={"cache_dir": ""}))
+        wall = time.perf_counter() - t0
+    a = s["accuracy"]
+    return {"seed": seed, "psnn_float": a["psnn_float"], "ptq_chip": a["ptq_chip"],
+            "ptq_chosen": s["ptq"]["chosen"], "qsnn_qat": a["qsnn_qat"],
+            "qat_chip": a["qat_chip"], "qat_layers": s["qat"]["layers"],
+            "integers_equal": s["qat"]["integers_equal_on_chip"].get("equal"),
+            "weights": s["memory"]["weights"], "fp32_bytes": s["memory"]["fp32_bytes"],
+            "int8_bytes": s["memory"]["int8_bytes"], "pes": s["chip"]["pes"],
+            "data": s["data"], "wall_s": wall, "load_average_after": os.getloadavg()[0]}
+
+
+def measure_seed(seed: int, task: str = "cartpole") -> dict:
+    """One default `spinnq run TASK --seed SEED` (cartpole seed 0 = what `make demo` runs)."""
+    if task == "gesture":
+        return measure_gesture(seed)
     from spinnq.tasks.control.run import default_config, run_control
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        rep = run_control(default_config("cartpole", seed=seed), out=Path(tmp) / "run",
+        rep = run_control(default_config(task, seed=seed), out=Path(tmp) / "run",
                           quiet=True)
         wall = time.perf_counter() - t0
     by = {s["name"]: s for s in rep["stages"]}
@@ -60,14 +86,14 @@ def measure_seed(seed: int) -> dict:
             "wall_s": wall, "load_average_after": os.getloadavg()[0]}
 
 
-def measure(seeds: list[int], out: Path = RESULTS) -> dict:
+def measure(seeds: list[int], task: str = "cartpole") -> dict:
+    out = results(task)
     old = json.loads(out.read_text()) if out.exists() else {}
     rows = {r["seed"]: r for r in old.get("seeds", [])}
     for s in seeds:
-        rows[s] = measure_seed(s)
-        print(f"seed {s}: chip {rows[s]['chip_mean_return']:.1f}, float "
-              f"{rows[s]['float_mean_return']:.1f}, {rows[s]['wall_s']:.0f} s", flush=True)
-        data = {"benchmark": "readme_cartpole", "command": "spinnq run cartpole --seed SEED",
+        rows[s] = measure_seed(s, task)
+        print(f"{task} seed {s}: {rows[s]}", flush=True)
+        data = {"benchmark": f"readme_{task}", "command": f"spinnq run {task} --seed SEED",
                 "commit": _commit(), "machine": {"platform": platform.platform(),
                                                  "cpus": os.cpu_count()},
                 "kinds": {"returns": "measured (closed loop; chip = emulated SpiNNaker2)",
@@ -101,7 +127,33 @@ def cartpole_section(data: dict) -> str:
     return text + ". Regenerate: `benchmarks/readme_numbers.py measure` then `readme`."
 
 
-SECTIONS = {"cartpole": (RESULTS, cartpole_section)}
+def acrobot_section(data: dict) -> str:
+    rows = data["seeds"]
+    chip = " / ".join(f"{r['chip_mean_return']:.1f}" for r in rows)
+    flt = " / ".join(f"{r['float_mean_return']:.1f}" for r in rows)
+    seeds = "/".join(str(r["seed"]) for r in rows)
+    return (f"Seed{'s' if len(rows) > 1 else ''} {seeds}: on-chip (emulated) mean return {chip} "
+            f"(float {flt}) over {rows[0]['episodes']} episodes; "
+            f"{_minsec(max(r['wall_s'] for r in rows))} wall (measured, commit "
+            f"{data['commit']}).")
+
+
+def gesture_section(data: dict) -> str:
+    r = data["seeds"][0]
+    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+    d = r["data"]
+    return (f"Seed {r['seed']}, {d['source']} data ({d['train']} / {d['val']} / {d['test']} "
+            f"recordings): P-SNN float {pct(r['psnn_float'])}, PTQ ({r['ptq_chosen']}) on chip "
+            f"{pct(r['ptq_chip'])}, {r['qat_layers']} QAT {pct(r['qsnn_qat'])}, QAT on chip "
+            f"{pct(r['qat_chip'])} (chip = emulated; chip integers equal the QAT network's: "
+            f"{'yes' if r['integers_equal'] else 'no'}); weights {r['fp32_bytes']:,} B fp32 -> "
+            f"{r['int8_bytes']:,} B int8; {r['pes']} PEs; {_minsec(r['wall_s'])} wall "
+            f"(measured, commit {data['commit']}).")
+
+
+SECTIONS = {"cartpole": (results("cartpole"), cartpole_section),
+            "acrobot": (results("acrobot"), acrobot_section),
+            "gesture": (results("gesture"), gesture_section)}
 
 
 def render(readme: str) -> str:
@@ -122,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("measure", help="run the demo for these seeds, update the JSON")
     m.add_argument("--seeds", type=int, nargs="+", default=[0])
+    m.add_argument("--task", choices=TASKS, default="cartpole")
     r = sub.add_parser("readme", help="rewrite the README's marked sections from the JSON")
     r.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
     a = ap.parse_args(argv)
     if a.cmd == "measure":
-        measure(a.seeds)
+        measure(a.seeds, a.task)
         return 0
     old = README.read_text()
     new = render(old)
