@@ -203,3 +203,27 @@ def test_bad_checkpoints_never_suggest_unsafe_loading(tmp_path, how):
     assert "weights_only" not in msg and "Errno" not in msg and "pickle" not in msg.lower()
     if how == "pickle":
         assert "could run code" in msg
+
+
+@pytest.mark.slow
+def test_sigint_during_a_real_run_exits_130_with_the_resume_command(tmp_path):
+    """A real `spinnq run` process, Ctrl-C (SIGINT) while it trains: exit 130, one line saying
+    how to continue, the lock released (the resume is not refused as 'in use')."""
+    import signal
+
+    d = tmp_path / "D"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from spinnq.cli import main; main()", "run", "cartpole",
+         "--quick", "--quiet", "--out", str(d)],
+        env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=tmp_path)
+    deadline = time.time() + 120
+    while not (d / "train.csv").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the quick run finished before the signal arrived")
+    assert proc.returncode == 130, err
+    assert f"interrupted; continue with spinnq run cartpole --resume {d}" in err
+    assert "Traceback" not in err and not (d / LOCK_NAME).exists()
