@@ -6,9 +6,14 @@ Use it like this::
     from spinnq.tasks.common import (RunDir, seed_everything, save_checkpoint,
                                      load_checkpoint, MetricLogger, progress, write_json)
 
-    run = RunDir.create("cartpole", out=None)          # runs/cartpole-20261122-211500/
-    # or, to continue:  run = RunDir.open(path)        # CheckpointError if not a run folder
-    run.save_config(cfg)                               # config.json (a dataclass or a dict)
+    cfg = settings.validate(cfg)                       # spinnq.settings: before any folder
+    run = RunDir.create("cartpole", out=None)          # runs/cartpole-20261122-211500/, locked
+    # --out D: D must be empty (force=True empties a run folder); to continue a run:
+    #   run = RunDir.open(path)                        # CheckpointError if not a run folder
+    #   cfg = settings.from_json(MyConfig, run.load_config(), file=...)  # checked like --set
+    run.save_config(cfg)                               # config.json (+ "task", checked on resume)
+    with run.guard("spinnq run cartpole"):             # Ctrl-C -> "continue with ... --resume"
+        ...                                            # the lock is released at the end
     seed_everything(cfg.seed)                          # python, numpy, torch
     log = MetricLogger(run.path, "train")              # train.csv + tensorboard/ (if present)
     with progress() as bar:                            # rich progress bar
@@ -19,8 +24,10 @@ Use it like this::
     write_json(run.path / "report.json", report)       # temp file + rename: never half-written
 
 Why these rules:
-- Every file a run writes goes through `atomic_write` (temp file in the same folder, then
+- Every file a run writes goes through `spinnq.files` (temp file in the same folder, then
   `os.replace`), so a kill at any moment leaves either the old complete file or the new one.
+- One run owns a folder (`run.lock` with its pid; a dead owner's lock is stale and taken
+  over), and a new run never writes into a folder holding another: results never mix.
 - Checkpoints hold only tensors and plain Python values (dict/list/int/float/str) so they load
   with `torch.load(weights_only=True)`: a checkpoint can never run code. RNG states are stored
   in that form too (`rng_state` / `set_rng_state`), so a resumed run continues the same
@@ -259,20 +266,6 @@ class RunDir:
         if task is not None:
             self.task = str(task)
         return cfg
-
-
-def config_from_dict(cls: type, d: dict, *, file: str | None = None) -> Any:
-    """Rebuild a (flat or nested) config dataclass from its JSON dict; unknown keys refused."""
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(d) - set(names)
-    if unknown:
-        raise CheckpointError(f"config has unknown keys {sorted(unknown)} for {cls.__name__}",
-                              file=file)
-    kw = {}
-    for k, v in d.items():
-        default = getattr(cls, k, None) if not callable(getattr(cls, k, None)) else None
-        kw[k] = tuple(v) if isinstance(default, tuple) and isinstance(v, list) else v
-    return cls(**kw)
 
 
 # ---------------------------------------------------------------------------------- seeding
