@@ -127,7 +127,7 @@ def default_config(env: str = "cartpole", seed: int = 0, quick: bool = False,
             nested.setdefault(head, {})[tail] = v
         else:
             nested[k] = v
-    return settings.validate(_apply(cfg, nested), "--steps/--seed/setting")
+    return settings.validate(_apply(cfg, nested))
 
 
 def _aliases() -> dict[str, str]:
