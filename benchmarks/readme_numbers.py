@@ -134,8 +134,9 @@ def acrobot_section(data: dict) -> str:
     seeds = "/".join(str(r["seed"]) for r in rows)
     return (f"Seed{'s' if len(rows) > 1 else ''} {seeds}: on-chip (emulated) mean return {chip} "
             f"(float {flt}) over {rows[0]['episodes']} episodes; "
-            f"{_minsec(max(r['wall_s'] for r in rows))} wall (measured, commit "
-            f"{data['commit']}).")
+            f"{_minsec(max(r['wall_s'] for r in rows))} wall on the shared 2-core box at a "
+            f"load average of {max(r['load_average_after'] for r in rows):.0f} (measured, "
+            f"commit {data['commit']}).")
 
 
 def gesture_section(data: dict) -> str:
@@ -147,8 +148,9 @@ def gesture_section(data: dict) -> str:
             f"{pct(r['ptq_chip'])}, {r['qat_layers']} QAT {pct(r['qsnn_qat'])}, QAT on chip "
             f"{pct(r['qat_chip'])} (chip = emulated; chip integers equal the QAT network's: "
             f"{'yes' if r['integers_equal'] else 'no'}); weights {r['fp32_bytes']:,} B fp32 -> "
-            f"{r['int8_bytes']:,} B int8; {r['pes']} PEs; {_minsec(r['wall_s'])} wall "
-            f"(measured, commit {data['commit']}).")
+            f"{r['int8_bytes']:,} B int8; {r['pes']} PEs; {_minsec(r['wall_s'])} wall on the "
+            f"shared 2-core box at a load average of {r['load_average_after']:.0f} (measured, "
+            f"commit {data['commit']}).")
 
 
 SECTIONS = {"cartpole": (results("cartpole"), cartpole_section),
