@@ -12,6 +12,7 @@ from rich.table import Table
 
 from spinnq.cli import app, console
 from spinnq.cli.common import (
+    ConventionOpt,
     DtOpt,
     GraphArg,
     IntegratorOpt,
@@ -25,8 +26,9 @@ from spinnq.cli.common import (
 from spinnq.errors import InputError
 from spinnq.files import check_output
 from spinnq.graph import SimConfig, read_graph, simulate
+from spinnq.graph.meta import run_settings
 from spinnq.graph.model import SPIKING, STATEFUL, Graph
-from spinnq.graph.simulate import as_batch, default_record
+from spinnq.graph.simulate import as_batch, chip_depth, default_record
 from spinnq.tasks.common import progress
 
 PROGRESS_MIN_STEPS = 2000  # shorter inputs finish before a bar is worth drawing
@@ -91,22 +93,27 @@ def simulate_cmd(
     integrator: str = IntegratorOpt,
     record: list[str] = RecordOpt,
     float64: bool = typer.Option(False, "--float64", help="Simulate in float64."),
-    convention: str = typer.Option("nir", "--convention", help="Neuron update rule: nir (the "
-                                   "NIR ODEs), snntorch or norse (that framework's own "
-                                   "discretisation, to match its spikes exactly)."),
+    convention: str = ConventionOpt,
+    chip_timing: bool = typer.Option(False, "--chip-timing", help="Model SpiNNaker2's timing: "
+                                     "one step of latency per projection, biases from step 0, "
+                                     "T + depth steps (equals `deploy` spike for spike with "
+                                     "integer weights)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
     check_output(out, "file", flag="--out")
-    cfg = SimConfig(dt=dt, reset=reset, integrator=integrator, float64=float64,
-                    record=tuple(record or ()), convention=convention)
     g = read_graph(graph)
+    st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)
+    cfg = SimConfig(dt=st["dt"], reset=st["reset"], integrator=integrator, float64=float64,
+                    record=tuple(record or ()), convention=st["convention"],
+                    chip_timing=chip_timing)
     x = as_batch(load_input(input), g.input_shape)
     for r in cfg.record:
         if r not in g.nodes:
             raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
-    warn_memory(record_bytes(g, x.shape[0], x.shape[1], cfg.record or default_record(g)))
-    with progress(disable=x.shape[1] < PROGRESS_MIN_STEPS) as bar:
-        task = bar.add_task("simulate", total=int(x.shape[1]))
+    steps = int(x.shape[1]) + (chip_depth(g, cfg.dt) if chip_timing else 0)
+    warn_memory(record_bytes(g, x.shape[0], steps, cfg.record or default_record(g)))
+    with progress(disable=steps < PROGRESS_MIN_STEPS) as bar:
+        task = bar.add_task("simulate", total=steps)
         tr = simulate(g, x, cfg, on_step=lambda t: bar.update(task, completed=t + 1))
     arrays = tr.to_arrays()
     save_npz(out, arrays)
