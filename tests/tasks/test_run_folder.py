@@ -111,9 +111,9 @@ def test_resume_under_another_task_is_refused(monkeypatch, capsys, tmp_path):
     run.save_config(default_config("acrobot", quick=True))
     run.release()
     code, _, err = run_cli(monkeypatch, capsys, "run", "cartpole", "--resume", d)
-    assert code == 2 and "holds a acrobot run, not cartpole" in err, err
+    assert code == 2 and "holds a run of acrobot, not cartpole" in err, err
     code, _, err = run_cli(monkeypatch, capsys, "run", "gesture", "--resume", d)
-    assert code == 2 and "holds a acrobot run, not gesture" in err, err
+    assert code == 2 and "holds a run of acrobot, not gesture" in err, err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -157,7 +157,7 @@ def check_task(cfg: ControlConfig, task: str | None, folder: Path) -> None:
     if task is None:
         return
     if resolve(task).gym_id != resolve(cfg.env).gym_id:
-        raise RunFolderError(f"holds a {cfg.env} run, not {task}; continue it with spinnq run "
+        raise RunFolderError(f"holds a run of {cfg.env}, not {task}; continue it with spinnq run "
                              f"{cfg.env} --resume {folder}", file=str(folder))
 
 

@@ -69,7 +69,7 @@ def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
         try:
             saved = run.load_config()
             if run.task not in (None, "gesture"):
-                raise RunFolderError(f"holds a {run.task} run, not gesture; continue it with "
+                raise RunFolderError(f"holds a run of {run.task}, not gesture; continue it with "
                                      f"spinnq run {run.task} --resume {run.path}",
                                      file=str(run.path))
             # --set on a resumed run: e.g. more epochs (training continues from the checkpoint)
