@@ -134,8 +134,8 @@ def acrobot_section(data: dict) -> str:
     seeds = "/".join(str(r["seed"]) for r in rows)
     return (f"Seed{'s' if len(rows) > 1 else ''} {seeds}: on-chip (emulated) mean return {chip} "
             f"(float {flt}) over {rows[0]['episodes']} episodes; "
-            f"{_minsec(max(r['wall_s'] for r in rows))} wall on the shared 2-core box at a "
-            f"load average of {max(r['load_average_after'] for r in rows):.0f} (measured, "
+            f"{_minsec(max(r['wall_s'] for r in rows))} wall on the shared 2-core box, load "
+            f"average {max(r['load_average_after'] for r in rows):.0f} at the end (measured, "
             f"commit {data['commit']}).")
 
 
@@ -149,7 +149,7 @@ def gesture_section(data: dict) -> str:
             f"{pct(r['qat_chip'])} (chip = emulated; chip integers equal the QAT network's: "
             f"{'yes' if r['integers_equal'] else 'no'}); weights {r['fp32_bytes']:,} B fp32 -> "
             f"{r['int8_bytes']:,} B int8; {r['pes']} PEs; {_minsec(r['wall_s'])} wall on the "
-            f"shared 2-core box at a load average of {r['load_average_after']:.0f} (measured, "
+            f"shared 2-core box, load average {r['load_average_after']:.0f} at the end (measured, "
             f"commit {data['commit']}).")
 
 
