@@ -43,6 +43,7 @@ class RunOptions:
     quiet: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # --set key=value
     force: bool = False  # --force: empty the run folder --out first
+    preset: str | None = None  # a task's named set of settings (gesture: fast | seed)
 
 
 STEPS = Limit(1, 100_000)  # timesteps per decision / sample (a task may allow fewer)
@@ -82,6 +83,8 @@ def run_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     force: bool = typer.Option(False, "--force", help="Start over in --out: empty that run "
                                "folder first (never a folder that is not a spinnq run)."),
+    preset: str = typer.Option(None, "--preset", help="Named settings (gesture: fast, the "
+                               "default; seed: the seed paper's 600 x 1 ms frames on 147 PEs)."),
 ) -> None:
     """Train, quantise, deploy on the emulated SpiNNaker2 and report, in one run folder."""
     # every flag and --set value is checked before anything is imported, made or trained
@@ -95,7 +98,7 @@ def run_cmd(
     fn = runner(task)
     name = task.strip().lower() if task.strip().lower() in RUNNERS else task.strip()
     opts = RunOptions(name, seed, quick, resume, out, steps, episodes,
-                      data_dir, quiet, sets, force)
+                      data_dir, quiet, sets, force, preset)
     try:
         rep = fn(opts)
     except KeyboardInterrupt as e:  # Interrupted: "continue with spinnq run ... --resume D"

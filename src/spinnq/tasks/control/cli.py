@@ -14,6 +14,8 @@ def config_from_options(opts) -> ControlConfig:
     """RunOptions -> a checked ControlConfig (types and ranges: `spinnq.settings`)."""
     if opts.data_dir is not None:
         raise InputError(f"--data-dir has no meaning for {opts.task} (Gymnasium environment)")
+    if opts.preset is not None:
+        raise InputError(f"--preset has no meaning for {opts.task}: use --set key=value")
     clash = {"env", "seed", "quick", "encoder.steps", "eval_episodes"} & set(opts.overrides)
     if clash:
         raise InputError(f"--set {', '.join(sorted(clash))}: use the task argument, --seed, "
