@@ -171,3 +171,18 @@ def test_long_simulations_show_progress(monkeypatch, capsys, files):
     code, out, err = run_cli(monkeypatch, capsys, "simulate", files / "g.nir", "--input",
                              files / "x.npy", "--out", files / "o.npz")
     assert code == 0 and "simulate" in out and "20/20" in out, out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "{t}/g.nir", "--data", "{t}/d.npz", "--json", "{t}/existing"],
+     "--json is a folder"),
+    (["quantize", "{t}/g.nir", "--data", "{t}/d.npz", "--out", "/proc/x"], "cannot write in"),
+    (["quantize", "{t}/g.nir", "--data", "{t}/d.npz", "--out", "{t}/q.nir", "--report",
+      "{t}/afile"], "--report must be a folder"),
+])
+def test_quant_commands_check_outputs_before_any_work(monkeypatch, capsys, files, args,
+                                                      message):
+    before = _tree(files)
+    code, out, err = run_cli(monkeypatch, capsys, *[a.format(t=files) for a in args])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert _tree(files) == before
