@@ -1,47 +1,28 @@
-"""The `spinnq` command. Each group of commands lives in its own module and registers on `app`;
-`main` turns every `SpinnqError` into one readable line and exit code 2 (no traceback)."""
+"""The `spinnq` command: the command table (`COMMANDS`) on the Typer app of `cli.app`, and
+`main`, which turns every `SpinnqError` into one readable line and exit code 2 (no traceback).
+"""
 
 from __future__ import annotations
 
 import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from spinnq.cli import energy, graph, quant, run, s2
+from spinnq.cli.app import app, console, err_console, error_line, interrupted
 from spinnq.errors import SpinnqError
 
-app = typer.Typer(
-    name="spinnq",
-    help="Spiking networks from PyTorch through NIR to SpiNNaker2, with the cost measured.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+__all__ = ["COMMANDS", "app", "console", "err_console", "error_line", "interrupted", "main"]
+
+# Every command, in the order of `spinnq --help`: (name, function). A command module only
+# defines functions (typer options as defaults); registering them is this table's job.
+COMMANDS = (
+    ("inspect", graph.inspect), ("simulate", graph.simulate_cmd),
+    ("deploy", s2.deploy), ("export", s2.export_cmd), ("energy", energy.energy_cmd),
+    ("evaluate", quant.evaluate_cmd), ("quantize", quant.quantize_cmd), ("run", run.run_cmd),
 )
-console = Console()
-err_console = Console(stderr=True)
-
-
-
-def error_line(message: str) -> None:
-    """One line on stderr, never wrapped at the terminal's width (a user error is one line
-    to read, grep and paste into an issue)."""
-    err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}",
-                      highlight=False, soft_wrap=True)
-
-
-def interrupted(e: BaseException) -> None:
-    """Print how to continue after Ctrl-C (an `Interrupted` carries it), for commands to call
-    before `raise typer.Exit(130)` (typer swallows KeyboardInterrupt itself)."""
-    err_console.print(escape(str(e) or "interrupted"), style="yellow", highlight=False,
-                      soft_wrap=True)
-
-
-# Command modules register themselves on `app` when imported (order = order in --help).
-from spinnq.cli import graph, s2  # noqa: E402,F401,I001
-from spinnq.cli import energy  # noqa: E402,F401  (after graph and s2: order in --help)
-from spinnq.cli import quant  # noqa: E402,F401  (evaluate, quantize)
-from spinnq.cli import run  # noqa: E402,F401  (spinnq run TASK)
+for _name, _fn in COMMANDS:
+    app.command(_name)(_fn)
 
 
 def main() -> None:

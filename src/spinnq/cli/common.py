@@ -78,7 +78,7 @@ def warn_memory(nbytes: int, limit: int = 1 << 30) -> None:
         raise InputError(f"recording would take about {nbytes / 2**30:.1f} GiB, more than this "
                          f"machine's {total / 2**30:.1f} GiB; record fewer nodes (--record), "
                          "steps or samples")
-    from spinnq.cli import err_console
+    from spinnq.cli.app import err_console
 
     err_console.print(f"[yellow]note:[/] the recorded arrays will take about "
                       f"{nbytes / 2**30:.1f} GiB in memory (estimate; peak about twice that "

@@ -12,11 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 import typer
 from rich.table import Table
 
-from spinnq.cli import app, console
+from spinnq.cli.app import console
 from spinnq.cli.common import (
     ConventionOpt,
     DtOpt,
@@ -36,17 +35,15 @@ from spinnq.cli.s2 import (
     s2_config,
     warn_silent,
 )
-from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import InputError
 from spinnq.files import check_output, write_json
-from spinnq.graph.model import Graph, read_graph
-from spinnq.graph.simulate import SimConfig, simulate
+from spinnq.graph.model import read_graph
+from spinnq.pipeline import deploy_report
 from spinnq.report.write import fmt
-from spinnq.s2.compile import S2Config, compile
+from spinnq.s2.compile import compile
 from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import OP_CHOICES, Cost, energy, shortest_ticks
 from spinnq.s2.place import place
-from spinnq.s2.program import Placement, Program, Run
 
 OpOpt = typer.Option("0.8V", "--operating-point", help="A DVFS level for every PE: 0.5V/75MHz, "
                      "0.5V (150 MHz), 0.8V/150MHz, 0.8V (300 MHz); or dvfs (per PE and tick "
@@ -119,72 +116,6 @@ def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> Non
     console.print(p)
 
 
-def _class_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Share of samples whose most active output neuron is the same in a and b."""
-    ca = a.flatten(2).sum(1).argmax(-1)
-    cb = b.flatten(2).sum(1).argmax(-1)
-    return float((ca == cb).float().mean())
-
-
-def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, program: Program,
-                  placement: Placement, run: Run, op: str = "0.8V",
-                  tick_s: float | None = REALTIME_TICK_S, baseline: bool = True,
-                  task: str = "deploy") -> dict[str, Path]:
-    """Report of a deployment: stages (float reference vs chip on the same input: output
-    spikes per sample and agreement of the most active output), the modelled chip cost, the
-    float reference measured on this CPU, written into `run_dir`."""
-    from spinnq.baseline import MeasureConfig, graph_fn, measure
-    from spinnq.report import chip_report, stage
-
-    stages, notes = [], list(program.notes)
-    if not run.counters:  # a real board reports no activity counters: take the emulator's
-        run.counters = emulate(program, x, run.steps).counters
-        notes.append("the backend reports no activity counters: the chip cost is modelled "
-                     "from the emulator's counters for the same input")
-    cost = energy(placement, run, program, op=op, tick_s=tick_s)
-    sim_cfg = SimConfig(dt=cfg.dt, reset=cfg.reset, integrator=cfg.integrator,
-                        convention=cfg.convention,
-                        record=tuple(o for o in program.outputs if o in graph.nodes))
-    xb = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    xb = xb.unsqueeze(0) if xb.ndim == len(graph.input_shape) + 1 else xb
-    ref = simulate(graph, xb, sim_cfg)
-    outs = [o for o in program.outputs if o in ref.spikes and o in run.spikes]
-    if outs:
-        o = outs[0]
-        stages += [stage("float reference", f"output spikes per sample ({o})",
-                         float(ref.spikes[o].sum() / xb.shape[0])),
-                   stage("on chip (emulated)", f"output spikes per sample ({o})",
-                         float(run.spikes[o].sum() / xb.shape[0]), kind="emulated"),
-                   stage("float reference", "class agreement with float", 1.0),
-                   stage("on chip (emulated)", "class agreement with float",
-                         _class_agreement(ref.spikes[o], run.spikes[o]), kind="emulated")]
-    else:
-        notes.append("no spiking output population to compare with the float reference")
-    baselines = []
-    if baseline:
-        m = measure(graph_fn(graph, SimConfig(dt=cfg.dt, reset=cfg.reset,
-                                              integrator=cfg.integrator,
-                                              convention=cfg.convention)),
-                    xb[:1], "cpu", MeasureConfig(batch=8, repeats=5, warmup=1, energy_s=2.0,
-                                                 idle_s=0.5))
-        baselines.append(m)
-        if torch.cuda.is_available():
-            baselines.append(measure(graph_fn(graph), xb[:1], "cuda",
-                                     MeasureConfig(batch=8, repeats=5, warmup=1)))
-    notes.append(f"chip: {op}, tick {'shortest feasible' if tick_s is None else fmt(tick_s, 's')}"
-                 f"; baselines run spinnq's float reference simulator (not a trained torch "
-                 "model) at batch 1")
-    notes.append("chip energy is modelled by replaying the PE program from the emulator's "
-                 "activity counters with published chip power figures (constants and their "
-                 "sources: spinnq/s2/chip.py); base (asleep floor x time) and dynamic parts are "
-                 "given separately; the check against every published SpiNNaker2 run: "
-                 "benchmarks/results/energy_calibration.json")
-    everything = emulate(program, np.asarray(xb[:1]), run.steps, list(program.populations))
-    return chip_report(run_dir, task, program, placement, run, cost, stages, baselines, notes,
-                       raster_run=everything)
-
-
-@app.command("energy")
 def energy_cmd(
     graph: Path = GraphArg,
     input: Path = typer.Option(..., "--input", help="Input spikes .npy (0/1): (T, *input_shape)"

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from spinnq.cli import app, console
+from spinnq.cli.app import console
 from spinnq.cli.common import (
     ConventionOpt,
     DtOpt,
@@ -59,7 +59,6 @@ def graph_counts(g: Graph) -> tuple[int, int]:
     return neurons, weights
 
 
-@app.command()
 def inspect(graph: Path = GraphArg) -> None:
     """Show a NIR graph: nodes, edges, shapes, parameters, neuron and weight counts."""
     g = read_graph(graph)
@@ -80,7 +79,6 @@ def inspect(graph: Path = GraphArg) -> None:
                   f"{len(g.recurrent)}")
 
 
-@app.command("simulate")
 def simulate_cmd(
     graph: Path = GraphArg,
     input: Path = typer.Option(..., "--input", help="Input .npy: (T, *input_shape) or "

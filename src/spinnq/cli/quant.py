@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from spinnq.cli import app, console
+from spinnq.cli.app import console
 from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
 from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
 from spinnq.cli.s2 import warn_silent
@@ -82,7 +82,6 @@ def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_stages=()
     return paths["html"]
 
 
-@app.command("evaluate")
 def evaluate_cmd(
     graph: Path = GraphArg,
     data: Path = DataOpt,
@@ -125,7 +124,6 @@ def parse_percentiles(text: str) -> tuple[str, ...]:
     return tuple(str(ScaleMode.parse(p)) for p in text.split(",") if p.strip())
 
 
-@app.command("quantize")
 def quantize_cmd(
     graph: Path = GraphArg,
     data: Path = typer.Option(..., "--data", help="Calibration spikes .npz: x, and y labels "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from spinnq.cli import app, console, interrupted
+from spinnq.cli.app import console, interrupted
 from spinnq.config import DEFAULT_SEED
 from spinnq.errors import InputError
 from spinnq.files import check_output
@@ -66,7 +66,6 @@ def runner(task: str):
     return getattr(importlib.import_module(mod), fn)
 
 
-@app.command("run")
 def run_cmd(
     task: str = typer.Argument(..., help=f"Task: {', '.join(RUNNERS)}.", show_default=False),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed for everything."),

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from spinnq.cli import app, console
+from spinnq.cli.app import console
 from spinnq.cli.common import (
     ConventionOpt,
     DtOpt,
@@ -26,6 +26,7 @@ from spinnq.files import check_output, write_json
 from spinnq.graph.meta import run_settings
 from spinnq.graph.model import Graph, read_graph, write_graph
 from spinnq.graph.simulate import as_batch, default_record
+from spinnq.pipeline import deploy_report
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.place import place, summarize
@@ -139,7 +140,6 @@ def run_arrays(program: Program, run: Run) -> dict[str, np.ndarray]:
     return out
 
 
-@app.command()
 def deploy(
     graph: Path = GraphArg,
     input: Path = typer.Option(..., "--input", help="Input spikes .npy (0/1): (T, *input_shape)"
@@ -209,8 +209,6 @@ def deploy(
                                                      "config": _cfg_json(cfg)}
         console.print(f"wrote {write_json(summary, info)}")
     if report:
-        from spinnq.cli.energy import deploy_report
-
         console.print(f"wrote {deploy_report(report, g, x, cfg, program, placement, run)['html']}")
 
 
@@ -218,7 +216,6 @@ def _cfg_json(cfg: S2Config) -> dict:
     return {k: (dict(v) if isinstance(v, dict) else v) for k, v in vars(cfg).items()}
 
 
-@app.command("export")
 def export_cmd(
     graph: Path = GraphArg,
     out: Path = typer.Option(..., "--out", help="Where to write the integer NIR graph."),
