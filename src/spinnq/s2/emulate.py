@@ -241,8 +241,7 @@ def emulate(program: Program, x, steps: int | None = None,
     cfg: S2Config = program.config or S2Config()
     pops = program.populations
     xb = as_spikes(x, pops[program.input].shape)
-    B, T = int(xb.shape[0]), int(xb.shape[1])
-    steps = T + program.depth if steps is None else int(steps)
+    steps = int(xb.shape[1]) + program.depth if steps is None else int(steps)
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
     rec = list(dict.fromkeys(record)) if record else list(program.outputs)
@@ -258,80 +257,117 @@ def emulate(program: Program, x, steps: int | None = None,
         if cfg.engine == "events":
             raise InputError("engine 'events' needs numba (pip install numba) and a program "
                              "without lif_curr_exp populations; use engine 'torch'")
-    flat = {n: p.size for n, p in pops.items()}
-    ops = _cached_ops(program)
-    params = {n: chip_params(p, cfg) for n, p in pops.items() if n != program.input}
-    state = {n: [torch.zeros(B, flat[n]) for _ in range(3 if p.model in chip.CUBA_MODELS else 1)]
-             for n, p in pops.items() if n != program.input}
-    block = min([cfg.chunk, steps] + [p.delay for p in recurrent(program)])
-    # Spike history per population: the last D steps (D = its longest outgoing delay) and
-    # the current block, as float32 0/1, ready for the projections' batched ops.
-    D = {n: max([p.delay for p in program.projections if p.pre == n], default=1) for n in pops}
-    hist = {n: torch.zeros((D[n] + block, B, flat[n])) for n in pops}
-    counts = {n: torch.zeros((steps, B)) for n in pops}  # spikes per step and sample
-    syn = {n: torch.zeros(steps, dtype=torch.float64) for n in pops}
-    rec_s = {r: torch.zeros((steps, B, flat[r]), dtype=torch.bool) for r in rec}
-    v_rec = {r: torch.zeros((steps, B, flat[r])) for r in rec if r != program.input}
-    saturations = 0
-    for t0 in range(0, steps, block):
-        t1 = min(t0 + block, steps)
-        n = t1 - t0
-        for name, pop in pops.items():
-            h, d_own = hist[name], D[name]
-            if t0 > 0:  # keep the last D steps of the previous (full) block
-                h[:d_own] = h[block:block + d_own].clone()
-            s_out = h[d_own:d_own + n]
-            if name == program.input:
-                s_out.zero_()
-                k = max(0, min(t1, T) - t0)
-                if k:
-                    s_out[:k] = xb[:, t0:t0 + k].reshape(B, k, -1).transpose(0, 1)
-                    check_spikes(s_out[:k])
-            else:
-                I: list[Tensor | None] = [None, None] if pop.model in chip.CUBA_MODELS else [None]
-                bound = 0.0
-                for op in ops[name]:
-                    d, dp = op.proj.delay, D[op.proj.pre]
-                    src = hist[op.proj.pre][dp - d:dp - d + n].reshape(n * B, -1)
-                    for i, w in enumerate(op.weights):
-                        y = op.apply(src, w).view(n, B, -1)
-                        I[i] = y if I[i] is None else I[i].add_(y)
-                    bound += op.bound
-                    syn[name][t0:t1] += (src @ op.fanout).view(n, B).sum(1).double()
-                I = [torch.zeros((n, B, flat[name])) if a is None else a for a in I]
-                if bound > chip.ACC_LIMIT:
-                    for acc in I:
-                        saturations += int((acc.abs() > chip.ACC_LIMIT).sum())
-                        acc.clamp_(-chip.ACC_LIMIT, chip.ACC_LIMIT)
-                v_out = v_rec[name][t0:t1] if name in v_rec else None
-                scan_for(pop.model)(tuple(I), state[name], params[name], s_out, v_out,
-                                 not pop.record_only)
-            counts[name][t0:t1] = s_out.sum(2)
-            if name in rec_s:
-                rec_s[name][t0:t1] = s_out > 0
-    counters = {n: {c: torch.zeros(steps, dtype=torch.float64) for c in COUNTERS} for n in pops}
-    for name in pops:
-        c = counters[name]
-        c["spikes"] += counts[name].sum(1).double() / B
-        c["syn_events"] += syn[name] / B
-        if name != program.input:
-            c["neuron_updates"] += flat[name]
-        for op in ops[name]:
-            pre = counts[op.proj.pre]
-            c["packets_in"] += _shifted(pre.sum(1).double(), op.proj.delay) / B
-            if op.macs_per_frame:
-                active = (pre > 0).sum(1).double()
-                c["macs"] += _shifted(active, op.proj.delay) * op.macs_per_frame / B
-    out_s, out_v = {}, {}
-    for r in rec:
-        shape = pops[r].shape
-        out_s[r] = rec_s[r].transpose(0, 1).reshape(B, steps, *shape).float()
-        if r in v_rec:
-            vs = torch.as_tensor(np.asarray(pops[r].v_scale, dtype=np.float32))
-            out_v[r] = (v_rec[r] / vs).transpose(0, 1).reshape(B, steps, *shape).contiguous()
-    return Run(out_s, out_v, {n: {c: a.numpy() for c, a in d.items()}
-                              for n, d in counters.items()}, steps, saturations)
+    return _TorchRun(program, cfg, xb, steps, rec).run()
 
+
+class _TorchRun:
+    """The torch engine's state for one call: spike history per population (its last D
+    steps, D = its longest outgoing delay, and the current block, as float32 0/1 ready for
+    the projections' batched ops), neuron state, recordings and counts."""
+
+    def __init__(self, program: Program, cfg: S2Config, xb: Tensor, steps: int, rec: list):
+        pops = program.populations
+        self.program, self.xb, self.steps, self.rec = program, xb, steps, rec
+        self.B, self.T = int(xb.shape[0]), int(xb.shape[1])
+        B = self.B
+        self.flat = flat = {n: p.size for n, p in pops.items()}
+        self.ops = _cached_ops(program)
+        self.params = {n: chip_params(p, cfg) for n, p in pops.items() if n != program.input}
+        self.state = {n: [torch.zeros(B, flat[n])
+                          for _ in range(3 if p.model in chip.CUBA_MODELS else 1)]
+                      for n, p in pops.items() if n != program.input}
+        self.block = min([cfg.chunk, steps] + [p.delay for p in recurrent(program)])
+        self.D = {n: max([p.delay for p in program.projections if p.pre == n], default=1)
+                  for n in pops}
+        self.hist = {n: torch.zeros((self.D[n] + self.block, B, flat[n])) for n in pops}
+        self.counts = {n: torch.zeros((steps, B)) for n in pops}  # spikes per step and sample
+        self.syn = {n: torch.zeros(steps, dtype=torch.float64) for n in pops}
+        self.rec_s = {r: torch.zeros((steps, B, flat[r]), dtype=torch.bool) for r in rec}
+        self.v_rec = {r: torch.zeros((steps, B, flat[r])) for r in rec if r != program.input}
+        self.saturations = 0
+
+    def run(self) -> Run:
+        block = self.block
+        for t0 in range(0, self.steps, block):
+            t1 = min(t0 + block, self.steps)
+            for name, pop in self.program.populations.items():
+                h, d_own = self.hist[name], self.D[name]
+                if t0 > 0:  # keep the last D steps of the previous (full) block
+                    h[:d_own] = h[block:block + d_own].clone()
+                s_out = h[d_own:d_own + t1 - t0]
+                if name == self.program.input:
+                    self.source(s_out, t0, t1)
+                else:
+                    I = self.synaptic_input(name, pop, t0, t1)
+                    v_out = self.v_rec[name][t0:t1] if name in self.v_rec else None
+                    scan_for(pop.model)(tuple(I), self.state[name], self.params[name], s_out,
+                                        v_out, not pop.record_only)
+                self.counts[name][t0:t1] = s_out.sum(2)
+                if name in self.rec_s:
+                    self.rec_s[name][t0:t1] = s_out > 0
+        return Run(*self.recorded(), self.counters(), self.steps, self.saturations)
+
+    def source(self, s_out: Tensor, t0: int, t1: int) -> None:
+        """The input population's spikes of steps [t0, t1): the user's, then silence."""
+        s_out.zero_()
+        k = max(0, min(t1, self.T) - t0)
+        if k:
+            s_out[:k] = self.xb[:, t0:t0 + k].reshape(self.B, k, -1).transpose(0, 1)
+            check_spikes(s_out[:k])
+
+    def synaptic_input(self, name: str, pop: Population, t0: int, t1: int) -> list[Tensor]:
+        """The integer synaptic sums into `name` for steps [t0, t1) (one per current for
+        lif_curr_exp), saturated at the accumulator's range (counted, never wrapped)."""
+        n, B = t1 - t0, self.B
+        I: list[Tensor | None] = [None, None] if pop.model in chip.CUBA_MODELS else [None]
+        bound = 0.0
+        for op in self.ops[name]:
+            d, dp = op.proj.delay, self.D[op.proj.pre]
+            src = self.hist[op.proj.pre][dp - d:dp - d + n].reshape(n * B, -1)
+            for i, w in enumerate(op.weights):
+                y = op.apply(src, w).view(n, B, -1)
+                I[i] = y if I[i] is None else I[i].add_(y)
+            bound += op.bound
+            self.syn[name][t0:t1] += (src @ op.fanout).view(n, B).sum(1).double()
+        out = [torch.zeros((n, B, self.flat[name])) if a is None else a for a in I]
+        if bound > chip.ACC_LIMIT:
+            for acc in out:
+                self.saturations += int((acc.abs() > chip.ACC_LIMIT).sum())
+                acc.clamp_(-chip.ACC_LIMIT, chip.ACC_LIMIT)
+        return out
+
+    def counters(self) -> dict[str, dict[str, np.ndarray]]:
+        """Activity per population and step, averaged over the batch (`COUNTERS`)."""
+        B, steps, pops = self.B, self.steps, self.program.populations
+        counters = {n: {c: torch.zeros(steps, dtype=torch.float64) for c in COUNTERS}
+                    for n in pops}
+        for name in pops:
+            c = counters[name]
+            c["spikes"] += self.counts[name].sum(1).double() / B
+            c["syn_events"] += self.syn[name] / B
+            if name != self.program.input:
+                c["neuron_updates"] += self.flat[name]
+            for op in self.ops[name]:
+                pre = self.counts[op.proj.pre]
+                c["packets_in"] += _shifted(pre.sum(1).double(), op.proj.delay) / B
+                if op.macs_per_frame:
+                    active = (pre > 0).sum(1).double()
+                    c["macs"] += _shifted(active, op.proj.delay) * op.macs_per_frame / B
+        return {n: {c: a.numpy() for c, a in d.items()} for n, d in counters.items()}
+
+    def recorded(self) -> tuple[dict, dict]:
+        """(spikes, voltages in NIR units) of the recorded populations, (B, steps, *shape)."""
+        out_s, out_v = {}, {}
+        B, steps = self.B, self.steps
+        for r in self.rec:
+            shape = self.program.populations[r].shape
+            out_s[r] = self.rec_s[r].transpose(0, 1).reshape(B, steps, *shape).float()
+            if r in self.v_rec:
+                vs = torch.as_tensor(np.asarray(self.program.populations[r].v_scale,
+                                                dtype=np.float32))
+                out_v[r] = (self.v_rec[r] / vs).transpose(0, 1).reshape(
+                    B, steps, *shape).contiguous()
+        return out_s, out_v
 
 def silent_outputs(program: Program, run: Run) -> list[str]:
     """The spiking output populations that never fired in `run` (read-outs, which never
