@@ -180,27 +180,43 @@ def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float) ->
     quiet = opts.quiet
     seed_everything(cfg.seed)
     set_threads(cfg.threads)
-    timings = {}
+    timings: dict[str, float] = {}
     with stopwatch() as t:
         data = load_data(cfg, quiet)
     timings["data_s"] = t["s"]
-    steps = cfg.frames.steps
-    shape = (2, cfg.frames.size, cfg.frames.size)
+    fl = _float_stage(cfg, run, data, resume, quiet, timings)
+    ptq = _ptq_stage(cfg, data, fl["graph"], quiet, timings)
+    qat = _qat_stage(cfg, run, data, fl["model"], ptq["s2"], resume, quiet, timings)
+    ev_qat = qat["ev"]
+    costs = _costs(ev_qat, cfg)
+    summary = _summary_of(cfg, data, fl, ptq, qat, costs,
+                          _seed_work(cfg, ev_qat, costs, qat["graph"], qat["s2"], quiet))
+    timings["total_s"] = time.perf_counter() - t_start
+    summary["timings"] = timings
+    _write_report(run, cfg, summary, ev_qat, costs, qat["notes"], fl["model"], data)
+    summary["run_dir"] = str(run.path)
+    return summary
 
-    # ---- P-SNN: float training
+
+def _float_stage(cfg: GestureConfig, run: RunDir, data, resume: bool, quiet: bool,
+                 timings: dict) -> dict:
+    """P-SNN: float training, its NIR export and the export's check against torch."""
     model = build_model(cfg.model, "float")
     with stopwatch() as t:
         hist = train(model, data, cfg.train, run, "float", resume, quiet)
     timings["train_float_s"] = t["s"]
-    acc_float = accuracy(spike_counts(model, data["test"]), data["test"].y)
-    g_float = build_graph(model, shape, cfg)
+    g_float = build_graph(model, (2, cfg.frames.size, cfg.frames.size), cfg)
     write_graph(g_float, run.path / "psnn_float.nir")
-    sw = _software_check(g_float, model, data["test"], cfg)
+    return {"model": model, "hist": hist, "nir": g_float, "graph": from_nir(g_float),
+            "accuracy": accuracy(spike_counts(model, data["test"]), data["test"].y),
+            "software_check": _software_check(g_float, model, data["test"], cfg)}
 
-    # ---- PTQ: percentile chosen on validation data, on the emulated chip
-    s2 = S2Config(dt=cfg.dt, reset="subtract", integrator="forward")
-    graph_f = from_nir(g_float)
+
+def _ptq_stage(cfg: GestureConfig, data, graph_f, quiet: bool, timings: dict) -> dict:
+    """PTQ: one global percentile chosen on the validation split on the emulated chip, then
+    the test split on chip (and the float graph deployed as it is, max scale)."""
     test, val = data["test"], data["val"]
+    s2 = S2Config(dt=cfg.dt, reset="subtract", integrator="forward")
     if cfg.placement == "seed":
         s2 = seed_placement(graph_f, s2)
     with stopwatch() as t:
@@ -208,91 +224,99 @@ def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float) ->
                         batch=cfg.chip_batch, quiet=quiet)
     timings["ptq_sweep_s"] = t["s"]
     mode = next(iter(cal.modes.values()))  # one global choice, as in the seed
-    ev_ptq = chip_eval(graph_f, test.x, test.y, s2.with_(weight_scale=mode), "count",
-                       cfg.chip_batch, quiet, label=f"PTQ {mode} on chip (test)")
-    scales = population_scales(graph_f, s2.with_(weight_scale=mode))
+    ev = chip_eval(graph_f, test.x, test.y, s2.with_(weight_scale=mode), "count",
+                   cfg.chip_batch, quiet, label=f"PTQ {mode} on chip (test)")
     # the float graph deployed as it is (the compiler's default scale: max = 100th pct.)
-    acc_asis = ev_ptq.accuracy if mode == "max" else chip_eval(
+    asis = ev.accuracy if mode == "max" else chip_eval(
         graph_f, test.x, test.y, s2.with_(weight_scale="max"), "count", cfg.chip_batch, quiet,
         label="float graph as is on chip (test)").accuracy
+    return {"s2": s2, "mode": mode, "table": cal.table, "ev": ev, "asis": asis,
+            "scales": population_scales(graph_f, s2.with_(weight_scale=mode))}
 
-    # ---- QAT: Q-SNN fine-tuned from the P-SNN
-    layers = cfg.qat_layers
-    notes = []
+
+def _qat_stage(cfg: GestureConfig, run: RunDir, data, model, s2: S2Config, resume: bool,
+               quiet: bool, timings: dict) -> dict:
+    """Q-SNN: QAT fine-tuned from the P-SNN (Brevitas, or spinnq's layers without it), its
+    integers deployed as they are, on the emulated chip over the test split."""
+    layers, notes = cfg.qat_layers, []
     if layers == "brevitas" and not brevitas_available():
         layers = "spinnq"
         notes.append("Brevitas is not installed (pip install 'spinnq[qat]'): QAT used spinnq's "
                      "chip-exact fake-quant layers instead")
     qmodel = from_float(model, build_model(cfg.model, layers))
     with stopwatch() as t:
-        qhist = train(qmodel, data, cfg.qat, run, "qat", resume, quiet)
+        hist = train(qmodel, data, cfg.qat, run, "qat", resume, quiet)
     timings["train_qat_s"] = t["s"]
-    acc_qsnn = accuracy(spike_counts(qmodel, data["test"]), data["test"].y)
-    g_qat = export_qat(qmodel, shape, cfg.dt)
+    g_qat = export_qat(qmodel, (2, cfg.frames.size, cfg.frames.size), cfg.dt)
     write_graph(g_qat, run.path / "qsnn_qat.nir")
     graph_q = from_nir(g_qat)
     s2q = s2.with_(graph_scales=True, weight_scale="none", conv_rounding="nearest")
     if cfg.placement == "seed":
         s2q = seed_placement(graph_q, s2q)
-    ev_qat = chip_eval(graph_q, test.x, test.y, s2q, "count", cfg.chip_batch, quiet,
-                       label="QAT on chip (test)")
-    ints = check_integers(qmodel, ev_qat.program, graph_q)
+    test = data["test"]
+    ev = chip_eval(graph_q, test.x, test.y, s2q, "count", cfg.chip_batch, quiet,
+                   label="QAT on chip (test)")
+    return {"layers": layers, "notes": notes, "hist": hist, "graph": graph_q, "s2": s2q,
+            "ev": ev, "accuracy": accuracy(spike_counts(qmodel, test), test.y),
+            "integers": check_integers(qmodel, ev.program, graph_q)}
 
-    # ---- cost, memory, throughput
-    costs = _costs(ev_qat, cfg)
-    seed_work = None
+
+def _seed_work(cfg: GestureConfig, ev_qat, costs: dict, graph_q, s2q: S2Config,
+               quiet: bool) -> dict | None:
+    """The modelled energy of the seed's own workload (600 x 1 ms on its 147 PEs) beside the
+    published 0.459 J: this run's, or the QAT graph's on a subset re-binned that way."""
     if is_seed_workload(cfg):
-        seed_work = {**_summary(costs["seed_point"]), "samples": ev_qat.samples,
-                     "how": "this run's own workload"}
+        work = {**_summary(costs["seed_point"]), "samples": ev_qat.samples,
+                "how": "this run's own workload"}
     elif cfg.seed_workload_samples > 0:
         c, n_seed = seed_workload_cost(graph_q, s2q, cfg, quiet)
-        seed_work = {**_summary(c), "samples": n_seed,
-                     "how": f"the QAT graph on {n_seed} test recordings binned 600 x 1 ms, "
-                            "on the seed's 147 PEs (a subset: emulated activity)"}
-    if seed_work is not None:
-        seed_work |= {"workload": SEED_B_GESTURE, "published_j": PUBLISHED["energy_j"],
-                      "error": seed_work["energy_j"] / PUBLISHED["energy_j"] - 1}
-    nw = n_weights(model)
+        work = {**_summary(c), "samples": n_seed,
+                "how": f"the QAT graph on {n_seed} test recordings binned 600 x 1 ms, "
+                       "on the seed's 147 PEs (a subset: emulated activity)"}
+    else:
+        return None
+    return work | {"workload": SEED_B_GESTURE, "published_j": PUBLISHED["energy_j"],
+                   "error": work["energy_j"] / PUBLISHED["energy_j"] - 1}
+
+
+def _summary_of(cfg: GestureConfig, data, fl: dict, ptq: dict, qat: dict, costs: dict,
+                seed_work: dict | None) -> dict:
+    """summary.json: every stage's accuracy, PTQ/QAT details, memory, chip cost, emulator."""
+    ev_qat, ev_ptq, seed = qat["ev"], ptq["ev"], costs["seed_point"]
+    nw = n_weights(fl["model"])
     chip_steps = ev_qat.run.steps
-    emu_rtf = ev_qat.samples * chip_steps * cfg.tick_s / ev_qat.seconds
-    summary = {
-        "accuracy": {"psnn_float": acc_float, "ptq_chip": ev_ptq.accuracy,
-                     "float_graph_chip_max_scale": acc_asis,
-                     "qsnn_qat": acc_qsnn, "qat_chip": ev_qat.accuracy,
-                     "ptq_drop_pt": 100 * (acc_float - ev_ptq.accuracy),
-                     "qat_drop_pt": 100 * (acc_qsnn - ev_qat.accuracy),
+    return {
+        "accuracy": {"psnn_float": fl["accuracy"], "ptq_chip": ev_ptq.accuracy,
+                     "float_graph_chip_max_scale": ptq["asis"],
+                     "qsnn_qat": qat["accuracy"], "qat_chip": ev_qat.accuracy,
+                     "ptq_drop_pt": 100 * (fl["accuracy"] - ev_ptq.accuracy),
+                     "qat_drop_pt": 100 * (qat["accuracy"] - ev_qat.accuracy),
                      "kind": "measured (torch); *_chip: emulated (bit-exact chip emulator)"},
-        "ptq": {"chosen": mode, "sweep_on_val": cal.table, "populations": scales},
-        "qat": {"layers": layers, "integers_equal_on_chip": ints},
-        "software_check": sw,
+        "ptq": {"chosen": ptq["mode"], "sweep_on_val": ptq["table"],
+                "populations": ptq["scales"]},
+        "qat": {"layers": qat["layers"], "integers_equal_on_chip": qat["integers"]},
+        "software_check": fl["software_check"],
         "memory": {"weights": nw, "fp32_bytes": 4 * nw, "int8_bytes": nw,
                    "reduction": 1 - nw / (4 * nw), "kind": "measured"},
         "chip": {"pes": ev_qat.placement.pes, "chips": ev_qat.placement.chips,
-                 "steps_per_gesture": chip_steps, "input_steps": steps,
+                 "steps_per_gesture": chip_steps, "input_steps": cfg.frames.steps,
                  "bin_ms": cfg.frames.bin_ms, "depth": ev_qat.program.depth,
-                 "energy_j_seed_point": costs["seed_point"].energy_j,
-                 "base_j_seed_point": costs["seed_point"].base_j,
-                 "dynamic_j_seed_point": costs["seed_point"].dynamic_j,
+                 "energy_j_seed_point": seed.energy_j, "base_j_seed_point": seed.base_j,
+                 "dynamic_j_seed_point": seed.dynamic_j,
                  "placement": cfg.placement, "preset": cfg.preset,
-                 "latency_s_seed_point": costs["seed_point"].latency_s,
-                 "realtime_seed_point": costs["seed_point"].realtime,
+                 "latency_s_seed_point": seed.latency_s, "realtime_seed_point": seed.realtime,
                  "best_point": costs["best_name"], "energy_j_best": costs["best"].energy_j,
                  "latency_s_best": costs["best"].latency_s, "operating_points": costs["all"],
                  "kind": "modelled"},
         "emulator": {"samples": ev_qat.samples, "seconds": ev_qat.seconds,
                      "samples_per_s": ev_qat.samples_per_s,
-                     "realtime_factor_vs_1ms_tick": emu_rtf, "threads": cfg.threads,
-                     "kind": "measured"},
+                     "realtime_factor_vs_1ms_tick": ev_qat.samples * chip_steps * cfg.tick_s
+                     / ev_qat.seconds, "threads": cfg.threads, "kind": "measured"},
         "seed_workload": seed_work,
         "published": PUBLISHED,
         "data": {"source": cfg.data_dir or "synthetic", **{k: len(v) for k, v in data.items()}},
-        "training": {"float": hist, "qat": qhist},
+        "training": {"float": fl["hist"], "qat": qat["hist"]},
     }
-    timings["total_s"] = time.perf_counter() - t_start
-    summary["timings"] = timings
-    _write_report(run, cfg, summary, ev_qat, costs, notes, model, data)
-    summary["run_dir"] = str(run.path)
-    return summary
 
 
 def _baselines(cfg: GestureConfig, model, data, notes: list[str]) -> list:
