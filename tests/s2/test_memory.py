@@ -8,7 +8,7 @@ import pytest
 
 from spinnq.graph.model import from_nir
 from spinnq.quant import formats
-from spinnq.quant.formats import to_int, weight_scale
+from spinnq.quant.formats import population_scale, to_int
 from spinnq.s2 import S2Config, compile, emulate
 from spinnq.s2.events import dense_table
 
@@ -29,7 +29,7 @@ def test_chunked_to_int_equals_the_one_shot_formula(rounding, order):
     rng = np.random.default_rng(0)
     w = np.asarray(rng.normal(size=(700, 300)).astype(np.float32), order=order)
     w[0, :5] = [0.5, -0.5, 1.5, 2.5, 127.4999]  # ties and the edge of the range
-    scale = weight_scale([w], "p99")  # some weights saturate
+    scale = population_scale([w], "p99")  # some weights saturate
     got, sat = to_int(w, scale, 8, rounding)
     ref, ref_sat = _one_shot(w, scale, 8, rounding)
     assert w.size > formats.CHUNK  # more than one chunk
@@ -41,7 +41,7 @@ def test_max_scale_is_computed_chunkwise_without_changing_it():
     w = np.random.default_rng(1).normal(size=(400, 400)).astype(np.float32)
     w[3, 7] = np.nan  # ignored, as before
     finite = np.abs(w[np.isfinite(w)].astype(np.float64))
-    assert weight_scale([w], "max") == 127 / finite.max()
+    assert population_scale([w], "max") == 127 / finite.max()
 
 
 def test_dense_weights_are_int8_column_major_and_the_engine_tables_are_views():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spinnq.nn.neurons import LI, LIF
-from spinnq.quant.formats import ScaleMode, fake_quant, weight_scale
+from spinnq.quant.formats import ScaleMode, fake_quant, population_scale
 
 
 class SumPool2d(nn.Module):
@@ -33,7 +33,7 @@ class _Quant:
     rounding: str
 
     def w_scale(self) -> float:
-        return weight_scale([self.weight.detach().cpu().numpy()], self.scale_mode, self.bits)
+        return population_scale([self.weight.detach().cpu().numpy()], self.scale_mode, self.bits)
 
     def quant_weight(self) -> torch.Tensor:
         return fake_quant(self.weight, self.w_scale(), self.bits, self.rounding)

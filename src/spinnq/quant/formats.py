@@ -63,7 +63,7 @@ def _chunks(a: np.ndarray):
         yield flat[i:i + CHUNK]
 
 
-def weight_scale(weights: list[np.ndarray], mode: ScaleMode | str, bits: int = 8) -> float:
+def population_scale(weights: list[np.ndarray], mode: ScaleMode | str, bits: int = 8) -> float:
     """The factor that maps all weights entering one population onto the integer range."""
     mode = ScaleMode.parse(mode) if isinstance(mode, str) else mode
     q = qmax(bits)

@@ -36,7 +36,7 @@ from spinnq.errors import CompileError, InputError
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
 from spinnq.graph.model import Graph, conv_padding, pair
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
-from spinnq.quant.formats import ScaleMode, qmax, to_int, weight_scale
+from spinnq.quant.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2 import chip
 from spinnq.s2.program import Population, Program, Projection
 
@@ -401,7 +401,7 @@ def _scale_for(name: str, chains: list[Chain], mode: ScaleMode, bits: int,
                           f"metadata ({graph_scales}); a population has one weight scale on "
                           "SpiNNaker2")
         return float(graph_scales[0])
-    return weight_scale([c.weight for c in chains], mode, bits)
+    return population_scale([c.weight for c in chains], mode, bits)
 
 
 def _integer_weights(c: Chain, w_scale: float, bits: int,
