@@ -1,0 +1,244 @@
+"""One trial of a sweep: quantize -> compile -> place -> emulate -> energy, for one settings
+dict, on one worker. Everything that depends on *what* is swept (a graph with labelled data,
+or a control task) sits behind a `Problem`; the quantize/compile/emulate/energy path is here,
+in one place.
+
+    problem = GraphProblem.from_files("net.nir", "digits.npz")
+    record = run_trial(problem, settings({"bits": 4, "operating_point": "0.5V"}), seed=0)
+
+A trial is deterministic in its settings and the seed (seeded before it runs, one torch and
+numba thread unless told otherwise), so re-running it gives the same numbers bit for bit.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from spinnq.config import DEFAULT_DT
+from spinnq.errors import InputError, SpinnqError
+from spinnq.graph import meta
+from spinnq.graph.model import Graph, read_graph
+from spinnq.s2.compile import S2Config, compile
+from spinnq.s2.emulate import emulate
+from spinnq.s2.energy import energy
+from spinnq.s2.place import place
+from spinnq.s2.program import Program, Run
+from spinnq.sweep.space import CALIBRATE, SHORTEST, settings
+from spinnq.tasks.common import seed_everything
+
+COST_COLUMNS = ("energy_j", "dynamic_j", "base_j", "latency_s", "tick_s", "realtime", "pes",
+                "chips")
+
+
+class Problem(Protocol):
+    """What a sweep evaluates: a graph per settings, and a score of a compiled program."""
+
+    name: str
+    metric: str  # "accuracy" (higher is better, 0..1) | "return"
+
+    def default(self) -> dict: ...  # spinnq's default configuration (settings)
+
+    def seed_config(self) -> dict: ...  # the seed paper's configuration (settings)
+
+    def graph(self, s: dict) -> Graph: ...
+
+    def s2_config(self, s: dict) -> S2Config: ...
+
+    def score(self, program: Program, s: dict) -> tuple[float, Run]: ...
+
+    def energy_input(self, program: Program, s: dict) -> np.ndarray: ...  # what `score` costed
+
+
+def tick_seconds(s: dict) -> float | None:
+    """The trial's tick: None for the shortest every PE meets."""
+    return None if s["tick_ms"] == SHORTEST else float(s["tick_ms"]) * 1e-3
+
+
+def needs_quant_stage(s: dict) -> str | None:
+    """The `spinnq.quant` function a setting needs (calibrate, finetune), if any."""
+    if s["weight_scale"] == CALIBRATE:
+        return "calibrate"
+    if s["finetune"]:
+        return "finetune"
+    return None
+
+
+def quant_function(name: str):
+    """`spinnq.quant.<name>` (the quant stage of issue 10), or a one-line error."""
+    import spinnq.quant as quant
+
+    fn = getattr(quant, name, None)
+    if fn is None:
+        what = "weight_scale=calibrate" if name == "calibrate" else "finetune"
+        raise InputError(f"--space {what} needs spinnq.quant.{name}, which this build does "
+                         "not have")
+    return fn
+
+
+def set_threads(n: int) -> None:
+    """Torch and numba threads of this trial, so concurrent trials share the cores."""
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        import numba
+
+        numba.set_num_threads(min(max(1, int(n)), numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+
+
+def accuracy(out: torch.Tensor, y: np.ndarray, membrane: bool = False) -> float:
+    """Share of samples whose output (spike count over time, or the last step's membrane for
+    a read-out that never fires) is largest at the label."""
+    a = out.flatten(2)
+    score = a[:, -1] if membrane else a.sum(1)
+    return float((score.argmax(-1).numpy() == np.asarray(y)).mean())
+
+
+def run_trial(problem: Problem, s: dict, seed: int, threads: int = 1) -> dict:
+    """The trial's record: its settings, metric and modelled cost, or the error that stopped
+    it (a failed trial is a row of the results, never the end of the sweep)."""
+    s = settings(s)
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {"settings": s, "seed": int(seed), "error": ""}
+    try:
+        set_threads(threads)
+        seed_everything(seed)
+        g = problem.graph(s)
+        cfg = problem.s2_config(s)
+        program = compile(g, cfg)
+        placement = place(program, cfg)
+        value, run = problem.score(program, s)
+        cost = energy(placement, run, program, op=s["operating_point"], tick_s=tick_seconds(s))
+        rec[problem.metric] = float(value)
+        rec.update({k: (bool(v) if k == "realtime" else int(v) if k in ("pes", "chips")
+                        else float(v)) for k, v in
+                    ((k, getattr(cost, k)) for k in COST_COLUMNS)})
+    except SpinnqError as e:
+        rec["error"] = f"{type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001  a bug in one trial is reported, not fatal
+        tb = traceback.extract_tb(e.__traceback__)[-1]
+        rec["error"] = f"{type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})"
+    rec["wall_s"] = time.perf_counter() - t0
+    return rec
+
+
+# ------------------------------------------------------------------------- graph + labels
+@dataclass
+class GraphProblem:
+    """A NIR graph and labelled spike data (`x` (N, T, *input_shape) 0/1, `y` (N,) labels):
+    accuracy on the emulated chip. `timesteps` keeps the first T steps of every sample."""
+
+    graph_: Graph
+    x: np.ndarray
+    y: np.ndarray
+    name: str = "graph"
+    dt: float = DEFAULT_DT
+    reset: str = "zero"
+    convention: str = "nir"
+    x_train: np.ndarray | None = None
+    y_train: np.ndarray | None = None
+    metric: str = "accuracy"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_files(cls, graph: str | Path, data: str | Path, *, convention: str | None = None,
+                   reset: str | None = None, dt: float | None = None) -> GraphProblem:
+        """Read the graph and `D.npz` (`x`, `y`; optional `x_train`, `y_train`). Run settings:
+        flags > the graph's metadata > defaults; `--convention snntorch` implies subtract."""
+        g = read_graph(graph)
+        x, y, xt, yt = load_labelled(data, g)
+        conv = meta.resolve({"convention": convention}, g.metadata, {"convention": "nir"},
+                            str(graph))["convention"]
+        default_reset = "subtract" if conv == "snntorch" else "zero"
+        run = meta.resolve({"reset": reset, "dt": dt}, g.metadata,
+                           {"reset": default_reset, "dt": DEFAULT_DT}, str(graph))
+        return cls(g, x, y, name=Path(graph).name, dt=float(run["dt"]), reset=run["reset"],
+                   convention=conv, x_train=xt, y_train=yt)
+
+    def default(self) -> dict:
+        return settings()
+
+    def seed_config(self) -> dict:
+        # the seed papers deployed at 8 bits, 0.8 V and a 1 ms tick: spinnq's defaults
+        return settings()
+
+    def steps(self, s: dict) -> int:
+        T = int(self.x.shape[1])
+        t = int(s["timesteps"]) or T
+        if t > T:
+            raise InputError(f"timesteps {t} > the {T} steps of the data")
+        return t
+
+    def graph(self, s: dict) -> Graph:
+        stage = needs_quant_stage(s)
+        if stage is None:
+            return self.graph_
+        if self.x_train is None:
+            raise InputError(f"--space {stage} needs training data: x_train/y_train in the "
+                             "data file")
+        fn = quant_function(stage)
+        t = self.steps(s)
+        data = (self.x_train[:, :t], self.y_train)
+        if stage == "calibrate":
+            out = fn(self.graph_, data, bits=s["bits"])
+        else:
+            out = fn(self.graph_, data, epochs=int(s["finetune"]), bits=s["bits"])
+        return out[0] if isinstance(out, tuple) else getattr(out, "graph", out)
+
+    def s2_config(self, s: dict) -> S2Config:
+        quantized = needs_quant_stage(s) is not None
+        return S2Config(dt=self.dt, reset=self.reset, bits=int(s["bits"]),
+                        weight_scale="max" if quantized else s["weight_scale"],
+                        graph_scales=quantized,
+                        neurons_per_pe_default=int(s["neurons_per_pe"]))
+
+    def energy_input(self, program: Program, s: dict) -> np.ndarray:
+        return self.x[:, :self.steps(s)]
+
+    def score(self, program: Program, s: dict) -> tuple[float, Run]:
+        out = program.outputs[0]
+        run = emulate(program, self.energy_input(program, s), record=[out])
+        membrane = program.populations[out].record_only
+        return accuracy(run.v[out] if membrane else run.spikes[out], self.y, membrane), run
+
+
+def load_labelled(path: str | Path, graph: Graph | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """`x`, `y` (and `x_train`, `y_train` when present) from an .npz, checked against the
+    graph's input shape; every failure names the file and the key."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such file", file=str(p))
+    try:
+        z = np.load(p, allow_pickle=False)
+        arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001
+        raise InputError(f"not an .npz archive ({type(e).__name__}: {e})", file=str(p)) from None
+    out = []
+    for xk, yk, required in (("x", "y", True), ("x_train", "y_train", False)):
+        if xk not in arrays or yk not in arrays:
+            if required:
+                raise InputError(f"missing key '{xk if xk not in arrays else yk}' (needs "
+                                 f"'{xk}' (N, T, *input_shape) spikes and '{yk}' (N,) labels)",
+                                 file=str(p))
+            out += [None, None]
+            continue
+        x, y = np.asarray(arrays[xk]), np.asarray(arrays[yk])
+        if x.ndim < 3 or x.dtype.kind not in "biuf":
+            raise InputError(f"key '{xk}' must be numeric (N, T, *input_shape), got shape "
+                             f"{x.shape} dtype {x.dtype}", file=str(p))
+        if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
+            raise InputError(f"key '{yk}' must be {len(x)} integer labels, got shape {y.shape} "
+                             f"dtype {y.dtype}", file=str(p))
+        if graph is not None and tuple(x.shape[2:]) != tuple(graph.input_shape):
+            raise InputError(f"key '{xk}' has samples of shape {tuple(x.shape[2:])}; the graph "
+                             f"takes {tuple(graph.input_shape)}", file=str(p))
+        out += [x.astype(np.float32), y.astype(np.int64)]
+    return out[0], out[1], out[2], out[3]
