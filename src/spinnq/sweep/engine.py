@@ -26,7 +26,8 @@ from spinnq.errors import BackendError, InputError
 from spinnq.sweep.space import key, settings
 from spinnq.sweep.trial import Problem, run_trial
 
-WORST = 1e300  # stands in for a failed trial's objective values (searchers need numbers)
+WORST = 1e300
+LOOPBACK = ("127.0.0.1", "localhost")  # stands in for a failed trial's objective values (searchers need numbers)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ def connect(opts: RayOptions) -> bool:
     common = {"log_to_driver": False, "configure_logging": False, "logging_level": "ERROR"}
     try:
         if opts.address:
+            host = opts.address.rpartition(":")[0] if ":" in opts.address else opts.address
+            if host in LOOPBACK:  # a head on loopback: this driver must say it is there too
+                common["_node_ip_address"] = "127.0.0.1"
             ray.init(address=opts.address, **common)
         else:  # loopback only: nothing of this Ray is reachable from another machine
             ray.init(num_cpus=opts.cpus or os.cpu_count() or 1, include_dashboard=False,
