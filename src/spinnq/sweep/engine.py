@@ -26,8 +26,8 @@ from spinnq.errors import BackendError, InputError
 from spinnq.sweep.space import key, settings
 from spinnq.sweep.trial import Problem, run_trial
 
-WORST = 1e300
-LOOPBACK = ("127.0.0.1", "localhost")  # stands in for a failed trial's objective values (searchers need numbers)
+WORST = 1e300  # stands in for a failed trial's objective values (searchers need numbers)
+LOOPBACK = ("127.0.0.1", "localhost")
 
 
 @dataclass(frozen=True)
