@@ -14,11 +14,11 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[dev,dvs,qat,bench]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,dvs,qat,bench,sweep]'
 	# norse declares torchvision, which it does not need to import; torchvision would pull
 	# another torch build, so norse comes without its declared dependencies.
 	$(PIP) install -q --no-deps norse==1.1.0
-	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium; print('spinnq env ok: torch', torch.__version__)"
+	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, ray.tune, optuna; print('spinnq env ok: torch', torch.__version__)"
 	touch $(STAMP)
 
 demo: $(STAMP)
