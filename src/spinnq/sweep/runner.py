@@ -26,6 +26,7 @@ from spinnq.sweep.trial import Problem, needs_quant_stage, quant_function, tick_
 from spinnq.tasks.common import progress, read_json, write_json
 
 SPEC = "sweep.json"
+PROPOSED = "optuna.json"  # how many optuna proposals a sweep folder has used
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str =
     keys = [key(s, cfg.seed) for s in todo_plan.trials]
     todo = [s for s, k in zip(todo_plan.trials, keys, strict=True) if k not in known]
     state = {"ran": 0, "best": None}
+    phase = {"optuna": False}
+
+    def proposed() -> int:
+        p = out / PROPOSED
+        return int(read_json(p)["proposed"]) if p.exists() else 0
     total = len(todo_plan) + (cfg.samples if cfg.search == "optuna" else 0)
     done_before = len(todo_plan) - len(todo)
 
@@ -96,6 +102,8 @@ def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str =
                             info=_best_info(list(known.values()), problem.metric, cfg.budget))
 
         def on_record(rec: dict) -> None:
+            if phase["optuna"]:  # proposals drawn so far, finished or found in the store
+                write_json(out / PROPOSED, {"proposed": proposed() + 1})
             if rec.get("cached"):
                 bar.update(task, advance=1)
                 return
@@ -107,9 +115,9 @@ def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str =
         if todo:
             engine.run(problem, todo, out, cfg.seed, cfg.ray, on_record, "grid")
         if cfg.search == "optuna":
-            n_done = sum(1 for r in store.records().values()
-                         if r["settings"] not in map(settings, extra))
-            left = max(0, cfg.samples - n_done)
+            phase["optuna"] = True
+            left = max(0, cfg.samples - proposed())
+            bar.update(task, completed=done_before + cfg.samples - left)
             if left:
                 engine.run(problem, [], out, cfg.seed, cfg.ray, on_record, "optuna", left,
                            cfg.space, store.records())
