@@ -41,11 +41,12 @@ def _strip(rep: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_sigkill_at_a_random_moment_then_resume_gives_the_same_report(tmp_path):
-    """A real kill (SIGKILL, no cleanup) of `spinnq run cartpole --quick` at a random moment,
-    then `--resume`: same report.json as an uninterrupted run, timings aside."""
+@pytest.mark.parametrize("after_s", [0.7, 3.0])  # while training / while evaluating stages
+def test_sigkill_mid_run_then_resume_gives_the_same_report(tmp_path, after_s):
+    """A real kill (SIGKILL, no cleanup) of `spinnq run cartpole --quick` `after_s` seconds
+    after its config is written, then `--resume`: same report.json as an uninterrupted run,
+    timings aside."""
     import os
-    import random
     import signal
     import subprocess
     import sys
@@ -59,7 +60,7 @@ def test_sigkill_at_a_random_moment_then_resume_gives_the_same_report(tmp_path):
                          stderr=subprocess.DEVNULL)
     while not (tmp_path / "b" / "config.json").exists() and p.poll() is None:
         time.sleep(0.05)
-    time.sleep(random.uniform(0.5, 6.0))
+    time.sleep(after_s)
     if p.poll() is None:
         os.kill(p.pid, signal.SIGKILL)
     p.wait()

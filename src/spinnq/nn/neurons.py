@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from spinnq.errors import InputError
+from spinnq.nn.functional import li_step, lif_step
 
 
 class FastSigmoidSpike(torch.autograd.Function):
@@ -61,10 +62,8 @@ class LIF(nn.Module):
         v = torch.zeros_like(x[:, 0])
         out = []
         for xt in x.unbind(1):  # unbind, not x[:, t]: its backward is one stack, not T fills
-            v = self.beta * v + xt
-            s = spike(v - self.threshold, self.slope)
-            r = s.detach() if self.detach_reset else s
-            v = v - r * self.threshold if self.reset == "subtract" else v * (1.0 - r)
+            s, v = lif_step(xt, v, self.beta, self.threshold, self.reset,
+                            lambda u: spike(u, self.slope), self.detach_reset)
             out.append(s)
         return torch.stack(out, dim=1)
 
@@ -86,7 +85,7 @@ class LI(nn.Module):
         v = torch.zeros_like(x[:, 0])
         out = []
         for xt in x.unbind(1):
-            v = self.beta * v + xt
+            v = li_step(xt, v, self.beta)
             out.append(v)
         return torch.stack(out, dim=1)
 

@@ -190,129 +190,178 @@ class TrainResult:
     wall_s: float
 
 
+class _Trainer:
+    """One DQN run's moving parts (networks, optimiser, replay, RNG, counters `s`), so each
+    phase of `train` is a short method. `s` holds only plain values: it is checkpointed."""
+
+    def __init__(self, model, enc: Encoder, spec: EnvSpec, cfg: DQNConfig, seed: int,
+                 folder: Path, solved: float | None):
+        import copy
+
+        self.model, self.enc, self.spec, self.cfg, self.seed = model, enc, spec, cfg, seed
+        self.solved = solved
+        self.env = make_env(spec)
+        self.target = copy.deepcopy(model)
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        self.buf = ReplayBuffer(cfg.buffer, self.env.observation_space.shape[0])
+        self.rng = np.random.default_rng(seed)
+        self.ckpt_path = folder / "checkpoints" / "dqn.pt"
+        self.s = {"step": 0, "episode": 0, "rounds": 0, "best_eval": -np.inf, "last_ckpt": 0,
+                  "last_eval": 0, "steps_to_solve": -1, "wall": 0.0, "best_state": None,
+                  "done": False}
+        self.tlog, self.elog = MetricLogger(folder, "train"), MetricLogger(folder, "eval")
+        self.w = None  # numpy weights of the online network, for acting
+
+    def restore(self, resume: bool) -> None:
+        """Continue from `checkpoints/dqn.pt` (logs cut back to its step), or start fresh."""
+        if resume and self.ckpt_path.exists():
+            path = str(self.ckpt_path)
+            st = load_checkpoint(self.ckpt_path, required=("model", "target", "opt", "buffer",
+                                                           "rng", "s"))
+            load_state_dict(self.model, st["model"], file=path)
+            load_state_dict(self.target, st["target"], file=path)
+            try:
+                self.opt.load_state_dict(st["opt"])
+            except (ValueError, KeyError) as e:
+                raise CheckpointError(f"optimiser state does not fit ({e})", file=path) from None
+            self.buf.load_state_dict(st["buffer"])
+            set_rng_state(st["rng"], self.rng)
+            self.s = dict(st["s"])
+        else:
+            hard_update(self.target, self.model)
+        self.tlog.truncate(self.s["step"] if resume and self.ckpt_path.exists() else -1)
+        self.elog.truncate(self.s["step"] if resume and self.ckpt_path.exists() else -1)
+        if self.s["best_state"] is None:
+            self.s["best_state"] = self.snapshot()
+        self.w = fast.numpy_weights(self.model)
+
+    def snapshot(self) -> dict:
+        return {k: v.clone() for k, v in self.model.state_dict().items()}
+
+    def checkpoint(self) -> None:
+        self.s["last_ckpt"] = self.s["step"]
+        save_checkpoint(self.ckpt_path, {
+            "model": self.model.state_dict(), "target": self.target.state_dict(),
+            "opt": self.opt.state_dict(), "buffer": self.buf.state_dict(),
+            "rng": rng_state(self.rng), "s": self.s})
+
+    def act(self, obs) -> int:
+        """Epsilon-greedy on the float network (numpy path)."""
+        if self.rng.random() < epsilon(self.s["step"], self.cfg):
+            return int(self.rng.integers(self.env.action_space.n))
+        return int(fast.act_np(self.w, self.enc.numpy(obs))[0].argmax())
+
+    def store(self, pending: list, obs2, term: bool, end: bool) -> None:
+        """Move finished n-step transitions from `pending` into the replay buffer."""
+        cfg = self.cfg
+        while pending and (len(pending) >= cfg.n_step or end):
+            o0, a0, _ = pending[0]
+            ret = sum(cfg.gamma ** k * p[2] for k, p in enumerate(pending))
+            self.buf.add(o0, a0, ret, obs2, term, cfg.gamma ** len(pending))
+            pending.pop(0)
+            if not end:
+                break
+
+    def learn(self, losses: list) -> None:
+        """One training round: gradient steps, target copy on schedule, fresh act weights."""
+        cfg = self.cfg
+        for _ in range(cfg.gradient_steps):
+            loss = td_loss(self.model, self.target, self.enc,
+                           self.buf.sample(cfg.batch, self.rng), cfg)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.opt.step()
+            losses.append(float(loss.detach()))
+        self.s["rounds"] += 1
+        if self.s["rounds"] % cfg.target_update == 0:
+            hard_update(self.target, self.model)
+        self.w = fast.numpy_weights(self.model)
+
+    def episode(self, interrupt_at: int | None) -> tuple[float, int, list]:
+        """One episode (seeded by its index); returns (return, length, losses)."""
+        cfg, s = self.cfg, self.s
+        obs, _ = self.env.reset(seed=self.seed * 1_000_003 + s["episode"])
+        ep_ret, ep_len, losses = 0.0, 0, []
+        pending: list = []  # (obs, action, reward) of the last n steps (n-step returns)
+        while True:
+            a = self.act(obs)
+            obs2, r, term, trunc, _ = self.env.step(a)
+            pending.append((obs, a, float(r) * cfg.reward_scale))
+            self.store(pending, obs2, term, term or trunc or s["step"] + 1 >= cfg.total_steps)
+            obs = obs2
+            ep_ret += float(r)
+            ep_len += 1
+            s["step"] += 1
+            if s["step"] >= cfg.learning_starts and s["step"] % cfg.train_freq == 0:
+                self.learn(losses)
+            if interrupt_at is not None and s["step"] >= interrupt_at:
+                raise KeyboardInterrupt
+            if term or trunc or s["step"] >= cfg.total_steps:
+                break
+        s["episode"] += 1
+        return ep_ret, ep_len, losses
+
+    def evaluate(self, t0: float) -> None:
+        """Greedy evaluation on schedule: keep the best model, note when it solved, stop early
+        at `stop_return`."""
+        cfg, s = self.cfg, self.s
+        if not (s["step"] - s["last_eval"] >= cfg.eval_every or s["step"] >= cfg.total_steps):
+            return
+        import time
+
+        s["last_eval"] = s["step"]
+        rets = greedy_eval(self.model, self.enc, self.spec, cfg.eval_episodes,
+                           10_000 + self.seed * 1000)
+        mean = float(rets.mean())
+        self.elog.log(s["step"], eval_mean=mean, eval_std=float(rets.std()),
+                      wall_s=time.perf_counter() - t0)
+        if mean >= s["best_eval"]:
+            s["best_eval"] = mean
+            s["best_state"] = self.snapshot()
+        if self.solved is not None and mean >= self.solved and s["steps_to_solve"] < 0:
+            s["steps_to_solve"] = s["step"]
+        if cfg.stop_return is not None and mean >= cfg.stop_return:
+            s["done"] = True
+
+    def close(self) -> None:
+        self.tlog.close()
+        self.elog.close()
+        self.env.close()
+
+
 def train(model, enc: Encoder, spec: EnvSpec, cfg: DQNConfig, seed: int, folder: Path,
           solved: float | None = None, resume: bool = False, quiet: bool = False,
           interrupt_at: int | None = None) -> TrainResult:
     """Train `model` in place. Writes `checkpoints/dqn.pt` and `train.csv`/`eval.csv` (+
     TensorBoard) in `folder`. `interrupt_at` raises KeyboardInterrupt after that many env
     steps (tests of resume)."""
-    import copy
     import time
 
     torch.set_num_threads(1)
     fast.check_supported(model)
-    env = make_env(spec)
-    obs_dim = env.observation_space.shape[0]
-    target = copy.deepcopy(model)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    buf = ReplayBuffer(cfg.buffer, obs_dim)
-    rng = np.random.default_rng(seed)
-    ckpt_path = folder / "checkpoints" / "dqn.pt"
-    s = {"step": 0, "episode": 0, "rounds": 0, "best_eval": -np.inf, "last_ckpt": 0,
-         "last_eval": 0, "steps_to_solve": -1, "wall": 0.0, "best_state": None,
-         "done": False}
-    tlog, elog = MetricLogger(folder, "train"), MetricLogger(folder, "eval")
-    if resume and ckpt_path.exists():
-        st = load_checkpoint(ckpt_path, required=("model", "target", "opt", "buffer", "rng",
-                                                  "s"))
-        load_state_dict(model, st["model"], file=str(ckpt_path))
-        load_state_dict(target, st["target"], file=str(ckpt_path))
-        try:
-            opt.load_state_dict(st["opt"])
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"optimiser state does not fit ({e})",
-                                  file=str(ckpt_path)) from None
-        buf.load_state_dict(st["buffer"])
-        set_rng_state(st["rng"], rng)
-        s = dict(st["s"])
-        tlog.truncate(s["step"])
-        elog.truncate(s["step"])
-    else:
-        tlog.truncate(-1)
-        elog.truncate(-1)
-        hard_update(target, model)
-    if s["best_state"] is None:
-        s["best_state"] = {k: v.clone() for k, v in model.state_dict().items()}
-
-    def checkpoint() -> None:
-        s["last_ckpt"] = s["step"]
-        save_checkpoint(ckpt_path, {"model": model.state_dict(), "target": target.state_dict(),
-                                    "opt": opt.state_dict(), "buffer": buf.state_dict(),
-                                    "rng": rng_state(rng), "s": s})
-
+    tr = _Trainer(model, enc, spec, cfg, seed, folder, solved)
+    tr.restore(resume)
+    s = tr.s
     t0 = time.perf_counter() - s["wall"]
-    w = fast.numpy_weights(model)
     with progress(disable=quiet) as bar:
         task = bar.add_task(f"DQN {spec.gym_id}", total=cfg.total_steps, completed=s["step"])
         while not s["done"] and s["step"] < cfg.total_steps:
-            obs, _ = env.reset(seed=seed * 1_000_003 + s["episode"])
-            ep_ret, ep_len, losses = 0.0, 0, []
-            pending: list = []  # (obs, action, reward) of the last n steps (n-step returns)
-            while True:
-                if rng.random() < epsilon(s["step"], cfg):
-                    a = int(rng.integers(env.action_space.n))
-                else:
-                    a = int(fast.act_np(w, enc.numpy(obs))[0].argmax())
-                obs2, r, term, trunc, _ = env.step(a)
-                pending.append((obs, a, float(r) * cfg.reward_scale))
-                end = term or trunc or s["step"] + 1 >= cfg.total_steps
-                while pending and (len(pending) >= cfg.n_step or end):
-                    o0, a0, _ = pending[0]
-                    ret = sum(cfg.gamma ** k * p[2] for k, p in enumerate(pending))
-                    buf.add(o0, a0, ret, obs2, term, cfg.gamma ** len(pending))
-                    pending.pop(0)
-                    if not end:
-                        break
-                obs = obs2
-                ep_ret += float(r)
-                ep_len += 1
-                s["step"] += 1
-                if s["step"] >= cfg.learning_starts and s["step"] % cfg.train_freq == 0:
-                    for _ in range(cfg.gradient_steps):
-                        loss = td_loss(model, target, enc, buf.sample(cfg.batch, rng), cfg)
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                        opt.step()
-                        losses.append(float(loss.detach()))
-                    s["rounds"] += 1
-                    if s["rounds"] % cfg.target_update == 0:
-                        hard_update(target, model)
-                    w = fast.numpy_weights(model)
-                if interrupt_at is not None and s["step"] >= interrupt_at:
-                    raise KeyboardInterrupt
-                if term or trunc or s["step"] >= cfg.total_steps:
-                    break
-            s["episode"] += 1
+            ep_ret, ep_len, losses = tr.episode(interrupt_at)
             bar.update(task, completed=s["step"],
                        info=f"ep {s['episode']} return {ep_ret:.0f} best eval "
                             f"{s['best_eval']:.0f}")
-            tlog.log(s["step"], episode=s["episode"], ret=ep_ret, length=ep_len,
-                     epsilon=epsilon(s["step"], cfg),
-                     loss=float(np.mean(losses)) if losses else None)
-            if s["step"] - s["last_eval"] >= cfg.eval_every or s["step"] >= cfg.total_steps:
-                s["last_eval"] = s["step"]
-                rets = greedy_eval(model, enc, spec, cfg.eval_episodes, 10_000 + seed * 1000)
-                mean = float(rets.mean())
-                elog.log(s["step"], eval_mean=mean, eval_std=float(rets.std()),
-                         wall_s=time.perf_counter() - t0)
-                if mean >= s["best_eval"]:
-                    s["best_eval"] = mean
-                    s["best_state"] = {k: v.clone() for k, v in model.state_dict().items()}
-                if solved is not None and mean >= solved and s["steps_to_solve"] < 0:
-                    s["steps_to_solve"] = s["step"]
-                if cfg.stop_return is not None and mean >= cfg.stop_return:
-                    s["done"] = True
+            tr.tlog.log(s["step"], episode=s["episode"], ret=ep_ret, length=ep_len,
+                        epsilon=epsilon(s["step"], cfg),
+                        loss=float(np.mean(losses)) if losses else None)
+            tr.evaluate(t0)
             s["wall"] = time.perf_counter() - t0
             if s["step"] - s["last_ckpt"] >= cfg.ckpt_every or s["done"]:
-                checkpoint()
+                tr.checkpoint()
     s["wall"] = time.perf_counter() - t0
     s["done"] = True
-    checkpoint()
-    tlog.close()
-    elog.close()
-    env.close()
-    return TrainResult(s["best_state"], {k: v.clone() for k, v in model.state_dict().items()},
-                       float(s["best_eval"]), int(s["step"]),
+    tr.checkpoint()
+    tr.close()
+    return TrainResult(s["best_state"], tr.snapshot(), float(s["best_eval"]), int(s["step"]),
                        None if s["steps_to_solve"] < 0 else int(s["steps_to_solve"]),
                        int(s["episode"]), float(s["wall"]))

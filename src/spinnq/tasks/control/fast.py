@@ -16,27 +16,7 @@ import torch
 from torch import nn
 
 from spinnq.nn import LI, LIF, QuantLinear, SpikingSequential
-
-
-def lif_scan_np(x: np.ndarray, beta: float, thr: float, keep_v: bool = True
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Forward scan in numpy (a few us per op instead of ~10 for tiny torch ops):
-    returns (spikes, membrane before reset or None) both (B, T, N) float32."""
-    xt = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major: contiguous per step
-    steps = xt.shape[0]
-    spk = np.empty(xt.shape, dtype=bool)
-    vpre = np.empty_like(xt) if keep_v else None
-    v = np.zeros(xt.shape[1:], dtype=x.dtype)
-    beta, thr = x.dtype.type(beta), x.dtype.type(thr)
-    for t in range(steps):
-        np.multiply(v, beta, out=v)
-        v += xt[t]
-        if keep_v:
-            vpre[t] = v
-        np.greater(v, thr, out=spk[t])
-        np.subtract(v, thr, out=v, where=spk[t])
-    return (spk.astype(x.dtype).transpose(1, 0, 2),
-            vpre.transpose(1, 0, 2) if keep_v else None)
+from spinnq.nn.functional import lif_scan_np
 
 
 class LIFScan(torch.autograd.Function):
