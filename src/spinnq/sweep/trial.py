@@ -177,20 +177,34 @@ class GraphProblem:
         return t
 
     def graph(self, s: dict) -> Graph:
+        """The graph as given, or with the scales `calibrate` chose on the training data
+        and/or fine-tuned for `finetune` epochs (issue 10's `spinnq.quant`)."""
         stage = needs_quant_stage(s)
         if stage is None:
             return self.graph_
         if self.x_train is None:
             raise InputError(f"--space {stage} needs training data: x_train/y_train in the "
                              "data file")
-        fn = quant_function(stage)
-        t = self.steps(s)
-        data = (self.x_train[:, :t], self.y_train)
-        if stage == "calibrate":
-            out = fn(self.graph_, data, bits=s["bits"])
-        else:
-            out = fn(self.graph_, data, epochs=int(s["finetune"]), bits=s["bits"])
-        return out[0] if isinstance(out, tuple) else getattr(out, "graph", out)
+        from spinnq.graph.simulate import SimConfig
+
+        train = (self.x_train[:, :self.steps(s)], self.y_train)
+        cfg = S2Config(dt=self.dt, reset=self.reset, bits=int(s["bits"]),
+                       weight_scale="max" if s["weight_scale"] == CALIBRATE
+                       else s["weight_scale"])
+        sim = SimConfig(dt=self.dt, reset=self.reset, convention=self.convention)
+        if s["weight_scale"] == CALIBRATE:
+            g = quant_function("calibrate")(self.graph_, train, bits=int(s["bits"]), cfg=cfg,
+                                            sim=sim).graph
+        else:  # the chosen scale recorded on the graph, as calibrate records its choice
+            from spinnq.quant.calibration import population_scales, with_scales
+
+            scales = population_scales(self.graph_, cfg)
+            g = with_scales(self.graph_, {k: v["w_scale"] for k, v in scales.items()},
+                            int(s["bits"]), cfg)
+        if s["finetune"]:
+            g = quant_function("finetune")(g, train, epochs=int(s["finetune"]),
+                                           cfg=cfg.with_(graph_scales=True), sim=sim).graph
+        return g
 
     def s2_config(self, s: dict) -> S2Config:
         quantized = needs_quant_stage(s) is not None
