@@ -51,6 +51,10 @@ def _trainable(config: dict, problem: Problem, seed: int, threads: int, known: d
             "record": json.dumps(rec)}
 
 
+def _trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
 def connect(opts: RayOptions) -> bool:
     """Start (or join) Ray; True when this call started it (and must shut it down)."""
     try:
@@ -95,7 +99,8 @@ def run(problem: Problem, todo: list[dict], out: Path, seed: int, opts: RayOptio
                                   known=dict(known or {}))
         fn = tune.with_resources(fn, {"cpu": threads})
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        tune_kw: dict = {"max_concurrent_trials": max(1, cpus // threads), "reuse_actors": True}
+        tune_kw: dict = {"max_concurrent_trials": max(1, cpus // threads), "reuse_actors": True,
+                         "trial_dirname_creator": _trial_dirname}  # no values in paths
         if search == "optuna":
             param_space, tune_kw = _optuna(space or {}, seed, samples, problem, tune_kw)
         else:
