@@ -48,19 +48,14 @@ def _no_quant_stage(space: dict) -> None:
 
 # ------------------------------------------------------------------------------ control
 @dataclass
-class ControlProblem:
-    """Mean closed-loop return of `episodes` seeded episodes, the chip choosing every action."""
+class PerT:
+    """One trained float graph per T; every trial quantizes it at compile time (PTQ with the
+    trial's bits and weight scale; reset by subtraction, as the tasks train)."""
 
-    env: str
     graphs: dict[int, Graph]  # T -> trained float graph
-    encoders: dict[int, object]  # T -> Encoder
     dt: float
     default_t: int
     seed_t: int
-    episodes: int = EPISODES
-    eval_seed: int = 1_000_000
-    name: str = ""
-    metric: str = "return"
 
     def default(self) -> dict:
         return settings({"timesteps": self.default_t})
@@ -81,6 +76,18 @@ class ControlProblem:
         return S2Config(dt=self.dt, reset="subtract", bits=int(s["bits"]),
                         weight_scale=s["weight_scale"],
                         neurons_per_pe_default=int(s["neurons_per_pe"]))
+
+
+@dataclass
+class ControlProblem(PerT):
+    """Mean closed-loop return of `episodes` seeded episodes, the chip choosing every action."""
+
+    env: str = "cartpole"
+    encoders: dict[int, object] = field(default_factory=dict)  # T -> Encoder
+    episodes: int = EPISODES
+    eval_seed: int = 1_000_000
+    name: str = ""
+    metric: str = "return"
 
     def _closed_loop(self, program: Program, s: dict) -> tuple[float, torch.Tensor]:
         from spinnq.tasks.control.env import resolve
@@ -131,44 +138,20 @@ def control_problem(env: str, out: Path, *, quick: bool, episodes: int | None, s
         g = qnet.export(model, enc.n_inputs, cfg.dt)
         write_graph(g, folder / "float.nir")
         graphs[t], encoders[t] = from_nir(g, source=str(folder / "float.nir")), enc
-    return ControlProblem(env, graphs, encoders, base.dt, default_t, SEED_T[env],
-                          episodes or EPISODES, base.eval_seed, name=env)
+    return ControlProblem(graphs, base.dt, default_t, SEED_T[env], env=env, encoders=encoders,
+                          episodes=episodes or EPISODES, eval_seed=base.eval_seed, name=env)
 
 
 # ------------------------------------------------------------------------------ gesture
 @dataclass
-class GestureProblem:
+class GestureProblem(PerT):
     """Test accuracy on the emulated chip of the P-SNN trained at each frame bin."""
 
-    graphs: dict[int, Graph]
-    tests: dict[int, tuple[np.ndarray, np.ndarray]]  # T -> (x, y) test frames
-    dt: float
-    default_t: int
-    seed_t: int
+    tests: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # T -> x, y
     batch: int = 64
     name: str = "gesture"
     metric: str = "accuracy"
     extra: dict = field(default_factory=dict)
-
-    def default(self) -> dict:
-        return settings({"timesteps": self.default_t})
-
-    def seed_config(self) -> dict:
-        return settings({"timesteps": self.seed_t})
-
-    def _t(self, s: dict) -> int:
-        t = int(s["timesteps"]) or self.default_t
-        if t not in self.graphs:
-            raise InputError(f"no network trained for timesteps {t} (have {sorted(self.graphs)})")
-        return t
-
-    def graph(self, s: dict) -> Graph:
-        return self.graphs[self._t(s)]
-
-    def s2_config(self, s: dict) -> S2Config:
-        return S2Config(dt=self.dt, reset="subtract", integrator="forward", bits=int(s["bits"]),
-                        weight_scale=s["weight_scale"],
-                        neurons_per_pe_default=int(s["neurons_per_pe"]))
 
     def score(self, program: Program, s: dict) -> tuple[float, Run]:
         from spinnq.tasks.gesture.data import Frames
@@ -218,7 +201,7 @@ def gesture_problem(out: Path, *, quick: bool, seed: int, space: dict, quiet: bo
             write_graph(to_nir(model, (2, cfg.frames.size, cfg.frames.size), cfg.dt), nir_path)
         graphs[t] = read_graph(nir_path)
         tests[t] = (data["test"].x, data["test"].y)
-    return GestureProblem(graphs, tests, base.dt, default_t, seed_t, base.chip_batch)
+    return GestureProblem(graphs, base.dt, default_t, seed_t, tests=tests, batch=base.chip_batch)
 
 
 def task_problem(task: str, out: str | Path, *, quick: bool = False,
