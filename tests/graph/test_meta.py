@@ -4,8 +4,8 @@ import nir
 import numpy as np
 import pytest
 
-from spinnq.errors import GraphError
-from spinnq.graph.meta import read_settings, resolve, stamp
+from spinnq.errors import GraphError, InputError
+from spinnq.graph.meta import read_settings, resolve, run_settings, stamp
 
 
 def test_stamped_settings_survive_a_nir_file(tmp_path):
@@ -31,3 +31,23 @@ def test_flags_beat_metadata_which_beats_defaults():
     got = resolve({"reset": None, "dt": 5e-4}, meta, {"reset": "zero", "dt": 1e-4,
                                                       "convention": "nir"})
     assert got == {"reset": "subtract", "dt": 5e-4, "convention": "nir"}
+
+
+@pytest.mark.parametrize("flags, meta, want", [
+    ({}, {}, {"reset": "zero", "convention": "nir", "dt": 1e-4}),
+    ({"convention": "snntorch"}, {}, {"reset": "subtract", "convention": "snntorch"}),
+    ({"convention": "snntorch", "reset": "zero"}, {}, {"reset": "zero"}),  # flag > convention
+    ({}, {"convention": "snntorch"}, {"reset": "subtract", "convention": "snntorch"}),
+    ({}, {"convention": "snntorch", "reset": "zero"}, {"reset": "zero"}),  # file > convention
+    ({"convention": "norse"}, {"convention": "snntorch"}, {"reset": "zero",
+                                                           "convention": "norse"}),
+    ({"dt": None}, {"dt": 1e-3}, {"dt": 1e-3}),
+])
+def test_run_settings_rank_flags_file_convention_defaults(flags, meta, want):
+    got = run_settings(stamp({}, **meta), **flags)
+    assert {k: got[k] for k in want} == want
+
+
+def test_run_settings_refuses_an_unknown_convention_flag():
+    with pytest.raises(InputError, match="convention must be one of"):
+        run_settings({}, convention="brian2")

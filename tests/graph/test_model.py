@@ -109,3 +109,36 @@ def test_missing_file_non_hdf5_and_non_nir_hdf5_are_refused(tmp_path):
         f["x"] = np.arange(3)
     with pytest.raises(GraphError, match="not a NIR graph"):
         read_graph(tmp_path / "other.h5")
+
+
+def test_scalar_neuron_parameters_broadcast_to_the_node_shape(tmp_path):
+    """Norse's default cells export 0-d parameters (nir.write cannot store them): after
+    import every neuron parameter is an array of the node's shape, the file writes, and the
+    caller's nodes are left as they were."""
+    lif = nir.CubaLIF(tau_syn=np.array(5e-3), tau_mem=np.array(1e-2), r=np.array(1.0),
+                      v_leak=np.array(0.0), v_threshold=np.array(1.0), w_in=np.array(1.0))
+    src = nir.NIRGraph(nodes={"input": nir.Input(np.array([3])),
+                              "fc": nir.Linear(np.ones((4, 3))), "lif": lif,
+                              "output": nir.Output(np.array([4]))},
+                       edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+                       type_check=False)
+    g = from_nir(src)
+    for a in ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "w_in"):
+        assert np.shape(getattr(g.nodes["lif"], a)) == (4,), a
+    assert np.shape(lif.tau_mem) == ()
+    back = read_graph(write_graph(g, tmp_path / "g.nir"))
+    assert np.allclose(back.nodes["lif"].tau_syn, 5e-3)
+
+
+def test_neuron_parameter_that_cannot_broadcast_is_named():
+    lif = nir.CubaLIF(tau_syn=np.array(5e-3), tau_mem=np.array(1e-2), r=np.array(1.0),
+                      v_leak=np.array(0.0), v_threshold=np.array(1.0), w_in=np.array(1.0))
+    lif.tau_mem = np.full(3, 1e-2)  # nir checks shapes only when a node is built
+    src = nir.NIRGraph(nodes={"input": nir.Input(np.array([3])),
+                              "fc": nir.Linear(np.ones((4, 3))), "lif": lif,
+                              "output": nir.Output(np.array([4]))},
+                       edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+                       type_check=False)
+    with pytest.raises(GraphError, match=r"node 'lif'.*parameter 'tau_mem' of shape \(3,\) does "
+                       r"not fit the node's shape \(4,\)"):
+        from_nir(src)

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from spinnq.errors import InputError
+from spinnq.errors import GraphError, InputError
 from spinnq.graph import SimConfig, from_nir, simulate
+from spinnq.graph.meta import read_settings
 from spinnq.nn import LI, LIF, QuantConv2d, QuantLinear, SpikingSequential, SumPool2d, to_nir
 from spinnq.quant.formats import to_int
 
@@ -71,3 +72,17 @@ def test_surrogate_gradient_flows_through_lif():
 def test_bad_beta_is_refused(beta):
     with pytest.raises(InputError, match="beta"):
         LIF(beta)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_export_records_reset_dt_and_convention(reset):
+    m = SpikingSequential(nn.Linear(3, 4), LIF(0.9, reset=reset), nn.Linear(4, 2), LI(0.8))
+    g = to_nir(m, (3,), dt=1e-3)
+    assert read_settings(g.metadata) == {"reset": reset, "convention": "nir", "dt": 1e-3}
+
+
+def test_export_of_mixed_resets_is_refused():
+    m = SpikingSequential(nn.Linear(3, 4), LIF(0.9, reset="zero"), nn.Linear(4, 2),
+                          LIF(0.9, reset="subtract"))
+    with pytest.raises(GraphError, match="mixes resets"):
+        to_nir(m, (3,))

@@ -205,3 +205,20 @@ def test_bad_config_is_an_input_error():
                {"neurons_per_pe": {"x": 0}}, {"cuba_order": "?"}):
         with pytest.raises(InputError):
             S2Config(**kw)
+
+
+def test_silent_outputs_names_spiking_outputs_that_never_fired_not_readouts():
+    from spinnq.s2 import silent_outputs
+
+    nodes = {"input": nir.Input(np.array([3])), "fc": _lin(np.ones((2, 3))), "lif": _lif(2),
+             "fc2": _lin(np.ones((2, 3))),
+             "li": nir.LI(np.full(2, 1e-3), np.ones(2), np.zeros(2)),
+             "o1": nir.Output(np.array([2])), "o2": nir.Output(np.array([2]))}
+    edges = [("input", "fc"), ("fc", "lif"), ("lif", "o1"), ("input", "fc2"), ("fc2", "li"),
+             ("li", "o2")]
+    g = from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    prog = compile(g)
+    quiet = emulate(prog, np.zeros((5, 3), np.float32))
+    assert silent_outputs(prog, quiet) == ["lif"]  # the LI read-out never fires by design
+    busy = emulate(prog, np.ones((30, 3), np.float32))
+    assert busy.spikes["lif"].sum() > 0 and silent_outputs(prog, busy) == []

@@ -12,9 +12,19 @@ from spinnq.errors import InputError
 
 GraphArg = typer.Argument(..., help="A NIR graph file (.nir, HDF5 written by nir.write).",
                           show_default=False)
-DtOpt = typer.Option(DEFAULT_DT, "--dt", help="Timestep in seconds.")
-ResetOpt = typer.Option("zero", "--reset", help="Reset after a spike: zero (to v_reset) or "
-                        "subtract (v - v_threshold).")
+DtOpt = typer.Option(None, "--dt", help=f"Timestep in seconds (default: the graph's "
+                     f"spinnq.dt, else the convention's, else {DEFAULT_DT:g}).",
+                     show_default=False)
+ResetOpt = typer.Option(None, "--reset", help="Reset after a spike: zero (to v_reset) or "
+                        "subtract (v - v_threshold) (default: the graph's spinnq.reset, else "
+                        "the convention's: subtract for snntorch and rockpool, else zero).",
+                        show_default=False)
+ConventionOpt = typer.Option(None, "--convention", help="How the graph's producer reads its "
+                             "neuron parameters: nir (the NIR ODEs), snntorch, norse, "
+                             "spikingjelly or rockpool (default: the graph's spinnq.convention, "
+                             "else nir). On the chip it sets the parameter translation (the "
+                             "chip keeps its arithmetic) and the float reference compared with.",
+                             show_default=False)
 IntegratorOpt = typer.Option("forward", "--integrator", help="forward (Euler) or exponential.")
 RecordOpt = typer.Option(None, "--record", help="Node to record (repeatable); default: the "
                          "nodes feeding the Output nodes.")

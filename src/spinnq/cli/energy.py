@@ -15,14 +15,23 @@ import typer
 from rich.table import Table
 
 from spinnq.cli import app, console
-from spinnq.cli.common import DtOpt, GraphArg, IntegratorOpt, ResetOpt, load_input
+from spinnq.cli.common import (
+    ConventionOpt,
+    DtOpt,
+    GraphArg,
+    IntegratorOpt,
+    ResetOpt,
+    load_input,
+)
 from spinnq.cli.s2 import (
     BitsOpt,
+    DelayedResetOpt,
     GraphScalesOpt,
     NeuronsPerPeOpt,
     StepsOpt,
     WeightScaleOpt,
     s2_config,
+    warn_silent,
     write_json,
 )
 from spinnq.errors import InputError
@@ -107,6 +116,7 @@ def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, pro
                      "from the emulator's counters for the same input")
     cost = energy(placement, run, program, op=op, tick_s=tick_s)
     sim_cfg = SimConfig(dt=cfg.dt, reset=cfg.reset, integrator=cfg.integrator,
+                        convention=cfg.convention,
                         record=tuple(o for o in program.outputs if o in graph.nodes))
     xb = torch.as_tensor(np.asarray(x, dtype=np.float32))
     xb = xb.unsqueeze(0) if xb.ndim == len(graph.input_shape) + 1 else xb
@@ -126,7 +136,8 @@ def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, pro
     baselines = []
     if baseline:
         m = measure(graph_fn(graph, SimConfig(dt=cfg.dt, reset=cfg.reset,
-                                              integrator=cfg.integrator)),
+                                              integrator=cfg.integrator,
+                                              convention=cfg.convention)),
                     xb[:1], "cpu", MeasureConfig(batch=8, repeats=5, warmup=1, energy_s=2.0,
                                                  idle_s=0.5))
         baselines.append(m)
@@ -154,6 +165,8 @@ def energy_cmd(
     tick_ms: float = TickOpt,
     dt: float = DtOpt,
     reset: str = ResetOpt,
+    convention: str = ConventionOpt,
+    delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
     bits: int = BitsOpt,
@@ -170,14 +183,16 @@ def energy_cmd(
         raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, "
                          f"got {operating_point!r}")
     tick_s = tick_seconds(tick_ms)
-    cfg = s2_config(dt, reset, integrator, weight_scale, bits, graph_scales, neurons_per_pe)
     g = read_graph(graph)
+    cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
+                    neurons_per_pe, delayed_reset=delayed_reset)
     x = load_input(input)
     program = compile(g, cfg)
     placement = place(program, cfg)
     run = emulate(program, x, steps)
     cost = energy(placement, run, program, op=operating_point, tick_s=tick_s)
     print_cost(cost)
+    warn_silent(program, run)
     if json_out:
         console.print(f"wrote {write_json(json_out, cost.to_dict())}")
     if report:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from spinnq.cli import app, console
 from spinnq.cli.common import (
+    ConventionOpt,
     DtOpt,
     GraphArg,
     IntegratorOpt,
@@ -21,6 +22,7 @@ from spinnq.cli.common import (
     save_npz,
 )
 from spinnq.graph import SimConfig, read_graph, simulate
+from spinnq.graph.meta import run_settings
 from spinnq.graph.model import SPIKING, STATEFUL, Graph
 
 
@@ -82,14 +84,18 @@ def simulate_cmd(
     integrator: str = IntegratorOpt,
     record: list[str] = RecordOpt,
     float64: bool = typer.Option(False, "--float64", help="Simulate in float64."),
-    convention: str = typer.Option("nir", "--convention", help="Neuron update rule: nir (the "
-                                   "NIR ODEs), snntorch or norse (that framework's own "
-                                   "discretisation, to match its spikes exactly)."),
+    convention: str = ConventionOpt,
+    chip_timing: bool = typer.Option(False, "--chip-timing", help="Model SpiNNaker2's timing: "
+                                     "one step of latency per projection, biases from step 0, "
+                                     "T + depth steps (equals `deploy` spike for spike with "
+                                     "integer weights)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
-    cfg = SimConfig(dt=dt, reset=reset, integrator=integrator, float64=float64,
-                    record=tuple(record or ()), convention=convention)
     g = read_graph(graph)
+    st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)
+    cfg = SimConfig(dt=st["dt"], reset=st["reset"], integrator=integrator, float64=float64,
+                    record=tuple(record or ()), convention=st["convention"],
+                    chip_timing=chip_timing)
     tr = simulate(g, load_input(input), cfg)
     arrays = tr.to_arrays()
     save_npz(out, arrays)

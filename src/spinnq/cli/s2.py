@@ -11,6 +11,7 @@ from rich.table import Table
 
 from spinnq.cli import app, console
 from spinnq.cli.common import (
+    ConventionOpt,
     DtOpt,
     GraphArg,
     IntegratorOpt,
@@ -21,9 +22,10 @@ from spinnq.cli.common import (
 )
 from spinnq.errors import InputError
 from spinnq.files import atomic_write
-from spinnq.graph.model import read_graph, write_graph
+from spinnq.graph.meta import run_settings
+from spinnq.graph.model import Graph, read_graph, write_graph
 from spinnq.s2.compile import S2Config, compile
-from spinnq.s2.emulate import emulate
+from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.place import place, summarize
 from spinnq.s2.program import Placement, Program, Run
 
@@ -37,6 +39,9 @@ GraphScalesOpt = typer.Option(False, "--graph-scales", help="Use the 'w_scale' m
 NeuronsPerPeOpt = typer.Option(None, "--neurons-per-pe", help="N for every population, or "
                                "NAME=N (repeatable).")
 StepsOpt = typer.Option(None, "--steps", help="Chip steps to run (default: T + depth).")
+DelayedResetOpt = typer.Option(False, "--delayed-reset", help="With --convention snntorch and "
+                               "reset subtract: reproduce snnTorch's one-step-late reset with a "
+                               "self-projection per dense LIF population (N more synapses).")
 
 
 def parse_neurons_per_pe(values: list[str] | None) -> tuple[int, dict[str, int]]:
@@ -57,13 +62,28 @@ def parse_neurons_per_pe(values: list[str] | None) -> tuple[int, dict[str, int]]
     return default, per
 
 
-def s2_config(dt: float, reset: str, integrator: str, weight_scale: str, bits: int,
-              graph_scales: bool = False, neurons_per_pe: list[str] | None = None,
-              **kw) -> S2Config:
+def s2_config(g: Graph, dt: float | None, reset: str | None, convention: str | None,
+              integrator: str, weight_scale: str, bits: int, graph_scales: bool = False,
+              neurons_per_pe: list[str] | None = None, **kw) -> S2Config:
+    """The chip configuration of a command: dt, reset and convention as flags > the graph's
+    metadata > the convention's defaults (`spinnq.graph.meta.run_settings`); printed."""
+    st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)
     default, per = parse_neurons_per_pe(neurons_per_pe)
-    return S2Config(dt=dt, reset=reset, integrator=integrator, weight_scale=weight_scale,
-                    bits=bits, graph_scales=graph_scales, neurons_per_pe=per,
+    console.print(f"convention {st['convention']}, reset {st['reset']}, dt {st['dt']:g} s")
+    return S2Config(dt=st["dt"], reset=st["reset"], convention=st["convention"],
+                    integrator=integrator, weight_scale=weight_scale, bits=bits,
+                    graph_scales=graph_scales, neurons_per_pe=per,
                     neurons_per_pe_default=default, **kw)
+
+
+def warn_silent(program: Program, run: Run) -> list[str]:
+    """Print a warning naming each output population that never fired on this input."""
+    silent = silent_outputs(program, run)
+    for name in silent:
+        console.print(f"[yellow]warning:[/] output population '{name}' never fired on this "
+                      "input: check --convention, --dt, --reset and --weight-scale (a graph "
+                      "run with another producer's rule can fall silent)")
+    return silent
 
 
 def print_placement(program: Program, placement: Placement) -> dict:
@@ -117,6 +137,8 @@ def deploy(
                              "(float32, NIR units), each (B, steps, *shape).", show_default=False),
     dt: float = DtOpt,
     reset: str = ResetOpt,
+    convention: str = ConventionOpt,
+    delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
     bits: int = BitsOpt,
@@ -140,9 +162,10 @@ def deploy(
     """Compile a NIR graph for SpiNNaker2, place it, and run it (emulator or a real board)."""
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
-    cfg = s2_config(dt, reset, integrator, weight_scale, bits, graph_scales, neurons_per_pe,
-                    fma=fma, cuba_order=cuba_order, engine=engine)
     g = read_graph(graph)
+    cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
+                    neurons_per_pe, fma=fma, cuba_order=cuba_order, engine=engine,
+                    delayed_reset=delayed_reset)
     x = load_input(input)
     program = compile(g, cfg)
     placement = place(program, cfg)
@@ -161,6 +184,7 @@ def deploy(
     if run.saturations:
         console.print(f"[yellow]note:[/] {run.saturations:,} synaptic sums saturated at the "
                       "accumulator's range (clipped, not wrapped)")
+    warn_silent(program, run)
     console.print(f"wrote {out} ({run.steps} chip steps, backend {backend})")
     if summary:
         info = summarize(program, placement, run) | {"backend": backend,
@@ -182,6 +206,9 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", help="Where to write the integer NIR graph."),
     target: str = typer.Option("spinnaker2", "--target", help="Only spinnaker2 for now."),
     dt: float = DtOpt,
+    reset: str = ResetOpt,
+    convention: str = ConventionOpt,
+    delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
     bits: int = BitsOpt,
@@ -192,8 +219,9 @@ def export_cmd(
         raise InputError(f"--target must be spinnaker2, got {target!r}")
     from spinnq.s2.export import export_graph
 
-    cfg = s2_config(dt, "zero", integrator, weight_scale, bits, graph_scales)
     g = read_graph(graph)
+    cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
+                    delayed_reset=delayed_reset)
     q = export_graph(g, cfg)
     write_graph(q, out)
     scales = {k: v.metadata["s2_w_scale"] for k, v in q.nodes.items()

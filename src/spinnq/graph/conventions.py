@@ -4,8 +4,12 @@ A NIR file stores ODE parameters, not an update rule. snnTorch and Norse each ex
 neurons as NIR LIF/CubaLIF/IF nodes, but their own simulators step them differently from
 NIR's forward-Euler reading (spinnq's default, `convention="nir"`). To reproduce a
 framework's spikes step for step, pick its convention (`SimConfig(convention=...)`,
-`spinnq simulate --convention ...`). Only the neuron nodes change (LIF, CubaLIF, IF, LI,
-CubaLI, I); weights, convolutions, pooling and delays are the same in every convention.
+`spinnq simulate|deploy|energy|export --convention ...`, or `spinnq.convention` in the
+graph's metadata). Only the neuron nodes change (LIF, CubaLIF, IF, LI, CubaLI, I); weights,
+convolutions, pooling and delays are the same in every convention. On the chip
+(`S2Config(convention=...)`) the convention sets how the parameters are translated into chip
+units; the chip keeps its own arithmetic (see `spinnq.s2.compile.NEURON_RULES` for what it
+reproduces exactly).
 
 nir (default) - the NIR ODEs, forward Euler, `a = dt/tau` (see `simulate.py`):
     I <- (1 - a_syn) I + a_syn w_in x          (CubaLIF: the current is updated first)
@@ -44,6 +48,27 @@ norse - Norse 1.1 `LIFBoxCell` (-> LIF), `LIFCell` (-> CubaLIF), `IAFCell` (-> I
     Resets as in NIR (immediate; --reset zero is Norse's `reset_value`, subtract its
     `reset_subtract`); the recorded v is after the reset.
 
+spikingjelly - SpikingJelly 2.0 `LIFNode` (-> LIF), `IFNode` (-> IF), `CUBALIFNode`
+(-> CubaLIF), exported by `nir_exchange.export_to_nir(net, x, dt=1e-4)`:
+    * IF/I: the exporter writes `r = 1/dt` (an ODE, dv/dt = r x): v <- v + dt r x;
+    * spikes fire at v >= v_th (SpikingJelly's heaviside), not v > v_th;
+    * LIF/CubaLIF otherwise as NIR's reading; hard reset to v_reset (its exporter refuses
+      soft reset), so --reset zero (the default).
+
+rockpool - Rockpool 3.1 `LIFTorch` (-> CubaLIF), `LIFNeuronTorch` (-> LIF), `ExpSynTorch`
+(-> LI), exported by `rockpool.nn.modules.torch.nir.to_nir`:
+    * decays exp(-dt/tau) formed in float32; input gain 1: r and w_in are ignored, as
+      Rockpool's own importer ignores them (its exporter writes r = tau exp(-dt/tau) / dt);
+    * LIFTorch: `I <- (I + x) beta`, then `v <- v alpha + I + v_leak`; LIFNeuronTorch:
+      `v <- v alpha + x + v_leak`; ExpSynTorch: `v <- (v + x) alpha`;
+    * spikes at v >= v_th, reset by subtraction (the convention's default), dt = 1 ms
+      (Rockpool's default; the file does not record it);
+    * LIFTorch emits up to 2^16 spikes per step unless `max_spikes_per_dt=1`: NIR edges and
+      the chip carry one spike, so only max_spikes_per_dt=1 networks can agree.
+
+Defaults a convention implies (`spinnq.graph.meta.CONVENTION_DEFAULTS`, below flags and the
+file): snntorch reset subtract; norse dt 1e-3; rockpool reset subtract and dt 1e-3.
+
 Export for others: graphs spinnq writes load in snnTorch's `import_from_nir` as they are
 (read them with --reset zero: that importer always resets to zero) and in Norse's `from_nir`
 after `fold_r` (Norse's importer ignores r; pass `dt=` your dt to it).
@@ -66,15 +91,17 @@ from spinnq.graph.model import Graph
 from spinnq.graph.simulate import (
     CONVENTION_KERNELS,
     LIFP,
+    NEURON_NODES,
     Kernel,
     LIFState,
     SimConfig,
     Tensor,
     _lif_init,
+    _lif_prepare,
     _t,
+    fire,
+    lif_step,
 )
-
-NEURONS = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF)
 
 
 def _forward_only(cfg: SimConfig) -> None:
@@ -179,12 +206,69 @@ def _norse_kernel(update) -> Kernel:
     return Kernel(_norse_prepare, _norse_init, step)
 
 
+# -------------------------------------------------------------------------- SpikingJelly
+def _sj_prepare(node, cfg: SimConfig) -> LIFP:
+    """NIR's reading, but IF/I integrate `dt r x` (SpikingJelly writes IFNode as r = 1/dt)
+    and spikes fire at v >= v_th."""
+    _forward_only(cfg)
+    p = _lif_prepare(node, cfg)
+    if isinstance(node, nir.IF | nir.I):
+        p = p._replace(gain=_t(cfg.dt * _f64(node.r), cfg))
+    return p._replace(inclusive=True)
+
+
+# ------------------------------------------------------------------------------ Rockpool
+def _rp_prepare(node, cfg: SimConfig) -> LIFP:
+    """Rockpool's reading: decays exp(-dt/tau) formed in float32 as Rockpool forms them,
+    input gain 1 (r and w_in are ignored, as Rockpool's own importer does), v_leak is
+    Rockpool's bias, spikes at v >= v_th. IF/I keep NIR's reading."""
+    _forward_only(cfg)
+    if isinstance(node, nir.IF | nir.I):
+        return _lif_prepare(node, cfg)._replace(inclusive=True)
+
+    def decay(tau) -> Tensor:
+        f32 = torch.exp(-cfg.dt / torch.from_numpy(np.array(tau, dtype=np.float32)))
+        return f32.to(cfg.dtype)
+
+    alpha = decay(node.tau_mem if hasattr(node, "tau_mem") else node.tau)
+    v_reset = getattr(node, "v_reset", None)
+    return LIFP(alpha, _t(1.0, cfg), _t(node.v_leak, cfg),
+                _t(node.v_threshold, cfg) if hasattr(node, "v_threshold") else None,
+                _t(v_reset if v_reset is not None else 0.0, cfg), cfg.reset == "subtract",
+                decay(node.tau_syn) if hasattr(node, "tau_syn") else None, None, True)
+
+
+def rockpool_step(x: Tensor, s: LIFState, p: LIFP) -> tuple[Tensor, LIFState]:
+    """LIFTorch: the current jumps then decays, `I <- (I + x) beta`, and the membrane takes
+    the decayed current, `v <- v alpha + I + bias`. LIFNeuronTorch: `v <- v alpha + x + bias`.
+    ExpSynTorch (LI): `v <- (v + x) alpha`."""
+    i = s.i
+    if p.syn_alpha is not None:
+        i = (i + x) * p.syn_alpha
+        x = i
+    if p.v_th is None and p.syn_alpha is None:  # ExpSynTorch
+        v = (s.v + x) * p.alpha
+        return v, LIFState(v, i)
+    v = (s.v * p.alpha + x) + p.leak
+    if p.v_th is None:
+        return v, LIFState(v, i)
+    z = fire(v, p)
+    v = v - z * p.v_th if p.subtract else torch.where(z.bool(), p.v_reset, v)
+    return z, LIFState(v, i)
+
+
 _NORSE_UPDATES = {nir.LIF: _norse_box, nir.LI: _norse_li, nir.CubaLIF: _norse_cuba,
                   nir.CubaLI: _norse_cuba, nir.IF: _norse_iaf, nir.I: _norse_iaf}
 
 CONVENTION_KERNELS["snntorch"] = {t: Kernel(_prepare, _lif_init, snntorch_step)
-                                  for t in NEURONS}
+                                  for t in NEURON_NODES}
 CONVENTION_KERNELS["norse"] = {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()}
+CONVENTION_KERNELS["spikingjelly"] = {t: Kernel(_sj_prepare, _lif_init, lif_step)
+                                      for t in NEURON_NODES}
+CONVENTION_KERNELS["rockpool"] = {t: Kernel(_rp_prepare, _lif_init, rockpool_step)
+                                  for t in (nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI)}
+CONVENTION_KERNELS["rockpool"] |= {t: Kernel(_rp_prepare, _lif_init, lif_step)
+                                   for t in (nir.IF, nir.I)}
 
 
 # ---------------------------------------------------------------------- export for others

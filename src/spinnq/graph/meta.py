@@ -7,9 +7,14 @@ extra flags. Explicit flags win over the file; the file wins over spinnq's defau
 
 Graph-level keys (`NIRGraph.metadata`), all optional:
     spinnq.reset        "zero" | "subtract"          reset after a spike
-    spinnq.convention   "nir" | "snntorch" | "norse" neuron update rule of the producer
+    spinnq.convention   "nir" | "snntorch" | "norse" | "spikingjelly" | "rockpool"
+                                                     neuron update rule of the producer
     spinnq.dt           float seconds                timestep the graph was trained with
     spinnq.bits         8 | 4                        weight bits chosen by calibration
+A convention brings its producer's defaults (`CONVENTION_DEFAULTS`: snnTorch resets by
+subtraction), so the full ranking of a run setting is: flags > the file > the convention's
+default > spinnq's default (`run_settings`).
+
 Weight-node keys (`node.metadata`): `w_scale` (the population's integer weight scale) and
 `bits`, read by the compiler (`S2Config(graph_scales=True)`).
 """
@@ -21,15 +26,25 @@ from typing import Any
 
 import numpy as np
 
-from spinnq.errors import GraphError
+from spinnq.config import DEFAULT_DT
+from spinnq.errors import GraphError, InputError
 
 PREFIX = "spinnq."
 SETTINGS: dict[str, tuple[type, tuple | None]] = {  # key -> (type, allowed values)
     "reset": (str, ("zero", "subtract")),
-    "convention": (str, ("nir", "snntorch", "norse")),
+    "convention": (str, ("nir", "snntorch", "norse", "spikingjelly", "rockpool")),
     "dt": (float, None),
     "bits": (int, (8, 4)),
 }
+CONVENTIONS: tuple[str, ...] = SETTINGS["convention"][1]
+# What a convention implies when neither a flag nor the file says otherwise: the producer's
+# own defaults. snnTorch's Leaky/Synaptic reset by subtraction (dt: its exporter writes taus
+# for 1e-4, spinnq's default); Norse's cells reset to v_reset and Rockpool's modules by
+# subtraction, both stepping dt = 1 ms; SpikingJelly's exporter writes taus for dt = 1e-4.
+CONVENTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "nir": {}, "snntorch": {"reset": "subtract"}, "norse": {"dt": 1e-3},
+    "spikingjelly": {}, "rockpool": {"reset": "subtract", "dt": 1e-3}}
+RUN_DEFAULTS: dict[str, Any] = {"reset": "zero", "convention": "nir", "dt": DEFAULT_DT}
 
 
 def read_settings(metadata: Mapping[str, Any] | None, source: str | None = None) -> dict:
@@ -77,3 +92,17 @@ def resolve(explicit: Mapping[str, Any], metadata: Mapping[str, Any] | None,
     out.update(stored)
     out.update({k: v for k, v in explicit.items() if v is not None})
     return out
+
+
+def run_settings(metadata: Mapping[str, Any] | None, source: str | None = None,
+                 **flags: Any) -> dict:
+    """How to run a graph: reset, convention and dt (and bits where the file records them).
+
+    Ranking: `flags` given (not None) > the graph's metadata > the chosen convention's
+    defaults (`CONVENTION_DEFAULTS`) > spinnq's defaults (`RUN_DEFAULTS`). The convention is
+    resolved first (flag > file > nir), because it decides which defaults apply."""
+    stored = read_settings(metadata, source)
+    conv = flags.get("convention") or stored.get("convention") or RUN_DEFAULTS["convention"]
+    if conv not in CONVENTIONS:
+        raise InputError(f"convention must be one of {CONVENTIONS}, got {conv!r}")
+    return resolve(flags, metadata, RUN_DEFAULTS | CONVENTION_DEFAULTS[conv], source)

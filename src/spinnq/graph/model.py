@@ -8,6 +8,7 @@ one timestep, and which edges carry the previous step's value (recurrence).
 
 from __future__ import annotations
 
+import copy
 import math
 import multiprocessing
 from collections.abc import Callable
@@ -213,6 +214,7 @@ def from_nir(g: nir.NIRGraph, source: str | None = None) -> Graph:
             raise GraphError("an Output node must not have outgoing edges", file=source, node=o)
     order, recurrent = _order(nodes, edges, source)
     shapes = _infer_shapes(nodes, edges, order, inputs[0], source)
+    nodes = {n: _broadcast_params(n, v, shapes[n], source) for n, v in nodes.items()}
     return Graph(nodes=nodes, edges=edges, shapes=shapes, input=inputs[0], outputs=outputs,
                  order=order, recurrent=recurrent, source=source,
                  metadata=dict(getattr(g, "metadata", {}) or {}))
@@ -223,6 +225,7 @@ NUMERIC = {"weight", "bias", "tau", "tau_mem", "tau_syn", "r", "v_leak", "v_thre
            "v_reset", "w_in", "scale", "delay", "threshold", "kernel_size", "stride",
            "padding", "dilation", "groups", "start_dim", "end_dim"}
 OPTIONAL = {"bias", "v_reset"}
+NEURON_PARAMS = ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset", "w_in")
 
 
 def _check_params(name: str, node: nir.NIRNode, source: str | None) -> None:
@@ -250,12 +253,35 @@ def _check_params(name: str, node: nir.NIRNode, source: str | None) -> None:
                              file=source, node=name)
         if attr == "delay" and np.any(arr < 0):
             raise GraphError("delay must be >= 0", file=source, node=name)
-    neuron_attrs = [a for a in ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold",
-                                "v_reset", "w_in") if hasattr(node, a)]
-    shapes = {a: np.shape(getattr(node, a)) for a in neuron_attrs}
-    if len(set(shapes.values())) > 1:
+    shapes = {a: np.shape(getattr(node, a)) for a in NEURON_PARAMS
+              if getattr(node, a, None) is not None}
+    try:
+        np.broadcast_shapes(*shapes.values())
+    except ValueError:
         raise GraphError(f"neuron parameters disagree in shape: {shapes}", file=source,
-                         node=name)
+                         node=name) from None
+
+
+def _broadcast_params(name: str, node: nir.NIRNode, shape: Shape,
+                      source: str | None) -> nir.NIRNode:
+    """The node with every neuron parameter as an array of the node's shape (a copy where one
+    was not): exporters write scalars (Norse's default cells, shared taus), and every later
+    stage (compile, quantization, fine-tuning, nir.write) then sees one layout."""
+    if not isinstance(node, STATEFUL) or isinstance(node, nir.Delay):
+        return node
+    todo = [a for a in NEURON_PARAMS if getattr(node, a, None) is not None
+            and np.shape(getattr(node, a)) != shape]
+    if not todo:
+        return node
+    out = copy.copy(node)
+    for a in todo:
+        val = np.asarray(getattr(node, a))
+        try:
+            setattr(out, a, np.broadcast_to(val, shape).copy())
+        except ValueError:
+            raise GraphError(f"parameter '{a}' of shape {val.shape} does not fit the node's "
+                             f"shape {shape}", file=source, node=name) from None
+    return out
 
 
 def _order(nodes: dict, edges: list, source: str | None) -> tuple[list[str], set]:

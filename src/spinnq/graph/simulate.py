@@ -47,6 +47,7 @@ class SimConfig:
     float64: bool = False
     record: tuple[str, ...] = ()
     convention: str = "nir"  # neuron update rule of a NIR producer: see conventions.py
+    chip_timing: bool = False  # SpiNNaker2's timing: see `Simulator` and `chip_depth`
 
     def __post_init__(self):
         if not (isinstance(self.dt, int | float) and math.isfinite(self.dt) and self.dt > 0):
@@ -153,6 +154,7 @@ class LIFP(NamedTuple):
     subtract: bool
     syn_alpha: Tensor | None = None  # CubaLIF/CubaLI synaptic decay
     syn_gain: Tensor | None = None  # a_syn * w_in
+    inclusive: bool = False  # fire at v >= v_th (SpikingJelly, Rockpool), not v > v_th
 
 
 class LIFState(NamedTuple):
@@ -193,9 +195,14 @@ def lif_step(x: Tensor, s: LIFState, p: LIFP) -> tuple[Tensor, LIFState]:
     v = p.alpha * s.v + p.gain * x + p.leak
     if p.v_th is None:
         return v, LIFState(v, i)
-    z = (v > p.v_th).to(v.dtype)
+    z = fire(v, p)
     v = v - z * p.v_th if p.subtract else torch.where(z.bool(), p.v_reset, v)
     return z, LIFState(v, i)
+
+
+def fire(v: Tensor, p: LIFP) -> Tensor:
+    """Spikes (0/1 in v's dtype): v > v_th, or v >= v_th for conventions that say so."""
+    return (v >= p.v_th if p.inclusive else v > p.v_th).to(v.dtype)
 
 
 # ---------------------------------------------------------------------------- the others
@@ -287,8 +294,38 @@ def default_record(graph: Graph) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for o in graph.outputs for p in graph.predecessors(o)))
 
 
+NEURON_NODES = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF)
+
+
+def _population(graph: Graph, name: str) -> bool:
+    """A node that is a population on SpiNNaker2: the Input or a neuron node."""
+    return name == graph.input or isinstance(graph.nodes[name], NEURON_NODES)
+
+
+def chip_depth(graph: Graph, dt: float) -> int:
+    """Steps from the input to the latest output on SpiNNaker2: one per projection plus the
+    Delay nodes' steps on the way (the emulator's `T + depth` run length)."""
+    at: dict[str, int] = {}
+    for n in graph.order:
+        node = graph.nodes[n]
+        ins = [at[p] + _population(graph, p) for p in graph.predecessors(n)
+               if (p, n) not in graph.recurrent and p in at]
+        at[n] = max(ins, default=0)
+        if isinstance(node, nir.Delay):
+            at[n] += int(np.rint(np.asarray(node.delay, dtype=np.float64) / dt).max(initial=0))
+    return max((at[p] for o in graph.outputs for p in graph.predecessors(o)
+                if _population(graph, p)), default=0)
+
+
 class Simulator:
-    """Steps a graph; thin stateful wrapper over the pure kernels (closed loops use `step`)."""
+    """Steps a graph; thin stateful wrapper over the pure kernels (closed loops use `step`).
+
+    `cfg.chip_timing`: every edge leaving a population (the Input or a neuron node) delivers
+    the previous step's value, as a SpiNNaker2 projection takes one step, while biases and
+    leaks act from step 0 (on the chip they are the neuron's `i_offset`); `run` then lasts
+    T + `chip_depth` steps (zero input after T), like the emulator. With integer weights
+    (`--weight-scale none`) the spikes equal the emulator's step for step.
+    """
 
     def __init__(self, graph: Graph, cfg: SimConfig = SimConfig()):
         self.graph, self.cfg = graph, cfg
@@ -299,8 +336,10 @@ class Simulator:
         self.kernels = {**KERNELS, **CONVENTION_KERNELS[cfg.convention]}
         self.params = {n: self.kernels[type(graph.nodes[n])].prepare(graph.nodes[n], cfg)
                        for n in graph.order}
-        self.preds = {n: [(s, (s, n) in graph.recurrent) for s in graph.predecessors(n)]
-                      for n in graph.order}
+        self.preds = {n: [(s, (s, n) in graph.recurrent or (
+            cfg.chip_timing and _population(graph, s) and not isinstance(graph.nodes[n],
+                                                                          nir.Output)))
+            for s in graph.predecessors(n)] for n in graph.order}
         self.state: dict[str, Any] = {}
         self.last: dict[str, Tensor] = {}
 
@@ -331,6 +370,9 @@ class Simulator:
     @torch.no_grad()
     def run(self, x) -> Traces:
         xb = as_batch(x, self.graph.input_shape)
+        if self.cfg.chip_timing:
+            extra = chip_depth(self.graph, self.cfg.dt)
+            xb = torch.cat([xb, xb.new_zeros((xb.shape[0], extra, *xb.shape[2:]))], dim=1)
         rec = self.cfg.record or default_record(self.graph)
         self.reset(xb.shape[0])
         buf: dict[str, list] = {r: [] for r in rec}

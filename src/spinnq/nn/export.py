@@ -5,7 +5,8 @@ Neurons map so that NIR's forward-Euler ODE reproduces the torch step exactly:
     LIF(1)    -> nir.IF(r = 1)          LI(beta) -> nir.LI(...)     LI(1) -> nir.I(r = 1)
 because v + dt/tau (0 - v + r x) = beta v + x. Quantised layers export their chip weights
 (integers / scale, as floats) with `metadata["w_scale"]`, so deployment recovers the exact
-integers instead of choosing a new scale.
+integers instead of choosing a new scale. The graph records its reset rule, dt and
+convention (`spinnq.graph.meta`), so `spinnq simulate/deploy/energy` run it as trained.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import GraphError
+from spinnq.graph.meta import stamp
 from spinnq.graph.model import from_nir
 from spinnq.nn.layers import QuantConv2d, QuantLinear, SpikingSequential, SumPool2d
 from spinnq.nn.neurons import LI, LIF
@@ -88,6 +90,16 @@ EXPORTERS: dict[type, Callable] = {
 }
 
 
+def _reset(model: SpikingSequential) -> str | None:
+    """The model's reset rule, recorded in the graph (NIR has no field for it, and every
+    spinnq stage runs one rule per graph); None when it has no spiking layer."""
+    resets = {m.reset for m in model if isinstance(m, LIF)}
+    if len(resets) > 1:
+        raise GraphError(f"the model mixes resets {sorted(resets)}: a graph runs with one reset "
+                         "rule (SpiNNaker2 sets it per run); use one for every LIF layer")
+    return resets.pop() if resets else None
+
+
 def to_nir(model: SpikingSequential, input_shape: tuple[int, ...], dt: float = DEFAULT_DT,
            names: list[str] | None = None) -> nir.NIRGraph:
     """The NIR graph of a sequential spiking model (validated before it is returned)."""
@@ -109,6 +121,7 @@ def to_nir(model: SpikingSequential, input_shape: tuple[int, ...], dt: float = D
             prev, shape = name, tuple(x.shape[2:])
     nodes["output"] = nir.Output(output_type=np.array(shape))
     edges.append((prev, "output"))
-    g = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    g = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False,
+                     metadata=stamp({}, reset=_reset(model), convention="nir", dt=float(dt)))
     from_nir(g)  # raises GraphError if anything is inconsistent
     return g

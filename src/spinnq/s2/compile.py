@@ -13,6 +13,7 @@ Follows py-spinnaker2's `s2_nir.from_nir` (docs/spinnaker2-target.md, sections 1
   SumPool2d -> Conv2d        -> the pool is fused into the conv (kernel == stride, no padding)
   SumPool2d -> Flatten -> Affine  -> the pool is folded into the dense matrix
   SumPool2d -> neurons       -> a sparse pooling projection
+  AvgPool2d                  -> SumPool2d, 1/k^2 folded into the next weights or neuron gain
   Flatten                    -> nothing
 
 Between two populations lies a *chain* of non-neuron nodes. Each chain is built by applying
@@ -32,7 +33,9 @@ import numpy as np
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import CompileError, InputError
+from spinnq.graph.meta import CONVENTIONS
 from spinnq.graph.model import Graph, _pair, conv_padding
+from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
 from spinnq.quant.formats import ScaleMode, qmax, to_int, weight_scale
 from spinnq.s2 import chip
 from spinnq.s2.program import Population, Program, Projection
@@ -43,6 +46,7 @@ ADD_ORDERS = ("input_first", "offset_first")  # (alpha v + I) + i_offset  |  (al
 CUBA_ORDERS = ("current_first", "voltage_first")
 CUBA_BIAS = ("current", "offset")
 ENGINES = ("auto", "events", "torch")  # emulator engine: events needs numba; auto picks it
+INCLUSIVE = ("spikingjelly", "rockpool")  # conventions that fire at v >= v_threshold
 W_SCALE_KEY = "w_scale"  # metadata on a weight node: the scale QAT trained with (a float)
 EXPORTED_KEY = "s2_w_scale"  # metadata written by `export`: weights are integers already
 
@@ -73,6 +77,11 @@ class S2Config:
     chunk: int = 128  # torch engine: steps evaluated per block (memory vs speed; exact)
     engine: str = "auto"  # emulator: events (numba, spike-driven) | torch | auto (events if
     #                       numba is importable and the program has no lif_curr_exp)
+    convention: str = "nir"  # how the graph's producer reads its neuron parameters: sets the
+    #                          translation into chip units (see NEURON_RULES), not the chip
+    delayed_reset: bool = False  # snntorch + subtract: reproduce snnTorch's one-step-late
+    #                              reset with a self-projection per LIF population (costs N
+    #                              synapses each; spinnq.graph.rewrite.delayed_reset_projection)
 
     def __post_init__(self):
         if not (isinstance(self.dt, int | float) and math.isfinite(self.dt) and self.dt > 0):
@@ -82,9 +91,17 @@ class S2Config:
                                    ("add_order", self.add_order, ADD_ORDERS),
                                    ("cuba_order", self.cuba_order, CUBA_ORDERS),
                                    ("cuba_bias", self.cuba_bias, CUBA_BIAS),
-                                   ("engine", self.engine, ENGINES)):
+                                   ("engine", self.engine, ENGINES),
+                                   ("convention", self.convention, CONVENTIONS)):
             if val not in allowed:
                 raise InputError(f"{name} must be one of {allowed}, got {val!r}")
+        if self.delayed_reset and (self.convention, self.reset) != ("snntorch", "subtract"):
+            raise InputError("delayed_reset reproduces snnTorch's subtract reset: it needs "
+                             f"convention snntorch and reset subtract (got {self.convention}, "
+                             f"{self.reset})")
+        if self.convention != "nir" and self.integrator != "forward":
+            raise InputError(f"convention '{self.convention}' is forward Euler only; "
+                             f"--integrator {self.integrator} applies to convention 'nir'")
         ScaleMode.parse(self.weight_scale)
         qmax(self.bits)
         for k, v in {**self.neurons_per_pe, "(default)": self.neurons_per_pe_default}.items():
@@ -301,27 +318,50 @@ def _flat(a, n: int) -> np.ndarray:
     return np.broadcast_to(a.ravel() if a.size > 1 else a.reshape(()), (n,)).copy()
 
 
+def _membrane(node, n: int, cfg: S2Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alpha, input gain, leak gain) of a neuron's membrane under `cfg.convention`: the
+    membrane is `v <- alpha v + gain I + leak_gain v_leak` in every convention; only how the
+    NIR parameters give these numbers differs (see `spinnq.graph.conventions`)."""
+    if isinstance(node, nir.IF | nir.I):  # per-step integrators; SpikingJelly's is an ODE
+        r = _flat(node.r, n)
+        return np.ones(n), (cfg.dt * r if cfg.convention == "spikingjelly" else r), np.zeros(n)
+    tau = _flat(node.tau_mem if hasattr(node, "tau_mem") else node.tau, n)
+    if cfg.convention == "rockpool":  # gain 1 (ExpSynTorch: (v + x) alpha), v_leak = bias
+        alpha = _rockpool_decay(tau, cfg.dt)
+        li = isinstance(node, nir.LI)
+        return alpha, (alpha if li else np.ones(n)), (np.zeros(n) if li else np.ones(n))
+    alpha, a = _decay(tau, cfg)
+    return alpha, a * _flat(node.r, n), a
+
+
+def _rockpool_decay(tau: np.ndarray, dt: float) -> np.ndarray:
+    """exp(-dt/tau) formed in float32, as Rockpool's modules form it."""
+    return np.exp(np.float32(-dt) / tau.astype(np.float32)).astype(np.float64)
+
+
 def _lif_params(node, w_scale, bias, n, cfg) -> NeuronParams:
-    alpha, a = _decay(_flat(node.tau, n), cfg)
-    r = _flat(node.r, n)
-    scale = w_scale / (a * r)
+    alpha, gain, leak = _membrane(node, n, cfg)
+    scale = w_scale / gain
     return NeuronParams(alpha, scale, _flat(getattr(node, "v_threshold", np.inf), n) * scale,
-                        a * _flat(node.v_leak, n) * scale + bias * w_scale,
-                        _flat(getattr(node, "v_reset", None), n) * scale)
-
-
-def _if_params(node, w_scale, bias, n, cfg) -> NeuronParams:
-    scale = w_scale / _flat(node.r, n)
-    th = _flat(getattr(node, "v_threshold", np.inf), n) * scale
-    return NeuronParams(np.ones(n), scale, th, bias * w_scale,
+                        leak * _flat(getattr(node, "v_leak", 0.0), n) * scale + bias * w_scale,
                         _flat(getattr(node, "v_reset", None), n) * scale)
 
 
 def _cuba_params(node, w_scale, bias, n, cfg) -> NeuronParams:
-    alpha, a = _decay(_flat(node.tau_mem, n), cfg)
-    syn_alpha, a_syn = _decay(_flat(node.tau_syn, n), cfg)
-    scale = w_scale / (a * _flat(node.r, n) * a_syn * _flat(node.w_in, n))
-    off = a * _flat(node.v_leak, n) * scale
+    """NIR (and snnTorch, SpikingJelly) read CubaLIF's input as `I += a_syn (w_in x - I)`;
+    Norse's LIFCell as a current jump `I += w_in x` before the decay; Rockpool's LIFTorch
+    jumps and decays, `I <- beta (I + x)`, before the membrane adds it. All are the chip's
+    `lif_curr_exp` (`I_chip = syn_alpha I_chip + W x`, current first) with another input
+    gain (a_syn w_in | w_in | beta) folded into the voltage scale: exact in real arithmetic."""
+    alpha, gain, leak = _membrane(node, n, cfg)
+    if cfg.convention == "rockpool":
+        syn_alpha = _rockpool_decay(_flat(node.tau_syn, n), cfg.dt)
+        syn_gain = syn_alpha
+    else:
+        syn_alpha, a_syn = _decay(_flat(node.tau_syn, n), cfg)
+        syn_gain = _flat(node.w_in, n) * (1.0 if cfg.convention == "norse" else a_syn)
+    scale = w_scale / (gain * syn_gain)
+    off = leak * _flat(node.v_leak, n) * scale
     bias_c = bias * w_scale
     if cfg.cuba_bias == "offset":  # py-spinnaker2 style: the bias as a constant into v
         off, bias_c = off + bias_c, np.zeros(n)
@@ -334,21 +374,24 @@ def _li_params(node, w_scale, bias, n, cfg) -> NeuronParams:
     return replace(_lif_params(node, w_scale, bias, n, cfg), threshold=np.full(n, np.inf))
 
 
-def _i_params(node, w_scale, bias, n, cfg) -> NeuronParams:
-    return replace(_if_params(node, w_scale, bias, n, cfg), threshold=np.full(n, np.inf))
-
-
 def _cubali_params(node, w_scale, bias, n, cfg) -> NeuronParams:
     return replace(_cuba_params(node, w_scale, bias, n, cfg), threshold=np.full(n, np.inf))
 
 
-# node type -> (parameter translation, model, model with delays, read-out only)
+# node type -> (parameter translation, model, model with delays, read-out only).
+# Conventions (S2Config.convention): LIF/LI/IF/I read the same in nir, snntorch and norse;
+# CubaLIF/CubaLI differ for norse, rockpool (`_cuba_params`); IF for spikingjelly; LIF for
+# rockpool (`_membrane`). snnTorch's *delayed* reset (a spike at t subtracts the threshold
+# at t + 1, undecayed) is not the chip's: with reset subtract the chip subtracts at once, so
+# its membrane is lower by (1 - beta) v_th on the step after each spike.
+# `S2Config(delayed_reset=True)` adds the self-projection that makes up for it (dense LIF
+# layers). snnTorch's reset "zero" (Leaky, v_reset 0) is exact on the chip.
 NEURON_RULES: dict[type, tuple[Callable, str, str, bool]] = {
     nir.LIF: (_lif_params, "lif_no_delay", "lif", False),
-    nir.IF: (_if_params, "lif_no_delay", "lif", False),
+    nir.IF: (_lif_params, "lif_no_delay", "lif", False),  # IF/I: alpha 1, no leak
     nir.CubaLIF: (_cuba_params, "lif_curr_exp_no_delay", "lif_curr_exp", False),
     nir.LI: (_li_params, "lif_no_delay", "lif", True),
-    nir.I: (_i_params, "lif_no_delay", "lif", True),
+    nir.I: (_li_params, "lif_no_delay", "lif", True),
     nir.CubaLI: (_cubali_params, "lif_curr_exp_no_delay", "lif_curr_exp", True),
 }
 
@@ -403,12 +446,25 @@ def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
 
 
 def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
-    """Map `graph` onto SpiNNaker2 populations and integer projections."""
+    """Map `graph` onto SpiNNaker2 populations and integer projections (AvgPool2d first
+    becomes SumPool2d with 1/k^2 in the next weights: `spinnq.graph.rewrite`)."""
+    graph = avgpool_to_sumpool(graph)
+    notes: list[str] = []
+    if (cfg.convention, cfg.reset) == ("snntorch", "subtract"):
+        if cfg.delayed_reset:
+            graph, skipped = delayed_reset_projection(graph)
+        else:
+            skipped = [n for n, v in graph.nodes.items() if isinstance(v, nir.LIF | nir.CubaLIF)]
+        if skipped:
+            notes.append(f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after "
+                         "a spike, the chip at once: expect small differences from snnTorch"
+                         + ("" if cfg.delayed_reset else
+                            " (--delayed-reset adds a self-projection that reproduces it for "
+                            "dense LIF layers)"))
     mode = ScaleMode.parse(cfg.weight_scale)
     pops: dict[str, Population] = {
         graph.input: Population(graph.input, "spike_list", tuple(graph.input_shape))}
     projs: list[Projection] = []
-    notes: list[str] = []
     for name in graph.order:
         node = graph.nodes[name]
         if not isinstance(node, NEURON_TYPES):
@@ -435,6 +491,10 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
         if p.syn_alpha is not None:
             params |= {"syn_alpha": p.syn_alpha, "i_offset_syn": p.i_offset_syn}
         params = {k: v.astype(np.float32) for k, v in params.items()}
+        if cfg.convention in INCLUSIVE:  # v >= th is v > (the float32 just below th)
+            th = params["threshold"]
+            params["threshold"] = np.where(np.isfinite(th), np.nextafter(th, np.float32(-np.inf)),
+                                           th)
         if not readout and not np.all(np.isfinite(params["threshold"])):
             raise _refuse(name, "threshold is not finite after scaling (check tau, r, w_in)")
         scale = p.scale.astype(np.float32)

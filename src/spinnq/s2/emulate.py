@@ -377,6 +377,26 @@ def emulate(program: Program, x, steps: int | None = None,
                               for n, d in counters.items()}, steps, saturations)
 
 
+def silent_outputs(program: Program, run: Run) -> list[str]:
+    """The spiking output populations that never fired in `run` (read-outs, which never
+    fire by design, are left out). A network run with another producer's parameter reading,
+    timestep or weight scale often falls silent with no error: callers warn with these names.
+    Uses the recorded spikes where present, else the activity counters."""
+    silent = []
+    for name in program.outputs:
+        if program.populations[name].record_only:
+            continue
+        if name in run.spikes:
+            fired = bool(run.spikes[name].any())
+        elif name in run.counters:
+            fired = bool(np.any(run.counters[name]["spikes"]))
+        else:
+            continue  # nothing recorded about it: no claim either way
+        if not fired:
+            silent.append(name)
+    return silent
+
+
 def deploy(graph, x, cfg: S2Config = S2Config(), steps: int | None = None,
            record: list[str] | None = None):
     """Compile, place and emulate in one call: (Program, Placement, Run)."""

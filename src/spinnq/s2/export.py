@@ -23,6 +23,7 @@ import numpy as np
 
 from spinnq.errors import CompileError
 from spinnq.graph.model import Graph
+from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
 from spinnq.quant.formats import to_int
 from spinnq.s2.compile import (
     EXPORTED_KEY,
@@ -44,6 +45,9 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
     if scales:  # compile folds them into the weights; the exported graph would disagree
         raise CompileError("export does not handle Scale nodes yet: fold the scale into the "
                            "weight layer before exporting", node=scales[0])
+    graph = avgpool_to_sumpool(graph)
+    if cfg.delayed_reset:  # the self-projections become weight nodes of the exported graph
+        graph, _ = delayed_reset_projection(graph)
     program = compile(graph, cfg)
     nodes = {k: copy.deepcopy(v) for k, v in graph.nodes.items()}
     for name, node in graph.nodes.items():
@@ -63,6 +67,10 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
                 meta.pop(W_SCALE_KEY, None)
                 meta[EXPORTED_KEY] = float(w_scale)
                 src.metadata = meta
+        if cfg.convention == "norse" and isinstance(node, nir.CubaLIF | nir.CubaLI):
+            # Norse's current jump (gain w_in) in NIR's reading (gain dt/tau_syn * w_in)
+            nodes[name].w_in = (np.asarray(node.w_in, dtype=np.float64)
+                                * np.asarray(node.tau_syn, dtype=np.float64) / cfg.dt)
         for attr in NEURON_SCALED:
             if getattr(nodes[name], attr, None) is not None:
                 setattr(nodes[name], attr,
@@ -70,5 +78,7 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
     meta = dict(graph.metadata) | {"spinnq.target": "spinnaker2",
                                    "spinnq.weight_scale": str(cfg.weight_scale),
                                    "spinnq.bits": int(cfg.bits),
-                                   "spinnq.scale_weights": False}
+                                   "spinnq.scale_weights": False,
+                                   "spinnq.convention": "nir",  # translated above
+                                   "spinnq.reset": cfg.reset, "spinnq.dt": float(cfg.dt)}
     return nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=meta, type_check=False)
