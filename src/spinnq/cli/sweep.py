@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from spinnq.cli import app, console
+from spinnq.cli.common import ConventionOpt
 from spinnq.errors import InputError
 from spinnq.sweep.engine import RayOptions
 from spinnq.sweep.results import Budget
@@ -56,9 +57,7 @@ def sweep_cmd(
                                          "inference (ms, modelled)."),
     min_accuracy: float = typer.Option(None, "--min-accuracy", help="Budget: accuracy (0..1; "
                                        "for control tasks: the mean return)."),
-    convention: str = typer.Option(None, "--convention", help="A graph's neuron update rule: "
-                                   "nir, snntorch (implies subtract reset) or norse; default: "
-                                   "the graph's metadata, else nir."),
+    convention: str = ConventionOpt,
     quick: bool = typer.Option(False, "--quick", help="Tasks: the quick-sized training and "
                                "evaluation."),
     episodes: int = typer.Option(None, "--episodes", help="Control tasks: closed-loop "

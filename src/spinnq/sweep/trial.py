@@ -151,16 +151,14 @@ class GraphProblem:
     def from_files(cls, graph: str | Path, data: str | Path, *, convention: str | None = None,
                    reset: str | None = None, dt: float | None = None) -> GraphProblem:
         """Read the graph and `D.npz` (`x`, `y`; optional `x_train`, `y_train`). Run settings:
-        flags > the graph's metadata > defaults; `--convention snntorch` implies subtract."""
+        flags > the graph's metadata > the convention's defaults > spinnq's
+        (`graph.meta.run_settings`)."""
         g = read_graph(graph)
         x, y, xt, yt = load_labelled(data, g)
-        conv = meta.resolve({"convention": convention}, g.metadata, {"convention": "nir"},
-                            str(graph))["convention"]
-        default_reset = "subtract" if conv == "snntorch" else "zero"
-        run = meta.resolve({"reset": reset, "dt": dt}, g.metadata,
-                           {"reset": default_reset, "dt": DEFAULT_DT}, str(graph))
+        run = meta.run_settings(g.metadata, str(graph), convention=convention, reset=reset,
+                                dt=dt)
         return cls(g, x, y, name=Path(graph).name, dt=float(run["dt"]), reset=run["reset"],
-                   convention=conv, x_train=xt, y_train=yt)
+                   convention=run["convention"], x_train=xt, y_train=yt)
 
     def default(self) -> dict:
         return settings()
