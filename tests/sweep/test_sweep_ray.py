@@ -156,6 +156,18 @@ def test_sweep_cli_errors_are_one_line(monkeypatch, capsys, digits_net, tmp_path
     code, _, err = run_cli(monkeypatch, capsys, "sweep", graph, "--data", bad, "--out",
                            tmp_path / "s", "--space", "bits=8")
     assert code == 2 and "bad.npz" in err and "'y'" in err
+    code, _, err = run_cli(monkeypatch, capsys, "sweep", graph, "--data", data, "--out",
+                           tmp_path / "s", "--space", "bits=8", "--address",
+                           f"127.0.0.1:{free_port()}")
+    assert code == 2 and "no Ray head at 127.0.0.1:" in err
+
+
+def test_a_finished_sweep_folder_needs_resume(monkeypatch, capsys, swept, digits_net):
+    out, _, _ = swept
+    graph, data, _ = digits_net
+    code, _, err = run_cli(monkeypatch, capsys, "sweep", graph, "--data", data, "--out", out,
+                           *SPACE)
+    assert code == 2 and "--resume" in err
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,19 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT that accepts no connection is one line now, not minutes of Ray retries."""
+    if address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as e:
+        raise BackendError(f"no Ray head at {address} ({type(e).__name__}: {e}); start one "
+                           "with `ray start --head` or drop --address") from None
+
+
 def connect(opts: RayOptions) -> bool:
     """Start (or join) Ray; True when this call started it (and must shut it down)."""
     try:
@@ -68,6 +82,7 @@ def connect(opts: RayOptions) -> bool:
     common = {"log_to_driver": False, "configure_logging": False, "logging_level": "ERROR"}
     try:
         if opts.address:
+            reachable(opts.address)
             host = opts.address.rpartition(":")[0] if ":" in opts.address else opts.address
             if host in LOOPBACK:  # a head on loopback: this driver must say it is there too
                 common["_node_ip_address"] = "127.0.0.1"

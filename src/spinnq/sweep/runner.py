@@ -51,7 +51,7 @@ def tolerance(metric: str, reference: dict | None) -> float:
 
 def _check_folder(out: Path, spec: dict, resume: bool) -> None:
     p = out / SPEC
-    if p.exists():
+    if p.exists() and Store(out).records():
         if not resume:
             raise InputError("holds a sweep already: pass --resume to continue it, or another "
                              "--out", file=str(out))
