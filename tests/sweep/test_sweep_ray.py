@@ -43,10 +43,45 @@ def digest(folder: Path) -> dict[str, str]:
             for p in sorted((folder / "trials").glob("*.json"))}
 
 
+def _addr(hex_addr: str) -> str:
+    """/proc/net/tcp{,6} address (little-endian words) -> text."""
+    import ipaddress
+
+    raw = bytes.fromhex(hex_addr)
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(raw)
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 and ip.ipv4_mapped else str(ip)
+
+
+def listening_addresses(pgid: int) -> set[str]:
+    """The addresses TCP sockets listen on in every process of a process group (Linux)."""
+    inodes = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(d.name)) != pgid:
+                continue
+            for fd in (d / "fd").iterdir():
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except (OSError, ProcessLookupError):
+            continue
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # state LISTEN, one of ours
+                out.add(_addr(f[1].split(":")[0]))
+    return out
+
+
 @pytest.fixture(scope="module")
 def swept(digits_net, tmp_path_factory):
-    """A sweep killed (SIGKILL, whole process group) after its 3rd finished trial, then
-    resumed: (folder, records before the kill, resume's stdout)."""
+    """A sweep killed (SIGKILL, whole process group) after its 3rd finished trial (its Ray
+    checked to listen on loopback only), then resumed: (folder, records before the kill,
+    resume's stdout)."""
     graph, data, _ = digits_net
     out = tmp_path_factory.mktemp("sweep") / "digits"
     args = [graph, "--data", data, "--out", out, *SPACE, "--cpus", "1", "--quiet",
@@ -59,9 +94,12 @@ def swept(digits_net, tmp_path_factory):
             assert proc.poll() is None, "the sweep ended before it could be killed"
             assert time.monotonic() < deadline, "no trial finished in 240 s"
             time.sleep(0.02)
+        listening = listening_addresses(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert listening and all(a in ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+                             for a in listening), listening  # Ray on loopback only
     before = digest(out)
     r = subprocess.run(spinnq("sweep", *args, "--resume"), env=env(), capture_output=True,
                        text=True, timeout=600)

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from spinnq.sweep.trial import Problem, run_trial
 
 WORST = 1e300  # stands in for a failed trial's objective values (searchers need numbers)
 LOOPBACK = ("127.0.0.1", "localhost")
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine mode
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,23 @@ def reachable(address: str, timeout_s: float = 5.0) -> None:
                            "with `ray start --head` or drop --address") from None
 
 
+def loopback_only() -> None:
+    """Make an embedded Ray bind every server to 127.0.0.1. On Linux Ray advertises (and its
+    GCS, raylets and workers listen on) the machine's routable address; its single-machine
+    mode (the one it uses on macOS and Windows) keeps everything on loopback. The switch is an
+    environment variable read when Ray is imported, so it is set before the import, or, when
+    Ray is already imported, on the constant it was read into."""
+    os.environ[LOCAL_ONLY_ENV] = "0"
+    if "ray" in sys.modules:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def connect(opts: RayOptions) -> bool:
     """Start (or join) Ray; True when this call started it (and must shut it down)."""
+    if not opts.address:
+        loopback_only()
     try:
         import ray
     except ImportError:
@@ -89,7 +106,7 @@ def connect(opts: RayOptions) -> bool:
             ray.init(address=opts.address, **common)
         else:  # loopback only: nothing of this Ray is reachable from another machine
             ray.init(num_cpus=opts.cpus or os.cpu_count() or 1, include_dashboard=False,
-                     _node_ip_address="127.0.0.1", **common)
+                     **common)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = opts.address or "a local Ray"
         raise BackendError(f"cannot start or reach Ray at {where}: {str(e).splitlines()[0]}"
