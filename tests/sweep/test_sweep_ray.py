@@ -216,8 +216,8 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_sweep_runs_on_an_existing_ray_head_through_address(digits_net, tmp_path):
-    """`ray start --head` on loopback (token authentication on, a secret made for this test),
-    then `spinnq sweep --address 127.0.0.1:PORT` with the same token."""
+    """`ray start --head` on loopback only (checked; token authentication on, a secret made
+    for this test), then `spinnq sweep --address 127.0.0.1:PORT` with the same token."""
     import secrets
     import shutil
     import tempfile
@@ -226,7 +226,8 @@ def test_sweep_runs_on_an_existing_ray_head_through_address(digits_net, tmp_path
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's sockets live in it
     ray_bin = Path(sys.executable).with_name("ray")
     port = free_port()
-    auth = {**env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    auth = {**env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # Ray's single-machine mode: loopback
     head = subprocess.Popen([str(ray_bin), "start", "--head", "--block",
                              "--node-ip-address", "127.0.0.1", "--port", str(port),
                              "--num-cpus", "2", "--include-dashboard", "false",
@@ -236,6 +237,8 @@ def test_sweep_runs_on_an_existing_ray_head_through_address(digits_net, tmp_path
     try:
         time.sleep(15)
         assert head.poll() is None, "ray start --head did not stay up"
+        listening = listening_addresses(head.pid)
+        assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
         out = tmp_path / "sw"
         r = subprocess.run(spinnq("sweep", graph, "--data", data, "--out", out,
                                   "--address", f"127.0.0.1:{port}", "--space", "bits=8,4",

@@ -86,7 +86,8 @@ def loopback_only() -> None:
 
 def connect(opts: RayOptions) -> bool:
     """Start (or join) Ray; True when this call started it (and must shut it down)."""
-    if not opts.address:
+    host = (opts.address or "127.0.0.1").rpartition(":")[0] or opts.address
+    if not opts.address or host in LOOPBACK:  # a head on loopback: this driver joins it there
         loopback_only()
     try:
         import ray
@@ -100,9 +101,6 @@ def connect(opts: RayOptions) -> bool:
     try:
         if opts.address:
             reachable(opts.address)
-            host = opts.address.rpartition(":")[0] if ":" in opts.address else opts.address
-            if host in LOOPBACK:  # a head on loopback: this driver must say it is there too
-                common["_node_ip_address"] = "127.0.0.1"
             ray.init(address=opts.address, **common)
         else:  # loopback only: nothing of this Ray is reachable from another machine
             ray.init(num_cpus=opts.cpus or os.cpu_count() or 1, include_dashboard=False,
