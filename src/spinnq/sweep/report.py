@@ -52,7 +52,7 @@ def front_plot(records: list[dict], metric: str, marks: dict[str, dict | None]) 
                        marker=mk, s=size, facecolors="none", edgecolors=col, linewidths=2,
                        label=f"{name} configuration", zorder=4)
         ax.set_xscale("log")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     ax.set_xlabel("energy per inference (mJ, modelled)")
     ax.set_ylabel("accuracy on chip (%, emulated)" if metric == "accuracy"
                   else "mean return on chip (emulated)")
