@@ -127,6 +127,7 @@ def write(folder: str | Path, title: str, records: list[dict], metric: str, info
              "modelled (spinnq.s2.energy). timesteps 0: every step of the data (or the task's "
              "own T); neurons_per_pe 0: the chip model's default.")
     summary = summary_lines(info, metric)
+    intro = " ".join([intro, *info.get("notes", [])])
     md = [f"# spinnq sweep: {title}", "", intro, "", *[f"- {s}" for s in summary], "",
           "![front](plots/front.png)", "", "## Pareto front", "", *_md_table(front, metric),
           "", "## All trials", "", *_md_table(records, metric), ""]

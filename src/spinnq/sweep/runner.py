@@ -146,7 +146,7 @@ def finish(problem: Problem, out: Path, cfg: SweepConfig, title: str, ran: int =
     paths = write_tables(out, records, metric)
     default = by_key.get(key(problem.default(), cfg.seed))
     seed = by_key.get(key(problem.seed_config(), cfg.seed))
-    info: dict = {"default": default, "seed": seed,
+    info: dict = {"default": default, "seed": seed, "notes": list(getattr(problem, "notes", [])),
                   "saved_vs_default": savings(records, default, metric,
                                               tolerance(metric, default)),
                   "saved_vs_seed": savings(records, seed, metric, tolerance(metric, seed))}

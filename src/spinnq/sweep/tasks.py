@@ -89,6 +89,13 @@ class ControlProblem(PerT):
     name: str = ""
     metric: str = "return"
 
+    @property
+    def notes(self) -> list[str]:
+        return [f"{self.env}: timesteps = input steps per decision (a float Q-network trained "
+                f"per T); return = mean over {self.episodes} seeded closed-loop episodes, the "
+                "emulated chip choosing every action; energy from 128 decisions spread over "
+                "them. Default configuration: spinnq's T; seed: paper A's T = 20."]
+
     def _closed_loop(self, program: Program, s: dict) -> tuple[float, torch.Tensor]:
         from spinnq.tasks.control.env import resolve
         from spinnq.tasks.control.evaluate import chip_q, evaluate
@@ -149,9 +156,18 @@ class GestureProblem(PerT):
 
     tests: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # T -> x, y
     batch: int = 64
+    window_ms: float = GESTURE_WINDOW_MS
     name: str = "gesture"
     metric: str = "accuracy"
     extra: dict = field(default_factory=dict)
+
+    @property
+    def notes(self) -> list[str]:
+        return [f"gesture: timesteps = frames over the same {self.window_ms:g} ms window "
+                f"(bin = {self.window_ms:g} ms / T; the fast preset: {self.default_t} frames); "
+                "one float P-SNN trained per T; accuracy on the test split. The seed's "
+                "configuration is its chip settings (8 bits, 0.8 V, 1 ms tick) on the fast "
+                "preset's frames: its own 1 ms frames need a network the preset does not train."]
 
     def score(self, program: Program, s: dict) -> tuple[float, Run]:
         from spinnq.tasks.gesture.data import Frames
@@ -201,7 +217,8 @@ def gesture_problem(out: Path, *, quick: bool, seed: int, space: dict, quiet: bo
             write_graph(to_nir(model, (2, cfg.frames.size, cfg.frames.size), cfg.dt), nir_path)
         graphs[t] = read_graph(nir_path)
         tests[t] = (data["test"].x, data["test"].y)
-    return GestureProblem(graphs, base.dt, default_t, seed_t, tests=tests, batch=base.chip_batch)
+    return GestureProblem(graphs, base.dt, default_t, seed_t, tests=tests, batch=base.chip_batch,
+                          window_ms=window)
 
 
 def task_problem(task: str, out: str | Path, *, quick: bool = False,

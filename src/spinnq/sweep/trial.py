@@ -214,6 +214,12 @@ class GraphProblem:
     def energy_input(self, program: Program, s: dict) -> np.ndarray:
         return self.x[:, :self.steps(s)]
 
+    @property
+    def notes(self) -> list[str]:
+        return [f"{self.name}: timesteps = the first T of the data's {self.x.shape[1]} steps "
+                f"(0: all); accuracy on {len(self.y)} labelled samples; run as reset "
+                f"{self.reset}, dt {self.dt:g} s, convention {self.convention}."]
+
     def score(self, program: Program, s: dict) -> tuple[float, Run]:
         out = program.outputs[0]
         run = emulate(program, self.energy_input(program, s), record=[out])
