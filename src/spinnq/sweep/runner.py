@@ -22,7 +22,7 @@ from spinnq.report.write import fmt
 from spinnq.sweep import engine, report
 from spinnq.sweep.results import Budget, Store, best, ok, pareto, savings, write_tables
 from spinnq.sweep.space import Plan, key, plan, settings
-from spinnq.sweep.trial import Problem, needs_quant_stage, quant_function, tick_seconds
+from spinnq.sweep.trial import Problem, quant_function, quant_stages, tick_seconds
 from spinnq.tasks.common import progress, read_json, write_json
 
 SPEC = "sweep.json"
@@ -73,12 +73,8 @@ def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str =
             "budget": asdict(cfg.budget)}
     _check_folder(out, spec, cfg.resume)
     extra = [problem.default(), problem.seed_config()]
-    for s in [*extra, *(settings({k: v[0]}) for k, v in cfg.space.items())]:
-        for k, vals in cfg.space.items():  # needs checked before anything runs
-            for v in vals:
-                stage = needs_quant_stage(settings({**s, k: v}))
-                if stage:
-                    quant_function(stage)
+    for stage in quant_stages(cfg.space):  # checked before anything runs
+        quant_function(stage)
     if cfg.search == "optuna":
         todo_plan = Plan(tuple(map(settings, extra)))
     else:
@@ -88,12 +84,13 @@ def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str =
     known = store.records()
     keys = [key(s, cfg.seed) for s in todo_plan.trials]
     todo = [s for s, k in zip(todo_plan.trials, keys, strict=True) if k not in known]
-    state = {"ran": 0, "best": None}
+    state = {"ran": 0}
     phase = {"optuna": False}
 
     def proposed() -> int:
         p = out / PROPOSED
         return int(read_json(p)["proposed"]) if p.exists() else 0
+
     total = len(todo_plan) + (cfg.samples if cfg.search == "optuna" else 0)
     done_before = len(todo_plan) - len(todo)
 

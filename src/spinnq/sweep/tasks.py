@@ -23,7 +23,7 @@ from spinnq.s2.compile import S2Config
 from spinnq.s2.emulate import emulate
 from spinnq.s2.program import Program, Run
 from spinnq.sweep.space import settings
-from spinnq.sweep.trial import needs_quant_stage
+from spinnq.sweep.trial import quant_stages
 from spinnq.tasks.common import RunDir, load_checkpoint, load_state_dict, save_checkpoint
 
 CONTROL = ("cartpole", "acrobot")
@@ -38,12 +38,9 @@ def _timesteps(space: dict, default: int, seed: int) -> list[int]:
 
 
 def _no_quant_stage(space: dict) -> None:
-    for k, vals in space.items():
-        for v in vals:
-            stage = needs_quant_stage(settings({k: v}))
-            if stage:
-                raise InputError(f"--space {k}={v}: {stage} is for graph targets; the tasks "
-                                 "quantize their float network at compile time")
+    for stage, where in quant_stages(space).items():
+        raise InputError(f"--space {where}: {stage} is for graph targets; the tasks quantize "
+                         "their float network at compile time")
 
 
 # ------------------------------------------------------------------------------ control

@@ -70,6 +70,17 @@ def needs_quant_stage(s: dict) -> str | None:
     return None
 
 
+def quant_stages(space: dict) -> dict[str, str]:
+    """{stage: "key=value"} for each `spinnq.quant` stage some value of the space needs."""
+    out: dict[str, str] = {}
+    for k, vals in space.items():
+        for v in vals:
+            stage = needs_quant_stage(settings({k: v}))
+            if stage:
+                out.setdefault(stage, f"{k}={v}")
+    return out
+
+
 def quant_function(name: str):
     """`spinnq.quant.<name>` (the quant stage of issue 10), or a one-line error."""
     import spinnq.quant as quant
