@@ -5,14 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-NIR_PAPER = Path(__file__).resolve().parents[1].parent / "shared" / "external" / "nir-paper"
+# Third-party golden data (BSD-3-Clause, provenance in its README), inside the repository so a
+# bare clone tests with nothing beside it.
+NIR_PAPER = Path(__file__).resolve().parent / "data" / "nir-paper"
 
 
 @pytest.fixture(scope="session")
 def nir_paper() -> Path:
     if not NIR_PAPER.is_dir():
-        pytest.fail(f"the NIR paper's data is missing: expected {NIR_PAPER} (../shared beside "
-                    "the checkout)")
+        pytest.fail(f"the NIR paper's data is missing: expected {NIR_PAPER}")
     return NIR_PAPER
 
 

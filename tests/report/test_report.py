@@ -73,7 +73,32 @@ def test_report_json_has_the_contracted_fields_and_labels(tmp_path):
     r = {x["baseline"]: x for x in d["ratios"]}
     assert r["cpu"]["energy_x"] is None
     assert r["cpu"]["latency_x"] == pytest.approx(2e-3 / cost.latency_s)
-    assert r["GTX 1650 GPU"]["energy_x"] == pytest.approx(0.145 / cost.energy_j)
+    # the published GPU and chip rows ran seed A's network, not this one: references only
+    assert set(r) == {"cpu"}
+    assert [b["compared"] for b in d["baselines"]] == [True, False, False]
+    per = d["chip"]["per_population"]
+    assert sum(p["energy_j"] for p in per.values()) + d["chip"]["chip_base_j"] == \
+        pytest.approx(d["chip"]["energy_j"])
+    md = paths["md"].read_text()
+    assert "| chip base (all PEs off, x time) |" in md and "other workload" in md
+
+
+def test_ratios_only_against_the_same_workload_and_on_the_rows_energy_basis():
+    from spinnq.report import ratios
+    chip = {"energy_j": 2.0, "dynamic_j": 0.5, "latency_s": 1.0, "workload": "w"}
+    rows = [{"device": "GTX", "energy_j": 4.0, "latency_s": 1.0, "kind": "published",
+             "workload": "w"},
+            {"device": "SpiNNaker2 chip", "energy_j": 1.0, "latency_s": 1.0,
+             "kind": "published", "workload": "w", "energy_basis": "dynamic"},
+            {"device": "Loihi", "energy_j": 1.0, "latency_s": 1.0, "kind": "published",
+             "workload": "other"},
+            {"device": "RL GPU", "energy_j": 1.0, "latency_s": 2.0, "kind": "published",
+             "workload": "w", "energy_basis": "dynamic"},
+            {"device": "cpu", "energy_j": 8.0, "latency_s": 3.0, "kind": "measured"}]
+    r = {x["baseline"]: x for x in ratios(chip, rows)}
+    assert set(r) == {"GTX", "RL GPU", "cpu"}
+    assert r["GTX"]["energy_x"] == 2.0 and r["cpu"]["energy_x"] == 4.0
+    assert r["RL GPU"]["energy_x"] == 2.0 and r["RL GPU"]["basis"] == "dynamic"
 
 
 class _Html(HTMLParser):
@@ -141,7 +166,7 @@ def test_nan_becomes_null_and_bad_rows_are_refused(tmp_path):
                        config=CycleCosts(), tags={"b", "a"}, n=np.int64(3))
     d = json.loads(write_report(tmp_path, rep)["json"].read_text())
     assert d["baselines"][0]["latency_s"] is None and d["chip"] is None and d["ratios"] == []
-    assert d["config"]["syn_events"] > 0 and d["tags"] == ["a", "b"] and d["n"] == 3
+    assert d["config"]["syn_word"] > 0 and d["tags"] == ["a", "b"] and d["n"] == 3
     with pytest.raises(InputError, match="kind"):
         build_report("t", baselines=[{"device": "x", "latency_s": 1, "kind": "guessed"}])
     with pytest.raises(InputError, match="lacks 'value'"):

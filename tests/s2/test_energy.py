@@ -1,17 +1,32 @@
-"""Unit behaviour of the SpiNNaker2 energy model: cycles, shares, tick, DVFS, energy sums."""
+"""Unit behaviour of the SpiNNaker2 energy model: the PE program's cycles, routes, tick,
+DVFS levels, energy sums."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from spinnq.errors import InputError
 from spinnq.s2 import chip
-from spinnq.s2.energy import CycleCosts, energy, estimate_counters
+from spinnq.s2.energy import (
+    OP_CHOICES,
+    CycleCosts,
+    energy,
+    estimate_counters,
+    lookup_steps,
+    pe_routes,
+    shortest_ticks,
+)
 from spinnq.s2.program import PESlot, Placement, Population, Program, Projection, Run
 
 LOW, HIGH = chip.OPERATING_POINTS["0.5V"], chip.OPERATING_POINTS["0.8V"]
 NO_OVERHEAD = CycleCosts(tick_overhead=0.0)
+# only the neuron update costs: 1 cycle-unit per neuron, nothing else
+UPDATE_ONLY = CycleCosts(tick_overhead=0.0, packet_rx=0.0, lookup_step=0.0, syn_word=0.0,
+                         delay_buffer=0.0, neuron_update=30.0, recorded_neuron=0.0,
+                         packet_sent=0.0)
 
 
 def two_layer(kind: str = "dense", model: str = "lif_no_delay") -> Program:
@@ -34,15 +49,21 @@ def test_energy_is_sleep_times_tick_plus_cycles_times_energy_per_cycle():
     prog = two_layer()
     pl = placement(("in", 0, 4), ("h", 0, 8))
     r = run({"in": {"spikes": 2}, "h": {"neuron_updates": 8}}, steps=10)
-    c = energy(pl, r, prog, op="0.8V", tick_s=1e-3, costs=NO_OVERHEAD)
-    cycles = 10 * (2 * chip.CYCLES_PER_SPIKE_OUT + 8 * chip.CYCLES_PER_NEURON_UPDATE)
+    k = NO_OVERHEAD
+    c = energy(pl, r, prog, op="0.8V", tick_s=1e-3, costs=k)
+    # 2 spikes a tick, each one packet to the one target QPE; received the next tick (9 of
+    # 10), one table entry (1 search step); 8 neuron updates; the read-out h is recorded
+    cycles = (10 * 2 * k.packet_sent + 9 * 2 * (k.packet_rx + k.lookup_step)
+              + 10 * 8 * k.per_neuron() + 10 * 8 * k.recorded_neuron)
     expected = (chip.CHIP_OFF_W + 2 * HIGH.pe_sleep_w) * 10e-3 + cycles * HIGH.energy_per_cycle_j
     assert c.energy_j == pytest.approx(expected, rel=1e-12)
     assert c.busy_cycles == pytest.approx(cycles)
     assert c.power_w == pytest.approx(expected / 10e-3)
     assert c.base_j + c.dynamic_j == pytest.approx(c.energy_j)
     assert sum(p["energy_j"] for p in c.per_population.values()) + \
-        chip.CHIP_OFF_W * 10e-3 == pytest.approx(c.energy_j)
+        c.chip_base_j == pytest.approx(c.energy_j)
+    assert c.chip_base_j == pytest.approx(chip.CHIP_OFF_W * 10e-3)
+    assert sum(c.cycles_by_work.values()) == pytest.approx(c.busy_cycles)
     assert c.memory_max_bytes == 200 and c.kind == "modelled"
 
 
@@ -50,27 +71,50 @@ def test_pes_get_their_neuron_share_of_the_population_counters():
     prog = two_layer()
     pl = placement(("in", 0, 4), ("h", 0, 6), ("h", 6, 8))
     r = run({"in": {}, "h": {"neuron_updates": 8, "syn_events": 40}}, steps=5)
-    c = energy(pl, r, prog, tick_s=1e-3, costs=NO_OVERHEAD)
+    c = energy(pl, r, prog, tick_s=1e-3, costs=replace(NO_OVERHEAD, recorded_neuron=0.0))
     a, b = c.per_pe[1]["busy_cycles"], c.per_pe[2]["busy_cycles"]
     assert a == pytest.approx(3 * b) and a > 0
     assert c.per_population["h"]["pes"] == 2 and c.per_population["h"]["neurons"] == 8
 
 
-def test_packets_into_a_dense_projection_reach_every_pe_of_the_target():
-    pl = placement(("in", 0, 4), ("h", 0, 4), ("h", 4, 8))
-    r = run({"in": {}, "h": {"packets_in": 10}}, steps=1)
-    dense = energy(pl, r, two_layer("dense"), tick_s=1e-3, costs=NO_OVERHEAD)
-    conv = energy(pl, r, two_layer("conv", "lif_conv2d"), tick_s=1e-3, costs=NO_OVERHEAD)
-    per_packet = chip.CYCLES_PER_PACKET_IN
-    assert dense.per_pe[1]["busy_cycles"] == pytest.approx(10 * per_packet)
-    assert conv.per_pe[1]["busy_cycles"] == pytest.approx(5 * per_packet)
+def test_every_spike_of_a_source_pe_reaches_every_pe_it_routes_to_and_costs_one_packet_per_qpe():
+    prog = two_layer("dense")
+    # h on PEs 4 and 8: two QPEs; the source PE 0 sends each spike twice
+    pl = Placement([PESlot(0, 0, "in", 0, 4), PESlot(0, 4, "h", 0, 4), PESlot(0, 8, "h", 4, 8)],
+                   1, 148, chip.PE_DATA_BYTES)
+    routes = pe_routes(prog, pl)
+    assert routes.sends_to[0].tolist() == [False, True, True]
+    assert routes.qpes.tolist() == [2, 0, 0] and routes.table_entries.tolist() == [0, 1, 1]
+    r = run({"in": {"spikes": [3, 0]}, "h": {}}, steps=2)
+    k = NO_OVERHEAD
+    c = energy(pl, r, prog, tick_s=1e-3, costs=replace(k, recorded_neuron=0.0))
+    assert c.per_pe[0]["busy_cycles"] == pytest.approx(3 * 2 * k.packet_sent)
+    per_packet = k.packet_rx + k.lookup_step * lookup_steps(1)
+    assert c.per_pe[1]["busy_cycles"] == pytest.approx(3 * per_packet)  # at the next tick
+    assert c.per_pe[2]["busy_cycles"] == pytest.approx(3 * per_packet)
+    assert lookup_steps(16) == 5 and lookup_steps(1) == 1
+
+
+def test_a_conv_pe_receives_only_the_spikes_of_the_source_pes_whose_synapses_reach_it():
+    from spinnq.s2.calibration import SEED_NEURONS_PER_PE, dvs_program, place_per_pe
+    prog = dvs_program()
+    pl = place_per_pe(prog, SEED_NEURONS_PER_PE)
+    routes = pe_routes(prog, pl)
+    c1 = [i for i, s in enumerate(pl.slots) if s.population == "c1"]
+    inputs = [i for i, s in enumerate(pl.slots) if s.population == "input"]
+    fan_in = routes.sends_to[np.ix_(inputs, c1)].sum(axis=0)
+    assert 0 < fan_in.min() and fan_in.max() < len(inputs)  # local receptive fields
+    f1 = [i for i, s in enumerate(pl.slots) if s.population == "f1"]
+    # dense: every c3 PE but the last, whose 8 neurons (row and column 6) the 2x2 pool drops
+    assert routes.table_entries[f1].tolist() == [6] * len(f1)
+    assert abs(routes.syn_share[c1].sum() - 1) < 1e-9
 
 
 def test_conv_synaptic_work_is_charged_on_the_accelerator_not_twice():
     prog = two_layer("conv", "lif_conv2d")
     pl = placement(("in", 0, 4), ("h", 0, 8))
     r = run({"in": {}, "h": {"syn_events": 1000, "macs": 1000}}, steps=1)
-    c = energy(pl, r, prog, tick_s=1e-3, costs=NO_OVERHEAD)
+    c = energy(pl, r, prog, tick_s=1e-3, costs=replace(NO_OVERHEAD, recorded_neuron=0.0))
     assert c.per_pe[1]["busy_cycles"] == pytest.approx(1000 / chip.MACS_PER_CYCLE)
     assert c.dynamic_j == pytest.approx(1000 * chip.ENERGY_PER_MAC_J[0.8])
 
@@ -80,24 +124,28 @@ def test_shortest_tick_is_the_busiest_pe_at_its_clock_and_latency_adds_the_depth
     pl = placement(("in", 0, 4), ("h", 0, 8))
     upd = np.array([8, 8, 80, 8, 8, 8.0])
     r = run({"in": {}, "h": {"neuron_updates": upd}}, steps=6)
-    c = energy(pl, r, prog, op="0.8V", costs=NO_OVERHEAD)
-    assert c.tick_s == pytest.approx(80 * chip.CYCLES_PER_NEURON_UPDATE / HIGH.clock_hz)
+    c = energy(pl, r, prog, op="0.8V", costs=UPDATE_ONLY)
+    assert c.tick_s == pytest.approx(80 * 30 / HIGH.clock_hz)
     assert c.peak_load == pytest.approx(1.0)
     assert c.latency_s == pytest.approx(6 * c.tick_s)  # (6 - depth) input steps + depth
-    assert energy(pl, r, prog, op="0.8V", costs=NO_OVERHEAD, input_steps=6).latency_s == \
+    assert energy(pl, r, prog, op="0.8V", costs=UPDATE_ONLY, input_steps=6).latency_s == \
         pytest.approx(7 * c.tick_s)
-    low = energy(pl, r, prog, op="0.5V", costs=NO_OVERHEAD)
+    low = energy(pl, r, prog, op="0.5V", costs=UPDATE_ONLY)
     assert low.tick_s == pytest.approx(2 * c.tick_s)
+    ticks = shortest_ticks(pl, r, prog, costs=UPDATE_ONLY)
+    assert ticks == pytest.approx({"0.5V/75MHz": 4 * c.tick_s, "0.5V": 2 * c.tick_s,
+                                   "0.8V/150MHz": 2 * c.tick_s, "0.8V": c.tick_s})
 
 
 def test_a_tick_too_short_for_the_load_stretches_the_run_and_says_so():
     prog = two_layer()
     pl = placement(("in", 0, 4), ("h", 0, 8))
     r = run({"in": {}, "h": {"neuron_updates": [8, 20_000, 8]}}, steps=3)  # 600k cycles
-    c = energy(pl, r, prog, op="0.8V", tick_s=1e-3, costs=NO_OVERHEAD)
+    c = energy(pl, r, prog, op="0.8V", tick_s=1e-3, costs=UPDATE_ONLY)
     assert not c.realtime and c.overrun_steps == 1
-    assert c.tick_s == pytest.approx(20_000 * chip.CYCLES_PER_NEURON_UPDATE / HIGH.clock_hz)
-    ok = energy(pl, r, prog, op="0.8V", tick_s=5e-3, costs=NO_OVERHEAD)
+    assert c.tick_s == pytest.approx(20_000 * 30 / HIGH.clock_hz)  # the longest tick: 2 ms
+    assert c.run_s == pytest.approx(1e-3 + 2e-3 + 1e-3)  # only the overrunning tick stretches
+    ok = energy(pl, r, prog, op="0.8V", tick_s=5e-3, costs=UPDATE_ONLY)
     assert ok.realtime and ok.tick_s == 5e-3
 
 
@@ -105,17 +153,26 @@ def test_dvfs_uses_the_low_point_where_the_load_fits_and_the_high_one_where_not(
     prog = two_layer()
     pl = placement(("in", 0, 4), ("h", 0, 8))
     light = 8.0
-    heavy = 1.5 * LOW.clock_hz * 1e-3 / chip.CYCLES_PER_NEURON_UPDATE  # 1.5x low capacity
+    heavy = 1.5 * LOW.clock_hz * 1e-3 / 30  # 1.5x the capacity of 0.5 V at 150 MHz
     r = run({"in": {}, "h": {"neuron_updates": [light, heavy, light, light]}}, steps=4)
-    d = energy(pl, r, prog, op="dvfs", tick_s=1e-3, costs=NO_OVERHEAD)
+    d = energy(pl, r, prog, op="dvfs", tick_s=1e-3, costs=UPDATE_ONLY)
     assert d.realtime
     assert d.per_pe[1]["low_fraction"] == pytest.approx(0.75)
     assert d.per_pe[0]["low_fraction"] == 1.0
-    assert d.energy_j < energy(pl, r, prog, op="0.8V", tick_s=1e-3, costs=NO_OVERHEAD).energy_j
-    # when everything fits the low point, dvfs is fixed low
+    assert d.levels["0.8V"] == pytest.approx(1 / 8) and d.levels["0.8V/150MHz"] == 0
+    assert d.energy_j < energy(pl, r, prog, op="0.8V", tick_s=1e-3, costs=UPDATE_ONLY).energy_j
+    # when everything fits the slowest level, dvfs is fixed at it
     r2 = run({"in": {}, "h": {"neuron_updates": light}}, steps=4)
     assert energy(pl, r2, prog, op="dvfs", tick_s=1e-3).energy_j == \
-        pytest.approx(energy(pl, r2, prog, op="0.5V", tick_s=1e-3).energy_j)
+        pytest.approx(energy(pl, r2, prog, op="0.5V/75MHz", tick_s=1e-3).energy_j)
+
+
+def test_four_named_levels_two_voltages_and_the_old_names_are_accepted():
+    assert OP_CHOICES == ("0.5V/75MHz", "0.5V", "0.8V/150MHz", "0.8V", "dvfs")
+    pts = chip.OPERATING_POINTS
+    assert pts["0.5V/75MHz"].clock_hz == 75e6 and pts["0.8V/150MHz"].clock_hz == 150e6
+    assert pts["0.5V/75MHz"].pe_sleep_w == pts["0.5V"].pe_sleep_w
+    assert HIGH.energy_per_cycle_j == pytest.approx((1.2479 - 0.5647) / 152 / 300e6)
 
 
 def test_every_chip_pays_its_off_power():
@@ -161,4 +218,4 @@ def test_no_work_and_no_tick_is_refused():
     prog = two_layer()
     with pytest.raises(InputError, match="no work"):
         energy(placement(("in", 0, 4), ("h", 0, 8)), run({"in": {}, "h": {}}, 3), prog,
-               costs=NO_OVERHEAD)
+               costs=UPDATE_ONLY)

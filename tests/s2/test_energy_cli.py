@@ -68,10 +68,33 @@ def test_energy_command_prints_the_chip_table_and_writes_json(monkeypatch, capsy
                              "--json", tmp_path / "cost.json")
     assert code == 0, err
     assert "cost per inference (modelled), dvfs" in out and "per population" in out
-    assert "real time" in out and "lif1" in out
+    assert "feasible" in out and "lif1" in out and "chip base" in out
+    assert "shortest feasible tick per level: 0.5V/75MHz" in out
     d = json.loads((tmp_path / "cost.json").read_text())
+    assert set(d["shortest_ticks"]) == {"0.5V/75MHz", "0.5V", "0.8V/150MHz", "0.8V"}
+    assert d["base_j"] + d["dynamic_j"] == pytest.approx(d["energy_j"])
     assert d["kind"] == "modelled" and d["operating_point"] == "dvfs" and d["tick_s"] == 1e-3
     assert len(d["per_pe"]) == d["pes"] and d["energy_j"] > 0
+
+
+def test_a_huge_tick_is_feasible_but_never_called_real_time(monkeypatch, capsys, braille):
+    graph, x = braille
+    code, out, err = run_cli(monkeypatch, capsys, "energy", graph, "--input", x,
+                             "--tick-ms", "1e9")
+    assert code == 0, err
+    assert "feasible" in out and "real time met" not in out
+
+
+def test_tick_text_says_real_time_only_when_the_tick_equals_dt_times_the_speed_up():
+    from spinnq.cli.energy import tick_text
+    from spinnq.s2.calibration import cartpole_cost
+    c = cartpole_cost()  # 1 ms tick, met
+    assert "real time: one tick per 1 ms step" in tick_text(c, dt=1e-3)
+    assert "10x slower than real time" in tick_text(c, dt=1e-4)
+    assert "real time" in tick_text(c, dt=1e-4, speedup=10)
+    assert "feasible" in tick_text(c) and "real time" not in tick_text(c)
+    c.tick_requested_s, c.realtime, c.overrun_steps = 1e-6, False, 3
+    assert "NOT met at 3 steps" in tick_text(c, dt=1e-6) and "not real time" in tick_text(c)
 
 
 @pytest.mark.parametrize("args, match", [

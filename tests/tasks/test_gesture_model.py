@@ -12,10 +12,10 @@ import torch
 from spinnq.graph.model import from_nir
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.nn import LIF
+from spinnq.quant.brevitas import check_integers, export_qat, from_float, integers
+from spinnq.quant.calibration import population_scales
 from spinnq.s2 import S2Config, compile
 from spinnq.tasks.gesture.model import SEED_WEIGHTS, ModelConfig, build_model, n_weights
-from spinnq.tasks.gesture.ptq import population_scales
-from spinnq.tasks.gesture.qat import check_integers, export_qat, from_float, integers
 
 SHAPE = (2, 32, 32)
 
@@ -66,7 +66,7 @@ def test_ptq_thresholds_move_with_the_weight_scale():
     torch.manual_seed(2)
     g = _graph(build_model())
     cfg = S2Config(reset="subtract")
-    hi, lo = population_scales(g, "max", cfg), population_scales(g, "p99", cfg)
+    hi, lo = (population_scales(g, cfg.with_(weight_scale=m)) for m in ("max", "p99"))
     assert set(hi) == {"1", "3", "6", "10", "12"}
     for name in hi:
         w = np.abs(np.asarray(g.nodes[str(int(name) - 1) if name != "10" else "9"].weight))

@@ -52,6 +52,16 @@ def test_quick_run_reports_every_stage(tmp_path):
     assert kinds["seed QAT on chip"] == "published"
     assert kinds["QAT on chip (emulated)"] == "measured"
     assert report["chip"]["kind"] == "modelled"
+    # the seed workload's modelled energy stands beside the published 0.459 J, base + dynamic
+    sw = rep["seed_workload"]
+    assert sw["pes"] == 147 and sw["steps"] == 605 and sw["samples"] == 2
+    assert sw["base_j"] + sw["dynamic_j"] == pytest.approx(sw["energy_j"])
+    assert sw["published_j"] == 0.459 and sw["kind"] == "modelled"
+    assert chip["base_j_seed_point"] + chip["dynamic_j_seed_point"] == \
+        pytest.approx(chip["energy_j_seed_point"])
+    # other workload than the published rows: they stand without a ratio
+    assert {r["baseline"] for r in report["ratios"]} <= {"cpu"}
+    assert not any(b["compared"] for b in report["baselines"] if b["kind"] == "published")
 
     # --resume: training is complete, so it reloads the checkpoints and reports the same
     again = run_task(RunOptions("gesture", resume=run, quiet=True,
@@ -91,3 +101,28 @@ def test_overrides_reach_nested_settings_and_refuse_unknown_keys():
         apply_overrides(GestureConfig(), {"train.epoch": "3"})
     with pytest.raises(InputError, match="train.epochs=x"):
         apply_overrides(GestureConfig(), {"train.epochs": "x"})
+
+
+def test_seed_preset_quick_runs_the_seed_placement_through_the_cli(tmp_path, monkeypatch,
+                                                                    capsys):
+    from tests.conftest import run_cli
+    sets = [f"--set={k}={v}" for k, v in {**FAST, "plots": "false", "baseline": "false",
+                                          "n_train": "11", "n_val": "11"}.items()]
+    code, out, err = run_cli(monkeypatch, capsys, "run", "gesture", "--preset", "seed",
+                             "--quick", "--quiet", "--out", tmp_path / "run", *sets)
+    assert code == 0, err
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["preset"] == "seed" and cfg["placement"] == "seed"
+    assert cfg["frames"]["bin_ms"] == 1.0
+    assert s["chip"]["pes"] == 147 and s["chip"]["placement"] == "seed"
+    assert s["seed_workload"]["pes"] == 147
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["chip"]["pes"] == 147 and "base_j" in report["chip"]
+
+
+def test_unknown_preset_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    from tests.conftest import run_cli
+    code, out, err = run_cli(monkeypatch, capsys, "run", "gesture", "--preset", "huge",
+                             "--quick", "--out", tmp_path / "run")
+    assert code == 2 and "--preset must be one of fast, seed" in err

@@ -24,6 +24,7 @@ err_console = Console(stderr=True)
 # Command modules register themselves on `app` when imported (order = order in --help).
 from spinnq.cli import graph, s2  # noqa: E402,F401,I001
 from spinnq.cli import energy  # noqa: E402,F401  (after graph and s2: order in --help)
+from spinnq.cli import quant  # noqa: E402,F401  (evaluate, quantize)
 from spinnq.cli import run  # noqa: E402,F401  (spinnq run TASK)
 from spinnq.cli import sweep  # noqa: E402,F401  (spinnq sweep TARGET)
 

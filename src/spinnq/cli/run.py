@@ -40,6 +40,7 @@ class RunOptions:
     data_dir: Path | None = None  # datasets on disk (gesture)
     quiet: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # --set key=value
+    preset: str | None = None  # a task's named set of settings (gesture: fast | seed)
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
@@ -85,11 +86,13 @@ def run_cmd(
     set_: list[str] = typer.Option([], "--set", help="Override a setting: key=value "
                                    "(repeatable), e.g. dqn.lr=0.001 or net.hidden=128,128."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    preset: str = typer.Option(None, "--preset", help="Named settings (gesture: fast, the "
+                               "default; seed: the seed paper's 600 x 1 ms frames on 147 PEs)."),
 ) -> None:
     """Train, quantise, deploy on the emulated SpiNNaker2 and report, in one run folder."""
     fn = runner(task)
     name = task.strip().lower() if task.strip().lower() in RUNNERS else task.strip()
     opts = RunOptions(name, seed, quick, resume, out, steps, episodes,
-                      data_dir, quiet, _parse_sets(set_))
+                      data_dir, quiet, _parse_sets(set_), preset)
     rep = fn(opts)
     console.print(f"report: {rep.get('run_dir', '?')}/report.md")

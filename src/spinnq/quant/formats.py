@@ -95,10 +95,21 @@ class _RoundSTE(torch.autograd.Function):
         return g, None
 
 
+def fake_int(w: torch.Tensor, scale: torch.Tensor | float, bits: int = 8,
+             rounding: str = "nearest") -> torch.Tensor:
+    """The integers `to_int(w, scale)` gives (same snapping of near-integers, same clipping),
+    as a float tensor with straight-through gradients: what the chip multiplies with."""
+    q = qmax(bits)
+    x = w * scale
+    with torch.no_grad():
+        near = torch.round(x)
+        snap = (x - near).abs() <= 1e-6 * torch.clamp(x.abs(), min=1.0)
+    x = torch.where(snap, x + (near - x).detach(), x)
+    r = _RoundSTE.apply(x, rounding == "trunc")
+    return torch.clamp(r, -q, q)
+
+
 def fake_quant(w: torch.Tensor, scale: torch.Tensor | float, bits: int = 8,
                rounding: str = "nearest") -> torch.Tensor:
     """Float weights that equal `to_int(w, scale) / scale` exactly, with STE gradients."""
-    q = qmax(bits)
-    x = w * scale
-    r = _RoundSTE.apply(x, rounding == "trunc")
-    return torch.clamp(r, -q, q) / scale
+    return fake_int(w, scale, bits, rounding) / scale

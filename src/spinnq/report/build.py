@@ -1,5 +1,11 @@
 """Assemble report.json's content: stages, chip cost, baselines, ratios. Only formats: every
-number comes in computed and labelled (`kind`: measured | modelled | published)."""
+number comes in computed and labelled (`kind`: measured | modelled | published).
+
+Like for like: a ratio (baseline / chip, "> 1: the chip wins") is computed only against a row
+of the chip's own workload: rows measured here run the same network (they carry no
+`workload`); a published row counts only when its `workload` equals the chip's and it is not
+the SpiNNaker2 chip itself. A row whose `energy_basis` is "dynamic" is compared with the
+chip's dynamic energy. Every other row stands as a reference, without a ratio."""
 
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ def _with_drops(stages: list[dict]) -> list[dict]:
     return out
 
 
-def _chip_entry(cost) -> dict | None:
+def _chip_entry(cost, workload: str | None = None) -> dict | None:
     if cost is None:
         return None
     d = cost.chip_table() if hasattr(cost, "chip_table") else dict(cost)
@@ -48,6 +54,8 @@ def _chip_entry(cost) -> dict | None:
     per_pop = getattr(cost, "per_population", None) or d.get("per_population") or {}
     d["per_population"] = {n: {k: v for k, v in p.items() if k != "counters"}
                            for n, p in per_pop.items()}
+    if workload is not None:
+        d["workload"] = workload
     return d
 
 
@@ -68,22 +76,41 @@ def _ratio(num, den) -> float | None:
     return float(num) / float(den)
 
 
+def comparable(chip: dict, row: dict) -> bool:
+    """Whether `row` ran the chip's own workload (see the module docstring)."""
+    if row.get("workload") is None:
+        return row.get("kind") != "published"
+    return (row["workload"] == chip.get("workload")
+            and "spinnaker2" not in str(row.get("device", "")).lower())
+
+
 def ratios(chip: dict | None, baselines: list[dict]) -> list[dict]:
-    """Baseline / chip for energy and latency (> 1: the chip is better), per baseline."""
+    """Baseline / chip for energy and latency (> 1: the chip is better), for each baseline of
+    the chip's own workload; energy on the row's basis (total or dynamic)."""
     if not chip:
         return []
-    return [{"baseline": b["device"], "baseline_kind": b["kind"],
-             "energy_x": _ratio(b.get("energy_j"), chip["energy_j"]),
-             "latency_x": _ratio(b.get("latency_s"), chip["latency_s"])} for b in baselines]
+    out = []
+    for b in baselines:
+        if not comparable(chip, b):
+            continue
+        basis = b.get("energy_basis") or "total"
+        mine = chip.get("dynamic_j") if basis == "dynamic" else chip["energy_j"]
+        out.append({"baseline": b["device"], "baseline_kind": b["kind"], "basis": basis,
+                    "energy_x": _ratio(b.get("energy_j"), mine),
+                    "latency_x": _ratio(b.get("latency_s"), chip["latency_s"])})
+    return out
 
 
 def build_report(task: str, stages: Iterable[dict] = (), cost=None, baselines: Iterable = (),
-                 notes: Iterable[str] = (), **extra) -> dict:
+                 notes: Iterable[str] = (), workload: str | None = None, **extra) -> dict:
     """The report dict: `task`, `stages` (with drops), `chip` (a `Cost` or a dict with
-    CHIP_KEYS, kind "modelled"), `baselines` (`Measured` or dict rows), `ratios`, `notes`;
-    `extra` keys are stored as they are (they must be JSON-able)."""
-    chip = _chip_entry(cost)
+    CHIP_KEYS, kind "modelled", its `workload` when given), `baselines` (`Measured` or dict
+    rows), `ratios` (same workload only), `notes`; `extra` keys are stored as they are (they
+    must be JSON-able)."""
+    chip = _chip_entry(cost, workload)
     rows = [_baseline_row(b) for b in baselines]
+    for b in rows:
+        b["compared"] = bool(chip) and comparable(chip, b)
     return {"task": task, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "stages": _with_drops(list(stages)), "chip": chip, "baselines": rows,
             "ratios": ratios(chip, rows), "notes": list(notes), **extra}

@@ -45,7 +45,10 @@ def _rows(report: dict) -> list[dict]:
         rows.append({"label": f"SpiNNaker2 ({c['operating_point']})", "kind": "modelled",
                      "energy_j": c["energy_j"], "latency_s": c["latency_s"]})
     for b in report.get("baselines", []):
-        rows.append({"label": b["device"] + ("" if b["kind"] == "measured" else " (pub.)"),
+        tag = "" if b["kind"] == "measured" else " (pub.)"
+        if b.get("energy_basis") == "dynamic":
+            tag = tag[:-1] + ", dynamic)" if tag else " (dynamic)"
+        rows.append({"label": b["device"] + tag,
                      "kind": b["kind"], "energy_j": b.get("energy_j"),
                      "latency_s": b.get("latency_s")})
     return rows

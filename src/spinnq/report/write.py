@@ -95,23 +95,35 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                     ["quantity", "value"], rows))
         per = c.get("per_population") or {}
         if per:
+            rows = [[n, fmt(p["pes"]), fmt(p["neurons"]), fmt(float(p["busy_cycles"])),
+                     fmt(p["energy_j"], "J"), fmt(p.get("base_j"), "J"),
+                     fmt(p["dynamic_j"], "J")] for n, p in per.items()]
+            if c.get("chip_base_j") is not None:  # the rows add up to the chip's energy
+                rows += [["chip base (all PEs off, x time)", "", "", "",
+                          fmt(c["chip_base_j"], "J"), fmt(c["chip_base_j"], "J"), fmt(0.0, "J")],
+                         ["total", fmt(c["pes"]), "", "", fmt(c["energy_j"], "J"),
+                          fmt(c.get("base_j"), "J"), fmt(c.get("dynamic_j"), "J")]]
             out.append(("populations", "Per population (modelled)",
-                        ["population", "PEs", "neurons", "busy cycles", "energy", "dynamic"],
-                        [[n, fmt(p["pes"]), fmt(p["neurons"]), fmt(float(p["busy_cycles"])),
-                          fmt(p["energy_j"], "J"), fmt(p["dynamic_j"], "J")]
-                         for n, p in per.items()]))
+                        ["population", "PEs", "neurons", "busy cycles", "energy", "base",
+                         "dynamic"], rows))
     if report.get("baselines"):
-        out.append(("baselines", "Baselines", ["device", "name", "latency", "throughput",
-                                               "energy per inference", "kind", "note"],
+        out.append(("baselines", "Baselines and references",
+                    ["device", "name", "latency", "throughput", "energy per inference",
+                     "energy covers", "workload", "kind", "note"],
                     [[b["device"], b.get("device_name", ""), fmt(b.get("latency_s"), "s"),
                       fmt(b.get("throughput_per_s"), "/s") if b.get("throughput_per_s")
-                      else "", fmt(b.get("energy_j"), "J"), b["kind"],
-                      b.get("energy_note") or b.get("note") or ""]
+                      else "", fmt(b.get("energy_j"), "J"), b.get("energy_basis") or "total",
+                      b.get("workload") or "same network, measured here"
+                      if b.get("compared", True) else b.get("workload") or "",
+                      b["kind"], (b.get("energy_note") or b.get("note") or "")
+                      + ("" if b.get("compared", True) else
+                         " (other workload: a reference, no ratio)")]
                      for b in report["baselines"]]))
     if report.get("ratios"):
-        out.append(("ratios", "Chip vs baseline (baseline / chip: > 1 means the chip wins)",
-                    ["baseline", "kind", "energy", "latency"],
-                    [[r["baseline"], r["baseline_kind"],
+        out.append(("ratios", "Chip vs baseline on the same workload (baseline / chip: > 1 "
+                    "means the chip wins)", ["baseline", "kind", "energy basis", "energy",
+                                             "latency"],
+                    [[r["baseline"], r["baseline_kind"], r.get("basis", "total"),
                       "unavailable" if r["energy_x"] is None else f"{r['energy_x']:.3g}x",
                       "unavailable" if r["latency_x"] is None else f"{r['latency_x']:.3g}x"]
                      for r in report["ratios"]]))

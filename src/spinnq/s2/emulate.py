@@ -55,7 +55,7 @@ class ChipParams(NamedTuple):
     current_first: bool = True
 
 
-def _membrane(v: Tensor, i: Tensor, p: ChipParams) -> Tensor:
+def membrane(v: Tensor, i: Tensor, p: ChipParams) -> Tensor:
     """v' = alpha*v + I + i_offset with the configured roundings (pure)."""
     a, b = (p.i_offset, i) if p.offset_first else (i, p.i_offset)
     if p.fma:  # one rounding for alpha*v + a: the product is exact in float64
@@ -73,7 +73,7 @@ def _fire(v: Tensor, p: ChipParams) -> tuple[Tensor, Tensor]:
 
 def lif_step(i: Tensor, state: tuple[Tensor], p: ChipParams) -> tuple[Tensor, tuple[Tensor]]:
     """One chip step of lif_no_delay / lif_conv2d / lif: (spikes, (v,))."""
-    s, v = _fire(_membrane(state[0], i, p), p)
+    s, v = _fire(membrane(state[0], i, p), p)
     return s, (v,)
 
 
@@ -84,7 +84,7 @@ def cuba_step(i: tuple[Tensor, Tensor], state: tuple[Tensor, Tensor, Tensor],
     new_e = p.syn_alpha * ie + i[0] + p.bias_exc
     new_i = p.syn_alpha * ii + i[1] + p.bias_inh
     cur = new_e + new_i if p.current_first else ie + ii
-    s, v = _fire(_membrane(v, cur, p), p)
+    s, v = _fire(membrane(v, cur, p), p)
     return s, (v, new_e, new_i)
 
 
@@ -104,7 +104,7 @@ def _scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Ten
     for t in range(inp.shape[0]):
         it = inp[t]
         if p.fma:
-            v.copy_(_membrane(v, it, p))
+            v.copy_(membrane(v, it, p))
         else:
             if alpha is not None:
                 v.mul_(alpha)

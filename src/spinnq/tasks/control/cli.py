@@ -30,6 +30,8 @@ def _value(text: str):
 def config_from_options(opts) -> ControlConfig:
     if opts.data_dir is not None:
         raise InputError(f"--data-dir has no meaning for {opts.task} (Gymnasium environment)")
+    if opts.preset is not None:
+        raise InputError(f"--preset has no meaning for {opts.task}: use --set key=value")
     over = {k: _value(v) for k, v in opts.overrides.items()}
     clash = {"env", "seed", "quick", "steps"} & set(over)
     if clash:

@@ -84,13 +84,6 @@ def quantized(model: SpikingSequential, scale_mode: str = "max", bits: int = 8
     return q
 
 
-def set_scale_mode(model: SpikingSequential, scale_mode: str) -> None:
-    from spinnq.quant.formats import ScaleMode
-    for layer in model:
-        if isinstance(layer, QuantLinear):
-            layer.scale_mode = ScaleMode.parse(scale_mode)
-
-
 def export(model: SpikingSequential, n_in: int, dt: float) -> nir.NIRGraph:
     n_layers = sum(isinstance(m, nn.Linear) for m in model)
     names, k = [], 0

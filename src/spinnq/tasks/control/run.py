@@ -29,7 +29,7 @@ import torch
 from spinnq.baseline.measure import MeasureConfig, measure
 from spinnq.baseline.published import published_rows
 from spinnq.errors import CheckpointError, InputError
-from spinnq.graph.model import from_nir, write_graph
+from spinnq.graph.model import read_graph, write_graph
 from spinnq.report import build_report, stage, standard_plots, write_report
 from spinnq.s2 import S2Config, compile, place
 from spinnq.s2.emulate import emulate
@@ -51,7 +51,7 @@ from spinnq.tasks.control.dqn import DQNConfig, run_episodes, train
 from spinnq.tasks.control.encoder import Encoder, EncoderConfig
 from spinnq.tasks.control.env import make_env, obs_range, resolve, solved_return
 from spinnq.tasks.control.evaluate import chip_q, evaluate, sim_q
-from spinnq.tasks.control.finetune import FinetuneConfig, calibration_spikes, ptq, qat
+from spinnq.tasks.control.finetune import FinetuneConfig, calibration_spikes, quantize
 from spinnq.tasks.control.model import NetConfig
 
 STAGES = ("float", "PTQ", "QAT", "chip")  # + "chip PTQ": the PTQ graph on the emulator
@@ -95,7 +95,7 @@ QUICK = {"stages": ALL_STAGES,
          "dqn": {"total_steps": 400, "learning_starts": 100, "eval_every": 200,
                  "eval_episodes": 2, "ckpt_every": 150, "buffer": 1_000, "stop_return": None},
          "net": {"hidden": (16, 16)}, "encoder": {"neurons_per_dim": 6},
-         "finetune": {"qat_steps": 10, "calib_states": 128, "percentiles": ("max", "p99")},
+         "finetune": {"qat_epochs": 1, "calib_states": 128, "percentiles": ("max", "p99")},
          "eval_episodes": 3, "baseline_repeats": 3}
 
 
@@ -180,26 +180,25 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None,
                       "solved_threshold": solved, "wall_s": res.wall_s}
         save_checkpoint(float_ckpt, {"model": model.state_dict(), "train": train_info})
 
-    # 2. PTQ and QAT -----------------------------------------------------------------
-    states = _visited_states(model, enc, spec, cfg)
-    calib = calibration_spikes(states, enc, cfg.finetune.calib_states, cfg.seed)
+    # 2. PTQ and QAT (spinnq.quant: scored on the emulated chip) -------------------------
+    paths = {name: run.path / f"{name}.nir" for name in ("float", "ptq", "qat")}
+    write_graph(qnet.export(model, enc.n_inputs, cfg.dt), paths["float"])
+    graphs = {"float": read_graph(paths["float"])}
     quant_ckpt = run.ckpt("quant")
-    ptq_model, mode, scores = ptq(model, calib, cfg.finetune)
     if quant_ckpt.exists():
-        st = load_checkpoint(quant_ckpt, required=("qat", "mode", "qat_hist"))
-        mode, hist = st["mode"], list(st["qat_hist"])
-        ptq_model = qnet.quantized(model, mode)
-        qat_model = qnet.quantized(model, mode)
-        load_state_dict(qat_model, st["qat"], file=str(quant_ckpt))
+        st = load_checkpoint(quant_ckpt, required=("mode", "scores", "qat_hist"))
+        mode, scores, hist = st["mode"], dict(st["scores"]), list(st["qat_hist"])
     else:
-        qat_model, hist = qat(model, ptq_model, calib, cfg.finetune, cfg.seed)
-        save_checkpoint(quant_ckpt, {"qat": qat_model.state_dict(), "mode": mode,
-                                     "qat_hist": hist})
-    graphs = {}
-    for name, m in (("float", model), ("ptq", ptq_model), ("qat", qat_model)):
-        g = qnet.export(m, enc.n_inputs, cfg.dt)
-        write_graph(g, run.path / f"{name}.nir")
-        graphs[name] = from_nir(g, source=str(run.path / f"{name}.nir"))
+        states = _visited_states(model, enc, spec, cfg)
+        calib = calibration_spikes(states, enc, cfg.finetune.calib_states, cfg.seed)
+        cal, ft = quantize(graphs["float"], calib, cfg.dt, cfg.finetune, cfg.seed)
+        mode = next(iter(cal.modes.values()))
+        scores = {r["mode"]: r["score"] for r in cal.table if r["step"] == "global"}
+        hist = [ft.score_start] + [h["score"] for h in ft.history]
+        write_graph(cal.graph, paths["ptq"])
+        write_graph(ft.graph, paths["qat"])
+        save_checkpoint(quant_ckpt, {"mode": mode, "scores": scores, "qat_hist": hist})
+    graphs |= {name: read_graph(paths[name]) for name in ("ptq", "qat")}
 
     # 3. closed loop, stage by stage -----------------------------------------------------
     s2cfg = S2Config(dt=cfg.dt, reset="subtract", graph_scales=True)
@@ -308,12 +307,21 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         f"ms, {enc.steps} input steps + depth {program.depth}); the CPU row is measured here "
         "(float torch model, batch 1).",
     ]
+    if cost is not None:
+        notes.append(
+            f"Chip energy per decision (modelled): {cost.energy_j:.3g} J = base "
+            f"{cost.base_j:.3g} J + dynamic {cost.dynamic_j:.3g} J. The published rows ran "
+            "seed A's network, not this one: references without a ratio; its SpiNNaker2 "
+            "figure is dynamic energy, so compare it with the dynamic part.")
     rep = build_report(
         task, stages=rows, cost=cost, baselines=[cpu, *published_rows(task)], notes=notes,
         env=spec.gym_id, seed=cfg.seed, config=dataclasses.asdict(cfg),
         training=train_info,
-        quantization={"ptq_scale_mode": mode, "ptq_agreement_by_mode": scores,
-                      "qat_agreement_history": hist},
+        quantization={"ptq_scale_mode": mode, "ptq_chip_agreement_by_mode": scores,
+                      "qat_chip_agreement_history": hist,
+                      "how": "spinnq.quant.calibrate / finetune, greedy-action agreement "
+                             "with the float network on the emulated chip (held-out states "
+                             "for QAT)"},
         network={"inputs": enc.n_inputs, "hidden": list(cfg.net.hidden),
                  "actions": int(model[-2].out_features), "parameters": qnet.n_params(model),
                  "timesteps_per_decision": enc.steps, "encoding": "Gaussian receptive "
@@ -353,7 +361,8 @@ def stage_table_md(rep: dict) -> str:
     if chip and fastest:
         lines += ["", "Per decision on the chip (modelled): "
                   f"{chip['timesteps']} steps; at a {chip['tick_s'] * 1e3:g} ms tick "
-                  f"{chip['latency_s'] * 1e3:.2f} ms and {chip['energy_j'] * 1e3:.3f} mJ; at "
+                  f"{chip['latency_s'] * 1e3:.2f} ms and {chip['energy_j'] * 1e3:.3f} mJ (base "
+                  f"{chip['base_j'] * 1e3:.3f} + dynamic {chip['dynamic_j'] * 1e3:.3f}); at "
                   f"the shortest feasible tick ({fastest['tick_s'] * 1e6:.1f} us) "
                   f"{fastest['latency_s'] * 1e6:.1f} us and {fastest['energy_j'] * 1e6:.2f} uJ."]
     return "\n".join(lines) + "\n"

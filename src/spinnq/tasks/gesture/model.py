@@ -51,7 +51,7 @@ LAYERS: dict[str, Callable[[], tuple[Callable, Callable]]] = {
 def build_model(cfg: ModelConfig = ModelConfig(), quant: str = "float") -> SpikingSequential:
     """The seed's network; `quant` in LAYERS ('float', 'spinnq') or 'brevitas' (qat.py)."""
     if quant == "brevitas":
-        from spinnq.tasks.gesture.qat import brevitas_layers
+        from spinnq.quant.brevitas import brevitas_layers
         conv, lin = brevitas_layers()
     else:
         conv, lin = LAYERS[quant]()

@@ -17,11 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spinnq.baseline.published import SEED_B_GESTURE
 from spinnq.errors import InputError
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.graph.simulate import SimConfig, simulate
-from spinnq.s2 import S2Config
-from spinnq.s2.energy import energy
+from spinnq.quant.brevitas import brevitas_available, check_integers, export_qat, from_float
+from spinnq.quant.calibration import calibrate, population_scales
+from spinnq.quant.evaluation import chip_eval
+from spinnq.s2 import S2Config, compile
+from spinnq.s2 import chip as s2chip
+from spinnq.s2.calibration import SEED_NEURONS_PER_PE
+from spinnq.s2.energy import LEVEL_NAMES, Cost, energy
 from spinnq.tasks.common import (
     RunDir,
     progress,
@@ -33,10 +39,7 @@ from spinnq.tasks.common import (
 from spinnq.tasks.gesture import config as gconf
 from spinnq.tasks.gesture.config import GestureConfig
 from spinnq.tasks.gesture.data import Frames, real_frames, synthetic_frames
-from spinnq.tasks.gesture.evaluate import chip_eval
 from spinnq.tasks.gesture.model import SEED_WEIGHTS, build_model, n_weights
-from spinnq.tasks.gesture.ptq import population_scales, sweep
-from spinnq.tasks.gesture.qat import brevitas_available, check_integers, export_qat, from_float
 from spinnq.tasks.gesture.train import accuracy, spike_counts, train
 
 # The seed paper's numbers (mission.md, paper B), shown beside ours, always "published".
@@ -64,10 +67,12 @@ def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
     if opts.resume is not None:
         run = RunDir.open(opts.resume)
         # --set on a resumed run: e.g. more epochs (training continues from the checkpoint)
+        if opts.preset is not None:
+            raise InputError("--preset cannot change a resumed run (its config.json holds it)")
         cfg = gconf.apply_overrides(gconf.from_dict(run.load_config()), opts.overrides)
         run.save_config(cfg)
         return cfg, run, True
-    cfg = GestureConfig(seed=opts.seed)
+    cfg = gconf.with_preset(GestureConfig(seed=opts.seed), opts.preset or "fast")
     if opts.data_dir is not None:
         cfg = dataclasses.replace(cfg, data_dir=str(opts.data_dir))
     if opts.quick:
@@ -79,6 +84,9 @@ def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
     cfg = gconf.apply_overrides(cfg, opts.overrides)
     if cfg.qat_layers not in ("brevitas", "spinnq"):
         raise InputError(f"qat_layers must be 'brevitas' or 'spinnq', got {cfg.qat_layers!r}")
+    if cfg.placement not in gconf.PLACEMENTS:
+        raise InputError(f"placement must be one of {', '.join(gconf.PLACEMENTS)}, got "
+                         f"{cfg.placement!r}")
     run = RunDir.create("gesture", opts.out)
     run.save_config(cfg)
     return cfg, run, False
@@ -97,19 +105,56 @@ def _software_check(graph, model, f: Frames, cfg: GestureConfig, n: int = 16) ->
             "max_count_diff": float((sim_counts.float() - torch_counts.float()).abs().max())}
 
 
+def seed_placement(graph, s2: S2Config) -> S2Config:
+    """`s2` with the seed paper's 147-PE placement: its neurons per PE for the network's six
+    populations (input, three conv, two dense), in order."""
+    pops = list(compile(graph, s2).populations)
+    if len(pops) != len(SEED_NEURONS_PER_PE):
+        raise InputError(f"the seed placement needs the seed network's "
+                         f"{len(SEED_NEURONS_PER_PE)} populations; this graph has {len(pops)}")
+    return s2.with_(neurons_per_pe=dict(zip(pops, SEED_NEURONS_PER_PE.values(), strict=True)))
+
+
+def is_seed_workload(cfg: GestureConfig) -> bool:
+    """The run does the seed paper's work: its frames, steps and placement, a 1 ms tick."""
+    return (cfg.placement == "seed" and cfg.frames.bin_ms == 1.0 and cfg.tick_s == 1e-3
+            and cfg.frames.steps == s2chip.PUBLISHED_DVS_GESTURE_STEPS)
+
+
+def _summary(c: Cost) -> dict:
+    return {"energy_j": c.energy_j, "base_j": c.base_j, "dynamic_j": c.dynamic_j,
+            "latency_s": c.latency_s, "tick_s": c.tick_s, "realtime": c.realtime,
+            "pes": c.pes, "steps": c.steps, "kind": "modelled"}
+
+
 def _costs(ev, cfg: GestureConfig) -> dict:
-    """Modelled cost per gesture at the seed's point (0.8 V, 1 ms tick) and the cheapest of
-    0.5 V / DVFS at the same tick and the fastest feasible tick."""
+    """Modelled cost per gesture at the seed's point (0.8 V, the run's tick) and the cheapest
+    of every DVFS level and automatic DVFS at the same tick and at the shortest feasible one."""
     seed_point = energy(ev.placement, ev.run, ev.program, op="0.8V", tick_s=cfg.tick_s)
     options = {f"{op}, tick {cfg.tick_s * 1e3:g} ms": energy(ev.placement, ev.run, ev.program,
                                                              op=op, tick_s=cfg.tick_s)
-               for op in ("0.5V", "dvfs")}
+               for op in (*LEVEL_NAMES, "dvfs") if op != "0.8V"}
     options |= {f"{op}, fastest tick": energy(ev.placement, ev.run, ev.program, op=op)
-                for op in ("0.5V", "0.8V", "dvfs")}
+                for op in (*LEVEL_NAMES, "dvfs")}
     best_name = min(options, key=lambda k: options[k].energy_j)
     return {"seed_point": seed_point, "best_name": best_name, "best": options[best_name],
-            "all": {k: {"energy_j": c.energy_j, "latency_s": c.latency_s, "tick_s": c.tick_s,
-                        "realtime": c.realtime} for k, c in options.items()}}
+            "all": {k: _summary(c) for k, c in options.items()}}
+
+
+def seed_workload_cost(graph, s2: S2Config, cfg: GestureConfig, quiet: bool = True
+                       ) -> tuple[Cost, int]:
+    """The modelled cost of the seed workload for `graph`: recordings of the test split binned
+    like the seed (600 frames of 1 ms), on the seed's 147 PEs, 0.8 V, 1 ms tick; on the first
+    `seed_workload_samples` recordings (a subset: the cost is activity, not accuracy)."""
+    fcfg = dataclasses.replace(cfg.frames, bin_ms=1.0, steps=s2chip.PUBLISHED_DVS_GESTURE_STEPS)
+    n = cfg.seed_workload_samples
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else None
+    synth = dataclasses.replace(cfg.synth, duration_ms=max(cfg.synth.duration_ms, 600))
+    f = (real_frames(cfg.data_dir, "test", fcfg, cache, n) if cfg.data_dir
+         else synthetic_frames("test", n, cfg.seed, fcfg, synth, cache)).subset(n)
+    ev = chip_eval(graph, f.x, f.y, seed_placement(graph, s2), "count", cfg.chip_batch, quiet,
+                   label="seed workload on chip (energy)")
+    return energy(ev.placement, ev.run, ev.program, op="0.8V", tick_s=1e-3), len(f)
 
 
 def run_task(opts) -> dict:
@@ -139,15 +184,20 @@ def run_task(opts) -> dict:
     # ---- PTQ: percentile chosen on validation data, on the emulated chip
     s2 = S2Config(dt=cfg.dt, reset="subtract", integrator="forward")
     graph_f = from_nir(g_float)
+    test, val = data["test"], data["val"]
+    if cfg.placement == "seed":
+        s2 = seed_placement(graph_f, s2)
     with stopwatch() as t:
-        ptq = sweep(graph_f, data["val"], s2, cfg.percentiles, cfg.chip_batch, quiet)
+        cal = calibrate(graph_f, (val.x, val.y), percentiles=cfg.percentiles, cfg=s2,
+                        batch=cfg.chip_batch, quiet=quiet)
     timings["ptq_sweep_s"] = t["s"]
-    ev_ptq = chip_eval(graph_f, data["test"], s2.with_(weight_scale=ptq.mode),
-                       cfg.chip_batch, quiet, label=f"PTQ {ptq.mode} on chip (test)")
-    scales = population_scales(graph_f, ptq.mode, s2)
+    mode = next(iter(cal.modes.values()))  # one global choice, as in the seed
+    ev_ptq = chip_eval(graph_f, test.x, test.y, s2.with_(weight_scale=mode), "count",
+                       cfg.chip_batch, quiet, label=f"PTQ {mode} on chip (test)")
+    scales = population_scales(graph_f, s2.with_(weight_scale=mode))
     # the float graph deployed as it is (the compiler's default scale: max = 100th pct.)
-    acc_asis = ev_ptq.accuracy if ptq.mode == "max" else chip_eval(
-        graph_f, data["test"], s2.with_(weight_scale="max"), cfg.chip_batch, quiet,
+    acc_asis = ev_ptq.accuracy if mode == "max" else chip_eval(
+        graph_f, test.x, test.y, s2.with_(weight_scale="max"), "count", cfg.chip_batch, quiet,
         label="float graph as is on chip (test)").accuracy
 
     # ---- QAT: Q-SNN fine-tuned from the P-SNN
@@ -166,12 +216,26 @@ def run_task(opts) -> dict:
     write_graph(g_qat, run.path / "qsnn_qat.nir")
     graph_q = from_nir(g_qat)
     s2q = s2.with_(graph_scales=True, weight_scale="none", conv_rounding="nearest")
-    ev_qat = chip_eval(graph_q, data["test"], s2q, cfg.chip_batch, quiet,
+    if cfg.placement == "seed":
+        s2q = seed_placement(graph_q, s2q)
+    ev_qat = chip_eval(graph_q, test.x, test.y, s2q, "count", cfg.chip_batch, quiet,
                        label="QAT on chip (test)")
     ints = check_integers(qmodel, ev_qat.program, graph_q)
 
     # ---- cost, memory, throughput
     costs = _costs(ev_qat, cfg)
+    seed_work = None
+    if is_seed_workload(cfg):
+        seed_work = {**_summary(costs["seed_point"]), "samples": ev_qat.samples,
+                     "how": "this run's own workload"}
+    elif cfg.seed_workload_samples > 0:
+        c, n_seed = seed_workload_cost(graph_q, s2q, cfg, quiet)
+        seed_work = {**_summary(c), "samples": n_seed,
+                     "how": f"the QAT graph on {n_seed} test recordings binned 600 x 1 ms, "
+                            "on the seed's 147 PEs (a subset: emulated activity)"}
+    if seed_work is not None:
+        seed_work |= {"workload": SEED_B_GESTURE, "published_j": PUBLISHED["energy_j"],
+                      "error": seed_work["energy_j"] / PUBLISHED["energy_j"] - 1}
     nw = n_weights(model)
     chip_steps = ev_qat.run.steps
     emu_rtf = ev_qat.samples * chip_steps * cfg.tick_s / ev_qat.seconds
@@ -181,7 +245,7 @@ def run_task(opts) -> dict:
                      "qsnn_qat": acc_qsnn, "qat_chip": ev_qat.accuracy,
                      "ptq_drop_pt": 100 * (acc_float - ev_ptq.accuracy),
                      "qat_drop_pt": 100 * (acc_qsnn - ev_qat.accuracy), "kind": "measured"},
-        "ptq": {"chosen": ptq.mode, "sweep_on_val": ptq.table, "populations": scales},
+        "ptq": {"chosen": mode, "sweep_on_val": cal.table, "populations": scales},
         "qat": {"layers": layers, "integers_equal_on_chip": ints},
         "software_check": sw,
         "memory": {"weights": nw, "fp32_bytes": 4 * nw, "int8_bytes": nw,
@@ -190,6 +254,9 @@ def run_task(opts) -> dict:
                  "steps_per_gesture": chip_steps, "input_steps": steps,
                  "bin_ms": cfg.frames.bin_ms, "depth": ev_qat.program.depth,
                  "energy_j_seed_point": costs["seed_point"].energy_j,
+                 "base_j_seed_point": costs["seed_point"].base_j,
+                 "dynamic_j_seed_point": costs["seed_point"].dynamic_j,
+                 "placement": cfg.placement, "preset": cfg.preset,
                  "latency_s_seed_point": costs["seed_point"].latency_s,
                  "realtime_seed_point": costs["seed_point"].realtime,
                  "best_point": costs["best_name"], "energy_j_best": costs["best"].energy_j,
@@ -199,6 +266,7 @@ def run_task(opts) -> dict:
                      "samples_per_s": ev_qat.samples_per_s,
                      "realtime_factor_vs_1ms_tick": emu_rtf, "threads": cfg.threads,
                      "kind": "measured"},
+        "seed_workload": seed_work,
         "published": PUBLISHED,
         "data": {"source": cfg.data_dir or "synthetic", **{k: len(v) for k, v in data.items()}},
         "training": {"float": hist, "qat": qhist},
@@ -274,10 +342,13 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
         f"{s['data']['test']} test recordings; frames {cfg.frames.size}x{cfg.frames.size}, "
         f"{cfg.frames.steps} bins of {cfg.frames.bin_ms:g} ms (binary spikes).",
         f"The chip runs {ch['steps_per_gesture']} ticks per gesture ({ch['input_steps']} input "
-        f"frames + {ch['depth']} of pipeline depth); each tick consumes one "
-        f"{cfg.frames.bin_ms:g} ms frame, so at a {cfg.tick_s * 1e3:g} ms tick it is faster "
-        f"than real time. The seed ran about {PUBLISHED['steps']} ticks of 1 ms: its "
-        f"{PUBLISHED['energy_j']} J (published) is for that longer run.",
+        f"frames + {ch['depth']} of pipeline depth) on {ch['pes']} PEs (preset {cfg.preset}, "
+        f"placement {cfg.placement}); each tick consumes one {cfg.frames.bin_ms:g} ms frame "
+        f"at a {cfg.tick_s * 1e3:g} ms tick"
+        + (" (real time)." if cfg.frames.bin_ms == cfg.tick_s * 1e3 else
+           f" ({cfg.frames.bin_ms / (cfg.tick_s * 1e3):g}x faster than real time).")
+        + f" Chip energy per gesture (modelled, 0.8 V): {ch['energy_j_seed_point']:.4g} J = "
+        f"base {ch['base_j_seed_point']:.4g} J + dynamic {ch['dynamic_j_seed_point']:.4g} J.",
         f"PTQ percentile {s['ptq']['chosen']} chosen on the validation split on the emulated "
         f"chip; thresholds scaled by each population's weight scale.",
         f"QAT integers on chip equal the Q-SNN's own: {s['qat']['integers_equal_on_chip']}.",
@@ -289,10 +360,23 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
         f"{s['emulator']['realtime_factor_vs_1ms_tick']:.2f}x real time at a 1 ms tick "
         f"(measured).",
     ]
+    sw = s.get("seed_workload")
+    if sw:
+        notes.append(
+            f"Seed workload ({SEED_B_GESTURE}, 0.8 V; {sw['how']}): modelled {sw['energy_j']:.4g}"
+            f" J per gesture (base {sw['base_j']:.4g} J + dynamic {sw['dynamic_j']:.4g} J) "
+            f"beside the published {sw['published_j']} J ({sw['error']:+.0%}): same network, "
+            "placement and ticks; this run's own trained weights and data.")
+    if not is_seed_workload(cfg):
+        notes.append("This run's own workload differs from the seed paper's: the published "
+                     "SpiNNaker2 rows stand as references, without a ratio "
+                     "(`spinnq run gesture --preset seed` runs the seed's workload).")
     rep = build_report("gesture", stages, costs["seed_point"], baselines, notes,
+                       workload=SEED_B_GESTURE if is_seed_workload(cfg) else
+                       f"spinnq gesture run, preset {cfg.preset}",
                        gesture=s, best_operating_point={"name": costs["best_name"],
                                                         **costs["best"].chip_table()})
     plots = _plots(cfg, rep, ev, costs, run) if cfg.plots else {}
     write_report(run.path, rep, plots)
     write_json(run.path / "summary.json", {k: v for k, v in s.items() if k != "training"})
-    np.save(run.path / "test_counts_qat_chip.npy", ev.counts)
+    np.save(run.path / "test_counts_qat_chip.npy", ev.scores)

@@ -1,4 +1,6 @@
-"""QAT: the Q-SNN of the seed paper -- the same network with Brevitas `QuantConv2d` /
+"""Brevitas adapter of the quant stage (the gesture task's seed-faithful QAT path).
+
+QAT: the Q-SNN of the seed paper -- the same network with Brevitas `QuantConv2d` /
 `QuantLinear` (8-bit signed weights, narrow range [-127, 127], one float scale per layer =
 max|w| / 127, round half to even), fine-tuned from the P-SNN.
 

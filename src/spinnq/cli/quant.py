@@ -1,0 +1,203 @@
+"""`spinnq evaluate` and `spinnq quantize`: accuracy of any NIR graph on labelled spikes (float
+reference and emulated chip), and calibration (+ optional hardware-aware fine-tuning) that
+writes a graph the chip runs as calibrated.
+
+    spinnq evaluate GRAPH.nir --data D.npz [--target float|chip|both] [--json OUT] [--report DIR]
+    spinnq quantize GRAPH.nir --data CALIB.npz --out Q.nir [--bits 8|4] [--percentiles ...]
+                    [--per-layer] [--finetune TRAIN.npz --epochs N] [--json OUT] [--report DIR]
+
+D.npz holds `x` (N, T, *input_shape) 0/1 spikes and `y` (N,) integer labels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from spinnq.cli import app, console
+from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
+from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
+from spinnq.cli.s2 import warn_silent
+from spinnq.errors import InputError
+from spinnq.graph.model import read_graph
+from spinnq.quant.calibration import PERCENTILES
+from spinnq.quant.evaluation import EvalResult, evaluate
+from spinnq.quant.settings import configs
+from spinnq.s2.energy import OP_CHOICES
+from spinnq.tasks.common import write_json
+
+DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
+                       "y (N,) integer labels.", show_default=False)
+ReadoutOpt = typer.Option("count", "--readout", help="count (output spikes) or membrane "
+                          "(output voltage at the last step, for LI read-outs).")
+BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4 (default: the graph's "
+                       "metadata, else 8).")
+JsonOpt = typer.Option(None, "--json", help="Write the results as JSON here.")
+ReportOpt = typer.Option(None, "--report", help="Write report.json/.md/.html here.")
+BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
+
+
+def _check_op(op: str) -> None:
+    if op not in OP_CHOICES:
+        raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, got {op!r}")
+
+
+def print_eval(res: EvalResult) -> None:
+    t = Table(title=f"accuracy ({res.readout} read-out of '{res.output}')")
+    for c in ("target", "accuracy", "spikes/sample", "energy/inference (modelled)", "samples"):
+        t.add_column(c)
+    for r in (res.float, res.chip):
+        if r is None:
+            continue
+        acc = "" if r.accuracy is None else f"{r.accuracy:.2%}"
+        e = "" if r.cost is None else f"{r.cost.energy_j * 1e6:.2f} uJ"
+        name = "float reference" if r.target == "float" else "chip (emulated)"
+        t.add_row(name, acc, f"{sum(r.spikes_per_sample.values()):,.1f}", e, str(r.samples))
+    console.print(t)
+    if res.agreement is not None:
+        console.print(f"chip and float choose the same class on {res.agreement:.2%} of samples")
+    for n in res.notes:
+        console.print(f"[yellow]note:[/] {n}")
+
+
+def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_stages=()) -> Path:
+    """report.json/md/html of an evaluation: accuracy per stage (drop vs the first), chip cost."""
+    from spinnq.report import chip_report, stage
+
+    stages = list(extra_stages)
+    if res.float is not None and res.float.accuracy is not None:
+        stages.insert(0, stage("float reference", "accuracy", res.float.accuracy))
+    if res.chip is not None and res.chip.accuracy is not None:
+        stages.append(stage("on chip (emulated)", "accuracy", res.chip.accuracy))
+    c = res.chip
+    if c is None:
+        raise InputError("--report needs the chip target (--target chip or both)")
+    notes = [f"{c.samples} samples; {res.readout} read-out of '{res.output}'; accuracy "
+             "measured on the float reference simulator and on the bit-exact emulator; chip "
+             "energy modelled from the emulator's activity counters (per inference)", *res.notes]
+    paths = chip_report(run_dir, f"evaluate {graph_name}", c.program, c.placement, c.run,
+                        c.cost, stages, (), notes, evaluation=res.to_dict())
+    return paths["html"]
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    graph: Path = GraphArg,
+    data: Path = DataOpt,
+    target: str = typer.Option("chip", "--target", help="float, chip or both."),
+    readout: str = ReadoutOpt,
+    convention: str = ConventionOpt,
+    reset: str = ResetOpt,
+    dt: float = DtOpt,
+    bits: int = BitsOpt,
+    weight_scale: str = typer.Option(None, "--weight-scale", help="max, a percentile like "
+                                     "p99.9, or none (default: the graph's w_scale metadata, "
+                                     "else max)."),
+    batch: int = BatchOpt,
+    operating_point: str = OpOpt,
+    tick_ms: float = TickOpt,
+    json_out: Path = JsonOpt,
+    report: Path = ReportOpt,
+) -> None:
+    """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
+    _check_op(operating_point)
+    g = read_graph(graph)
+    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
+                       weight_scale=weight_scale)
+    res = evaluate(g, data, target=target, readout=readout, cfg=cfg, sim=sim, batch=batch,
+                   quiet=False, op=operating_point, tick_s=tick_seconds(tick_ms))
+    print_eval(res)
+    if res.chip is not None:
+        warn_silent(res.chip.program, res.chip.run)
+    if json_out:
+        console.print(f"wrote {write_json(json_out, res.to_dict())}")
+    if report:
+        console.print(f"wrote {eval_report(report, graph.name, res)}")
+
+
+def parse_percentiles(text: str) -> tuple[str, ...]:
+    from spinnq.quant.formats import ScaleMode
+
+    return tuple(str(ScaleMode.parse(p)) for p in text.split(",") if p.strip())
+
+
+@app.command("quantize")
+def quantize_cmd(
+    graph: Path = GraphArg,
+    data: Path = typer.Option(..., "--data", help="Calibration spikes .npz: x, and y labels "
+                              "(without y: agreement with the float reference).",
+                              show_default=False),
+    out: Path = typer.Option(..., "--out", help="Where to write the quantized graph (.nir).",
+                             show_default=False),
+    bits: int = typer.Option(8, "--bits", help="Weight bits: 8 or 4."),
+    percentiles: str = typer.Option(",".join(PERCENTILES), "--percentiles", help="Candidate "
+                                    "weight scales, comma separated (max = 100th percentile)."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="After the global choice, try "
+                                   "every candidate per population (greedy)."),
+    finetune_data: Path = typer.Option(None, "--finetune", help="Fine-tune on the chip's "
+                                       "arithmetic with this training .npz (kept only if it "
+                                       "beats PTQ on held-out data)."),
+    epochs: int = typer.Option(5, "--epochs", help="Fine-tuning epochs."),
+    readout: str = ReadoutOpt,
+    convention: str = ConventionOpt,
+    reset: str = ResetOpt,
+    dt: float = DtOpt,
+    batch: int = BatchOpt,
+    seed: int = typer.Option(0, "--seed", help="Fine-tuning seed."),
+    json_out: Path = JsonOpt,
+    report: Path = ReportOpt,
+) -> None:
+    """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
+    from spinnq.graph.model import write_graph
+    from spinnq.quant.calibration import calibrate
+    from spinnq.quant.finetuning import finetune
+    from spinnq.report import stage
+
+    g = read_graph(graph)
+    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
+    cal = calibrate(g, data, bits=bits, percentiles=parse_percentiles(percentiles),
+                    per_layer=per_layer, readout=readout, cfg=cfg, sim=sim, batch=batch,
+                    quiet=False)
+    final, ft = cal.graph, None
+    if finetune_data is not None:
+        ft = finetune(cal.graph, finetune_data, epochs=epochs, readout=readout,
+                      cfg=cfg.with_(bits=bits), sim=sim, seed=seed, teacher=g,
+                      batch=batch if batch < 64 else 32, quiet=False)
+        final = ft.graph
+    write_graph(final, out)
+    labelled = cal.objective == "accuracy"
+    res = evaluate(final, data, target="both", readout=readout, sim=sim, batch=batch,
+                   labels=labelled)
+    rows = []
+    metric = "accuracy" if cal.objective == "accuracy" else "agreement with float"
+    base = evaluate(g, data, target="float", readout=readout, sim=sim, batch=batch,
+                    labels=labelled)
+    if base.float.accuracy is not None:
+        rows.append(("float (calibration data)", base.float.accuracy, "measured"))
+    rows += [(f"PTQ {r['mode']} on chip" + (f" [{r['population']}]" if r["population"] else ""),
+              r["score"], "emulated") for r in cal.table]
+    chosen = ", ".join(f"{p} {m}" for p, m in cal.modes.items())
+    rows.append((f"chosen: {chosen} ({cal.bits} bit)", cal.score, "emulated"))
+    if ft is not None:
+        rows.append(("PTQ on chip (held-out share)", ft.score_start, "emulated"))
+        kept = "kept" if ft.improved else "not better: PTQ kept"
+        rows.append((f"fine-tuned on chip (held-out share, {kept})", ft.score, "emulated"))
+    t = Table(title=f"quantize {graph.name}: {metric} per stage")
+    for c in ("stage", metric, "kind"):
+        t.add_column(c)
+    for name, v, kind in rows:
+        t.add_row(name, f"{v:.2%}", kind)
+    console.print(t)
+    console.print(f"wrote {out} (scales in weight-node metadata; run settings: reset "
+                  f"{cfg.reset}, convention {sim.convention}, dt {cfg.dt:g}, {cal.bits} bit)")
+    summary = {"stages": [{"name": n, "value": v, "kind": k, "metric": metric}
+                          for n, v, k in rows],
+               "calibration": cal.to_dict(), "finetune": ft.to_dict() if ft else None,
+               "final": res.to_dict(), "out": str(out)}
+    if json_out:
+        console.print(f"wrote {write_json(json_out, summary)}")
+    if report:
+        extra = [stage(n, metric, v, "measured") for n, v, _ in rows[1:]]
+        console.print(f"wrote {eval_report(report, graph.name, res, extra)}")

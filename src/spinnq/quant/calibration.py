@@ -1,0 +1,243 @@
+"""Post-training quantization of any NIR graph, chosen on the emulated chip.
+
+Each population has one integer weight scale, `q / percentile(|w entering it|, p)` (q = 127 at
+8 bits, 15 at 4); the compiler multiplies the population's threshold (and i_offset) by the
+same scale, so thresholds follow the weights. `calibrate` tries every candidate percentile --
+one choice for the whole network, then optionally greedily per population -- and keeps the
+best by an objective:
+
+  * labels given: accuracy on the emulated chip;
+  * no labels: agreement of the chip's class (argmax of the read-out) with the float
+    reference's on the same input;
+  * or any `objective(graph, cfg) -> float` (higher is better), e.g. a control task's
+    greedy-action agreement.
+
+Ties go to the larger percentile (fewer clipped weights). The result is a graph whose weight
+nodes hold the chip's values (integer / scale) with `w_scale` and `bits` metadata, stamped
+with its run settings, so `spinnq evaluate Q.nir --target chip` runs it as calibrated.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import nir
+import numpy as np
+
+from spinnq.errors import InputError
+from spinnq.graph import meta
+from spinnq.graph.model import Graph
+from spinnq.graph.simulate import SimConfig
+from spinnq.quant.data import Data, has_labels, load_data
+from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
+from spinnq.quant.formats import ScaleMode, qmax, to_int
+from spinnq.quant.settings import configs
+from spinnq.s2.compile import NEURON_TYPES, W_SCALE_KEY, S2Config, compile
+from spinnq.s2.program import Program
+from spinnq.tasks.common import progress
+
+PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")
+WEIGHTS = (nir.Affine, nir.Linear, nir.Conv2d)
+Objective = Callable[[Graph, S2Config], float]
+
+
+@dataclass
+class Calibration:
+    graph: Graph  # the quantized graph (chip values, w_scale metadata, run settings)
+    scales: dict[str, float]  # population -> integer weight scale
+    modes: dict[str, str]  # population -> the percentile its scale came from
+    bits: int
+    score: float  # the objective of the chosen scales
+    objective: str  # "accuracy" | "agreement" | "custom"
+    table: list[dict] = field(default_factory=list)  # every candidate tried
+    program: Program | None = None  # the chosen graph compiled
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"bits": self.bits, "objective": self.objective, "score": self.score,
+                "modes": self.modes, "scales": self.scales, "candidates": self.table,
+                "seconds": self.seconds}
+
+
+def chains(graph: Graph, post: str) -> list[tuple[str, list[str]]]:
+    """Every path from a population (Input or neuron node) into neuron node `post`:
+    (pre, [nodes in between, in order])."""
+    out: list[tuple[str, list[str]]] = []
+
+    def back(node: str, tail: list[str]) -> None:
+        for p in graph.predecessors(node):
+            if p == graph.input or isinstance(graph.nodes[p], NEURON_TYPES):
+                out.append((p, tail))
+            elif p not in tail:
+                back(p, [p, *tail])
+
+    back(post, [])
+    return out
+
+
+def weight_nodes(graph: Graph, post: str) -> list[str]:
+    """The weight nodes (Affine/Linear/Conv2d) whose weights enter population `post`."""
+    return [m for _, mids in chains(graph, post) for m in mids
+            if isinstance(graph.nodes[m], WEIGHTS)]
+
+
+def population_scales(graph: Graph, cfg: S2Config) -> dict[str, dict]:
+    """Per population of `graph` compiled with `cfg`: weight scale, bits, clipped weights,
+    and the chip threshold next to the float one it came from (threshold scaling)."""
+    prog = compile(graph, cfg)
+    out: dict[str, dict] = {}
+    for p in prog.projections:
+        pop = prog.populations[p.post]
+        th = getattr(graph.nodes[p.post], "v_threshold", None)
+        d = out.setdefault(p.post, {
+            "w_scale": float(p.w_scale), "bits": int(p.bits), "saturated": 0,
+            "threshold_chip": float(np.asarray(pop.params["threshold"]).ravel()[0]),
+            "threshold_float": None if th is None else float(np.asarray(th).ravel()[0])})
+        d["saturated"] += int(p.saturated)
+    return out
+
+
+def chain_factors(graph: Graph, mids: list[str]) -> tuple[float, float] | None:
+    """What the compiler folds into a chain's weights besides the node's own values:
+    (AvgPool2d's 1/k^2 -- it becomes a SumPool, the factor stored in the next node's float32
+    weights --, the product of Scale nodes with one value -- applied in float64); None for a
+    Scale whose values differ per neuron (no single factor)."""
+    pool, scale = 1.0, 1.0
+    for m in mids:
+        node = graph.nodes[m]
+        if isinstance(node, nir.Scale):
+            sc = np.asarray(node.scale, dtype=np.float64).ravel()
+            if not np.all(sc == sc[0]):
+                return None
+            scale *= float(sc[0])
+        elif isinstance(node, nir.AvgPool2d):
+            pool /= float(np.prod(np.broadcast_to(np.ravel(node.kernel_size).astype(int), (2,))))
+    return pool, scale
+
+
+def folded(w, factors: tuple[float, float]) -> np.ndarray:
+    """w as the compiler sees it after folding the chain's factors (see `chain_factors`)."""
+    w = np.asarray(w)
+    if factors[0] != 1.0:
+        w = (w.astype(np.float64) * factors[0]).astype(w.dtype)
+    return w.astype(np.float64) * factors[1]
+
+
+def with_scales(graph: Graph, scales: dict[str, float], bits: dict[str, int] | int = 8,
+                cfg: S2Config | None = None, quantize: bool = False) -> Graph:
+    """A copy of `graph` whose weight nodes carry `w_scale` (and `bits`) metadata per target
+    population; with `quantize`, their weights become the chip's values (integer / scale,
+    divided by the chain's folded factor) so the float reference runs the quantized network
+    and the compiler recovers the same integers."""
+    cfg = cfg or S2Config()
+    g = copy.copy(graph)
+    g.nodes = dict(graph.nodes)
+    for pop, s in scales.items():
+        b = bits if isinstance(bits, int) else bits[pop]
+        for _pre, mids in chains(graph, pop):
+            factors = chain_factors(graph, mids)
+            for m in mids:
+                node = graph.nodes[m]
+                if not isinstance(node, WEIGHTS):
+                    continue
+                new = copy.copy(node)
+                new.metadata = {**(getattr(node, "metadata", None) or {}),
+                                W_SCALE_KEY: float(s), "bits": int(b)}
+                if quantize and factors is not None:
+                    rounding = cfg.conv_rounding if isinstance(node, nir.Conv2d) \
+                        else cfg.dense_rounding
+                    w_int, _ = to_int(folded(node.weight, factors), s, b, rounding)
+                    new.weight = (w_int / s / (factors[0] * factors[1])).astype(np.float32)
+                g.nodes[m] = new
+    return g
+
+
+def _objective(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig,
+               readout: str, batch: int, quiet: bool) -> tuple[str, Objective]:
+    if y is not None:
+        def acc(g: Graph, cfg: S2Config) -> float:
+            return float(chip_eval(g, x, y, cfg, readout, batch).accuracy)
+        return "accuracy", acc
+    ref = float_eval(graph, x, None, sim, readout, batch, quiet).predictions
+
+    def agree(g: Graph, cfg: S2Config) -> float:
+        r = chip_eval(g, x, ref, cfg, readout, batch)
+        return float(r.accuracy)
+    return "agreement", agree
+
+
+def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
+              percentiles: tuple[str, ...] = PERCENTILES, per_layer: bool = False,
+              objective: Objective | None = None, readout: str = "count",
+              cfg: S2Config | None = None, sim: SimConfig | None = None, batch: int = 64,
+              labels: bool | None = None, quiet: bool = True) -> Calibration:
+    """Choose every population's weight scale among `percentiles` on the emulated chip (see
+    the module docstring). `data`: a D.npz path, (x, y) or x alone (agreement with the float
+    reference); not needed with a custom `objective`."""
+    t0 = time.perf_counter()
+    g = as_graph(graph)
+    if not percentiles:
+        raise InputError("give at least one candidate percentile")
+    modes = [str(ScaleMode.parse(p)) for p in percentiles]
+    if "none" in modes:
+        raise InputError("'none' is not a calibration candidate (weights as they are)")
+    c2, s2 = configs(g, bits=bits)
+    cfg, sim = cfg or c2, sim or s2
+    cfg = cfg.with_(bits=bits or cfg.bits, graph_scales=False)
+    qmax(cfg.bits)
+    if objective is not None:
+        name, fn = "custom", objective
+    else:
+        if data is None:
+            raise InputError("calibrate needs data (or a custom objective)")
+        x, y = load_data(data, g, labels=has_labels(data) if labels is None else labels)
+        name, fn = _objective(g, x, y, sim, readout, batch, quiet)
+    pct = {m: (100.0 if m == "max" else ScaleMode.parse(m).percentile) for m in modes}
+    per_mode = {m: population_scales(g, cfg.with_(weight_scale=m)) for m in modes}
+    pops = list(per_mode[modes[0]])
+    table: list[dict] = []
+
+    def score(choice: dict[str, str], step: str, pop: str | None) -> float:
+        scales = {p: per_mode[choice[p]][p]["w_scale"] for p in pops}
+        cand = with_scales(g, scales, {p: per_mode[choice[p]][p]["bits"] for p in pops}, cfg)
+        s = fn(cand, cfg.with_(graph_scales=True))
+        table.append({"step": step, "population": pop, "mode": choice[pop] if pop else
+                      choice[pops[0]], "modes": dict(choice), "score": s,
+                      "saturated": sum(per_mode[choice[p]][p]["saturated"] for p in pops)})
+        return s
+
+    def better(a: tuple[float, float], b: tuple[float, float]) -> bool:
+        return a > b  # (score, percentile): ties go to the larger percentile
+
+    n_try = len(modes) + (len(modes) * len(pops) if per_layer else 0)
+    with progress(disable=quiet) as bar:
+        task = bar.add_task(f"calibrate ({name}, {cfg.bits} bit)", total=n_try, info="")
+        best_choice, best = None, (-np.inf, -np.inf)
+        for m in modes:
+            choice = dict.fromkeys(pops, m)
+            s = score(choice, "global", None)
+            if better((s, pct[m]), best):
+                best_choice, best = choice, (s, pct[m])
+            bar.update(task, advance=1, info=f"{m}: {s:.4f}")
+        if per_layer:
+            for p in pops:
+                for m in modes:
+                    if m == best_choice[p]:
+                        bar.update(task, advance=1)
+                        continue
+                    choice = {**best_choice, p: m}
+                    s = score(choice, "per-layer", p)
+                    if s > best[0]:
+                        best_choice, best = choice, (s, best[1])
+                    bar.update(task, advance=1, info=f"{p} {m}: {s:.4f}")
+    scales = {p: per_mode[best_choice[p]][p]["w_scale"] for p in pops}
+    pbits = {p: per_mode[best_choice[p]][p]["bits"] for p in pops}
+    q = with_scales(g, scales, pbits, cfg, quantize=True)
+    q.metadata = meta.stamp(g.metadata, reset=cfg.reset, convention=sim.convention, dt=cfg.dt,
+                            bits=cfg.bits)
+    program = compile(q, cfg.with_(graph_scales=True))
+    return Calibration(q, scales, best_choice, cfg.bits, float(best[0]), name, table,
+                       program, time.perf_counter() - t0)

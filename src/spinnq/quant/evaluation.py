@@ -1,0 +1,236 @@
+"""Accuracy of any NIR graph on labelled spikes: float reference and emulated chip, one
+implementation for every task and command.
+
+    res = evaluate(graph, (x, y), target="both")       # or a D.npz path (see `load_data`)
+    res.chip.accuracy, res.float.accuracy, res.chip.cost.energy_j
+    energy(res.chip.placement, res.chip.run, res.chip.program, op="dvfs")   # other points
+
+Read-out: `count` = the output population's spikes summed over the run, `membrane` = its
+voltage (NIR units) at the last step (LI / I read-outs). The class is the argmax. The chip runs
+T + depth steps (its one step of latency per projection), so its counts cover the same input;
+its run's activity counters are averaged per sample, ready for the energy model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import nir
+import numpy as np
+import torch
+
+from spinnq.errors import InputError
+from spinnq.graph.model import Graph, from_nir, read_graph
+from spinnq.graph.simulate import SimConfig, Simulator, as_batch
+from spinnq.quant.data import Data, load_data, output_node
+from spinnq.quant.settings import configs
+from spinnq.s2.compile import S2Config, compile
+from spinnq.s2.emulate import emulate, silent_outputs
+from spinnq.s2.energy import Cost, energy
+from spinnq.s2.place import place
+from spinnq.s2.program import Placement, Program, Run
+from spinnq.tasks.common import progress
+
+TARGETS = ("float", "chip", "both")
+SPIKING_NEURONS = (nir.LIF, nir.IF, nir.CubaLIF)
+READOUTS = ("count", "membrane")
+
+
+@dataclass
+class TargetResult:
+    """One target's outcome. `scores` (N, classes) are counts or voltages; chip fields are
+    None on the float target."""
+
+    target: str
+    accuracy: float | None  # None without labels
+    scores: np.ndarray
+    predictions: np.ndarray
+    per_class: dict[int, dict[str, int]]  # label -> {"n", "correct"}
+    spikes_per_sample: dict[str, float]  # population -> spikes per sample (all steps)
+    seconds: float  # wall time (measured)
+    samples: int
+    program: Program | None = None
+    placement: Placement | None = None
+    run: Run | None = None  # counters averaged per sample; spikes/voltages of the first batch
+    cost: Cost | None = None  # modelled, per inference
+    saturations: int = 0
+    silent: list[str] = field(default_factory=list)  # spiking outputs that never fired
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else float("nan")
+
+    def to_dict(self) -> dict:
+        d = {"accuracy": self.accuracy, "samples": self.samples,
+             "per_class": {str(k): v for k, v in self.per_class.items()},
+             "spikes_per_sample": self.spikes_per_sample,
+             "total_spikes_per_sample": float(sum(self.spikes_per_sample.values())),
+             "seconds": self.seconds, "kind": "measured" if self.target == "float"
+             else "emulated"}
+        if self.cost is not None:
+            d |= {"energy_j": self.cost.energy_j, "dynamic_j": self.cost.dynamic_j,
+                  "latency_s": self.cost.latency_s, "operating_point":
+                  self.cost.operating_point, "tick_s": self.cost.tick_s, "pes":
+                  self.cost.pes, "energy_kind": "modelled", "saturations": self.saturations,
+                  "silent_outputs": list(self.silent)}
+        return d
+
+
+@dataclass
+class EvalResult:
+    float: TargetResult | None = None
+    chip: TargetResult | None = None
+    readout: str = "count"
+    output: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of samples where chip and float choose the same class."""
+        if self.float is None or self.chip is None:
+            return None
+        return float((self.float.predictions == self.chip.predictions).mean())
+
+    def to_dict(self) -> dict:
+        d: dict = {t: r.to_dict() for t, r in (("float", self.float), ("chip", self.chip))
+                   if r is not None}
+        d["readout"], d["output"] = self.readout, self.output
+        if self.agreement is not None:
+            d["chip_float_agreement"] = self.agreement
+        if self.float is not None and self.chip is not None and self.float.accuracy is not None:
+            d["drop_pt"] = 100 * (self.float.accuracy - self.chip.accuracy)
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+
+def as_graph(graph) -> Graph:
+    if isinstance(graph, Graph):
+        return graph
+    if isinstance(graph, str) or hasattr(graph, "__fspath__"):
+        return read_graph(graph)
+    return from_nir(graph)
+
+
+def _outcome(target: str, scores: np.ndarray, y: np.ndarray | None, spikes: dict,
+             seconds: float) -> TargetResult:
+    pred = scores.argmax(1) if scores.size else np.zeros(0, np.int64)
+    per_class: dict[int, dict[str, int]] = {}
+    acc = None
+    if y is not None:
+        acc = float((pred == y).mean()) if len(y) else float("nan")
+        for c in np.unique(y):
+            m = y == c
+            per_class[int(c)] = {"n": int(m.sum()), "correct": int((pred[m] == c).sum())}
+    return TargetResult(target, acc, scores, pred, per_class, spikes, seconds, len(scores))
+
+
+def _check_readout(graph: Graph, out: str, readout: str) -> None:
+    if readout not in READOUTS:
+        raise InputError(f"readout must be one of {READOUTS}, got {readout!r}")
+    spiking = hasattr(graph.nodes[out], "v_threshold")
+    if readout == "count" and not spiking:
+        raise InputError(f"the output '{out}' ({type(graph.nodes[out]).__name__}) never spikes:"
+                         " use readout 'membrane' (its voltage at the last step)",
+                         node=out)
+
+
+def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig,
+               readout: str = "count", batch: int = 64, quiet: bool = True) -> TargetResult:
+    """The float reference simulator on every sample (scores per class, spikes per node).
+    Steps the simulator and counts as it goes: memory is one step of the graph per batch,
+    not a recording of every step."""
+    out = output_node(graph)
+    _check_readout(graph, out, readout)
+    spiking = [n for n in graph.order if isinstance(graph.nodes[n], SPIKING_NEURONS)]
+    simulator = Simulator(graph, sim)
+    scores, spikes = [], dict.fromkeys(spiking, 0.0)
+    t0 = time.perf_counter()
+    with progress(disable=quiet) as bar, torch.no_grad():
+        task = bar.add_task("float reference", total=len(x), info="")
+        for i in range(0, len(x), batch):
+            xb = as_batch(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).float(),
+                          graph.input_shape)
+            b = xb.shape[0]
+            simulator.reset(b)
+            count = torch.zeros((b, *graph.shapes[out]), dtype=torch.float64)
+            for t in range(xb.shape[1]):
+                now = simulator.step(xb[:, t])
+                for n in spiking:
+                    spikes[n] += float(now[n].sum())
+                if readout == "count":
+                    count += now[out]
+            if readout == "count":
+                scores.append(count.reshape(b, -1).numpy())
+            else:
+                scores.append(simulator.state[out].v.reshape(b, -1).double().numpy())
+            bar.update(task, advance=b)
+    n = max(len(x), 1)
+    return _outcome("float", np.concatenate(scores), y, {k: v / n for k, v in spikes.items()},
+                    time.perf_counter() - t0)
+
+
+def chip_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, cfg: S2Config,
+              readout: str = "count", batch: int = 64, quiet: bool = True,
+              label: str = "chip", op: str = "0.8V", tick_s: float | None = None,
+              program: Program | None = None) -> TargetResult:
+    """Compile, place and emulate `graph` on every sample, in batches; activity counters
+    averaged per sample and the modelled cost of one inference."""
+    program = program if program is not None else compile(graph, cfg)
+    placement = place(program, cfg)
+    out = program.outputs[0]
+    _check_readout(graph, out, readout)
+    scores, first, counters, sat = [], None, None, 0
+    t0 = time.perf_counter()
+    with progress(disable=quiet) as bar:
+        task = bar.add_task(label, total=len(x), info="")
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).float()
+            run = emulate(program, xb)
+            w = len(xb)
+            if readout == "count":
+                scores.append(run.spikes[out].sum(1).reshape(w, -1).double().numpy())
+            else:
+                scores.append(run.v[out][:, -1].reshape(w, -1).double().numpy())
+            c = {p: {k: np.asarray(v, dtype=np.float64) * w for k, v in d.items()}
+                 for p, d in run.counters.items()}
+            counters = c if counters is None else {
+                p: {k: counters[p][k] + c[p][k] for k in d} for p, d in c.items()}
+            sat += run.saturations
+            if first is None:
+                first = run
+            bar.update(task, advance=w)
+    seconds = time.perf_counter() - t0
+    n = max(len(x), 1)
+    avg = {p: {k: v / n for k, v in d.items()} for p, d in (counters or {}).items()}
+    merged = Run(first.spikes, first.v, avg, first.steps, sat)
+    spikes = {p: float(d["spikes"].sum()) for p, d in avg.items() if p != program.input}
+    res = _outcome("chip", np.concatenate(scores), y, spikes, seconds)
+    res.program, res.placement, res.run, res.saturations = program, placement, merged, sat
+    res.silent = silent_outputs(program, merged)
+    res.cost = energy(placement, merged, program, op=op, tick_s=tick_s)
+    return res
+
+
+def evaluate(graph, data: Data, *, target: str = "chip", readout: str = "count",
+             cfg: S2Config | None = None, sim: SimConfig | None = None, batch: int = 64,
+             quiet: bool = True, op: str = "0.8V", tick_s: float | None = None,
+             labels: bool = True) -> EvalResult:
+    """Accuracy per target ('float', 'chip' or 'both') of `graph` (a Graph, nir.NIRGraph or
+    path) on `data` (a D.npz path, (x, y) or {"x", "y"}). Settings not given come from the
+    graph's metadata, then spinnq's defaults (`quant.settings.configs`)."""
+    if target not in TARGETS:
+        raise InputError(f"target must be one of {TARGETS}, got {target!r}")
+    g = as_graph(graph)
+    x, y = load_data(data, g, labels=labels)
+    if cfg is None or sim is None:
+        c2, s2 = configs(g)
+        cfg, sim = cfg or c2, sim or s2
+    res = EvalResult(readout=readout, output=output_node(g))
+    if target in ("float", "both"):
+        res.float = float_eval(g, x, y, sim, readout, batch, quiet)
+    if target in ("chip", "both"):
+        res.chip = chip_eval(g, x, y, cfg, readout, batch, quiet, op=op, tick_s=tick_s)
+        res.notes += res.chip.program.notes
+    return res

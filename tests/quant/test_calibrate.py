@@ -1,0 +1,75 @@
+"""`calibrate` tries every candidate on the emulated chip, keeps the best, and writes a graph
+that deploys with exactly the integers it scored; `evaluate` reads the graph's settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spinnq.graph import from_nir
+from spinnq.nn import LIF, SpikingSequential, to_nir
+from spinnq.quant import calibrate, evaluate
+from spinnq.quant.settings import configs
+from spinnq.s2 import S2Config, compile
+
+
+@pytest.fixture(scope="module")
+def mlp_graph():
+    torch.manual_seed(0)
+    net = SpikingSequential(torch.nn.Linear(64, 24), LIF(beta=0.9),
+                            torch.nn.Linear(24, 10), LIF(beta=0.9))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(3)
+    return from_nir(to_nir(net, (64,)))
+
+
+def test_every_candidate_is_scored_and_the_best_is_kept(mlp_graph, digits):
+    x, y = digits[0][:150], digits[1][:150]
+    cal = calibrate(mlp_graph, (x, y), bits=4, percentiles=("max", "p99.9", "p99"),
+                    per_layer=True)
+    glob = [r for r in cal.table if r["step"] == "global"]
+    assert [r["mode"] for r in glob] == ["max", "p99.9", "p99"]
+    assert len(cal.table) == 3 + 2 * 2  # + per layer: 2 populations x 2 other modes
+    assert cal.score == max(r["score"] for r in cal.table)
+    assert cal.objective == "accuracy" and cal.bits == 4
+    # the chosen score is the chip accuracy of the written graph, with no flags
+    res = evaluate(cal.graph, (x, y), target="chip")
+    assert res.chip.accuracy == pytest.approx(cal.score)
+
+
+def test_quantized_graph_deploys_with_the_scored_integers_and_records_its_settings(
+        mlp_graph, digits):
+    cfg, sim = configs(mlp_graph, reset="subtract", convention="snntorch")
+    cal = calibrate(mlp_graph, (digits[0][:100], digits[1][:100]), bits=8,
+                    percentiles=("p99",), cfg=cfg, sim=sim)
+    md = cal.graph.metadata
+    assert (md["spinnq.reset"], md["spinnq.convention"], md["spinnq.bits"]) == (
+        "subtract", "snntorch", 8)
+    again, _ = configs(cal.graph)
+    assert again.graph_scales and again.reset == "subtract"
+    ref = compile(mlp_graph, S2Config(reset="subtract", weight_scale="p99"))
+    got = compile(cal.graph, again)
+    for a, b in zip(ref.projections, got.projections, strict=True):
+        assert a.w_scale == pytest.approx(b.w_scale) and np.array_equal(a.weight, b.weight)
+    for name, pop in ref.populations.items():
+        for k, v in pop.params.items():
+            np.testing.assert_allclose(v, got.populations[name].params[k], rtol=1e-6)
+
+
+def test_without_labels_the_objective_is_agreement_and_a_custom_one_is_used(mlp_graph,
+                                                                           digits):
+    x = digits[0][:80]
+    cal = calibrate(mlp_graph, x, percentiles=("max", "p99"))
+    assert cal.objective == "agreement" and 0 <= cal.score <= 1
+    seen = []
+
+    def prefer_p99(graph, cfg):
+        s = compile(graph, cfg).projections[0].w_scale
+        seen.append(s)
+        return s  # larger scale = lower percentile wins
+
+    cal = calibrate(mlp_graph, objective=prefer_p99, percentiles=("max", "p99"))
+    assert cal.objective == "custom" and len(seen) == 2
+    assert set(cal.modes.values()) == {"p99"}

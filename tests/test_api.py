@@ -1,0 +1,43 @@
+"""`import spinnq as sq` gives the whole pipeline as functions, and a short session runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spinnq as sq
+
+API = ("read_graph", "write_graph", "simulate", "compile", "place", "emulate", "energy",
+       "calibrate", "finetune", "evaluate", "export")
+
+
+@pytest.mark.parametrize("name", API)
+def test_public_api_name_is_a_callable(name):
+    assert callable(getattr(sq, name)) and name in dir(sq)
+
+
+def test_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError):
+        sq.not_a_function  # noqa: B018
+
+
+def test_session_calibrate_finetune_evaluate_energy(tmp_path, digits):
+    import torch
+
+    from spinnq.nn import LIF, SpikingSequential, to_nir
+
+    torch.manual_seed(0)
+    net = SpikingSequential(torch.nn.Linear(64, 10, bias=False), LIF(beta=0.9))
+    xtr, ytr, xte, yte = (a[:200] for a in digits)
+    sq.write_graph(to_nir(net, (64,)), tmp_path / "net.nir")
+    g = sq.read_graph(tmp_path / "net.nir")
+    cal = sq.calibrate(g, (xtr, ytr), bits=4, percentiles=("max", "p99"))
+    assert len(cal.table) == 2 and cal.graph.metadata["spinnq.bits"] == 4
+    ft = sq.finetune(cal.graph, (xtr, ytr), epochs=1)
+    assert ft.score >= ft.score_start
+    res = sq.evaluate(ft.graph, (xte, yte), target="both")
+    assert 0 <= res.chip.accuracy <= 1 and res.float.accuracy is not None
+    cost = sq.energy(res.chip.placement, res.chip.run, res.chip.program, op="dvfs")
+    assert cost.energy_j > 0
+    assert np.isclose(res.chip.cost.energy_j,
+                      sq.energy(res.chip.placement, res.chip.run, res.chip.program).energy_j)
