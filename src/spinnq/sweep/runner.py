@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spinnq.errors import InputError
+from spinnq.files import atomic_write
 from spinnq.graph import meta
 from spinnq.graph.model import write_graph
 from spinnq.report.write import fmt
@@ -173,13 +174,15 @@ def write_best(problem: Problem, out: Path, rec: dict) -> dict[str, Path]:
     q = export_graph(g, cfg)
     q.metadata = meta.stamp(q.metadata, reset=cfg.reset, dt=float(cfg.dt))
     paths = {"best_nir": write_graph(q, out / "best.nir")}
-    x = problem.energy_input(compile(g, cfg), s)
+    x = np.asarray(problem.energy_input(compile(g, cfg), s), dtype=np.uint8)
     paths["best_x"] = out / "best_x.npy"
-    np.save(paths["best_x"], np.asarray(x, dtype=np.uint8))
-    paths["best_md"] = out / "best.md"
-    from spinnq.files import atomic_write
-
-    atomic_write(paths["best_md"], best_commands(problem, out, rec))
+    np.save(paths["best_x"], x)
+    y = problem.labels(s)
+    if y is not None:
+        paths["best_data"] = out / "best_data.npz"
+        np.savez_compressed(paths["best_data"], x=x, y=np.asarray(y))
+    paths["best_md"] = atomic_write(out / "best.md", best_commands(problem, out, rec,
+                                                                   labelled=y is not None))
     return paths
 
 
@@ -199,19 +202,25 @@ def energy_flags(s: dict) -> list[str]:
         [] if tick is None else ["--tick-ms", repr(float(s["tick_ms"]))])
 
 
-def best_commands(problem: Problem, out: Path, rec: dict) -> str:
+def best_commands(problem: Problem, out: Path, rec: dict, labelled: bool = False) -> str:
     s, metric = settings(rec["settings"]), problem.metric
     nir, x = shlex.quote(str(out / "best.nir")), shlex.quote(str(out / "best_x.npy"))
     flags = " ".join(map(shlex.quote, chip_flags(problem, s)))
     eflags = " ".join(map(shlex.quote, energy_flags(s)))
     m = f"{rec[metric]:.6g}"
+    evaluate = ([f"spinnq evaluate {nir} --data {shlex.quote(str(out / 'best_data.npz'))} "
+                 f"--target chip --batch {len(problem.labels(s))} {flags} {eflags} "
+                 "--json best_eval.json"] if labelled else [])
     return "\n".join([
         "# The best trial under the budget", "",
         "Settings: " + ", ".join(f"{k}={v}" for k, v in s.items()), "",
         f"{metric} {m} (emulated); energy {rec['energy_j']!r} J, dynamic {rec['dynamic_j']!r} J,"
         f" latency {rec['latency_s']!r} s (modelled); {rec['pes']} PEs on {rec['chips']} chip(s).",
         "", "`best.nir` holds the integer weights (`spinnq export` format) and the run settings;"
-        " `best_x.npy` the input the cost was modelled on. Reproduce:", "", "```",
+        " `best_x.npy` the input the cost was modelled on (`best_data.npz`: with its labels). "
+        "Reproduce (`evaluate`: the accuracy; `energy`: the modelled cost of the same "
+        "emulator run the trial costed):", "", "```",
+        *evaluate,
         f"spinnq deploy {nir} --input {x} --out best_out.npz {flags}",
         f"spinnq energy {nir} --input {x} {flags} {eflags} --json best_energy.json", "```", "",
         f"{metric}: " + ("the share of samples whose output spike count is largest at the label"

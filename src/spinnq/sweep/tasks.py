@@ -69,6 +69,9 @@ class PerT:
     def graph(self, s: dict) -> Graph:
         return self.graphs[self._t(s)]
 
+    def labels(self, s: dict) -> np.ndarray | None:
+        return None
+
     def s2_config(self, s: dict) -> S2Config:
         return S2Config(dt=self.dt, reset="subtract", bits=int(s["bits"]),
                         weight_scale=s["weight_scale"],
@@ -167,15 +170,18 @@ class GestureProblem(PerT):
                 "preset's frames: its own 1 ms frames need a network the preset does not train."]
 
     def score(self, program: Program, s: dict) -> tuple[float, Run]:
-        from spinnq.tasks.gesture.data import Frames
-        from spinnq.tasks.gesture.evaluate import chip_eval
+        from spinnq.quant.evaluation import chip_eval
 
         x, y = self.tests[self._t(s)]
-        ev = chip_eval(self.graph(s), Frames(x, y), self.s2_config(s), self.batch)
+        ev = chip_eval(self.graph(s), x, y, self.s2_config(s), batch=self.batch,
+                       program=program)
         return ev.accuracy, ev.run
 
     def energy_input(self, program: Program, s: dict) -> np.ndarray:
         return self.tests[self._t(s)][0]
+
+    def labels(self, s: dict) -> np.ndarray | None:
+        return self.tests[self._t(s)][1]
 
 
 def gesture_problem(out: Path, *, quick: bool, seed: int, space: dict, quiet: bool

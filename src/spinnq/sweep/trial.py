@@ -55,6 +55,8 @@ class Problem(Protocol):
 
     def energy_input(self, program: Program, s: dict) -> np.ndarray: ...  # what `score` costed
 
+    def labels(self, s: dict) -> np.ndarray | None: ...  # of `energy_input`, if it has them
+
 
 def tick_seconds(s: dict) -> float | None:
     """The trial's tick: None for the shortest every PE meets."""
@@ -225,6 +227,9 @@ class GraphProblem:
     def energy_input(self, program: Program, s: dict) -> np.ndarray:
         return self.x[:, :self.steps(s)]
 
+    def labels(self, s: dict) -> np.ndarray | None:
+        return self.y
+
     @property
     def notes(self) -> list[str]:
         return [f"{self.name}: timesteps = the first T of the data's {self.x.shape[1]} steps "
@@ -240,34 +245,22 @@ class GraphProblem:
 
 def load_labelled(path: str | Path, graph: Graph | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """`x`, `y` (and `x_train`, `y_train` when present) from an .npz, checked against the
-    graph's input shape; every failure names the file and the key."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError("no such file", file=str(p))
+    """`x`, `y` of a D.npz (the quant stage's data contract, `spinnq.quant.load_data`) and,
+    when the file has them, `x_train`, `y_train` for calibrate/finetune trials (same checks;
+    errors name the file and the key)."""
+    from spinnq.quant import load_data
+
+    x, y = load_data(path, graph)
+    with np.load(path, allow_pickle=False) as f:
+        train = {k: f[k] for k in ("x_train", "y_train") if k in f.files}
+    if not train:
+        return x, y, None, None
+    if len(train) == 1:
+        missing = ({"x_train", "y_train"} - set(train)).pop()
+        raise InputError(f"key '{missing}' is missing (x_train and y_train come together)",
+                         file=str(path))
     try:
-        z = np.load(p, allow_pickle=False)
-        arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # noqa: BLE001
-        raise InputError(f"not an .npz archive ({type(e).__name__}: {e})", file=str(p)) from None
-    out = []
-    for xk, yk, required in (("x", "y", True), ("x_train", "y_train", False)):
-        if xk not in arrays or yk not in arrays:
-            if required:
-                raise InputError(f"missing key '{xk if xk not in arrays else yk}' (needs "
-                                 f"'{xk}' (N, T, *input_shape) spikes and '{yk}' (N,) labels)",
-                                 file=str(p))
-            out += [None, None]
-            continue
-        x, y = np.asarray(arrays[xk]), np.asarray(arrays[yk])
-        if x.ndim < 3 or x.dtype.kind not in "biuf":
-            raise InputError(f"key '{xk}' must be numeric (N, T, *input_shape), got shape "
-                             f"{x.shape} dtype {x.dtype}", file=str(p))
-        if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
-            raise InputError(f"key '{yk}' must be {len(x)} integer labels, got shape {y.shape} "
-                             f"dtype {y.dtype}", file=str(p))
-        if graph is not None and tuple(x.shape[2:]) != tuple(graph.input_shape):
-            raise InputError(f"key '{xk}' has samples of shape {tuple(x.shape[2:])}; the graph "
-                             f"takes {tuple(graph.input_shape)}", file=str(p))
-        out += [x.astype(np.float32), y.astype(np.int64)]
-    return out[0], out[1], out[2], out[3]
+        xt, yt = load_data({"x": train["x_train"], "y": train["y_train"]}, graph)
+    except InputError as e:
+        raise InputError(f"x_train/y_train: {e}", file=str(path)) from None
+    return x, y, xt, yt
