@@ -106,3 +106,24 @@ def test_shorter_tick_and_fewer_steps_cost_less_modelled_energy(digits_net):
     assert short["energy_j"] < full["energy_j"] and short["latency_s"] < full["latency_s"]
     assert few["energy_j"] < full["energy_j"]
     assert np.isclose(short["accuracy"], full["accuracy"])  # the tick changes no spike
+
+
+def test_calibrate_and_finetune_trials_use_the_quant_stage_on_the_training_split(digits_net,
+                                                                                tmp_path):
+    import numpy as np
+
+    from tests.conftest import digits_spikes
+
+    graph, data, _ = digits_net
+    xtr, ytr, _, _ = digits_spikes(steps=12)
+    d = dict(np.load(data))
+    path = tmp_path / "with_train.npz"
+    np.savez(path, **d, x_train=xtr[:200].astype(np.uint8), y_train=ytr[:200])
+    p = GraphProblem.from_files(graph, path)
+    cal = run_trial(p, settings({"weight_scale": "calibrate", "bits": 4}), seed=0)
+    ft = run_trial(p, settings({"weight_scale": "p99.9", "finetune": 1, "bits": 4}), seed=0)
+    for r in (cal, ft):
+        assert r["error"] == "" and 0.5 < r["accuracy"] <= 1, r["error"]
+    no_train = GraphProblem.from_files(graph, data)
+    r = run_trial(no_train, settings({"weight_scale": "calibrate"}), seed=0)
+    assert "x_train/y_train" in r["error"]

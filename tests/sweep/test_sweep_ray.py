@@ -1,6 +1,6 @@
 """`spinnq sweep` on Ray, end to end, on a network trained outside spinnq (digits):
 killed midway and resumed, the front checked against trials.csv, the best trial's numbers
-reproduced by `spinnq deploy` + `spinnq energy` from the commands the sweep wrote."""
+reproduced by `spinnq evaluate` + `spinnq energy` from the commands the sweep wrote."""
 
 from __future__ import annotations
 
@@ -148,8 +148,10 @@ def test_pareto_csv_equals_the_non_dominated_set_of_trials_csv(swept):
     assert 1 <= len(front) < len(rows)
 
 
-def test_best_trial_is_reproduced_exactly_by_deploy_and_energy(swept, monkeypatch, capsys,
-                                                               tmp_path, digits_net):
+def test_best_trial_is_reproduced_exactly_by_evaluate_and_energy(swept, monkeypatch, capsys,
+                                                                 tmp_path, digits_net):
+    """The commands best.md gives, run as a user would: `spinnq evaluate` gives the trial's
+    accuracy and cost, `spinnq energy` its cost, `spinnq deploy` its spikes, all exactly."""
     out, _, _ = swept
     _, data, _ = digits_net
     summary = json.loads((out / "summary.json").read_text())
@@ -158,14 +160,18 @@ def test_best_trial_is_reproduced_exactly_by_deploy_and_energy(swept, monkeypatc
     assert (out / "best.nir").exists()
     cmds = [line for line in (out / "best.md").read_text().splitlines()
             if line.startswith("spinnq ")]
-    assert [c.split()[1] for c in cmds] == ["deploy", "energy"]
+    assert [c.split()[1] for c in cmds] == ["evaluate", "deploy", "energy"]
     monkeypatch.chdir(tmp_path)
     for c in cmds:
         code, _, err = run_cli(monkeypatch, capsys, *shlex.split(c)[1:])
         assert code == 0, err
+    chip = json.loads((tmp_path / "best_eval.json").read_text())["chip"]
     cost = json.loads((tmp_path / "best_energy.json").read_text())
+    assert chip["accuracy"] == b["accuracy"]
+    for k in ("energy_j", "dynamic_j", "latency_s", "pes"):
+        assert chip[k] == b[k], k  # exactly, not approximately
     for k in ("energy_j", "dynamic_j", "latency_s", "pes", "chips"):
-        assert cost[k] == b[k], k  # exactly, not approximately
+        assert cost[k] == b[k], k
     spikes = np.load(tmp_path / "best_out.npz")
     (name,) = [k for k in spikes.files if k.startswith("spikes/")]
     y = np.load(data)["y"]
