@@ -9,7 +9,7 @@ import torch
 
 from spinnq.graph.model import from_nir, read_graph
 from spinnq.s2 import S2Config, compile, emulate
-from spinnq.s2.events import fanout_table
+from spinnq.s2.events import fanout, fanout_table
 
 
 def _both(graph, x, record, **cfg):
@@ -70,22 +70,27 @@ def test_options_delays_and_recurrence_events_equal_torch(kw):
     _assert_same(a, b)
 
 
-def test_fanout_table_matches_the_conv_it_unrolls(nir_paper):
+def test_engine_fanout_of_single_spikes_matches_the_projection_it_computes(nir_paper):
     import torch
 
     from spinnq.s2.emulate import _make_op
 
     prog = compile(read_graph(nir_paper / "cnn_sinabs.nir"))
     for proj in prog.projections:
-        pre = prog.populations[proj.pre]
-        ptr, idx, w = fanout_table(proj, pre.shape)
-        dense = np.zeros((pre.size, prog.populations[proj.post].size), np.float32)
-        rows = np.repeat(np.arange(pre.size), np.diff(ptr))
-        np.add.at(dense, (rows, idx), w)
+        pre, post = prog.populations[proj.pre], prog.populations[proj.post]
         op = _make_op(proj, prog)
-        s = torch.eye(pre.size)[:: max(1, pre.size // 64)]  # a sample of single spikes
+        sample = range(0, pre.size, max(1, pre.size // 64))
+        s = torch.eye(pre.size)[list(sample)]  # single spikes
         ref = op.apply(s, op.weights[0]).numpy()
-        assert np.array_equal(dense[:: max(1, pre.size // 64)], ref), proj.post
+        ptr, post_idx, vals = fanout_table(proj, pre.shape)  # the synapse list agrees
+        for row, j in zip(ref, sample, strict=True):
+            idx, w = fanout(proj, pre.shape, post.shape, j)
+            got = np.zeros(post.size, np.float32)
+            got[idx] = w
+            assert np.array_equal(got, row), (proj.post, j)
+            listed = np.zeros(post.size, np.float32)
+            np.add.at(listed, post_idx[ptr[j]:ptr[j + 1]], vals[ptr[j]:ptr[j + 1]])
+            assert np.array_equal(listed, row), (proj.post, j)
 
 
 @pytest.mark.parametrize("engine", ["events", "torch"])
@@ -118,3 +123,14 @@ def test_editing_a_program_in_place_is_noticed_by_the_event_engine(nir_paper):
     expect = emulate(torch_prog, x, record=["3"])
     assert np.array_equal(after.spikes["3"].numpy(), expect.spikes["3"].numpy())
     assert ref.spikes["3"].sum() == before
+
+
+def test_an_equal_program_does_not_share_the_engine_tables_of_an_edited_one(nir_paper):
+    g = read_graph(nir_paper / "cnn_sinabs.nir")
+    x = (np.random.default_rng(0).random((1, 10, *g.input_shape)) < 0.2).astype(np.float32)
+    a, b = compile(g, S2Config(engine="events")), compile(g, S2Config(engine="events"))
+    before = emulate(a, x, record=["12"]).v["12"]
+    for p in a.projections:
+        p.weight[...] = 0  # in place: a's tables are views of these
+    assert not np.array_equal(emulate(a, x, record=["12"]).v["12"].numpy(), before.numpy())
+    assert np.array_equal(emulate(b, x, record=["12"]).v["12"].numpy(), before.numpy())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import math
 import multiprocessing
+import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,13 +88,35 @@ def read_graph(path: str | Path) -> Graph:
 
 
 READ_TIMEOUT_S = 60.0  # far above any real file; a corrupted one can loop inside HDF5
+READ_BYTES_PER_S = 10e6  # plus this much time per byte: nir's gzip chunks read at ~60-100 MB/s
 
 
 def _read_child(path: str, conn) -> None:
+    """Read the graph and send it: the pickle without its arrays, then each array's bytes
+    (pickle protocol 5, out of band), so neither side ever holds a pickled copy of them."""
     try:
-        conn.send((True, nir.read(path)))
+        g = nir.read(path)
     except Exception as e:  # nir raises KeyError/ValueError/OSError/AssertionError freely
-        conn.send((False, f"{type(e).__name__}: {e}"))
+        conn.send((False, f"{type(e).__name__}: {e}", []))
+        return
+    bufs: list[pickle.PickleBuffer] = []
+    meta = pickle.dumps(g, protocol=5, buffer_callback=bufs.append)
+    raws = [b.raw() for b in bufs]
+    conn.send((True, meta, [r.nbytes for r in raws]))
+    for r in raws:  # raw bytes on the pipe (Connection.send_bytes would frame and buffer)
+        mv = r.cast("B") if r.format != "B" else r
+        while len(mv):
+            mv = mv[os.write(conn.fileno(), mv):]
+
+
+def _read_into(fd: int, buf: bytearray) -> None:
+    """Fill `buf` from the pipe (raw bytes, see `_read_child`); EOFError if the child died."""
+    mv = memoryview(buf)
+    while len(mv):
+        n = os.readv(fd, [mv])
+        if n == 0:
+            raise EOFError
+        mv = mv[n:]
 
 
 def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
@@ -100,7 +124,8 @@ def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
     forever or crash (found by fuzzing), which no signal or exception handler can stop in
     this process. Where fork is unavailable, reads in this process."""
     fail = "HDF5, but not a NIR graph nir 1.0.8 can read ({})"
-    timeout = READ_TIMEOUT_S if timeout is None else timeout
+    timeout = READ_TIMEOUT_S + p.stat().st_size / READ_BYTES_PER_S if timeout is None \
+        else timeout
     if "fork" not in multiprocessing.get_all_start_methods():
         try:
             return nir.read(str(p))
@@ -113,10 +138,15 @@ def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
     send.close()
     try:
         if not recv.poll(timeout):
-            raise GraphError(fail.format(f"reading did not finish in {timeout:g} s; the file "
+            raise GraphError(fail.format(f"reading did not finish in {timeout:.0f} s; the file "
                                          "is probably corrupted"), file=str(p))
         try:
-            ok, payload = recv.recv()
+            ok, payload, sizes = recv.recv()
+            if ok:  # the arrays straight into their own (writable) buffers
+                arrays = [bytearray(n) for n in sizes]
+                for a in arrays:
+                    _read_into(recv.fileno(), a)
+                payload = pickle.loads(payload, buffers=arrays)
         except (EOFError, OSError):
             raise GraphError(fail.format("the HDF5 reader crashed; the file is probably "
                                          "corrupted"), file=str(p)) from None

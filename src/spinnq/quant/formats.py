@@ -53,34 +53,64 @@ def qmax(bits: int) -> int:
     return QMAX[bits]
 
 
+CHUNK = 1 << 16  # elements converted at a time: a float64 temporary of 512 kB, never the layer's
+
+
+def _chunks(a: np.ndarray):
+    """Consecutive 1-D pieces of `a` in memory order (views when `a` is contiguous)."""
+    flat = a.ravel(order="K")
+    for i in range(0, flat.size, CHUNK):
+        yield flat[i:i + CHUNK]
+
+
 def weight_scale(weights: list[np.ndarray], mode: ScaleMode | str, bits: int = 8) -> float:
     """The factor that maps all weights entering one population onto the integer range."""
     mode = ScaleMode.parse(mode) if isinstance(mode, str) else mode
     q = qmax(bits)
     if mode.kind == "none":
         return 1.0
+    if mode.kind == "max":  # chunk by chunk: max|w| is exact in the weights' own dtype
+        ref = max((float(np.fmax.reduce(np.abs(c.astype(np.float64)))) for w in weights
+                   for c in _chunks(np.asarray(w)) if c.size), default=0.0)  # fmax: skips NaN
+        return float(q / ref) if ref > 0 else 1.0
     a = np.concatenate([np.abs(np.asarray(w, dtype=np.float64)).ravel() for w in weights])
     a = a[a > 0]
     if a.size == 0:
         return 1.0
-    ref = a.max() if mode.kind == "max" else np.percentile(a, mode.percentile)
+    ref = np.percentile(a, mode.percentile)
     return float(q / ref) if ref > 0 else 1.0
 
 
 def to_int(w: np.ndarray, scale: float, bits: int = 8,
            rounding: str = "nearest") -> tuple[np.ndarray, int]:
-    """Integer weights and how many had to be clipped (saturated) to fit `bits`."""
+    """Integer weights (int8, the chip's storage; same shape and memory order as `w`) and how
+    many had to be clipped (saturated) to fit `bits`. Converted in chunks: the float64
+    product is never made for the whole layer."""
     if rounding not in ROUNDINGS:
         raise InputError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
     q = qmax(bits)
-    x = np.asarray(w, dtype=np.float64) * scale
-    near = np.round(x)
-    # Weights that are already integers / scale (QAT exports) must not lose 1 to truncation
-    # through float error: values within 1e-6 of an integer are that integer.
-    x = np.where(np.abs(x - near) <= 1e-6 * np.maximum(1.0, np.abs(x)), near, x)
-    r = np.trunc(x) if rounding == "trunc" else np.round(x)
-    saturated = int(np.count_nonzero(np.abs(r) > q))
-    return np.clip(r, -q, q).astype(np.int32), saturated
+    w = np.asarray(w)
+    fortran = w.flags.f_contiguous and not w.flags.c_contiguous
+    w = w if fortran or w.flags.c_contiguous else np.ascontiguousarray(w)
+    out = np.empty(w.shape, np.int8, order="F" if fortran else "C")
+    saturated = 0
+    x = np.empty(min(w.size, CHUNK))
+    for src, dst in zip(_chunks(w), _chunks(out), strict=True):
+        xv = x[:src.size]
+        np.multiply(src, scale, out=xv, dtype=np.float64)
+        if rounding == "trunc":
+            # Weights that are already integers / scale (QAT exports) must not lose 1 to
+            # truncation through float error: values within 1e-6 of an integer are that
+            # integer. (Rounding to nearest needs no such care: it gives that integer.)
+            near = np.round(xv)
+            xv[...] = np.where(np.abs(xv - near) <= 1e-6 * np.maximum(1.0, np.abs(xv)), near,
+                               np.trunc(xv))
+        else:
+            np.round(xv, out=xv)
+        saturated += int(np.count_nonzero(np.abs(xv) > q))
+        np.clip(xv, -q, q, out=xv)
+        dst[...] = xv
+    return out, saturated
 
 
 class _RoundSTE(torch.autograd.Function):

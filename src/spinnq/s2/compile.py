@@ -202,7 +202,8 @@ def _dense_rule(c: Chain, name: str, node, g: Graph, cfg: S2Config) -> Chain:
         raise _refuse(name, f"{type(node).__name__} right after the weight layer "
                       f"'{c.weight_nodes[-1]}': two weight layers in a row have no SpiNNaker2 "
                       "projection")
-    w = np.asarray(node.weight, dtype=np.float64)
+    w = np.asarray(node.weight)  # float32 stays float32 (memory): to_int rounds in float64
+    w = w if w.dtype.kind == "f" else w.astype(np.float64)
     if c.pool:  # fold SumPool (-> Flatten) into the dense matrix: columns per pre neuron
         idx, ok = _pool_columns(c.pre_shape, c.pool)
         w = w[:, idx] * ok[None, :]
@@ -409,6 +410,23 @@ def _scale_for(name: str, chains: list[Chain], mode: ScaleMode, bits: int,
     return weight_scale([c.weight for c in chains], mode, bits)
 
 
+def _integer_weights(c: Chain, w_scale: float, bits: int,
+                     rounding: str) -> tuple[np.ndarray, int]:
+    """The chain's weights as chip integers (int8). Dense weights are stored (post, pre) in
+    column-major order: each pre neuron's fan-out is contiguous, so the emulator uses them as
+    its spike tables without a copy. Converted a block of rows at a time (bounded memory)."""
+    if c.kind != "dense":
+        return to_int(c.weight, w_scale, bits, rounding)
+    w = c.weight
+    out = np.empty(w.shape[::-1], np.int8).T  # (post, pre), Fortran order
+    rows = max(1, (1 << 22) // max(1, w.shape[1]))
+    sat = 0
+    for i in range(0, w.shape[0], rows):
+        out[i:i + rows], s = to_int(w[i:i + rows], w_scale, bits, rounding)
+        sat += s
+    return out, sat
+
+
 def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
                  cfg: S2Config) -> list[Projection]:
     out = []
@@ -422,7 +440,7 @@ def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
                       "groups": 1, "pool": 0, "in_shape": tuple(c.pre_shape),
                       "out_shape": tuple(c.shape)}
         rounding = cfg.dense_rounding if c.kind == "dense" else cfg.conv_rounding
-        w_int, sat = to_int(c.weight, w_scale, bits, rounding)
+        w_int, sat = _integer_weights(c, w_scale, bits, rounding)
         base = 1 + cfg.conn_delay
         delays = None
         if c.delay_pre is not None or c.delay_post is not None:

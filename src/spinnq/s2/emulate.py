@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -193,41 +194,71 @@ def _make_op(proj: Projection, program: Program) -> _Op:
     with torch.enable_grad():
         (g,) = torch.autograd.grad(op.apply(x, mask).sum(), x)
     op.fanout = g.reshape(-1).round()
-    absw = w.abs()
-    k2 = proj.conv.get("pool", 0) ** 2 or 1
-    if proj.kind == "dense":
-        op.bound = float(absw.sum(1).max()) if absw.numel() else 0.0
-    else:
-        op.bound = float(absw.flatten(1).sum(1).max()) * k2 if absw.numel() else 0.0
+    op.bound = sum_bound(proj)
     if proj.kind == "conv":
         op.macs_per_frame = post.size * int(np.prod(proj.weight.shape[1:]))
     return op
 
 
+def sum_bound(proj: Projection) -> float:
+    """The largest |synaptic sum| one step of this projection can put into one neuron (sum of
+    |w| over its fan-in; x k^2 for a fused k x k sum-pool), in row chunks so a large integer
+    table needs no table-sized temporary."""
+    w = np.asarray(proj.weight)
+    if not w.size:
+        return 0.0
+    rows = w.reshape(w.shape[0], -1) if w.ndim != 2 or not w.flags.f_contiguous else w
+    acc_t = np.float64 if w.dtype.kind == "f" else np.int32 if rows.shape[1] < 1 << 23 else np.int64
+    if rows.flags.f_contiguous and not rows.flags.c_contiguous:  # compile's dense layout:
+        acc = np.zeros(rows.shape[0], acc_t)  # walk the contiguous columns
+        for j in range(rows.shape[1]):
+            acc += np.abs(rows[:, j].astype(acc_t))
+        big = float(acc.max())
+    else:
+        step = max(1, (1 << 22) // max(1, rows.shape[1]))
+        big = max(float(np.abs(rows[i:i + step].astype(acc_t)).sum(1).max())
+                  for i in range(0, rows.shape[0], step))
+    return big * (proj.conv.get("pool", 0) ** 2 or 1) if proj.kind != "dense" else big
+
+
 def _crc(a) -> int:
-    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8).ravel())
+    """CRC of an array's bytes in memory order (no copy for C- or Fortran-ordered arrays)."""
+    a = np.asarray(a)
+    if not a.flags.c_contiguous and a.flags.f_contiguous:
+        a = a.T
+    return zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
 
 
 def fingerprint(program: Program) -> tuple:
     """A cheap key that changes when a program's weights or parameters change (CRC of their
     bytes), so per-program caches notice in-place edits."""
-    return (tuple((_crc(p.weight), p.weight.shape, p.kind, p.delay, p.pre, p.post)
+    return (tuple((_crc(p.weight), np.shape(p.weight), np.asarray(p.weight).dtype.str,
+                   p.kind, p.delay, p.pre,
+                   p.post, tuple(sorted((k, str(v)) for k, v in p.conv.items())))
                   for p in program.projections),
             tuple((n, p.record_only, p.shape, tuple((k, _crc(v)) for k, v in p.params.items()))
                   for n, p in program.populations.items()))
 
 
+# Runnable ops of recent programs, owned by this engine (the Program stays plain data),
+# keyed by content so in-place edits are noticed.
+_OPS: OrderedDict[tuple, dict[str, list[_Op]]] = OrderedDict()
+OPS_CACHE_SIZE = 4
+
+
 def _cached_ops(program: Program) -> dict[str, list[_Op]]:
     """The projections as runnable ops, built once per (unchanged) program."""
     key = fingerprint(program)
-    cached = getattr(program, "_torch_ops", None)
-    if cached is None or cached[0] != key:
-        ops: dict[str, list[_Op]] = {n: [] for n in program.populations}
+    ops = _OPS.get(key)
+    if ops is None:
+        ops = {n: [] for n in program.populations}
         for pr in program.projections:
             ops[pr.post].append(_make_op(pr, program))
-        cached = (key, ops)
-        program._torch_ops = cached
-    return cached[1]
+        _OPS[key] = ops
+        while len(_OPS) > OPS_CACHE_SIZE:
+            _OPS.popitem(last=False)
+    _OPS.move_to_end(key)
+    return ops
 
 
 # ---------------------------------------------------------------------------- running

@@ -1,15 +1,24 @@
 """Event-driven emulator engine (numba): the same chip arithmetic as `emulate.py`, spike by
 spike, the way the chip itself works.
 
-A population's input at step t is built only from the spikes that arrive: each pre spike
-adds its fan-out of integer weights, stored as *runs* of consecutive target neurons (conv and
-fused pools unrolled into them). Neurons of a (C, H, W) population are kept in H, W, C order
-inside the engine, so one conv tap of one spike is one contiguous run over the output
-channels and a dense row is one run: the adds vectorize. The cost follows the activity, not
-the layer sizes. The neuron update is the same float32 sequence as
-`emulate.lif_step` (no fast-math, so no fused multiply-add unless `fma` asks for one), which
-the tests check against the torch engine bit for bit. Slices of the batch run in as many
-plain threads as torch may use (the kernel releases the GIL; no OpenMP/TBB pool).
+A population's input at step t is built only from the spikes that arrive. Neurons of a
+(C, H, W) population are kept in H, W, C order inside the engine, so every fan-out is made of
+contiguous runs over the target neurons, and the adds vectorize:
+
+- dense: a spike adds one row of the (pre, post) integer table (the projection's weight,
+  transposed; compile stores it that way, so this is a view, not a copy);
+- conv (and pooling): the tap geometry of the projection (stride, padding, dilation, fused
+  sum-pool) is fixed per projection, so a spike's targets are *computed*: for each kernel tap
+  one run of `cout` output channels, weights from the (taps, cout) kernel table. Nothing is
+  stored per pre neuron, so conv layers of millions of neurons cost no tables.
+
+Weights stay int8 (int16 where a hand-built program needs it) and are summed into int32
+accumulators: exact, like the chip. The neuron update is branch-free over contiguous float32
+arrays (the same float32 operations in the same order as `emulate.lif_step`, no fast-math, so
+no fused multiply-add unless `fma` asks for one; the tests check it against the torch engine
+bit for bit); spikes are collected in a second pass that skips 8 neurons at a time. Only
+recorded populations pay for recording; counters are written per population and step. Slices
+of the batch run in plain threads (the kernel releases the GIL; no OpenMP/TBB pool).
 
 Covers every program without `lif_curr_exp` populations (those use the torch engine).
 Optional: needs numba (`pip install numba`, the `fast` extra); `emulate` falls back to the
@@ -18,20 +27,31 @@ torch engine without it.
 
 from __future__ import annotations
 
+import warnings
+import weakref
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-from spinnq.s2.emulate import ACC_LIMIT, CUBA_MODELS, _check_spikes, fingerprint
+from spinnq.errors import InputError
+from spinnq.s2.emulate import ACC_LIMIT, CUBA_MODELS, _check_spikes, fingerprint, sum_bound
 from spinnq.s2.program import COUNTERS, Program, Projection, Run
 
 try:  # optional accelerator
     from numba import njit
+    from numba.core.errors import NumbaPendingDeprecationWarning
 except ImportError:  # pragma: no cover - exercised where numba is absent
     njit = None
+    NumbaPendingDeprecationWarning = Warning
 
 SPK, SYN, PKT, MAC = 0, 1, 2, 3  # counter columns in the kernel
+DENSE, CONV = 0, 1  # projection kinds in the kernel
+# conv geometry columns (one row per projection in `geo`)
+GEO = ("C", "H", "W", "pool", "Hp", "Wp", "Cig", "kh", "kw", "sy", "sx", "py", "px", "dly",
+       "dlx", "Ho", "Wo", "Co", "cout", "mx")
+CHUNK = 1 << 22  # elements per chunk when a whole-table temporary would be large
 
 
 def available() -> bool:
@@ -43,8 +63,145 @@ def supported(program: Program) -> bool:
 
 
 # ------------------------------------------------------------------------ fan-out tables
+def perm(shape: tuple[int, ...]) -> np.ndarray:
+    """Engine order -> NIR flat index: (C, H, W) populations are held as H, W, C."""
+    n = int(np.prod(shape))
+    if len(shape) == 3:
+        C, H, W = shape
+        return np.arange(n).reshape(C, H, W).transpose(1, 2, 0).ravel()
+    return np.arange(n)
+
+
+def _table_dtype(proj: Projection) -> np.dtype:
+    """int8 for chip weights; int16 where a hand-built program holds larger integers."""
+    w = np.asarray(proj.weight)
+    if w.dtype == np.int8:
+        return w.dtype
+    lo, hi = (int(w.min()), int(w.max())) if w.size else (0, 0)
+    if w.dtype.kind == "f" and w.size and not _all_integral(w):
+        raise InputError(f"projection {proj.pre} -> {proj.post}: weights must be integers "
+                         "(chip units) for the event engine")
+    if -127 <= lo and hi <= 127:
+        return np.dtype(np.int8)
+    if -32767 <= lo and hi <= 32767:
+        return np.dtype(np.int16)
+    raise InputError(f"projection {proj.pre} -> {proj.post}: weights reach {max(-lo, hi)}, "
+                     "over the 16-bit range the event engine holds")
+
+
+def _all_integral(w: np.ndarray) -> bool:
+    flat = w.reshape(-1, order="A")
+    return all(bool(np.all(flat[i:i + CHUNK] == np.round(flat[i:i + CHUNK])))
+               for i in range(0, flat.size, CHUNK))
+
+
+def nonzero_rows(t: np.ndarray) -> np.ndarray:
+    """Nonzero entries per row of a 2-D table, in row chunks (no table-sized temporary)."""
+    rows = max(1, CHUNK // max(1, t.shape[1]))
+    return np.concatenate([np.count_nonzero(t[i:i + rows], axis=1)
+                           for i in range(0, t.shape[0], rows)] or [np.zeros(0, np.int64)]
+                          ).astype(np.int64)
+
+
+def dense_table(proj: Projection, pre_shape, post_shape) -> np.ndarray:
+    """(pre, post) integer table in engine order: row j is the fan-out of pre neuron j. A view
+    of the weight when compile stored it (post, pre) column-major, as it does."""
+    dt = _table_dtype(proj)
+    t = np.asarray(proj.weight).T
+    if len(pre_shape) == 3:
+        t = t[perm(pre_shape)]
+    if len(post_shape) == 3:
+        t = t[:, perm(post_shape)]
+    if t.dtype != dt:
+        rows = max(1, CHUNK // max(1, t.shape[1]))
+        out = np.empty(t.shape, dt)
+        for i in range(0, t.shape[0], rows):
+            out[i:i + rows] = t[i:i + rows]
+        t = out
+    return np.ascontiguousarray(t)
+
+
+def conv_table(proj: Projection) -> np.ndarray:
+    """(G*Cig*kh*kw taps, cout) kernel table: row ((g*Cig + cin)*kh + dy)*kw + dx holds the
+    weights of one tap into the `cout` output channels of group g."""
+    w = np.asarray(proj.weight)
+    Co, Cig, kh, kw = w.shape
+    G = int(proj.conv.get("groups", 1))
+    t = w.reshape(G, Co // G, Cig, kh, kw).transpose(0, 2, 3, 4, 1).reshape(-1, Co // G)
+    return np.ascontiguousarray(t, dtype=_table_dtype(proj))
+
+
+def conv_geometry(proj: Projection, pre_shape) -> np.ndarray:
+    """The projection's tap geometry as one int64 row (columns `GEO`); `mx` > 0 marks the
+    row layout of `conv_rows_table` (one group, no dilation)."""
+    c = proj.conv
+    C, H, W = pre_shape
+    k = int(c.get("pool") or 1)
+    Co, Cig, kh, kw = np.shape(proj.weight)
+    (sy, sx), (py, px), (dly, dlx) = c["stride"], c["padding"], c["dilation"]
+    _, Ho, Wo = c["out_shape"]
+    G = int(c.get("groups", 1))
+    mx = -(-kw // sx) if G == 1 and dly == dlx == 1 else 0
+    return np.array([C, H, W, k, H // k, W // k, Cig, kh, kw, sy, sx, py, px, dly, dlx, Ho, Wo,
+                     Co, Co // G, mx], dtype=np.int64)
+
+
+def conv_rows_table(proj: Projection, mx: int) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel table for one group without dilation, laid out so that one spike's taps in one
+    kernel row are ONE contiguous run. A spike at input column x reaches, through kernel
+    column dx = ph + sx*m (ph = (x + px) mod sx), the output column (x + px - ph)/sx - m: the
+    columns it reaches are consecutive, and so are their Co channels in H, W, C order. Row
+    ((c*kh + dy)*sx + ph)*mx + (mx-1-m) holds the Co weights of tap (c, dy, ph + sx*m), so the
+    weights of m = m0..m1 are consecutive too (m reversed: output columns ascend). Also the
+    nonzero weights, cumulated along each run (mx + 1 per (c, dy, ph)), for the counters."""
+    w = np.asarray(proj.weight)
+    Co, C, kh, kw = w.shape
+    sx = int(proj.conv["stride"][1])
+    t = np.zeros((C, kh, sx, mx, Co), dtype=_table_dtype(proj))
+    for ph in range(sx):
+        for m in range(mx):
+            dx = ph + sx * m
+            if dx < kw:
+                t[:, :, ph, mx - 1 - m, :] = w[:, :, :, dx].transpose(1, 2, 0)
+    nz = np.zeros((C, kh, sx, mx + 1), np.int64)
+    np.cumsum(np.count_nonzero(t, axis=4), axis=3, out=nz[..., 1:])
+    return t.reshape(-1, Co), nz.reshape(-1)
+
+
+def conv_tables(proj: Projection, pre_shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight table, nonzero counts, geometry) of a conv/pool projection for the kernel."""
+    geo = conv_geometry(proj, pre_shape)
+    if geo[-1]:
+        return (*conv_rows_table(proj, int(geo[-1])), geo)
+    t = conv_table(proj)
+    return t, nonzero_rows(t), geo
+
+
+def fanout(proj: Projection, pre_shape, post_shape, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """(post NIR flat index, integer weight) of the synapses one spike of pre neuron `j` (NIR
+    flat index) reaches, computed by the engine's own fan-out code (for tests and tools)."""
+    n_post = int(np.prod(post_shape))
+    cur = np.zeros(n_post, np.int32)
+    probe = np.zeros(n_post, np.int32)  # a second pass with weights 1 finds zero-sum targets
+    je = int(np.argsort(perm(pre_shape))[j])
+    if proj.kind == "dense":
+        t = dense_table(proj, pre_shape, post_shape)
+        cur += t[je]
+        probe += t[je] != 0
+    else:
+        t, nz, geo = conv_tables(proj, pre_shape)
+        _conv(cur, 0, je, t, nz, geo)
+        _conv(probe, 0, je, (t != 0).astype(t.dtype), nz, geo)
+    back = perm(post_shape)
+    hit = np.nonzero(probe)[0]
+    return back[hit], cur[hit]
+
+
+# ----------------------------------------------------- synapse lists (for other modules)
 def fanout_table(proj: Projection, pre_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    """CSR by pre neuron: (indptr (pre+1,), post index (nnz,), integer weight (nnz,))."""
+    """Every synapse as a list, CSR by pre neuron (NIR flat indices): (indptr (pre+1,), post
+    index (nnz,), integer weight (nnz,)). For tools that need the synapses themselves (the
+    energy model's routes); the engine computes each spike's fan-out instead (`fanout`)."""
     w = np.asarray(proj.weight)
     n_pre = int(np.prod(pre_shape))
     if proj.kind == "dense":
@@ -57,51 +214,6 @@ def fanout_table(proj: Projection, pre_shape: tuple[int, ...]) -> tuple[np.ndarr
     indptr = np.zeros(n_pre + 1, dtype=np.int64)
     np.cumsum(np.bincount(j, minlength=n_pre), out=indptr[1:])
     return indptr, i.astype(np.int32), vals.astype(np.float32)
-
-
-def _perm(shape: tuple[int, ...]) -> np.ndarray:
-    """Engine order -> NIR flat index: (C, H, W) populations are held as H, W, C."""
-    n = int(np.prod(shape))
-    if len(shape) == 3:
-        C, H, W = shape
-        return np.arange(n).reshape(C, H, W).transpose(1, 2, 0).ravel()
-    return np.arange(n)
-
-
-def fanout_runs(proj: Projection, pre_shape, post_shape) -> tuple[np.ndarray, ...]:
-    """Runs by pre neuron, engine order: (run_ptr (pre+1,), run_post, run_w, run_len,
-    weights (float32, run after run), nonzero synapses per pre neuron)."""
-    w = np.asarray(proj.weight)
-    perm_pre = _perm(pre_shape)
-    n_pre = perm_pre.size
-    if proj.kind == "dense":  # one run per pre neuron: its whole column
-        cols = w.T[perm_pre]  # (pre, post), post is 1-D
-        n_post = cols.shape[1]
-        run_ptr = np.arange(n_pre + 1, dtype=np.int64)
-        return (run_ptr, np.zeros(n_pre, np.int32), np.arange(n_pre, dtype=np.int64) * n_post,
-                np.full(n_pre, n_post, np.int32), cols.astype(np.float32).ravel(),
-                np.count_nonzero(cols, axis=1).astype(np.int64))
-    Co, Cig, kh, kw = w.shape
-    G = int(proj.conv.get("groups", 1))
-    cout = Co // G
-    Wo = proj.conv["out_shape"][2]
-    table = w.reshape(G, cout, Cig, kh, kw).transpose(0, 2, 3, 4, 1)  # (G, Cig, kh, kw, cout)
-    js, starts, offs = [], [], []
-    for dy, dx, sel, oy, ox, g, cin in _conv_taps(w, proj.conv, pre_shape):
-        js.append(sel)
-        starts.append((oy * Wo + ox) * Co + g * cout)
-        offs.append((((g * Cig + cin) * kh + dy) * kw + dx) * cout)
-    inv_pre = np.argsort(perm_pre)
-    j = inv_pre[np.concatenate(js)]
-    order = np.argsort(j, kind="stable")
-    j, start, off = j[order], np.concatenate(starts)[order], np.concatenate(offs)[order]
-    flat = np.ascontiguousarray(table, dtype=np.float32).ravel()  # shared by every run
-    run_ptr = np.zeros(n_pre + 1, dtype=np.int64)
-    np.cumsum(np.bincount(j, minlength=n_pre), out=run_ptr[1:])
-    nz_block = np.count_nonzero(flat.reshape(-1, cout), axis=1)
-    nz = np.bincount(j, weights=nz_block[off // cout], minlength=n_pre)
-    return (run_ptr, start.astype(np.int32), off.astype(np.int64), np.full(len(j), cout, np.int32),
-            flat, nz.astype(np.int64))
 
 
 def _conv_taps(w: np.ndarray, c: dict, pre_shape):
@@ -151,43 +263,242 @@ if njit is not None:
     @njit(cache=True, nogil=True)
     def _spike_csr(flat):
         """Rows of 0/1 spikes -> CSR (ptr, idx); also the first value that is not 0 or 1
-        (NaN included) as `bad`, with `ok` False, so the caller can refuse the input."""
+        (NaN included) as `bad`, with `ok` False, so the caller can refuse the input. Both
+        passes are branch-free over a row (the input is most of a sparse run's reads)."""
         rows, cols = flat.shape
         ptr = np.zeros(rows + 1, np.int64)
         for r in range(rows):
+            x = flat[r]
             c = 0
+            bad = 0
             for j in range(cols):
-                x = flat[r, j]
-                if x != 0:
-                    if x != 1:
-                        return ptr, np.zeros(0, np.int32), False, x
-                    c += 1
+                c += x[j] != 0
+                bad += (x[j] != 0) & (x[j] != 1)
+            if bad:
+                for j in range(cols):
+                    if x[j] != 0 and x[j] != 1:
+                        return ptr, np.zeros(0, np.int32), False, x[j]
             ptr[r + 1] = ptr[r] + c
-        idx = np.empty(ptr[rows], np.int32)
+        idx = np.empty(ptr[rows] + 1, np.int32)
         for r in range(rows):
-            e = ptr[r]
+            x = flat[r]
+            out = idx[ptr[r]:ptr[r + 1] + 1]
+            e = 0
             for j in range(cols):
-                if flat[r, j] != 0:
-                    idx[e] = j
-                    e += 1
-        return ptr, idx, True, flat[0, 0]
+                out[e] = j
+                e += x[j] != 0
+        return ptr, idx[:ptr[rows]], True, flat[0, 0]
+
+    # Indexing note: loops index views (`dst = cur[ps:ps + L]`, then `dst[c]`) and never
+    # `cur[ps + c]`: numba cannot prove `ps + c` >= 0, so it would wrap negative indices
+    # element by element and the loop would not vectorize (measured: 10-20x slower).
+    @njit(cache=True, nogil=True)
+    def add_run(cur, ps, row, L):
+        """cur[ps:ps+L] += row[:L]; the common channel counts as fixed-width SIMD blocks."""
+        dst = cur[ps:ps + L]
+        if L == 16:
+            for c in range(16):
+                dst[c] += row[c]
+        elif L == 8:
+            for c in range(8):
+                dst[c] += row[c]
+        elif L == 32:
+            for c in range(32):
+                dst[c] += row[c]
+        else:
+            for c in range(L):
+                dst[c] += row[c]
+
+    @njit(cache=True, nogil=True)
+    def _conv_spike(cur, o, j, tab, nz, geo):
+        """Add the fan-out of one spike of pre neuron j (engine order, H W C) through a
+        conv/pool projection into cur[o:]: one run of `cout` channels per kernel tap that
+        lands inside the output. Returns the nonzero synapses reached (the counter)."""
+        C, W = geo[0], geo[2]
+        kp, Hp, Wp, kh, kw = geo[3], geo[4], geo[5], geo[7], geo[8]
+        sy, sx, py, px, dly, dlx = geo[9], geo[10], geo[11], geo[12], geo[13], geo[14]
+        Ho, Wo, Co, cout = geo[15], geo[16], geo[17], geo[18]
+        c = j % C
+        r = j // C
+        iy = (r // W) // kp
+        ix = (r % W) // kp
+        if iy >= Hp or ix >= Wp:  # cut off by the fused pool
+            return 0
+        g0 = o + (c // geo[6]) * cout  # the group's first output channel
+        base = c * kh  # tap rows of input channel c: ((g*Cig + cin)*kh + dy)*kw + dx
+        ev = 0
+        for dy in range(kh):
+            ny = iy + py - dy * dly
+            if ny < 0:  # decreases with dy: no later tap lands either
+                break
+            if ny % sy != 0:
+                continue
+            oy = ny // sy
+            if oy >= Ho:
+                continue
+            for dx in range(kw):
+                nx = ix + px - dx * dlx
+                if nx < 0:
+                    break
+                if nx % sx != 0:
+                    continue
+                ox = nx // sx
+                if ox >= Wo:
+                    continue
+                tap = (base + dy) * kw + dx
+                add_run(cur, g0 + (oy * Wo + ox) * Co, tab[tap], cout)
+                ev += nz[tap]
+        return ev
+
+    @njit(cache=True, nogil=True)
+    def _conv_rows(cur, o, j, tab, nzp, geo):
+        """`_conv_spike` for the row layout (`conv_rows_table`): one contiguous run of
+        (taps in the kernel row) x Co adds per kernel row that lands in the output."""
+        C, W = geo[0], geo[2]
+        kp, Hp, Wp, kh = geo[3], geo[4], geo[5], geo[7]
+        sy, sx, py, px = geo[9], geo[10], geo[11], geo[12]
+        Ho, Wo, Co, mx = geo[15], geo[16], geo[17], geo[19]
+        # Integer divisions cost ~15-40 cycles each, more than a run of adds: the common
+        # cases (no pool, stride 1) take none but the two decodes of j.
+        r = j // C
+        c = j - r * C
+        iy = r // W
+        ix = r - iy * W
+        if kp > 1:
+            iy //= kp
+            ix //= kp
+            if iy >= Hp or ix >= Wp:  # cut off by the fused pool
+                return 0
+        tx = ix + px
+        if sx == 1:
+            ph = 0
+            oxt = tx
+            m1 = min(mx - 1, oxt)  # ox = oxt - m >= 0
+        else:
+            oxt = tx // sx  # output column of m = 0
+            ph = tx - oxt * sx
+            m1 = min((geo[8] - ph + sx - 1) // sx - 1, oxt)  # taps of this phase
+        m0 = max(0, oxt - Wo + 1)  # ox < Wo
+        if m0 > m1:
+            return 0
+        L = (m1 - m0 + 1) * Co
+        flat = tab.reshape(tab.size)
+        ev = 0
+        for dy in range(kh):
+            ny = iy + py - dy
+            if ny < 0:
+                break
+            oy = ny
+            if sy > 1:
+                oy = ny // sy
+                if oy * sy != ny:
+                    continue
+            if oy >= Ho:
+                continue
+            grp = (c * kh + dy) * sx + ph
+            ws = (grp * mx + mx - 1 - m1) * Co
+            ps = o + (oy * Wo + oxt - m1) * Co
+            dst = cur[ps:ps + L]
+            src = flat[ws:ws + L]
+            for e in range(L):
+                dst[e] += src[e]
+            z = grp * (mx + 1)
+            ev += nzp[z + mx - m0] - nzp[z + mx - 1 - m1]
+        return ev
+
+    @njit(cache=True, nogil=True)
+    def _conv(cur, o, j, tab, nz, geo):
+        """One spike through a conv/pool projection, in the layout its tables use."""
+        if geo[19] > 0:
+            return _conv_rows(cur, o, j, tab, nz, geo)
+        return _conv_spike(cur, o, j, tab, nz, geo)
+
+    @njit(cache=True, nogil=True)
+    def _project(cur, o, ring, s2, po, nsp, kind, tab, nz, geo):
+        """Deliver nsp spikes (ring[s2, po:po+nsp]) through one projection; synaptic events."""
+        ev = 0
+        if kind == DENSE:
+            n = tab.shape[1]
+            dst = cur[o:o + n]
+            for a in range(nsp):
+                j = ring[s2, po + a]
+                row = tab[j]
+                for c in range(n):
+                    dst[c] += row[c]
+                ev += nz[j]
+        else:
+            if geo[19] > 0:
+                for a in range(nsp):
+                    ev += _conv_rows(cur, o, ring[s2, po + a], tab, nz, geo)
+            else:
+                for a in range(nsp):
+                    ev += _conv_spike(cur, o, ring[s2, po + a], tab, nz, geo)
+        return ev
+
+    @njit(cache=True, nogil=True)
+    def _update(v, cur, fired, alpha, th, off, vr, subtract, fma, offset_first):
+        """The neuron update of one population (views of equal length), branch-free (selects,
+        no jumps) so it vectorizes: v' = alpha*v + I + i_offset (or + i_offset + I), fire on
+        v' > threshold, reset by subtraction or to v_reset; fired[i] = 0/1. Read-outs have
+        threshold +inf."""
+        n = v.shape[0]
+        if fma:  # one rounding for alpha*v + first term: the product is exact in float64
+            for i in range(n):
+                x_i = np.float32(cur[i])
+                p1 = off[i] if offset_first else x_i
+                p2 = x_i if offset_first else off[i]
+                x = np.float32(np.float64(alpha[i]) * np.float64(v[i]) + np.float64(p1)) + p2
+                f = x > th[i]
+                y = x - th[i] if subtract else vr[i]
+                v[i] = y if f else x
+                fired[i] = f
+        else:
+            for i in range(n):
+                x_i = np.float32(cur[i])
+                p1 = off[i] if offset_first else x_i
+                p2 = x_i if offset_first else off[i]
+                x = alpha[i] * v[i] + p1 + p2
+                f = x > th[i]
+                y = x - th[i] if subtract else vr[i]
+                v[i] = y if f else x
+                fired[i] = f
+
+    @njit(cache=True, nogil=True)
+    def _collect(fired, fw, n, out):
+        """Indices of the neurons that fired (fired[0:n] as 0/1 bytes) into out; skips
+        8 quiet neurons per 64-bit word. Returns how many fired."""
+        nw = (n + 7) >> 3
+        for i in range(n, nw * 8):
+            fired[i] = 0
+        ns = 0
+        for w in range(nw):
+            if fw[w] != 0:
+                for i in range(w * 8, w * 8 + 8):
+                    if fired[i] != 0:
+                        out[ns] = i
+                        ns += 1
+        return ns
 
     # No numba parallel layer on purpose: OpenMP/TBB share or fight torch's thread pool
     # (measured: torch ops 20x slower after a parallel numba call on a 2-core box). Instead
     # the kernel releases the GIL and `run_events` runs slices of the batch in plain threads.
     @njit(cache=True, nogil=True)
     def _kernel(in_ptr, in_idx, T, steps, pop_off, pop_n, alpha, th, off, vreset, may_sat,
-                alpha_one, subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_ptr0,
-                pr_run0, pr_w0, pr_nz0, run_ptr, run_post, run_w, run_len, w_cat, nz_cat,
-                by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, acc_limit):
+                subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_kind, pr_wide,
+                pr_tab, tabs8, tabs16, nzs, geo, by_post_ptr, by_post, R, rec_off, rec_s,
+                rec_v, cnt, sat, acc_limit):
         B = cnt.shape[0]
         P = pop_n.shape[0]
         N = alpha.shape[0]
-        lim = np.float32(acc_limit)
+        lim = np.int32(acc_limit)
+        nmax = 8
+        for k in range(P):
+            nmax = max(nmax, pop_n[k] + 8)
         for b in range(B):
             v = np.zeros(N, np.float32)
-            cur = np.zeros(N, np.float32)
-            fired = np.zeros(N, np.bool_)
+            cur = np.zeros(N, np.int32)
+            fw = np.zeros((nmax + 7) // 8, np.uint64)
+            fired = fw.view(np.uint8)
             ring = np.zeros((R, N), np.int32)
             ring_n = np.zeros((R, P), np.int32)
             for t in range(steps):
@@ -207,7 +518,7 @@ if njit is not None:
                 for k in range(1, P):
                     o = pop_off[k]
                     n = pop_n[k]
-                    cur[o:o + n] = 0.0
+                    cur[o:o + n] = 0
                     for qq in range(by_post_ptr[k], by_post_ptr[k + 1]):
                         q = by_post[qq]
                         d = pr_delay[q]
@@ -218,152 +529,128 @@ if njit is not None:
                         nsp = ring_n[s2, pre]
                         if nsp == 0:
                             continue
-                        po = pop_off[pre]
-                        p0, r0, w0, z0 = pr_ptr0[q], pr_run0[q], pr_w0[q], pr_nz0[q]
-                        ev = 0
-                        for a in range(nsp):
-                            j = ring[s2, po + a]
-                            for r in range(run_ptr[p0 + j], run_ptr[p0 + j + 1]):
-                                ps = o + run_post[r0 + r]
-                                ws = w0 + run_w[r0 + r]
-                                L = run_len[r0 + r]
-                                c0 = 0
-                                while c0 + 8 <= L:  # fixed-width blocks: SIMD adds
-                                    dst = cur[ps + c0:ps + c0 + 8]
-                                    src = w_cat[ws + c0:ws + c0 + 8]
-                                    for c in range(8):
-                                        dst[c] += src[c]
-                                    c0 += 8
-                                for c in range(c0, L):
-                                    cur[ps + c] += w_cat[ws + c]
-                            ev += nz_cat[z0 + j]
+                        if pr_wide[q]:
+                            ev = _project(cur, o, ring, s2, pop_off[pre], nsp, pr_kind[q],
+                                          tabs16[pr_tab[q]], nzs[q], geo[q])
+                        else:
+                            ev = _project(cur, o, ring, s2, pop_off[pre], nsp, pr_kind[q],
+                                          tabs8[pr_tab[q]], nzs[q], geo[q])
                         cnt[b, t, k, SYN] += ev
                         cnt[b, t, k, PKT] += nsp
                         cnt[b, t, k, MAC] += pr_macs[q]
                     if may_sat[k]:  # saturate, never wrap (skipped when sums cannot reach)
-                        for i in range(o, o + n):
-                            x = cur[i]
+                        acc = cur[o:o + n]
+                        for i in range(n):
+                            x = acc[i]
                             if x > lim or x < -lim:
-                                cur[i] = lim if x > 0 else -lim
+                                acc[i] = lim if x > 0 else -lim
                                 sat[b] += 1
-                    # The neuron update: one fused loop per case, so it vectorizes; the same
-                    # float32 operations in the same order as emulate.lif_step (alpha = 1
-                    # multiplies exactly). Read-outs have threshold +inf: they never fire.
-                    p1, p2 = (off, cur) if offset_first else (cur, off)
-                    if fma:
-                        for i in range(o, o + n):
-                            x = np.float32(np.float64(alpha[i]) * np.float64(v[i])
-                                           + np.float64(p1[i])) + p2[i]
-                            f = x > th[i]
-                            fired[i] = f
-                            if f:
-                                x = x - th[i] if subtract else vreset[i]
-                            v[i] = x
-                    elif subtract:
-                        for i in range(o, o + n):
-                            x = alpha[i] * v[i] + p1[i] + p2[i]
-                            f = x > th[i]
-                            fired[i] = f
-                            v[i] = x - th[i] if f else x
-                    else:
-                        for i in range(o, o + n):
-                            x = alpha[i] * v[i] + p1[i] + p2[i]
-                            f = x > th[i]
-                            fired[i] = f
-                            v[i] = vreset[i] if f else x
-                    ns = 0
-                    for i in range(n):
-                        if fired[o + i]:
-                            ring[slot, o + ns] = i
-                            ns += 1
+                    _update(v[o:o + n], cur[o:o + n], fired[:n], alpha[o:o + n], th[o:o + n],
+                            off[o:o + n], vreset[o:o + n], subtract, fma, offset_first)
+                    ns = _collect(fired, fw, n, ring[slot, o:o + n])
                     ring_n[slot, k] = ns
                     cnt[b, t, k, SPK] = ns
                     ro = rec_off[k]
                     if ro >= 0:
-                        for i in range(n):
-                            rec_v[b, t, ro + i] = v[o + i]
-                            if fired[o + i]:
-                                rec_s[b, t, ro + i] = 1
+                        rec_v[b, t, ro:ro + n] = v[o:o + n]
+                        for a in range(ns):
+                            rec_s[b, t, ro + ring[slot, o + a]] = 1
 
 
-def _prepare(program: Program) -> dict:
+class _Prepared:
     """Everything the kernel needs that depends on the program only (built once per program:
     a closed-loop task emulates the same program thousands of times)."""
-    names = list(program.populations)
-    pops = [program.populations[n] for n in names]
-    perms = [_perm(p.shape) for p in pops]
-    index = {n: k for k, n in enumerate(names)}
-    sizes = np.array([p.size for p in pops], dtype=np.int64)
-    pop_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
-    def cat(key: str, default: float) -> np.ndarray:
-        return np.concatenate([np.asarray(p.params.get(key, np.full(p.size, default)),
-                                          dtype=np.float32).reshape(p.size)[pm]
-                               for p, pm in zip(pops, perms, strict=True)])
+    def __init__(self, program: Program):
+        names = list(program.populations)
+        pops = [program.populations[n] for n in names]
+        self.names, self.pops = names, pops
+        self.perms = [perm(p.shape) for p in pops]
+        self.index = index = {n: k for k, n in enumerate(names)}
+        self.sizes = sizes = np.array([p.size for p in pops], dtype=np.int64)
+        self.pop_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
-    alpha, th, off, vr = cat("alpha", 1.0), cat("threshold", np.inf), cat("i_offset", 0.0), \
-        cat("v_reset", 0.0)
-    th[np.repeat([p.record_only for p in pops], sizes)] = np.inf  # read-outs never fire
-    may_sat = np.zeros(len(pops), dtype=np.bool_)
-    bounds = np.zeros(len(pops))
-    for p in program.projections:
-        a = np.abs(np.asarray(p.weight, dtype=np.float64))
-        per_post = a.sum(1).max() if p.kind == "dense" else \
-            a.reshape(a.shape[0], -1).sum(1).max() * (p.conv.get("pool") or 1) ** 2
-        bounds[index[p.post]] += per_post if a.size else 0.0
-    may_sat[:] = bounds > ACC_LIMIT
-    alpha_one = np.array([bool(np.all(np.asarray(p.params.get("alpha", 1.0)) == 1))
-                          for p in pops])
-    projs = program.projections
-    tables = [fanout_runs(p, program.populations[p.pre].shape, program.populations[p.post].shape)
-              for p in projs]
+        def cat(key: str, default: float) -> np.ndarray:
+            return np.concatenate([np.asarray(p.params.get(key, np.full(p.size, default)),
+                                              dtype=np.float32).reshape(p.size)[pm]
+                                   for p, pm in zip(pops, self.perms, strict=True)])
 
-    def joined(i: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-        parts = [t[i] for t in tables]
-        starts = np.cumsum([0] + [len(a) for a in parts])[:-1].astype(np.int64)
-        return (np.concatenate(parts).astype(dtype) if parts else np.zeros(1, dtype)), starts
+        self.alpha, self.th = cat("alpha", 1.0), cat("threshold", np.inf)
+        self.off, self.vr = cat("i_offset", 0.0), cat("v_reset", 0.0)
+        self.th[np.repeat([p.record_only for p in pops], sizes)] = np.inf  # never fire
+        bounds = np.zeros(len(pops))
+        for p in program.projections:
+            bounds[index[p.post]] += sum_bound(p)
+        self.may_sat = bounds > ACC_LIMIT
+        projs = program.projections
+        Q = len(projs)
+        self.pr_kind = np.array([DENSE if p.kind == "dense" else CONV for p in projs] or [0],
+                                dtype=np.int64)
+        self.geo = np.zeros((max(Q, 1), len(GEO)), dtype=np.int64)
+        self.pr_tab = np.zeros(max(Q, 1), dtype=np.int64)
+        self.pr_wide = np.zeros(max(Q, 1), dtype=np.bool_)
+        # Plain lists (numba reflects them): a typed List costs seconds of compiling in every
+        # new process, which a CLI call would pay each time.
+        self.tabs8: list[np.ndarray] = []
+        self.tabs16: list[np.ndarray] = []
+        self.nzs: list[np.ndarray] = []
+        for q, p in enumerate(projs):
+            pre = program.populations[p.pre].shape
+            if p.kind == "dense":
+                t = dense_table(p, pre, program.populations[p.post].shape)
+                nz = nonzero_rows(t)
+            else:
+                t, nz, self.geo[q] = conv_tables(p, pre)
+            wide = t.dtype == np.int16
+            lst = self.tabs16 if wide else self.tabs8
+            self.pr_wide[q], self.pr_tab[q] = wide, len(lst)
+            lst.append(t)
+            self.nzs.append(nz)
+        if not projs:  # numba needs one (unused) entry to type an empty list
+            self.tabs8.append(np.zeros((1, 1), np.int8))
+            self.nzs.append(np.zeros(1, np.int64))
+        if not self.tabs16:
+            self.tabs16.append(np.zeros((1, 1), np.int16))
+        self.pr_pre = np.array([index[p.pre] for p in projs] or [0], dtype=np.int64)
+        self.pr_delay = np.array([p.delay for p in projs] or [1], dtype=np.int64)
+        self.pr_macs = np.array([program.populations[p.post].size
+                                 * int(np.prod(np.shape(p.weight)[1:]))
+                                 if p.kind == "conv" else 0 for p in projs] or [0],
+                                dtype=np.float64)
+        posts = np.array([index[p.post] for p in projs], dtype=np.int64)
+        self.by_post = np.argsort(posts, kind="stable").astype(np.int64)
+        self.by_post_ptr = np.zeros(len(pops) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(posts, minlength=len(pops)), out=self.by_post_ptr[1:])
+        self.R = int(max([p.delay for p in projs], default=1)) + 1
+        self.in_perm_back = np.argsort(self.perms[0])
 
-    run_ptr, pr_ptr0 = joined(0, np.int64)
-    run_post, pr_run0 = joined(1, np.int32)
-    run_w, _ = joined(2, np.int64)
-    run_len, _ = joined(3, np.int32)
-    w_cat, pr_w0 = joined(4, np.float32)
-    nz_cat, pr_nz0 = joined(5, np.int64)
-    pr_pre = np.array([index[p.pre] for p in projs], dtype=np.int64)
-    pr_delay = np.array([p.delay for p in projs], dtype=np.int64)
-    pr_macs = np.array([program.populations[p.post].size * int(np.prod(p.weight.shape[1:]))
-                        if p.kind == "conv" else 0 for p in projs], dtype=np.float64)
-    posts = np.array([index[p.post] for p in projs], dtype=np.int64)
-    by_post = np.argsort(posts, kind="stable").astype(np.int64)
-    by_post_ptr = np.zeros(len(pops) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(posts, minlength=len(pops)), out=by_post_ptr[1:])
-    R = int(max([p.delay for p in projs], default=1)) + 1
-    return dict(names=names, pops=pops, perms=perms, index=index, sizes=sizes,
-                pop_off=pop_off, alpha=alpha, th=th, off=off, vr=vr, may_sat=may_sat,
-                alpha_one=alpha_one, pr_pre=pr_pre, pr_delay=pr_delay, pr_macs=pr_macs,
-                pr_ptr0=pr_ptr0, pr_run0=pr_run0, pr_w0=pr_w0, pr_nz0=pr_nz0, run_ptr=run_ptr,
-                run_post=run_post, run_w=run_w, run_len=run_len, w_cat=w_cat, nz_cat=nz_cat,
-                by_post_ptr=by_post_ptr, by_post=by_post, R=R,
-                in_perm_back=np.argsort(perms[0]))
+
+# Prepared programs, owned by this engine (not hung on the Program, which stays plain data):
+# a few recent ones. Keyed by the program object *and* its content: the dense tables are views
+# of that program's weights, so an equal program elsewhere must not share them (an in-place
+# edit of one would change the other's run), and an edited program gets new tables.
+_CACHE: OrderedDict[tuple, tuple[weakref.ref, _Prepared]] = OrderedDict()
+CACHE_SIZE = 4
 
 
-def _cached_prepare(program: Program) -> dict:
-    """`_prepare`, reused while the program is unchanged (see `emulate.fingerprint`)."""
-    key = fingerprint(program)
-    cached = getattr(program, "_events_prep", None)
-    if cached is None or cached[0] != key:
-        cached = (key, _prepare(program))
-        program._events_prep = cached
-    return cached[1]
+def prepared(program: Program) -> _Prepared:
+    """The kernel's view of `program`, reused while it is the same, unchanged program."""
+    key = (id(program), fingerprint(program))
+    hit = _CACHE.get(key)
+    if hit is None or hit[0]() is not program:  # a new program may reuse a freed id
+        hit = _CACHE[key] = (weakref.ref(program), _Prepared(program))
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return hit[1]
 
 
 def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -> Run:
     """Emulate with the event-driven kernel; same Run as `emulate.emulate`."""
     cfg = program.config
-    P = _cached_prepare(program)
-    names, index, sizes, perms = P["names"], P["index"], P["sizes"], P["perms"]
-    pops = P["pops"]
-    rec_off = np.full(len(pops), -1, dtype=np.int64)
+    P = prepared(program)
+    names, index, sizes, perms = P.names, P.index, P.sizes, P.perms
+    rec_off = np.full(len(names), -1, dtype=np.int64)
     o = 0
     for r in rec:
         rec_off[index[r]] = o
@@ -372,7 +659,7 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     flat = np.ascontiguousarray(xb.reshape(B * T, -1).numpy())
     rec_s = np.zeros((B, steps, o), dtype=np.uint8)
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
-    cnt = np.zeros((B, steps, len(pops), 4), dtype=np.float64)
+    cnt = np.zeros((B, steps, len(names), 4), dtype=np.float64)
     sat = np.zeros(B, dtype=np.int64)
 
     def run_slice(b0: int, b1: int) -> bool:
@@ -380,25 +667,25 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
         in_ptr, cols, ok, _ = _spike_csr(flat[b0 * T:b1 * T])
         if not ok:
             return False
-        in_idx = P["in_perm_back"][cols].astype(np.int32)  # NIR index -> engine order
-        _kernel(in_ptr, in_idx, T, steps, P["pop_off"], sizes, P["alpha"], P["th"], P["off"],
-                P["vr"], P["may_sat"], P["alpha_one"], cfg.reset == "subtract", cfg.fma,
-                cfg.add_order == "offset_first", P["pr_pre"], P["pr_delay"], P["pr_macs"],
-                P["pr_ptr0"], P["pr_run0"], P["pr_w0"], P["pr_nz0"], P["run_ptr"],
-                P["run_post"], P["run_w"], P["run_len"], P["w_cat"], P["nz_cat"],
-                P["by_post_ptr"], P["by_post"], P["R"], rec_off, rec_s[b0:b1], rec_v[b0:b1],
-                cnt[b0:b1], sat[b0:b1], ACC_LIMIT)
+        in_idx = P.in_perm_back[cols].astype(np.int32)  # NIR index -> engine order
+        _kernel(in_ptr, in_idx, T, steps, P.pop_off, sizes, P.alpha, P.th, P.off, P.vr,
+                P.may_sat, cfg.reset == "subtract", cfg.fma, cfg.add_order == "offset_first",
+                P.pr_pre, P.pr_delay, P.pr_macs, P.pr_kind, P.pr_wide, P.pr_tab, P.tabs8,
+                P.tabs16, P.nzs, P.geo, P.by_post_ptr, P.by_post, P.R, rec_off, rec_s[b0:b1],
+                rec_v[b0:b1], cnt[b0:b1], sat[b0:b1], ACC_LIMIT)
         return True
 
     # Samples are independent: split the batch over as many threads as torch may use (the
     # kernel holds no GIL), so the emulator and torch baselines get the same cores.
     workers = max(1, min(torch.get_num_threads(), B))
     bounds = np.linspace(0, B, workers + 1).astype(int)
-    if workers == 1:
-        oks = [run_slice(0, B)]
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            oks = list(pool.map(run_slice, bounds[:-1], bounds[1:]))
+    with warnings.catch_warnings():  # numba: the table lists are reflected lists, on purpose
+        warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+        if workers == 1:
+            oks = [run_slice(0, B)]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                oks = list(pool.map(run_slice, bounds[:-1], bounds[1:]))
     if not all(oks):
         _check_spikes(xb)  # raises the InputError naming the value
     mean = cnt.mean(0)  # per inference
@@ -414,7 +701,7 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     for r in rec:
         k = index[r]
         a, n, shape = rec_off[k], sizes[k], program.populations[r].shape
-        back = np.argsort(perms[k])  # NIR index -> engine order
+        back = np.argsort(perms[k]) if len(shape) == 3 else slice(None)  # NIR <- engine
         out_s[r] = torch.from_numpy(rec_s[:, :, a:a + n][:, :, back].astype(np.float32)
                                     ).reshape(B, steps, *shape)
         if r != program.input:

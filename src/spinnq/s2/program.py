@@ -52,7 +52,10 @@ class Projection:
     pre: str
     post: str
     kind: str  # dense | conv | pool (sparse) ; recurrent edges are dense with pre == post
-    weight: np.ndarray  # int: (post, pre) for dense/pool; (C_out, C_in, kh, kw) for conv
+    # int8 chip integers: (post, pre) for dense (compile stores it column-major, so a pre
+    # neuron's fan-out is contiguous); (C_out, C_in, kh, kw) for conv and pool. Sum or
+    # multiply them in a wider type (numpy keeps int8 arithmetic in int8).
+    weight: np.ndarray
     w_scale: float  # integer weight = round(w_nir * w_scale)
     delay: int = 1  # steps between a spike and its effect (>= 1 on the chip)
     conv: dict = field(default_factory=dict)  # stride, padding, pool (fused SumPool kernel)

@@ -1,0 +1,121 @@
+"""What one core can do for the work an emulator run counted: microbenchmarks of the two
+loops the event engine is made of, each stripped of everything but its arithmetic, sized from
+the run's own counters.
+
+- synaptic events: scatter-add of int8 weight runs into an int32 accumulator with the
+  engine's own `add_run`, at precomputed random starts (no spike decoding, no geometry, no
+  counters), one loop per target population
+  with that population's run length (its conv's output channels per group, or its dense
+  fan-out) and size;
+- neuron updates: the branch-free float32 LIF update over contiguous arrays of the
+  population's size (no spike collection, no recording).
+
+limit (s per sample) = sum over populations of syn_events / add rate + neuron_updates /
+update rate. It is a floor for the counted work, not for the engine's algorithm: the engine
+also decodes spikes, walks kernel geometry, collects spikes and keeps counters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from numba import njit
+
+from spinnq.s2.events import add_run
+from spinnq.s2.program import Program
+
+
+@njit(cache=True, nogil=True)
+def _scatter(acc, table, starts, rows, L, reps):
+    for _ in range(reps):
+        for k in range(starts.shape[0]):
+            add_run(acc, starts[k], table[rows[k]], L)  # the engine's own run add
+
+
+@njit(cache=True, nogil=True)
+def _lif(v, cur, fired, alpha, th, reps):
+    for _ in range(reps):
+        for i in range(v.shape[0]):
+            x = alpha[i] * v[i] + np.float32(cur[i])
+            f = x > th[i]
+            y = x - th[i]
+            v[i] = y if f else x
+            fired[i] = f
+
+
+def _timed(fn, *args, target_s: float) -> tuple[float, float]:
+    """(wall, CPU) seconds per repetition: calibrated to run about `target_s`, the median of
+    3 runs (the statistic the benchmark uses for the engine too)."""
+    fn(*args, 1)
+    reps = 1
+    while True:
+        t = time.perf_counter()
+        fn(*args, reps)
+        if time.perf_counter() - t > target_s / 4:
+            break
+        reps *= 4
+    walls, cpus = [], []
+    for _ in range(3):
+        t, c = time.perf_counter(), time.process_time()
+        fn(*args, reps)
+        walls.append((time.perf_counter() - t) / reps)
+        cpus.append((time.process_time() - c) / reps)
+    return float(np.median(walls)), float(np.median(cpus))
+
+
+def run_length(program: Program, name: str) -> int:
+    """Contiguous adds per run into population `name`: the conv's channels per group, else the
+    dense fan-out (its whole size)."""
+    runs = [p.weight.shape[0] // int(p.conv.get("groups", 1)) if p.kind != "dense"
+            else program.populations[name].size
+            for p in program.projections if p.post == name]
+    return max(1, min(runs)) if runs else 1
+
+
+def add_rate(n: int, L: int, target_s: float = 0.2, seed: int = 0) -> tuple[float, float]:
+    """int8 -> int32 scatter-adds per second (wall, CPU) into an accumulator of n, runs of L."""
+    rng = np.random.default_rng(seed)
+    L = min(L, n)
+    runs = max(1, min(200_000, (1 << 21) // L))
+    acc = np.zeros(n, np.int32)
+    table = rng.integers(-127, 128, (64, L), dtype=np.int8)
+    starts = rng.integers(0, n - L + 1, runs).astype(np.int64)
+    rows = rng.integers(0, 64, runs).astype(np.int64)
+    wall, cpu = _timed(_scatter, acc, table, starts, rows, L, target_s=target_s)
+    return runs * L / wall, runs * L / max(cpu, 1e-12)
+
+
+def update_rate(n: int, target_s: float = 0.2, seed: int = 0) -> tuple[float, float]:
+    """Branch-free float32 LIF updates per second (wall, CPU) over arrays of n neurons."""
+    rng = np.random.default_rng(seed)
+    n = max(n, 64)
+    v = np.zeros(n, np.float32)
+    cur = rng.integers(-20, 21, n).astype(np.int32)
+    alpha, th = np.full(n, 0.93, np.float32), np.full(n, 40.0, np.float32)
+    fired = np.zeros(n, np.uint8)
+    wall, cpu = _timed(_lif, v, cur, fired, alpha, th, target_s=target_s)
+    return n / wall, n / max(cpu, 1e-12)
+
+
+def limit(program: Program, counters: dict, target_s: float = 0.2) -> dict:
+    """The one-core floor (s per sample; wall-clock, and CPU time) for a run's counters
+    (per-inference sums), by population and in total, with the measured rates."""
+    pops, total, total_cpu = {}, 0.0, 0.0
+    for name, pop in program.populations.items():
+        if name == program.input:
+            continue
+        syn = float(np.sum(counters[name]["syn_events"]))
+        upd = float(np.sum(counters[name]["neuron_updates"]))
+        L = run_length(program, name)
+        a, a_cpu = add_rate(pop.size, L, target_s) if syn else (math.inf, math.inf)
+        u, u_cpu = update_rate(pop.size, target_s)
+        s, s_cpu = syn / a + upd / u, syn / a_cpu + upd / u_cpu
+        pops[name] = {"syn_events": syn, "neuron_updates": upd, "run_length": L,
+                      "adds_per_s": a if syn else None, "updates_per_s": u, "limit_s": s,
+                      "limit_cpu_s": s_cpu}
+        total += s
+        total_cpu += s_cpu
+    return {"limit_s_per_sample": total, "limit_cpu_s_per_sample": total_cpu,
+            "populations": pops}
