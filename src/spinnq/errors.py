@@ -6,6 +6,10 @@ Each names *where* (file, node, population) and *what limit* was hit.
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 
 class SpinnqError(Exception):
     """Base class: a problem with the user's input, configuration or environment."""
@@ -19,7 +23,13 @@ class SpinnqError(Exception):
         if node:
             where.append(f"node '{node}'")
         prefix = f"{', '.join(where)}: " if where else ""
-        super().__init__(prefix + message)
+        super().__init__(one_line(prefix + message))
+
+
+def one_line(text: str) -> str:
+    """Control characters (newlines from a file name or a tampered value) escaped, so an
+    error message is always exactly one line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class GraphError(SpinnqError):
@@ -40,3 +50,21 @@ class CheckpointError(SpinnqError):
 
 class BackendError(SpinnqError):
     """A hardware or device backend that is not available here."""
+
+
+class OutputError(SpinnqError):
+    """An output path that cannot be written (a folder where a file is expected, no
+    permission, /proc, an empty name); raised before any work where it can be checked."""
+
+
+class SettingsError(InputError):
+    """A setting (CLI flag, --set key=value, config.json entry) of the wrong type or range."""
+
+
+class RunFolderError(SpinnqError):
+    """A run folder that is in use by another run, or holds a run that --out would mix."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a resumable run: the message says how to continue (the CLI prints it
+    and exits 130)."""

@@ -234,3 +234,62 @@ def test_headless_chromium_renders_the_tables_and_the_images(tmp_path):
     out = os.environ.get("SPINNQ_SCREENSHOT")
     if out:
         shutil.copy(shot, out)
+
+
+# ----------------------------------------------------------- one content model, two files
+def _closed_loop_report():
+    prog, pl, run, cost = deployment()
+    extra = {"std_return": 3.25, "min_return": 480.0, "episodes": 100}
+    rep = build_report("cartpole", [
+        stage("float", "return", 500.0, **extra),
+        stage("chip", "return", 497.5, kind="emulated", actions_equal_float=0.987, **extra)],
+        cost, [cpu_row()], notes=["a note"])
+    rep["sections"] = [{"title": "Training", "text": "1234 env steps (measured)."},
+                       {"title": "Per decision on the chip", "text": "Modelled: 13 steps."}]
+    return rep
+
+
+def test_markdown_and_html_carry_the_same_tables_lines_and_labels(tmp_path):
+    rep = _closed_loop_report()
+    paths = write_report(tmp_path, rep)
+    md, page = paths["md"].read_text(), paths["html"].read_text()
+    p = _Html()
+    p.feed(page)
+    for head in ("std", "min", "actions = float", "episodes"):
+        assert f"<th>{head}</th>" in page and f" {head} |" in md, head
+    for cell in ("98.7%", "3.2", "480", "100", "emulated"):
+        assert cell in p.cells and f"| {cell} |" in md, cell
+    for line in ("1234 env steps (measured).", "Modelled: 13 steps.", "a note",
+                 "drop = reference value - this stage's value",
+                 "emulated* = the compiled program"):
+        text = __import__("html").unescape(page.replace("<i>", "").replace("</i>", ""))
+        assert line in md and line.replace("*", "") in text, line
+    drops = {s["name"]: s["drop"] for s in json.loads(paths["json"].read_text())["stages"]}
+    assert drops == {"float": 0.0, "chip": 2.5}  # positive: worse than the reference
+
+
+def test_emulated_is_a_kind_and_unknown_kinds_are_refused():
+    assert stage("chip", "accuracy", 0.9, kind="emulated")["kind"] == "emulated"
+    with pytest.raises(InputError, match="kind"):
+        stage("chip", "accuracy", 0.9, kind="guessed")
+
+
+def test_plots_have_titles_axis_labels_and_a_legend_off_the_bars(monkeypatch, tmp_path):
+    import spinnq.report.plots as plots
+
+    monkeypatch.setattr(plots, "_png", lambda fig: fig)
+    rep = _closed_loop_report()
+    fig = plots.cost_comparison(rep)
+    for ax in fig.axes:
+        assert ax.get_title() and ax.get_ylabel()
+    legend = fig.legends[0]
+    assert legend.get_bbox_to_anchor().y0 >= max(ax.get_position().y1 for ax in fig.axes) - 1e-9
+    raster = plots.spike_raster({"h": np.eye(5)}, source="float reference")
+    assert "float reference" in raster.axes[0].get_title() and raster.axes[0].get_ylabel()
+    assert "emulated chip" in plots.spike_raster({"h": np.eye(5)}).axes[0].get_title()
+    csv = tmp_path / "train.csv"
+    csv.write_text("step,ret,eval_mean\n1,10,\n2,20,15\n")
+    curves = plots.training_curves(csv)
+    titles = [ax.get_title() for ax in curves.axes]
+    assert titles == ["Episode return", "Greedy evaluation, mean return"]
+    assert all(ax.get_ylabel() and ax.get_xlabel() == "environment step" for ax in curves.axes)

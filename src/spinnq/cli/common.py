@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import zipfile
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import typer
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import InputError
+from spinnq.files import save_npz  # noqa: F401  (re-exported for the commands)
 
 GraphArg = typer.Argument(..., help="A NIR graph file (.nir, HDF5 written by nir.write).",
                           show_default=False)
@@ -35,29 +37,56 @@ def load_input(path: Path) -> np.ndarray:
     """Load an input array from .npy, with a clear error for every way that can fail."""
     if not path.exists():
         raise InputError("no such file", file=str(path))
+    if path.is_dir():
+        raise InputError("is a folder, not a .npy file", file=str(path))
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError as e:
+        raise InputError(f"cannot read ({(e.strerror or type(e).__name__).lower()})",
+                         file=str(path)) from None
+    if head != b"\x93NUMPY":
+        raise InputError("not a .npy array (write one with numpy.save)", file=str(path))
     try:
         arr = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise InputError(f"not a .npy array ({type(e).__name__}: {e})", file=str(path)) from None
+    except ValueError as e:
+        # numpy's text would suggest allow_pickle=True, which can run code: never say that
+        why = "holds Python objects, not numbers" if "pickle" in str(e) else "truncated or corrupt"
+        raise InputError(f".npy file {why}", file=str(path)) from None
+    except Exception:  # truncated headers and data raise several types
+        raise InputError(".npy file truncated or corrupt", file=str(path)) from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise InputError(f"expected a numeric array, got dtype {getattr(arr, 'dtype', '?')}",
                          file=str(path))
     return arr
 
 
-def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write arrays atomically (a half-written result never replaces a complete one) as an
-    .npz for `np.load`: integer/bool arrays (spikes) deflated, float arrays (voltages) stored,
-    because deflating float32 noise costs seconds per 100 MB and saves little."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
-        for name, a in arrays.items():
-            a = np.asanyarray(a)
-            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_STORED if a.dtype.kind in "fc" else \
-                zipfile.ZIP_DEFLATED
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, a, allow_pickle=False)
-    tmp.replace(path)
-    return path
+def record_bytes(graph, batch: int, steps: int, record) -> int:
+    """Bytes the recorded arrays will take: spikes (1 B) and v (4 B) per element and step,
+    the same layout simulate and deploy write (an estimate up front, not a measurement)."""
+    per = sum(math.prod(graph.shapes[n]) for n in record if n in graph.shapes)
+    return int(batch) * int(steps) * per * 5
+
+
+def warn_memory(nbytes: int, limit: int = 1 << 30) -> None:
+    """Say up front when the recorded arrays alone will take more than `limit` (1 GiB), and
+    refuse when they cannot fit in this machine's memory at all."""
+    if nbytes <= limit:
+        return
+    total = _total_memory()
+    if total and nbytes > total:
+        raise InputError(f"recording would take about {nbytes / 2**30:.1f} GiB, more than this "
+                         f"machine's {total / 2**30:.1f} GiB; record fewer nodes (--record), "
+                         "steps or samples")
+    from spinnq.cli import err_console
+
+    err_console.print(f"[yellow]note:[/] the recorded arrays will take about "
+                      f"{nbytes / 2**30:.1f} GiB in memory (estimate; peak about twice that "
+                      "while the .npz is compressed)", soft_wrap=True, highlight=False)
+
+
+def _total_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -32,11 +32,12 @@ from spinnq.cli.s2 import (
     NeuronsPerPeOpt,
     StepsOpt,
     WeightScaleOpt,
+    check_run_inputs,
     s2_config,
     warn_silent,
-    write_json,
 )
 from spinnq.errors import InputError
+from spinnq.files import check_output, write_json
 from spinnq.graph.model import Graph, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt
@@ -152,10 +153,10 @@ def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, pro
         stages += [stage("float reference", f"output spikes per sample ({o})",
                          float(ref.spikes[o].sum() / xb.shape[0])),
                    stage("on chip (emulated)", f"output spikes per sample ({o})",
-                         float(run.spikes[o].sum() / xb.shape[0]), kind="modelled"),
+                         float(run.spikes[o].sum() / xb.shape[0]), kind="emulated"),
                    stage("float reference", "class agreement with float", 1.0),
                    stage("on chip (emulated)", "class agreement with float",
-                         _class_agreement(ref.spikes[o], run.spikes[o]), kind="modelled")]
+                         _class_agreement(ref.spikes[o], run.spikes[o]), kind="emulated")]
     else:
         notes.append("no spiking output population to compare with the float reference")
     baselines = []
@@ -210,10 +211,13 @@ def energy_cmd(
         raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, "
                          f"got {operating_point!r}")
     tick_s = tick_seconds(tick_ms)
+    check_output(json_out, "file", flag="--json")
+    check_output(report, "dir", flag="--report")
     g = read_graph(graph)
     cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
                     neurons_per_pe, delayed_reset=delayed_reset)
     x = load_input(input)
+    check_run_inputs(g, x, steps, None)
     program = compile(g, cfg)
     placement = place(program, cfg)
     run = emulate(program, x, steps)

@@ -19,11 +19,19 @@ from spinnq.cli.common import (
     RecordOpt,
     ResetOpt,
     load_input,
+    record_bytes,
     save_npz,
+    warn_memory,
 )
+from spinnq.errors import InputError
+from spinnq.files import check_output
 from spinnq.graph import SimConfig, read_graph, simulate
 from spinnq.graph.meta import run_settings
 from spinnq.graph.model import SPIKING, STATEFUL, Graph
+from spinnq.graph.simulate import as_batch, chip_depth, default_record
+from spinnq.tasks.common import progress
+
+PROGRESS_MIN_STEPS = 2000  # shorter inputs finish before a bar is worth drawing
 
 
 def _summary(node) -> str:
@@ -77,8 +85,9 @@ def simulate_cmd(
     graph: Path = GraphArg,
     input: Path = typer.Option(..., "--input", help="Input .npy: (T, *input_shape) or "
                                "(B, T, *input_shape).", show_default=False),
-    out: Path = typer.Option(..., "--out", help="Output .npz: spikes/<node> (uint8) and "
-                             "v/<node> (float32), each (B, T, *shape).", show_default=False),
+    out: Path = typer.Option(..., "--out", help="Output .npz: spikes/<node> (uint8), "
+                             "v/<node> (float32) and out/<node> (float32, non-spiking outputs), "
+                             "each (B, T, *shape).", show_default=False),
     dt: float = DtOpt,
     reset: str = ResetOpt,
     integrator: str = IntegratorOpt,
@@ -91,12 +100,21 @@ def simulate_cmd(
                                      "integer weights)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
+    check_output(out, "file", flag="--out")
     g = read_graph(graph)
     st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)
     cfg = SimConfig(dt=st["dt"], reset=st["reset"], integrator=integrator, float64=float64,
                     record=tuple(record or ()), convention=st["convention"],
                     chip_timing=chip_timing)
-    tr = simulate(g, load_input(input), cfg)
+    x = as_batch(load_input(input), g.input_shape)
+    for r in cfg.record:
+        if r not in g.nodes:
+            raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
+    steps = int(x.shape[1]) + (chip_depth(g, cfg.dt) if chip_timing else 0)
+    warn_memory(record_bytes(g, x.shape[0], steps, cfg.record or default_record(g)))
+    with progress(disable=steps < PROGRESS_MIN_STEPS) as bar:
+        task = bar.add_task("simulate", total=steps)
+        tr = simulate(g, x, cfg, on_step=lambda t: bar.update(task, completed=t + 1))
     arrays = tr.to_arrays()
     save_npz(out, arrays)
     for k, a in arrays.items():

@@ -21,12 +21,12 @@ from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
 from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
 from spinnq.cli.s2 import warn_silent
 from spinnq.errors import InputError
+from spinnq.files import check_output, write_json
 from spinnq.graph.model import read_graph
 from spinnq.quant.calibration import PERCENTILES
 from spinnq.quant.evaluation import EvalResult, evaluate
 from spinnq.quant.settings import configs
 from spinnq.s2.energy import OP_CHOICES
-from spinnq.tasks.common import write_json
 
 DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
                        "y (N,) integer labels.", show_default=False)
@@ -103,6 +103,8 @@ def evaluate_cmd(
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
     _check_op(operating_point)
+    check_output(json_out, "file", flag="--json")
+    check_output(report, "dir", flag="--report")
     g = read_graph(graph)
     cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
                        weight_scale=weight_scale)
@@ -155,6 +157,9 @@ def quantize_cmd(
     from spinnq.quant.finetuning import finetune
     from spinnq.report import stage
 
+    check_output(out, "file", flag="--out")
+    check_output(json_out, "file", flag="--json")
+    check_output(report, "dir", flag="--report")
     g = read_graph(graph)
     cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
     cal = calibrate(g, data, bits=bits, percentiles=parse_percentiles(percentiles),

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import typer
 
-from spinnq.cli import app, console
+from spinnq.cli import app, console, interrupted
 from spinnq.config import DEFAULT_SEED
 from spinnq.errors import InputError
+from spinnq.files import check_output
+from spinnq.settings import SEED, Limit, check_flag, parse_sets
 
 RUNNERS: dict[str, str] = {
     "cartpole": "spinnq.tasks.control.cli:run_task",
@@ -40,19 +42,12 @@ class RunOptions:
     data_dir: Path | None = None  # datasets on disk (gesture)
     quiet: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # --set key=value
+    force: bool = False  # --force: empty the run folder --out first
     preset: str | None = None  # a task's named set of settings (gesture: fast | seed)
 
 
-def _parse_sets(items: list[str]) -> dict[str, str]:
-    out = {}
-    for it in items:
-        k, sep, v = it.partition("=")
-        if not sep or not k.strip():
-            raise InputError(f"--set expects key=value (e.g. dqn.lr=0.001), got {it!r}")
-        out[k.strip()] = v.strip()
-    return out
-
-
+STEPS = Limit(1, 100_000)  # timesteps per decision / sample (a task may allow fewer)
+EPISODES = Limit(1, 100_000)
 GYM_RUNNER = "spinnq.tasks.control.cli:run_task"  # any other Gymnasium id: a control task
 
 
@@ -86,13 +81,27 @@ def run_cmd(
     set_: list[str] = typer.Option([], "--set", help="Override a setting: key=value "
                                    "(repeatable), e.g. dqn.lr=0.001 or net.hidden=128,128."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    force: bool = typer.Option(False, "--force", help="Start over in --out: empty that run "
+                               "folder first (never a folder that is not a spinnq run)."),
     preset: str = typer.Option(None, "--preset", help="Named settings (gesture: fast, the "
                                "default; seed: the seed paper's 600 x 1 ms frames on 147 PEs)."),
 ) -> None:
     """Train, quantise, deploy on the emulated SpiNNaker2 and report, in one run folder."""
+    # every flag and --set value is checked before anything is imported, made or trained
+    check_flag("--seed", seed, SEED)
+    check_flag("--steps", steps, STEPS)
+    check_flag("--episodes", episodes, EPISODES)
+    sets = parse_sets(set_)
+    if resume is not None and out is not None:
+        raise InputError("--resume continues the run in its own folder; drop --out")
+    check_output(out, "dir", flag="--out")
     fn = runner(task)
     name = task.strip().lower() if task.strip().lower() in RUNNERS else task.strip()
     opts = RunOptions(name, seed, quick, resume, out, steps, episodes,
-                      data_dir, quiet, _parse_sets(set_), preset)
-    rep = fn(opts)
+                      data_dir, quiet, sets, force, preset)
+    try:
+        rep = fn(opts)
+    except KeyboardInterrupt as e:  # Interrupted: "continue with spinnq run ... --resume D"
+        interrupted(e)
+        raise typer.Exit(130) from None
     console.print(f"report: {rep.get('run_dir', '?')}/report.md")

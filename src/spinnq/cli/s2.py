@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +17,15 @@ from spinnq.cli.common import (
     RecordOpt,
     ResetOpt,
     load_input,
+    record_bytes,
     save_npz,
+    warn_memory,
 )
 from spinnq.errors import InputError
-from spinnq.files import atomic_write
+from spinnq.files import check_output, write_json
 from spinnq.graph.meta import run_settings
 from spinnq.graph.model import Graph, read_graph, write_graph
+from spinnq.graph.simulate import as_batch, default_record
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.place import place, summarize
@@ -76,6 +78,19 @@ def s2_config(g: Graph, dt: float | None, reset: str | None, convention: str | N
                     neurons_per_pe_default=default, **kw)
 
 
+def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | None) -> None:
+    """What `emulate` would refuse, checked before compiling: the input's shape, --steps,
+    --record names; then an up-front estimate of the recorded arrays' memory."""
+    xb = as_batch(x, g.input_shape)
+    if steps is not None and steps < 1:
+        raise InputError(f"--steps must be >= 1, got {steps}")
+    for r in record or ():
+        if r not in g.nodes:
+            raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
+    n_steps = steps if steps is not None else xb.shape[1] + len(g.order)  # depth <= nodes
+    warn_memory(record_bytes(g, xb.shape[0], n_steps, record or default_record(g)))
+
+
 def warn_silent(program: Program, run: Run) -> list[str]:
     """Print a warning naming each output population that never fired on this input."""
     silent = silent_outputs(program, run)
@@ -124,10 +139,6 @@ def run_arrays(program: Program, run: Run) -> dict[str, np.ndarray]:
     return out
 
 
-def write_json(path: Path, data: dict) -> Path:
-    return atomic_write(path, json.dumps(data, indent=2, default=float))
-
-
 @app.command()
 def deploy(
     graph: Path = GraphArg,
@@ -160,13 +171,20 @@ def deploy(
                                 "chip cost (0.8 V, 1 ms tick) vs the float reference on CPU."),
 ) -> None:
     """Compile a NIR graph for SpiNNaker2, place it, and run it (emulator or a real board)."""
+    # every flag, path and the input are checked before the (possibly long) compile
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "spinnaker2" and not eth_ip:
+        raise InputError("--backend spinnaker2 needs --eth-ip (the board's address)")
+    check_output(out, "file", flag="--out")
+    check_output(summary, "file", flag="--summary")
+    check_output(report, "dir", flag="--report")
     g = read_graph(graph)
     cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
                     neurons_per_pe, fma=fma, cuba_order=cuba_order, engine=engine,
                     delayed_reset=delayed_reset)
     x = load_input(input)
+    check_run_inputs(g, x, steps, record)
     program = compile(g, cfg)
     placement = place(program, cfg)
     info = print_placement(program, placement)
@@ -217,6 +235,7 @@ def export_cmd(
     """Write the integer graph py-spinnaker2's from_nir(..., scale_weights=False) takes as is."""
     if target != "spinnaker2":
         raise InputError(f"--target must be spinnaker2, got {target!r}")
+    check_output(out, "file", flag="--out")
     from spinnq.s2.export import export_graph
 
     g = read_graph(graph)

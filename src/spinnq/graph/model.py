@@ -21,6 +21,7 @@ import nir
 import numpy as np
 
 from spinnq.errors import GraphError
+from spinnq.files import atomic_path
 
 Shape = tuple[int, ...]
 
@@ -164,10 +165,8 @@ def write_graph(graph: Graph | nir.NIRGraph, path: str | Path) -> Path:
     """Write a graph as `.nir` (atomically: a half-written file never replaces a good one)."""
     g = graph.to_nir() if isinstance(graph, Graph) else graph
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    nir.write(str(tmp), g)
-    tmp.replace(p)
+    with atomic_path(p) as tmp:
+        nir.write(str(tmp), g)
     return p
 
 
@@ -334,10 +333,24 @@ def _order(nodes: dict, edges: list, source: str | None) -> tuple[list[str], set
                 if indeg[d] == 0:
                     ready.append(d)
     if len(order) != len(nodes):
-        stuck = [n for n in nodes if n not in order]
-        raise GraphError("algebraic loop: a cycle with no neuron or delay on it through "
-                         f"{', '.join(stuck)}", file=source, node=stuck[0])
+        cycle = _one_cycle([n for n in nodes if n not in order], fwd)
+        raise GraphError("algebraic loop: a cycle with no neuron or delay on it: "
+                         f"{' -> '.join([*cycle, cycle[0]])}", file=source, node=cycle[0])
     return order, recurrent
+
+
+def _one_cycle(stuck: list[str], fwd: list) -> list[str]:
+    """One cycle among the nodes a topological sort could not order, in edge order. Every
+    such node has a predecessor among them, so walking predecessors must revisit a node."""
+    left = set(stuck)
+    pred = {d: s for s, d in fwd if s in left and d in left}
+    path, seen = [stuck[0]], {stuck[0]: 0}
+    while True:
+        n = pred[path[-1]]
+        if n in seen:
+            return list(reversed(path[seen[n]:]))
+        seen[n] = len(path)
+        path.append(n)
 
 
 def _scc(names: list[str], edges: list) -> dict[str, int]:

@@ -275,15 +275,16 @@ def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
             raise InputError(f"{what} must be numbers, got an array of dtype {a.dtype}")
         x = torch.as_tensor(a)
     arr = x
+    given = tuple(arr.shape)  # the user's shape, for the message
     n = len(input_shape)
     if arr.ndim == n + 1:
         arr = arr.unsqueeze(0)
     if arr.ndim != n + 2 or tuple(arr.shape[2:]) != tuple(input_shape):
-        raise InputError(f"{what} has shape {tuple(arr.shape)}; expected (T, "
+        raise InputError(f"{what} has shape {given}; expected (T, "
                          f"{', '.join(map(str, input_shape))}) or (B, T, "
                          f"{', '.join(map(str, input_shape))})")
     if arr.shape[1] < 1 or arr.shape[0] < 1:
-        raise InputError(f"{what} has no timesteps or samples: shape {tuple(arr.shape)}")
+        raise InputError(f"{what} has no timesteps or samples: shape {given}")
     if arr.dtype.is_complex or not torch.isfinite(arr.to(torch.float64)).all():
         raise InputError(f"{what} contains NaN, infinite or complex values")
     return arr
@@ -368,7 +369,8 @@ class Simulator:
         return now
 
     @torch.no_grad()
-    def run(self, x) -> Traces:
+    def run(self, x, on_step: Callable[[int], None] | None = None) -> Traces:
+        """All steps of x; `on_step(t)` after each (a progress bar on long inputs)."""
         xb = as_batch(x, self.graph.input_shape)
         if self.cfg.chip_timing:
             extra = chip_depth(self.graph, self.cfg.dt)
@@ -383,6 +385,8 @@ class Simulator:
                 buf[r].append(now[r])
             for r in vbuf:
                 vbuf[r].append(self.state[r].v)
+            if on_step is not None:
+                on_step(t)
         tr = Traces()
         for r in rec:
             stacked = torch.stack(buf[r], dim=1)
@@ -396,9 +400,11 @@ class Simulator:
         return tr
 
 
-def simulate(graph: Graph, x, cfg: SimConfig = SimConfig()) -> Traces:
-    """Run `graph` on input x ((T, *in) or (B, T, *in)) and record `cfg.record` nodes."""
-    return Simulator(graph, cfg).run(x)
+def simulate(graph: Graph, x, cfg: SimConfig = SimConfig(),
+             on_step: Callable[[int], None] | None = None) -> Traces:
+    """Run `graph` on input x ((T, *in) or (B, T, *in)) and record `cfg.record` nodes;
+    `on_step(t)` is called after each step."""
+    return Simulator(graph, cfg).run(x, on_step)
 
 
 from spinnq.graph import conventions  # noqa: E402,F401  (registers snntorch/norse kernels)

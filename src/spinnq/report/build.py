@@ -1,5 +1,12 @@
 """Assemble report.json's content: stages, chip cost, baselines, ratios. Only formats: every
-number comes in computed and labelled (`kind`: measured | modelled | published).
+number comes in computed and labelled (`kind`):
+
+- measured: run here (a software stage's accuracy/return, CPU/GPU time and power);
+- emulated: the compiled program on the bit-exact SpiNNaker2 emulator (what the chip computes);
+- modelled: chip latency, power, energy from the emulator's counters and a power model;
+- published: a paper's figure.
+
+`drop` = reference value - stage value (same metric): positive = worse than the reference.
 
 Like for like: a ratio (baseline / chip, "> 1: the chip wins") is computed only against a row
 of the chip's own workload: rows measured here run the same network (they carry no
@@ -15,7 +22,7 @@ from collections.abc import Iterable
 
 from spinnq.errors import InputError
 
-KINDS = ("measured", "modelled", "published")
+KINDS = ("measured", "emulated", "modelled", "published")
 CHIP_KEYS = ("pes", "chips", "timesteps", "tick_s", "latency_s", "power_w", "energy_j",
              "operating_point")
 

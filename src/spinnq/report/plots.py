@@ -58,8 +58,9 @@ def cost_comparison(report: dict) -> bytes:
     """Energy and latency per inference, chip vs baselines, log scale; "n/a" where unknown."""
     rows = _rows(report)
     fig = Figure(figsize=(9, 3.6))
-    for ax, key, title in ((fig.add_subplot(1, 2, 1), "energy_j", "energy per inference (J)"),
-                           (fig.add_subplot(1, 2, 2), "latency_s", "latency per inference (s)")):
+    for ax, key, title, unit in (
+            (fig.add_subplot(1, 2, 1), "energy_j", "Energy per inference", "energy (J, log)"),
+            (fig.add_subplot(1, 2, 2), "latency_s", "Latency per inference", "latency (s, log)")):
         known = [r[key] for r in rows if r[key] and r[key] > 0]
         floor = min(known) / 10 if known else 1e-6
         for i, r in enumerate(rows):
@@ -76,9 +77,12 @@ def cost_comparison(report: dict) -> bytes:
         ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=20, ha="right",
                       fontsize=8)
         ax.set_title(title, fontsize=10)
+        ax.set_ylabel(unit, fontsize=8)
     handles = [Patch(facecolor=KIND_COLOR[k], hatch=KIND_HATCH[k], label=k, edgecolor="black",
                      linewidth=0.5) for k in KIND_COLOR]
-    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, frameon=False)
+    # above the axes (outside them), so it never covers a bar
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3,
+               fontsize=8, frameon=False)
     return _png(fig)
 
 
@@ -100,9 +104,11 @@ def energy_per_population(cost) -> bytes:
     return _png(fig)
 
 
-def spike_raster(spikes: dict[str, np.ndarray], max_neurons: int = 2000) -> bytes:
+def spike_raster(spikes: dict[str, np.ndarray], max_neurons: int = 2000,
+                 source: str = "emulated chip") -> bytes:
     """Spikes of one sample, (T, *shape) per population, stacked; large populations are
-    thinned to `max_neurons` rows (every k-th neuron) and say so."""
+    thinned to `max_neurons` rows (every k-th neuron) and say so. `source` says whose spikes
+    they are ("emulated chip" or "float reference"): the two differ by quantisation."""
     fig = Figure(figsize=(8, 4))
     ax = fig.add_subplot(1, 1, 1)
     offset, ticks = 0, []
@@ -121,9 +127,10 @@ def spike_raster(spikes: dict[str, np.ndarray], max_neurons: int = 2000) -> byte
         ticks.append((offset + a.shape[1] / 2, name + (f" (1/{k})" if k > 1 else "")))
         offset += a.shape[1] + 2
     ax.set_yticks([p for p, _ in ticks], [n for _, n in ticks], fontsize=8)
-    ax.set_xlabel("step")
+    ax.set_xlabel("timestep")
+    ax.set_ylabel("population (neurons)", fontsize=8)
     ax.set_ylim(-1, max(offset, 1))
-    ax.set_title("spike raster, one sample", fontsize=10)
+    ax.set_title(f"Spike raster of one sample ({source})", fontsize=10)
     return _png(fig)
 
 
@@ -157,6 +164,13 @@ def pe_map(placement, cols: int = 8) -> bytes:
     return _png(fig)
 
 
+CURVE_LABELS = {"ret": "episode return", "length": "episode length", "epsilon": "exploration "
+                "epsilon", "loss": "training loss", "episode": "episodes", "eval_mean":
+                "greedy evaluation, mean return", "eval_std": "greedy evaluation, std",
+                "train_acc": "training accuracy", "val_acc": "validation accuracy",
+                "lr": "learning rate", "step": "environment step", "epoch": "epoch"}
+
+
 def training_curves(csv_path: Path | str) -> bytes | None:
     """Every numeric column of a training CSV against its first column; None if empty."""
     with open(csv_path, newline="") as f:
@@ -179,8 +193,10 @@ def training_curves(csv_path: Path | str) -> bytes | None:
     for i, (c, v) in enumerate(ys):
         ax = fig.add_subplot(math.ceil(n / 3), min(n, 3), i + 1)
         ax.plot(x, v, lw=1)
-        ax.set_title(c, fontsize=9)
-        ax.set_xlabel(x_name, fontsize=8)
+        label = CURVE_LABELS.get(c, c.replace("_", " "))
+        ax.set_title(label[:1].upper() + label[1:], fontsize=9)
+        ax.set_ylabel(label, fontsize=8)
+        ax.set_xlabel(CURVE_LABELS.get(x_name, x_name), fontsize=8)
     fig.tight_layout()
     return _png(fig)
 

@@ -6,48 +6,30 @@
 Each file is written to a temporary name in the same folder and renamed: a reader sees the
 old complete file or the new one, never half of one. The HTML embeds its PNGs (base64), so
 the single file can be mailed or opened anywhere.
+
+report.md and report.html are the same document: `content(report)` builds it once (blocks:
+paragraph, table, list, image) and `to_markdown` / `to_html` only render those blocks, so
+a table or line can never be in one and missing from the other. Task-specific text goes in
+the report dict (`sections`: [{"title", "text"}], extra stage columns), never appended to
+one file afterwards.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
-import json
-import math
+import re
 from pathlib import Path
 
-import numpy as np
-
-from spinnq.files import atomic_write
+from spinnq.files import atomic_write, jsonable, write_json
 
 PLOT_TITLES = {
     "cost_comparison": "Energy and latency per inference: chip vs CPU/GPU (log scale)",
     "energy_per_population": "Energy per population (modelled)",
-    "spike_raster": "Spike raster of one sample",
+    "spike_raster": "Spike raster of one sample on the emulated chip",
     "pe_map": "PEs of the chip, coloured by population",
     "training_curves": "Training curves",
 }
-
-
-def _jsonable(o):
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return _jsonable(dataclasses.asdict(o))
-    if isinstance(o, set | frozenset):
-        return _jsonable(sorted(o, key=str))
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None  # JSON has no NaN/inf: "unknown"
-    if isinstance(o, Path):
-        return str(o)
-    return o
 
 
 # ------------------------------------------------------------------------- formatting
@@ -72,12 +54,52 @@ def fmt(v, unit: str = "", digits: int = 3) -> str:
     return f"{v:.{digits}g}" + (f" {unit}" if unit else "")
 
 
+# Optional per-stage columns (closed-loop tasks): key, header, format.
+STAGE_EXTRA = (("std_return", "std", lambda v: f"{v:.1f}"),
+               ("min_return", "min", lambda v: f"{v:.0f}"),
+               ("actions_equal_float", "actions = float", lambda v: f"{v:.1%}"),
+               ("episodes", "episodes", str))
+
+KINDS_LINE = ("Labels: *measured* = run here (accuracy/return of a software stage, CPU/GPU "
+              "time and power); *emulated* = the compiled program on spinnq's bit-exact "
+              "SpiNNaker2 emulator (its accuracy/return is what the chip computes); "
+              "*modelled* = chip latency, power and energy from the emulator's activity "
+              "counters; *published* = figures from papers.")
+DROP_LINE = ("drop = reference value - this stage's value, in the metric's units: positive "
+             "means this stage is worse than its reference (the first stage of the same metric "
+             "unless the row says otherwise), negative means better.")
+
+
+def content(report: dict, plots: list[str] | tuple[str, ...] = ()) -> list[dict]:
+    """The report as blocks, rendered by `to_markdown` and `to_html` alike:
+    {"kind": "title"|"para"|"table"|"list"|"image", ...}."""
+    blocks: list[dict] = [{"kind": "title", "text": f"spinnq report: {report.get('task', '?')}"}]
+    if report.get("created"):
+        blocks.append({"kind": "para", "text": f"Created {report['created']}."})
+    blocks.append({"kind": "para", "text": KINDS_LINE, "cls": "kind"})
+    for tid, title, head, rows in _tables(report):
+        blocks.append({"kind": "table", "id": tid, "title": title, "head": head, "rows": rows})
+        if tid == "stages":
+            blocks.append({"kind": "para", "text": DROP_LINE, "cls": "kind"})
+    for sec in report.get("sections") or ():
+        blocks.append({"kind": "para", "title": sec.get("title"), "text": sec["text"]})
+    if report.get("notes"):
+        blocks.append({"kind": "list", "title": "Notes", "items": list(report["notes"])})
+    for name in plots:
+        blocks.append({"kind": "image", "name": name, "title": PLOT_TITLES.get(name, name)})
+    return blocks
+
+
 def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(id, title, header, rows) of every table of the report."""
     out = []
     if report.get("stages"):
-        out.append(("stages", "Stages", ["stage", "metric", "value", "drop", "kind"],
+        extra = [(k, h, f) for k, h, f in STAGE_EXTRA
+                 if any(s.get(k) is not None for s in report["stages"])]
+        out.append(("stages", "Stages", ["stage", "metric", "value", "drop", "kind"]
+                    + [h for _, h, _ in extra],
                     [[s["name"], s["metric"], fmt(s["value"]), fmt(s.get("drop")), s["kind"]]
+                     + ["" if s.get(k) is None else f(s[k]) for k, _, f in extra]
                      for s in report["stages"]]))
     c = report.get("chip")
     if c:
@@ -85,7 +107,8 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
         rows = [["PEs", fmt(c["pes"])], ["chips", fmt(c["chips"])],
                 ["memory, largest PE", f"{mem / 1024:.1f} kB" if mem else "unknown"],
                 ["operating point", c["operating_point"]], ["timesteps", fmt(c["timesteps"])],
-                ["tick", fmt(c["tick_s"], "s")], ["real time met", fmt(c.get("realtime"))],
+                ["tick", fmt(c["tick_s"], "s")],
+                ["requested tick feasible", fmt(c.get("realtime"))],
                 ["latency per inference", fmt(c["latency_s"], "s")],
                 ["average power", fmt(c["power_w"], "W")],
                 ["energy per inference", fmt(c["energy_j"], "J")],
@@ -131,20 +154,28 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
 
 
 def to_markdown(report: dict, plot_files: dict[str, str] | None = None) -> str:
-    lines = [f"# spinnq report: {report.get('task', '?')}", ""]
-    if report.get("created"):
-        lines += [f"Created {report['created']}. Chip figures are *modelled*, CPU/GPU figures "
-                  "*measured* on this machine, reference rows *published*.", ""]
-    for _, title, head, rows in _tables(report):
-        lines += [f"## {title}", "", "| " + " | ".join(head) + " |",
-                  "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(str(c).replace("|", "/") for c in r) + " |" for r in rows]
-        lines.append("")
-    for n in report.get("notes", []):
-        lines.append(f"- {n}")
-    for name, rel in (plot_files or {}).items():
-        lines += ["", f"## {PLOT_TITLES.get(name, name)}", "", f"![{name}]({rel})"]
-    return "\n".join(lines) + "\n"
+    """report.md: `content` as Markdown; images link to `plot_files` (name -> relative path)."""
+    files = plot_files or {}
+    lines: list[str] = []
+    for b in content(report, list(files)):
+        k = b["kind"]
+        if k == "title":
+            lines += [f"# {b['text']}", ""]
+        elif k == "para":
+            if b.get("title"):
+                lines += [f"## {b['title']}", ""]
+            lines += [b["text"], ""]
+        elif k == "table":
+            lines += [f"## {b['title']}", "", "| " + " | ".join(b["head"]) + " |",
+                      "|" + "---|" * len(b["head"])]
+            lines += ["| " + " | ".join(str(c).replace("|", "/") for c in r) + " |"
+                      for r in b["rows"]]
+            lines.append("")
+        elif k == "list":
+            lines += [f"## {b['title']}", ""] + [f"- {x}" for x in b["items"]] + [""]
+        elif k == "image":
+            lines += [f"## {b['title']}", "", f"![{b['name']}]({files[b['name']]})", ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
@@ -155,29 +186,41 @@ img{max-width:100%;border:1px solid #eee}h1{font-size:24px}h2{font-size:18px;mar
 
 
 def to_html(report: dict, plots: dict[str, bytes] | None = None) -> str:
+    """report.html: `content` as one self-contained page (PNGs embedded as base64)."""
     e = html.escape
+    plots = plots or {}
     parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
              f"<title>spinnq report: {e(str(report.get('task', '?')))}</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>spinnq report: {e(str(report.get('task', '?')))}</h1>",
-             "<p class='kind'>Chip figures are <b>modelled</b> (emulator counters and published "
-             "chip measurements); CPU/GPU figures are <b>measured</b> on this machine; reference "
-             f"rows are <b>published</b>. {e(str(report.get('created', '')))}</p>"]
-    for tid, title, head, rows in _tables(report):
-        parts.append(f"<h2>{e(title)}</h2><table id='{tid}'><tr>"
-                     + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows]
-        parts.append("</table>")
-    if report.get("notes"):
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in report["notes"])
-                     + "</ul>")
-    for name, png in (plots or {}).items():
-        b64 = base64.b64encode(png).decode("ascii")
-        parts.append(f"<h2>{e(PLOT_TITLES.get(name, name))}</h2>"
-                     f"<img id='plot-{e(name)}' alt='{e(name)}' "
-                     f"src='data:image/png;base64,{b64}'>")
+             f"<style>{_CSS}</style></head><body>"]
+    for b in content(report, list(plots)):
+        k = b["kind"]
+        if k == "title":
+            parts.append(f"<h1>{e(b['text'])}</h1>")
+        elif k == "para":
+            if b.get("title"):
+                parts.append(f"<h2>{e(b['title'])}</h2>")
+            cls = f" class='{b['cls']}'" if b.get("cls") else ""
+            parts.append(f"<p{cls}>{_inline(b['text'])}</p>")
+        elif k == "table":
+            parts.append(f"<h2>{e(b['title'])}</h2><table id='{b['id']}'><tr>"
+                         + "".join(f"<th>{e(h)}</th>" for h in b["head"]) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>"
+                      for r in b["rows"]]
+            parts.append("</table>")
+        elif k == "list":
+            parts.append(f"<h2>{e(b['title'])}</h2><ul>"
+                         + "".join(f"<li>{e(x)}</li>" for x in b["items"]) + "</ul>")
+        elif k == "image":
+            b64 = base64.b64encode(plots[b["name"]]).decode("ascii")
+            parts.append(f"<h2>{e(b['title'])}</h2><img id='plot-{e(b['name'])}' "
+                         f"alt='{e(b['name'])}' src='data:image/png;base64,{b64}'>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _inline(text: str) -> str:
+    """Markdown's *emphasis* as <i>, everything else escaped."""
+    return re.sub(r"\*([^*]+)\*", r"<i>\1</i>", html.escape(text))
 
 
 def write_report(run_dir: Path | str, report: dict, plots: dict[str, bytes] | None = None
@@ -188,9 +231,8 @@ def write_report(run_dir: Path | str, report: dict, plots: dict[str, bytes] | No
     paths: dict[str, Path] = {}
     for name, png in plots.items():
         paths[name] = atomic_write(run_dir / "plots" / f"{name}.png", png)
-    data = _jsonable(report)
-    paths["json"] = atomic_write(run_dir / "report.json",
-                                  json.dumps(data, indent=2, allow_nan=False).encode())
+    data = jsonable(report)
+    paths["json"] = write_json(run_dir / "report.json", data, sort_keys=False)
     paths["md"] = atomic_write(run_dir / "report.md", to_markdown(
         data, {n: f"plots/{n}.png" for n in plots}).encode())
     paths["html"] = atomic_write(run_dir / "report.html", to_html(data, plots).encode())

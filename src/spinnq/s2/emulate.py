@@ -274,15 +274,16 @@ def _as_spikes(x, shape: tuple[int, ...]) -> Tensor:
         if a.dtype.kind not in "biufc":
             raise InputError(f"input must be numbers, got an array of dtype {a.dtype}")
         arr = torch.as_tensor(a)
+    given = tuple(arr.shape)  # the user's shape, for the message
     n = len(shape)
     if arr.ndim == n + 1:
         arr = arr.unsqueeze(0)
     dims = ", ".join(map(str, shape))
     if arr.ndim != n + 2 or tuple(arr.shape[2:]) != tuple(shape):
-        raise InputError(f"input has shape {tuple(arr.shape)}; expected (T, {dims}) or "
+        raise InputError(f"input has shape {given}; expected (T, {dims}) or "
                          f"(B, T, {dims})")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise InputError(f"input has no timesteps or samples: shape {tuple(arr.shape)}")
+        raise InputError(f"input has no timesteps or samples: shape {given}")
     if arr.dtype.is_complex:
         raise InputError("input contains complex values")
     return arr.to(torch.float32)

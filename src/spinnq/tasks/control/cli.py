@@ -3,8 +3,6 @@ then a short table on the console."""
 
 from __future__ import annotations
 
-import ast
-
 from rich.console import Console
 from rich.table import Table
 
@@ -12,45 +10,33 @@ from spinnq.errors import InputError
 from spinnq.tasks.control.run import ControlConfig, default_config, run_control
 
 
-def _value(text: str):
-    """'0.001' -> 0.001, '128,128' -> (128, 128), 'true' -> True, else the string."""
-    t = text.strip()
-    if t.lower() in ("true", "false"):
-        return t.lower() == "true"
-    if t.lower() == "none":
-        return None
-    if "," in t:
-        return tuple(_value(p) for p in t.split(",") if p.strip())
-    try:
-        return ast.literal_eval(t)
-    except (ValueError, SyntaxError):
-        return t
-
-
 def config_from_options(opts) -> ControlConfig:
+    """RunOptions -> a checked ControlConfig (types and ranges: `spinnq.settings`)."""
     if opts.data_dir is not None:
         raise InputError(f"--data-dir has no meaning for {opts.task} (Gymnasium environment)")
     if opts.preset is not None:
         raise InputError(f"--preset has no meaning for {opts.task}: use --set key=value")
-    over = {k: _value(v) for k, v in opts.overrides.items()}
-    clash = {"env", "seed", "quick", "steps"} & set(over)
+    clash = {"env", "seed", "quick", "encoder.steps", "eval_episodes"} & set(opts.overrides)
     if clash:
         raise InputError(f"--set {', '.join(sorted(clash))}: use the task argument, --seed, "
-                         "--quick or --steps instead")
+                         "--quick, --steps or --episodes instead")
+    over = {}
     if opts.episodes is not None:
-        if opts.episodes < 1:
-            raise InputError(f"--episodes must be >= 1, got {opts.episodes}")
         over["eval_episodes"] = opts.episodes
-    return default_config(opts.task, seed=opts.seed, quick=opts.quick, steps=opts.steps, **over)
+    return default_config(opts.task, seed=opts.seed, quick=opts.quick, steps=opts.steps,
+                          sets=opts.overrides, **over)
 
 
 def run_task(opts) -> dict:
-    cfg = None if opts.resume is not None else config_from_options(opts)
-    if opts.resume is not None and (opts.overrides or opts.steps or opts.episodes):
-        raise InputError("--resume continues a run with its own config.json; drop --set, "
-                         "--steps and --episodes")
-    rep = run_control(cfg or ControlConfig(), out=opts.out, resume=opts.resume,
-                      quiet=opts.quiet)
+    if opts.resume is not None:
+        if opts.overrides or opts.steps or opts.episodes or opts.out or opts.force:
+            raise InputError("--resume continues a run with its own config.json; drop --set, "
+                             "--steps, --episodes, --out and --force")
+        cfg = ControlConfig()
+    else:
+        cfg = config_from_options(opts)
+    rep = run_control(cfg, out=opts.out, resume=opts.resume, quiet=opts.quiet,
+                      force=opts.force, task=opts.task)
     _print(rep)
     return rep
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from spinnq.errors import CheckpointError
+from spinnq.settings import ANY_NUMBER, Limit
 from spinnq.tasks.common import (
     MetricLogger,
     load_checkpoint,
@@ -44,6 +46,16 @@ class DQNConfig:
     long horizon within the budget (a target every 1k env steps learned ~20-step horizons in
     20k steps and stalled); lr 5e-4 (rl-zoo's 2.3e-3 made the spiking net oscillate);
     rewards x0.1 (see `reward_scale`); epsilon 1 -> 0.04 over 20 % of the budget."""
+
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "total_steps": Limit(1, 1e9), "buffer": Limit(1, 1e8), "batch": Limit(1, 1 << 16),
+        "lr": Limit(0, 1, lo_open=True), "gamma": Limit(0, 1),
+        "learning_starts": Limit(0, 1e9), "train_freq": Limit(1, 1e6),
+        "gradient_steps": Limit(1, 1e4), "target_update": Limit(1, 1e9),
+        "eps_start": Limit(0, 1), "eps_end": Limit(0, 1), "eps_fraction": Limit(0, 1),
+        "n_step": Limit(1, 1000), "reward_scale": Limit(0, 1e6, lo_open=True),
+        "huber_delta": Limit(0, 1e6, lo_open=True), "grad_clip": Limit(0, 1e9, lo_open=True),
+        "eval_every": Limit(1, 1e9), "eval_episodes": Limit(1, 1e5), "stop_return": ANY_NUMBER}
 
     total_steps: int = 50_000  # environment steps (budget)
     buffer: int = 50_000

@@ -14,15 +14,21 @@ same spikes, unlike the Poisson coding of the seed paper.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from spinnq.errors import InputError
+from spinnq.settings import Limit
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "neurons_per_dim": Limit(1, 1024), "width": Limit(0, 100, lo_open=True),
+        "steps": Limit(1, 1000)}
+
     neurons_per_dim: int = 16
     width: float = 1.0  # sigma in units of centre spacing
     steps: int = 10  # T: timesteps per decision

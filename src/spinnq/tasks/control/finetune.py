@@ -16,6 +16,7 @@ Both graphs carry their scales (`w_scale` metadata) and run settings, so deploym
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -25,11 +26,17 @@ from spinnq.graph.simulate import SimConfig
 from spinnq.quant.calibration import Calibration, calibrate
 from spinnq.quant.finetuning import FinetuneResult, finetune
 from spinnq.s2.compile import S2Config
+from spinnq.settings import PERCENTILE, Limit
 from spinnq.tasks.control.encoder import Encoder
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "percentiles": Limit(pattern=PERCENTILE.pattern, min_len=1),
+        "qat_epochs": Limit(0, 10_000), "qat_batch": Limit(1, 1 << 16),
+        "qat_lr": Limit(0, 10, lo_open=True), "calib_states": Limit(1, 1 << 20)}
+
     percentiles: tuple[str, ...] = ("max", "p99.99", "p99.9", "p99.5", "p99")
     qat_epochs: int = 8
     qat_batch: int = 256

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import nir
 import numpy as np
@@ -22,10 +23,16 @@ import torch
 from torch import nn
 
 from spinnq.nn import LI, LIF, QuantLinear, SpikingSequential, to_nir
+from spinnq.settings import Limit
 
 
 @dataclass(frozen=True)
 class NetConfig:
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "hidden": Limit(1, 4096, min_len=1), "beta": Limit(0, 1),
+        "threshold": Limit(0, 1e6, lo_open=True), "slope": Limit(0, 1e6, lo_open=True),
+        "init_rate": Limit(0, 1, lo_open=True, hi_open=True)}
+
     hidden: tuple[int, ...] = (128, 128)
     beta: float = 0.9
     threshold: float = 1.0

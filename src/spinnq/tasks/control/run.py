@@ -22,22 +22,23 @@ import dataclasses
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from spinnq import settings
 from spinnq.baseline.measure import MeasureConfig, measure
 from spinnq.baseline.published import published_rows
-from spinnq.errors import CheckpointError, InputError
+from spinnq.errors import InputError, RunFolderError
 from spinnq.graph.model import read_graph, write_graph
 from spinnq.report import build_report, stage, standard_plots, write_report
 from spinnq.s2 import S2Config, compile, place
 from spinnq.s2.emulate import emulate
-from spinnq.s2.energy import energy
+from spinnq.s2.energy import OP_CHOICES, energy
+from spinnq.settings import DT, SEED, TICK_S, Limit
 from spinnq.tasks.common import (
     RunDir,
-    atomic_write,
-    config_from_dict,
     load_checkpoint,
     load_state_dict,
     read_json,
@@ -60,6 +61,11 @@ ALL_STAGES = (*STAGES, "chip PTQ")
 
 @dataclass(frozen=True)
 class ControlConfig:
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "seed": SEED, "dt": DT, "eval_episodes": Limit(1, 100_000), "eval_seed": SEED,
+        "stages": Limit(choices=ALL_STAGES, min_len=1), "operating_point": Limit(
+            choices=OP_CHOICES), "tick_s": TICK_S, "baseline_repeats": Limit(1, 10_000)}
+
     env: str = "cartpole"
     seed: int = 0
     dt: float = 1e-4
@@ -100,9 +106,11 @@ QUICK = {"stages": ALL_STAGES,
 
 
 def default_config(env: str = "cartpole", seed: int = 0, quick: bool = False,
-                   steps: int | None = None, **overrides) -> ControlConfig:
-    """The defaults for `env`, then `--quick`, then explicit overrides (top-level fields, or
-    "dqn.lr"-style keys for nested ones)."""
+                   steps: int | None = None, sets: dict[str, str] | None = None,
+                   **overrides) -> ControlConfig:
+    """The defaults for `env`, then `--quick`, then `sets` (`--set` text, parsed and
+    checked by `spinnq.settings`), then typed overrides (top-level fields, or "dqn.lr"-style
+    keys). Every field is checked (`settings.validate`) before anything runs."""
     spec = resolve(env)
     key = next((k for k, s in _aliases().items() if s == spec.gym_id), None)
     dqn = DQNConfig(**ENV_DQN.get(key or "", {}))
@@ -110,9 +118,8 @@ def default_config(env: str = "cartpole", seed: int = 0, quick: bool = False,
     if quick:
         cfg = _apply(cfg, QUICK)
     if steps is not None:
-        if not 1 <= steps <= 1000:
-            raise InputError(f"timesteps per decision must be in 1..1000, got {steps}")
         cfg = replace(cfg, encoder=replace(cfg.encoder, steps=steps))
+    cfg = settings.apply_sets(cfg, sets or {})
     nested: dict[str, dict] = {}
     for k, v in overrides.items():
         head, _, tail = k.partition(".")
@@ -120,7 +127,7 @@ def default_config(env: str = "cartpole", seed: int = 0, quick: bool = False,
             nested.setdefault(head, {})[tail] = v
         else:
             nested[k] = v
-    return _apply(cfg, nested)
+    return settings.validate(_apply(cfg, nested))
 
 
 def _aliases() -> dict[str, str]:
@@ -139,31 +146,55 @@ def _apply(cfg, changes: dict):
 
 
 def config_from_json(d: dict, file: str | None = None) -> ControlConfig:
-    sub = {"encoder": EncoderConfig, "net": NetConfig, "dqn": DQNConfig,
-           "finetune": FinetuneConfig}
-    try:
-        top = {k: (config_from_dict(sub[k], v, file=file) if k in sub else
-                   tuple(v) if k == "stages" else v) for k, v in d.items()}
-        return config_from_dict(ControlConfig, top, file=file)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"config.json does not describe a control run ({e})",
-                              file=file) from None
+    """A run folder's config.json, every key present and checked exactly like `--set`."""
+    cfg = settings.from_json(ControlConfig, d, file=file)
+    resolve(cfg.env)  # an unknown environment: one line, before anything runs
+    return settings.validate(cfg, f"{file}:")
+
+
+def check_task(cfg: ControlConfig, task: str | None, folder: Path) -> None:
+    """`spinnq run TASK --resume D` must name the task D holds (same Gymnasium env)."""
+    if task is None:
+        return
+    if resolve(task).gym_id != resolve(cfg.env).gym_id:
+        raise RunFolderError(f"holds a run of {cfg.env}, not {task}; continue it with spinnq run "
+                             f"{cfg.env} --resume {folder}", file=str(folder))
 
 
 # ----------------------------------------------------------------------------- the run
 def run_control(cfg: ControlConfig, out: str | Path | None = None,
                 resume: str | Path | None = None, quiet: bool = False,
-                interrupt_at: int | None = None) -> dict:
-    """Everything `spinnq run <env>` does; returns the report dict. See the module doc."""
+                interrupt_at: int | None = None, force: bool = False,
+                task: str | None = None) -> dict:
+    """Everything `spinnq run <env>` does; returns the report dict. See the module doc.
+
+    A new run goes into an empty `out` (or a run folder emptied by `force`); `resume`
+    continues the run in that folder with its own config.json (which must be for `task`,
+    when given). The folder is locked while the run works (`RunDir`)."""
     t_start = time.perf_counter()
     if resume is not None:
         run = RunDir.open(resume)
-        cfg = config_from_json(run.load_config(), file=str(run.path / "config.json"))
-        spec, enc, model, solved = build_agent(cfg)
+        try:
+            if run.task == "gesture":
+                raise RunFolderError(f"holds a gesture run; continue it with spinnq run "
+                                     f"gesture --resume {run.path}", file=str(run.path))
+            cfg = config_from_json(run.load_config(), file=str(run.path / "config.json"))
+            check_task(cfg, task, run.path)
+            spec, enc, model, solved = build_agent(cfg)
+        except BaseException:
+            run.release()
+            raise
     else:
+        settings.validate(cfg)
         spec, enc, model, solved = build_agent(cfg)  # bad env/config: no run folder made
-        run = RunDir.create(_task_name(cfg.env), out)
+        run = RunDir.create(_task_name(cfg.env), out, force=force)
         run.save_config(cfg)
+    with run.guard(f"spinnq run {_task_name(cfg.env)}"):
+        return _run(cfg, run, spec, enc, model, solved, resume is not None, quiet,
+                    interrupt_at, t_start)
+
+
+def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_start) -> dict:
 
     # 1. DQN (float) ------------------------------------------------------------------
     float_ckpt = run.ckpt("float")
@@ -173,7 +204,7 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None,
         train_info = dict(st["train"])
     else:
         res = train(model, enc, spec, cfg.dqn, cfg.seed, run.path, solved=solved,
-                    resume=resume is not None, quiet=quiet, interrupt_at=interrupt_at)
+                    resume=resume, quiet=quiet, interrupt_at=interrupt_at)
         load_state_dict(model, res.best_state)
         train_info = {"env_steps": res.env_steps, "episodes": res.episodes,
                       "best_greedy_eval": res.best_eval, "steps_to_solve": res.steps_to_solve,
@@ -293,8 +324,8 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
                                                   energy=not cfg.quick, energy_s=1.0,
                                                   idle_s=0.5))
     task = _task_name(cfg.env)
-    rows = [stage(n, "return", d["mean_return"], "measured",
-                  **{k: v for k, v in d.items() if k not in ("stage", "kind")})
+    rows = [stage(n, "return", d["mean_return"], "emulated" if n.startswith("chip") else
+                  "measured", **{k: v for k, v in d.items() if k not in ("stage", "kind")})
             for n, d in ((n, done[n]) for n in cfg.stages if n in done)]  # config order
     notes = [
         "Returns are measured in closed loop: every stage's network chooses every action of "
@@ -329,43 +360,36 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         chip_fastest_tick=cost_fast.chip_table() if cost_fast is not None else None,
         solved=_solved(done, solved),
         wall_s=time.perf_counter() - t_start)
+    rep["sections"] = control_sections(rep)
     spikes = None
     if sample is not None:
         spikes = {n: s[0].numpy() for n, s in emulate(
             program, sample[:1], record=list(program.populations)).spikes.items()}
     plots = standard_plots(rep, cost=cost, placement=placement, spikes=spikes,
                            training_csv=run.path / "train.csv")
-    paths = write_report(run.path, rep, plots)
-    md = paths["md"].read_text() + "\n" + stage_table_md(rep)
-    atomic_write(paths["md"], md)
+    write_report(run.path, rep, plots)
     rep["run_dir"] = str(run.path)
     return rep
 
 
-def stage_table_md(rep: dict) -> str:
-    """The closed-loop table (mean/std/min return, agreement with float) and the chip's
-    per-decision figures, appended to report.md."""
-    lines = ["## Closed loop per stage (measured)", "",
-             "| stage | mean return | std | min | actions = float | episodes |",
-             "|---|---|---|---|---|---|"]
-    for s in rep["stages"]:
-        agree = s.get("actions_equal_float")
-        lines.append(f"| {s['name']} | {s['mean_return']:.1f} | {s['std_return']:.1f} | "
-                     f"{s['min_return']:.0f} | {'' if agree is None else f'{agree:.1%}'} | "
-                     f"{s['episodes']} |")
+def control_sections(rep: dict) -> list[dict]:
+    """The training line and the chip's per-decision line: text blocks of the report's one
+    content model (so report.md and report.html both carry them). The closed-loop figures
+    (std, min, actions = float, episodes) are extra columns of the stages table."""
     t = rep.get("training") or {}
-    lines += ["", f"Training: {t.get('env_steps')} env steps, {t.get('episodes')} episodes, "
-              f"best greedy evaluation {t.get('best_greedy_eval')}, first evaluation >= "
-              f"solved at {t.get('steps_to_solve')} steps (measured)."]
+    out = [{"title": "Training", "text": f"{t.get('env_steps')} env steps, "
+            f"{t.get('episodes')} episodes, best greedy evaluation {t.get('best_greedy_eval')}, "
+            f"first evaluation >= solved at {t.get('steps_to_solve')} steps (measured)."}]
     chip, fastest = rep.get("chip"), rep.get("chip_fastest_tick")
     if chip and fastest:
-        lines += ["", "Per decision on the chip (modelled): "
-                  f"{chip['timesteps']} steps; at a {chip['tick_s'] * 1e3:g} ms tick "
-                  f"{chip['latency_s'] * 1e3:.2f} ms and {chip['energy_j'] * 1e3:.3f} mJ (base "
-                  f"{chip['base_j'] * 1e3:.3f} + dynamic {chip['dynamic_j'] * 1e3:.3f}); at "
-                  f"the shortest feasible tick ({fastest['tick_s'] * 1e6:.1f} us) "
-                  f"{fastest['latency_s'] * 1e6:.1f} us and {fastest['energy_j'] * 1e6:.2f} uJ."]
-    return "\n".join(lines) + "\n"
+        out.append({"title": "Per decision on the chip", "text": "Modelled: "
+                    f"{chip['timesteps']} steps; at a {chip['tick_s'] * 1e3:g} ms tick "
+                    f"{chip['latency_s'] * 1e3:.2f} ms and {chip['energy_j'] * 1e3:.3f} mJ (base "
+                    f"{chip['base_j'] * 1e3:.3f} + dynamic {chip['dynamic_j'] * 1e3:.3f}); at "
+                    f"the shortest feasible tick ({fastest['tick_s'] * 1e6:.1f} us) "
+                    f"{fastest['latency_s'] * 1e6:.1f} us and {fastest['energy_j'] * 1e6:.2f} "
+                    "uJ."})
+    return out
 
 
 def _solved(done: dict, threshold: float | None) -> dict | None:

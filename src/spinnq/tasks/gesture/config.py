@@ -1,13 +1,16 @@
 """All settings of `spinnq run gesture`, defaults in one place; `--set key=value` edits them
-(e.g. `--set train.epochs=20 --set n_train=2200 --set frames.bin_ms=10`)."""
+(e.g. `--set train.epochs=20 --set n_train=2200 --set frames.bin_ms=10`), parsed, typed and
+range-checked by `spinnq.settings` like every task's settings."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from spinnq.config import DEFAULT_DT, DEFAULT_SEED
 from spinnq.errors import InputError
+from spinnq.settings import DT, PERCENTILE, SEED, TICK_S, Limit
 from spinnq.tasks.gesture.model import ModelConfig
 from spinnq.tasks.gesture.synthetic import SynthConfig
 from spinnq.tasks.gesture.train import TrainConfig
@@ -19,6 +22,14 @@ PLACEMENTS = ("default", "seed")  # seed: the seed paper's 147 PEs (s2.calibrati
 
 @dataclass(frozen=True)
 class GestureConfig:
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "seed": SEED, "n_train": Limit(1, 1e7), "n_val": Limit(1, 1e7), "n_test": Limit(1, 1e7),
+        "limit": Limit(1, 1e7), "qat_layers": Limit(choices=("brevitas", "spinnq")),
+        "percentiles": Limit(pattern=PERCENTILE.pattern, min_len=1), "dt": DT,
+        "tick_s": TICK_S, "chip_batch": Limit(1, 4096), "threads": Limit(1, 256),
+        "preset": Limit(choices=PRESETS), "placement": Limit(choices=PLACEMENTS),
+        "seed_workload_samples": Limit(0, 100_000)}
+
     seed: int = DEFAULT_SEED
     preset: str = "fast"  # fast: 30 frames of 20 ms; seed: the seed's 600 frames of 1 ms
     data_dir: str | None = None  # None: synthetic recordings
@@ -69,72 +80,3 @@ def quick(cfg: GestureConfig) -> GestureConfig:
         qat=dataclasses.replace(cfg.qat, epochs=1, batch=11),
         percentiles=("p99.9", "max"),
         seed_workload_samples=min(cfg.seed_workload_samples, 2))
-
-
-def _convert(text: str, current):
-    if isinstance(current, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(text)
-    if isinstance(current, int):
-        return int(text)
-    if isinstance(current, float):
-        return float(text)
-    if isinstance(current, tuple):
-        items = [t for t in text.split(",") if t]
-        return tuple(_convert(t, current[0]) if current else t for t in items)
-    if current is None:
-        if text.lower() in ("", "none"):
-            return None
-        for conv in (int, float):
-            try:
-                return conv(text)
-            except ValueError:
-                pass
-    return text
-
-
-def apply_overrides(cfg, overrides: dict[str, str]):
-    """`--set a.b=v` on nested frozen dataclasses; unknown keys or bad values: InputError."""
-    for key, text in overrides.items():
-        cfg = _set(cfg, key.split("."), text, key)
-    return cfg
-
-
-def _set(obj, path: list[str], text: str, key: str):
-    names = {f.name for f in dataclasses.fields(obj)}
-    head = path[0]
-    if head not in names:
-        raise InputError(f"--set {key}: unknown setting '{head}' in {type(obj).__name__} "
-                         f"(settings: {', '.join(sorted(names))})")
-    cur = getattr(obj, head)
-    if len(path) > 1:
-        if not dataclasses.is_dataclass(cur):
-            raise InputError(f"--set {key}: '{head}' has no sub-settings")
-        return dataclasses.replace(obj, **{head: _set(cur, path[1:], text, key)})
-    if dataclasses.is_dataclass(cur):
-        raise InputError(f"--set {key}: '{head}' is a group; set one of its fields")
-    try:
-        val = _convert(text, cur)
-        return dataclasses.replace(obj, **{head: val})
-    except (ValueError, TypeError, InputError) as e:
-        raise InputError(f"--set {key}={text}: {e}") from None
-
-
-def from_dict(d: dict) -> GestureConfig:
-    """Rebuild the config saved in a run folder's config.json (for --resume)."""
-    groups = {"frames": FrameConfig, "synth": SynthConfig, "model": ModelConfig,
-              "train": TrainConfig, "qat": TrainConfig}
-    kw = {}
-    names = {f.name: f for f in dataclasses.fields(GestureConfig)}
-    for k, v in d.items():
-        if k not in names:
-            raise InputError(f"config.json: unknown setting '{k}'")
-        if k in groups:
-            sub = {sk: tuple(sv) if isinstance(sv, list) else sv for sk, sv in v.items()}
-            kw[k] = groups[k](**sub)
-        else:
-            kw[k] = tuple(v) if isinstance(v, list) else v
-    return GestureConfig(**kw)

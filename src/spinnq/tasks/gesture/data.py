@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.tasks.common import atomic_write
+from spinnq.files import atomic_write, save_npy
 from spinnq.tasks.gesture.synthetic import (
     CLASSES,
     GENERATOR_VERSION,
@@ -221,7 +221,6 @@ def write_dvs_layout(root: str | Path, recordings, float_t: bool = True) -> Path
     base = Path(root) / DATASET_FOLDER
     for split, user, light, label, ev in recordings:
         d = base / SPLIT_FOLDERS[split] / f"user{int(user):02d}_{light}"
-        d.mkdir(parents=True, exist_ok=True)
         arr = np.column_stack([ev["x"], ev["y"], ev["p"], ev["t"] / 1000.0])  # t in ms
-        np.save(d / f"{int(label)}.npy", arr if float_t else arr.astype(np.int64))
+        save_npy(d / f"{int(label)}.npy", arr if float_t else arr.astype(np.int64))
     return base

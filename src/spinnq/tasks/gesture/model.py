@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
 from spinnq.nn import LIF, QuantConv2d, QuantLinear, SpikingSequential, SumPool2d
+from spinnq.settings import Limit
 
 N_CLASSES = 11
 SEED_WEIGHTS = 25_504  # mission.md, seed paper B
@@ -25,6 +27,10 @@ SEED_WEIGHTS = 25_504  # mission.md, seed paper B
 
 @dataclass(frozen=True)
 class ModelConfig:
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "beta": Limit(0, 1), "threshold": Limit(0, 1e6, lo_open=True),
+        "slope": Limit(0, 1e6, lo_open=True), "size": Limit(1, 512), "n_classes": Limit(1, 1000)}
+
     beta: float = 0.93
     threshold: float = 1.0
     slope: float = 9.7  # fast-sigmoid surrogate slope (seed: about 9.7)

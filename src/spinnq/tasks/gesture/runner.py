@@ -14,11 +14,12 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from spinnq import settings
 from spinnq.baseline.published import SEED_B_GESTURE
-from spinnq.errors import InputError
+from spinnq.errors import InputError, RunFolderError
+from spinnq.files import save_npy
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.quant.brevitas import brevitas_available, check_integers, export_qat, from_float
@@ -65,11 +66,25 @@ def load_data(cfg: GestureConfig, quiet: bool = True) -> dict[str, Frames]:
 
 def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
     if opts.resume is not None:
+        if opts.out is not None or opts.force:
+            raise InputError("--resume continues the run in its own folder; drop --out/--force")
         run = RunDir.open(opts.resume)
-        # --set on a resumed run: e.g. more epochs (training continues from the checkpoint)
         if opts.preset is not None:
+            run.release()
             raise InputError("--preset cannot change a resumed run (its config.json holds it)")
-        cfg = gconf.apply_overrides(gconf.from_dict(run.load_config()), opts.overrides)
+        try:
+            saved = run.load_config()
+            if run.task not in (None, "gesture"):
+                raise RunFolderError(f"holds a run of {run.task}, not gesture; continue it with "
+                                     f"spinnq run {run.task} --resume {run.path}",
+                                     file=str(run.path))
+            # --set on a resumed run: e.g. more epochs (training continues from the checkpoint)
+            cfg = settings.from_json(GestureConfig, saved, file=str(run.path / "config.json"))
+            cfg = settings.validate(settings.apply_sets(cfg, opts.overrides))
+        except BaseException:
+            run.release()
+            raise
+        run.task = "gesture"
         run.save_config(cfg)
         return cfg, run, True
     cfg = gconf.with_preset(GestureConfig(seed=opts.seed), opts.preset or "fast")
@@ -81,13 +96,8 @@ def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
         cfg = dataclasses.replace(cfg, frames=dataclasses.replace(cfg.frames, steps=opts.steps))
     if opts.episodes is not None:
         raise InputError("--episodes is for control tasks; gesture evaluates whole splits")
-    cfg = gconf.apply_overrides(cfg, opts.overrides)
-    if cfg.qat_layers not in ("brevitas", "spinnq"):
-        raise InputError(f"qat_layers must be 'brevitas' or 'spinnq', got {cfg.qat_layers!r}")
-    if cfg.placement not in gconf.PLACEMENTS:
-        raise InputError(f"placement must be one of {', '.join(gconf.PLACEMENTS)}, got "
-                         f"{cfg.placement!r}")
-    run = RunDir.create("gesture", opts.out)
+    cfg = settings.validate(settings.apply_sets(cfg, opts.overrides))
+    run = RunDir.create("gesture", opts.out, force=opts.force)
     run.save_config(cfg)
     return cfg, run, False
 
@@ -161,6 +171,11 @@ def run_task(opts) -> dict:
     """The `spinnq run gesture` runner (see `spinnq.cli.run.RUNNERS`)."""
     t_start = time.perf_counter()
     cfg, run, resume = _config(opts)
+    with run.guard("spinnq run gesture"):
+        return _run(opts, cfg, run, resume, t_start)
+
+
+def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float) -> dict:
     quiet = opts.quiet
     seed_everything(cfg.seed)
     set_threads(cfg.threads)
@@ -244,7 +259,8 @@ def run_task(opts) -> dict:
                      "float_graph_chip_max_scale": acc_asis,
                      "qsnn_qat": acc_qsnn, "qat_chip": ev_qat.accuracy,
                      "ptq_drop_pt": 100 * (acc_float - ev_ptq.accuracy),
-                     "qat_drop_pt": 100 * (acc_qsnn - ev_qat.accuracy), "kind": "measured"},
+                     "qat_drop_pt": 100 * (acc_qsnn - ev_qat.accuracy),
+                     "kind": "measured (torch); *_chip: emulated (bit-exact chip emulator)"},
         "ptq": {"chosen": mode, "sweep_on_val": cal.table, "populations": scales},
         "qat": {"layers": layers, "integers_equal_on_chip": ints},
         "software_check": sw,
@@ -318,13 +334,13 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
     stages = [
         stage("P-SNN float (torch)", "accuracy", a["psnn_float"], drop=0.0),
         stage(f"PTQ {s['ptq']['chosen']} on chip (emulated)", "accuracy", a["ptq_chip"],
-              drop=a["psnn_float"] - a["ptq_chip"]),
+              kind="emulated", drop=a["psnn_float"] - a["ptq_chip"]),
         stage("float graph as is on chip (max scale)", "accuracy",
-              a["float_graph_chip_max_scale"], drop=a["psnn_float"]
+              a["float_graph_chip_max_scale"], kind="emulated", drop=a["psnn_float"]
               - a["float_graph_chip_max_scale"]),
         stage(f"Q-SNN QAT ({s['qat']['layers']}, torch)", "accuracy", a["qsnn_qat"],
               drop=a["psnn_float"] - a["qsnn_qat"]),
-        stage("QAT on chip (emulated)", "accuracy", a["qat_chip"],
+        stage("QAT on chip (emulated)", "accuracy", a["qat_chip"], kind="emulated",
               drop=a["qsnn_qat"] - a["qat_chip"]),
         stage("seed P-SNN float", "accuracy", PUBLISHED["float_psnn"], kind="published",
               drop=0.0),
@@ -379,4 +395,4 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
     plots = _plots(cfg, rep, ev, costs, run) if cfg.plots else {}
     write_report(run.path, rep, plots)
     write_json(run.path / "summary.json", {k: v for k, v in s.items() if k != "training"})
-    np.save(run.path / "test_counts_qat_chip.npy", ev.scores)
+    save_npy(run.path / "test_counts_qat_chip.npy", ev.scores)

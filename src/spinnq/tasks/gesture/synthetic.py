@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from spinnq.errors import InputError
+from spinnq.settings import Limit
 
 GENERATOR_VERSION = 2  # bump when the motions change: frame caches are keyed by it
 SENSOR = (128, 128, 2)  # tonic's sensor_size: (W, H, polarities)
@@ -37,6 +39,14 @@ CLASSES = (
 @dataclass(frozen=True)
 class SynthConfig:
     """Knobs of the generator. Defaults were tuned so the seed's network lands at 90-99 %."""
+
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "duration_ms": Limit(1, 1e6), "step_ms": Limit(0, 1e3, lo_open=True),
+        "pos_jitter": Limit(0, 1e3), "hand_radius": Limit(0, 1e3), "edge_rate": Limit(0, 1e4),
+        "torso_sway": Limit(0, 1e3), "position_noise": Limit(0, 1e3),
+        "noise_hz": Limit(0, 1e7), "scale_range": Limit(0, 100, lo_open=True, min_len=2),
+        "period_range": Limit(0, 100, lo_open=True, min_len=2),
+        "rate_range": Limit(0, 100, min_len=2), "ellipse_range": Limit(0, 100, min_len=2)}
 
     duration_ms: int = 600  # length of one recording
     step_ms: float = 1.0  # time resolution of the motion simulation

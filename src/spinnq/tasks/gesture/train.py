@@ -10,12 +10,14 @@ Loss as in the seed (snnTorch's `mse_count_loss`): the target count of the right
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spinnq.settings import Limit
 from spinnq.tasks.common import (
     MetricLogger,
     RunDir,
@@ -31,6 +33,11 @@ from spinnq.tasks.gesture.data import Frames
 
 @dataclass(frozen=True)
 class TrainConfig:
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "epochs": Limit(0, 10_000), "batch": Limit(1, 1 << 16), "lr": Limit(0, 1, lo_open=True),
+        "lr_final": Limit(0, 1, lo_open=True), "correct_rate": Limit(0, 1),
+        "incorrect_rate": Limit(0, 1), "eval_batch": Limit(1, 1 << 16)}
+
     epochs: int = 12
     batch: int = 32
     lr: float = 4e-3

@@ -11,15 +11,21 @@ default must not need tonic (GPL, optional).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from spinnq.errors import InputError
+from spinnq.settings import Limit
 
 
 @dataclass(frozen=True)
 class FrameConfig:
     """How recordings become frames (B, T, 2, size, size)."""
+
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "size": Limit(1, 512), "sensor": Limit(1, 4096), "bin_ms": Limit(0, 1e4, lo_open=True),
+        "steps": Limit(1, 100_000), "denoise_us": Limit(0, 1e9)}
 
     size: int = 32  # output width = height
     sensor: int = 128  # input width = height

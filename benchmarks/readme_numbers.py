@@ -1,0 +1,197 @@
+"""README figures from what the current code measures, never typed by hand.
+
+Two steps, so the expensive one runs once and the README can be regenerated any time:
+
+    # 1. run `spinnq run TASK` on defaults for each seed (cartpole = the `make demo` run)
+    .venv/bin/python benchmarks/readme_numbers.py measure [--task cartpole] --seeds 0 1 2
+    -> benchmarks/results/readme_<task>.json  (per seed: chip/float return or accuracy,
+       PEs, modelled energy, wall time; the code's git commit)
+
+    # 2. rewrite the README sections between <!-- readme:NAME --> and <!-- /readme:NAME -->
+    .venv/bin/python benchmarks/readme_numbers.py readme [--check]
+
+`readme --check` exits 1 when the README differs from what the JSON gives (a test runs it).
+A seed missing from the JSON is left out of the sentence rather than invented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("cartpole", "acrobot", "gesture")
+
+
+def results(task: str) -> Path:
+    return ROOT / "benchmarks" / "results" / f"readme_{task}.json"
+README = ROOT / "README.md"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def measure_gesture(seed: int) -> dict:
+    """One default `spinnq run gesture --seed SEED` (synthetic recordings)."""
+    from spinnq.cli.run import RunOptions
+    from spinnq.tasks.gesture.runner import run_task
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        s = run_task(RunOptions("gesture", seed, out=Path(tmp) / "run", quiet=True,
+                                overrides={"cache_dir": ""}))
+        wall = time.perf_counter() - t0
+    a = s["accuracy"]
+    return {"seed": seed, "psnn_float": a["psnn_float"], "ptq_chip": a["ptq_chip"],
+            "ptq_chosen": s["ptq"]["chosen"], "qsnn_qat": a["qsnn_qat"],
+            "qat_chip": a["qat_chip"], "qat_layers": s["qat"]["layers"],
+            "integers_equal": s["qat"]["integers_equal_on_chip"].get("equal"),
+            "weights": s["memory"]["weights"], "fp32_bytes": s["memory"]["fp32_bytes"],
+            "int8_bytes": s["memory"]["int8_bytes"], "pes": s["chip"]["pes"],
+            "data": s["data"], "wall_s": wall, "load_average_after": os.getloadavg()[0]}
+
+
+def measure_seed(seed: int, task: str = "cartpole") -> dict:
+    """One default `spinnq run TASK --seed SEED` (cartpole seed 0 = what `make demo` runs)."""
+    if task == "gesture":
+        return measure_gesture(seed)
+    from spinnq.tasks.control.run import default_config, run_control
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        rep = run_control(default_config(task, seed=seed), out=Path(tmp) / "run",
+                          quiet=True)
+        wall = time.perf_counter() - t0
+    by = {s["name"]: s for s in rep["stages"]}
+    chip = rep.get("chip") or {}
+    return {"seed": seed, "chip_mean_return": by["chip"]["mean_return"],
+            "float_mean_return": by["float"]["mean_return"],
+            "episodes": by["chip"]["episodes"], "pes": chip.get("pes"),
+            "chip_steps_per_decision": chip.get("timesteps"),
+            "energy_j_per_decision": chip.get("energy_j"),
+            "operating_point": chip.get("operating_point"), "tick_s": chip.get("tick_s"),
+            "wall_s": wall, "load_average_after": os.getloadavg()[0]}
+
+
+def measure(seeds: list[int], task: str = "cartpole") -> dict:
+    out = results(task)
+    old = json.loads(out.read_text()) if out.exists() else {}
+    rows = {r["seed"]: r for r in old.get("seeds", [])}
+    for s in seeds:
+        rows[s] = measure_seed(s, task)
+        print(f"{task} seed {s}: {rows[s]}", flush=True)
+        data = {"benchmark": f"readme_{task}", "command": f"spinnq run {task} --seed SEED",
+                "commit": _commit(), "machine": {"platform": platform.platform(),
+                                                 "cpus": os.cpu_count()},
+                "kinds": {"returns": "measured (closed loop; chip = emulated SpiNNaker2)",
+                          "energy": "modelled", "wall": "measured (shared box)"},
+                "seeds": [rows[k] for k in sorted(rows)]}
+        out.write_text(json.dumps(data, indent=2) + "\n")
+    return data
+
+
+def _minsec(s: float) -> str:
+    m, sec = divmod(round(s), 60)
+    return f"{m} min {sec} s" if m else f"{sec} s"
+
+
+def cartpole_section(data: dict) -> str:
+    """The README sentence about `make demo`, from the JSON."""
+    rows = data["seeds"]
+    seeds = "/".join(str(r["seed"]) for r in rows)
+    chip = " / ".join(f"{r['chip_mean_return']:.1f}" for r in rows)
+    flt = " / ".join(f"{r['float_mean_return']:.1f}" for r in rows)
+    walls = [r["wall_s"] for r in rows]
+    r0 = rows[0]
+    text = (f"Seeds {seeds}: on-chip (emulated) mean return {chip} (float {flt}) over "
+            f"{r0['episodes']} episodes; {_minsec(min(walls))} to {_minsec(max(walls))} wall "
+            f"on the shared 2-core box (measured, commit {data['commit']}). {r0['pes']} PEs, "
+            f"{r0['chip_steps_per_decision']} chip steps per decision")
+    # the chip's energy per decision (base + dynamic, modelled) is in each run's report: the
+    # energy model changes more often than these runs are repeated
+    return text + (" (the chip's modelled energy per decision: each run's report). "
+                   "Regenerate: `benchmarks/readme_numbers.py measure` then `readme`.")
+
+
+def acrobot_section(data: dict) -> str:
+    rows = data["seeds"]
+    chip = " / ".join(f"{r['chip_mean_return']:.1f}" for r in rows)
+    flt = " / ".join(f"{r['float_mean_return']:.1f}" for r in rows)
+    seeds = "/".join(str(r["seed"]) for r in rows)
+    return (f"Seed{'s' if len(rows) > 1 else ''} {seeds}: on-chip (emulated) mean return {chip} "
+            f"(float {flt}) over {rows[0]['episodes']} episodes; "
+            f"{_minsec(max(r['wall_s'] for r in rows))} wall on the shared 2-core box, load "
+            f"average {max(r['load_average_after'] for r in rows):.0f} at the end (measured, "
+            f"commit {data['commit']}).")
+
+
+def gesture_section(data: dict) -> str:
+    r = data["seeds"][0]
+    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+    d = r["data"]
+    return (f"Seed {r['seed']}, {d['source']} data ({d['train']} / {d['val']} / {d['test']} "
+            f"recordings): P-SNN float {pct(r['psnn_float'])}, PTQ ({r['ptq_chosen']}) on chip "
+            f"{pct(r['ptq_chip'])}, {r['qat_layers']} QAT {pct(r['qsnn_qat'])}, QAT on chip "
+            f"{pct(r['qat_chip'])} (chip = emulated; chip integers equal the QAT network's: "
+            f"{'yes' if r['integers_equal'] else 'no'}); weights {r['fp32_bytes']:,} B fp32 -> "
+            f"{r['int8_bytes']:,} B int8; {r['pes']} PEs; {_minsec(r['wall_s'])} wall on the "
+            f"shared 2-core box, load average {r['load_average_after']:.0f} at the end (measured, "
+            f"commit {data['commit']}).")
+
+
+SECTIONS = {"cartpole": (results("cartpole"), cartpole_section),
+            "acrobot": (results("acrobot"), acrobot_section),
+            "gesture": (results("gesture"), gesture_section)}
+
+
+def render(readme: str) -> str:
+    """`readme` with every marked section rewritten from its JSON."""
+    for name, (path, fn) in SECTIONS.items():
+        if not path.exists():
+            continue
+        body = fn(json.loads(path.read_text()))
+        pat = re.compile(rf"(<!-- readme:{name} -->)(.*?)(<!-- /readme:{name} -->)", re.S)
+        if not pat.search(readme):
+            raise SystemExit(f"README.md has no <!-- readme:{name} --> section")
+        readme = pat.sub(lambda m, b=body: f"{m.group(1)}\n{b}\n{m.group(3)}", readme)
+    return readme
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure", help="run the demo for these seeds, update the JSON")
+    m.add_argument("--seeds", type=int, nargs="+", default=[0])
+    m.add_argument("--task", choices=TASKS, default="cartpole")
+    r = sub.add_parser("readme", help="rewrite the README's marked sections from the JSON")
+    r.add_argument("--check", action="store_true", help="exit 1 if the README is stale")
+    a = ap.parse_args(argv)
+    if a.cmd == "measure":
+        measure(a.seeds, a.task)
+        return 0
+    old = README.read_text()
+    new = render(old)
+    if a.check:
+        if new != old:
+            print("README.md is stale: run benchmarks/readme_numbers.py readme", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
