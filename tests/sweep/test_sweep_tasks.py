@@ -55,3 +55,17 @@ def test_optuna_search_is_seeded_and_resume_runs_nothing_new(monkeypatch, capsys
     code, stdout, err = run_cli(monkeypatch, capsys, *args, "--out", tmp_path / "a", "--resume")
     assert code == 0, err
     assert "(0 run now" in " ".join(stdout.split())
+
+
+@pytest.mark.slow
+def test_gesture_sweep_trains_per_frame_bin_and_scores_the_test_split(monkeypatch, capsys,
+                                                                      tmp_path):
+    out = tmp_path / "g"
+    code, _, err = run_cli(monkeypatch, capsys, "sweep", "gesture", "--out", out, "--quick",
+                           "--quiet", "--space", "timesteps=6", "--space", "bits=8,4")
+    assert code == 0, err
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert {(r["timesteps"], r["bits"]) for r in rows} == {("12", "8"), ("6", "8"), ("6", "4")}
+    assert all(not r["error"] and 0 <= float(r["accuracy"]) <= 1 for r in rows)
+    assert (out / "tasks" / "gesture-T6" / "psnn_float.nir").exists()
+    assert "bin = 240 ms / T" in (out / "report.md").read_text()
