@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from spinnq.cli import energy, graph, quant, run, s2
+from spinnq.cli import energy, graph, quant, run, s2, sweep
 from spinnq.cli.app import app, console, err_console, error_line, interrupted
 from spinnq.errors import SpinnqError
 
@@ -20,6 +20,7 @@ COMMANDS = (
     ("inspect", graph.inspect), ("simulate", graph.simulate_cmd),
     ("deploy", s2.deploy), ("export", s2.export_cmd), ("energy", energy.energy_cmd),
     ("evaluate", quant.evaluate_cmd), ("quantize", quant.quantize_cmd), ("run", run.run_cmd),
+    ("sweep", sweep.sweep_cmd),
 )
 for _name, _fn in COMMANDS:
     app.command(_name)(_fn)

@@ -27,11 +27,15 @@ KIND_HATCH = {"modelled": "", "measured": "//", "published": ".."}
 KIND_COLOR = {"modelled": "#2a7ab0", "measured": "#d9822b", "published": "#8a8a8a"}
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
+    """A figure as PNG bytes (Agg canvas: no display, no global backend)."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     return buf.getvalue()
+
+
+_png = png
 
 
 def _rows(report: dict) -> list[dict]:

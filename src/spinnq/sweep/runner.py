@@ -1,0 +1,228 @@
+"""`run_sweep`: plan the trials, run the missing ones on Ray, write the results and the report.
+
+    out/sweep.json      what was swept (target, metric, seed, search, space): `--resume` checks it
+    out/trials/*.json   one record per finished trial (see results.py)
+    out/trials.csv, pareto.csv, report.md/.html, plots/front.png
+    out/best.nir, best_x.npy, best.md   with a budget: the pick, its integer graph, the input
+                                        its cost was modelled on, and the commands reproducing it
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spinnq.errors import InputError
+from spinnq.files import atomic_write
+from spinnq.graph import meta
+from spinnq.graph.model import write_graph
+from spinnq.report.write import fmt
+from spinnq.sweep import engine, report
+from spinnq.sweep.results import Budget, Store, best, ok, pareto, savings, write_tables
+from spinnq.sweep.space import Plan, key, plan, settings
+from spinnq.sweep.trial import Problem, quant_function, quant_stages, tick_seconds
+from spinnq.tasks.common import progress, read_json, write_json
+
+SPEC = "sweep.json"
+PROPOSED = "optuna.json"  # how many optuna proposals a sweep folder has used
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    space: dict = field(default_factory=dict)  # key -> values (space.parse_space)
+    search: str = "grid"
+    samples: int = 0  # random / optuna: trials to draw
+    seed: int = 0
+    budget: Budget = Budget()
+    ray: engine.RayOptions = engine.RayOptions()
+    resume: bool = False
+    quiet: bool = False
+
+
+def tolerance(metric: str, reference: dict | None) -> float:
+    """The metric loss counted as "no loss": 0.5 pt of accuracy, or 0.5 % of the reference's
+    return."""
+    if metric == "accuracy":
+        return 0.005
+    return 0.005 * abs(reference[metric]) if reference and ok(reference, metric) else 0.0
+
+
+def _check_folder(out: Path, spec: dict, resume: bool) -> None:
+    p = out / SPEC
+    if p.exists() and Store(out).records():
+        if not resume:
+            raise InputError("holds a sweep already: pass --resume to continue it, or another "
+                             "--out", file=str(out))
+        old = read_json(p)
+        for k in ("target", "metric", "seed"):
+            if old.get(k) != spec.get(k):
+                raise InputError(f"--resume: the folder's sweep has {k} {old.get(k)!r}, this "
+                                 f"one {spec.get(k)!r}", file=str(p))
+    elif resume and (out / "trials").is_dir():
+        raise InputError(f"--resume: no {SPEC} in this folder", file=str(out))
+
+
+def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str = "") -> dict:
+    """Run the sweep into `out`; returns {"records", "pareto", "best", "ran", "skipped", ...}."""
+    out = Path(out)
+    spec = {"target": target or problem.name, "metric": problem.metric, "seed": cfg.seed,
+            "search": cfg.search, "samples": cfg.samples,
+            "space": {k: list(v) for k, v in cfg.space.items()},
+            "budget": asdict(cfg.budget)}
+    _check_folder(out, spec, cfg.resume)
+    extra = [problem.default(), problem.seed_config()]
+    for stage in quant_stages(cfg.space):  # checked before anything runs
+        quant_function(stage)
+    if cfg.search == "optuna":
+        todo_plan = Plan(tuple(map(settings, extra)))
+    else:
+        todo_plan = plan(cfg.space, cfg.search, cfg.samples, cfg.seed, extra)
+    write_json(out / SPEC, spec)
+    store = Store(out)
+    known = store.records()
+    keys = [key(s, cfg.seed) for s in todo_plan.trials]
+    todo = [s for s, k in zip(todo_plan.trials, keys, strict=True) if k not in known]
+    state = {"ran": 0}
+    phase = {"optuna": False}
+
+    def proposed() -> int:
+        p = out / PROPOSED
+        return int(read_json(p)["proposed"]) if p.exists() else 0
+
+    total = len(todo_plan) + (cfg.samples if cfg.search == "optuna" else 0)
+    done_before = len(todo_plan) - len(todo)
+
+    with progress(disable=cfg.quiet) as bar:
+        task = bar.add_task(f"sweep {spec['target']}", total=total, completed=done_before,
+                            info=_best_info(list(known.values()), problem.metric, cfg.budget))
+
+        def on_record(rec: dict) -> None:
+            if phase["optuna"]:  # proposals drawn so far, finished or found in the store
+                write_json(out / PROPOSED, {"proposed": proposed() + 1})
+            if rec.get("cached"):
+                bar.update(task, advance=1)
+                return
+            store.put(rec)
+            state["ran"] += 1
+            recs = list(store.records().values())
+            bar.update(task, advance=1, info=_best_info(recs, problem.metric, cfg.budget))
+
+        if todo:
+            engine.run(problem, todo, out, cfg.seed, cfg.ray, on_record, "grid")
+        if cfg.search == "optuna":
+            phase["optuna"] = True
+            left = max(0, cfg.samples - proposed())
+            bar.update(task, completed=done_before + cfg.samples - left)
+            if left:
+                engine.run(problem, [], out, cfg.seed, cfg.ray, on_record, "optuna", left,
+                           cfg.space, store.records())
+            bar.update(task, completed=total)
+    return finish(problem, out, cfg, target or problem.name, ran=state["ran"],
+                  skipped=done_before)
+
+
+def _best_info(records: list[dict], metric: str, budget: Budget) -> str:
+    b = best(records, metric, budget)
+    if b is None:
+        return ""
+    m = f"{b[metric]:.2%}" if metric == "accuracy" else f"{b[metric]:.1f}"
+    return f"best {metric} {m} at {fmt(b['energy_j'], 'J')}"
+
+
+def finish(problem: Problem, out: Path, cfg: SweepConfig, title: str, ran: int = 0,
+           skipped: int = 0) -> dict:
+    """Tables, report and (with a budget) the pick, from the store."""
+    metric = problem.metric
+    by_key = Store(out).records()
+    order = {key(s, cfg.seed): i for i, s in enumerate(
+        [problem.default(), problem.seed_config()])}
+    records = sorted(by_key.values(), key=lambda r: (order.get(r["key"], 2),
+                                                     [str(v) for v in r["settings"].values()]))
+    paths = write_tables(out, records, metric)
+    default = by_key.get(key(problem.default(), cfg.seed))
+    seed = by_key.get(key(problem.seed_config(), cfg.seed))
+    info: dict = {"default": default, "seed": seed, "notes": list(getattr(problem, "notes", [])),
+                  "saved_vs_default": savings(records, default, metric,
+                                              tolerance(metric, default)),
+                  "saved_vs_seed": savings(records, seed, metric, tolerance(metric, seed))}
+    pick = None
+    if cfg.budget:
+        info["budget"] = cfg.budget.describe(metric)
+        pick = info["best"] = best(records, metric, cfg.budget)
+        if pick is not None:
+            paths |= write_best(problem, out, pick)
+    paths |= report.write(out, title, records, metric, info)
+    write_json(out / "summary.json", {k: v for k, v in info.items()} | {
+        "trials": len(records), "ran": ran, "skipped": skipped,
+        "pareto": [r["key"] for r in pareto(records, metric)]})
+    return {"records": records, "pareto": pareto(records, metric), "best": pick, "ran": ran,
+            "skipped": skipped, "paths": paths, "info": info}
+
+
+def write_best(problem: Problem, out: Path, rec: dict) -> dict[str, Path]:
+    """best.nir (the integer graph of the pick, its run settings in metadata), best_x.npy (the
+    input its cost was modelled on) and best.md (the commands that reproduce its numbers)."""
+    from spinnq.s2.compile import compile
+    from spinnq.s2.export import export_graph
+
+    s = rec["settings"]
+    g = problem.graph(s)
+    cfg = problem.s2_config(s)
+    q = export_graph(g, cfg)
+    q.metadata = meta.stamp(q.metadata, reset=cfg.reset, dt=float(cfg.dt))
+    paths = {"best_nir": write_graph(q, out / "best.nir")}
+    x = np.asarray(problem.energy_input(compile(g, cfg), s), dtype=np.uint8)
+    paths["best_x"] = out / "best_x.npy"
+    np.save(paths["best_x"], x)
+    y = problem.labels(s)
+    if y is not None:
+        paths["best_data"] = out / "best_data.npz"
+        np.savez_compressed(paths["best_data"], x=x, y=np.asarray(y))
+    paths["best_md"] = atomic_write(out / "best.md", best_commands(problem, out, rec,
+                                                                   labelled=y is not None))
+    return paths
+
+
+def chip_flags(problem: Problem, s: dict) -> list[str]:
+    """The flags that make `spinnq deploy/energy` run best.nir as the trial ran."""
+    cfg = problem.s2_config(s)
+    flags = ["--weight-scale", "none", "--bits", str(cfg.bits), "--reset", cfg.reset,
+             "--dt", repr(float(cfg.dt))]
+    if s["neurons_per_pe"]:
+        flags += ["--neurons-per-pe", str(s["neurons_per_pe"])]
+    return flags
+
+
+def energy_flags(s: dict) -> list[str]:
+    tick = tick_seconds(s)
+    return ["--operating-point", s["operating_point"]] + (
+        [] if tick is None else ["--tick-ms", repr(float(s["tick_ms"]))])
+
+
+def best_commands(problem: Problem, out: Path, rec: dict, labelled: bool = False) -> str:
+    s, metric = settings(rec["settings"]), problem.metric
+    nir, x = shlex.quote(str(out / "best.nir")), shlex.quote(str(out / "best_x.npy"))
+    flags = " ".join(map(shlex.quote, chip_flags(problem, s)))
+    eflags = " ".join(map(shlex.quote, energy_flags(s)))
+    m = f"{rec[metric]:.6g}"
+    evaluate = ([f"spinnq evaluate {nir} --data {shlex.quote(str(out / 'best_data.npz'))} "
+                 f"--target chip --batch {len(problem.labels(s))} {flags} {eflags} "
+                 "--json best_eval.json"] if labelled else [])
+    return "\n".join([
+        "# The best trial under the budget", "",
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in s.items()), "",
+        f"{metric} {m} (emulated); energy {rec['energy_j']!r} J, dynamic {rec['dynamic_j']!r} J,"
+        f" latency {rec['latency_s']!r} s (modelled); {rec['pes']} PEs on {rec['chips']} chip(s).",
+        "", "`best.nir` holds the integer weights (`spinnq export` format) and the run settings;"
+        " `best_x.npy` the input the cost was modelled on (`best_data.npz`: with its labels). "
+        "Reproduce (`evaluate`: the accuracy; `energy`: the modelled cost of the same "
+        "emulator run the trial costed):", "", "```",
+        *evaluate,
+        f"spinnq deploy {nir} --input {x} --out best_out.npz {flags}",
+        f"spinnq energy {nir} --input {x} {flags} {eflags} --json best_energy.json", "```", "",
+        f"{metric}: " + ("the share of samples whose output spike count is largest at the label"
+                         " (labels: `y` of the data file)" if metric == "accuracy" else
+                         "closed-loop mean return (`spinnq run` evaluation)"), ""])
