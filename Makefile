@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# imports for what spinnq uses; PyPI's torchvision/torchaudio wheels do not load beside
 	# the CPU torch (or pull another torch build), so both come without declared dependencies.
 	$(PIP) install -q --no-deps norse==1.1.0 spikingjelly==2.0.0
-	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, spikingjelly, rockpool, ray.tune, optuna; print('spinnq env ok: torch', torch.__version__)"
+	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, rockpool, ray.tune, optuna, spikingjelly.activation_based.nir_exchange; print('spinnq env ok: torch', torch.__version__)"
 	touch $(STAMP)
 
 demo: $(STAMP)
