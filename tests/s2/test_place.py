@@ -8,6 +8,7 @@ from spinnq.errors import CompileError
 from spinnq.graph.model import from_nir
 from spinnq.s2 import S2Config, compile, place, summarize
 from spinnq.s2.place import memory
+from spinnq.s2.program import ChipArithmetic, EngineConfig, PlaceConfig
 
 
 def _chain(sizes):
@@ -77,6 +78,18 @@ def test_population_that_cannot_fit_any_pe_is_refused():
 
 
 def test_too_many_chips_is_refused():
-    prog = compile(_chain([64, 20000, 10]), S2Config(neurons_per_pe={"lif0": 10}, max_chips=2))
+    cfg = S2Config(neurons_per_pe={"lif0": 10}, max_chips=2)
+    prog = compile(_chain([64, 20000, 10]), cfg)
     with pytest.raises(CompileError, match="over the limit of 2 chips"):
-        place(prog)
+        place(prog, cfg)
+    with pytest.raises(CompileError, match="over the limit of 2 chips"):
+        place(prog, PlaceConfig(max_chips=2))  # the placement stage's own config
+
+
+def test_a_program_is_plain_data_carrying_only_what_the_chip_computes():
+    cfg = S2Config(reset="subtract", fma=True, engine="torch", max_chips=2)
+    prog = compile(_chain([8, 4]), cfg)
+    assert prog.arithmetic == ChipArithmetic(reset="subtract", fma=True)
+    assert prog.engine == EngineConfig(engine="torch")
+    assert not hasattr(prog, "config")
+    assert place(prog).chips == 1  # placement limits are place()'s, not the program's

@@ -138,7 +138,7 @@ class ChipNet(nn.Module):
         self.program: Program = compile(graph, cfg)
         prog = self.program
         self.order = [n for n in prog.populations if n != prog.input]
-        self.params: dict[str, ChipParams] = {n: chip_params(prog.populations[n], cfg)
+        self.params: dict[str, ChipParams] = {n: chip_params(prog.populations[n], prog.arithmetic)
                                               for n in self.order}
         self.recurrent = bool(recurrent(prog))
         self.projs = nn.ModuleList()

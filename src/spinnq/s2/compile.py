@@ -38,12 +38,19 @@ from spinnq.graph.model import Graph, conv_padding, pair
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
 from spinnq.quant.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2 import chip
-from spinnq.s2.program import Population, Program, Projection
+from spinnq.s2.program import (
+    ADD_ORDERS,
+    CUBA_ORDERS,
+    ENGINES,
+    ChipArithmetic,
+    EngineConfig,
+    PlaceConfig,
+    Population,
+    Program,
+    Projection,
+)
 
-ADD_ORDERS = ("input_first", "offset_first")  # (alpha v + I) + i_offset  |  (alpha v + i_off) + I
-CUBA_ORDERS = ("current_first", "voltage_first")
 CUBA_BIAS = ("current", "offset")
-ENGINES = ("auto", "events", "torch")  # emulator engine: events needs numba; auto picks it
 INCLUSIVE = ("spikingjelly", "rockpool")  # conventions that fire at v >= v_threshold
 W_SCALE_KEY = "w_scale"  # metadata on a weight node: the scale QAT trained with (a float)
 EXPORTED_KEY = "s2_w_scale"  # metadata written by `export`: weights are integers already
@@ -113,6 +120,23 @@ class S2Config:
 
     def with_(self, **kw) -> S2Config:
         return replace(self, **kw)
+
+    # The later stages' own configs, from the one set of flags a user gives.
+    @property
+    def arithmetic(self) -> ChipArithmetic:
+        """What the chip computes per step (the emulator engines and `quant.finetune`)."""
+        return ChipArithmetic(self.reset, self.fma, self.add_order, self.cuba_order)
+
+    @property
+    def placement(self) -> PlaceConfig:
+        """How `place` cuts the program onto PEs and chips."""
+        return PlaceConfig(dict(self.neurons_per_pe), self.neurons_per_pe_default,
+                           self.memory_per_pe, self.pes_per_chip, self.max_chips)
+
+    @property
+    def run(self) -> EngineConfig:
+        """Which emulator engine runs the program."""
+        return EngineConfig(self.engine, self.chunk)
 
 
 # ------------------------------------------------------------------------------- chains
@@ -534,7 +558,8 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
                               " not by neurons: on SpiNNaker2 an output is a population "
                               "(add an LIF or an LI read-out)")
             outputs.append(p)
-    prog = Program(pops, projs, graph.input, list(dict.fromkeys(outputs)), 0, cfg, notes)
+    prog = Program(pops, projs, graph.input, list(dict.fromkeys(outputs)), 0, notes,
+                   cfg.arithmetic, cfg.run)
     prog.depth = depth(prog)
     return prog
 

@@ -32,7 +32,16 @@ from spinnq.errors import InputError
 from spinnq.s2 import chip
 from spinnq.s2.compile import S2Config, recurrent
 from spinnq.s2.inputs import as_spikes, check_spikes
-from spinnq.s2.program import COUNTERS, Population, Program, Projection, Run, fingerprint, sum_bound
+from spinnq.s2.program import (
+    COUNTERS,
+    ChipArithmetic,
+    Population,
+    Program,
+    Projection,
+    Run,
+    fingerprint,
+    sum_bound,
+)
 
 Tensor = torch.Tensor
 
@@ -144,7 +153,9 @@ def scan_for(model: str):
     return scan_cuba if chip.MODELS[model].current_based else scan_lif
 
 
-def chip_params(pop: Population, cfg: S2Config) -> ChipParams:
+def chip_params(pop: Population, cfg: ChipArithmetic | S2Config) -> ChipParams:
+    """A population's float32 parameters and the arithmetic options (`ChipArithmetic`, or
+    an `S2Config`, which carries the same fields)."""
     t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in pop.params.items()}
     extra = {}
     if "syn_alpha" in t:
@@ -238,7 +249,7 @@ def emulate(program: Program, x, steps: int | None = None,
     the first layer at t + 1. Records spikes and voltages (NIR units) of `record`
     (default: the output populations).
     """
-    cfg: S2Config = program.config or S2Config()
+    run_cfg = program.engine
     pops = program.populations
     xb = as_spikes(x, pops[program.input].shape)
     steps = int(xb.shape[1]) + program.depth if steps is None else int(steps)
@@ -249,15 +260,15 @@ def emulate(program: Program, x, steps: int | None = None,
         if r not in pops:
             raise InputError(f"cannot record '{r}': not a population (populations: "
                              f"{', '.join(pops)})")
-    if cfg.engine != "torch":
+    if run_cfg.engine != "torch":
         from spinnq.s2 import events
 
         if events.available() and events.supported(program):
             return events.run_events(program, xb, steps, rec)
-        if cfg.engine == "events":
+        if run_cfg.engine == "events":
             raise InputError("engine 'events' needs numba (pip install numba) and a program "
                              "without lif_curr_exp populations; use engine 'torch'")
-    return _TorchRun(program, cfg, xb, steps, rec).run()
+    return _TorchRun(program, xb, steps, rec).run()
 
 
 class _TorchRun:
@@ -265,18 +276,19 @@ class _TorchRun:
     steps, D = its longest outgoing delay, and the current block, as float32 0/1 ready for
     the projections' batched ops), neuron state, recordings and counts."""
 
-    def __init__(self, program: Program, cfg: S2Config, xb: Tensor, steps: int, rec: list):
+    def __init__(self, program: Program, xb: Tensor, steps: int, rec: list):
         pops = program.populations
         self.program, self.xb, self.steps, self.rec = program, xb, steps, rec
         self.B, self.T = int(xb.shape[0]), int(xb.shape[1])
         B = self.B
         self.flat = flat = {n: p.size for n, p in pops.items()}
         self.ops = _cached_ops(program)
-        self.params = {n: chip_params(p, cfg) for n, p in pops.items() if n != program.input}
+        self.params = {n: chip_params(p, program.arithmetic) for n, p in pops.items()
+                       if n != program.input}
         self.state = {n: [torch.zeros(B, flat[n])
                           for _ in range(3 if p.model in chip.CUBA_MODELS else 1)]
                       for n, p in pops.items() if n != program.input}
-        self.block = min([cfg.chunk, steps] + [p.delay for p in recurrent(program)])
+        self.block = min([program.engine.chunk, steps] + [p.delay for p in recurrent(program)])
         self.D = {n: max([p.delay for p in program.projections if p.pre == n], default=1)
                   for n in pops}
         self.hist = {n: torch.zeros((self.D[n] + self.block, B, flat[n])) for n in pops}

@@ -648,7 +648,7 @@ def prepared(program: Program) -> _Prepared:
 
 def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -> Run:
     """Emulate with the event-driven kernel; same Run as `emulate.emulate`."""
-    cfg = program.config
+    cfg = program.arithmetic
     P = prepared(program)
     names, index, sizes, perms = P.names, P.index, P.sizes, P.perms
     rec_off = np.full(len(names), -1, dtype=np.int64)

@@ -19,7 +19,7 @@ import numpy as np
 from spinnq.errors import CompileError
 from spinnq.s2 import chip
 from spinnq.s2.compile import S2Config
-from spinnq.s2.program import PESlot, Placement, Population, Program, Projection
+from spinnq.s2.program import PESlot, PlaceConfig, Placement, Population, Program, Projection
 
 
 def _weights_bytes(proj: Projection, pre: Population, post: Population, n_local: int) -> int:
@@ -41,7 +41,7 @@ def memory(program: Program, name: str, n_local: int) -> dict[str, int]:
             "recording": chip.RECORD_BYTES_PER_NEURON * n_local, "fixed": chip.PE_FIXED_BYTES}
 
 
-def _neurons_per_pe(program: Program, pop: Population, cfg: S2Config) -> int:
+def _neurons_per_pe(program: Program, pop: Population, cfg: PlaceConfig) -> int:
     budget = cfg.memory_per_pe
     explicit = pop.neurons_per_pe or cfg.neurons_per_pe.get(pop.name) or 0
     n = min(pop.size, explicit or chip.MODELS[pop.model].neurons_per_pe)
@@ -67,9 +67,9 @@ def _neurons_per_pe(program: Program, pop: Population, cfg: S2Config) -> int:
     return lo
 
 
-def place(program: Program, cfg: S2Config | None = None) -> Placement:
+def place(program: Program, cfg: PlaceConfig | S2Config | None = None) -> Placement:
     """Assign every population's neurons to PEs of one or more chips; see module docstring."""
-    cfg = cfg or program.config or S2Config()
+    cfg = cfg.placement if isinstance(cfg, S2Config) else cfg or PlaceConfig()
     slots: list[PESlot] = []
     for name, pop in program.populations.items():
         n = _neurons_per_pe(program, pop, cfg)

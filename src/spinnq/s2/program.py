@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from spinnq.errors import InputError
+from spinnq.s2 import chip
+
 # Activity counters the emulator keeps per population and step (summed over the neurons of
 # the population, averaged over the batch: "per inference"). The energy model turns them
 # into busy cycles; keep the names in one place.
@@ -27,6 +30,59 @@ COUNTERS = (
     "packets_in",  # spike packets received by the population's PEs (one per source spike)
     "macs",  # accelerator multiply-accumulates (conv projections on the MAC array)
 )
+
+
+# ----------------------------------------------------------------- stage configurations
+# One small config per stage after compile (compile's own options are `S2Config`, which also
+# carries these for the user's one-stop flags: `S2Config.arithmetic`, `.placement`, `.run`).
+ADD_ORDERS = ("input_first", "offset_first")  # (alpha v + I) + i_offset | (alpha v + i_off) + I
+CUBA_ORDERS = ("current_first", "voltage_first")
+ENGINES = ("auto", "events", "torch")  # emulator engine: events needs numba; auto picks it
+
+
+def _one_of(name: str, val, allowed: tuple) -> None:
+    if val not in allowed:
+        raise InputError(f"{name} must be one of {allowed}, got {val!r}")
+
+
+@dataclass(frozen=True)
+class ChipArithmetic:
+    """What the chip computes in one step of a population (section 3 of the target doc): the
+    reset rule, and its [assumed] points as options with the doc's defaults."""
+
+    reset: str = "zero"  # zero (to v_reset) | subtract (v - threshold)
+    fma: bool = False  # [assumed] alpha*v + I as one fused multiply-add
+    add_order: str = "input_first"  # [assumed] add I, then i_offset
+    cuba_order: str = "current_first"  # [assumed] lif_curr_exp: current, then v
+
+    def __post_init__(self):
+        _one_of("reset", self.reset, ("zero", "subtract"))
+        _one_of("add_order", self.add_order, ADD_ORDERS)
+        _one_of("cuba_order", self.cuba_order, CUBA_ORDERS)
+
+
+@dataclass(frozen=True)
+class PlaceConfig:
+    """How `place` cuts populations onto PEs and chips (neurons per PE set at compile time
+    live on each `Population`; these are the overrides and the limits)."""
+
+    neurons_per_pe: dict[str, int] = field(default_factory=dict)  # per population override
+    neurons_per_pe_default: int = 0  # global override; 0: the model's default (chip.py)
+    memory_per_pe: int = chip.PE_DATA_BYTES  # bytes of data per PE
+    pes_per_chip: int = chip.USABLE_PES_PER_CHIP
+    max_chips: int = chip.CHIPS_PER_BOARD * 16  # placement refuses more than this
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Which emulator engine runs a program, and the torch engine's block of steps (memory
+    vs speed; exact either way)."""
+
+    engine: str = "auto"  # events (numba, spike-driven) | torch | auto (events where it can)
+    chunk: int = 128
+
+    def __post_init__(self):
+        _one_of("engine", self.engine, ENGINES)
 
 
 @dataclass
@@ -78,8 +134,9 @@ class Program:
     input: str
     outputs: list[str]  # populations whose spikes/voltages are the network's output
     depth: int  # projections on the longest input -> output path (steps of latency)
-    config: object = None  # the S2Config it was compiled with
     notes: list[str] = field(default_factory=list)  # what the user should know (read-outs...)
+    arithmetic: ChipArithmetic = field(default_factory=ChipArithmetic)  # what the chip computes
+    engine: EngineConfig = field(default_factory=EngineConfig)  # how the emulator runs it
 
 
 @dataclass
