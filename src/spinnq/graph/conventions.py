@@ -217,6 +217,12 @@ def _sj_prepare(node, cfg: SimConfig) -> LIFP:
 
 
 # ------------------------------------------------------------------------------ Rockpool
+def rockpool_decay(tau, dt: float) -> Tensor:
+    """exp(-dt/tau) formed in float32 by torch, as Rockpool's modules form it (the reference
+    simulator and the chip compiler both take Rockpool's decays from here)."""
+    return torch.exp(-dt / torch.from_numpy(np.array(tau, dtype=np.float32)))
+
+
 def _rp_prepare(node, cfg: SimConfig) -> LIFP:
     """Rockpool's reading: decays exp(-dt/tau) formed in float32 as Rockpool forms them,
     input gain 1 (r and w_in are ignored, as Rockpool's own importer does), v_leak is
@@ -226,8 +232,7 @@ def _rp_prepare(node, cfg: SimConfig) -> LIFP:
         return lif_prepare(node, cfg)._replace(inclusive=True)
 
     def decay(tau) -> Tensor:
-        f32 = torch.exp(-cfg.dt / torch.from_numpy(np.array(tau, dtype=np.float32)))
-        return f32.to(cfg.dtype)
+        return rockpool_decay(tau, cfg.dt).to(cfg.dtype)
 
     alpha = decay(node.tau_mem if hasattr(node, "tau_mem") else node.tau)
     v_reset = getattr(node, "v_reset", None)

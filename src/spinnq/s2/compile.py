@@ -33,6 +33,7 @@ import numpy as np
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import CompileError, InputError
+from spinnq.graph.conventions import rockpool_decay
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
 from spinnq.graph.model import Graph, conv_padding, pair
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
@@ -354,8 +355,8 @@ def _membrane(node, n: int, cfg: S2Config) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _rockpool_decay(tau: np.ndarray, dt: float) -> np.ndarray:
-    """exp(-dt/tau) formed in float32, as Rockpool's modules form it."""
-    return np.exp(np.float32(-dt) / tau.astype(np.float32)).astype(np.float64)
+    """Rockpool's float32 decay (`graph.conventions.rockpool_decay`), as float64."""
+    return rockpool_decay(tau, dt).numpy().astype(np.float64)
 
 
 def _lif_params(node, w_scale, bias, n, cfg) -> NeuronParams:
