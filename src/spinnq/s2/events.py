@@ -191,8 +191,9 @@ def fanout(proj: Projection, pre_shape, post_shape, j: int) -> tuple[np.ndarray,
         probe += t[je] != 0
     else:
         t, nz, geo = conv_tables(proj, pre_shape)
-        _conv(cur, 0, je, t, nz, geo)
-        _conv(probe, 0, je, (t != 0).astype(t.dtype), nz, geo)
+        js = np.array([je], dtype=np.int32)
+        _conv(cur, 0, js, t, nz, geo)
+        _conv(probe, 0, js, (t != 0).astype(t.dtype), nz, geo)
     back = perm(post_shape)
     hit = np.nonzero(probe)[0]
     return back[hit], cur[hit]
@@ -290,150 +291,142 @@ if njit is not None:
                 e += x[j] != 0
         return ptr, idx[:ptr[rows]], True, flat[0, 0]
 
-    # Indexing note: loops index views (`dst = cur[ps:ps + L]`, then `dst[c]`) and never
-    # `cur[ps + c]`: numba cannot prove `ps + c` >= 0, so it would wrap negative indices
-    # element by element and the loop would not vectorize (measured: 10-20x slower).
-    @njit(cache=True, nogil=True)
-    def add_run(cur, ps, row, L):
-        """cur[ps:ps+L] += row[:L]; the common channel counts as fixed-width SIMD blocks."""
-        dst = cur[ps:ps + L]
-        if L == 16:
-            for c in range(16):
-                dst[c] += row[c]
-        elif L == 8:
-            for c in range(8):
-                dst[c] += row[c]
-        elif L == 32:
-            for c in range(32):
-                dst[c] += row[c]
-        else:
-            for c in range(L):
-                dst[c] += row[c]
+    # Indexing note: hot loops index with *unsigned* integers (`cur[p + c]`, p and c uint64).
+    # With signed indices numba wraps negatives element by element and the loop does not
+    # vectorize (measured 10-20x slower); views (`cur[ps:ps + L]`) vectorize but each costs
+    # two atomic reference-count updates on the array, which per spike and tap were a fifth
+    # of a one-thread run and kept two threads from scaling (1.2x instead of ~2x).
+    @njit(cache=True, nogil=True, inline="always")
+    def add_run(cur, ps, src, ws, L):
+        """cur[ps:ps+L] += src[ws:ws+L]. One plain loop: LLVM vectorizes it, and branches to
+        fixed-width copies for common lengths measured slower inside the spike loops."""
+        p = np.uint64(ps)
+        w = np.uint64(ws)
+        for c in range(np.uint64(L)):
+            cur[p + c] += src[w + c]
 
     @njit(cache=True, nogil=True)
-    def _conv_spike(cur, o, j, tab, nz, geo):
-        """Add the fan-out of one spike of pre neuron j (engine order, H W C) through a
-        conv/pool projection into cur[o:]: one run of `cout` channels per kernel tap that
-        lands inside the output. Returns the nonzero synapses reached (the counter)."""
+    def _conv_spikes(cur, o, js, flat, nz, geo):
+        """Add the fan-out of the spikes of pre neurons `js` (engine order, H W C) through a
+        conv/pool projection into cur[o:]: per spike one run of `cout` channels per kernel
+        tap that lands inside the output (`flat`: the (taps, cout) table, flattened).
+        Returns the nonzero synapses reached (the counter). The spike loop is in here, not
+        in the caller: an array passed per spike costs atomic reference counts."""
         C, W = geo[0], geo[2]
         kp, Hp, Wp, kh, kw = geo[3], geo[4], geo[5], geo[7], geo[8]
         sy, sx, py, px, dly, dlx = geo[9], geo[10], geo[11], geo[12], geo[13], geo[14]
-        Ho, Wo, Co, cout = geo[15], geo[16], geo[17], geo[18]
-        c = j % C
-        r = j // C
-        iy = (r // W) // kp
-        ix = (r % W) // kp
-        if iy >= Hp or ix >= Wp:  # cut off by the fused pool
-            return 0
-        g0 = o + (c // geo[6]) * cout  # the group's first output channel
-        base = c * kh  # tap rows of input channel c: ((g*Cig + cin)*kh + dy)*kw + dx
+        Ho, Wo, Co, cout, Cig = geo[15], geo[16], geo[17], geo[18], geo[6]
         ev = 0
-        for dy in range(kh):
-            ny = iy + py - dy * dly
-            if ny < 0:  # decreases with dy: no later tap lands either
-                break
-            if ny % sy != 0:
+        for a in range(js.shape[0]):
+            j = js[a]
+            c = j % C
+            r = j // C
+            iy = (r // W) // kp
+            ix = (r % W) // kp
+            if iy >= Hp or ix >= Wp:  # cut off by the fused pool
                 continue
-            oy = ny // sy
-            if oy >= Ho:
-                continue
-            for dx in range(kw):
-                nx = ix + px - dx * dlx
-                if nx < 0:
+            g0 = o + (c // Cig) * cout  # the group's first output channel
+            base = c * kh  # tap rows of input channel c: ((g*Cig + cin)*kh + dy)*kw + dx
+            for dy in range(kh):
+                ny = iy + py - dy * dly
+                if ny < 0:  # decreases with dy: no later tap lands either
                     break
-                if nx % sx != 0:
+                if ny % sy != 0:
                     continue
-                ox = nx // sx
-                if ox >= Wo:
+                oy = ny // sy
+                if oy >= Ho:
                     continue
-                tap = (base + dy) * kw + dx
-                add_run(cur, g0 + (oy * Wo + ox) * Co, tab[tap], cout)
-                ev += nz[tap]
+                for dx in range(kw):
+                    nx = ix + px - dx * dlx
+                    if nx < 0:
+                        break
+                    if nx % sx != 0:
+                        continue
+                    ox = nx // sx
+                    if ox >= Wo:
+                        continue
+                    tap = (base + dy) * kw + dx
+                    add_run(cur, g0 + (oy * Wo + ox) * Co, flat, tap * cout, cout)
+                    ev += nz[tap]
         return ev
 
     @njit(cache=True, nogil=True)
-    def _conv_rows(cur, o, j, tab, nzp, geo):
-        """`_conv_spike` for the row layout (`conv_rows_table`): one contiguous run of
-        (taps in the kernel row) x Co adds per kernel row that lands in the output."""
+    def _conv_rows(cur, o, js, flat, nzp, geo):
+        """`_conv_spikes` for the row layout (`conv_rows_table`, flattened): per spike one
+        contiguous run of (taps in the kernel row) x Co adds per kernel row that lands in
+        the output."""
         C, W = geo[0], geo[2]
         kp, Hp, Wp, kh = geo[3], geo[4], geo[5], geo[7]
         sy, sx, py, px = geo[9], geo[10], geo[11], geo[12]
-        Ho, Wo, Co, mx = geo[15], geo[16], geo[17], geo[19]
-        # Integer divisions cost ~15-40 cycles each, more than a run of adds: the common
-        # cases (no pool, stride 1) take none but the two decodes of j.
-        r = j // C
-        c = j - r * C
-        iy = r // W
-        ix = r - iy * W
-        if kp > 1:
-            iy //= kp
-            ix //= kp
-            if iy >= Hp or ix >= Wp:  # cut off by the fused pool
-                return 0
-        tx = ix + px
-        if sx == 1:
-            ph = 0
-            oxt = tx
-            m1 = min(mx - 1, oxt)  # ox = oxt - m >= 0
-        else:
-            oxt = tx // sx  # output column of m = 0
-            ph = tx - oxt * sx
-            m1 = min((geo[8] - ph + sx - 1) // sx - 1, oxt)  # taps of this phase
-        m0 = max(0, oxt - Wo + 1)  # ox < Wo
-        if m0 > m1:
-            return 0
-        L = (m1 - m0 + 1) * Co
-        flat = tab.reshape(tab.size)
+        Ho, Wo, Co, mx, kw = geo[15], geo[16], geo[17], geo[19], geo[8]
         ev = 0
-        for dy in range(kh):
-            ny = iy + py - dy
-            if ny < 0:
-                break
-            oy = ny
-            if sy > 1:
-                oy = ny // sy
-                if oy * sy != ny:
+        for a in range(js.shape[0]):
+            j = js[a]
+            # Integer divisions cost ~15-40 cycles each, more than a run of adds: the common
+            # cases (no pool, stride 1) take none but the two decodes of j.
+            ju = np.uint64(j)  # unsigned: a plain div, no floor fix-up (~6 % of a run)
+            ru = ju // np.uint64(C)
+            c = np.int64(ju - ru * np.uint64(C))
+            iyu = ru // np.uint64(W)
+            iy = np.int64(iyu)
+            ix = np.int64(ru - iyu * np.uint64(W))
+            if kp > 1:
+                iy //= kp
+                ix //= kp
+                if iy >= Hp or ix >= Wp:  # cut off by the fused pool
                     continue
-            if oy >= Ho:
+            tx = ix + px
+            if sx == 1:
+                ph = 0
+                oxt = tx
+                m1 = min(mx - 1, oxt)  # ox = oxt - m >= 0
+            else:
+                oxt = tx // sx  # output column of m = 0
+                ph = tx - oxt * sx
+                m1 = min((kw - ph + sx - 1) // sx - 1, oxt)  # taps of this phase
+            m0 = max(0, oxt - Wo + 1)  # ox < Wo
+            if m0 > m1:
                 continue
-            grp = (c * kh + dy) * sx + ph
-            ws = (grp * mx + mx - 1 - m1) * Co
-            ps = o + (oy * Wo + oxt - m1) * Co
-            dst = cur[ps:ps + L]
-            src = flat[ws:ws + L]
-            for e in range(L):
-                dst[e] += src[e]
-            z = grp * (mx + 1)
-            ev += nzp[z + mx - m0] - nzp[z + mx - 1 - m1]
+            L = (m1 - m0 + 1) * Co
+            for dy in range(kh):
+                ny = iy + py - dy
+                if ny < 0:
+                    break
+                oy = ny
+                if sy > 1:
+                    oy = ny // sy
+                    if oy * sy != ny:
+                        continue
+                if oy >= Ho:
+                    continue
+                grp = (c * kh + dy) * sx + ph
+                add_run(cur, o + (oy * Wo + oxt - m1) * Co, flat,
+                        (grp * mx + mx - 1 - m1) * Co, L)
+                z = grp * (mx + 1)
+                ev += nzp[z + mx - m0] - nzp[z + mx - 1 - m1]
         return ev
 
     @njit(cache=True, nogil=True)
-    def _conv(cur, o, j, tab, nz, geo):
-        """One spike through a conv/pool projection, in the layout its tables use."""
+    def _conv(cur, o, js, tab, nz, geo):
+        """The spikes of pre neurons `js` through a conv/pool projection, in the layout its
+        tables use; the nonzero synapses reached."""
+        flat = tab.reshape(tab.size)
         if geo[19] > 0:
-            return _conv_rows(cur, o, j, tab, nz, geo)
-        return _conv_spike(cur, o, j, tab, nz, geo)
+            return _conv_rows(cur, o, js, flat, nz, geo)
+        return _conv_spikes(cur, o, js, flat, nz, geo)
 
     @njit(cache=True, nogil=True)
-    def _project(cur, o, ring, s2, po, nsp, kind, tab, nz, geo):
-        """Deliver nsp spikes (ring[s2, po:po+nsp]) through one projection; synaptic events."""
+    def _project(cur, o, js, kind, tab, nz, geo):
+        """Deliver the spikes of pre neurons `js` through one projection; synaptic events."""
+        if kind != DENSE:
+            return _conv(cur, o, js, tab, nz, geo)
         ev = 0
-        if kind == DENSE:
-            n = tab.shape[1]
-            dst = cur[o:o + n]
-            for a in range(nsp):
-                j = ring[s2, po + a]
-                row = tab[j]
-                for c in range(n):
-                    dst[c] += row[c]
-                ev += nz[j]
-        else:
-            if geo[19] > 0:
-                for a in range(nsp):
-                    ev += _conv_rows(cur, o, ring[s2, po + a], tab, nz, geo)
-            else:
-                for a in range(nsp):
-                    ev += _conv_spike(cur, o, ring[s2, po + a], tab, nz, geo)
+        n = tab.shape[1]
+        flat = tab.reshape(tab.size)
+        for a in range(js.shape[0]):
+            j = js[a]
+            add_run(cur, o, flat, j * n, n)
+            ev += nz[j]
         return ev
 
     @njit(cache=True, nogil=True)
@@ -467,17 +460,21 @@ if njit is not None:
     @njit(cache=True, nogil=True)
     def _collect(fired, fw, n, out):
         """Indices of the neurons that fired (fired[0:n] as 0/1 bytes) into out; skips
-        8 quiet neurons per 64-bit word. Returns how many fired."""
-        nw = (n + 7) >> 3
-        for i in range(n, nw * 8):
-            fired[i] = 0
+        8 quiet neurons per 64-bit word, and inside a word stores every index and advances
+        by the flag (no branch per neuron: at a few % firing they mispredict). Returns how
+        many fired."""
+        full = n >> 3
         ns = 0
-        for w in range(nw):
+        for w in range(full):
             if fw[w] != 0:
-                for i in range(w * 8, w * 8 + 8):
-                    if fired[i] != 0:
-                        out[ns] = i
-                        ns += 1
+                i0 = w * 8
+                for i in range(i0, i0 + 8):
+                    out[ns] = i
+                    ns += fired[i]
+        for i in range(full * 8, n):  # the last partial word: out has exactly n slots
+            if fired[i] != 0:
+                out[ns] = i
+                ns += 1
         return ns
 
     # No numba parallel layer on purpose: OpenMP/TBB share or fight torch's thread pool
@@ -530,12 +527,14 @@ if njit is not None:
                         nsp = ring_n[s2, pre]
                         if nsp == 0:
                             continue
+                        po = pop_off[pre]
+                        js = ring[s2, po:po + nsp]
                         if pr_wide[q]:
-                            ev = _project(cur, o, ring, s2, pop_off[pre], nsp, pr_kind[q],
-                                          tabs16[pr_tab[q]], nzs[q], geo[q])
+                            ev = _project(cur, o, js, pr_kind[q], tabs16[pr_tab[q]], nzs[q],
+                                          geo[q])
                         else:
-                            ev = _project(cur, o, ring, s2, pop_off[pre], nsp, pr_kind[q],
-                                          tabs8[pr_tab[q]], nzs[q], geo[q])
+                            ev = _project(cur, o, js, pr_kind[q], tabs8[pr_tab[q]], nzs[q],
+                                          geo[q])
                         cnt[b, t, k, SYN] += ev
                         cnt[b, t, k, PKT] += nsp
                         cnt[b, t, k, MAC] += pr_macs[q]
