@@ -173,6 +173,15 @@ def test_long_simulations_show_progress(monkeypatch, capsys, files):
     assert code == 0 and "simulate" in out and "20/20" in out, out
 
 
+def test_long_deploys_show_progress(monkeypatch, capsys, files):
+    import spinnq.cli.s2 as cli_s2
+
+    monkeypatch.setattr(cli_s2, "PROGRESS_MIN_STEPS", 10)
+    code, out, err = run_cli(monkeypatch, capsys, "deploy", files / "g.nir", "--input",
+                             files / "x.npy", "--out", files / "o.npz", "--steps", "30")
+    assert code == 0 and "emulate (sample-steps)" in out and "30/30" in out, out
+
+
 @pytest.mark.parametrize("args, message", [
     (["evaluate", "{t}/g.nir", "--data", "{t}/d.npz", "--json", "{t}/existing"],
      "--json is a folder"),

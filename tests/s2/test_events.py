@@ -48,6 +48,23 @@ def test_batch_split_over_threads_gives_the_same_run(nir_paper):
     _assert_same(one, emulate(prog, x, record=["3", "12"]))
 
 
+@pytest.mark.parametrize("engine,threads", [("events", 1), ("events", 2), ("torch", 1)])
+def test_progress_is_reported_while_running_and_ends_at_the_total(nir_paper, engine, threads):
+    g = read_graph(nir_paper / "cnn_sinabs.nir")
+    x = (np.random.default_rng(4).random((3, 20, *g.input_shape)) < 0.2).astype(np.float32)
+    prog = compile(g, S2Config(engine=engine, chunk=4))
+    torch.set_num_threads(threads)  # the autouse fixture restores the count
+    seen: list[tuple[int, int]] = []
+    run = emulate(prog, x, record=["12"], on_step=lambda d, n: seen.append((d, n)))
+    total = 3 * run.steps
+    assert seen[-1] == (total, total)
+    assert all(n == total for _, n in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)  # never goes back
+    if engine == "torch":  # one call per time block of 4 steps, then the end
+        assert len(seen) == -(-run.steps // 4) + 1
+    _assert_same(run, emulate(prog, x, record=["12"]))  # watching changes nothing
+
+
 @pytest.mark.parametrize("kw", [{"fma": True}, {"add_order": "offset_first"},
                                 {"weight_scale": "p90"}, {"bits": 4}])
 def test_options_delays_and_recurrence_events_equal_torch(kw):

@@ -68,6 +68,9 @@ def record_bytes(graph, batch: int, steps: int, record) -> int:
     return int(batch) * int(steps) * per * 5
 
 
+PROGRESS_MIN_STEPS = 2000  # shorter runs finish before a bar is worth drawing
+
+
 def warn_memory(nbytes: int, limit: int = 1 << 30) -> None:
     """Say up front when the recorded arrays alone will take more than `limit` (1 GiB), and
     refuse when they cannot fit in this machine's memory at all."""

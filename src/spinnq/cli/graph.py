@@ -12,6 +12,7 @@ from rich.table import Table
 
 from spinnq.cli.app import console
 from spinnq.cli.common import (
+    PROGRESS_MIN_STEPS,
     ConventionOpt,
     DtOpt,
     GraphArg,
@@ -30,8 +31,6 @@ from spinnq.graph.meta import run_settings
 from spinnq.graph.model import SPIKING, STATEFUL, Graph
 from spinnq.graph.simulate import as_batch, chip_depth, default_record
 from spinnq.tasks.common import progress
-
-PROGRESS_MIN_STEPS = 2000  # shorter inputs finish before a bar is worth drawing
 
 
 def _summary(node) -> str:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from spinnq.cli.app import console
 from spinnq.cli.common import (
+    PROGRESS_MIN_STEPS,
     ConventionOpt,
     DtOpt,
     GraphArg,
@@ -31,6 +32,7 @@ from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.place import place, summarize
 from spinnq.s2.program import Placement, Program, Run
+from spinnq.tasks.common import progress
 
 BACKENDS = ("emulator", "spinnaker2")
 WeightScaleOpt = typer.Option("max", "--weight-scale", help="Integer weight scale per "
@@ -189,7 +191,12 @@ def deploy(
     placement = place(program, cfg)
     info = print_placement(program, placement)
     if backend == "emulator":
-        run = emulate(program, x, steps, list(record or ()) or None)
+        xb = as_batch(x, g.input_shape)
+        n = int(xb.shape[0]) * (steps or int(xb.shape[1]) + program.depth)
+        with progress(disable=n < PROGRESS_MIN_STEPS) as bar:
+            task = bar.add_task("emulate (sample-steps)", total=n)
+            run = emulate(program, xb, steps, list(record or ()) or None,
+                          on_step=lambda d, total: bar.update(task, completed=d, total=total))
     else:
         from spinnq.s2.backend import run_spinnaker2
 

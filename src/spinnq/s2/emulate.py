@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -242,12 +243,14 @@ def _shifted(a: Tensor, d: int) -> Tensor:
 
 @torch.no_grad()
 def emulate(program: Program, x, steps: int | None = None,
-            record: list[str] | tuple[str, ...] | None = None) -> Run:
+            record: list[str] | tuple[str, ...] | None = None,
+            on_step: Callable[[int, int], None] | None = None) -> Run:
     """Run `program` on spikes x ((T, *in) or (B, T, *in)); see the module docstring.
 
     Runs `T + depth` steps by default: step t of x leaves the source at step t and reaches
     the first layer at t + 1. Records spikes and voltages (NIR units) of `record`
-    (default: the output populations).
+    (default: the output populations). `on_step(done, total)`, if given, hears how many of
+    the B x steps sample-steps are done while it runs (for a progress bar).
     """
     run_cfg = program.engine
     pops = program.populations
@@ -264,11 +267,11 @@ def emulate(program: Program, x, steps: int | None = None,
         from spinnq.s2 import events
 
         if events.available() and events.supported(program):
-            return events.run_events(program, xb, steps, rec)
+            return events.run_events(program, xb, steps, rec, on_step)
         if run_cfg.engine == "events":
             raise InputError("engine 'events' needs numba (pip install numba) and a program "
                              "without lif_curr_exp populations; use engine 'torch'")
-    return _TorchRun(program, xb, steps, rec).run()
+    return _TorchRun(program, xb, steps, rec).run(on_step)
 
 
 class _TorchRun:
@@ -298,10 +301,12 @@ class _TorchRun:
         self.v_rec = {r: torch.zeros((steps, B, flat[r])) for r in rec if r != program.input}
         self.saturations = 0
 
-    def run(self) -> Run:
+    def run(self, on_step: Callable[[int, int], None] | None = None) -> Run:
         block = self.block
         for t0 in range(0, self.steps, block):
             t1 = min(t0 + block, self.steps)
+            if on_step is not None:
+                on_step(t0 * self.B, self.steps * self.B)
             for name, pop in self.program.populations.items():
                 h, d_own = self.hist[name], self.D[name]
                 if t0 > 0:  # keep the last D steps of the previous (full) block
@@ -317,6 +322,8 @@ class _TorchRun:
                 self.counts[name][t0:t1] = s_out.sum(2)
                 if name in self.rec_s:
                     self.rec_s[name][t0:t1] = s_out > 0
+        if on_step is not None:
+            on_step(self.steps * self.B, self.steps * self.B)
         return Run(*self.recorded(), self.counters(), self.steps, self.saturations)
 
     def source(self, s_out: Tensor, t0: int, t1: int) -> None:

@@ -30,7 +30,8 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 import torch
@@ -484,7 +485,7 @@ if njit is not None:
     def _kernel(in_ptr, in_idx, T, steps, pop_off, pop_n, alpha, th, off, vreset, may_sat,
                 subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_kind, pr_wide,
                 pr_tab, tabs8, tabs16, nzs, geo, by_post_ptr, by_post, R, rec_off, rec_s,
-                rec_v, cnt, sat, acc_limit):
+                rec_v, cnt, sat, acc_limit, done):
         B = cnt.shape[0]
         P = pop_n.shape[0]
         N = alpha.shape[0]
@@ -555,6 +556,7 @@ if njit is not None:
                         rec_v[b, t, ro:ro + n] = v[o:o + n]
                         for a in range(ns):
                             rec_s[b, t, ro + ring[slot, o + a]] = 1
+                done[0] += 1  # sample-steps finished: a progress bar reads it while we run
 
 
 class _Prepared:
@@ -645,8 +647,11 @@ def prepared(program: Program) -> _Prepared:
     return hit[1]
 
 
-def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -> Run:
-    """Emulate with the event-driven kernel; same Run as `emulate.emulate`."""
+def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str],
+               on_step: Callable[[int, int], None] | None = None) -> Run:
+    """Emulate with the event-driven kernel; same Run as `emulate.emulate`. `on_step(done,
+    total)` is called about 10 times a second with the sample-steps finished (the kernel
+    counts them as it runs; the caller's thread polls)."""
     cfg = program.arithmetic
     P = prepared(program)
     names, index, sizes, perms = P.names, P.index, P.sizes, P.perms
@@ -661,8 +666,10 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
     cnt = np.zeros((B, steps, len(names), 4), dtype=np.float64)
     sat = np.zeros(B, dtype=np.int64)
+    workers = max(1, min(torch.get_num_threads(), B))
+    done = np.zeros((workers, 8), dtype=np.int64)  # a cache line per worker
 
-    def run_slice(b0: int, b1: int) -> bool:
+    def run_slice(w: int, b0: int, b1: int) -> bool:
         """Samples b0..b1-1: their own input CSR, and views of the shared outputs."""
         in_ptr, cols, ok, _ = _spike_csr(flat[b0 * T:b1 * T])
         if not ok:
@@ -672,20 +679,26 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str]) -
                 P.may_sat, cfg.reset == "subtract", cfg.fma, cfg.add_order == "offset_first",
                 P.pr_pre, P.pr_delay, P.pr_macs, P.pr_kind, P.pr_wide, P.pr_tab, P.tabs8,
                 P.tabs16, P.nzs, P.geo, P.by_post_ptr, P.by_post, P.R, rec_off, rec_s[b0:b1],
-                rec_v[b0:b1], cnt[b0:b1], sat[b0:b1], chip.ACC_LIMIT)
+                rec_v[b0:b1], cnt[b0:b1], sat[b0:b1], chip.ACC_LIMIT, done[w])
         return True
 
     # Samples are independent: split the batch over as many threads as torch may use (the
     # kernel holds no GIL), so the emulator and torch baselines get the same cores.
-    workers = max(1, min(torch.get_num_threads(), B))
     bounds = np.linspace(0, B, workers + 1).astype(int)
     with warnings.catch_warnings():  # numba: the table lists are reflected lists, on purpose
         warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
-        if workers == 1:
-            oks = [run_slice(0, B)]
+        if workers == 1 and on_step is None:
+            oks = [run_slice(0, 0, B)]
         else:
             with ThreadPoolExecutor(workers) as pool:
-                oks = list(pool.map(run_slice, bounds[:-1], bounds[1:]))
+                futs = [pool.submit(run_slice, w, bounds[w], bounds[w + 1])
+                        for w in range(workers)]
+                if on_step is not None:
+                    while wait(futs, timeout=0.1).not_done:
+                        on_step(int(done[:, 0].sum()), B * steps)
+                oks = [f.result() for f in futs]
+    if on_step is not None:
+        on_step(B * steps, B * steps)
     if not all(oks):
         check_spikes(xb)  # raises the InputError naming the value
     mean = cnt.mean(0)  # per inference
