@@ -247,9 +247,12 @@ def main(argv: list[str] | None = None) -> dict:
                      "per_sample_ms": median(d["per_sample_ms"]),
                      "cpu_over_wall": median(d["cpu_over_wall"]), "rounds": d}
     lim = [x["limit_s_per_sample"] * 1e3 for x in limits]
+    lim_own = [x["limit_engine_loop_s_per_sample"] * 1e3 for x in limits]
     lim_cpu = [x["limit_cpu_s_per_sample"] * 1e3 for x in limits]
     res["one_core_limit"] = {"ms_per_sample": median(lim), "cpu_ms_per_sample": median(lim_cpu),
+                             "engine_loop_ms_per_sample": median(lim_own),
                              "rounds_ms": lim, "rounds_cpu_ms": lim_cpu,
+                             "rounds_engine_loop_ms": lim_own,
                              "last_round": limits[-1]}
     ev1 = rec.get("events_1t", {}).get("marginal_ms")
     ratios: dict = {"chip_realtime_ms_per_sample": float(a.steps)}
@@ -261,6 +264,8 @@ def main(argv: list[str] | None = None) -> dict:
         ratios["events_1t_over_one_core_limit_cpu"] = median(
             [e / li for e, li in zip(rec["events_1t"]["marginal_cpu_ms"], lim_cpu,
                                      strict=True)])
+        ratios["events_1t_over_engine_loop_limit"] = median(
+            [e / li for e, li in zip(ev1, lim_own, strict=True)])
         ratios["events_1t_vs_chip_realtime"] = a.steps / median(ev1)
         for name in rec:
             if name != "events_1t" and name.endswith("_1t"):

@@ -152,17 +152,82 @@ def gesture_section(data: dict) -> str:
             f"commit {data['commit']}).")
 
 
-SECTIONS = {"cartpole": (results("cartpole"), cartpole_section),
-            "acrobot": (results("acrobot"), acrobot_section),
-            "gesture": (results("gesture"), gesture_section)}
+def emulator_section(d: dict) -> str:
+    """benchmarks/emulator_speed.py: the event engine against the one-core limit and its
+    peers, from the benchmark's JSON."""
+    r, lim = d["ratios"], d["one_core_limit"]
+    loads = [x["after"][0] for x in d["machine"]["load_average"]]
+    peers = [(name, r.get(f"{key}_1t_over_events_1t")) for name, key in
+             (("snnTorch", "snntorch"), ("the float reference", "reference"),
+              ("the torch engine", "torch_engine"))]
+    peers = [(n, v) for n, v in peers if v is not None]
+    text = (f"`benchmarks/emulator_speed.py` (seed DVS network, {d['steps']} steps, "
+            f"{100 * d['density']:.0f} % input; medians of {d['rounds']} interleaved rounds of "
+            f"the marginal time per sample, load average {min(loads):.1f}-{max(loads):.1f} on "
+            f"{d['machine']['cpus']} cores): the event engine takes "
+            f"{d['events_1t']['marginal_ms_per_sample']:.1f} ms per sample on one thread "
+            f"({r['events_1t_vs_chip_realtime']:.0f}x faster than the chip's real time), "
+            f"{r['events_1t_over_one_core_limit']:.2f}x the one-core limit measured in the same "
+            f"run ({lim['ms_per_sample']:.1f} ms with the fastest add loop; "
+            f"{r['events_1t_over_engine_loop_limit']:.2f}x the "
+            f"{lim['engine_loop_ms_per_sample']:.1f} ms of the engine's own add loop)")
+    if peers:
+        text += (", and is " + " / ".join(f"{v:.1f}x" for _, v in peers) + " faster than "
+                 + " / ".join(n for n, _ in peers) + " on one thread")
+    if "events_2t_speedup_over_1t" in r:
+        text += f"; 2 threads: {r['events_2t_speedup_over_1t']:.2f}x one thread"
+    return text + " (measured)."
+
+
+def scaling_section(dense_1m: dict, big: dict, small: dict) -> str:
+    """benchmarks/scaling.py: deploy time and peak memory of large generated networks."""
+    d = dense_1m["runs"][0]
+    cli = d["deploy_cli"]
+    peak = {(x["kind"], x["n"]): x.get("deploy_cli", {}).get("peak_mb",
+                                                             x["peak"]["process_mb"])
+            for x in small["runs"] + big["runs"]}
+    gb = lambda mb: f"{mb / 1024:.1f} GB"  # noqa: E731
+    return (f"`benchmarks/scaling.py`: `spinnq deploy` of a {d['neurons'] / 1e6:.0f}M-neuron "
+            f"dense network ({d['synapses'] / 1e6:.0f} M synapses, gzip .nir, {d['pes']:,} PEs "
+            f"on {d['chips']} chips) takes {cli['wall_s']:.1f} s and peaks at "
+            f"{gb(cli['peak_mb'])}; 10M neurons (1 G synapses) peak at "
+            f"{gb(peak[('dense', 10_000_000)])}; conv networks of 1M / 10M neurons at "
+            f"{gb(peak[('conv', 1_000_000)])} / {gb(peak[('conv', 10_000_000)])} (measured). "
+            "Weights stay int8 from the quantizer to the emulator.")
+
+
+def rl_vs_sb3_section(*runs: dict) -> str:
+    """benchmarks/rl_vs_sb3.py: environment steps to a CartPole mean return of 475."""
+    rows = sorted((r for d in runs for r in d["results"]), key=lambda r: r["seed"])
+    ours = [r["spinnq"]["steps_to_475"] for r in rows]
+    sb3 = [r["sb3"]["steps_to_475"] for r in rows]
+    k = lambda v: f"{v / 1000:.1f}k"  # noqa: E731
+    return (f"`benchmarks/rl_vs_sb3.py` (seeds {', '.join(str(r['seed']) for r in rows)}): "
+            f"the spiking DQN reaches a mean return of {runs[0]['threshold']:.0f} in "
+            f"{k(min(ours))}-{k(max(ours))} environment steps vs SB3 DQN's "
+            f"{k(min(sb3))}-{k(max(sb3))} (rl-zoo hyperparameters; measured).")
+
+
+def _bench(name: str) -> Path:
+    return ROOT / "benchmarks" / "results" / f"{name}.json"
+
+
+SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
+            "acrobot": ((results("acrobot"),), acrobot_section),
+            "gesture": ((results("gesture"),), gesture_section),
+            "emulator": ((_bench("emulator_speed"),), emulator_section),
+            "scaling": ((_bench("scaling_1m_dense"), _bench("scaling_10m"), _bench("scaling")),
+                        scaling_section),
+            "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
+                          rl_vs_sb3_section)}
 
 
 def render(readme: str) -> str:
     """`readme` with every marked section rewritten from its JSON."""
-    for name, (path, fn) in SECTIONS.items():
-        if not path.exists():
+    for name, (paths, fn) in SECTIONS.items():
+        if not all(p.exists() for p in paths):
             continue
-        body = fn(json.loads(path.read_text()))
+        body = fn(*(json.loads(p.read_text()) for p in paths))
         pat = re.compile(rf"(<!-- readme:{name} -->)(.*?)(<!-- /readme:{name} -->)", re.S)
         if not pat.search(readme):
             raise SystemExit(f"README.md has no <!-- readme:{name} --> section")
