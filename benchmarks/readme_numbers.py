@@ -152,9 +152,9 @@ def gesture_section(data: dict) -> str:
             f"commit {data['commit']}).")
 
 
-def emulator_section(d: dict) -> str:
+def emulator_section(d: dict, th: dict) -> str:
     """benchmarks/emulator_speed.py: the event engine against the one-core limit and its
-    peers, from the benchmark's JSON."""
+    peers (`d`), and 1 vs 2 threads alone (`th`, the same script with only the engine)."""
     r, lim = d["ratios"], d["one_core_limit"]
     loads = [x["after"][0] for x in d["machine"]["load_average"]]
     peers = [(name, r.get(f"{key}_1t_over_events_1t")) for name, key in
@@ -175,8 +175,11 @@ def emulator_section(d: dict) -> str:
         text += (", and is " + " / ".join(f"{v:.1f}x" for _, v in peers) + " faster than "
                  + " / ".join(n for n, _ in peers) + " on one thread")
     if "events_2t_speedup_over_1t" in r:
-        text += f"; 2 threads: {r['events_2t_speedup_over_1t']:.2f}x one thread"
-    return text + " (measured)."
+        text += f"; 2 threads: {r['events_2t_speedup_over_1t']:.2f}x one thread in that run"
+    tl = [x["after"][0] for x in th["machine"]["load_average"]]
+    return text + (f", {th['ratios']['events_2t_speedup_over_1t']:.2f}x in a run of the engine "
+                   f"alone ({th['rounds']} rounds, batch {th['batch']}, load average "
+                   f"{min(tl):.1f}-{max(tl):.1f}) (measured).")
 
 
 def scaling_section(dense_1m: dict, big: dict, small: dict) -> str:
@@ -215,7 +218,8 @@ def _bench(name: str) -> Path:
 SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "acrobot": ((results("acrobot"),), acrobot_section),
             "gesture": ((results("gesture"),), gesture_section),
-            "emulator": ((_bench("emulator_speed"),), emulator_section),
+            "emulator": ((_bench("emulator_speed"), _bench("emulator_threads_quiet")),
+                         emulator_section),
             "scaling": ((_bench("scaling_1m_dense"), _bench("scaling_10m"), _bench("scaling")),
                         scaling_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
