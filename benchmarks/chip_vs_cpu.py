@@ -5,7 +5,7 @@ benchmarks/results/chip_vs_cpu.json); every number is labelled modelled or measu
     .venv/bin/python benchmarks/chip_vs_cpu.py [--steps 600] [--density 0.03] [--samples 4]
                                                [--threads 1] [--repeats 5]
 
-Network and random seeded weights: `emulator_speed.seed_network` (same file folder). The chip
+Network and random seeded weights: `seed_net.seed_network` (same folder). The chip
 side: compile -> place -> emulate the samples -> energy at 0.5V, 0.8V and dvfs with a 1 ms
 tick (real time, as in the papers), and at the shortest feasible tick. The CPU/GPU side:
 `spinnq.baseline.measure` of the snnTorch float model of the same weights (what the papers
