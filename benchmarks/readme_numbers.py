@@ -152,9 +152,10 @@ def gesture_section(data: dict) -> str:
             f"commit {data['commit']}).")
 
 
-def emulator_section(d: dict, th: dict) -> str:
+def emulator_section(d: dict, th: dict, ba: dict) -> str:
     """benchmarks/emulator_speed.py: the event engine against the one-core limit and its
-    peers (`d`), and 1 vs 2 threads alone (`th`, the same script with only the engine)."""
+    peers (`d`), 1 vs 2 threads alone (`th`, the same script with only the engine), and
+    benchmarks/engine_before_after.py against an earlier revision (`ba`)."""
     r, lim = d["ratios"], d["one_core_limit"]
     loads = [x["after"][0] for x in d["machine"]["load_average"]]
     peers = [(name, r.get(f"{key}_1t_over_events_1t")) for name, key in
@@ -177,9 +178,13 @@ def emulator_section(d: dict, th: dict) -> str:
     if "events_2t_speedup_over_1t" in r:
         text += f"; 2 threads: {r['events_2t_speedup_over_1t']:.2f}x one thread in that run"
     tl = [x["after"][0] for x in th["machine"]["load_average"]]
+    m = ba["marginal_ms_per_sample"]
     return text + (f", {th['ratios']['events_2t_speedup_over_1t']:.2f}x in a run of the engine "
                    f"alone ({th['rounds']} rounds, batch {th['batch']}, load average "
-                   f"{min(tl):.1f}-{max(tl):.1f}) (measured).")
+                   f"{min(tl):.1f}-{max(tl):.1f}). `benchmarks/engine_before_after.py`: one "
+                   f"thread {ba['speedup']['1t']:.1f}x faster than the engine of "
+                   f"{ba['before_rev']} ({m['before_1t']:.1f} -> {m['after_1t']:.1f} ms per "
+                   "sample) (measured).")
 
 
 def scaling_section(dense_1m: dict, big: dict, small: dict) -> str:
@@ -218,8 +223,8 @@ def _bench(name: str) -> Path:
 SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "acrobot": ((results("acrobot"),), acrobot_section),
             "gesture": ((results("gesture"),), gesture_section),
-            "emulator": ((_bench("emulator_speed"), _bench("emulator_threads_quiet")),
-                         emulator_section),
+            "emulator": ((_bench("emulator_speed"), _bench("emulator_threads_quiet"),
+                          _bench("engine_before_after")), emulator_section),
             "scaling": ((_bench("scaling_1m_dense"), _bench("scaling_10m"), _bench("scaling")),
                         scaling_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
