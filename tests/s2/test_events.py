@@ -151,3 +151,25 @@ def test_an_equal_program_does_not_share_the_engine_tables_of_an_edited_one(nir_
         p.weight[...] = 0  # in place: a's tables are views of these
     assert not np.array_equal(emulate(a, x, record=["12"]).v["12"].numpy(), before.numpy())
     assert np.array_equal(emulate(b, x, record=["12"]).v["12"].numpy(), before.numpy())
+
+
+def test_a_forked_child_emulates_on_threads_of_its_own(nir_paper):
+    """The engine keeps a thread pool per process; a child forked after it was used must not
+    hand work to the parent's threads (which do not exist in the child)."""
+    import multiprocessing as mp
+
+    g = read_graph(nir_paper / "cnn_sinabs.nir")
+    x = (np.random.default_rng(5).random((4, 10, *g.input_shape)) < 0.2).astype(np.float32)
+    prog = compile(g, S2Config(engine="events"))
+    torch.set_num_threads(2)  # the autouse fixture restores the count
+    want = emulate(prog, x, record=["12"]).spikes["12"].sum().item()
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=lambda: q.put(emulate(prog, x, record=["12"]).spikes["12"].sum()
+                                         .item()))
+    p.start()
+    p.join(60)
+    if p.is_alive():
+        p.kill()
+    assert p.exitcode == 0, "the child hung or failed"
+    assert q.get(timeout=5) == want

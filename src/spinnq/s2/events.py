@@ -27,6 +27,7 @@ torch engine without it.
 
 from __future__ import annotations
 
+import os
 import warnings
 import weakref
 from collections import OrderedDict
@@ -661,6 +662,8 @@ def prepared(program: Program) -> _Prepared:
 
 
 _POOL: dict[int, ThreadPoolExecutor] = {}  # size -> the pool kept for the process
+# A forked child inherits the pool but not its threads: it would queue work nobody runs.
+os.register_at_fork(after_in_child=_POOL.clear)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
