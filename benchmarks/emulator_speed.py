@@ -22,7 +22,7 @@ Honest by construction:
   GIL); the other contenders use torch's threads. 2-thread speed-ups mean little on a box
   whose load average is near or above its core count: read them with the load.
 - Brian2 (cpp_standalone) is not run here: it needs its own virtualenv (numpy < 2.4) and a
-  C++ toolchain, and a Brian2 program of the integer network; the JSON says so.
+  C++ build per batch size; `brian2_contender.py` runs it on the same integer program.
 
 Network (mission.md, seed paper B; 25,504 weights, no biases): 2x32x32 -> Conv 5x5 s2 p1 16
 -> LIF -> Conv 3x3 p1 16 -> LIF -> SumPool 2 -> Conv 3x3 p1 8 -> LIF -> SumPool 2 -> Flatten
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> dict:
                                                         for c in counters.values())),
                             "chip_steps": int(len(next(iter(counters.values()))["spikes"]))},
         "spikes_per_sample": {n: float(c["spikes"].sum()) for n, c in counters.items()},
-        "brian2_cpp_standalone": "not run: needs its own virtualenv (numpy < 2.4), a C++ "
-                                 "toolchain and a Brian2 program of the integer network",
+        "brian2_cpp_standalone": "not run here: benchmarks/brian2_contender.py (its own "
+                                 "virtualenv, numpy < 2.4)",
     }
     for name, d in rec.items():
         res[name] = {"marginal_ms_per_sample": median(d["marginal_ms"]),

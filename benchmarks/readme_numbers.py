@@ -187,6 +187,20 @@ def emulator_section(d: dict, th: dict, ba: dict) -> str:
                    "sample) (measured).")
 
 
+def brian2_section(d: dict) -> str:
+    """benchmarks/brian2_contender.py: Brian2 cpp_standalone on the same integer program."""
+    m = d["median"]
+    loads = [x[0] for x in d["load_average_per_round"]]
+    return (f"`benchmarks/brian2_contender.py` (Brian2 cpp_standalone, the engine of "
+            f"py-spinnaker2's software backend, running the same integer program; equal spike "
+            f"counts in every population, checked): its simulation loop takes "
+            f"{m['brian2_loop_ms']:.0f} ms per sample ({m['brian2_run_ms']:.0f} ms for the whole "
+            f"binary with its synapse set-up), {d['brian2_loop_over_events']:.0f}x the event "
+            f"engine's time in the same rounds ({d['median']['events_ms']:.1f} ms; "
+            f"{len(loads)} rounds, load average {min(loads):.0f}-{max(loads):.0f} while Brian2 "
+            "compiled beside it) (measured).")
+
+
 def scaling_section(dense_1m: dict, big: dict, small: dict) -> str:
     """benchmarks/scaling.py: deploy time and peak memory of large generated networks."""
     d = dense_1m["runs"][0]
@@ -225,6 +239,7 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "gesture": ((results("gesture"),), gesture_section),
             "emulator": ((_bench("emulator_speed"), _bench("emulator_threads_quiet"),
                           _bench("engine_before_after")), emulator_section),
+            "brian2": ((_bench("brian2_contender"),), brian2_section),
             "scaling": ((_bench("scaling_1m_dense"), _bench("scaling_10m"), _bench("scaling")),
                         scaling_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
