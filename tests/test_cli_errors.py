@@ -195,3 +195,23 @@ def test_quant_commands_check_outputs_before_any_work(monkeypatch, capsys, files
     code, out, err = run_cli(monkeypatch, capsys, *[a.format(t=files) for a in args])
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert _tree(files) == before
+
+
+@pytest.mark.parametrize("args", [
+    ["deploy", "{t}/g.nir", "--input", "{t}/x.npy", "--out", "{t}/new", "--report", "{t}/new"],
+    ["deploy", "{t}/g.nir", "--input", "{t}/x.npy", "--out", "{t}/o.npz", "--summary",
+     "{t}/o.npz"],
+    ["energy", "{t}/g.nir", "--input", "{t}/x.npy", "--json", "{t}/new", "--report",
+     "{t}/new"],
+    ["quantize", "{t}/g.nir", "--data", "{t}/d.npz", "--out", "{t}/q.nir", "--json",
+     "{t}/q.nir"],
+    ["evaluate", "{t}/g.nir", "--data", "{t}/d.npz", "--json", "{t}/new", "--report",
+     "{t}/new"],
+])
+def test_two_outputs_on_one_path_are_refused_before_any_work(monkeypatch, capsys, files, args):
+    """Found by the slow fuzz suite: `deploy --out P --report P` wrote P, then failed on the
+    report and left P behind."""
+    before = _tree(files)
+    code, out, err = run_cli(monkeypatch, capsys, *[a.format(t=files) for a in args])
+    assert code == 2 and "are the same path" in err and len(err.strip().splitlines()) == 1, err
+    assert _tree(files) == before

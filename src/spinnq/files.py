@@ -78,6 +78,22 @@ def check_output(path: str | Path | None, kind: Literal["file", "dir"] = "file",
     return p
 
 
+def check_outputs(*outputs: tuple[str | Path | None, Literal["file", "dir"], str]) -> None:
+    """`check_output` for each (path, kind, flag) of one command, and no two of them the same
+    path: two outputs written to one place would leave one of them half-made (the second
+    writer finds the first's file)."""
+    seen: dict[Path, str] = {}
+    for path, kind, flag in outputs:
+        p = check_output(path, kind, flag=flag)
+        if p is None:
+            continue
+        key = p.resolve()
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {flag} are the same path; give each its own",
+                              file=str(p))
+        seen[key] = flag
+
+
 def _make_parents(folder: Path) -> list[Path]:
     """mkdir -p, returning the folders it made (deepest last) so a failure can undo them."""
     made: list[Path] = []

@@ -36,7 +36,7 @@ from spinnq.cli.s2 import (
     warn_silent,
 )
 from spinnq.errors import InputError
-from spinnq.files import check_output, write_json
+from spinnq.files import check_outputs, write_json
 from spinnq.graph.model import read_graph
 from spinnq.pipeline import deploy_report
 from spinnq.report.write import fmt
@@ -143,8 +143,7 @@ def energy_cmd(
         raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, "
                          f"got {operating_point!r}")
     tick_s = tick_seconds(tick_ms)
-    check_output(json_out, "file", flag="--json")
-    check_output(report, "dir", flag="--report")
+    check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
     g = read_graph(graph)
     cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
                     neurons_per_pe, delayed_reset=delayed_reset)

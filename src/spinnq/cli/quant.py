@@ -21,7 +21,7 @@ from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
 from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
 from spinnq.cli.s2 import warn_silent
 from spinnq.errors import InputError
-from spinnq.files import check_output, write_json
+from spinnq.files import check_outputs, write_json
 from spinnq.graph.model import read_graph
 from spinnq.quant.calibration import PERCENTILES
 from spinnq.quant.evaluation import EvalResult, evaluate
@@ -102,8 +102,7 @@ def evaluate_cmd(
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
     _check_op(operating_point)
-    check_output(json_out, "file", flag="--json")
-    check_output(report, "dir", flag="--report")
+    check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
     g = read_graph(graph)
     cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
                        weight_scale=weight_scale)
@@ -155,9 +154,8 @@ def quantize_cmd(
     from spinnq.quant.finetuning import finetune
     from spinnq.report import stage
 
-    check_output(out, "file", flag="--out")
-    check_output(json_out, "file", flag="--json")
-    check_output(report, "dir", flag="--report")
+    check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
+                  (report, "dir", "--report"))
     g = read_graph(graph)
     cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
     cal = calibrate(g, data, bits=bits, percentiles=parse_percentiles(percentiles),

@@ -23,7 +23,7 @@ from spinnq.cli.common import (
     warn_memory,
 )
 from spinnq.errors import InputError
-from spinnq.files import check_output, write_json
+from spinnq.files import check_output, check_outputs, write_json
 from spinnq.graph.meta import run_settings
 from spinnq.graph.model import Graph, read_graph, write_graph
 from spinnq.graph.simulate import as_batch, default_record
@@ -178,9 +178,8 @@ def deploy(
         raise InputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "spinnaker2" and not eth_ip:
         raise InputError("--backend spinnaker2 needs --eth-ip (the board's address)")
-    check_output(out, "file", flag="--out")
-    check_output(summary, "file", flag="--summary")
-    check_output(report, "dir", flag="--report")
+    check_outputs((out, "file", "--out"), (summary, "file", "--summary"),
+                  (report, "dir", "--report"))
     g = read_graph(graph)
     cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
                     neurons_per_pe, fma=fma, cuba_order=cuba_order, engine=engine,
