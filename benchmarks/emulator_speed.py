@@ -20,7 +20,9 @@ Honest by construction:
   wall-clock and in CPU time (on a loaded box the CPU-time ratio leaves out the waiting);
 - the event engine splits the batch over threads (plain threads, the kernel releases the
   GIL); the other contenders use torch's threads. 2-thread speed-ups mean little on a box
-  whose load average is near or above its core count: read them with the load.
+  whose load average is near or above its core count, or whose two vCPUs share one core:
+  each round also measures the machine's own 2-thread gain on the engine's kind of work
+  (`one_core_limit.two_thread_ceiling`, private arrays per thread), to read them against.
 - Brian2 (cpp_standalone) is not run here: it needs its own virtualenv (numpy < 2.4) and a
   C++ build per batch size; `brian2_contender.py` runs it on the same integer program.
 
@@ -126,7 +128,7 @@ def contenders(a, graph, g_nir, xt: torch.Tensor) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from one_core_limit import limit
+    from one_core_limit import limit, two_thread_ceiling
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=16)
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
     place(prog)
     rec: dict = {k: {"marginal_ms": [], "marginal_cpu_ms": [], "per_sample_ms": [],
                      "cpu_over_wall": []} for k in runs}
-    limits, loads = [], []
+    limits, loads, ceilings = [], [], []
     counters = None
     for r in range(a.rounds):
         load_before = os.getloadavg()
@@ -182,10 +184,13 @@ def main(argv: list[str] | None = None) -> dict:
             rec[name]["cpu_over_wall"].append(cs[a.batch] / ws[a.batch])
         torch.set_num_threads(1)
         limits.append(limit(prog, counters, a.limit_s))
+        if "events_2t" in rec:  # the machine's own 2-thread gain on this work, this round
+            ceilings.append(two_thread_ceiling(a.limit_s))
         loads.append({"before": load_before, "after": os.getloadavg()})
         print(f"round {r + 1}/{a.rounds}: load {loads[-1]['after'][0]:.2f}; marginal ms per "
               "sample: " + ", ".join(f"{k} {v['marginal_ms'][-1]:.1f}" for k, v in rec.items())
-              + f"; one-core limit {1e3 * limits[-1]['limit_s_per_sample']:.1f}", flush=True)
+              + f"; one-core limit {1e3 * limits[-1]['limit_s_per_sample']:.1f}"
+              + (f"; 2-thread ceiling {ceilings[-1]:.2f}x" if ceilings else ""), flush=True)
     torch.set_num_threads(threads0)
     res: dict = {
         "what": "seed DVS network, measured wall-clock (and CPU time); medians over "
@@ -236,8 +241,12 @@ def main(argv: list[str] | None = None) -> dict:
                 ratios[f"{name}_over_events_1t"] = median(
                     [o / e for o, e in zip(rec[name]["marginal_ms"], ev1, strict=True)])
         if "events_2t" in rec:
-            ratios["events_2t_speedup_over_1t"] = median(
-                [e / t for e, t in zip(ev1, rec["events_2t"]["marginal_ms"], strict=True)])
+            gains = [e / t for e, t in zip(ev1, rec["events_2t"]["marginal_ms"], strict=True)]
+            ratios["events_2t_speedup_over_1t"] = median(gains)
+            ratios["two_thread_ceiling"] = median(ceilings)
+            ratios["two_thread_ceiling_rounds"] = ceilings
+            ratios["events_2t_speedup_over_ceiling"] = median(
+                [g / c for g, c in zip(gains, ceilings, strict=True)])
     res["ratios"] = ratios
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_name(a.out.name + ".tmp")

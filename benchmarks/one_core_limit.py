@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -124,6 +125,36 @@ def update_rate(n: int, target_s: float = 0.2, seed: int = 0) -> tuple[float, fl
     fired = np.zeros(n, np.uint8)
     wall, cpu = _timed(_lif, v, cur, fired, alpha, th, target_s=target_s)
     return n / wall, n / max(cpu, 1e-12)
+
+
+def two_thread_ceiling(target_s: float = 0.2, L: int = 48, seed: int = 0) -> float:
+    """What two threads get over one on this machine right now, for the engine's kind of work:
+    the engine's run-add (int8 runs into an int32 accumulator), each thread on arrays of its
+    own (nothing shared, no GIL). Timed as one thread doing both halves, then two threads
+    doing one each, interleaved 3 times, the median ratio. A VM whose two vCPUs share one
+    core's vector units gives ~1x here, however good the engine's threading."""
+    rng = np.random.default_rng(seed)
+
+    def half():
+        n = 3600
+        return (np.zeros(n, np.int32), rng.integers(-127, 128, (64, L), dtype=np.int8),
+                rng.integers(0, n - L + 1, 20_000).astype(np.int64),
+                rng.integers(0, 64, 20_000).astype(np.int64))
+
+    a, b = half(), half()
+    _scatter(*a, L, 1)
+    reps = max(1, int(target_s / 2 / max(_timed(_scatter, *a, L, target_s=0.02)[0], 1e-9)))
+    ratios = []
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(3):
+            t = time.perf_counter()
+            _scatter(*a, L, reps)
+            _scatter(*b, L, reps)
+            one = time.perf_counter() - t
+            t = time.perf_counter()
+            list(pool.map(lambda h: _scatter(*h, L, reps), (a, b)))
+            ratios.append(one / (time.perf_counter() - t))
+    return float(np.median(ratios))
 
 
 def limit(program: Program, counters: dict, target_s: float = 0.2) -> dict:

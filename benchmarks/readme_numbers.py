@@ -175,13 +175,20 @@ def emulator_section(d: dict, th: dict, ba: dict) -> str:
     if peers:
         text += (", and is " + " / ".join(f"{v:.1f}x" for _, v in peers) + " faster than "
                  + " / ".join(n for n, _ in peers) + " on one thread")
+    def ceiling(rt: dict) -> str:  # the machine's own 2-thread gain, when the run measured it
+        c = rt.get("two_thread_ceiling")
+        return f" (the machine's own 2-thread gain on such work in the same rounds: {c:.2f}x)" \
+            if c is not None else ""
+
     if "events_2t_speedup_over_1t" in r:
-        text += f"; 2 threads: {r['events_2t_speedup_over_1t']:.2f}x one thread in that run"
+        text += (f"; 2 threads: {r['events_2t_speedup_over_1t']:.2f}x one thread in that run"
+                 + ceiling(r))
     tl = [x["after"][0] for x in th["machine"]["load_average"]]
     m = ba["marginal_ms_per_sample"]
     return text + (f", {th['ratios']['events_2t_speedup_over_1t']:.2f}x in a run of the engine "
                    f"alone ({th['rounds']} rounds, batch {th['batch']}, load average "
-                   f"{min(tl):.1f}-{max(tl):.1f}). `benchmarks/engine_before_after.py`: one "
+                   f"{min(tl):.1f}-{max(tl):.1f}){ceiling(th['ratios'])}. "
+                   "`benchmarks/engine_before_after.py`: one "
                    f"thread {ba['speedup']['1t']:.1f}x faster than the engine of "
                    f"{ba['before_rev']} ({m['before_1t']:.1f} -> {m['after_1t']:.1f} ms per "
                    "sample) (measured).")
