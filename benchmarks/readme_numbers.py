@@ -152,6 +152,24 @@ def gesture_section(data: dict) -> str:
             f"commit {data['commit']}).")
 
 
+def gesture_seed_section(d: dict) -> str:
+    """The full `--preset seed` run (benchmarks/results/gesture_seed_preset/summary.json)."""
+    a, w, pub = d["accuracy"], d["seed_workload"], d["published"]
+    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+    n = d["data"]
+    return (f"`spinnq run gesture --preset seed` (the seed's 600 frames of 1 ms on its "
+            f"{w['pes']} PEs; {n['source']} data, {n['train']} / {n['val']} / {n['test']} "
+            f"recordings; {_minsec(d['timings']['total_s'])} on one core): P-SNN float "
+            f"{pct(a['psnn_float'])}, PTQ on chip {pct(a['ptq_chip'])}, QAT "
+            f"{pct(a['qsnn_qat'])}, QAT on chip {pct(a['qat_chip'])} (the paper, on DVS128 "
+            f"Gesture: {pct(pub['float_psnn'])} / {pct(pub['ptq_chip'])} / "
+            f"{pct(pub['float_qsnn'])} / {pct(pub['qat_chip'])}); chip energy per gesture "
+            f"{w['energy_j']:.3f} J modelled (base {w['base_j']:.3f} + dynamic "
+            f"{w['dynamic_j']:.3f}) beside the published {w['published_j']} J "
+            f"({100 * w['error']:+.0f} %, same network, placement and ticks). Files: "
+            "`benchmarks/results/gesture_seed_preset/`.")
+
+
 def emulator_section(d: dict, th: dict, ba: dict) -> str:
     """benchmarks/emulator_speed.py: the event engine against the one-core limit and its
     peers (`d`), 1 vs 2 threads alone (`th`, the same script with only the engine), and
@@ -244,6 +262,7 @@ def _bench(name: str) -> Path:
 SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "acrobot": ((results("acrobot"),), acrobot_section),
             "gesture": ((results("gesture"),), gesture_section),
+            "gesture_seed": ((_bench("gesture_seed_preset/summary"),), gesture_seed_section),
             "emulator": ((_bench("emulator_speed"), _bench("emulator_threads_quiet"),
                           _bench("engine_before_after")), emulator_section),
             "brian2": ((_bench("brian2_contender"),), brian2_section),
