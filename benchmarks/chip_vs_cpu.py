@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from emulator_speed import seed_network, snntorch_model  # noqa: E402
+from emulator_speed import snntorch_model  # noqa: E402
+from seed_net import seed_network  # noqa: E402
 
 from spinnq.baseline import MeasureConfig, graph_fn, measure  # noqa: E402
 from spinnq.graph.model import from_nir  # noqa: E402

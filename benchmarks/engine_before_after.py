@@ -21,10 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from emulator_speed import median  # noqa: E402
 
 WORKER = r"""
 import json, sys, time
@@ -57,10 +57,6 @@ def measure(src: Path, threads: int, a) -> dict:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
-
-
-def median(xs: list[float]) -> float:
-    return float(np.median(np.asarray(xs, dtype=np.float64)))
 
 
 def main(argv: list[str] | None = None) -> dict:

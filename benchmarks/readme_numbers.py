@@ -103,6 +103,10 @@ def measure(seeds: list[int], task: str = "cartpole") -> dict:
     return data
 
 
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f} %"
+
+
 def _minsec(s: float) -> str:
     m, sec = divmod(round(s), 60)
     return f"{m} min {sec} s" if m else f"{sec} s"
@@ -140,12 +144,11 @@ def acrobot_section(data: dict) -> str:
 
 def gesture_section(data: dict) -> str:
     r = data["seeds"][0]
-    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
     d = r["data"]
     return (f"Seed {r['seed']}, {d['source']} data ({d['train']} / {d['val']} / {d['test']} "
-            f"recordings): P-SNN float {pct(r['psnn_float'])}, PTQ ({r['ptq_chosen']}) on chip "
-            f"{pct(r['ptq_chip'])}, {r['qat_layers']} QAT {pct(r['qsnn_qat'])}, QAT on chip "
-            f"{pct(r['qat_chip'])} (chip = emulated; chip integers equal the QAT network's: "
+            f"recordings): P-SNN float {_pct(r['psnn_float'])}, PTQ ({r['ptq_chosen']}) on chip "
+            f"{_pct(r['ptq_chip'])}, {r['qat_layers']} QAT {_pct(r['qsnn_qat'])}, QAT on chip "
+            f"{_pct(r['qat_chip'])} (chip = emulated; chip integers equal the QAT network's: "
             f"{'yes' if r['integers_equal'] else 'no'}); weights {r['fp32_bytes']:,} B fp32 -> "
             f"{r['int8_bytes']:,} B int8; {r['pes']} PEs; {_minsec(r['wall_s'])} wall on the "
             f"shared 2-core box, load average {r['load_average_after']:.0f} at the end (measured, "
@@ -155,15 +158,14 @@ def gesture_section(data: dict) -> str:
 def gesture_seed_section(d: dict) -> str:
     """The full `--preset seed` run (benchmarks/results/gesture_seed_preset/summary.json)."""
     a, w, pub = d["accuracy"], d["seed_workload"], d["published"]
-    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
     n = d["data"]
     return (f"`spinnq run gesture --preset seed` (the seed's 600 frames of 1 ms on its "
             f"{w['pes']} PEs; {n['source']} data, {n['train']} / {n['val']} / {n['test']} "
             f"recordings; {_minsec(d['timings']['total_s'])} on one core): P-SNN float "
-            f"{pct(a['psnn_float'])}, PTQ on chip {pct(a['ptq_chip'])}, QAT "
-            f"{pct(a['qsnn_qat'])}, QAT on chip {pct(a['qat_chip'])} (the paper, on DVS128 "
-            f"Gesture: {pct(pub['float_psnn'])} / {pct(pub['ptq_chip'])} / "
-            f"{pct(pub['float_qsnn'])} / {pct(pub['qat_chip'])}); chip energy per gesture "
+            f"{_pct(a['psnn_float'])}, PTQ on chip {_pct(a['ptq_chip'])}, QAT "
+            f"{_pct(a['qsnn_qat'])}, QAT on chip {_pct(a['qat_chip'])} (the paper, on DVS128 "
+            f"Gesture: {_pct(pub['float_psnn'])} / {_pct(pub['ptq_chip'])} / "
+            f"{_pct(pub['float_qsnn'])} / {_pct(pub['qat_chip'])}); chip energy per gesture "
             f"{w['energy_j']:.3f} J modelled (base {w['base_j']:.3f} + dynamic "
             f"{w['dynamic_j']:.3f}) beside the published {w['published_j']} J "
             f"({100 * w['error']:+.0f} %, same network, placement and ticks). Files: "
