@@ -8,15 +8,23 @@ contiguous runs over the target neurons, and the adds vectorize:
 - dense: a spike adds one row of the (pre, post) integer table (the projection's weight,
   transposed; compile stores it that way, so this is a view, not a copy);
 - conv (and pooling): the tap geometry of the projection (stride, padding, dilation, fused
-  sum-pool) is fixed per projection, so a spike's targets are *computed*: for each kernel tap
-  one run of `cout` output channels, weights from the (taps, cout) kernel table. Nothing is
-  stored per pre neuron, so conv layers of millions of neurons cost no tables.
+  sum-pool) is fixed, so compile time stores, per input *position*, where a spike there adds
+  its runs, and the channel only shifts them: no divisions, no border tests per spike. Without
+  groups or dilation (`regular`) every spike adds the same shape, ceil(kh/sy) contiguous runs
+  of ceil(kw/sx) x Co adds (zero weights for the taps a phase lacks), into a target padded
+  (`halo`) so that runs falling off the edges land in cells nobody reads: the run loop's
+  branches go the same way every time. Otherwise (and into targets a dense projection also
+  feeds) each position lists its exact runs (`conv_runs`). Stored per position and per pre
+  neuron (its synapse count, for the counters), not per synapse, so conv layers of millions
+  of neurons stay small.
 
 Weights stay int8 (int16 where a hand-built program needs it) and are summed into int32
 accumulators: exact, like the chip. The neuron update is branch-free over contiguous float32
 arrays (the same float32 operations in the same order as `emulate.lif_step`, no fast-math, so
 no fused multiply-add unless `fma` asks for one; the tests check it against the torch engine
-bit for bit); spikes are collected in a second pass that skips 8 neurons at a time. Only
+bit for bit) and zeroes the accumulator as it reads it; spikes are collected in a second pass
+that skips 8 neurons at a time. The dense 0/1 input is turned into spikes inside the kernel,
+a step at a time (checked there: a value other than 0 or 1 stops the run). Only
 recorded populations pay for recording; counters are written per population and step. Slices
 of the batch run in plain threads (the kernel releases the GIL; no OpenMP/TBB pool).
 
@@ -50,10 +58,10 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
     NumbaPendingDeprecationWarning = Warning
 
 SPK, SYN, PKT, MAC = 0, 1, 2, 3  # counter columns in the kernel
-DENSE, CONV = 0, 1  # projection kinds in the kernel
+DENSE, CONV, REG = 0, 1, 2  # projection kinds in the kernel (REG: `regular` conv)
 # conv geometry columns (one row per projection in `geo`)
 GEO = ("C", "H", "W", "pool", "Hp", "Wp", "Cig", "kh", "kw", "sy", "sx", "py", "px", "dly",
-       "dlx", "Ho", "Wo", "Co", "cout", "mx", "log2C", "log2W", "log2pool", "log2sy", "log2sx")
+       "dlx", "Ho", "Wo", "Co", "cout", "mx", "log2C", "my", "rs")
 CHUNK = 1 << 22  # elements per chunk when a whole-table temporary would be large
 
 
@@ -145,8 +153,9 @@ def conv_geometry(proj: Projection, pre_shape) -> np.ndarray:
     _, Ho, Wo = c["out_shape"]
     G = int(c.get("groups", 1))
     mx = -(-kw // sx) if G == 1 and dly == dlx == 1 else 0
+    my = -(-kh // sy) if mx else 0
     return np.array([C, H, W, k, H // k, W // k, Cig, kh, kw, sy, sx, py, px, dly, dlx, Ho, Wo,
-                     Co, Co // G, mx] + [_log2(d) for d in (C, W, k, sy, sx)], dtype=np.int64)
+                     Co, Co // G, mx, _log2(C), my, 0], dtype=np.int64)
 
 
 def _log2(d: int) -> int:
@@ -155,14 +164,13 @@ def _log2(d: int) -> int:
     return d.bit_length() - 1 if d > 0 and d & (d - 1) == 0 else -1
 
 
-def conv_rows_table(proj: Projection, mx: int) -> tuple[np.ndarray, np.ndarray]:
+def conv_rows_table(proj: Projection, mx: int) -> np.ndarray:
     """Kernel table for one group without dilation, laid out so that one spike's taps in one
     kernel row are ONE contiguous run. A spike at input column x reaches, through kernel
     column dx = ph + sx*m (ph = (x + px) mod sx), the output column (x + px - ph)/sx - m: the
     columns it reaches are consecutive, and so are their Co channels in H, W, C order. Row
     ((c*kh + dy)*sx + ph)*mx + (mx-1-m) holds the Co weights of tap (c, dy, ph + sx*m), so the
-    weights of m = m0..m1 are consecutive too (m reversed: output columns ascend). Also the
-    nonzero weights, cumulated along each run (mx + 1 per (c, dy, ph)), for the counters."""
+    weights of m = m0..m1 are consecutive too (m reversed: output columns ascend)."""
     w = np.asarray(proj.weight)
     Co, C, kh, kw = w.shape
     sx = int(proj.conv["stride"][1])
@@ -172,37 +180,180 @@ def conv_rows_table(proj: Projection, mx: int) -> tuple[np.ndarray, np.ndarray]:
             dx = ph + sx * m
             if dx < kw:
                 t[:, :, ph, mx - 1 - m, :] = w[:, :, :, dx].transpose(1, 2, 0)
-    nz = np.zeros((C, kh, sx, mx + 1), np.int64)
-    np.cumsum(np.count_nonzero(t, axis=4), axis=3, out=nz[..., 1:])
-    return t.reshape(-1, Co), nz.reshape(-1)
+    return t.reshape(-1, Co)
 
 
-def conv_tables(proj: Projection, pre_shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(weight table, nonzero counts, geometry) of a conv/pool projection for the kernel."""
+def conv_tables(proj: Projection, pre_shape, pad: tuple[int, ...] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight table, run table, geometry) of a conv/pool projection for the kernel, its
+    runs exact (`conv_runs`), into a target padded by `pad` = (top rows, left columns, padded
+    width, ...) (None: not padded)."""
     geo = conv_geometry(proj, pre_shape)
     mx = int(geo[GEO.index("mx")])
+    t = conv_rows_table(proj, mx) if mx else conv_table(proj)
+    return t, conv_runs(proj, pre_shape, t, geo, pad), geo
+
+
+def regular(proj: Projection) -> bool:
+    """Whether a conv projection can run `regular`: one group, no dilation."""
+    c = proj.conv
+    return int(c.get("groups", 1)) == 1 and tuple(int(d) for d in c["dilation"]) == (1, 1)
+
+
+def _origins(geo: np.ndarray):
+    """Per input position (pre-pool grid, H W order) of a regular conv: whether a spike there
+    reaches the output at all (a fused pool drops edge rows/columns), the output row and
+    column its phase-0 taps reach, and its row and column phases."""
+    g = dict(zip(GEO, (int(v) for v in geo), strict=False))
+    S = g["H"] * g["W"]
+    sp = np.arange(S, dtype=np.int64)
+    iy, ix = (sp // g["W"]) // g["pool"], (sp % g["W"]) // g["pool"]
+    ty, tx = iy + g["py"], ix + g["px"]
+    oyt, oxt = ty // g["sy"], tx // g["sx"]
+    return (iy < g["Hp"]) & (ix < g["Wp"]), oyt, oxt, ty - oyt * g["sy"], tx - oxt * g["sx"]
+
+
+def halo(proj: Projection, pre_shape) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) rows and columns of padding a target needs around its
+    output grid so that this projection's `regular` runs never leave it."""
+    geo = conv_geometry(proj, pre_shape)
+    g = dict(zip(GEO, (int(v) for v in geo), strict=False))
+    valid, oyt, oxt, _, _ = _origins(geo)
+    if not valid.any():
+        return 0, 0, 0, 0
+    oyt, oxt = oyt[valid], oxt[valid]
+    return (max(0, g["my"] - 1 - int(oyt.min())), max(0, int(oyt.max()) - g["Ho"] + 1),
+            max(0, g["mx"] - 1 - int(oxt.min())), max(0, int(oxt.max()) - g["Wo"] + 1))
+
+
+def regular_tables(proj: Projection, pre_shape, pad: tuple[int, int, int, int] | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight table, start table, geometry) of a `regular` conv into a target padded by
+    `pad` = (top rows, left columns, padded width, padded height; from `halo`). Every spike
+    adds the same shape: my = ceil(kh/sy) rows of mx = ceil(kw/sx) columns x Co channels, one
+    contiguous run per row, taps outside the kernel as zero weights and targets outside the
+    output in the padding (never read): no lengths, no row counts, no border tests per spike,
+    so the run loop's branches are the same every time. Table row (((c*sy + phy)*my + r)*sx +
+    ph)*mx + mx-1-m holds tap (dy, dx) = (phy + sy*(my-1-r), ph + sx*m): rows and columns
+    reversed, so that targets and weights both ascend (a loop whose pointers step backwards
+    loses LLVM's vectorized path to its overlap check: measured 2x slower). Start table,
+    int64: [target start (S), weight start (S), synapses per pre neuron (S*C)]; target -1 for
+    positions that reach nothing."""
+    geo = conv_geometry(proj, pre_shape)
+    g = dict(zip(GEO, (int(v) for v in geo), strict=False))
+    C, Co, kh, kw, sy, sx, mx, my = (g["C"], g["Co"], g["kh"], g["kw"], g["sy"], g["sx"],
+                                     g["mx"], g["my"])
+    w = np.asarray(proj.weight)
+    t = np.zeros((C, sy, my, sx, mx, Co), dtype=_table_dtype(proj))
+    for phy in range(sy):
+        for r in range(my):
+            for ph in range(sx):
+                for m in range(mx):
+                    dy, dx = phy + sy * r, ph + sx * m
+                    if dy < kh and dx < kw:
+                        t[:, phy, my - 1 - r, ph, mx - 1 - m, :] = w[:, :, dy, dx].T
+    hT, hL, Wq, Hq = pad or (0, 0, g["Wo"], g["Ho"])  # None: a target that needs none
+    valid, oyt, oxt, phy, ph = _origins(geo)
+    top, left = oyt[valid] - (my - 1) + hT, oxt[valid] - (mx - 1) + hL
+    if valid.any() and (top.min() < 0 or left.min() < 0 or top.max() + my > Hq
+                        or left.max() + mx > Wq):  # the kernel does not check bounds: we do
+        raise RuntimeError(f"internal: runs of a regular conv leave its padded target {pad}")
+    dst = np.where(valid, ((oyt - (my - 1) + hT) * Wq + oxt - (mx - 1) + hL) * Co, -1)
+    src = ((phy * my * sx) + ph) * mx * Co
+    S = g["H"] * g["W"]
+    exact_t = conv_rows_table(proj, mx)
+    ev = conv_runs(proj, pre_shape, exact_t, geo)[-S * C:] if S * C else np.zeros(0, np.int64)
+    geo[GEO.index("rs")] = Wq * Co
+    return t.reshape(-1, Co), np.concatenate([dst, src, ev]).astype(np.int64), geo
+
+
+def conv_runs(proj: Projection, pre_shape, t: np.ndarray, geo: np.ndarray,
+              pad: tuple[int, ...] | None = None) -> np.ndarray:
+    """Every spike's runs, fixed at compile time: for each input position s (pre-pool grid,
+    H W order) the runs (target start, weight start, length) its spikes add, relative to the
+    spiking channel's own offsets; per channel c the offsets; per pre neuron the nonzero
+    synapses it reaches. Packed into one int64 array: [ptr (S+1) | dst | src | len | cdst (C)
+    | csrc (C) | ev (C*S)], section starts in `geo`."""
+    g = dict(zip(GEO, (int(v) for v in geo), strict=False))
+    C, H, W, k, Hp, Wp = g["C"], g["H"], g["W"], g["pool"], g["Hp"], g["Wp"]
+    kh, kw, sy, sx, py, px = g["kh"], g["kw"], g["sy"], g["sx"], g["py"], g["px"]
+    dly, dlx, Ho, Wo, Co, cout, mx, Cig = (g["dly"], g["dlx"], g["Ho"], g["Wo"], g["Co"],
+                                           g["cout"], g["mx"], g["Cig"])
+    hT, hL, Wq = pad[:3] if pad else (0, 0, Wo)
+    S = H * W
+    sp = np.arange(S, dtype=np.int64)
+    iy, ix = (sp // W) // k, (sp % W) // k
+    valid = (iy < Hp) & (ix < Wp)
+    parts = []
     if mx:
-        return (*conv_rows_table(proj, mx), geo)
-    t = conv_table(proj)
-    return t, nonzero_rows(t), geo
+        tx = ix + px
+        oxt = tx // sx
+        ph = tx - oxt * sx
+        m1 = np.minimum((kw - ph + sx - 1) // sx - 1, oxt)
+        m0 = np.maximum(0, oxt - Wo + 1)
+        for dy in range(kh):
+            ny = iy + py - dy
+            oy = ny // sy
+            ok = valid & (ny >= 0) & (ny % sy == 0) & (oy < Ho) & (m0 <= m1)
+            parts.append((sp[ok], (((oy + hT) * Wq + oxt - m1 + hL) * Co)[ok],
+                          (((dy * sx + ph) * mx + mx - 1 - m1) * Co)[ok], ((m1 - m0 + 1) * Co)[ok]))
+        cstride, cdst = kh * sx * mx * Co, np.zeros(C, np.int64)
+    else:
+        for dy in range(kh):
+            for dx in range(kw):
+                ny, nx = iy + py - dy * dly, ix + px - dx * dlx
+                oy, ox = ny // sy, nx // sx
+                ok = (valid & (ny % sy == 0) & (nx % sx == 0) & (oy >= 0) & (oy < Ho)
+                      & (ox >= 0) & (ox < Wo))
+                n = int(ok.sum())
+                parts.append((sp[ok], (((oy + hT) * Wq + ox + hL) * Co)[ok],
+                              np.full(n, (dy * kw + dx) * cout), np.full(n, cout)))
+        cstride, cdst = kh * kw * cout, (np.arange(C, dtype=np.int64) // Cig) * cout
+    rs, rd, rsrc, rl = (np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64)
+                        for i in range(4))
+    order = np.argsort(rs, kind="stable")
+    rs, rd, rsrc, rl = rs[order], rd[order], rsrc[order], rl[order]
+    ptr = np.zeros(S + 1, np.int64)
+    np.cumsum(np.bincount(rs, minlength=S), out=ptr[1:])
+    csrc = np.arange(C, dtype=np.int64) * cstride
+    nzc = np.zeros(t.size + 1, np.int64)
+    np.cumsum(t.reshape(-1) != 0, out=nzc[1:])
+    ev = np.zeros((S, C), np.int64)
+    for c in range(C):
+        a = csrc[c] + rsrc
+        ev[:, c] = np.bincount(rs, weights=nzc[a + rl] - nzc[a], minlength=S)
+    return np.concatenate([ptr, rd, rsrc, rl, cdst, csrc, ev.reshape(-1)])
 
 
-def fanout(proj: Projection, pre_shape, post_shape, j: int) -> tuple[np.ndarray, np.ndarray]:
+def fanout(proj: Projection, pre_shape, post_shape, j: int, layout: str = "engine"
+           ) -> tuple[np.ndarray, np.ndarray]:
     """(post NIR flat index, integer weight) of the synapses one spike of pre neuron `j` (NIR
-    flat index) reaches, computed by the engine's own fan-out code (for tests and tools)."""
+    flat index) reaches, computed by the engine's own fan-out code (for tests and tools).
+    A conv runs as the engine runs it into a target only convs feed (`layout="engine"`:
+    `regular` where it can, into a padded target), or through the exact run tables
+    (`layout="exact"`, what a target that a dense projection also feeds gets)."""
     n_post = int(np.prod(post_shape))
     cur = np.zeros(n_post, np.int32)
     probe = np.zeros(n_post, np.int32)  # a second pass with weights 1 finds zero-sum targets
     je = int(np.argsort(perm(pre_shape))[j])
+    js = np.array([je], dtype=np.int32)
     if proj.kind == "dense":
         t = dense_table(proj, pre_shape, post_shape)
         cur += t[je]
         probe += t[je] != 0
+    elif layout == "engine" and regular(proj):
+        Co, Ho, Wo = post_shape
+        hT, hB, hL, hR = halo(proj, pre_shape)
+        Hq, Wq = Ho + hT + hB, Wo + hL + hR
+        t, st, geo = regular_tables(proj, pre_shape, (hT, hL, Wq, Hq))
+        for out, tab in ((cur, t), (probe, (t != 0).astype(t.dtype))):
+            padded = np.zeros(Hq * Wq * Co, np.int32)
+            _conv_reg(padded, 0, js, 0, 1, tab, st, geo)
+            out[:] = padded.reshape(Hq, Wq, Co)[hT:hT + Ho, hL:hL + Wo].reshape(-1)
     else:
         t, nz, geo = conv_tables(proj, pre_shape)
-        js = np.array([je], dtype=np.int32)
-        _conv(cur, 0, js, t, nz, geo)
-        _conv(probe, 0, js, (t != 0).astype(t.dtype), nz, geo)
+        _conv(cur, 0, js, 0, 1, t, nz, geo)
+        _conv(probe, 0, js, 0, 1, (t != 0).astype(t.dtype), nz, geo)
     back = perm(post_shape)
     hit = np.nonzero(probe)[0]
     return back[hit], cur[hit]
@@ -271,35 +422,6 @@ def _conv_entries(w: np.ndarray, c: dict, pre_shape) -> tuple[np.ndarray, ...]:
 # ------------------------------------------------------------------------------- kernel
 if njit is not None:
 
-    @njit(cache=True, nogil=True)
-    def _spike_csr(flat):
-        """Rows of 0/1 spikes -> CSR (ptr, idx); also the first value that is not 0 or 1
-        (NaN included) as `bad`, with `ok` False, so the caller can refuse the input. Both
-        passes are branch-free over a row (the input is most of a sparse run's reads)."""
-        rows, cols = flat.shape
-        ptr = np.zeros(rows + 1, np.int64)
-        for r in range(rows):
-            x = flat[r]
-            c = 0
-            bad = 0
-            for j in range(cols):
-                c += x[j] != 0
-                bad += (x[j] != 0) & (x[j] != 1)
-            if bad:
-                for j in range(cols):
-                    if x[j] != 0 and x[j] != 1:
-                        return ptr, np.zeros(0, np.int32), False, x[j]
-            ptr[r + 1] = ptr[r] + c
-        idx = np.empty(ptr[rows] + 1, np.int32)
-        for r in range(rows):
-            x = flat[r]
-            out = idx[ptr[r]:ptr[r + 1] + 1]
-            e = 0
-            for j in range(cols):
-                out[e] = j
-                e += x[j] != 0
-        return ptr, idx[:ptr[rows]], True, flat[0, 0]
-
     # Indexing note: hot loops index with *unsigned* integers (`cur[p + c]`, p and c uint64).
     # With signed indices numba wraps negatives element by element and the loop does not
     # vectorize (measured 10-20x slower); views (`cur[ps:ps + L]`) vectorize but each costs
@@ -324,182 +446,152 @@ if njit is not None:
         return np.int64(np.uint64(num) // np.uint64(d))
 
     @njit(cache=True, nogil=True)
-    def _conv_spikes(cur, o, js, flat, nz, geo):
-        """Add the fan-out of the spikes of pre neurons `js` (engine order, H W C) through a
-        conv/pool projection into cur[o:]: per spike one run of `cout` channels per kernel
-        tap that lands inside the output (`flat`: the (taps, cout) table, flattened).
-        Returns the nonzero synapses reached (the counter). The spike loop is in here, not
-        in the caller: an array passed per spike costs atomic reference counts."""
-        C, W = geo[0], geo[2]
-        kp, Hp, Wp, kh, kw = geo[3], geo[4], geo[5], geo[7], geo[8]
-        sy, sx, py, px, dly, dlx = geo[9], geo[10], geo[11], geo[12], geo[13], geo[14]
-        Ho, Wo, Co, cout, Cig = geo[15], geo[16], geo[17], geo[18], geo[6]
-        ev = 0
-        for a in range(js.shape[0]):
-            j = js[a]
-            c = j % C
-            r = j // C
-            iy = (r // W) // kp
-            ix = (r % W) // kp
-            if iy >= Hp or ix >= Wp:  # cut off by the fused pool
-                continue
-            g0 = o + (c // Cig) * cout  # the group's first output channel
-            base = c * kh  # tap rows of input channel c: ((g*Cig + cin)*kh + dy)*kw + dx
-            for dy in range(kh):
-                ny = iy + py - dy * dly
-                if ny < 0:  # decreases with dy: no later tap lands either
-                    break
-                if ny % sy != 0:
-                    continue
-                oy = ny // sy
-                if oy >= Ho:
-                    continue
-                for dx in range(kw):
-                    nx = ix + px - dx * dlx
-                    if nx < 0:
-                        break
-                    if nx % sx != 0:
-                        continue
-                    ox = nx // sx
-                    if ox >= Wo:
-                        continue
-                    tap = (base + dy) * kw + dx
-                    add_run(cur, g0 + (oy * Wo + ox) * Co, flat, tap * cout, cout)
-                    ev += nz[tap]
-        return ev
-
-    @njit(cache=True, nogil=True)
-    def _conv_rows(cur, o, js, flat, nzp, geo):
-        """`_conv_spikes` for the row layout (`conv_rows_table`, flattened): per spike one
-        contiguous run of (taps in the kernel row) x Co adds per kernel row that lands in
-        the output."""
-        C, W = geo[0], geo[2]
-        kp, Hp, Wp, kh = geo[3], geo[4], geo[5], geo[7]
-        sy, sx, py, px = geo[9], geo[10], geo[11], geo[12]
-        Ho, Wo, Co, mx, kw = geo[15], geo[16], geo[17], geo[19], geo[8]
-        lC, lW, lkp, lsy, lsx = geo[20], geo[21], geo[22], geo[23], geo[24]
-        ev = 0
-        for a in range(js.shape[0]):
-            j = js[a]
-            r = _div(np.int64(j), C, lC)
-            c = j - r * C
-            iy = _div(r, W, lW)
-            ix = r - iy * W
-            if kp > 1:
-                iy = _div(iy, kp, lkp)
-                ix = _div(ix, kp, lkp)
-                if iy >= Hp or ix >= Wp:  # cut off by the fused pool
-                    continue
-            tx = ix + px
-            if sx == 1:
-                ph = 0
-                oxt = tx
-                m1 = min(mx - 1, oxt)  # ox = oxt - m >= 0
-            else:
-                oxt = _div(tx, sx, lsx)  # output column of m = 0
-                ph = tx - oxt * sx
-                m1 = min((kw - ph + sx - 1) // sx - 1, oxt)  # taps of this phase
-            m0 = max(0, oxt - Wo + 1)  # ox < Wo
-            if m0 > m1:
-                continue
-            L = (m1 - m0 + 1) * Co
-            for dy in range(kh):
-                ny = iy + py - dy
-                if ny < 0:
-                    break
-                oy = ny
-                if sy > 1:
-                    oy = _div(ny, sy, lsy)
-                    if oy * sy != ny:
-                        continue
-                if oy >= Ho:
-                    continue
-                grp = (c * kh + dy) * sx + ph
-                add_run(cur, o + (oy * Wo + oxt - m1) * Co, flat,
-                        (grp * mx + mx - 1 - m1) * Co, L)
-                z = grp * (mx + 1)
-                ev += nzp[z + mx - m0] - nzp[z + mx - 1 - m1]
-        return ev
-
-    @njit(cache=True, nogil=True)
-    def _conv(cur, o, js, tab, nz, geo):
-        """The spikes of pre neurons `js` through a conv/pool projection, in the layout its
-        tables use; the nonzero synapses reached."""
+    def _conv(cur, o, spk, s0, ns, tab, rt, geo):
+        """The spikes spk[s0:s0+ns] (pre neurons, engine order) through a conv/pool
+        projection into cur[o:]: per spike the runs its input position adds (`conv_runs`),
+        at its channel's offsets. Returns the nonzero synapses reached (the counter)."""
         flat = tab.reshape(tab.size)
-        if geo[19] > 0:
-            return _conv_rows(cur, o, js, flat, nz, geo)
-        return _conv_spikes(cur, o, js, flat, nz, geo)
+        C, lC = geo[0], geo[20]
+        S = geo[1] * geo[2]
+        n = rt[S]
+        od, osr, ol = S + 1, S + 1 + n, S + 1 + 2 * n
+        ocd = S + 1 + 3 * n
+        ocs = ocd + C
+        oev = ocs + C
+        ev = 0
+        for a in range(s0, s0 + ns):
+            j = np.int64(spk[a])
+            sp = _div(j, C, lC)
+            c = j - sp * C
+            d0 = o + rt[ocd + c]
+            w0 = rt[ocs + c]
+            for r in range(rt[sp], rt[sp + 1]):
+                add_run(cur, d0 + rt[od + r], flat, w0 + rt[osr + r], rt[ol + r])
+            ev += rt[oev + j]
+        return ev
 
     @njit(cache=True, nogil=True)
-    def _project(cur, o, js, kind, tab, nz, geo):
-        """Deliver the spikes of pre neurons `js` through one projection; synaptic events."""
-        if kind != DENSE:
-            return _conv(cur, o, js, tab, nz, geo)
+    def _conv_reg(cur, o, spk, s0, ns, tab, st, geo):
+        """The spikes spk[s0:s0+ns] through a `regular` conv into a padded target at cur[o:]:
+        per spike my runs of mx*Co adds, one per kernel row, rows apart by the target's
+        row stride."""
+        flat = tab.reshape(tab.size)
+        C, lC, S = geo[0], geo[20], geo[1] * geo[2]
+        sy, sx, Co, mx, my, rs = geo[9], geo[10], geo[17], geo[19], geo[21], geo[22]
+        L = mx * Co
+        rstep = sx * L
+        cstep = sy * my * rstep
+        ev = 0
+        for a in range(s0, s0 + ns):
+            j = np.int64(spk[a])
+            sp = _div(j, C, lC)
+            c = j - sp * C
+            d = st[sp]
+            if d < 0:  # cut off by a fused pool
+                continue
+            d += o
+            w = c * cstep + st[S + sp]
+            for r in range(my):
+                add_run(cur, d + r * rs, flat, w + r * rstep, L)
+            ev += st[2 * S + j]
+        return ev
+
+    @njit(cache=True, nogil=True)
+    def _dense(cur, o, spk, s0, ns, tab, nz):
+        """The spikes spk[s0:s0+ns] through a dense projection: one table row each."""
         ev = 0
         n = tab.shape[1]
         flat = tab.reshape(tab.size)
-        for a in range(js.shape[0]):
-            j = js[a]
+        for a in range(s0, s0 + ns):
+            j = spk[a]
             add_run(cur, o, flat, j * n, n)
             ev += nz[j]
         return ev
 
-    @njit(cache=True, nogil=True)
-    def _update(v, cur, fired, alpha, th, off, vr, subtract, fma, offset_first):
-        """The neuron update of one population (views of equal length), branch-free (selects,
-        no jumps) so it vectorizes: v' = alpha*v + I + i_offset (or + i_offset + I), fire on
-        v' > threshold, reset by subtraction or to v_reset; fired[i] = 0/1. Read-outs have
-        threshold +inf."""
-        n = v.shape[0]
+    @njit(cache=True, nogil=True, inline="always")
+    def _update(v, vo, cur, co, fired, fo, n, alpha, th, off, vr, subtract, fma, offset_first):
+        """The neuron update of neurons vo..vo+n-1 (accumulators from co, flags from fo),
+        branch-free (selects, no jumps) so it vectorizes: v' = alpha*v + I + i_offset (or
+        + i_offset + I), fire on v' > threshold, reset by subtraction or to v_reset; fired =
+        0/1; the accumulator is zeroed as it is read (ready for the next step, no second
+        pass). Read-outs have threshold +inf.
+        Indexes by offset (unsigned), not views: a view costs atomic reference counts."""
+        vu, cu, fu = np.uint64(vo), np.uint64(co), np.uint64(fo)
         if fma:  # one rounding for alpha*v + first term: the product is exact in float64
-            for i in range(n):
-                x_i = np.float32(cur[i])
-                p1 = off[i] if offset_first else x_i
-                p2 = x_i if offset_first else off[i]
-                x = np.float32(np.float64(alpha[i]) * np.float64(v[i]) + np.float64(p1)) + p2
-                f = x > th[i]
-                y = x - th[i] if subtract else vr[i]
-                v[i] = y if f else x
-                fired[i] = f
+            for i in range(np.uint64(n)):
+                g = vu + i
+                x_i = np.float32(cur[cu + i])
+                cur[cu + i] = 0
+                p1 = off[g] if offset_first else x_i
+                p2 = x_i if offset_first else off[g]
+                x = np.float32(np.float64(alpha[g]) * np.float64(v[g]) + np.float64(p1)) + p2
+                f = x > th[g]
+                y = x - th[g] if subtract else vr[g]
+                v[g] = y if f else x
+                fired[fu + i] = f
         else:
-            for i in range(n):
-                x_i = np.float32(cur[i])
-                p1 = off[i] if offset_first else x_i
-                p2 = x_i if offset_first else off[i]
-                x = alpha[i] * v[i] + p1 + p2
-                f = x > th[i]
-                y = x - th[i] if subtract else vr[i]
-                v[i] = y if f else x
-                fired[i] = f
+            for i in range(np.uint64(n)):
+                g = vu + i
+                x_i = np.float32(cur[cu + i])
+                cur[cu + i] = 0
+                p1 = off[g] if offset_first else x_i
+                p2 = x_i if offset_first else off[g]
+                x = alpha[g] * v[g] + p1 + p2
+                f = x > th[g]
+                y = x - th[g] if subtract else vr[g]
+                v[g] = y if f else x
+                fired[fu + i] = f
 
-    @njit(cache=True, nogil=True)
-    def _collect(fired, fw, n, out):
-        """Indices of the neurons that fired (fired[0:n] as 0/1 bytes) into out; skips
+    @njit(cache=True, nogil=True, inline="always")
+    def _collect(fired, fw, n, out, base):
+        """Indices of the neurons that fired (fired[0:n] as 0/1 bytes) into out[base:]; skips
         8 quiet neurons per 64-bit word, and inside a word stores every index and advances
         by the flag (no branch per neuron: at a few % firing they mispredict). Returns how
-        many fired."""
+        many fired. out has n slots from base."""
         full = n >> 3
-        ns = 0
+        ns = np.uint64(0)
+        bu = np.uint64(base)
         for w in range(full):
             if fw[w] != 0:
                 i0 = w * 8
                 for i in range(i0, i0 + 8):
-                    out[ns] = i
+                    out[bu + ns] = i
                     ns += fired[i]
-        for i in range(full * 8, n):  # the last partial word: out has exactly n slots
+        for i in range(full * 8, n):  # the last partial word
             if fired[i] != 0:
-                out[ns] = i
-                ns += 1
+                out[bu + ns] = i
+                ns += np.uint64(1)
+        return np.int64(ns)
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _input_spikes(x, fired, fw, out, base, perm_back):
+        """One step of dense 0/1 input (floats, NIR order) -> engine-order indices in
+        out[base:]; -1 if a value is not 0 or 1 (NaN included). One branch-free pass flags and
+        checks, the collection skips quiet words."""
+        n = x.shape[0]
+        bad = 0
+        for i in range(n):
+            nzr = x[i] != 0
+            bad += nzr & (x[i] != 1)
+            fired[i] = nzr
+        if bad:
+            return -1
+        ns = _collect(fired, fw, n, out, base)
+        bu = np.uint64(base)
+        for a in range(np.uint64(ns)):
+            out[bu + a] = perm_back[out[bu + a]]
         return ns
 
     # No numba parallel layer on purpose: OpenMP/TBB share or fight torch's thread pool
     # (measured: torch ops 20x slower after a parallel numba call on a 2-core box). Instead
     # the kernel releases the GIL and `run_events` runs slices of the batch in plain threads.
     @njit(cache=True, nogil=True)
-    def _kernel(in_ptr, in_idx, T, steps, pop_off, pop_n, alpha, th, off, vreset, may_sat,
+    def _kernel(xin, perm_back, T, steps, pop_off, pop_n, pop_cur, NC, alpha, th, off, vreset,
+                may_sat,
                 subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_kind, pr_wide,
                 pr_tab, tabs8, tabs16, nzs, geo, by_post_ptr, by_post, R, rec_off, rec_s,
                 rec_v, cnt, sat, acc_limit, done):
+        """Run samples xin[b] (T, inputs) of 0/1 floats; False (at once) on another value."""
         B = cnt.shape[0]
         P = pop_n.shape[0]
         N = alpha.shape[0]
@@ -507,31 +599,33 @@ if njit is not None:
         nmax = 8
         for k in range(P):
             nmax = max(nmax, pop_n[k] + 8)
+        v = np.zeros(N, np.float32)
+        cur = np.zeros(NC, np.int32)  # accumulators; padded around regular conv targets
+        fw = np.zeros((nmax + 7) // 8, np.uint64)
+        fired = fw.view(np.uint8)
+        ring = np.zeros(R * N, np.int32)  # the spikes of step t at (t % R) * N + pop offset
+        ring_n = np.zeros((R, P), np.int64)
         for b in range(B):
-            v = np.zeros(N, np.float32)
-            cur = np.zeros(N, np.int32)
-            fw = np.zeros((nmax + 7) // 8, np.uint64)
-            fired = fw.view(np.uint8)
-            ring = np.zeros((R, N), np.int32)
-            ring_n = np.zeros((R, P), np.int32)
+            v[:] = 0
+            ring_n[:] = 0
             for t in range(steps):
                 slot = t % R
+                base = slot * N
                 o0 = pop_off[0]
                 m = 0
                 if t < T:
-                    row = b * T + t
-                    for e in range(in_ptr[row], in_ptr[row + 1]):
-                        ring[slot, o0 + m] = in_idx[e]
-                        m += 1
+                    m = _input_spikes(xin[b, t], fired, fw, ring, base + o0, perm_back)
+                    if m < 0:
+                        return False
                 ring_n[slot, 0] = m
                 cnt[b, t, 0, SPK] = m
                 if rec_off[0] >= 0:
                     for a in range(m):
-                        rec_s[b, t, rec_off[0] + ring[slot, o0 + a]] = 1
+                        rec_s[b, t, rec_off[0] + ring[base + o0 + a]] = 1
                 for k in range(1, P):
                     o = pop_off[k]
                     n = pop_n[k]
-                    cur[o:o + n] = 0
+                    oc = pop_cur[k, 0]
                     for qq in range(by_post_ptr[k], by_post_ptr[k + 1]):
                         q = by_post[qq]
                         d = pr_delay[q]
@@ -542,35 +636,47 @@ if njit is not None:
                         nsp = ring_n[s2, pre]
                         if nsp == 0:
                             continue
-                        po = pop_off[pre]
-                        js = ring[s2, po:po + nsp]
-                        if pr_wide[q]:
-                            ev = _project(cur, o, js, pr_kind[q], tabs16[pr_tab[q]], nzs[q],
-                                          geo[q])
+                        s0 = s2 * N + pop_off[pre]
+                        kind = pr_kind[q]
+                        if kind == DENSE:
+                            if pr_wide[q]:
+                                ev = _dense(cur, oc, ring, s0, nsp, tabs16[pr_tab[q]], nzs[q])
+                            else:
+                                ev = _dense(cur, oc, ring, s0, nsp, tabs8[pr_tab[q]], nzs[q])
+                        elif kind == REG:
+                            if pr_wide[q]:
+                                ev = _conv_reg(cur, oc, ring, s0, nsp, tabs16[pr_tab[q]], nzs[q],
+                                               geo[q])
+                            else:
+                                ev = _conv_reg(cur, oc, ring, s0, nsp, tabs8[pr_tab[q]], nzs[q],
+                                               geo[q])
+                        elif pr_wide[q]:
+                            ev = _conv(cur, oc, ring, s0, nsp, tabs16[pr_tab[q]], nzs[q], geo[q])
                         else:
-                            ev = _project(cur, o, js, pr_kind[q], tabs8[pr_tab[q]], nzs[q],
-                                          geo[q])
+                            ev = _conv(cur, oc, ring, s0, nsp, tabs8[pr_tab[q]], nzs[q], geo[q])
                         cnt[b, t, k, SYN] += ev
                         cnt[b, t, k, PKT] += nsp
                         cnt[b, t, k, MAC] += pr_macs[q]
-                    if may_sat[k]:  # saturate, never wrap (skipped when sums cannot reach)
-                        acc = cur[o:o + n]
-                        for i in range(n):
-                            x = acc[i]
-                            if x > lim or x < -lim:
-                                acc[i] = lim if x > 0 else -lim
-                                sat[b] += 1
-                    _update(v[o:o + n], cur[o:o + n], fired[:n], alpha[o:o + n], th[o:o + n],
-                            off[o:o + n], vreset[o:o + n], subtract, fma, offset_first)
-                    ns = _collect(fired, fw, n, ring[slot, o:o + n])
+                    rows, rl, rsd, cf = pop_cur[k, 1], pop_cur[k, 2], pop_cur[k, 3], pop_cur[k, 4]
+                    for y in range(rows):  # a padded target row by row, else one row
+                        if may_sat[k]:  # saturate, never wrap (skipped when sums cannot reach)
+                            for i in range(cf + y * rsd, cf + y * rsd + rl):
+                                x = cur[i]
+                                if x > lim or x < -lim:
+                                    cur[i] = lim if x > 0 else -lim
+                                    sat[b] += 1
+                        _update(v, o + y * rl, cur, cf + y * rsd, fired, y * rl, rl, alpha, th,
+                                off, vreset, subtract, fma, offset_first)
+                    ns = _collect(fired, fw, n, ring, base + o)
                     ring_n[slot, k] = ns
                     cnt[b, t, k, SPK] = ns
                     ro = rec_off[k]
                     if ro >= 0:
                         rec_v[b, t, ro:ro + n] = v[o:o + n]
                         for a in range(ns):
-                            rec_s[b, t, ro + ring[slot, o + a]] = 1
+                            rec_s[b, t, ro + ring[base + o + a]] = 1
                 done[0] += 1  # sample-steps finished: a progress bar reads it while we run
+        return True
 
 
 class _Prepared:
@@ -600,7 +706,35 @@ class _Prepared:
         self.may_sat = bounds > chip.ACC_LIMIT
         projs = program.projections
         Q = len(projs)
-        self.pr_kind = np.array([DENSE if p.kind == "dense" else CONV for p in projs] or [0],
+        # Accumulator layout: a (C, H, W) population that only conv projections feed is padded
+        # (`halo`) so that the regular ones add fixed-shape runs; anything else is one row.
+        pads = [[0, 0, 0, 0] for _ in pops]
+        fed_dense = {index[p.post] for p in projs if p.kind == "dense"}
+        reg = [p.kind != "dense" and index[p.post] not in fed_dense and regular(p)
+               for p in projs]
+        for p, r in zip(projs, reg, strict=True):
+            if r:
+                h = halo(p, program.populations[p.pre].shape)
+                pads[index[p.post]] = [max(a, b) for a, b in zip(pads[index[p.post]], h,
+                                                                 strict=True)]
+        self.pop_cur = np.zeros((len(pops), 5), dtype=np.int64)  # base, rows, row, stride, first
+        self.pad = []
+        base = 0
+        for k, p in enumerate(pops):
+            hT, hB, hL, hR = pads[k]
+            if any(pads[k]):
+                C, H, W = p.shape
+                Wq = W + hL + hR
+                self.pop_cur[k] = base, H, W * C, Wq * C, base + (hT * Wq + hL) * C
+                self.pad.append((hT, hL, Wq, H + hT + hB))
+                base += (H + hT + hB) * Wq * C
+            else:
+                self.pop_cur[k] = base, 1, p.size, p.size, base
+                self.pad.append(None)
+                base += p.size
+        self.n_cur = base
+        self.pr_kind = np.array([DENSE if p.kind == "dense" else REG if r else CONV
+                                 for p, r in zip(projs, reg, strict=True)] or [0],
                                 dtype=np.int64)
         self.geo = np.zeros((max(Q, 1), len(GEO)), dtype=np.int64)
         self.pr_tab = np.zeros(max(Q, 1), dtype=np.int64)
@@ -615,8 +749,10 @@ class _Prepared:
             if p.kind == "dense":
                 t = dense_table(p, pre, program.populations[p.post].shape)
                 nz = nonzero_rows(t)
+            elif reg[q]:
+                t, nz, self.geo[q] = regular_tables(p, pre, self.pad[index[p.post]])
             else:
-                t, nz, self.geo[q] = conv_tables(p, pre)
+                t, nz, self.geo[q] = conv_tables(p, pre, self.pad[index[p.post]])
             wide = t.dtype == np.int16
             lst = self.tabs16 if wide else self.tabs8
             self.pr_wide[q], self.pr_tab[q] = wide, len(lst)
@@ -638,7 +774,7 @@ class _Prepared:
         self.by_post_ptr = np.zeros(len(pops) + 1, dtype=np.int64)
         np.cumsum(np.bincount(posts, minlength=len(pops)), out=self.by_post_ptr[1:])
         self.R = int(max([p.delay for p in projs], default=1)) + 1
-        self.in_perm_back = np.argsort(self.perms[0])
+        self.in_perm_back = np.argsort(self.perms[0]).astype(np.int32)
 
 
 # Prepared programs, owned by this engine (not hung on the Program, which stays plain data):
@@ -688,7 +824,7 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str],
         rec_off[index[r]] = o
         o += program.populations[r].size
     B, T = int(xb.shape[0]), int(xb.shape[1])
-    flat = np.ascontiguousarray(xb.reshape(B * T, -1).numpy())
+    xin = np.ascontiguousarray(xb.reshape(B, T, -1).numpy())
     rec_s = np.zeros((B, steps, o), dtype=np.uint8)
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
     cnt = np.zeros((B, steps, len(names), 4), dtype=np.float64)
@@ -697,17 +833,14 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str],
     done = np.zeros((workers, 8), dtype=np.int64)  # a cache line per worker
 
     def run_slice(w: int, b0: int, b1: int) -> bool:
-        """Samples b0..b1-1: their own input CSR, and views of the shared outputs."""
-        in_ptr, cols, ok, _ = _spike_csr(flat[b0 * T:b1 * T])
-        if not ok:
-            return False
-        in_idx = P.in_perm_back[cols].astype(np.int32)  # NIR index -> engine order
-        _kernel(in_ptr, in_idx, T, steps, P.pop_off, sizes, P.alpha, P.th, P.off, P.vr,
-                P.may_sat, cfg.reset == "subtract", cfg.fma, cfg.add_order == "offset_first",
-                P.pr_pre, P.pr_delay, P.pr_macs, P.pr_kind, P.pr_wide, P.pr_tab, P.tabs8,
-                P.tabs16, P.nzs, P.geo, P.by_post_ptr, P.by_post, P.R, rec_off, rec_s[b0:b1],
-                rec_v[b0:b1], cnt[b0:b1], sat[b0:b1], chip.ACC_LIMIT, done[w])
-        return True
+        """Samples b0..b1-1 (views of the shared input and outputs)."""
+        return _kernel(xin[b0:b1], P.in_perm_back, T, steps, P.pop_off, sizes, P.pop_cur,
+                       P.n_cur, P.alpha,
+                       P.th, P.off, P.vr, P.may_sat, cfg.reset == "subtract", cfg.fma,
+                       cfg.add_order == "offset_first", P.pr_pre, P.pr_delay, P.pr_macs,
+                       P.pr_kind, P.pr_wide, P.pr_tab, P.tabs8, P.tabs16, P.nzs, P.geo,
+                       P.by_post_ptr, P.by_post, P.R, rec_off, rec_s[b0:b1], rec_v[b0:b1],
+                       cnt[b0:b1], sat[b0:b1], chip.ACC_LIMIT, done[w])
 
     # Samples are independent: split the batch over as many threads as torch may use (the
     # kernel holds no GIL), so the emulator and torch baselines get the same cores.
