@@ -562,11 +562,12 @@ if njit is not None:
     @njit(cache=True, nogil=True, inline="always")
     def _collect(fired, fw, n, out, base):
         """Indices of the neurons that fired (fired[0:n] as 0/1 bytes, fw the same memory as
-        64-bit words) into out[base:], ascending; how many fired. 64 neurons at a time: their
+        64-bit words) into out[base:], ascending; how many fired. out needs one slot past
+        base + n (an index may be stored there, never counted). 64 neurons at a time: their
         flags packed into one 64-bit mask without branches (a multiply gathers a word's 8
-        flags into a byte), then one store per set bit (trailing-zero count). The loop runs
-        once per spike, not per neuron or per word: a per-word "any spike?" test mispredicts
-        at a few % firing and was the larger part of the collection's time."""
+        flags into a byte), then one store per set bit (trailing-zero count), 8 of them
+        unconditionally. Branches on the data (is a word busy? is the mask empty?) mispredict
+        at a few % firing: they were most of the collection's time (measured)."""
         nb = n >> 6
         ns = np.uint64(0)
         bu = np.uint64(base)
@@ -575,7 +576,13 @@ if njit is not None:
             for k in range(8):
                 m |= ((fw[blk * 8 + k] * _GATHER) >> np.uint64(56)) << np.uint64(8 * k)
             i0 = blk * 64
-            while m != 0:
+            for _ in range(8):  # up to 8 spikes without a branch: the lowest set bit's index
+                # is stored whether or not there is one (64 for none: overwritten next, or
+                # past the count) and the count advances by 0 or 1
+                out[bu + ns] = i0 + trailing_zeros(m)
+                ns += np.uint64(m != 0)
+                m &= m - np.uint64(1)
+            while m != 0:  # more than 8 of 64 fired: the same way for a population, predicted
                 out[bu + ns] = i0 + trailing_zeros(m)
                 ns += np.uint64(1)
                 m &= m - np.uint64(1)
@@ -588,21 +595,19 @@ if njit is not None:
     @njit(cache=True, nogil=True, inline="always")
     def _input_spikes(x, fired, fw, out, base, perm_back):
         """One step of dense 0/1 input (floats, NIR order) -> engine-order indices in
-        out[base:]; -1 if a value is not 0 or 1 (NaN included). One branch-free pass flags and
-        checks, the collection skips quiet words."""
+        out[base:]; -1 if a value is not 0 or 1 (NaN included). A branch-free pass flags the
+        nonzero values, `_collect` lists them, and only those are checked to be 1."""
         n = x.shape[0]
-        bad = 0
         for i in range(n):
-            nzr = x[i] != 0
-            bad += nzr & (x[i] != 1)
-            fired[i] = nzr
-        if bad:
-            return -1
+            fired[i] = x[i] != 0
         ns = _collect(fired, fw, n, out, base)
         bu = np.uint64(base)
+        bad = 0
         for a in range(np.uint64(ns)):
-            out[bu + a] = perm_back[out[bu + a]]
-        return ns
+            j = out[bu + a]
+            bad += x[j] != 1
+            out[bu + a] = perm_back[j]
+        return -1 if bad else ns
 
     # No numba parallel layer on purpose: OpenMP/TBB share or fight torch's thread pool
     # (measured: torch ops 20x slower after a parallel numba call on a 2-core box). Instead
@@ -628,7 +633,8 @@ if njit is not None:
         cur = np.zeros(NC, np.int32)  # accumulators; padded around regular conv targets
         fw = np.zeros((nmax + 7) // 8, np.uint64)
         fired = fw.view(np.uint8)
-        ring = np.zeros(R * N, np.int32)  # the spikes of step t at (t % R) * N + pop offset
+        # the spikes of step t at (t % R) * N + pop offset; one slot more for `_collect`
+        ring = np.zeros(R * N + 1, np.int32)
         ring_n = np.zeros((R, P), np.int64)
         for b in range(B):
             v[:] = 0
