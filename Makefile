@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# imports for what spinnq uses; PyPI's torchvision/torchaudio wheels do not load beside
 	# the CPU torch (or pull another torch build), so both come without declared dependencies.
 	$(PIP) install -q --no-deps norse==1.1.0 spikingjelly==2.0.0
-	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, rockpool, ray.tune, optuna, spikingjelly.activation_based.nir_exchange; print('spinnq env ok: torch', torch.__version__)"
+	# sinabs 3.1.3 declares nir<=1.0.4 (spinnq reads with nir 1.0.8; its to_nir/from_nir work
+	# with it, tests/interop/test_sinabs_import.py) and samna (SynSense's chip driver, not
+	# imported for NIR): installed without them; pbr is what it imports for its version.
+	$(PIP) install -q --no-deps sinabs==3.1.3 pbr==7.1.3
+	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, rockpool, ray.tune, optuna, spikingjelly.activation_based.nir_exchange, sinabs, snn_mlir; print('spinnq env ok: torch', torch.__version__)"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -80,7 +80,9 @@ frameworks do); asking for `--integrator exponential` with them is an `InputErro
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import nir
 import numpy as np
@@ -100,7 +102,9 @@ from spinnq.graph.kernels import (
     lif_prepare,
     lif_step,
 )
+from spinnq.graph.meta import CONVENTION_DEFAULTS, CONVENTIONS, decay_factors
 from spinnq.graph.model import Graph
+from spinnq.graph.rewrite import delayed_reset_projection
 
 
 def _forward_only(cfg: SimConfig) -> None:
@@ -217,9 +221,9 @@ def _sj_prepare(node, cfg: SimConfig) -> LIFP:
 
 
 # ------------------------------------------------------------------------------ Rockpool
-def rockpool_decay(tau, dt: float) -> Tensor:
-    """exp(-dt/tau) formed in float32 by torch, as Rockpool's modules form it (the reference
-    simulator and the chip compiler both take Rockpool's decays from here)."""
+def float32_decay(tau, dt: float) -> Tensor:
+    """exp(-dt/tau) formed in float32 by torch, as Rockpool's and Sinabs's modules form it
+    (the reference simulator and the chip compiler both take these decays from here)."""
     return torch.exp(-dt / torch.from_numpy(np.array(tau, dtype=np.float32)))
 
 
@@ -232,7 +236,7 @@ def _rp_prepare(node, cfg: SimConfig) -> LIFP:
         return lif_prepare(node, cfg)._replace(inclusive=True)
 
     def decay(tau) -> Tensor:
-        return rockpool_decay(tau, cfg.dt).to(cfg.dtype)
+        return float32_decay(tau, cfg.dt).to(cfg.dtype)
 
     alpha = decay(node.tau_mem if hasattr(node, "tau_mem") else node.tau)
     v_reset = getattr(node, "v_reset", None)
@@ -261,20 +265,259 @@ def rockpool_step(x: Tensor, s: LIFState, p: LIFP) -> tuple[Tensor, LIFState]:
     return z, LIFState(v, i)
 
 
+# -------------------------------------------------------------------------------- Sinabs
+class SinabsP(NamedTuple):
+    """A Sinabs layer's parameters, kept apart so the step repeats Sinabs's own operations."""
+
+    alpha: Tensor  # exp(-dt/tau) in float32 (IAF: 1)
+    norm: Tensor | None  # LIF's norm_input gain 1 - alpha; None: input added as it is
+    r: Tensor
+    v_leak: Tensor
+    v_th: Tensor | None  # None: ExpLeak (LI), the output is v
+    v_reset: Tensor
+    subtract: bool
+    min_v: Tensor | None  # IAF's min_v_mem (-v_th, as Sinabs's importer sets it)
+    syn_alpha: Tensor | None = None  # Sinabs's tau_syn: i <- alpha_syn (i + w_in x)
+    w_in: Tensor | None = None
+
+
+def _sinabs_prepare(node, cfg: SimConfig) -> SinabsP:
+    """Sinabs's reading (see the module docstring): IAF for IF/I, LIF (norm_input) for LIF,
+    ExpLeak for LI, LIF with tau_syn for CubaLIF/CubaLI; float32 decays; multi-spike."""
+    _forward_only(cfg)
+    integ = isinstance(node, nir.IF | nir.I)
+    if integ:
+        alpha, norm = torch.ones(()), None
+    else:
+        alpha = float32_decay(node.tau_mem if hasattr(node, "tau_mem") else node.tau, cfg.dt)
+        norm = None if isinstance(node, nir.LI) else 1 - alpha  # ExpLeak: norm_input=False
+    v_th = as_tensor(node.v_threshold, cfg) if hasattr(node, "v_threshold") else None
+    v_reset = getattr(node, "v_reset", None)
+    syn = hasattr(node, "tau_syn")
+    dt_ = cfg.dtype
+    return SinabsP(alpha.to(dt_), None if norm is None else norm.to(dt_), as_tensor(node.r, cfg),
+                   as_tensor(getattr(node, "v_leak", 0.0), cfg), v_th,
+                   as_tensor(v_reset if v_reset is not None else 0.0, cfg),
+                   cfg.reset == "subtract", -v_th if integ and v_th is not None else None,
+                   float32_decay(node.tau_syn, cfg.dt).to(dt_) if syn else None,
+                   as_tensor(node.w_in, cfg) if syn else None)
+
+
+def _sinabs_init(p: SinabsP, batch: int, shape: tuple) -> LIFState:
+    z = torch.zeros((batch, *shape), dtype=p.r.dtype)
+    return LIFState(z, z.clone() if p.syn_alpha is not None else None)
+
+
+def sinabs_step(x: Tensor, s: LIFState, p: SinabsP) -> tuple[Tensor, LIFState]:
+    """`sinabs.layers.functional.lif_forward_single` with MultiSpike: the membrane takes the
+    input, fires floor(v / v_th) spikes (v > 0), subtracts that many thresholds (or resets),
+    then is clipped below at min_v_mem by `relu(v - min) + min`, in Sinabs's order."""
+    i = s.i
+    if p.syn_alpha is not None:
+        i = p.syn_alpha * (i + p.w_in * x)
+        x = i
+    u = p.r * x + p.v_leak
+    v = p.alpha * s.v + (u if p.norm is None else p.norm * u)
+    if p.v_th is None:
+        return v, LIFState(v, i)
+    z = (v > 0) * torch.div(v, p.v_th, rounding_mode="trunc")
+    v = v - z * p.v_th if p.subtract else torch.where(z > 0, p.v_reset, v)
+    if p.min_v is not None:
+        v = torch.relu(v - p.min_v) + p.min_v
+    return z, LIFState(v, i)
+
+
+# ----------------------------------------------------------------- chip translations
+# How a convention's parameters become the chip's `v <- alpha v + gain I + leak_gain v_leak`
+# (and, for CubaLIF, `I <- syn_alpha I + syn_gain x`): flat float64 arrays of n neurons. The
+# chip keeps its own arithmetic; `spinnq.s2.compile` folds the gains into the voltage scale.
+def flat(a, n: int) -> np.ndarray:
+    """`a` (scalar, per-neuron array or None = 0) as n float64 values."""
+    a = np.asarray(a if a is not None else 0.0, dtype=np.float64)
+    return np.broadcast_to(a.ravel() if a.size > 1 else a.reshape(()), (n,)).copy()
+
+
+def _tau(node, n: int) -> np.ndarray:
+    return flat(node.tau_mem if hasattr(node, "tau_mem") else node.tau, n)
+
+
+def _f32_decay(tau: np.ndarray, dt: float) -> np.ndarray:
+    return float32_decay(tau, dt).numpy().astype(np.float64)
+
+
+Membrane = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def nir_membrane(node, n: int, dt: float, integrator: str) -> Membrane:
+    """NIR's reading: IF/I add r I per step; leaky nodes decay_factors(tau) with gain a r."""
+    if isinstance(node, nir.IF | nir.I):
+        return np.ones(n), flat(node.r, n), np.zeros(n)
+    alpha, a = decay_factors(_tau(node, n), dt, integrator)
+    return alpha, a * flat(node.r, n), a
+
+
+def nir_synapse(node, n: int, dt: float, integrator: str) -> tuple[np.ndarray, np.ndarray]:
+    """NIR's CubaLIF current `I += a_syn (w_in x - I)`: (syn_alpha, a_syn w_in)."""
+    syn_alpha, a_syn = decay_factors(flat(node.tau_syn, n), dt, integrator)
+    return syn_alpha, flat(node.w_in, n) * a_syn
+
+
+def _norse_synapse(node, n: int, dt: float, integrator: str) -> tuple[np.ndarray, np.ndarray]:
+    """Norse's LIFCell: a current jump `I += w_in x` before the decay."""
+    return nir_synapse(node, n, dt, integrator)[0], flat(node.w_in, n)
+
+
+def _sj_membrane(node, n: int, dt: float, integrator: str) -> Membrane:
+    """SpikingJelly's IFNode is written as an ODE (r = 1/dt): the gain is dt r."""
+    alpha, gain, leak = nir_membrane(node, n, dt, integrator)
+    return alpha, (dt * gain if isinstance(node, nir.IF | nir.I) else gain), leak
+
+
+def _rp_membrane(node, n: int, dt: float, integrator: str) -> Membrane:
+    """Rockpool: gain 1, v_leak is the bias (ExpSynTorch: (v + x) alpha)."""
+    if isinstance(node, nir.IF | nir.I):
+        return nir_membrane(node, n, dt, integrator)
+    alpha = _f32_decay(_tau(node, n), dt)
+    li = isinstance(node, nir.LI)
+    return alpha, (alpha if li else np.ones(n)), (np.zeros(n) if li else np.ones(n))
+
+
+def _rp_synapse(node, n: int, dt: float, integrator: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rockpool's LIFTorch: `I <- beta (I + x)`, i.e. syn_gain = beta (w_in ignored)."""
+    beta = _f32_decay(flat(node.tau_syn, n), dt)
+    return beta, beta
+
+
+def _sinabs_membrane(node, n: int, dt: float, integrator: str) -> Membrane:
+    """Sinabs: IAF adds r I; LIF (norm_input) gains (1 - alpha) with alpha formed in
+    float32; ExpLeak (LI) adds r I undamped."""
+    if isinstance(node, nir.IF | nir.I):
+        return nir_membrane(node, n, dt, integrator)
+    alpha32 = float32_decay(_tau(node, n), dt)
+    alpha = alpha32.numpy().astype(np.float64)
+    norm = (1 - alpha32).numpy().astype(np.float64)
+    if isinstance(node, nir.LI):
+        return alpha, flat(node.r, n), norm
+    return alpha, norm * flat(node.r, n), norm
+
+
+def _sinabs_synapse(node, n: int, dt: float, integrator: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sinabs's tau_syn: `i <- alpha_syn (i + w_in x)`, the chip's current with gain
+    alpha_syn w_in."""
+    a = _f32_decay(flat(node.tau_syn, n), dt)
+    return a, a * flat(node.w_in, n)
+
+
+# ------------------------------------------------------------ what the chip cannot copy
+# `chip_prepare(graph, reset, delayed) -> (graph, notes)`: the graph the chip runs for this
+# convention (rewritten where the chip can be made to reproduce it) and a note for each
+# difference from the framework that remains.
+ChipPrepare = Callable[[Graph, str, bool], tuple[Graph, list[str]]]
+
+
+def _nothing_to_prepare(graph: Graph, reset: str, delayed: bool) -> tuple[Graph, list[str]]:
+    return graph, []
+
+
+def _snntorch_chip(graph: Graph, reset: str, delayed: bool) -> tuple[Graph, list[str]]:
+    """snnTorch's subtract reset acts one step late and undecayed; the chip subtracts at
+    once. `delayed` adds the self-projection that makes up for it (dense LIF layers)."""
+    if reset != "subtract":  # snnTorch's reset "zero" (Leaky, v_reset 0) is exact on the chip
+        return graph, []
+    if delayed:
+        graph, skipped = delayed_reset_projection(graph)
+    else:
+        skipped = [n for n, v in graph.nodes.items() if isinstance(v, nir.LIF | nir.CubaLIF)]
+    if not skipped:
+        return graph, []
+    return graph, [f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after a "
+                   "spike, the chip at once: expect small differences from snnTorch"
+                   + ("" if delayed else " (--delayed-reset adds a self-projection that "
+                      "reproduces it for dense LIF layers)")]
+
+
+def _sinabs_chip(graph: Graph, reset: str, delayed: bool) -> tuple[Graph, list[str]]:
+    """Sinabs's MultiSpike and IAF's min_v_mem have no chip counterpart: named."""
+    notes = []
+    spiking = [n for n, v in graph.nodes.items() if hasattr(v, "v_threshold")]
+    if spiking:
+        notes.append(f"{', '.join(spiking)}: Sinabs fires floor(v / v_threshold) spikes in one "
+                     "step (MultiSpike), the chip one: where v reaches 2 v_threshold the chip "
+                     "sends the extra spikes on later steps")
+    iaf = [n for n, v in graph.nodes.items() if isinstance(v, nir.IF)]
+    if iaf:
+        notes.append(f"{', '.join(iaf)}: Sinabs clips an IAF membrane at min_v_mem = "
+                     "-v_threshold, the chip does not: differences where v falls below it")
+    return graph, notes
+
+
+# ------------------------------------------------------------------------------ registry
+@dataclass(frozen=True)
+class Convention:
+    """One NIR producer's reading of the neuron nodes, everywhere spinnq needs it: the
+    defaults it implies (`meta.CONVENTION_DEFAULTS`), the reference simulator's kernels, the
+    translation into chip units, the chip's threshold test, what `spinnq export` stamps on
+    the integer graph, and the chip's rewrite and the differences it cannot remove."""
+
+    name: str
+    kernels: Mapping[type, Kernel]  # overrides of `kernels.KERNELS` for neuron nodes
+    membrane: Callable[..., Membrane] = nir_membrane  # (node, n, dt, integrator)
+    synapse: Callable[..., tuple[np.ndarray, np.ndarray]] = nir_synapse
+    inclusive: bool = False  # fires at v >= v_th: the chip compares with the float below
+    late_reset: bool = False  # the reset of step t acts at t + 1 (snnTorch): --delayed-reset
+    own_steps: bool = True  # a framework's own update rule: forward Euler only (no
+    #                         --integrator exponential; that is NIR's reading's choice)
+    chip_prepare: ChipPrepare = _nothing_to_prepare  # (graph, reset, delayed) -> graph, notes
+    exports_as_nir: bool = True  # `export` writes NIR's reading (False: keeps this name)
+    w_in_jump: bool = False  # CubaLIF's w_in is a jump: export writes w_in tau_syn / dt
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """What this convention implies below flags and the file (reset, dt)."""
+        return dict(CONVENTION_DEFAULTS[self.name])
+
+    def exported_node(self, node, dt: float):
+        """`node` in the reading the exported graph is stamped with (a copy if changed)."""
+        if self.w_in_jump and isinstance(node, nir.CubaLIF | nir.CubaLI):
+            node = copy.deepcopy(node)
+            node.w_in = _f64(node.w_in) * _f64(node.tau_syn) / dt
+        return node
+
+
 _NORSE_UPDATES = {nir.LIF: _norse_box, nir.LI: _norse_li, nir.CubaLIF: _norse_cuba,
                   nir.CubaLI: _norse_cuba, nir.IF: _norse_iaf, nir.I: _norse_iaf}
+_LEAKY = (nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI)
+
+REGISTRY: dict[str, Convention] = {c.name: c for c in (
+    Convention("nir", {}, own_steps=False),
+    Convention("snntorch", {t: Kernel(_prepare, lif_init, snntorch_step) for t in NEURON_NODES},
+               late_reset=True, chip_prepare=_snntorch_chip),
+    Convention("norse", {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()},
+               synapse=_norse_synapse, w_in_jump=True),
+    Convention("spikingjelly", {t: Kernel(_sj_prepare, lif_init, lif_step) for t in NEURON_NODES},
+               membrane=_sj_membrane, inclusive=True, exports_as_nir=False),
+    Convention("rockpool", {t: Kernel(_rp_prepare, lif_init, rockpool_step) for t in _LEAKY}
+               | {t: Kernel(_rp_prepare, lif_init, lif_step) for t in (nir.IF, nir.I)},
+               membrane=_rp_membrane, synapse=_rp_synapse, inclusive=True,
+               exports_as_nir=False),
+    Convention("sinabs", {t: Kernel(_sinabs_prepare, _sinabs_init, sinabs_step)
+                          for t in NEURON_NODES},
+               membrane=_sinabs_membrane, synapse=_sinabs_synapse, inclusive=True,
+               chip_prepare=_sinabs_chip, exports_as_nir=False),
+)}
+if tuple(REGISTRY) != CONVENTIONS:  # meta's list (settings, CLI choices) names these
+    raise RuntimeError(f"conventions {tuple(REGISTRY)} != meta.CONVENTIONS {CONVENTIONS}")
 
 # Per-convention overrides of the NIR reading's neuron kernels (`kernels.KERNELS`).
-CONVENTION_KERNELS: dict[str, dict[type, Kernel]] = {"nir": {}}
-CONVENTION_KERNELS["snntorch"] = {t: Kernel(_prepare, lif_init, snntorch_step)
-                                  for t in NEURON_NODES}
-CONVENTION_KERNELS["norse"] = {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()}
-CONVENTION_KERNELS["spikingjelly"] = {t: Kernel(_sj_prepare, lif_init, lif_step)
-                                      for t in NEURON_NODES}
-CONVENTION_KERNELS["rockpool"] = {t: Kernel(_rp_prepare, lif_init, rockpool_step)
-                                  for t in (nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI)}
-CONVENTION_KERNELS["rockpool"] |= {t: Kernel(_rp_prepare, lif_init, lif_step)
-                                   for t in (nir.IF, nir.I)}
+CONVENTION_KERNELS: dict[str, Mapping[type, Kernel]] = {k: c.kernels for k, c in REGISTRY.items()}
+
+
+def get(name: str) -> Convention:
+    """The convention called `name`, or an `InputError` listing the known ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise InputError(f"convention must be one of {CONVENTIONS}, got {name!r}") from None
 
 
 # ---------------------------------------------------------------------- export for others

@@ -7,7 +7,7 @@ extra flags. Explicit flags win over the file; the file wins over spinnq's defau
 
 Graph-level keys (`NIRGraph.metadata`), all optional:
     spinnq.reset        "zero" | "subtract"          reset after a spike
-    spinnq.convention   "nir" | "snntorch" | "norse" | "spikingjelly" | "rockpool"
+    spinnq.convention   "nir" | "snntorch" | "norse" | "spikingjelly" | "rockpool" | "sinabs"
                                                      neuron update rule of the producer
     spinnq.dt           float seconds                timestep the graph was trained with
     spinnq.bits         8 | 4                        weight bits chosen by calibration
@@ -32,7 +32,7 @@ from spinnq.errors import GraphError, InputError
 PREFIX = "spinnq."
 SETTINGS: dict[str, tuple[type, tuple | None]] = {  # key -> (type, allowed values)
     "reset": (str, ("zero", "subtract")),
-    "convention": (str, ("nir", "snntorch", "norse", "spikingjelly", "rockpool")),
+    "convention": (str, ("nir", "snntorch", "norse", "spikingjelly", "rockpool", "sinabs")),
     "dt": (float, None),
     "bits": (int, (8, 4)),
 }
@@ -43,9 +43,12 @@ INTEGRATORS = ("forward", "exponential")  # how a decay is discretised (`decay_f
 # own defaults. snnTorch's Leaky/Synaptic reset by subtraction (dt: its exporter writes taus
 # for 1e-4, spinnq's default); Norse's cells reset to v_reset and Rockpool's modules by
 # subtraction, both stepping dt = 1 ms; SpikingJelly's exporter writes taus for dt = 1e-4.
+# Sinabs's layers reset by subtraction and count time in steps (its taus are in steps: dt 1).
+# Each convention's kernels and chip translation: `spinnq.graph.conventions.REGISTRY`.
 CONVENTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "nir": {}, "snntorch": {"reset": "subtract"}, "norse": {"dt": 1e-3},
-    "spikingjelly": {}, "rockpool": {"reset": "subtract", "dt": 1e-3}}
+    "spikingjelly": {}, "rockpool": {"reset": "subtract", "dt": 1e-3},
+    "sinabs": {"reset": "subtract", "dt": 1.0}}
 RUN_DEFAULTS: dict[str, Any] = {"reset": "zero", "convention": "nir", "dt": DEFAULT_DT}
 
 

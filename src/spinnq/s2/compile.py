@@ -33,10 +33,10 @@ import numpy as np
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import CompileError, InputError
-from spinnq.graph.conventions import rockpool_decay
-from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
+from spinnq.graph.conventions import REGISTRY, flat
+from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS
 from spinnq.graph.model import Graph, conv_padding, pair
-from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
+from spinnq.graph.rewrite import avgpool_to_sumpool
 from spinnq.quant.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2 import chip
 from spinnq.s2.program import (
@@ -52,7 +52,6 @@ from spinnq.s2.program import (
 )
 
 CUBA_BIAS = ("current", "offset")
-INCLUSIVE = ("spikingjelly", "rockpool")  # conventions that fire at v >= v_threshold
 W_SCALE_KEY = "w_scale"  # metadata on a weight node: the scale QAT trained with (a float)
 EXPORTED_KEY = "s2_w_scale"  # metadata written by `export`: weights are integers already
 
@@ -101,11 +100,12 @@ class S2Config:
                                    ("convention", self.convention, CONVENTIONS)):
             if val not in allowed:
                 raise InputError(f"{name} must be one of {allowed}, got {val!r}")
-        if self.delayed_reset and (self.convention, self.reset) != ("snntorch", "subtract"):
+        conv = REGISTRY[self.convention]
+        if self.delayed_reset and not (conv.late_reset and self.reset == "subtract"):
             raise InputError("delayed_reset reproduces snnTorch's subtract reset: it needs "
                              f"convention snntorch and reset subtract (got {self.convention}, "
                              f"{self.reset})")
-        if self.convention != "nir" and self.integrator != "forward":
+        if conv.own_steps and self.integrator != "forward":
             raise InputError(f"convention '{self.convention}' is forward Euler only; "
                              f"--integrator {self.integrator} applies to convention 'nir'")
         ScaleMode.parse(self.weight_scale)
@@ -315,11 +315,6 @@ def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
 
 
 # ------------------------------------------------------------------------------ neurons
-def _decay(tau, cfg: S2Config) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha, a) in float64 (section 2 of the target doc; `meta.decay_factors`)."""
-    return decay_factors(tau, cfg.dt, cfg.integrator)
-
-
 @dataclass
 class NeuronParams:
     """Chip parameters of one population (flat float64 arrays before the float32 cast)."""
@@ -333,30 +328,14 @@ class NeuronParams:
     i_offset_syn: np.ndarray | None = None
 
 
-def _flat(a, n: int) -> np.ndarray:
-    a = np.asarray(a if a is not None else 0.0, dtype=np.float64)
-    return np.broadcast_to(a.ravel() if a.size > 1 else a.reshape(()), (n,)).copy()
+_flat = flat  # (a, n) -> n float64 values: `graph.conventions.flat`
 
 
 def _membrane(node, n: int, cfg: S2Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(alpha, input gain, leak gain) of a neuron's membrane under `cfg.convention`: the
     membrane is `v <- alpha v + gain I + leak_gain v_leak` in every convention; only how the
-    NIR parameters give these numbers differs (see `spinnq.graph.conventions`)."""
-    if isinstance(node, nir.IF | nir.I):  # per-step integrators; SpikingJelly's is an ODE
-        r = _flat(node.r, n)
-        return np.ones(n), (cfg.dt * r if cfg.convention == "spikingjelly" else r), np.zeros(n)
-    tau = _flat(node.tau_mem if hasattr(node, "tau_mem") else node.tau, n)
-    if cfg.convention == "rockpool":  # gain 1 (ExpSynTorch: (v + x) alpha), v_leak = bias
-        alpha = _rockpool_decay(tau, cfg.dt)
-        li = isinstance(node, nir.LI)
-        return alpha, (alpha if li else np.ones(n)), (np.zeros(n) if li else np.ones(n))
-    alpha, a = _decay(tau, cfg)
-    return alpha, a * _flat(node.r, n), a
-
-
-def _rockpool_decay(tau: np.ndarray, dt: float) -> np.ndarray:
-    """Rockpool's float32 decay (`graph.conventions.rockpool_decay`), as float64."""
-    return rockpool_decay(tau, dt).numpy().astype(np.float64)
+    NIR parameters give these numbers differs (`graph.conventions.Convention.membrane`)."""
+    return REGISTRY[cfg.convention].membrane(node, n, cfg.dt, cfg.integrator)
 
 
 def _lif_params(node, w_scale, bias, n, cfg) -> NeuronParams:
@@ -374,12 +353,7 @@ def _cuba_params(node, w_scale, bias, n, cfg) -> NeuronParams:
     `lif_curr_exp` (`I_chip = syn_alpha I_chip + W x`, current first) with another input
     gain (a_syn w_in | w_in | beta) folded into the voltage scale: exact in real arithmetic."""
     alpha, gain, leak = _membrane(node, n, cfg)
-    if cfg.convention == "rockpool":
-        syn_alpha = _rockpool_decay(_flat(node.tau_syn, n), cfg.dt)
-        syn_gain = syn_alpha
-    else:
-        syn_alpha, a_syn = _decay(_flat(node.tau_syn, n), cfg)
-        syn_gain = _flat(node.w_in, n) * (1.0 if cfg.convention == "norse" else a_syn)
+    syn_alpha, syn_gain = REGISTRY[cfg.convention].synapse(node, n, cfg.dt, cfg.integrator)
     scale = w_scale / (gain * syn_gain)
     off = leak * _flat(node.v_leak, n) * scale
     bias_c = bias * w_scale
@@ -399,13 +373,11 @@ def _cubali_params(node, w_scale, bias, n, cfg) -> NeuronParams:
 
 
 # node type -> (parameter translation, model, model with delays, read-out only).
-# Conventions (S2Config.convention): LIF/LI/IF/I read the same in nir, snntorch and norse;
-# CubaLIF/CubaLI differ for norse, rockpool (`_cuba_params`); IF for spikingjelly; LIF for
-# rockpool (`_membrane`). snnTorch's *delayed* reset (a spike at t subtracts the threshold
-# at t + 1, undecayed) is not the chip's: with reset subtract the chip subtracts at once, so
-# its membrane is lower by (1 - beta) v_th on the step after each spike.
-# `S2Config(delayed_reset=True)` adds the self-projection that makes up for it (dense LIF
-# layers). snnTorch's reset "zero" (Leaky, v_reset 0) is exact on the chip.
+# Conventions (S2Config.convention): each `graph.conventions.Convention` gives the membrane
+# and synapse gains (`_membrane`, `_cuba_params`), whether the threshold is inclusive, and
+# `chip_prepare`: the graph the chip runs and the differences it cannot remove (snnTorch's
+# one-step-late subtract reset, which `S2Config(delayed_reset=True)` makes up for in dense
+# LIF layers; Sinabs's multi-spike and IAF floor). Those differences become compile notes.
 NEURON_RULES: dict[type, tuple[Callable, str, str, bool]] = {
     nir.LIF: (_lif_params, "lif_no_delay", "lif", False),
     nir.IF: (_lif_params, "lif_no_delay", "lif", False),  # IF/I: alpha 1, no leak
@@ -487,17 +459,9 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     becomes SumPool2d with 1/k^2 in the next weights: `spinnq.graph.rewrite`)."""
     graph = avgpool_to_sumpool(graph)
     notes: list[str] = []
-    if (cfg.convention, cfg.reset) == ("snntorch", "subtract"):
-        if cfg.delayed_reset:
-            graph, skipped = delayed_reset_projection(graph)
-        else:
-            skipped = [n for n, v in graph.nodes.items() if isinstance(v, nir.LIF | nir.CubaLIF)]
-        if skipped:
-            notes.append(f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after "
-                         "a spike, the chip at once: expect small differences from snnTorch"
-                         + ("" if cfg.delayed_reset else
-                            " (--delayed-reset adds a self-projection that reproduces it for "
-                            "dense LIF layers)"))
+    conv = REGISTRY[cfg.convention]
+    graph, conv_notes = conv.chip_prepare(graph, cfg.reset, cfg.delayed_reset)
+    notes += conv_notes
     mode = ScaleMode.parse(cfg.weight_scale)
     pops: dict[str, Population] = {
         graph.input: Population(graph.input, "spike_list", tuple(graph.input_shape))}
@@ -528,7 +492,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
         if p.syn_alpha is not None:
             params |= {"syn_alpha": p.syn_alpha, "i_offset_syn": p.i_offset_syn}
         params = {k: v.astype(np.float32) for k, v in params.items()}
-        if cfg.convention in INCLUSIVE:  # v >= th is v > (the float32 just below th)
+        if conv.inclusive:  # v >= th is v > (the float32 just below th)
             th = params["threshold"]
             params["threshold"] = np.where(np.isfinite(th), np.nextafter(th, np.float32(-np.inf)),
                                            th)

@@ -22,6 +22,7 @@ import nir
 import numpy as np
 
 from spinnq.errors import CompileError
+from spinnq.graph.conventions import REGISTRY
 from spinnq.graph.model import Graph
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
 from spinnq.quant.formats import to_int
@@ -49,6 +50,7 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
     if cfg.delayed_reset:  # the self-projections become weight nodes of the exported graph
         graph, _ = delayed_reset_projection(graph)
     program = compile(graph, cfg)
+    conv = REGISTRY[cfg.convention]
     nodes = {k: copy.deepcopy(v) for k, v in graph.nodes.items()}
     for name, node in graph.nodes.items():
         if not isinstance(node, NEURON_TYPES):
@@ -67,10 +69,8 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
                 meta.pop(W_SCALE_KEY, None)
                 meta[EXPORTED_KEY] = float(w_scale)
                 src.metadata = meta
-        if cfg.convention == "norse" and isinstance(node, nir.CubaLIF | nir.CubaLI):
-            # Norse's current jump (gain w_in) in NIR's reading (gain dt/tau_syn * w_in)
-            nodes[name].w_in = (np.asarray(node.w_in, dtype=np.float64)
-                                * np.asarray(node.tau_syn, dtype=np.float64) / cfg.dt)
+        # e.g. Norse's current jump (gain w_in) in NIR's reading (gain dt/tau_syn * w_in)
+        nodes[name] = conv.exported_node(nodes[name], cfg.dt)
         for attr in NEURON_SCALED:
             if getattr(nodes[name], attr, None) is not None:
                 setattr(nodes[name], attr,
@@ -79,6 +79,7 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
                                    "spinnq.weight_scale": str(cfg.weight_scale),
                                    "spinnq.bits": int(cfg.bits),
                                    "spinnq.scale_weights": False,
-                                   "spinnq.convention": "nir",  # translated above
+                                   "spinnq.convention": "nir" if conv.exports_as_nir
+                                   else cfg.convention,  # translated above, or kept
                                    "spinnq.reset": cfg.reset, "spinnq.dt": float(cfg.dt)}
     return nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=meta, type_check=False)
