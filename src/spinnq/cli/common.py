@@ -20,13 +20,15 @@ DtOpt = typer.Option(None, "--dt", help=f"Timestep in seconds (default: the grap
                      show_default=False)
 ResetOpt = typer.Option(None, "--reset", help="Reset after a spike: zero (to v_reset) or "
                         "subtract (v - v_threshold) (default: the graph's spinnq.reset, else "
-                        "the convention's: subtract for snntorch and rockpool, else zero).",
+                        "the convention's: subtract for snntorch, rockpool and sinabs, else "
+                        "zero).",
                         show_default=False)
 ConventionOpt = typer.Option(None, "--convention", help="How the graph's producer reads its "
                              "neuron parameters: nir (the NIR ODEs), snntorch, norse, "
-                             "spikingjelly or rockpool (default: the graph's spinnq.convention, "
-                             "else nir). On the chip it sets the parameter translation (the "
-                             "chip keeps its arithmetic) and the float reference compared with.",
+                             "spikingjelly, rockpool or sinabs (default: the graph's "
+                             "spinnq.convention, else nir). On the chip it sets the parameter "
+                             "translation (the chip keeps its arithmetic) and the float "
+                             "reference compared with.",
                              show_default=False)
 IntegratorOpt = typer.Option("forward", "--integrator", help="forward (Euler) or exponential.")
 RecordOpt = typer.Option(None, "--record", help="Node to record (repeatable); default: the "

@@ -66,8 +66,31 @@ rockpool - Rockpool 3.1 `LIFTorch` (-> CubaLIF), `LIFNeuronTorch` (-> LIF), `Exp
     * LIFTorch emits up to 2^16 spikes per step unless `max_spikes_per_dt=1`: NIR edges and
       the chip carry one spike, so only max_spikes_per_dt=1 networks can agree.
 
+sinabs - Sinabs 3.1 `IAF`/`IAFSqueeze` (-> IF), `LIF`/`LIFSqueeze` (-> LIF), `ExpLeak`
+(-> LI), exported by `sinabs.to_nir(net, sample)`:
+    * time is counted in steps: tau is in steps, dt = 1 (the convention's default);
+    * decays alpha = exp(-dt/tau) formed in float32 (as Sinabs forms exp(-1/tau_mem));
+    * IAF: `v <- v + r x`; LIF: `v <- alpha v + (1 - alpha)(r x + v_leak)` (norm_input=True,
+      the LIF default; a norm_input=False LIF exports the same r = 1, so it needs
+      r = 1/(1 - alpha) in the file); ExpLeak: `v <- alpha v + r x` (its norm_input=False);
+      CubaLIF/CubaLI as Sinabs's LIF with tau_syn: `i <- alpha_syn (i + w_in x)` first;
+    * MultiSpike (Sinabs's default spike_fn): floor(v / v_th) spikes where v > 0, i.e. at
+      v >= v_th, several in one step; --reset subtract (MembraneSubtract, the default)
+      removes that many thresholds, --reset zero (MembraneReset) sets v to v_reset;
+    * IAF only: v is then clipped at min_v_mem = -v_th as `relu(v - min) + min`, as Sinabs's
+      importer (`sinabs.from_nir`) and `sinabs.from_model` set it.
+    On the chip: one spike per step (extra spikes of a MultiSpike step leave on later steps)
+    and no IAF floor; compile names both. Sinabs's own `from_nir` reads a LIF with
+    norm_input=False (gain 1): its round trip of a default LIF changes the network; spinnq
+    follows the exporter (the ODE the file states).
+
 Defaults a convention implies (`spinnq.graph.meta.CONVENTION_DEFAULTS`, below flags and the
-file): snntorch reset subtract; norse dt 1e-3; rockpool reset subtract and dt 1e-3.
+file): snntorch reset subtract; norse dt 1e-3; rockpool reset subtract and dt 1e-3; sinabs
+reset subtract and dt 1 (a step).
+
+Each convention is one `Convention` in `REGISTRY`: its kernels, defaults, chip translation
+(membrane and synapse gains, inclusive threshold, the chip's rewrite and remaining
+differences) and what `spinnq export` stamps; no other module branches on a name.
 
 Export for others: graphs spinnq writes load in snnTorch's `import_from_nir` as they are
 (read them with --reset zero: that importer always resets to zero) and in Norse's `from_nir`
