@@ -200,6 +200,7 @@ class GraphProblem:
 
         train = (self.x_train[:, :self.steps(s)], self.y_train)
         cfg = S2Config(dt=self.dt, reset=self.reset, bits=int(s["bits"]),
+                       convention=self.convention,
                        weight_scale="max" if s["weight_scale"] == CALIBRATE
                        else s["weight_scale"])
         sim = SimConfig(dt=self.dt, reset=self.reset, convention=self.convention)
@@ -220,6 +221,7 @@ class GraphProblem:
     def s2_config(self, s: dict) -> S2Config:
         quantized = needs_quant_stage(s) is not None
         return S2Config(dt=self.dt, reset=self.reset, bits=int(s["bits"]),
+                        convention=self.convention,
                         weight_scale="max" if quantized else s["weight_scale"],
                         graph_scales=quantized,
                         neurons_per_pe_default=int(s["neurons_per_pe"]))
