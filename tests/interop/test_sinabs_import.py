@@ -13,6 +13,7 @@ clipped below at min_v_mem = -v_th (as Sinabs's importer and `from_model` set it
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -161,3 +162,28 @@ def test_sinabs_graph_runs_on_the_chip_close_to_sinabs(kind, gain):
     a, b = ref.sum(1), chip.sum(1)
     assert ref.sum() > 30
     assert float((a - b).abs().sum()) <= 0.15 * float(a.sum())
+
+
+def test_cubalif_reads_as_sinabs_lif_with_tau_syn():
+    """Sinabs's exporter drops tau_syn (it writes a LIF); a CubaLIF node under the sinabs
+    convention is stepped as Sinabs's LIF with tau_syn: `i <- alpha_syn (i + x)` first."""
+    import nir
+
+    torch.manual_seed(8)
+    lin = nn.Linear(6, 5)
+    with torch.no_grad():
+        lin.weight *= 10.0
+    layer = sl.LIFSqueeze(tau_mem=8.0, tau_syn=3.0, batch_size=B)
+    x = (torch.rand(B, T, 6) < 0.3).float()
+    with torch.no_grad():
+        ref = layer(lin(x.reshape(B * T, 6))).reshape(B, T, 5)
+    ones = np.ones(5, np.float32)
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(np.array([6])),
+        "fc": nir.Affine(lin.weight.detach().numpy(), lin.bias.detach().numpy()),
+        "lif": nir.CubaLIF(tau_syn=3 * ones, tau_mem=8 * ones, r=ones, v_leak=0 * ones,
+                           v_threshold=ones, w_in=ones),
+        "output": nir.Output(np.array([5]))},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    got = spinnq_traces(from_nir(g), x, {0: "lif"}, "subtract")["lif"]
+    assert ref.sum() > 0.05 * ref.numel() and torch.equal(got, ref)
