@@ -9,6 +9,7 @@ one timestep, and which edges carry the previous step's value (recurrence).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -162,12 +163,36 @@ def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
 
 
 def write_graph(graph: Graph | nir.NIRGraph, path: str | Path) -> Path:
-    """Write a graph as `.nir` (atomically: a half-written file never replaces a good one)."""
+    """Write a graph as `.nir` (atomically: a half-written file never replaces a good one).
+
+    Every 0-d array (a pool's kernel read back from a file, a scalar gain folded by a
+    rewrite) is written as a scalar: `nir.write` gzips every array, and HDF5 refuses to
+    compress a scalar dataset. The values and their broadcasting are unchanged."""
     g = graph.to_nir() if isinstance(graph, Graph) else graph
     p = Path(path)
     with atomic_path(p) as tmp:
-        nir.write(str(tmp), g)
+        nir.write(str(tmp), _writable_node(g))
     return p
+
+
+def _writable(value: object) -> object:
+    """`value` with every 0-d array (also inside a metadata dict) as a numpy scalar."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    if isinstance(value, dict):
+        return {k: _writable(v) for k, v in value.items()}
+    return value
+
+
+def _writable_node(node: nir.NIRNode) -> nir.NIRNode:
+    """A shallow copy of `node` (recursively for subgraphs) that `nir.write` can store."""
+    out = copy.copy(node)
+    for f in dataclasses.fields(node):
+        val = getattr(node, f.name)
+        if f.name == "nodes" and isinstance(node, nir.NIRGraph):
+            val = {k: _writable_node(v) for k, v in val.items()}
+        setattr(out, f.name, _writable(val))
+    return out
 
 
 # ------------------------------------------------------------------------------- flattening

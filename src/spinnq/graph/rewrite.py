@@ -60,6 +60,11 @@ def _scaled(node: nir.NIRNode, factor: float) -> nir.NIRNode:
     return out
 
 
+def _pair(value: object) -> np.ndarray:
+    """A pool's kernel/stride/padding as (h, w): an int (0-d once read from a file) is both."""
+    return np.broadcast_to(np.ravel(np.asarray(value)).astype(np.int64), (2,)).copy()
+
+
 def avgpool_to_sumpool(graph: Graph) -> Graph:
     """`graph` with every AvgPool2d a SumPool2d and its 1/k^2 folded into its consumers
     (see the module docstring); `GraphError` naming the pool where that is not possible.
@@ -73,9 +78,8 @@ def avgpool_to_sumpool(graph: Graph) -> Graph:
         k2 = int(np.prod(np.broadcast_to(np.ravel(node.kernel_size).astype(int), (2,))))
         for t in _fold_targets(graph, name):
             nodes[t] = _scaled(nodes[t], 1.0 / k2)
-        nodes[name] = nir.SumPool2d(kernel_size=np.asarray(node.kernel_size),
-                                    stride=np.asarray(node.stride),
-                                    padding=np.asarray(node.padding))
+        nodes[name] = nir.SumPool2d(kernel_size=_pair(node.kernel_size),
+                                    stride=_pair(node.stride), padding=_pair(node.padding))
     return replace(graph, nodes=nodes)
 
 
