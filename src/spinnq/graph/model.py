@@ -23,13 +23,9 @@ import numpy as np
 
 from spinnq.errors import GraphError
 from spinnq.files import atomic_path
+from spinnq.graph.nodes import NEURONS, STATEFUL
 
 Shape = tuple[int, ...]
-
-# Nodes whose output at step t depends on state from t-1: a cycle through one of them is a
-# recurrence, a cycle through none is an algebraic loop (refused).
-STATEFUL = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I, nir.Delay)
-SPIKING = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
 MAX_ELEMENTS = 1 << 26  # largest tensor one node may produce (per sample); guards huge graphs
 
 
@@ -321,7 +317,7 @@ def _broadcast_params(name: str, node: nir.NIRNode, shape: Shape,
     """The node with every neuron parameter as an array of the node's shape (a copy where one
     was not): exporters write scalars (Norse's default cells, shared taus), and every later
     stage (compile, quantization, fine-tuning, nir.write) then sees one layout."""
-    if not isinstance(node, STATEFUL) or isinstance(node, nir.Delay):
+    if not isinstance(node, NEURONS):
         return node
     todo = [a for a in NEURON_PARAMS if getattr(node, a, None) is not None
             and np.shape(getattr(node, a)) != shape]

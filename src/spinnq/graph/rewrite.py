@@ -22,10 +22,9 @@ import numpy as np
 
 from spinnq.errors import GraphError
 from spinnq.graph.model import Graph, from_nir
+from spinnq.graph.nodes import INPUT_GAIN, WEIGHTS
 
-LINEAR = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale)  # scale the weights
-GAIN = {nir.LIF: "r", nir.LI: "r", nir.IF: "r", nir.I: "r", nir.CubaLIF: "w_in",
-        nir.CubaLI: "w_in"}  # a neuron's input gain: scales its whole input
+LINEAR = (*WEIGHTS, nir.Scale)  # a factor in front of them scales their weights
 
 
 def _fold_targets(graph: Graph, pool: str) -> list[str]:
@@ -40,7 +39,7 @@ def _fold_targets(graph: Graph, pool: str) -> list[str]:
                              "inputs the 1/k^2 would scale too", file=graph.source, node=pool)
         if isinstance(node, nir.Flatten):
             todo += graph.successors(d)
-        elif isinstance(node, LINEAR) or type(node) in GAIN:
+        elif isinstance(node, LINEAR) or type(node) in INPUT_GAIN:
             targets.append(d)
         else:
             raise GraphError(f"cannot fold AvgPool2d '{pool}' into '{d}' "
@@ -53,7 +52,7 @@ def _fold_targets(graph: Graph, pool: str) -> list[str]:
 def _scaled(node: nir.NIRNode, factor: float) -> nir.NIRNode:
     out = copy.copy(node)
     attr = "scale" if isinstance(node, nir.Scale) else (
-        "weight" if isinstance(node, LINEAR) else GAIN[type(node)])
+        "weight" if isinstance(node, LINEAR) else INPUT_GAIN[type(node)])
     val = np.asarray(getattr(node, attr))
     dtype = val.dtype if val.dtype.kind == "f" else np.float64
     setattr(out, attr, (val.astype(np.float64) * factor).astype(dtype))

@@ -28,8 +28,9 @@ import torch
 
 from spinnq.errors import InputError
 from spinnq.graph.conventions import CONVENTION_KERNELS
-from spinnq.graph.kernels import KERNELS, NEURON_NODES, LIFState, SimConfig, Tensor
+from spinnq.graph.kernels import KERNELS, LIFState, SimConfig, Tensor
 from spinnq.graph.model import Graph
+from spinnq.graph.nodes import NEURONS, SPIKING_NEURONS
 
 __all__ = ["SimConfig", "Simulator", "Traces", "as_batch", "chip_depth", "default_record",
            "simulate"]
@@ -84,7 +85,7 @@ def default_record(graph: Graph) -> tuple[str, ...]:
 
 def _population(graph: Graph, name: str) -> bool:
     """A node that is a population on SpiNNaker2: the Input or a neuron node."""
-    return name == graph.input or isinstance(graph.nodes[name], NEURON_NODES)
+    return name == graph.input or isinstance(graph.nodes[name], NEURONS)
 
 
 def chip_depth(graph: Graph, dt: float) -> int:
@@ -175,7 +176,7 @@ class Simulator:
         for r in rec:
             stacked = torch.stack(buf[r], dim=1)
             node = self.graph.nodes[r]
-            if isinstance(node, nir.LIF | nir.IF | nir.CubaLIF):
+            if isinstance(node, SPIKING_NEURONS):
                 tr.spikes[r] = stacked
             elif r not in vbuf:
                 tr.out[r] = stacked

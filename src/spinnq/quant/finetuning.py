@@ -36,9 +36,11 @@ from torch import nn
 from spinnq.errors import GraphError, InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph, pair
+from spinnq.graph.nodes import CHIP_WEIGHTS as WEIGHTS
+from spinnq.graph.nodes import POOLS
 from spinnq.graph.simulate import SimConfig
 from spinnq.nn.neurons import spike
-from spinnq.quant.calibration import WEIGHTS, chain_factors, chains
+from spinnq.quant.calibration import chain_factors, chains
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
 from spinnq.quant.formats import fake_int
@@ -50,7 +52,6 @@ from spinnq.s2.program import Program, Projection
 from spinnq.tasks.common import progress
 
 Tensor = torch.Tensor
-POOLS = (nir.SumPool2d, nir.AvgPool2d)
 
 
 class _Proj(nn.Module):

@@ -36,6 +36,7 @@ from spinnq.errors import CompileError, InputError
 from spinnq.graph.conventions import rockpool_decay
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
 from spinnq.graph.model import Graph, conv_padding, pair
+from spinnq.graph.nodes import LEAKLESS, NEURONS, SPIKING_NEURONS
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
 from spinnq.quant.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2 import chip
@@ -279,7 +280,6 @@ CHAIN_RULES: dict[type, Callable[[Chain, str, object, Graph, S2Config], Chain]] 
     nir.Scale: _scale_rule,
     nir.Delay: _delay_rule,
 }
-NEURON_TYPES = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I)
 
 
 def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
@@ -288,7 +288,7 @@ def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
 
     def back(node: str, tail: list[str], seen: frozenset) -> None:
         for p in g.predecessors(node):
-            if p == g.input or isinstance(g.nodes[p], NEURON_TYPES):
+            if p == g.input or isinstance(g.nodes[p], NEURONS):
                 paths.append([p, *tail])
             elif p in seen:
                 raise _refuse(p, "a cycle with no neuron on it")
@@ -342,7 +342,7 @@ def _membrane(node, n: int, cfg: S2Config) -> tuple[np.ndarray, np.ndarray, np.n
     """(alpha, input gain, leak gain) of a neuron's membrane under `cfg.convention`: the
     membrane is `v <- alpha v + gain I + leak_gain v_leak` in every convention; only how the
     NIR parameters give these numbers differs (see `spinnq.graph.conventions`)."""
-    if isinstance(node, nir.IF | nir.I):  # per-step integrators; SpikingJelly's is an ODE
+    if isinstance(node, LEAKLESS):  # per-step integrators; SpikingJelly's is an ODE
         r = _flat(node.r, n)
         return np.ones(n), (cfg.dt * r if cfg.convention == "spikingjelly" else r), np.zeros(n)
     tau = _flat(node.tau_mem if hasattr(node, "tau_mem") else node.tau, n)
@@ -491,7 +491,8 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
         if cfg.delayed_reset:
             graph, skipped = delayed_reset_projection(graph)
         else:
-            skipped = [n for n, v in graph.nodes.items() if isinstance(v, nir.LIF | nir.CubaLIF)]
+            skipped = [n for n, v in graph.nodes.items()  # snnTorch's Leaky and Synaptic
+                       if isinstance(v, SPIKING_NEURONS) and not isinstance(v, LEAKLESS)]
         if skipped:
             notes.append(f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after "
                          "a spike, the chip at once: expect small differences from snnTorch"
@@ -504,7 +505,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     projs: list[Projection] = []
     for name in graph.order:
         node = graph.nodes[name]
-        if not isinstance(node, NEURON_TYPES):
+        if not isinstance(node, NEURONS):
             continue
         chains = chains_into(graph, name, cfg)
         translate, model, delayed_model, readout = NEURON_RULES[type(node)]
