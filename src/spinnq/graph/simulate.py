@@ -52,8 +52,12 @@ class Traces:
         return d
 
 
-def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
-    """Accept (T, *shape) or (B, T, *shape); return (B, T, *shape) float, or `InputError`."""
+def as_batch(x, input_shape: tuple, what: str = "input", finite: bool = True) -> Tensor:
+    """Accept (T, *shape) or (B, T, *shape); return (B, T, *shape), or `InputError`.
+
+    The one check of a network's input (the simulator's and the chip's, `s2.inputs`):
+    numbers, the graph's input shape, at least one sample and step, no complex values, and,
+    with `finite`, no NaN or infinity (the chip checks its 0/1 spikes per block instead)."""
     if not isinstance(x, Tensor):
         try:
             a = np.asarray(x)
@@ -73,7 +77,10 @@ def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
                          f"{', '.join(map(str, input_shape))})")
     if arr.shape[1] < 1 or arr.shape[0] < 1:
         raise InputError(f"{what} has no timesteps or samples: shape {given}")
-    if arr.dtype.is_complex or not torch.isfinite(arr.to(torch.float64)).all():
+    if arr.dtype.is_complex:
+        raise InputError(f"{what} contains " + ("NaN, infinite or complex values" if finite
+                                                else "complex values"))
+    if finite and not torch.isfinite(arr.to(torch.float64)).all():
         raise InputError(f"{what} contains NaN, infinite or complex values")
     return arr
 
