@@ -31,7 +31,7 @@ from spinnq.graph.meta import run_settings
 from spinnq.graph.model import Graph
 from spinnq.graph.nodes import SPIKING, STATEFUL
 from spinnq.graph.simulate import as_batch, chip_depth, default_record
-from spinnq.tasks.common import progress
+from spinnq.helpers import progress
 
 
 def _summary(node) -> str:

@@ -23,6 +23,7 @@ from spinnq.errors import InputError
 from spinnq.graph.model import Graph, from_nir, read_graph
 from spinnq.graph.nodes import SPIKING_NEURONS
 from spinnq.graph.simulate import SimConfig, Simulator, as_batch
+from spinnq.helpers import progress
 from spinnq.quant.data import Data, load_data, output_node
 from spinnq.quant.settings import configs
 from spinnq.s2.compile import S2Config, compile
@@ -30,7 +31,6 @@ from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.energy import Cost, energy
 from spinnq.s2.place import place
 from spinnq.s2.program import Placement, Program, Run
-from spinnq.tasks.common import progress
 
 TARGETS = ("float", "chip", "both")
 READOUTS = ("count", "membrane")

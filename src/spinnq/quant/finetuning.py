@@ -39,6 +39,7 @@ from spinnq.graph.model import Graph, pair
 from spinnq.graph.nodes import CHIP_WEIGHTS as WEIGHTS
 from spinnq.graph.nodes import POOLS
 from spinnq.graph.simulate import SimConfig
+from spinnq.helpers import progress
 from spinnq.nn.neurons import spike
 from spinnq.quant.calibration import chain_factors, chains
 from spinnq.quant.data import Data, has_labels, load_data
@@ -49,7 +50,6 @@ from spinnq.s2 import chip
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile, recurrent
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
 from spinnq.s2.program import Program, Projection
-from spinnq.tasks.common import progress
 
 Tensor = torch.Tensor
 

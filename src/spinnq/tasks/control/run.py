@@ -32,6 +32,7 @@ from spinnq.baseline.measure import MeasureConfig, measure
 from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import InputError, RunFolderError
 from spinnq.graph.model import read_graph, write_graph
+from spinnq.helpers import read_json, seed_everything
 from spinnq.published import published_rows
 from spinnq.report import build_report, stage, standard_plots, write_report
 from spinnq.s2 import S2Config, compile, place
@@ -42,9 +43,7 @@ from spinnq.tasks.common import (
     RunDir,
     load_checkpoint,
     load_state_dict,
-    read_json,
     save_checkpoint,
-    seed_everything,
     write_json,
 )
 from spinnq.tasks.control import fast
