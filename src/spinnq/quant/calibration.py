@@ -36,9 +36,9 @@ from spinnq.graph.simulate import SimConfig
 from spinnq.helpers import progress
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
-from spinnq.quant.formats import ScaleMode, qmax, to_int
 from spinnq.quant.settings import configs
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile
+from spinnq.s2.formats import ScaleMode, qmax, to_int
 from spinnq.s2.program import Program
 
 PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")

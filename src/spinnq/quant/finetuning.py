@@ -44,11 +44,11 @@ from spinnq.nn.neurons import spike
 from spinnq.quant.calibration import chain_factors, chains
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
-from spinnq.quant.formats import fake_int
 from spinnq.quant.settings import configs, has_scales
 from spinnq.s2 import chip
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile, recurrent
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
+from spinnq.s2.formats import fake_int
 from spinnq.s2.program import Program, Projection
 
 Tensor = torch.Tensor

@@ -38,8 +38,8 @@ from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
 from spinnq.graph.model import Graph, conv_padding, pair
 from spinnq.graph.nodes import LEAKLESS, NEURONS, SPIKING_NEURONS
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
-from spinnq.quant.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2 import chip
+from spinnq.s2.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2.program import (
     ADD_ORDERS,
     CUBA_ORDERS,

@@ -25,7 +25,6 @@ from spinnq.errors import CompileError
 from spinnq.graph.model import Graph
 from spinnq.graph.nodes import CURRENT_BASED, DENSE, NEURONS
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
-from spinnq.quant.formats import to_int
 from spinnq.s2.compile import (
     EXPORTED_KEY,
     W_SCALE_KEY,
@@ -33,6 +32,7 @@ from spinnq.s2.compile import (
     chains_into,
     compile,
 )
+from spinnq.s2.formats import to_int
 
 NEURON_SCALED = ("v_threshold", "v_leak", "v_reset")
 ROUNDING = {nir.Conv2d: "conv_rounding"} | {t: "dense_rounding" for t in DENSE}
