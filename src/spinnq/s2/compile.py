@@ -60,8 +60,8 @@ EXPORTED_KEY = "s2_w_scale"  # metadata written by `export`: weights are integer
 
 @dataclass(frozen=True)
 class S2Config:
-    """How a graph is mapped onto SpiNNaker2. [assumed] points of the target doc are options
-    here, with the doc's default."""
+    """How a graph is mapped onto SpiNNaker2. [assumed] points of docs/spinnaker2-target.md
+    are options here, with the doc's default."""
 
     dt: float = DEFAULT_DT
     reset: str = "zero"  # zero | subtract
@@ -316,7 +316,7 @@ def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
 
 # ------------------------------------------------------------------------------ neurons
 def _decay(tau, cfg: S2Config) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha, a) in float64 (section 2 of the target doc; `meta.decay_factors`)."""
+    """(alpha, a) in float64 (section 2 of docs/spinnaker2-target.md; `meta.decay_factors`)."""
     return decay_factors(tau, cfg.dt, cfg.integrator)
 
 

@@ -35,9 +35,6 @@ class Store:
     def path(self, k: str) -> Path:
         return self.folder / f"{k}.json"
 
-    def has(self, k: str) -> bool:
-        return self.path(k).exists()
-
     def put(self, rec: dict) -> Path:
         k = key(rec["settings"], rec["seed"])
         return write_json(self.path(k), {**rec, "key": k})
