@@ -136,8 +136,8 @@ class S2Config:
                            self.memory_per_pe, self.pes_per_chip, self.max_chips)
 
     @property
-    def run(self) -> EngineConfig:
-        """Which emulator engine runs the program."""
+    def engine_config(self) -> EngineConfig:
+        """Which emulator engine runs the program (and in blocks of how many steps)."""
         return EngineConfig(self.engine, self.chunk)
 
 
@@ -561,7 +561,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
                               "(add an LIF or an LI read-out)")
             outputs.append(p)
     prog = Program(pops, projs, graph.input, list(dict.fromkeys(outputs)), 0, notes,
-                   cfg.arithmetic, cfg.run)
+                   cfg.arithmetic, cfg.engine_config)
     prog.depth = depth(prog)
     return prog
 

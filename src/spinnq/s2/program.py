@@ -34,7 +34,8 @@ COUNTERS = (
 
 # ----------------------------------------------------------------- stage configurations
 # One small config per stage after compile (compile's own options are `S2Config`, which also
-# carries these for the user's one-stop flags: `S2Config.arithmetic`, `.placement`, `.run`).
+# carries these for the user's one-stop flags: `S2Config.arithmetic`, `.placement`,
+# `.engine_config`).
 ADD_ORDERS = ("input_first", "offset_first")  # (alpha v + I) + i_offset | (alpha v + i_off) + I
 CUBA_ORDERS = ("current_first", "voltage_first")
 ENGINES = ("auto", "events", "torch")  # emulator engine: events needs numba; auto picks it
