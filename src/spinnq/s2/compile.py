@@ -485,20 +485,7 @@ def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
 def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     """Map `graph` onto SpiNNaker2 populations and integer projections (AvgPool2d first
     becomes SumPool2d with 1/k^2 in the next weights: `spinnq.graph.rewrite`)."""
-    graph = avgpool_to_sumpool(graph)
-    notes: list[str] = []
-    if (cfg.convention, cfg.reset) == ("snntorch", "subtract"):
-        if cfg.delayed_reset:
-            graph, skipped = delayed_reset_projection(graph)
-        else:
-            skipped = [n for n, v in graph.nodes.items()  # snnTorch's Leaky and Synaptic
-                       if isinstance(v, SPIKING_NEURONS) and not isinstance(v, LEAKLESS)]
-        if skipped:
-            notes.append(f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after "
-                         "a spike, the chip at once: expect small differences from snnTorch"
-                         + ("" if cfg.delayed_reset else
-                            " (--delayed-reset adds a self-projection that reproduces it for "
-                            "dense LIF layers)"))
+    graph, notes = _snntorch_reset(avgpool_to_sumpool(graph), cfg)
     mode = ScaleMode.parse(cfg.weight_scale)
     pops: dict[str, Population] = {
         graph.input: Population(graph.input, "spike_list", tuple(graph.input_shape))}
@@ -552,6 +539,33 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     if unknown:
         raise InputError(f"neurons per PE given for unknown population(s) {sorted(unknown)}; "
                          f"populations: {', '.join(pops)}")
+    prog = Program(pops, projs, graph.input, _outputs(graph, pops), 0, notes,
+                   cfg.arithmetic, cfg.engine_config)
+    prog.depth = depth(prog)
+    return prog
+
+
+def _snntorch_reset(graph: Graph, cfg: S2Config) -> tuple[Graph, list[str]]:
+    """snnTorch's late subtract reset: the self-projections that reproduce it
+    (`delayed_reset`), or a note naming the populations that will differ slightly."""
+    if (cfg.convention, cfg.reset) != ("snntorch", "subtract"):
+        return graph, []
+    if cfg.delayed_reset:
+        graph, skipped = delayed_reset_projection(graph)
+    else:
+        skipped = [n for n, v in graph.nodes.items()  # snnTorch's Leaky and Synaptic
+                   if isinstance(v, SPIKING_NEURONS) and not isinstance(v, LEAKLESS)]
+    if not skipped:
+        return graph, []
+    return graph, [f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after "
+                   "a spike, the chip at once: expect small differences from snnTorch"
+                   + ("" if cfg.delayed_reset else
+                      " (--delayed-reset adds a self-projection that reproduces it for "
+                      "dense LIF layers)")]
+
+
+def _outputs(graph: Graph, pops: dict[str, Population]) -> list[str]:
+    """The populations feeding the graph's Output nodes (each one a population, or refused)."""
     outputs = []
     for o in graph.outputs:
         for p in graph.predecessors(o):
@@ -560,10 +574,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
                               " not by neurons: on SpiNNaker2 an output is a population "
                               "(add an LIF or an LI read-out)")
             outputs.append(p)
-    prog = Program(pops, projs, graph.input, list(dict.fromkeys(outputs)), 0, notes,
-                   cfg.arithmetic, cfg.engine_config)
-    prog.depth = depth(prog)
-    return prog
+    return list(dict.fromkeys(outputs))
 
 
 def recurrent(program: Program) -> list[Projection]:
