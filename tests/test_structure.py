@@ -134,3 +134,43 @@ def test_no_import_runs_up_the_layer_order():
     up = [f"{m} imports {t}" for m, targets in _graph().items() for t in sorted(targets)
           if rank[_top(t)] > rank[_top(m)]]
     assert up == []
+
+
+# --------------------------------------------------------------------------- function length
+MAX_FUNCTION_LINES = 80
+# Functions over the limit, each with its reason; remove an entry when its function is split
+# (the test then keeps it short).
+LONG_FUNCTIONS_LEFT = {
+    # being rewritten by another change (the fine-tuning module reads the Program)
+    "spinnq.quant.finetuning.finetune",
+    # the event engine's numba kernel: LLVM inlines it into its two wrappers and folds its
+    # `uniform` branch; split into inline helpers it ran 15-20 % slower (measured, CPU time,
+    # one thread): it stays one function until a split is shown to cost nothing
+    "spinnq.s2.events._kernel",
+}
+
+
+def _functions() -> dict[str, int]:
+    """'module.qualified.name' -> lines from `def` to the last line of the body."""
+    out: dict[str, int] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = f"{prefix}.{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    out[name] = child.end_lineno - child.lineno + 1
+                visit(child, name)
+            else:
+                visit(child, prefix)
+
+    for mod, path in _modules().items():
+        visit(ast.parse(path.read_text()), mod)
+    return out
+
+
+def test_no_function_is_longer_than_80_lines():
+    funcs = _functions()
+    long = {name: n for name, n in funcs.items() if n > MAX_FUNCTION_LINES}
+    assert set(long) - LONG_FUNCTIONS_LEFT == set(), long
+    assert LONG_FUNCTIONS_LEFT <= set(funcs), "a skip-listed function no longer exists"
