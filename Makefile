@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[dev,dvs,qat,bench,interop,sweep]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,dvs,qat,bench,interop,sweep,control]'
 	# norse and spikingjelly declare torchvision (spikingjelly also torchaudio), which neither
 	# imports for what spinnq uses; PyPI's torchvision/torchaudio wheels do not load beside
 	# the CPU torch (or pull another torch build), so both come without declared dependencies.
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# with it, tests/interop/test_sinabs_import.py) and samna (SynSense's chip driver, not
 	# imported for NIR): installed without them; pbr is what it imports for its version.
 	$(PIP) install -q --no-deps sinabs==3.1.3 pbr==7.1.3
-	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, rockpool, ray.tune, optuna, spikingjelly.activation_based.nir_exchange, sinabs, snn_mlir; print('spinnq env ok: torch', torch.__version__)"
+	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, Box2D, rockpool, ray.tune, optuna, spikingjelly.activation_based.nir_exchange, sinabs, snn_mlir; print('spinnq env ok: torch', torch.__version__)"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -114,7 +114,6 @@ import torch
 from spinnq.errors import GraphError, InputError
 from spinnq.graph.kernels import (
     LIFP,
-    NEURON_NODES,
     Kernel,
     LIFState,
     SimConfig,
@@ -127,6 +126,14 @@ from spinnq.graph.kernels import (
 )
 from spinnq.graph.meta import CONVENTION_DEFAULTS, CONVENTIONS, decay_factors
 from spinnq.graph.model import Graph
+from spinnq.graph.nodes import (
+    CHIP_WEIGHTS,
+    CURRENT_BASED,
+    INPUT_GAIN,
+    LEAKLESS,
+    NEURONS,
+    SPIKING_NEURONS,
+)
 from spinnq.graph.rewrite import delayed_reset_projection
 
 
@@ -149,7 +156,7 @@ def _prepare(node, cfg: SimConfig) -> LIFP:
     _forward_only(cfg)
     norse = cfg.convention == "norse"
     r = _f64(node.r)
-    if isinstance(node, nir.IF | nir.I):
+    if isinstance(node, LEAKLESS):
         a = np.ones_like(r)
         alpha = np.ones_like(r)
         leak = np.zeros_like(r)
@@ -238,7 +245,7 @@ def _sj_prepare(node, cfg: SimConfig) -> LIFP:
     and spikes fire at v >= v_th."""
     _forward_only(cfg)
     p = lif_prepare(node, cfg)
-    if isinstance(node, nir.IF | nir.I):
+    if isinstance(node, LEAKLESS):
         p = p._replace(gain=as_tensor(cfg.dt * _f64(node.r), cfg))
     return p._replace(inclusive=True)
 
@@ -255,7 +262,7 @@ def _rp_prepare(node, cfg: SimConfig) -> LIFP:
     input gain 1 (r and w_in are ignored, as Rockpool's own importer does), v_leak is
     Rockpool's bias, spikes at v >= v_th. IF/I keep NIR's reading."""
     _forward_only(cfg)
-    if isinstance(node, nir.IF | nir.I):
+    if isinstance(node, LEAKLESS):
         return lif_prepare(node, cfg)._replace(inclusive=True)
 
     def decay(tau) -> Tensor:
@@ -308,7 +315,7 @@ def _sinabs_prepare(node, cfg: SimConfig) -> SinabsP:
     """Sinabs's reading (see the module docstring): IAF for IF/I, LIF (norm_input) for LIF,
     ExpLeak for LI, LIF with tau_syn for CubaLIF/CubaLI; float32 decays; multi-spike."""
     _forward_only(cfg)
-    integ = isinstance(node, nir.IF | nir.I)
+    integ = isinstance(node, LEAKLESS)
     if integ:
         alpha, norm = torch.ones(()), None
     else:
@@ -373,7 +380,7 @@ Membrane = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def nir_membrane(node, n: int, dt: float, integrator: str) -> Membrane:
     """NIR's reading: IF/I add r I per step; leaky nodes decay_factors(tau) with gain a r."""
-    if isinstance(node, nir.IF | nir.I):
+    if isinstance(node, LEAKLESS):
         return np.ones(n), flat(node.r, n), np.zeros(n)
     alpha, a = decay_factors(_tau(node, n), dt, integrator)
     return alpha, a * flat(node.r, n), a
@@ -393,12 +400,12 @@ def _norse_synapse(node, n: int, dt: float, integrator: str) -> tuple[np.ndarray
 def _sj_membrane(node, n: int, dt: float, integrator: str) -> Membrane:
     """SpikingJelly's IFNode is written as an ODE (r = 1/dt): the gain is dt r."""
     alpha, gain, leak = nir_membrane(node, n, dt, integrator)
-    return alpha, (dt * gain if isinstance(node, nir.IF | nir.I) else gain), leak
+    return alpha, (dt * gain if isinstance(node, LEAKLESS) else gain), leak
 
 
 def _rp_membrane(node, n: int, dt: float, integrator: str) -> Membrane:
     """Rockpool: gain 1, v_leak is the bias (ExpSynTorch: (v + x) alpha)."""
-    if isinstance(node, nir.IF | nir.I):
+    if isinstance(node, LEAKLESS):
         return nir_membrane(node, n, dt, integrator)
     alpha = _f32_decay(_tau(node, n), dt)
     li = isinstance(node, nir.LI)
@@ -414,7 +421,7 @@ def _rp_synapse(node, n: int, dt: float, integrator: str) -> tuple[np.ndarray, n
 def _sinabs_membrane(node, n: int, dt: float, integrator: str) -> Membrane:
     """Sinabs: IAF adds r I; LIF (norm_input) gains (1 - alpha) with alpha formed in
     float32; ExpLeak (LI) adds r I undamped."""
-    if isinstance(node, nir.IF | nir.I):
+    if isinstance(node, LEAKLESS):
         return nir_membrane(node, n, dt, integrator)
     alpha32 = float32_decay(_tau(node, n), dt)
     alpha = alpha32.numpy().astype(np.float64)
@@ -450,7 +457,8 @@ def _snntorch_chip(graph: Graph, reset: str, delayed: bool) -> tuple[Graph, list
     if delayed:
         graph, skipped = delayed_reset_projection(graph)
     else:
-        skipped = [n for n, v in graph.nodes.items() if isinstance(v, nir.LIF | nir.CubaLIF)]
+        skipped = [n for n, v in graph.nodes.items()  # snnTorch's Leaky and Synaptic
+                   if isinstance(v, SPIKING_NEURONS) and not isinstance(v, LEAKLESS)]
     if not skipped:
         return graph, []
     return graph, [f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after a "
@@ -462,7 +470,7 @@ def _snntorch_chip(graph: Graph, reset: str, delayed: bool) -> tuple[Graph, list
 def _sinabs_chip(graph: Graph, reset: str, delayed: bool) -> tuple[Graph, list[str]]:
     """Sinabs's MultiSpike and IAF's min_v_mem have no chip counterpart: named."""
     notes = []
-    spiking = [n for n, v in graph.nodes.items() if hasattr(v, "v_threshold")]
+    spiking = [n for n, v in graph.nodes.items() if isinstance(v, SPIKING_NEURONS)]
     if spiking:
         notes.append(f"{', '.join(spiking)}: Sinabs fires floor(v / v_threshold) spikes in one "
                      "step (MultiSpike), the chip one: where v reaches 2 v_threshold the chip "
@@ -501,7 +509,7 @@ class Convention:
 
     def exported_node(self, node, dt: float):
         """`node` in the reading the exported graph is stamped with (a copy if changed)."""
-        if self.w_in_jump and isinstance(node, nir.CubaLIF | nir.CubaLI):
+        if self.w_in_jump and isinstance(node, CURRENT_BASED):
             node = copy.deepcopy(node)
             node.w_in = _f64(node.w_in) * _f64(node.tau_syn) / dt
         return node
@@ -509,22 +517,22 @@ class Convention:
 
 _NORSE_UPDATES = {nir.LIF: _norse_box, nir.LI: _norse_li, nir.CubaLIF: _norse_cuba,
                   nir.CubaLI: _norse_cuba, nir.IF: _norse_iaf, nir.I: _norse_iaf}
-_LEAKY = (nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI)
+_LEAKY = tuple(t for t in NEURONS if t not in LEAKLESS)  # neurons with a tau
 
 REGISTRY: dict[str, Convention] = {c.name: c for c in (
     Convention("nir", {}, own_steps=False),
-    Convention("snntorch", {t: Kernel(_prepare, lif_init, snntorch_step) for t in NEURON_NODES},
+    Convention("snntorch", {t: Kernel(_prepare, lif_init, snntorch_step) for t in NEURONS},
                late_reset=True, chip_prepare=_snntorch_chip),
     Convention("norse", {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()},
                synapse=_norse_synapse, w_in_jump=True),
-    Convention("spikingjelly", {t: Kernel(_sj_prepare, lif_init, lif_step) for t in NEURON_NODES},
+    Convention("spikingjelly", {t: Kernel(_sj_prepare, lif_init, lif_step) for t in NEURONS},
                membrane=_sj_membrane, inclusive=True, exports_as_nir=False),
     Convention("rockpool", {t: Kernel(_rp_prepare, lif_init, rockpool_step) for t in _LEAKY}
-               | {t: Kernel(_rp_prepare, lif_init, lif_step) for t in (nir.IF, nir.I)},
+               | {t: Kernel(_rp_prepare, lif_init, lif_step) for t in LEAKLESS},
                membrane=_rp_membrane, synapse=_rp_synapse, inclusive=True,
                exports_as_nir=False),
     Convention("sinabs", {t: Kernel(_sinabs_prepare, _sinabs_init, sinabs_step)
-                          for t in NEURON_NODES},
+                          for t in NEURONS},
                membrane=_sinabs_membrane, synapse=_sinabs_synapse, inclusive=True,
                chip_prepare=_sinabs_chip, exports_as_nir=False),
 )}
@@ -544,8 +552,8 @@ def get(name: str) -> Convention:
 
 
 # ---------------------------------------------------------------------- export for others
-WEIGHTS = (nir.Linear, nir.Affine, nir.Conv2d)
-FOLDABLE = (nir.LIF, nir.LI, nir.IF, nir.I)  # CubaLIF/CubaLI: Norse's importer keeps r
+# r is the input gain of LIF/LI/IF/I; CubaLIF/CubaLI: Norse's importer keeps r (its gain is w_in)
+FOLDABLE = tuple(t for t, gain in INPUT_GAIN.items() if gain == "r")
 
 
 def fold_r(graph: Graph) -> Graph:
@@ -566,7 +574,7 @@ def fold_r(graph: Graph) -> Graph:
             continue
         for pred in graph.predecessors(name):
             w = nodes[pred]
-            if not isinstance(w, WEIGHTS) or graph.successors(pred) != [name]:
+            if not isinstance(w, CHIP_WEIGHTS) or graph.successors(pred) != [name]:
                 raise GraphError(f"cannot fold r into '{pred}': it must be a weight node "
                                  f"(Linear, Affine, Conv2d) feeding only this neuron",
                                  file=graph.source, node=name)

@@ -36,9 +36,10 @@ from spinnq.errors import CompileError, InputError
 from spinnq.graph.conventions import REGISTRY, flat
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS
 from spinnq.graph.model import Graph, conv_padding, pair
+from spinnq.graph.nodes import NEURONS
 from spinnq.graph.rewrite import avgpool_to_sumpool
-from spinnq.quant.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2 import chip
+from spinnq.s2.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2.program import (
     ADD_ORDERS,
     CUBA_ORDERS,
@@ -58,8 +59,8 @@ EXPORTED_KEY = "s2_w_scale"  # metadata written by `export`: weights are integer
 
 @dataclass(frozen=True)
 class S2Config:
-    """How a graph is mapped onto SpiNNaker2. [assumed] points of the target doc are options
-    here, with the doc's default."""
+    """How a graph is mapped onto SpiNNaker2. [assumed] points of docs/spinnaker2-target.md
+    are options here, with the doc's default."""
 
     dt: float = DEFAULT_DT
     reset: str = "zero"  # zero | subtract
@@ -135,8 +136,8 @@ class S2Config:
                            self.memory_per_pe, self.pes_per_chip, self.max_chips)
 
     @property
-    def run(self) -> EngineConfig:
-        """Which emulator engine runs the program."""
+    def engine_config(self) -> EngineConfig:
+        """Which emulator engine runs the program (and in blocks of how many steps)."""
         return EngineConfig(self.engine, self.chunk)
 
 
@@ -279,7 +280,6 @@ CHAIN_RULES: dict[type, Callable[[Chain, str, object, Graph, S2Config], Chain]] 
     nir.Scale: _scale_rule,
     nir.Delay: _delay_rule,
 }
-NEURON_TYPES = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I)
 
 
 def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
@@ -288,7 +288,7 @@ def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
 
     def back(node: str, tail: list[str], seen: frozenset) -> None:
         for p in g.predecessors(node):
-            if p == g.input or isinstance(g.nodes[p], NEURON_TYPES):
+            if p == g.input or isinstance(g.nodes[p], NEURONS):
                 paths.append([p, *tail])
             elif p in seen:
                 raise _refuse(p, "a cycle with no neuron on it")
@@ -457,18 +457,15 @@ def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
 def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     """Map `graph` onto SpiNNaker2 populations and integer projections (AvgPool2d first
     becomes SumPool2d with 1/k^2 in the next weights: `spinnq.graph.rewrite`)."""
-    graph = avgpool_to_sumpool(graph)
-    notes: list[str] = []
-    conv = REGISTRY[cfg.convention]
-    graph, conv_notes = conv.chip_prepare(graph, cfg.reset, cfg.delayed_reset)
-    notes += conv_notes
+    conv = REGISTRY[cfg.convention]  # its rewrite and notes for what the chip cannot copy
+    graph, notes = conv.chip_prepare(avgpool_to_sumpool(graph), cfg.reset, cfg.delayed_reset)
     mode = ScaleMode.parse(cfg.weight_scale)
     pops: dict[str, Population] = {
         graph.input: Population(graph.input, "spike_list", tuple(graph.input_shape))}
     projs: list[Projection] = []
     for name in graph.order:
         node = graph.nodes[name]
-        if not isinstance(node, NEURON_TYPES):
+        if not isinstance(node, NEURONS):
             continue
         chains = chains_into(graph, name, cfg)
         translate, model, delayed_model, readout = NEURON_RULES[type(node)]
@@ -515,6 +512,14 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     if unknown:
         raise InputError(f"neurons per PE given for unknown population(s) {sorted(unknown)}; "
                          f"populations: {', '.join(pops)}")
+    prog = Program(pops, projs, graph.input, _outputs(graph, pops), 0, notes,
+                   cfg.arithmetic, cfg.engine_config)
+    prog.depth = depth(prog)
+    return prog
+
+
+def _outputs(graph: Graph, pops: dict[str, Population]) -> list[str]:
+    """The populations feeding the graph's Output nodes (each one a population, or refused)."""
     outputs = []
     for o in graph.outputs:
         for p in graph.predecessors(o):
@@ -523,10 +528,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
                               " not by neurons: on SpiNNaker2 an output is a population "
                               "(add an LIF or an LI read-out)")
             outputs.append(p)
-    prog = Program(pops, projs, graph.input, list(dict.fromkeys(outputs)), 0, notes,
-                   cfg.arithmetic, cfg.run)
-    prog.depth = depth(prog)
-    return prog
+    return list(dict.fromkeys(outputs))
 
 
 def recurrent(program: Program) -> list[Projection]:

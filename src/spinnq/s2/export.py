@@ -24,20 +24,19 @@ import numpy as np
 from spinnq.errors import CompileError
 from spinnq.graph.conventions import REGISTRY
 from spinnq.graph.model import Graph
+from spinnq.graph.nodes import DENSE, NEURONS
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
-from spinnq.quant.formats import to_int
 from spinnq.s2.compile import (
     EXPORTED_KEY,
-    NEURON_TYPES,
     W_SCALE_KEY,
     S2Config,
     chains_into,
     compile,
 )
+from spinnq.s2.formats import to_int
 
 NEURON_SCALED = ("v_threshold", "v_leak", "v_reset")
-ROUNDING = {nir.Conv2d: "conv_rounding", nir.Affine: "dense_rounding",
-            nir.Linear: "dense_rounding"}
+ROUNDING = {nir.Conv2d: "conv_rounding"} | {t: "dense_rounding" for t in DENSE}
 
 
 def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
@@ -53,7 +52,7 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
     conv = REGISTRY[cfg.convention]
     nodes = {k: copy.deepcopy(v) for k, v in graph.nodes.items()}
     for name, node in graph.nodes.items():
-        if not isinstance(node, NEURON_TYPES):
+        if not isinstance(node, NEURONS):
             continue
         ins = [p for p in program.projections if p.post == name]
         w_scale, bits = ins[0].w_scale, ins[0].bits
