@@ -187,3 +187,27 @@ def test_cubalif_reads_as_sinabs_lif_with_tau_syn():
         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
     got = spinnq_traces(from_nir(g), x, {0: "lif"}, "subtract")["lif"]
     assert ref.sum() > 0.05 * ref.numel() and torch.equal(got, ref)
+
+
+@pytest.mark.parametrize("kind", ["conv-iaf", "dense-lif"])
+def test_export_keeps_the_sinabs_reading(kind):
+    """`spinnq export` stamps convention sinabs (its reading is not NIR's): compiled with the
+    stamp and no further scaling, the integer graph gives the same chip program."""
+    import dataclasses
+
+    from spinnq.graph.meta import run_settings
+    from spinnq.s2.export import export_graph
+
+    torch.manual_seed(9)
+    net, shape, rec = build(kind, "subtract")
+    g = from_nir(export(net, (torch.rand(B, T, *shape) < 0.3).float()))
+    cfg = S2Config(dt=1.0, reset="subtract", convention="sinabs")
+    q = from_nir(export_graph(g, cfg))
+    st = run_settings(q.metadata)
+    assert (st["convention"], st["reset"], st["dt"]) == ("sinabs", "subtract", 1.0)
+    a = compile(g, cfg)
+    b = compile(q, dataclasses.replace(cfg, weight_scale="none", convention=st["convention"]))
+    for k, pop in a.populations.items():
+        for p, v in pop.params.items():
+            assert np.array_equal(v, b.populations[k].params[p]), (k, p)
+    assert [p.weight.tolist() for p in a.projections] == [p.weight.tolist() for p in b.projections]
