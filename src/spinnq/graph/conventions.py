@@ -92,6 +92,10 @@ Each convention is one `Convention` in `REGISTRY`: its kernels, defaults, chip t
 (membrane and synapse gains, inclusive threshold, the chip's rewrite and remaining
 differences) and what `spinnq export` stamps; no other module branches on a name.
 
+`spinnq export` writes the integer graph in NIR's reading (`spinnq.convention` "nir") for
+nir, snntorch and norse (Norse's CubaLIF jump becomes w_in tau_syn / dt); spikingjelly,
+rockpool and sinabs readings are not NIR's, so their exports keep the convention's name.
+
 Export for others: graphs spinnq writes load in snnTorch's `import_from_nir` as they are
 (read them with --reset zero: that importer always resets to zero) and in Norse's `from_nir`
 after `fold_r` (Norse's importer ignores r; pass `dt=` your dt to it).
