@@ -143,7 +143,8 @@ def energy_cmd(
         raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, "
                          f"got {operating_point!r}")
     tick_s = tick_seconds(tick_ms)
-    check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
+    check_outputs((json_out, "file", "--json"), (report, "empty_dir", "--report"),
+                  inputs=[(graph, "GRAPH"), (input, "--input")])
     g = read_graph(graph)
     cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
                     neurons_per_pe, delayed_reset=delayed_reset)

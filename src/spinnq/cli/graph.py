@@ -25,7 +25,7 @@ from spinnq.cli.common import (
     warn_memory,
 )
 from spinnq.errors import InputError
-from spinnq.files import check_output
+from spinnq.files import check_outputs
 from spinnq.graph import SimConfig, read_graph, simulate
 from spinnq.graph.meta import run_settings
 from spinnq.graph.model import SPIKING, STATEFUL, Graph
@@ -97,7 +97,7 @@ def simulate_cmd(
                                      "integer weights)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
-    check_output(out, "file", flag="--out")
+    check_outputs((out, "file", "--out"), inputs=[(graph, "GRAPH"), (input, "--input")])
     g = read_graph(graph)
     st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)
     cfg = SimConfig(dt=st["dt"], reset=st["reset"], integrator=integrator, float64=float64,

@@ -102,7 +102,8 @@ def evaluate_cmd(
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
     _check_op(operating_point)
-    check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
+    check_outputs((json_out, "file", "--json"), (report, "empty_dir", "--report"),
+                  inputs=[(graph, "GRAPH"), (data, "--data")])
     g = read_graph(graph)
     cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
                        weight_scale=weight_scale)
@@ -155,7 +156,8 @@ def quantize_cmd(
     from spinnq.report import stage
 
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
-                  (report, "dir", "--report"))
+                  (report, "empty_dir", "--report"),
+                  inputs=[(graph, "GRAPH"), (data, "--data"), (finetune_data, "--finetune")])
     g = read_graph(graph)
     cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
     cal = calibrate(g, data, bits=bits, percentiles=parse_percentiles(percentiles),

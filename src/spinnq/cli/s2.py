@@ -23,7 +23,7 @@ from spinnq.cli.common import (
     warn_memory,
 )
 from spinnq.errors import InputError
-from spinnq.files import check_output, check_outputs, write_json
+from spinnq.files import check_outputs, write_json
 from spinnq.graph.meta import run_settings
 from spinnq.graph.model import Graph, read_graph, write_graph
 from spinnq.graph.simulate import as_batch, default_record
@@ -179,7 +179,7 @@ def deploy(
     if backend == "spinnaker2" and not eth_ip:
         raise InputError("--backend spinnaker2 needs --eth-ip (the board's address)")
     check_outputs((out, "file", "--out"), (summary, "file", "--summary"),
-                  (report, "dir", "--report"))
+                  (report, "empty_dir", "--report"), inputs=[(graph, "GRAPH"), (input, "--input")])
     g = read_graph(graph)
     cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
                     neurons_per_pe, fma=fma, cuba_order=cuba_order, engine=engine,
@@ -238,7 +238,7 @@ def export_cmd(
     """Write the integer graph py-spinnaker2's from_nir(..., scale_weights=False) takes as is."""
     if target != "spinnaker2":
         raise InputError(f"--target must be spinnaker2, got {target!r}")
-    check_output(out, "file", flag="--out")
+    check_outputs((out, "file", "--out"), inputs=[(graph, "GRAPH")])
     from spinnq.s2.export import export_graph
 
     g = read_graph(graph)

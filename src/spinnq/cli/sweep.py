@@ -15,6 +15,7 @@ import typer
 from spinnq.cli.app import console
 from spinnq.cli.common import ConventionOpt
 from spinnq.errors import InputError
+from spinnq.files import check_outputs
 from spinnq.sweep.engine import RayOptions
 from spinnq.sweep.results import Budget
 from spinnq.sweep.runner import SweepConfig, run_sweep
@@ -74,6 +75,8 @@ def sweep_cmd(
                     max_latency_s=None if max_latency_ms is None else
                     _positive("--max-latency-ms", max_latency_ms) * 1e-3,
                     min_metric=min_accuracy)
+    check_outputs((out, "dir", "--out"), inputs=[(data, "--data"), (
+        None if target.lower() in TASKS else target, "TARGET")])
     parsed = parse_space(space or [])
     if not parsed and search != "optuna":
         raise InputError("give at least one --space KEY=V1,V2,...")
