@@ -58,14 +58,16 @@ def gib(n: float) -> str:
 
 
 def check_memory(nbytes: float, what: str, *, file: str | None = None,
-                 node: str | None = None, error: type[SpinnqError] = InputError) -> None:
+                 node: str | None = None, error: type[SpinnqError] = InputError,
+                 hint: str = "") -> None:
     """Refuse `what` (e.g. "dataset 'weight' (1,000,000,000 float32)") when it needs more
-    than the budget; the message names the file/node, the figure and how to raise it."""
+    than the budget; the message names the file/node, the figure, `hint` (what to change)
+    and how to raise the budget."""
     budget = memory_budget()
     if nbytes > budget:
         raise error(f"{what} needs about {gib(nbytes)}, over the memory budget of "
-                    f"{gib(budget)} (set {ENV}, e.g. {ENV}=80% or =64G, to raise it)",
-                    file=file, node=node)
+                    f"{gib(budget)}; {hint + ', or ' if hint else ''}set {ENV} (e.g. 80% "
+                    "or 64G) to raise it", file=file, node=node)
 
 
 __all__ = ["ENV", "check_memory", "gib", "memory_budget", "parse_budget", "total_memory"]

@@ -149,7 +149,7 @@ def energy_cmd(
     cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
                     neurons_per_pe, delayed_reset=delayed_reset)
     x = load_input(input)
-    check_run_inputs(g, x, steps, None)
+    check_run_inputs(g, x, steps, None, dt=cfg.dt)
     program = compile(g, cfg)
     placement = place(program, cfg)
     run = emulate(program, x, steps)

@@ -19,10 +19,9 @@ from spinnq.cli.common import (
     IntegratorOpt,
     RecordOpt,
     ResetOpt,
+    check_run_memory,
     load_input,
-    record_bytes,
     save_npz,
-    warn_memory,
 )
 from spinnq.errors import InputError
 from spinnq.files import check_outputs
@@ -108,7 +107,8 @@ def simulate_cmd(
         if r not in g.nodes:
             raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
     steps = int(x.shape[1]) + (chip_depth(g, cfg.dt) if chip_timing else 0)
-    warn_memory(record_bytes(g, x.shape[0], steps, cfg.record or default_record(g)))
+    check_run_memory(g, batch=x.shape[0], steps=steps, record=cfg.record or default_record(g),
+                     dt=cfg.dt, kind="simulate")
     with progress(disable=steps < PROGRESS_MIN_STEPS) as bar:
         task = bar.add_task("simulate", total=steps)
         tr = simulate(g, x, cfg, on_step=lambda t: bar.update(task, completed=t + 1))

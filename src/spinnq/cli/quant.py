@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from spinnq.cli.app import console
-from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
+from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt, check_data_memory
 from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
 from spinnq.cli.s2 import warn_silent
 from spinnq.errors import InputError
@@ -27,6 +27,7 @@ from spinnq.quant.calibration import PERCENTILES
 from spinnq.quant.evaluation import EvalResult, evaluate
 from spinnq.quant.settings import configs
 from spinnq.s2.energy import OP_CHOICES
+from spinnq.settings import SEED, Limit, check_flag
 
 DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
                        "y (N,) integer labels.", show_default=False)
@@ -37,6 +38,7 @@ BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4 (default: the g
 JsonOpt = typer.Option(None, "--json", help="Write the results as JSON here.")
 ReportOpt = typer.Option(None, "--report", help="Write report.json/.md/.html here.")
 BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
+BATCH = Limit(1, 1_000_000)
 
 
 def _check_op(op: str) -> None:
@@ -102,11 +104,13 @@ def evaluate_cmd(
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
     _check_op(operating_point)
+    check_flag("--batch", batch, BATCH)
     check_outputs((json_out, "file", "--json"), (report, "empty_dir", "--report"),
                   inputs=[(graph, "GRAPH"), (data, "--data")])
     g = read_graph(graph)
     cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
                        weight_scale=weight_scale)
+    check_data_memory(g, data, batch=batch, dt=cfg.dt)
     res = evaluate(g, data, target=target, readout=readout, cfg=cfg, sim=sim, batch=batch,
                    quiet=False, op=operating_point, tick_s=tick_seconds(tick_ms))
     print_eval(res)
@@ -155,11 +159,14 @@ def quantize_cmd(
     from spinnq.quant.finetuning import finetune
     from spinnq.report import stage
 
+    check_flag("--batch", batch, BATCH)
+    check_flag("--seed", seed, SEED)
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
                   (report, "empty_dir", "--report"),
                   inputs=[(graph, "GRAPH"), (data, "--data"), (finetune_data, "--finetune")])
     g = read_graph(graph)
     cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
+    check_data_memory(g, data, batch=batch, dt=cfg.dt)
     cal = calibrate(g, data, bits=bits, percentiles=parse_percentiles(percentiles),
                     per_layer=per_layer, readout=readout, cfg=cfg, sim=sim, batch=batch,
                     quiet=False)

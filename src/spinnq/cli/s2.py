@@ -17,10 +17,9 @@ from spinnq.cli.common import (
     IntegratorOpt,
     RecordOpt,
     ResetOpt,
+    check_run_memory,
     load_input,
-    record_bytes,
     save_npz,
-    warn_memory,
 )
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
@@ -81,7 +80,8 @@ def s2_config(g: Graph, dt: float | None, reset: str | None, convention: str | N
                     neurons_per_pe_default=default, **kw)
 
 
-def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | None) -> None:
+def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | None,
+                     dt: float | None = None) -> None:
     """What `emulate` would refuse, checked before compiling: the input's shape, --steps,
     --record names; then an up-front estimate of the recorded arrays' memory."""
     xb = as_batch(x, g.input_shape)
@@ -91,7 +91,8 @@ def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | No
         if r not in g.nodes:
             raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
     n_steps = steps if steps is not None else xb.shape[1] + len(g.order)  # depth <= nodes
-    warn_memory(record_bytes(g, xb.shape[0], n_steps, record or default_record(g)))
+    check_run_memory(g, batch=xb.shape[0], steps=n_steps, record=record or default_record(g),
+                     dt=dt)
 
 
 def warn_silent(program: Program, run: Run) -> list[str]:
@@ -185,7 +186,7 @@ def deploy(
                     neurons_per_pe, fma=fma, cuba_order=cuba_order, engine=engine,
                     delayed_reset=delayed_reset)
     x = load_input(input)
-    check_run_inputs(g, x, steps, record)
+    check_run_inputs(g, x, steps, record, dt=cfg.dt)
     program = compile(g, cfg)
     placement = place(program, cfg)
     info = print_placement(program, placement)

@@ -11,13 +11,16 @@ its cause).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from spinnq.errors import InputError
+from spinnq.files import check_input
 from spinnq.graph.model import Graph
+from spinnq.limits import check_memory
 
 Data = str | Path | tuple | Mapping | np.ndarray
 
@@ -32,12 +35,80 @@ def n_classes(graph: Graph) -> int:
     return int(math.prod(graph.shapes[output_node(graph)]))
 
 
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
+LOAD_COPIES = 2  # the array as stored, and the float32/torch copy every user of it makes
+
+
+def npz_headers(path: str | Path, flag: str = "--data") -> dict[str, tuple[tuple, np.dtype]]:
+    """{key: (shape, dtype)} of an .npz from each member's .npy header, read without
+    loading any array: checks that it is a regular file, a zip of .npy arrays, numbers not
+    Python objects, and that the arrays fit the memory budget (a 2 KB bzip2 member can
+    expand to gigabytes). InputError naming the file and the key otherwise."""
+    p = check_input(path, flag)
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic not in ZIP_MAGIC:
+        raise InputError(f"{flag} is not an .npz archive (a zip of .npy arrays, as "
+                         "numpy.savez writes)", file=str(p))
+    out: dict[str, tuple[tuple, np.dtype]] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(p) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                key = info.filename[:-4]
+                with zf.open(info) as fh:
+                    shape, dtype = npy_header(fh)
+                if dtype.hasobject:
+                    raise InputError(f"key '{key}' holds Python objects, not numbers",
+                                     file=str(p))
+                out[key] = (shape, dtype)
+                total += math.prod(shape) * dtype.itemsize
+    except InputError:
+        raise
+    except Exception as e:  # bad zips, headers and compressors raise many types
+        raise InputError(f"{flag}: damaged .npz archive ({_why(e)})", file=str(p)) from None
+    check_memory(total * LOAD_COPIES, f"loading {len(out)} array(s) of {total:,} bytes",
+                 file=str(p))
+    return out
+
+
+def npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the start of an open .npy stream, reading only its header."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, dtype = read(fh)
+    return tuple(int(n) for n in shape), dtype
+
+
+def _why(e: Exception) -> str:
+    """An exception as a short reason, never numpy's advice to allow pickles (which can run
+    code from the file)."""
+    text = str(e)
+    return "holds Python objects, not numbers" if "pickle" in text.lower() else \
+        f"{type(e).__name__}: {text}"[:200]
+
+
+def read_npz(path: str | Path, keys: Iterable[str], flag: str = "--data"
+             ) -> dict[str, np.ndarray]:
+    """The arrays `keys` of an .npz that holds them (absent keys are left out), each checked
+    from its header first (`npz_headers`); one-line InputErrors naming the file."""
+    heads = npz_headers(path, flag)
+    want = [k for k in keys if k in heads]
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in want}
+    except Exception as e:
+        raise InputError(f"{flag}: damaged .npz archive ({_why(e)})", file=str(path)) from None
+
+
 def has_labels(data: Data) -> bool:
     """Whether `data` carries labels (`y`): calibration without them uses agreement."""
     if isinstance(data, str | Path):
         try:
-            with np.load(data, allow_pickle=False) as f:
-                return "y" in f.files
+            return "y" in npz_headers(data)
         except Exception:
             return True  # let load_data report what is wrong with the file
     if isinstance(data, Mapping):
@@ -50,16 +121,9 @@ def has_labels(data: Data) -> bool:
 def _arrays(data: Data, labels: bool) -> tuple[object, object, str | None]:
     if isinstance(data, str | Path):
         path = Path(data)
-        if not path.exists():
-            raise InputError("no such file", file=str(path))
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                keys = set(f.files)
-                x = f["x"] if "x" in keys else None
-                y = f["y"] if "y" in keys else None
-        except Exception as e:
-            raise InputError(f"not an .npz archive with arrays 'x' and 'y' "
-                             f"({type(e).__name__}: {e})", file=str(path)) from None
+        keys = set(npz_headers(path))
+        arrays = read_npz(path, ("x", "y"))
+        x, y = arrays.get("x"), arrays.get("y")
         if x is None:
             raise InputError(f"key 'x' is missing (the spikes, (N, T, *input_shape)); keys: "
                              f"{sorted(keys) or 'none'}", file=str(path))

@@ -249,10 +249,10 @@ def load_labelled(path: str | Path, graph: Graph | None = None
     when the file has them, `x_train`, `y_train` for calibrate/finetune trials (same checks;
     errors name the file and the key)."""
     from spinnq.quant import load_data
+    from spinnq.quant.data import read_npz
 
     x, y = load_data(path, graph)
-    with np.load(path, allow_pickle=False) as f:
-        train = {k: f[k] for k in ("x_train", "y_train") if k in f.files}
+    train = read_npz(path, ("x_train", "y_train"))  # headers checked: no object arrays
     if not train:
         return x, y, None, None
     if len(train) == 1:
