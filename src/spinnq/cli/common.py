@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from spinnq.config import DEFAULT_DT
-from spinnq.errors import InputError
+from spinnq.errors import InputError, one_line
 from spinnq.files import (
     check_input,
     save_npz,  # noqa: F401  (re-exported for the commands)
@@ -37,7 +37,15 @@ RecordOpt = typer.Option(None, "--record", help="Node to record (repeatable); de
                          "nodes feeding the Output nodes.")
 
 
-INPUT_COPIES = 3  # the array as stored, its float64 finiteness check, the float32 batch
+def shown(text: object) -> str:
+    """A name from a user's file (node, population, graph path) as terminal output: control
+    characters escaped (an ESC or OSC sequence in a node name must not reach the terminal)
+    and rich markup escaped (a name like '[red]x' is printed as it is, not styled)."""
+    from rich.markup import escape
+
+    return escape(one_line(str(text)))
+
+
 
 
 def load_input(path: Path, flag: str = "--input") -> np.ndarray:

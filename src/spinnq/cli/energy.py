@@ -23,6 +23,7 @@ from spinnq.cli.common import (
     IntegratorOpt,
     ResetOpt,
     load_input,
+    shown,
 )
 from spinnq.cli.s2 import (
     BitsOpt,
@@ -106,7 +107,7 @@ def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> Non
     for c in ("PEs", "neurons", "energy", "base", "dynamic", "spk/step"):
         p.add_column(c, no_wrap=True, justify="right")
     for name, d in cost.per_population.items():
-        p.add_row(name, str(d["pes"]), f"{d['neurons']:,}", fmt(d["energy_j"], "J"),
+        p.add_row(shown(name), str(d["pes"]), f"{d['neurons']:,}", fmt(d["energy_j"], "J"),
                   fmt(d["base_j"], "J"), fmt(d["dynamic_j"], "J"),
                   f"{d['counters'].get('spikes', 0) / cost.steps:,.1f}")
     p.add_row("chip base", "", "", fmt(cost.chip_base_j, "J"), fmt(cost.chip_base_j, "J"),

@@ -22,6 +22,7 @@ from spinnq.cli.common import (
     check_run_memory,
     load_input,
     save_npz,
+    shown,
 )
 from spinnq.errors import InputError
 from spinnq.files import check_outputs
@@ -60,19 +61,19 @@ def graph_counts(g: Graph) -> tuple[int, int]:
 def inspect(graph: Path = GraphArg) -> None:
     """Show a NIR graph: nodes, edges, shapes, parameters, neuron and weight counts."""
     g = read_graph(graph)
-    t = Table(title=f"{graph}  ({len(g.nodes)} nodes, {len(g.edges)} edges)")
+    t = Table(title=f"{shown(graph)}  ({len(g.nodes)} nodes, {len(g.edges)} edges)")
     for c in ("node", "type", "output shape", "inputs", "parameters"):
         t.add_column(c, overflow="fold")
     for n in g.order:
         v = g.nodes[n]
         kind = type(v).__name__ + ("" if isinstance(v, SPIKING) or not isinstance(v, STATEFUL)
                                    else " (non-spiking)")
-        ins = ", ".join(s + (" (t-1)" if (s, n) in g.recurrent else "")
+        ins = ", ".join(shown(s) + (" (t-1)" if (s, n) in g.recurrent else "")
                         for s in g.predecessors(n))
-        t.add_row(n, kind, str(g.shapes[n]), ins, _summary(v))
+        t.add_row(shown(n), kind, str(g.shapes[n]), ins, shown(_summary(v)))
     console.print(t)
     neurons, weights = graph_counts(g)
-    console.print(f"input shape {g.input_shape}; outputs {', '.join(g.outputs)}; "
+    console.print(f"input shape {g.input_shape}; outputs {shown(', '.join(g.outputs))}; "
                   f"neurons {neurons:,}; weights {weights:,}; recurrent edges "
                   f"{len(g.recurrent)}")
 
@@ -116,5 +117,5 @@ def simulate_cmd(
     save_npz(out, arrays)
     for k, a in arrays.items():
         extra = f", {int(a.sum()):,} spikes" if k.startswith("spikes/") else ""
-        console.print(f"{k}: shape {a.shape}{extra}")
-    console.print(f"wrote {out}")
+        console.print(f"{shown(k)}: shape {a.shape}{extra}")
+    console.print(f"wrote {shown(out)}")

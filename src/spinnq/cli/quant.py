@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from spinnq.cli.app import console
-from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt, check_data_memory
+from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt, check_data_memory, shown
 from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
 from spinnq.cli.s2 import warn_silent
 from spinnq.errors import InputError
@@ -47,7 +47,7 @@ def _check_op(op: str) -> None:
 
 
 def print_eval(res: EvalResult) -> None:
-    t = Table(title=f"accuracy ({res.readout} read-out of '{res.output}')")
+    t = Table(title=f"accuracy ({res.readout} read-out of '{shown(res.output)}')")
     for c in ("target", "accuracy", "spikes/sample", "energy/inference (modelled)", "samples"):
         t.add_column(c)
     for r in (res.float, res.chip):
@@ -61,7 +61,7 @@ def print_eval(res: EvalResult) -> None:
     if res.agreement is not None:
         console.print(f"chip and float choose the same class on {res.agreement:.2%} of samples")
     for n in res.notes:
-        console.print(f"[yellow]note:[/] {n}")
+        console.print(f"[yellow]note:[/] {shown(n)}")
 
 
 def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_stages=()) -> Path:

@@ -20,6 +20,7 @@ from spinnq.cli.common import (
     check_run_memory,
     load_input,
     save_npz,
+    shown,
 )
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
@@ -99,7 +100,7 @@ def warn_silent(program: Program, run: Run) -> list[str]:
     """Print a warning naming each output population that never fired on this input."""
     silent = silent_outputs(program, run)
     for name in silent:
-        console.print(f"[yellow]warning:[/] output population '{name}' never fired on this "
+        console.print(f"[yellow]warning:[/] output population '{shown(name)}' never fired on this "
                       "input: check --convention, --dt, --reset and --weight-scale (a graph "
                       "run with another producer's rule can fall silent)")
     return silent
@@ -113,7 +114,7 @@ def print_placement(program: Program, placement: Placement) -> dict:
               "weight scale", "weights", "saturated"):
         t.add_column(c)
     for name, p in s["populations"].items():
-        t.add_row(name, p["model"] + (" (read-out)" if p["read_out"] else ""),
+        t.add_row(shown(name), p["model"] + (" (read-out)" if p["read_out"] else ""),
                   f"{p['size']:,}", str(p["pes"]), str(p["neurons_per_pe"]),
                   f"{p['memory_per_pe_max']:,}",
                   "" if p["weight_scale"] is None else f"{p['weight_scale']:.4g}",
@@ -126,12 +127,12 @@ def print_placement(program: Program, placement: Placement) -> dict:
     console.print(f"PEs {s['pes']}, chips {s['chips']} ({s['pes_per_chip']} usable PEs each); "
                   f"memory per PE: mean {mem.mean() / 1024:.1f} kB, max {mem.max() / 1024:.1f} kB"
                   f" of {s['memory_budget'] / 1024:.0f} kB; largest consumer: "
-                  f"'{big['population']}' on chip {big['chip']} PE {big['pe']} "
+                  f"'{shown(big['population'])}' on chip {big['chip']} PE {big['pe']} "
                   f"({big['bytes']:,} bytes: " +
                   ", ".join(f"{k} {v:,}" for k, v in big["memory"].items()) + ")")
     console.print(f"routing entries {s['routing_entries']:,}; depth {s['depth']} step(s)")
     for n in program.notes:
-        console.print(f"[yellow]note:[/] {n}")
+        console.print(f"[yellow]note:[/] {shown(n)}")
     return s
 
 
@@ -205,7 +206,7 @@ def deploy(
     save_npz(out, arrays)
     for k, a in arrays.items():
         extra = f", {int(a.sum()):,} spikes" if k.startswith("spikes/") else ""
-        console.print(f"{k}: shape {a.shape}{extra}")
+        console.print(f"{shown(k)}: shape {a.shape}{extra}")
     if run.saturations:
         console.print(f"[yellow]note:[/] {run.saturations:,} synaptic sums saturated at the "
                       "accumulator's range (clipped, not wrapped)")

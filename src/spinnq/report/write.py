@@ -21,6 +21,7 @@ import html
 import re
 from pathlib import Path
 
+from spinnq.errors import one_line
 from spinnq.files import atomic_write, jsonable, write_json
 
 PLOT_TITLES = {
@@ -153,26 +154,39 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     return out
 
 
+def md_text(text: object, emphasis: bool = False) -> str:
+    """Text for report.md, escaped as report.html escapes it: names from a user's files
+    (nodes, graphs, stages) can hold `<img ...>`, links or table bars, which a Markdown
+    viewer would render. HTML special characters become entities, Markdown's (backslash,
+    backtick, _ [ ] and, unless `emphasis` keeps spinnq's own *labels*, *) are
+    backslash-escaped, '|' becomes '/', line breaks spaces (one table row, one line) and
+    other control characters (terminal escapes) visible escapes."""
+    t = html.escape(one_line(" ".join(str(text).splitlines())), quote=False).replace("|", "/")
+    return re.sub(r"([\\`_\[\]])" if emphasis else r"([\\`*_\[\]])", r"\\\1", t)
+
+
 def to_markdown(report: dict, plot_files: dict[str, str] | None = None) -> str:
-    """report.md: `content` as Markdown; images link to `plot_files` (name -> relative path)."""
+    """report.md: `content` as Markdown; images link to `plot_files` (name -> relative path).
+    Every text is escaped (`md_text`): names from user files never become markup."""
     files = plot_files or {}
     lines: list[str] = []
     for b in content(report, list(files)):
         k = b["kind"]
         if k == "title":
-            lines += [f"# {b['text']}", ""]
+            lines += [f"# {md_text(b['text'])}", ""]
         elif k == "para":
             if b.get("title"):
-                lines += [f"## {b['title']}", ""]
-            lines += [b["text"], ""]
+                lines += [f"## {md_text(b['title'])}", ""]
+            lines += [md_text(b["text"], emphasis=True), ""]
         elif k == "table":
-            lines += [f"## {b['title']}", "", "| " + " | ".join(b["head"]) + " |",
+            lines += [f"## {md_text(b['title'])}", "",
+                      "| " + " | ".join(md_text(h) for h in b["head"]) + " |",
                       "|" + "---|" * len(b["head"])]
-            lines += ["| " + " | ".join(str(c).replace("|", "/") for c in r) + " |"
-                      for r in b["rows"]]
+            lines += ["| " + " | ".join(md_text(c) for c in r) + " |" for r in b["rows"]]
             lines.append("")
         elif k == "list":
-            lines += [f"## {b['title']}", ""] + [f"- {x}" for x in b["items"]] + [""]
+            lines += [f"## {md_text(b['title'])}", ""] + [f"- {md_text(x)}"
+                                                          for x in b["items"]] + [""]
         elif k == "image":
             lines += [f"## {b['title']}", "", f"![{b['name']}]({files[b['name']]})", ""]
     return "\n".join(lines).rstrip() + "\n"
