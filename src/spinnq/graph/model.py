@@ -294,10 +294,25 @@ def from_nir(g: nir.NIRGraph, source: str | None = None) -> Graph:
             raise GraphError("an Output node must not have outgoing edges", file=source, node=o)
     order, recurrent = _order(nodes, edges, source)
     shapes = _infer_shapes(nodes, edges, order, inputs[0], source)
+    _check_size(nodes, shapes, source)
     nodes = {n: _broadcast_params(n, v, shapes[n], source) for n, v in nodes.items()}
     return Graph(nodes=nodes, edges=edges, shapes=shapes, input=inputs[0], outputs=outputs,
                  order=order, recurrent=recurrent, source=source,
                  metadata=dict(getattr(g, "metadata", {}) or {}))
+
+
+NEURON_BYTES = 160  # per neuron, to read, compile and export (measured ~120 B: 4M-neuron conv)
+
+
+def _check_size(nodes: dict, shapes: dict, source: str | None) -> None:
+    """The graph's neurons against the memory budget, before their parameters are
+    broadcast to full arrays: a few scalars in a small file can declare 64M neurons."""
+    neurons = {n: math.prod(shapes[n]) for n, v in nodes.items() if isinstance(v, STATEFUL)}
+    if neurons:
+        big = max(neurons, key=neurons.__getitem__)
+        total = sum(neurons.values())
+        check_memory(total * NEURON_BYTES, f"a graph of {total:,} neurons (largest node "
+                     f"{neurons[big]:,})", file=source, node=big, error=GraphError)
 
 
 # Parameters that must be real numbers (None allowed only for the optional ones).

@@ -118,19 +118,34 @@ def has_labels(data: Data) -> bool:
     return False
 
 
-def _arrays(data: Data, labels: bool) -> tuple[object, object, str | None]:
+def _check_x_shape(shape: tuple, graph: Graph | None, src: str | None) -> None:
+    """x's shape against the contract and the graph (from the header, before loading)."""
+    if len(shape) < 3:
+        raise InputError(f"key 'x' has shape {shape}; expected (N, T, *input_shape)",
+                         file=src)
+    if shape[0] < 1 or shape[1] < 1:
+        raise InputError(f"key 'x' has no samples or no timesteps: shape {shape}", file=src)
+    if graph is not None and tuple(shape[2:]) != tuple(graph.input_shape):
+        raise InputError(f"key 'x' has samples of shape {tuple(shape[2:])} per step; the "
+                         f"graph{' ' + graph.source if graph.source else ''} takes "
+                         f"{tuple(graph.input_shape)}", file=src)
+
+
+def _arrays(data: Data, labels: bool, graph: Graph | None = None
+            ) -> tuple[object, object, str | None]:
     if isinstance(data, str | Path):
         path = Path(data)
-        keys = set(npz_headers(path))
-        arrays = read_npz(path, ("x", "y"))
-        x, y = arrays.get("x"), arrays.get("y")
-        if x is None:
+        heads = npz_headers(path)
+        if "x" not in heads:
             raise InputError(f"key 'x' is missing (the spikes, (N, T, *input_shape)); keys: "
-                             f"{sorted(keys) or 'none'}", file=str(path))
-        if y is None and labels:
+                             f"{sorted(heads) or 'none'}", file=str(path))
+        if "y" not in heads and labels:
             raise InputError(f"key 'y' is missing (the labels, (N,) integers); keys: "
-                             f"{sorted(keys)}", file=str(path))
-        return x, y, str(path)
+                             f"{sorted(heads)}", file=str(path))
+        if heads["x"][1].kind in "biuf":  # other dtypes: load_data names them
+            _check_x_shape(heads["x"][0], graph, str(path))
+        arrays = read_npz(path, ("x", "y"))
+        return arrays["x"], arrays.get("y"), str(path)
     if isinstance(data, Mapping):
         if "x" not in data:
             raise InputError("key 'x' is missing from the data (the spikes)")
@@ -154,22 +169,14 @@ def load_data(data: Data, graph: Graph | None = None, labels: bool = True
     (N,) or None) from a path, an (x, y) tuple or
     a mapping, checked against the contract (and `graph`'s input shape and classes). With
     `labels=False`, y may be absent (None is returned)."""
-    raw_x, raw_y, src = _arrays(data, labels)
+    raw_x, raw_y, src = _arrays(data, labels, graph)
     try:
         x = np.asarray(raw_x)
     except Exception as e:
         raise InputError(f"key 'x' is not an array ({type(e).__name__})", file=src) from None
     if x.dtype.kind not in "biuf":
         raise InputError(f"key 'x' must be numbers (0/1 spikes), got dtype {x.dtype}", file=src)
-    if x.ndim < 3:
-        raise InputError(f"key 'x' has shape {x.shape}; expected (N, T, *input_shape)",
-                         file=src)
-    if x.shape[0] < 1 or x.shape[1] < 1:
-        raise InputError(f"key 'x' has no samples or no timesteps: shape {x.shape}", file=src)
-    if graph is not None and tuple(x.shape[2:]) != tuple(graph.input_shape):
-        raise InputError(f"key 'x' has samples of shape {tuple(x.shape[2:])} per step; the "
-                         f"graph{' ' + graph.source if graph.source else ''} takes "
-                         f"{tuple(graph.input_shape)}", file=src)
+    _check_x_shape(x.shape, graph, src)
     for i in range(0, len(x), 64):  # in blocks: large event datasets stay in their dtype
         xb = x[i:i + 64]
         bad = (xb != 0) & (xb != 1)
