@@ -435,3 +435,13 @@ def test_memory_budget_variable_is_parsed_or_refused(monkeypatch):
     for bad in ("abc", "-1G", "0", "5X"):
         with pytest.raises(InputError, match="SPINNQ_MEMORY_BUDGET"):
             parse_budget(bad)
+
+
+def test_simulates_estimate_refuses_a_long_run_over_the_budget(monkeypatch, capsys, t):
+    """200,000 steps of the 2-neuron graph: ~260 MB by the (real) estimate, refused under a
+    50 MB budget before simulating (the old estimate said 2 MB)."""
+    np.save(t / "long.npy", np.zeros((200_000, 3), np.float32))
+    monkeypatch.setenv("SPINNQ_MEMORY_BUDGET", "50M")
+    _refused(monkeypatch, capsys, t, ["simulate", "{t}/g.nir", "--input", "{t}/long.npy",
+                                      "--out", "{t}/o.npz"], "this run (200,000 steps",
+             "memory budget of 50 MiB")
