@@ -445,3 +445,15 @@ def test_simulates_estimate_refuses_a_long_run_over_the_budget(monkeypatch, caps
     _refused(monkeypatch, capsys, t, ["simulate", "{t}/g.nir", "--input", "{t}/long.npy",
                                       "--out", "{t}/o.npz"], "this run (200,000 steps",
              "memory budget of 50 MiB")
+
+
+def test_gesture_frames_over_the_budget_are_refused_before_allocating(monkeypatch):
+    from spinnq.errors import InputError
+    from spinnq.tasks.gesture.data import synthetic_frames
+    from spinnq.tasks.gesture.synthetic import SynthConfig
+    from spinnq.tasks.gesture.transforms import FrameConfig
+
+    monkeypatch.setenv("SPINNQ_MEMORY_BUDGET", "1M")
+    with pytest.raises(InputError, match="frames of 2x32x32 needs about .* memory budget"):
+        synthetic_frames("train", 50, 0, FrameConfig(steps=100), SynthConfig(duration_ms=120),
+                         None)

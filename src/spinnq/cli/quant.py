@@ -39,6 +39,7 @@ JsonOpt = typer.Option(None, "--json", help="Write the results as JSON here.")
 ReportOpt = typer.Option(None, "--report", help="Write report.json/.md/.html here.")
 BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
 BATCH = Limit(1, 1_000_000)
+EPOCHS = Limit(0, 100_000)
 
 
 def _check_op(op: str) -> None:
@@ -161,6 +162,7 @@ def quantize_cmd(
 
     check_flag("--batch", batch, BATCH)
     check_flag("--seed", seed, SEED)
+    check_flag("--epochs", epochs, EPOCHS)
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
                   (report, "empty_dir", "--report"),
                   inputs=[(graph, "GRAPH"), (data, "--data"), (finetune_data, "--finetune")])

@@ -26,6 +26,7 @@ import numpy as np
 
 from spinnq.errors import InputError
 from spinnq.files import atomic_write, check_input, save_npy
+from spinnq.limits import check_memory
 from spinnq.tasks.gesture.synthetic import (
     CLASSES,
     GENERATOR_VERSION,
@@ -76,6 +77,17 @@ def _save_cached(path: Path, f: Frames) -> None:
     atomic_write(path, buf.getvalue())
 
 
+FRAME_COPIES = 2  # the frames and the copy the cache or a training batch makes of them
+
+
+def check_frames(n: int, fcfg: FrameConfig) -> None:
+    """`n` recordings as frames against the memory budget, before any is generated or read
+    (steps and size at their maxima ask for many GiB at once)."""
+    check_memory(n * fcfg.steps * 2 * fcfg.size * fcfg.size * FRAME_COPIES,
+                 f"{n:,} recordings as {fcfg.steps} frames of 2x{fcfg.size}x{fcfg.size}",
+                 hint="lower the steps, the frame size or the number of samples")
+
+
 def _frames(events: list[np.ndarray], fcfg: FrameConfig, progress_cb=None) -> np.ndarray:
     out = np.zeros((len(events), fcfg.steps, 2, fcfg.size, fcfg.size), dtype=np.uint8)
     for i, ev in enumerate(events):
@@ -98,6 +110,7 @@ def synthetic_frames(split: str, n: int, seed: int, fcfg: FrameConfig, scfg: Syn
     tail = (2, fcfg.size, fcfg.size)
     if path and (hit := _load_cached(path, tail)) is not None:
         return hit
+    check_frames(n, fcfg)
     events, labels = synthetic_split(split, n, seed, scfg)
     f = Frames(_frames(events, fcfg), labels.astype(np.int64))
     if path:
@@ -197,6 +210,7 @@ def real_frames(data_dir: str | Path, split: str, fcfg: FrameConfig,
     tail = (2, fcfg.size, fcfg.size)
     if path and (hit := _load_cached(path, tail)) is not None:
         return hit
+    check_frames(len(idx), fcfg)
     events, labels = [], []
     sensor = tuple(getattr(ds, "sensor_size", (128, 128, 2)))
     for i in idx:
