@@ -100,7 +100,7 @@ def record_bytes(graph, batch: int, steps: int, record, kind: str = "emulator") 
     """Bytes a run's recordings take at their peak (an estimate up front, calibrated on
     measurements): `kind` "simulate" (the float simulator: a tensor per node and step, two
     for neurons with a membrane) or "emulator" (deploy, energy)."""
-    from spinnq.graph.model import STATEFUL
+    from spinnq.graph.nodes import STATEFUL
 
     batch, steps = int(batch), int(steps)
     elems = {n: math.prod(graph.shapes[n]) for n in record if n in graph.shapes}

@@ -47,6 +47,20 @@ def _check_op(op: str) -> None:
         raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, got {op!r}")
 
 
+def _check_flags(*flags: tuple) -> None:
+    """(flag, value, Limit) each, before any work (one line naming the flag if out of range)."""
+    for flag, value, limit in flags:
+        check_flag(flag, value, limit)
+
+
+def _configs(g, data: Path, batch: int, **kw):
+    """`configs(g, **kw)`, then the run's memory (batch x the data's steps, the graph's state
+    and Delay histories at its dt) from the data file's header, before any work."""
+    cfg, sim = configs(g, **kw)
+    check_data_memory(g, data, batch=batch, dt=cfg.dt)
+    return cfg, sim
+
+
 def print_eval(res: EvalResult) -> None:
     t = Table(title=f"accuracy ({res.readout} read-out of '{shown(res.output)}')")
     for c in ("target", "accuracy", "spikes/sample", "energy/inference (modelled)", "samples"):
@@ -109,9 +123,8 @@ def evaluate_cmd(
     check_outputs((json_out, "file", "--json"), (report, "empty_dir", "--report"),
                   inputs=[(graph, "GRAPH"), (data, "--data")])
     g = read_graph(graph)
-    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
-                       weight_scale=weight_scale)
-    check_data_memory(g, data, batch=batch, dt=cfg.dt)
+    cfg, sim = _configs(g, data, batch, reset=reset, convention=convention, dt=dt, bits=bits,
+                        weight_scale=weight_scale)
     res = evaluate(g, data, target=target, readout=readout, cfg=cfg, sim=sim, batch=batch,
                    quiet=False, op=operating_point, tick_s=tick_seconds(tick_ms))
     print_eval(res)
@@ -124,7 +137,7 @@ def evaluate_cmd(
 
 
 def parse_percentiles(text: str) -> tuple[str, ...]:
-    from spinnq.quant.formats import ScaleMode
+    from spinnq.s2.formats import ScaleMode
 
     return tuple(str(ScaleMode.parse(p)) for p in text.split(",") if p.strip())
 
@@ -156,19 +169,15 @@ def quantize_cmd(
 ) -> None:
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
     from spinnq.graph.model import write_graph
-    from spinnq.quant.calibration import calibrate
-    from spinnq.quant.finetuning import finetune
+    from spinnq.quant import calibrate, finetune
     from spinnq.report import stage
 
-    check_flag("--batch", batch, BATCH)
-    check_flag("--seed", seed, SEED)
-    check_flag("--epochs", epochs, EPOCHS)
-    check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
-                  (report, "empty_dir", "--report"),
-                  inputs=[(graph, "GRAPH"), (data, "--data"), (finetune_data, "--finetune")])
+    _check_flags(("--batch", batch, BATCH), ("--seed", seed, SEED), ("--epochs", epochs, EPOCHS))
+    check_outputs((out, "file", "--out"), (json_out, "file", "--json"), (report, "empty_dir",
+                  "--report"), inputs=[(graph, "GRAPH"), (data, "--data"), (finetune_data,
+                                                                          "--finetune")])
     g = read_graph(graph)
-    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
-    check_data_memory(g, data, batch=batch, dt=cfg.dt)
+    cfg, sim = _configs(g, data, batch, reset=reset, convention=convention, dt=dt, bits=bits)
     cal = calibrate(g, data, bits=bits, percentiles=parse_percentiles(percentiles),
                     per_layer=per_layer, readout=readout, cfg=cfg, sim=sim, batch=batch,
                     quiet=False)
