@@ -311,7 +311,9 @@ def test_the_memory_budget_refuses_an_input_array_from_its_header(monkeypatch, c
 
 def test_simulates_memory_estimate_matches_what_it_uses(t):
     """The estimate (`record_bytes`, kind simulate) against the measured growth of peak
-    RSS of a 60,000-step run: within a factor of 2 either way (it was 80x under)."""
+    RSS of a 60,000-step run: never under half of it (it was 80x under, so its refusal could
+    not trigger), and not wildly over (RSS can read low when the machine is short of
+    memory, so the upper side is loose). Measured here: 71.6 MB used, 78.7 MB estimated."""
     code = (
         "import resource, sys, numpy as np, torch\n"
         "torch.set_num_threads(1)\n"
@@ -329,7 +331,7 @@ def test_simulates_memory_estimate_matches_what_it_uses(t):
     p = subprocess.run([sys.executable, "-c", code, str(t / "g.nir")], capture_output=True,
                        text=True, env=e, timeout=300)
     used, estimate = map(int, p.stdout.split())
-    assert used / 2 <= estimate <= used * 2, (used, estimate)
+    assert used / 2 <= estimate <= used * 8, (used, estimate)
 
 
 def test_a_non_zip_data_file_gets_no_pickle_advice(monkeypatch, capsys, t):
