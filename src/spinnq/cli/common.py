@@ -58,6 +58,7 @@ def load_input(path: Path, flag: str = "--input") -> np.ndarray:
             head = fh.read(6)
             fh.seek(0)
             shape, dtype = npy_header(fh) if head == b"\x93NUMPY" else ((), None)
+            data_at = fh.tell()
     except OSError as e:
         raise InputError(f"cannot read ({(e.strerror or type(e).__name__).lower()})",
                          file=str(path)) from None
@@ -68,6 +69,9 @@ def load_input(path: Path, flag: str = "--input") -> np.ndarray:
     if dtype.hasobject:
         raise InputError(".npy file holds Python objects, not numbers", file=str(path))
     n = math.prod(shape)
+    if path.stat().st_size < data_at + n * dtype.itemsize:  # before allocating for it
+        raise InputError(f".npy file truncated: its header says {shape} {dtype}",
+                         file=str(path))
     check_memory(n * (dtype.itemsize + 8 + 4), f"{flag} of shape {shape} ({dtype})",
                  file=str(path))
     try:

@@ -60,6 +60,10 @@ def npz_headers(path: str | Path, flag: str = "--data") -> dict[str, tuple[tuple
                 key = info.filename[:-4]
                 with zf.open(info) as fh:
                     shape, dtype = npy_header(fh)
+                    data_at = fh.tell()
+                if info.file_size < data_at + math.prod(shape) * dtype.itemsize:
+                    raise InputError(f"key '{key}' is truncated: its header says {shape} "
+                                     f"{dtype}", file=str(p))
                 if dtype.hasobject:
                     raise InputError(f"key '{key}' holds Python objects, not numbers",
                                      file=str(p))
