@@ -396,24 +396,32 @@ def work(placement: Placement, run: Run, program: Program | None = None,
     spikes, mac, packets = np.zeros((n, steps)), np.zeros((n, steps)), np.zeros((n, steps))
     rec = recorded_populations(run, program)
     u["tick_overhead"][:] = 1.0
+    by_pop: dict[str, list[int]] = {}
     for i, s in enumerate(placement.slots):
         size = sizes.get(s.population, 0)
         if size <= 0 or not 0 <= s.start < s.stop <= size:
             raise InputError(f"PE slot neurons [{s.start}, {s.stop}) do not fit population "
                              f"'{s.population}' of {size} neurons")
-        share = (s.stop - s.start) / size
-        c = {k: _counter(run, s.population, k, steps, s) for k in COUNTERS}
-        spikes[i] = c["spikes"] * share
-        u["neuron_update"][i] = c["neuron_updates"] * share
-        mac[i] = c["macs"] * share
-        if s.population in rec:
-            u["recorded_neuron"][i] = s.stop - s.start
+        by_pop.setdefault(s.population, []).append(i)
+    for pop, ids in by_pop.items():  # one population's slots at a time (vectorised)
+        idx = np.array(ids)
+        first = placement.slots[ids[0]]
+        neurons = np.array([placement.slots[i].stop - placement.slots[i].start for i in ids],
+                           dtype=np.float64)
+        share = (neurons / sizes[pop])[:, None]
+        c = {k: _counter(run, pop, k, steps, first) for k in COUNTERS}
+        spikes[idx] = c["spikes"] * share
+        u["neuron_update"][idx] = c["neuron_updates"] * share
+        mac[idx] = c["macs"] * share
+        if pop in rec:
+            u["recorded_neuron"][idx] = neurons[:, None]
         # accelerated models' synaptic input is done by the `macs` (charged at the
         # accelerator's rate and energy), not by the core's synapse loop
-        if models.get(s.population) not in chip.ACCELERATED:
-            u["syn_word"][i] = c["syn_events"] * (routes.syn_share[i] if routes else share)
+        if models.get(pop) not in chip.ACCELERATED:
+            syn = routes.syn_share[idx][:, None] if routes is not None else share
+            u["syn_word"][idx] = c["syn_events"] * syn
         if routes is None:  # no program: one packet per source spike, spread by share
-            packets[i] = c["packets_in"] * share
+            packets[idx] = c["packets_in"] * share
     u["delay_buffer"] = u["neuron_update"] * chip.SYNAPSE_TYPES
     if routes is not None:
         packets = routes.received(spikes)
@@ -575,14 +583,15 @@ def _assemble(placement: Placement, run: Run, program: Program | None, op: str,
     pe_j = (sleep_j + dyn_j).sum(axis=1)
     depth = int(program.depth) if program is not None else 0
     n_in = input_steps if input_steps is not None else max(steps - depth, 1)
+    busy = p["busy"]
+    cols = {"busy_cycles": busy.sum(axis=1), "peak_cycles": busy.max(axis=1, initial=0.0),
+            "energy_j": pe_j, "base_j": sleep_j.sum(axis=1), "dynamic_j": dyn_j.sum(axis=1),
+            "low_fraction": (volts < HIGH.volts).mean(axis=1) if steps else np.zeros(len(pe_j))}
+    cols = {k: v.tolist() for k, v in cols.items()}
     per_pe, per_pop = [], {}
     for i, s in enumerate(placement.slots):
         row = {"chip": s.chip, "pe": s.pe, "population": s.population,
-               "neurons": s.stop - s.start, "busy_cycles": float(p["busy"][i].sum()),
-               "peak_cycles": float(p["busy"][i].max()) if steps else 0.0,
-               "energy_j": float(pe_j[i]), "base_j": float(sleep_j[i].sum()),
-               "dynamic_j": float(dyn_j[i].sum()),
-               "low_fraction": float((volts[i] < HIGH.volts).mean()) if steps else 0.0,
+               "neurons": s.stop - s.start, **{k: v[i] for k, v in cols.items()},
                "memory_bytes": s.bytes}
         per_pe.append(row)
         pop = per_pop.setdefault(s.population, {"pes": 0, "neurons": 0, "busy_cycles": 0.0,
