@@ -1,6 +1,6 @@
 """The SpiNNaker2 energy model against every published run: per point the model vs the
 published figure, the error, base and dynamic energy and the activity assumed
-(`spinnq.s2.calibration.points`). Writes benchmarks/results/energy_calibration.json and, with
+(`spinnq.s2.published_fit.points`). Writes benchmarks/results/energy_calibration.json and, with
 --readme, regenerates the README's energy section from that JSON (numbers never typed by hand).
 
     .venv/bin/python benchmarks/energy_calibration.py [--out PATH] [--readme README.md]
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from spinnq.files import atomic_write
 from spinnq.s2 import chip
-from spinnq.s2.calibration import TOLERANCE, order_matches, points
+from spinnq.s2.published_fit import TOLERANCE, order_matches, points
 from spinnq.tasks.common import write_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -637,7 +637,8 @@ def _fan_out(p, program: Program) -> float:
 def estimate_counters(program: Program, rates: dict[str, float | np.ndarray],
                       steps: int) -> dict[str, dict[str, np.ndarray]]:
     """Counters of one inference from firing rates (spikes per neuron and step, a number or
-    an array of `steps`) instead of an emulator run: for planning before training, and for
+    an array of `steps`; a spike of step t reaches its targets at step t + 1) instead of an
+    emulator run: for planning before training, and for
     the calibration against published runs. Populations missing from `rates` do not fire."""
     z = np.zeros(steps)
     out = {n: {c: z.copy() for c in COUNTERS} for n in program.populations}
@@ -647,8 +648,9 @@ def estimate_counters(program: Program, rates: dict[str, float | np.ndarray],
             raise InputError(f"firing rate of '{n}' must lie in [0, 1] spikes per step")
         out[n]["spikes"] = r * pop.size
         out[n]["neuron_updates"] = np.full(steps, 0.0 if pop.model == "spike_list" else pop.size)
-    for p in program.projections:
-        pre_pop, pre = program.populations[p.pre], out[p.pre]["spikes"]
+    for p in program.projections:  # spikes of step t arrive at step t + 1, as emulated
+        pre_pop = program.populations[p.pre]
+        pre = np.concatenate([[0.0], out[p.pre]["spikes"][:-1]])
         out[p.post]["syn_events"] += pre * _fan_out(p, program)
         out[p.post]["packets_in"] += pre
         if p.kind == "conv":  # as the emulator counts: the whole frame when any input spiked
