@@ -460,14 +460,14 @@ def shortest_ticks(placement: Placement, run: Run, program: Program | None = Non
     return {lv.name: peak / lv.clock_hz for lv in LEVELS}
 
 
-_CLOCK = np.array([lv.clock_hz for lv in LEVELS])
-_SLEEP = np.array([lv.pe_sleep_w for lv in LEVELS])
-_E_CYCLE = np.array([lv.energy_per_cycle_j for lv in LEVELS])
-_E_MAC = np.array([chip.ENERGY_PER_MAC_J[lv.volts] for lv in LEVELS])
-_VOLTS = np.array([lv.volts for lv in LEVELS])
+LEVEL_CLOCK_HZ = np.array([lv.clock_hz for lv in LEVELS])
+LEVEL_SLEEP_W = np.array([lv.pe_sleep_w for lv in LEVELS])
+LEVEL_E_CYCLE_J = np.array([lv.energy_per_cycle_j for lv in LEVELS])
+LEVEL_E_MAC_J = np.array([chip.ENERGY_PER_MAC_J[lv.volts] for lv in LEVELS])
+LEVEL_VOLTS = np.array([lv.volts for lv in LEVELS])
 
 
-def dvfs_levels(placement: Placement, program: Program | None, packets: np.ndarray,
+def dvfsrun_levels(placement: Placement, program: Program | None, packets: np.ndarray,
                 model: ChipModel) -> tuple[np.ndarray, dict[str, float]]:
     """The chip software's DVFS policy: per PE and tick, the high level when the PE received
     at least its neuron model's packet threshold, else the low one. (level index (PEs,
@@ -500,11 +500,11 @@ def _price(w: Work, lvl: np.ndarray, op: str, tick_s: float | None, costs: Cycle
     tick = _tick(busy, op, tick_s)
     steps = busy.shape[1]
     run_s = steps * tick
-    sleep = _SLEEP[lvl] * tick
-    dyn = cyc * (_E_CYCLE[lvl] * scale) + w.macs * _E_MAC[lvl]
+    sleep = LEVEL_SLEEP_W[lvl] * tick
+    dyn = cyc * (LEVEL_E_CYCLE_J[lvl] * scale) + w.macs * LEVEL_E_MAC_J[lvl]
     chip_off = chips * chip.CHIP_OFF_W * run_s
     unmodelled = chips * static_w * run_s
-    need = busy / _CLOCK[lvl]
+    need = busy / LEVEL_CLOCK_HZ[lvl]
     return {"costs": costs, "tick": tick, "run_s": run_s, "sleep": sleep, "dyn": dyn, "cyc": cyc,
             "busy": busy, "need": need, "chip_off": chip_off, "unmodelled": unmodelled,
             "total": chip_off + unmodelled + float(sleep.sum()) + float(dyn.sum())}
@@ -516,18 +516,20 @@ def _lower_bound(p: dict, w: Work, scale: float) -> float:
     tick, busy, cyc = p["tick"], p["busy"], p["cyc"]
     best = None
     for k in range(len(LEVELS)):
-        cost = _SLEEP[k] * tick + cyc * _E_CYCLE[k] * scale + w.macs * _E_MAC[k]
-        cost = np.where(busy <= tick * _CLOCK[k] * (1 + 1e-12), cost, np.inf)
+        cost = (LEVEL_SLEEP_W[k] * tick + cyc * LEVEL_E_CYCLE_J[k] * scale
+                + w.macs * LEVEL_E_MAC_J[k])
+        cost = np.where(busy <= tick * LEVEL_CLOCK_HZ[k] * (1 + 1e-12), cost, np.inf)
         best = cost if best is None else np.minimum(best, cost)
-    top = _SLEEP[-1] * tick + cyc * _E_CYCLE[-1] * scale + w.macs * _E_MAC[-1]
+    top = LEVEL_SLEEP_W[-1] * tick + cyc * LEVEL_E_CYCLE_J[-1] * scale + w.macs * LEVEL_E_MAC_J[-1]
     best = np.where(np.isfinite(best), best, top)
     return p["chip_off"] + p["unmodelled"] + float(best.sum())
 
 
-def _levels(placement: Placement, program: Program | None, w: Work, op: str,
-            model: ChipModel) -> tuple[np.ndarray, dict[str, float]]:
+def run_levels(placement: Placement, program: Program | None, w: Work, op: str,
+               model: ChipModel) -> tuple[np.ndarray, dict[str, float]]:
+    """The level index of every PE-step (PEs, steps) at `op`, and the dvfs thresholds."""
     if op == "dvfs":
-        return dvfs_levels(placement, program, w.packets, model)
+        return dvfsrun_levels(placement, program, w.packets, model)
     return np.full(w.packets.shape, LEVEL_NAMES.index(op)), {}
 
 
@@ -547,7 +549,7 @@ def energy(placement: Placement, run: Run, program: Program | None = None, op: s
         raise InputError(f"tick must be a positive number of seconds, got {tick_s}")
     model = model or ChipModel.default()
     w = work(placement, run, program)
-    lvl, thresholds = _levels(placement, program, w, op, model)
+    lvl, thresholds = run_levels(placement, program, w, op, model)
     values = {c: model.values(c) for c in CORNERS}
     static = model.unmodelled_static_w.value
     # explicit `costs`: the same constants at every corner (no range)
@@ -579,7 +581,7 @@ def _assemble(placement: Placement, run: Run, program: Program | None, op: str,
     steps = need.shape[1]
     over = need > tick * (1 + 1e-12)
     overruns = int(over.any(axis=0).sum())
-    volts = _VOLTS[lvl]
+    volts = LEVEL_VOLTS[lvl]
     pe_j = (sleep_j + dyn_j).sum(axis=1)
     depth = int(program.depth) if program is not None else 0
     n_in = input_steps if input_steps is not None else max(steps - depth, 1)
