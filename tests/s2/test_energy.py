@@ -268,3 +268,12 @@ def test_no_work_and_no_tick_is_refused():
     with pytest.raises(InputError, match="no work"):
         energy(placement(("in", 0, 4), ("h", 0, 8)), run({"in": {}, "h": {}}, 3), prog,
                costs=UPDATE_ONLY)
+
+
+def test_sweep_says_which_front_points_keep_their_order_across_the_range():
+    from spinnq.sweep.results import order_kept
+    front = [{"key": "a", "energy_low_j": 1.0, "energy_j": 2.0, "energy_high_j": 3.0},
+             {"key": "b", "energy_low_j": 1.5, "energy_j": 2.5, "energy_high_j": 2.8},
+             {"key": "c", "energy_low_j": 4.0, "energy_j": 5.0, "energy_high_j": 6.0}]
+    assert order_kept(front) == {"a": False, "b": False, "c": True}  # a, b swap at high
+    assert order_kept([{"key": "x", "energy_j": 1.0}]) == {"x": None}

@@ -34,7 +34,7 @@ from spinnq.sweep.space import CALIBRATE, SHORTEST, settings
 from spinnq.tasks.common import seed_everything
 
 COST_COLUMNS = ("energy_j", "dynamic_j", "base_j", "latency_s", "tick_s", "realtime", "pes",
-                "chips")
+                "chips", "energy_low_j", "energy_high_j")
 
 
 class Problem(Protocol):
