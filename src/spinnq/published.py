@@ -69,7 +69,8 @@ PUBLISHED: dict[str, list[dict]] = {
          "note": "92.04 %, 0.741 J per run with automatic DVFS (1.023 J fixed 0.8 V, 2.010 J "
                  "fixed 0.5 V)", "source": CHIP_PAPER, "kind": "published"},
         {"device": "Speck", "latency_s": None, "energy_j": None, "power_w": 3.8e-3,
-         "energy_basis": "total", "energy_scope": "chip", "workload": "DVS gesture on Speck", "accuracy": 0.900,
+         "energy_basis": "total", "energy_scope": "chip", "workload": "DVS gesture on Speck",
+         "accuracy": 0.900,
          "note": "90.0 % at 3.8 mW total", "source": SPECK, "kind": "published"},
         {"device": "ColibriES", "latency_s": 0.1645, "energy_j": 7.7e-3,
          "energy_basis": "total", "energy_scope": "system",

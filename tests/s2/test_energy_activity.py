@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spinnq.s2 import chip
-from spinnq.s2.published_fit import place_per_pe, rate_run
 from spinnq.s2.energy import OP_CHOICES, energy, pe_routes
 from spinnq.s2.program import PESlot, Placement, Population, Program, Projection
+from spinnq.s2.published_fit import place_per_pe, rate_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -71,8 +71,8 @@ class TargetResult:
         if self.cost is not None:
             d |= {"energy_j": self.cost.energy_j, "dynamic_j": self.cost.dynamic_j,
                   "energy_range_j": [self.cost.energy_low_j, self.cost.energy_high_j],
-                  "realtime": self.cost.realtime, "latency_s": self.cost.latency_s, "operating_point":
-                  self.cost.operating_point, "tick_s": self.cost.tick_s, "pes":
+                  "realtime": self.cost.realtime, "latency_s": self.cost.latency_s,
+                  "operating_point": self.cost.operating_point, "tick_s": self.cost.tick_s, "pes":
                   self.cost.pes, "energy_kind": "modelled", "saturations": self.saturations,
                   "silent_outputs": list(self.silent)}
         return d

@@ -5,9 +5,9 @@
 A measurement is one run on the chip at a fixed operating point and tick with its measured
 energy per inference (`Measurement`), total (the power log as it is) or dynamic (the board's
 idle power subtracted: the static power of the chip and of what the model leaves out cancels,
-so the cycle costs stand out of the noise; a total measures the unmodelled static power). At a fixed tick the model's energy is linear in the
-cycle costs and the unmodelled static power (the level each PE-tick runs at depends on the
-activity only, never on a constant), so
+so the cycle costs stand out of the noise; a total measures the unmodelled static power).
+At a fixed tick the model's energy is linear in the cycle costs and the unmodelled static
+power (the level each PE-tick runs at depends on the activity only, never on a constant), so
 
     E = E_fixed + sum over free constants k of theta_k * a_k
 
@@ -29,7 +29,14 @@ import numpy as np
 from spinnq.errors import InputError
 from spinnq.s2 import chip
 from spinnq.s2.chip import ChipModel
-from spinnq.s2.energy import LEVEL_E_CYCLE_J, LEVEL_E_MAC_J, LEVEL_SLEEP_W, energy, run_levels, work
+from spinnq.s2.energy import (
+    LEVEL_E_CYCLE_J,
+    LEVEL_E_MAC_J,
+    LEVEL_SLEEP_W,
+    energy,
+    run_levels,
+    work,
+)
 from spinnq.s2.program import Placement, Program, Run
 
 # constants fitted by default: every cycle cost but the delay-buffer move (its work is always
