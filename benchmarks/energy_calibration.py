@@ -101,6 +101,25 @@ def _activity_lines(result: dict) -> list[str]:
             "only as a lower bound."]
 
 
+def _scaling_lines(path: Path = ROOT / "benchmarks" / "results" / "energy_scaling.json"
+                   ) -> list[str]:
+    """The memory bullet, from benchmarks/energy_scaling.py's JSON (none if absent)."""
+    if not path.exists():
+        return []
+    runs = json.loads(path.read_text())["runs"]
+
+    def each(key: str, f) -> str:
+        return " / ".join(f(r[key]) for r in runs)
+    return [f"- Size: on dense networks of {each('neurons', lambda v: f'{v / 1e6:g}M')} neurons "
+            f"({each('pes', lambda v: f'{v:,}')} PEs; `benchmarks/energy_scaling.py`) the "
+            f"energy model takes {each('energy_cpu_s', lambda v: f'{v:.2g}')} s CPU and "
+            f"{each('energy_peak_alloc_mb', lambda v: f'{v:.0f}')} MB beside deploy's "
+            f"{each('deploy_peak_rss_mb', lambda v: f'{v / 1024:.2g}')} GB peak (measured); "
+            "the PE-to-PE routes are a sparse list (a dense PE x PE matrix would take "
+            f"{each('dense_pe_matrix_mb', lambda v: f'{v / 1024:.2g}')} GB), so its memory "
+            "grows with PEs x steps."]
+
+
 def readme_section(result: dict) -> str:
     """The README's energy section, rendered from the calibration JSON."""
     lines = [BEGIN, "## Energy model: what it assumes and how it compares", "",
@@ -131,7 +150,7 @@ def readme_section(result: dict) -> str:
                          "(its row says by how much)") + ". The DVFS trio's network and run "
               "length are not published: the fixed-high point is fitted by the run length, "
               "so its 0 % error carries no information.",
-              *_activity_lines(result),
+              *_activity_lines(result), *_scaling_lines(),
               "- Every number here is modelled (the model) or published (the papers); "
               "`benchmarks/results/energy_calibration.json` holds them all.", END]
     return "\n".join(lines)
