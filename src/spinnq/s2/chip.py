@@ -8,16 +8,23 @@ Sources (the project's evidence document, docs/spinnaker2-target.md, sections 4-
             population_table_binary_search_impl.c, spike_processing.c)
   [trace]   measured in the NIR paper's SpiNNaker2 trace (tests/data/nir-paper/lif_spinnaker2.csv)
   [derived] computed here from the rows it names
-  [fitted: to what] chosen so the model meets the named published figure, inside the bounds
-            in `FITTED_BOUNDS` (tests/s2/test_energy_calibration.py checks both)
+  [quote]   a third party's figure (a tool's profile, a note quoting a paper)
+  [fitted: to what] chosen so the model meets the named published rate (only the synapse
+            word, to the published 12 M events/s per core); never to a published energy
   [assumed] not confirmed anywhere: an option elsewhere, this is its default
+
+The energy model's constants are `Ranged`: a value inside the range its source allows, none
+on a bound (tests/s2/test_energy_calibration.py); every energy figure is also given with all
+of them at the low and at the high end. `ChipModel` holds them as data a user can read,
+override (`spinnq energy --chip-model FILE`) and fit to a board (`spinnq energy-fit`).
 
 What this table does not know: per-event energies measured on the chip (the energy model
 derives them from CoreMark power), the exact cycle cost of each neuron model and of packet
 handling in py-spinnaker2's PE software, and the default neurons per PE it chooses.
-For the energy model also: router/NoC/IO power during a run, chip-to-chip link costs, the
-cost of a DVFS switch, and how accelerator efficiency scales with voltage (the list and the
-calibration against published runs: the energy section at the end of this file).
+For the energy model also: router/NoC/IO power during a run (one named term,
+`UNMODELLED_STATIC_W`, off by default), chip-to-chip link costs, the cost of a DVFS switch,
+and how accelerator efficiency scales with voltage (the comparison with published runs:
+`spinnq.s2.published_fit`).
 """
 
 from __future__ import annotations
@@ -99,8 +106,10 @@ CLOCK_HZ = {0.5: 150e6, 0.8: 300e6}  # the highest clock at each voltage [paper]
 # 4 performance levels per PE: two voltages x clock dividers [paper]; the dividers (1 and 2)
 # are not published [assumed]. Leakage (asleep power) depends on the voltage only and the
 # energy of a busy cycle (~C V^2) does not depend on the clock [assumed].
-# The 4x span (75-300 MHz) follows the 28 nm prototype's levels, 125-500 MHz [paper: Hoeppner
-# et al. 2019, "Dynamic power management for neuromorphic many-core systems"].
+# Hoeppner et al.'s 4x span was measured across 0.7-1.0 V on the 28 nm prototype, not as a
+# divider at one voltage [paper]: the divided levels (0.5V/75MHz, 0.8V/150MHz) are kept as
+# fixed operating points a user can pick, but the chip software's DVFS (`dvfs`) uses only
+# 0.5 V / 150 MHz and 0.8 V / 300 MHz (DVFS_LOW, DVFS_HIGH below) [code].
 CLOCK_DIVIDERS = (2, 1)  # [assumed]
 
 
@@ -113,7 +122,7 @@ def _point(volts: float, divider: int) -> OperatingPoint:
 
 
 # The levels from slowest to fastest: 0.5V/75MHz, 0.5V (150 MHz), 0.8V/150MHz, 0.8V (300 MHz).
-# 0.8V/150MHz is as fast as 0.5V and costs more: automatic DVFS never picks it. [derived]
+# 0.8V/150MHz is as fast as 0.5V and costs more: the lower bound never picks it. [derived]
 OPERATING_POINTS = {p.name: p for p in sorted(
     (_point(v, d) for v in (0.5, 0.8) for d in CLOCK_DIVIDERS),
     key=lambda p: (p.clock_hz, p.volts))}
