@@ -319,14 +319,14 @@ def test_a_measured_row_is_compared_dynamic_with_dynamic_and_total_with_total():
 
 
 def test_the_cost_plot_marks_rows_of_other_workloads_and_the_chips_range():
-    from spinnq.report.plots import _rows, cost_comparison
+    from spinnq.report.plots import bar_rows, cost_comparison
     rep = {"chip": {"operating_point": "0.8V", "energy_j": 1e-3, "latency_s": 1e-3,
                     "energy_low_j": 0.8e-3, "energy_high_j": 1.4e-3},
            "baselines": [{"device": "cpu", "kind": "measured", "energy_j": 2e-3,
                           "energy_basis": "dynamic", "latency_s": 2e-3, "compared": True},
                          {"device": "GTX 1650 GPU", "kind": "published", "energy_j": 0.145,
                           "energy_basis": "total", "latency_s": None, "compared": False}]}
-    rows = _rows(rep)
+    rows = bar_rows(rep)
     assert rows[0]["energy_range"] == (0.8e-3, 1.4e-3)
     assert rows[1]["label"] == "cpu (dynamic)" and not rows[1]["other"]
     assert rows[2]["other"] and "[other workload]" in rows[2]["label"]

@@ -38,7 +38,7 @@ def png(fig: Figure) -> bytes:
 _png = png
 
 
-def _rows(report: dict) -> list[dict]:
+def bar_rows(report: dict) -> list[dict]:
     """Bars of the cost plot: the chip (with its energy range), then each baseline, labelled
     with its basis when not total and marked when it ran another workload."""
     rows = []
@@ -65,7 +65,7 @@ def cost_comparison(report: dict) -> bytes:
     """Energy and latency per inference, chip vs baselines, log scale; "n/a" where unknown;
     the chip's energy bar carries its range; rows of other workloads are faded, dashed and
     labelled "[other workload]" (references, not comparisons)."""
-    rows = _rows(report)
+    rows = bar_rows(report)
     fig = Figure(figsize=(9, 3.6))
     for ax, key, title, unit in (
             (fig.add_subplot(1, 2, 1), "energy_j", "Energy per inference", "energy (J, log)"),
