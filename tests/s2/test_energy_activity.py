@@ -34,7 +34,7 @@ def chain(sizes: tuple[int, ...], density: float, seed: int) -> Program:
     return Program(pops, projs, input="input", outputs=[names[-1]], depth=len(projs))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sizes=st.lists(st.integers(4, 300), min_size=2, max_size=4),
        density=st.floats(0.05, 1.0), per_pe=st.integers(8, 256),
        rates=st.lists(st.floats(0.0, 1.0), min_size=4, max_size=4),
