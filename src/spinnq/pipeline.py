@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from spinnq.config import REALTIME_TICK_S
-from spinnq.graph.model import Graph
+from spinnq.graph.model import Graph, from_nir, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt
+from spinnq.resolve import RunSettings, resolve
 from spinnq.s2.compile import S2Config
 from spinnq.s2.compile import compile as compile_graph
 from spinnq.s2.emulate import emulate
@@ -24,9 +25,16 @@ from spinnq.s2.place import place
 from spinnq.s2.program import Placement, Program, Run
 
 
-def deploy(graph, x, cfg: S2Config = S2Config(), steps: int | None = None,
-           record: list[str] | None = None):
-    """Compile, place and emulate in one call: (Program, Placement, Run)."""
+def deploy(graph, x, cfg: S2Config | None = None, steps: int | None = None,
+           record: list[str] | None = None, *, settings: RunSettings | dict | None = None,
+           **flags):
+    """Compile, place and emulate in one call: (Program, Placement, Run). Run settings:
+    keywords named like `RunSettings`' fields (convention=, reset=, dt=, bits=, ...) and/or
+    one `settings` object, resolved with the graph's metadata (`spinnq.resolve`), as
+    `spinnq deploy` does; `cfg`, when given, wins."""
+    if not isinstance(graph, Graph):
+        graph = (read_graph(graph) if isinstance(graph, str | Path) else from_nir(graph))
+    cfg = cfg if cfg is not None else resolve(graph, settings, **flags).s2()
     program = compile_graph(graph, cfg)
     placement = place(program, cfg)
     return program, placement, emulate(program, x, steps, record)

@@ -17,31 +17,32 @@ import typer
 from rich.table import Table
 
 from spinnq.cli.app import console
-from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
-from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
-from spinnq.cli.s2 import warn_silent
+from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, IntegratorOpt, ResetOpt
+from spinnq.cli.s2 import (
+    BitsOpt,
+    DelayedResetOpt,
+    GraphScalesOpt,
+    NeuronsPerPeOpt,
+    OpOpt,
+    TickOpt,
+    WeightScaleOpt,
+    run_settings,
+    warn_silent,
+)
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
 from spinnq.graph.model import read_graph
 from spinnq.quant.calibration import PERCENTILES
 from spinnq.quant.evaluation import EvalResult, evaluate
-from spinnq.quant.settings import configs
-from spinnq.s2.energy import OP_CHOICES
+from spinnq.resolve import parse_tick_ms
 
 DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
                        "y (N,) integer labels.", show_default=False)
 ReadoutOpt = typer.Option("count", "--readout", help="count (output spikes) or membrane "
                           "(output voltage at the last step, for LI read-outs).")
-BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4 (default: the graph's "
-                       "metadata, else 8).")
 JsonOpt = typer.Option(None, "--json", help="Write the results as JSON here.")
 ReportOpt = typer.Option(None, "--report", help="Write report.json/.md/.html here.")
 BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
-
-
-def _check_op(op: str) -> None:
-    if op not in OP_CHOICES:
-        raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, got {op!r}")
 
 
 def print_eval(res: EvalResult) -> None:
@@ -90,24 +91,29 @@ def evaluate_cmd(
     convention: str = ConventionOpt,
     reset: str = ResetOpt,
     dt: float = DtOpt,
+    delayed_reset: bool = DelayedResetOpt,
+    integrator: str = IntegratorOpt,
     bits: int = BitsOpt,
-    weight_scale: str = typer.Option(None, "--weight-scale", help="max, a percentile like "
-                                     "p99.9, or none (default: the graph's w_scale metadata, "
-                                     "else max)."),
+    weight_scale: str = WeightScaleOpt,
+    graph_scales: bool = GraphScalesOpt,
+    neurons_per_pe: list[str] = NeuronsPerPeOpt,
     batch: int = BatchOpt,
     operating_point: str = OpOpt,
-    tick_ms: float = TickOpt,
+    tick_ms: str = TickOpt,
     json_out: Path = JsonOpt,
     report: Path = ReportOpt,
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
-    _check_op(operating_point)
+    tick = parse_tick_ms(tick_ms)
     check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
     g = read_graph(graph)
-    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
-                       weight_scale=weight_scale)
-    res = evaluate(g, data, target=target, readout=readout, cfg=cfg, sim=sim, batch=batch,
-                   quiet=False, op=operating_point, tick_s=tick_seconds(tick_ms))
+    rs = run_settings(g, reset=reset, convention=convention, dt=dt, bits=bits,
+                      weight_scale=weight_scale, graph_scales=graph_scales,
+                      integrator=integrator, delayed_reset=delayed_reset,
+                      neurons_per_pe=neurons_per_pe, operating_point=operating_point,
+                      tick_s=tick)
+    res = evaluate(g, data, target=target, readout=readout, settings=rs, batch=batch,
+                   quiet=False)
     print_eval(res)
     if res.chip is not None:
         warn_silent(res.chip.program, res.chip.run)
@@ -130,7 +136,7 @@ def quantize_cmd(
                               show_default=False),
     out: Path = typer.Option(..., "--out", help="Where to write the quantized graph (.nir).",
                              show_default=False),
-    bits: int = typer.Option(8, "--bits", help="Weight bits: 8 or 4."),
+    bits: int = BitsOpt,
     percentiles: str = typer.Option(",".join(PERCENTILES), "--percentiles", help="Candidate "
                                     "weight scales, comma separated (max = 100th percentile)."),
     per_layer: bool = typer.Option(False, "--per-layer", help="After the global choice, try "
@@ -143,6 +149,11 @@ def quantize_cmd(
     convention: str = ConventionOpt,
     reset: str = ResetOpt,
     dt: float = DtOpt,
+    delayed_reset: bool = DelayedResetOpt,
+    integrator: str = IntegratorOpt,
+    neurons_per_pe: list[str] = NeuronsPerPeOpt,
+    operating_point: str = OpOpt,
+    tick_ms: str = TickOpt,
     batch: int = BatchOpt,
     seed: int = typer.Option(0, "--seed", help="Fine-tuning seed."),
     json_out: Path = JsonOpt,
@@ -156,20 +167,26 @@ def quantize_cmd(
 
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
                   (report, "dir", "--report"))
+    tick = parse_tick_ms(tick_ms)
     g = read_graph(graph)
-    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
-    cal = calibrate(g, data, bits=bits, percentiles=parse_percentiles(percentiles),
+    rs = run_settings(g, reset=reset, convention=convention, dt=dt, bits=bits,
+                      integrator=integrator, delayed_reset=delayed_reset,
+                      neurons_per_pe=neurons_per_pe, operating_point=operating_point,
+                      tick_s=tick)
+    cfg, sim = rs.s2(), rs.sim()
+    cal = calibrate(g, data, bits=rs.bits, percentiles=parse_percentiles(percentiles),
                     per_layer=per_layer, readout=readout, cfg=cfg, sim=sim, batch=batch,
                     quiet=False)
     final, ft = cal.graph, None
     if finetune_data is not None:
         ft = finetune(cal.graph, finetune_data, epochs=epochs, readout=readout,
-                      cfg=cfg.with_(bits=bits), sim=sim, seed=seed, teacher=g,
+                      cfg=cfg, sim=sim, seed=seed, teacher=g,
                       batch=batch if batch < 64 else 32, quiet=False)
         final = ft.graph
     write_graph(final, out)
     labelled = cal.objective == "accuracy"
-    res = evaluate(final, data, target="both", readout=readout, sim=sim, batch=batch,
+    final_rs = rs.with_(graph_scales=True)  # the written graph runs with its scales
+    res = evaluate(final, data, target="both", readout=readout, settings=final_rs, batch=batch,
                    labels=labelled)
     rows = []
     metric = "accuracy" if cal.objective == "accuracy" else "agreement with float"
@@ -193,7 +210,8 @@ def quantize_cmd(
     console.print(t)
     console.print(f"wrote {out} (scales in weight-node metadata; run settings: reset "
                   f"{cfg.reset}, convention {sim.convention}, dt {cfg.dt:g}, {cal.bits} bit)")
-    summary = {"stages": [{"name": n, "value": v, "kind": k, "metric": metric}
+    summary = {"settings": final_rs.to_dict(),
+               "stages": [{"name": n, "value": v, "kind": k, "metric": metric}
                           for n, v, k in rows],
                "calibration": cal.to_dict(), "finetune": ft.to_dict() if ft else None,
                "final": res.to_dict(), "out": str(out)}
