@@ -3,7 +3,7 @@
     spinnq sweep TARGET --out DIR [--data D.npz] --space KEY=V1,V2,... [--space ...]
                  [--samples N] [--search grid|random|optuna] [--address auto|HOST:PORT]
                  [--resume] [--max-energy-mj X] [--max-latency-ms L] [--min-accuracy A]
-                 [--convention nir|snntorch|norse]
+                 [--convention nir|snntorch|norse|...] [--reset zero|subtract] [--dt S]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from spinnq.cli.app import console
-from spinnq.cli.common import ConventionOpt
+from spinnq.cli.common import ConventionOpt, DtOpt, ResetOpt
 from spinnq.errors import InputError
 from spinnq.sweep.engine import RayOptions
 from spinnq.sweep.results import Budget
@@ -57,6 +57,8 @@ def sweep_cmd(
     min_accuracy: float = typer.Option(None, "--min-accuracy", help="Budget: accuracy (0..1; "
                                        "for control tasks: the mean return)."),
     convention: str = ConventionOpt,
+    reset: str = ResetOpt,
+    dt: float = DtOpt,
     quick: bool = typer.Option(False, "--quick", help="Tasks: the quick-sized training and "
                                "evaluation."),
     episodes: int = typer.Option(None, "--episodes", help="Control tasks: closed-loop "
@@ -80,6 +82,9 @@ def sweep_cmd(
     if target.lower() in TASKS:
         if data is not None:
             raise InputError(f"--data is for a graph target; {target} brings its own data")
+        if convention or reset or dt is not None:
+            raise InputError(f"--convention, --reset and --dt are for a graph target; {target}"
+                             " runs its network as it was trained")
         from spinnq.sweep.tasks import task_problem
 
         problem = task_problem(target.lower(), out, quick=quick, episodes=episodes,
@@ -92,7 +97,10 @@ def sweep_cmd(
             raise InputError(f"a graph target needs --data D.npz (x, y): {target}")
         from spinnq.sweep.trial import GraphProblem
 
-        problem = GraphProblem.from_files(target, data, convention=convention)
+        problem = GraphProblem.from_files(target, data, convention=convention, reset=reset,
+                                          dt=dt)
+    console.print("default trial's " + problem.run_settings(problem.default()).line(),
+                  highlight=False)
     cfg = SweepConfig(space=parsed, search=search, samples=samples, seed=seed, budget=budget,
                       ray=RayOptions(address=address, cpus=cpus, threads=threads),
                       resume=resume, quiet=quiet)
