@@ -16,7 +16,7 @@ from spinnq.config import REALTIME_TICK_S
 from spinnq.graph.model import Graph, from_nir, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt
-from spinnq.resolve import RunSettings, resolve
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config
 from spinnq.s2.compile import compile as compile_graph
 from spinnq.s2.emulate import emulate
@@ -30,7 +30,7 @@ def deploy(graph, x, cfg: S2Config | None = None, steps: int | None = None,
            **flags):
     """Compile, place and emulate in one call: (Program, Placement, Run). Run settings:
     keywords named like `RunSettings`' fields (convention=, reset=, dt=, bits=, ...) and/or
-    one `settings` object, resolved with the graph's metadata (`spinnq.resolve`), as
+    one `settings` object, resolved with the graph's metadata (`spinnq.resolver`), as
     `spinnq deploy` does; `cfg`, when given, wins."""
     if not isinstance(graph, Graph):
         graph = (read_graph(graph) if isinstance(graph, str | Path) else from_nir(graph))

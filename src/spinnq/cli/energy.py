@@ -41,7 +41,7 @@ from spinnq.files import check_outputs, write_json
 from spinnq.graph.model import read_graph
 from spinnq.pipeline import deploy_report
 from spinnq.report.write import fmt
-from spinnq.resolve import parse_tick_ms
+from spinnq.resolver import parse_tick_ms
 from spinnq.s2.compile import compile
 from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import Cost, energy, shortest_ticks

@@ -34,7 +34,7 @@ from spinnq.files import check_outputs, write_json
 from spinnq.graph.model import read_graph
 from spinnq.quant.calibration import PERCENTILES
 from spinnq.quant.evaluation import EvalResult, evaluate
-from spinnq.resolve import parse_tick_ms
+from spinnq.resolver import parse_tick_ms
 
 DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
                        "y (N,) integer labels.", show_default=False)

@@ -27,7 +27,7 @@ from spinnq.files import check_output, check_outputs, write_json
 from spinnq.graph.model import Graph, read_graph, write_graph
 from spinnq.graph.simulate import as_batch, default_record
 from spinnq.pipeline import deploy_report
-from spinnq.resolve import RunSettings, parse_tick_ms, resolve
+from spinnq.resolver import RunSettings, parse_tick_ms, resolve
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.place import place, summarize
@@ -60,7 +60,7 @@ DelayedResetOpt = typer.Option(False, "--delayed-reset", help="With --convention
                                "self-projection per dense LIF population (N more synapses).")
 
 def run_settings(g: Graph, **flags) -> RunSettings:
-    """The settings a command runs `g` with (`spinnq.resolve`: flags > the graph's metadata >
+    """The settings a command runs `g` with (`spinnq.resolver`: flags > the graph's metadata >
     the convention's defaults > spinnq's defaults), printed as one line."""
     rs = resolve(g, **flags)
     console.print(rs.line(), highlight=False)

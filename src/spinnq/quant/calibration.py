@@ -34,7 +34,7 @@ from spinnq.graph.simulate import SimConfig
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
 from spinnq.quant.formats import ScaleMode, qmax, to_int
-from spinnq.resolve import RunSettings, resolve
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import NEURON_TYPES, W_SCALE_KEY, S2Config, compile
 from spinnq.s2.program import Program
 from spinnq.tasks.common import progress
@@ -179,7 +179,7 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
     the module docstring). `data`: a D.npz path, (x, y) or x alone (agreement with the float
     reference); not needed with a custom `objective`. Run settings: keywords named like
     `RunSettings`' fields (convention=, reset=, dt=, ...) and/or one `settings` object,
-    resolved with the graph's metadata (`spinnq.resolve`); `cfg`/`sim`, when given, win."""
+    resolved with the graph's metadata (`spinnq.resolver`); `cfg`/`sim`, when given, win."""
     t0 = time.perf_counter()
     g = as_graph(graph)
     if not percentiles:

@@ -24,7 +24,7 @@ from spinnq.errors import InputError
 from spinnq.graph.model import Graph, from_nir, read_graph
 from spinnq.graph.simulate import SimConfig, Simulator, as_batch
 from spinnq.quant.data import Data, load_data, output_node
-from spinnq.resolve import DEFAULT_TICK_S, RunSettings, resolve
+from spinnq.resolver import DEFAULT_TICK_S, RunSettings, resolve
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.energy import Cost, energy
@@ -84,7 +84,7 @@ class EvalResult:
     readout: str = "count"
     output: str = ""
     notes: list[str] = field(default_factory=list)
-    settings: RunSettings | None = None  # what it ran with (`spinnq.resolve`)
+    settings: RunSettings | None = None  # what it ran with (`spinnq.resolver`)
 
     @property
     def agreement(self) -> float | None:
@@ -224,7 +224,7 @@ def evaluate(graph, data: Data, *, target: str = "chip", readout: str = "count",
     path) on `data` (a D.npz path, (x, y) or {"x", "y"}). Run settings: keywords named like
     `RunSettings`' fields (convention=, reset=, dt=, bits=, weight_scale=, tick_s=,
     operating_point= or op=, ...) and/or one `settings` object, over the graph's metadata and
-    the defaults (`spinnq.resolve`); stage configs `cfg`/`sim`, when given, win."""
+    the defaults (`spinnq.resolver`); stage configs `cfg`/`sim`, when given, win."""
     if target not in TARGETS:
         raise InputError(f"target must be one of {TARGETS}, got {target!r}")
     g = as_graph(graph)

@@ -42,7 +42,7 @@ from spinnq.quant.calibration import WEIGHTS, chain_factors, chains
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
 from spinnq.quant.formats import fake_int
-from spinnq.resolve import RunSettings, has_scales, resolve
+from spinnq.resolver import RunSettings, has_scales, resolve
 from spinnq.s2 import chip
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile, recurrent
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
@@ -305,7 +305,7 @@ def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: i
     the best epoch on the chip; it replaces the start only if it gains at least `min_gain`
     there (a one-sample gain on a few hundred samples is noise, not a better network).
     Run settings: keywords named like `RunSettings`' fields (convention=, reset=, dt=, ...)
-    and/or one `settings` object, resolved with the graph's metadata (`spinnq.resolve`);
+    and/or one `settings` object, resolved with the graph's metadata (`spinnq.resolver`);
     `cfg`/`sim`, when given, win."""
     t0 = time.perf_counter()
     g = as_graph(graph)

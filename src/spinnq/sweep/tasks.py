@@ -19,7 +19,7 @@ import torch
 
 from spinnq.errors import InputError
 from spinnq.graph.model import Graph, from_nir, read_graph, write_graph
-from spinnq.resolve import RunSettings, resolve
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config
 from spinnq.s2.emulate import emulate
 from spinnq.s2.program import Program, Run
@@ -74,7 +74,7 @@ class PerT:
         return None
 
     def run_settings(self, s: dict) -> RunSettings:
-        """The trial's settings through the one resolver (`spinnq.resolve`): the task's dt and
+        """The trial's settings through the one resolver (`spinnq.resolver`): the task's dt and
         reset by subtraction (as it trains), the trial's chip settings."""
         return resolve(self.graph(s), reset="subtract", dt=self.dt,
                        weight_scale=s["weight_scale"], **trial_flags(s))

@@ -23,8 +23,8 @@ import torch
 
 from spinnq.errors import InputError, SpinnqError
 from spinnq.graph.model import Graph, read_graph
-from spinnq.resolve import SHORTEST as SHORTEST_TICK
-from spinnq.resolve import RunSettings, resolve
+from spinnq.resolver import SHORTEST as SHORTEST_TICK
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import energy
@@ -49,7 +49,7 @@ class Problem(Protocol):
 
     def graph(self, s: dict) -> Graph: ...
 
-    def run_settings(self, s: dict) -> RunSettings: ...  # through `spinnq.resolve`
+    def run_settings(self, s: dict) -> RunSettings: ...  # through `spinnq.resolver`
 
     def s2_config(self, s: dict) -> S2Config: ...  # run_settings(s).s2()
 
@@ -66,7 +66,7 @@ def tick_seconds(s: dict) -> float | None:
 
 
 def trial_flags(s: dict) -> dict:
-    """The run settings a trial's settings set, as `spinnq.resolve` flags (the rest comes
+    """The run settings a trial's settings set, as `spinnq.resolver` flags (the rest comes
     from the problem: its graph's metadata, convention, reset, dt)."""
     tick = tick_seconds(s)
     return {"bits": int(s["bits"]), "operating_point": s["operating_point"],
@@ -161,7 +161,7 @@ class GraphProblem:
     """A NIR graph and labelled spike data (`x` (N, T, *input_shape) 0/1, `y` (N,) labels):
     accuracy on the emulated chip. `timesteps` keeps the first T steps of every sample.
     `convention`, `reset`, `dt` (None: not given) are resolved once with the graph's metadata
-    (`spinnq.resolve`), and every trial runs with them."""
+    (`spinnq.resolver`), and every trial runs with them."""
 
     graph_: Graph
     x: np.ndarray
@@ -184,7 +184,7 @@ class GraphProblem:
                    reset: str | None = None, dt: float | None = None) -> GraphProblem:
         """Read the graph and `D.npz` (`x`, `y`; optional `x_train`, `y_train`). Run settings:
         flags > the graph's metadata > the convention's defaults > spinnq's
-        (`spinnq.resolve`)."""
+        (`spinnq.resolver`)."""
         g = read_graph(graph)
         x, y, xt, yt = load_labelled(data, g)
         return cls(g, x, y, name=Path(graph).name, dt=dt, reset=reset, convention=convention,

@@ -102,7 +102,7 @@ class RunSettings:
 
     def __post_init__(self):
         if self.operating_point not in OP_CHOICES:
-            raise InputError(f"operating point must be one of {', '.join(OP_CHOICES)}, "
+            raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, "
                              f"got {self.operating_point!r}")
         if self.tick_s is not None and not (isinstance(self.tick_s, int | float)
                                             and math.isfinite(self.tick_s) and self.tick_s > 0):
