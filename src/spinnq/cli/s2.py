@@ -63,7 +63,7 @@ def run_settings(g: Graph, **flags) -> RunSettings:
     """The settings a command runs `g` with (`spinnq.resolver`: flags > the graph's metadata >
     the convention's defaults > spinnq's defaults), printed as one line."""
     rs = resolve(g, **flags)
-    console.print(rs.line(), highlight=False)
+    console.print(rs.line(), highlight=False, soft_wrap=True)
     return rs
 
 

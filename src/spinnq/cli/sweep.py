@@ -100,7 +100,7 @@ def sweep_cmd(
         problem = GraphProblem.from_files(target, data, convention=convention, reset=reset,
                                           dt=dt)
     console.print("default trial's " + problem.run_settings(problem.default()).line(),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     cfg = SweepConfig(space=parsed, search=search, samples=samples, seed=seed, budget=budget,
                       ray=RayOptions(address=address, cpus=cpus, threads=threads),
                       resume=resume, quiet=quiet)
