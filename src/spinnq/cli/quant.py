@@ -31,9 +31,10 @@ from spinnq.cli.s2 import (
 )
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
-from spinnq.graph.model import read_graph
-from spinnq.quant.calibration import PERCENTILES
+from spinnq.graph.model import read_graph, write_graph
+from spinnq.quant.calibration import PERCENTILES, calibrate
 from spinnq.quant.evaluation import EvalResult, evaluate
+from spinnq.quant.finetuning import finetune
 from spinnq.resolver import parse_tick_ms
 
 DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
@@ -63,11 +64,23 @@ def print_eval(res: EvalResult) -> None:
         console.print(f"[yellow]note:[/] {n}")
 
 
-def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_stages=()) -> Path:
-    """report.json/md/html of an evaluation: accuracy per stage (drop vs the first), chip cost."""
+def print_stages(title: str, metric: str, rows: list[tuple[str, float, str]]) -> None:
+    """The stage table of `quantize`: (stage, value, kind) rows."""
+    t = Table(title=title)
+    for c in ("stage", metric, "kind"):
+        t.add_column(c)
+    for name, v, kind in rows:
+        t.add_row(name, f"{v:.2%}", kind)
+    console.print(t)
+
+
+def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_rows=(),
+                metric: str = "accuracy") -> Path:
+    """report.json/md/html of an evaluation: accuracy per stage (drop vs the first), chip cost;
+    `extra_rows`: (stage, value, kind) rows of `quantize` before the final one."""
     from spinnq.report import chip_report, stage
 
-    stages = list(extra_stages)
+    stages = [stage(n, metric, v, "measured") for n, v, _ in extra_rows]
     if res.float is not None and res.float.accuracy is not None:
         stages.insert(0, stage("float reference", "accuracy", res.float.accuracy))
     if res.chip is not None and res.chip.accuracy is not None:
@@ -160,19 +173,13 @@ def quantize_cmd(
     report: Path = ReportOpt,
 ) -> None:
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
-    from spinnq.graph.model import write_graph
-    from spinnq.quant.calibration import calibrate
-    from spinnq.quant.finetuning import finetune
-    from spinnq.report import stage
-
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
                   (report, "dir", "--report"))
-    tick = parse_tick_ms(tick_ms)
     g = read_graph(graph)
     rs = run_settings(g, reset=reset, convention=convention, dt=dt, bits=bits,
                       integrator=integrator, delayed_reset=delayed_reset,
                       neurons_per_pe=neurons_per_pe, operating_point=operating_point,
-                      tick_s=tick)
+                      tick_s=parse_tick_ms(tick_ms))
     cfg, sim = rs.s2(), rs.sim()
     cal = calibrate(g, data, bits=rs.bits, percentiles=parse_percentiles(percentiles),
                     per_layer=per_layer, readout=readout, cfg=cfg, sim=sim, batch=batch,
@@ -202,14 +209,9 @@ def quantize_cmd(
         rows.append(("PTQ on chip (held-out share)", ft.score_start, "emulated"))
         kept = "kept" if ft.improved else "not better: PTQ kept"
         rows.append((f"fine-tuned on chip (held-out share, {kept})", ft.score, "emulated"))
-    t = Table(title=f"quantize {graph.name}: {metric} per stage")
-    for c in ("stage", metric, "kind"):
-        t.add_column(c)
-    for name, v, kind in rows:
-        t.add_row(name, f"{v:.2%}", kind)
-    console.print(t)
-    console.print(f"wrote {out} (scales in weight-node metadata; run settings: reset "
-                  f"{cfg.reset}, convention {sim.convention}, dt {cfg.dt:g}, {cal.bits} bit)")
+    print_stages(f"quantize {graph.name}: {metric} per stage", metric, rows)
+    console.print(f"wrote {out} (scales in weight-node metadata; it runs with {final_rs.line()})",
+                  highlight=False, soft_wrap=True)
     summary = {"settings": final_rs.to_dict(),
                "stages": [{"name": n, "value": v, "kind": k, "metric": metric}
                           for n, v, k in rows],
@@ -218,5 +220,4 @@ def quantize_cmd(
     if json_out:
         console.print(f"wrote {write_json(json_out, summary)}")
     if report:
-        extra = [stage(n, metric, v, "measured") for n, v, _ in rows[1:]]
-        console.print(f"wrote {eval_report(report, graph.name, res, extra)}")
+        console.print(f"wrote {eval_report(report, graph.name, res, rows[1:], metric)}")

@@ -128,6 +128,21 @@ def run_arrays(program: Program, run: Run) -> dict[str, np.ndarray]:
     return out
 
 
+def run_on(backend: str, g: Graph, program: Program, cfg: S2Config, x: np.ndarray,
+           steps: int | None, record: list[str] | None, eth_ip: str | None) -> Run:
+    """Run a compiled graph on the emulator (with a progress bar on long runs) or a board."""
+    if backend == "emulator":
+        xb = as_batch(x, g.input_shape)
+        n = int(xb.shape[0]) * (steps or int(xb.shape[1]) + program.depth)
+        with progress(disable=n < PROGRESS_MIN_STEPS) as bar:
+            task = bar.add_task("emulate (sample-steps)", total=n)
+            return emulate(program, xb, steps, list(record or ()) or None,
+                           on_step=lambda d, total: bar.update(task, completed=d, total=total))
+    from spinnq.s2.backend import run_spinnaker2
+
+    return run_spinnaker2(g, x, cfg, eth_ip, steps, list(record or ()) or None)
+
+
 def deploy(
     graph: Path = GraphArg,
     input: Path = typer.Option(..., "--input", help="Input spikes .npy (0/1): (T, *input_shape)"
@@ -180,17 +195,7 @@ def deploy(
     program = compile(g, cfg)
     placement = place(program, cfg)
     info = print_placement(program, placement)
-    if backend == "emulator":
-        xb = as_batch(x, g.input_shape)
-        n = int(xb.shape[0]) * (steps or int(xb.shape[1]) + program.depth)
-        with progress(disable=n < PROGRESS_MIN_STEPS) as bar:
-            task = bar.add_task("emulate (sample-steps)", total=n)
-            run = emulate(program, xb, steps, list(record or ()) or None,
-                          on_step=lambda d, total: bar.update(task, completed=d, total=total))
-    else:
-        from spinnq.s2.backend import run_spinnaker2
-
-        run = run_spinnaker2(g, x, cfg, eth_ip, steps, list(record or ()) or None)
+    run = run_on(backend, g, program, cfg, x, steps, record, eth_ip)
     arrays = run_arrays(program, run)
     save_npz(out, arrays)
     for k, a in arrays.items():

@@ -29,6 +29,28 @@ def _positive(name: str, v: float | None) -> float | None:
     return v
 
 
+def sweep_problem(target: str, data: Path | None, out: Path, run: dict, **task):
+    """The sweep's problem: a task (trained or reused first; `task`: its options), or a graph
+    with labelled data run with `run` (convention, reset, dt: None where not given)."""
+    if target.lower() in TASKS:
+        if data is not None:
+            raise InputError(f"--data is for a graph target; {target} brings its own data")
+        if any(v is not None for v in run.values()):
+            raise InputError(f"--convention, --reset and --dt are for a graph target; {target}"
+                             " runs its network as it was trained")
+        from spinnq.sweep.tasks import task_problem
+
+        return task_problem(target.lower(), out, **task)
+    if not Path(target).exists():
+        raise InputError(f"not a task ({', '.join(TASKS)}) and no such graph file",
+                         file=target)
+    if data is None:
+        raise InputError(f"a graph target needs --data D.npz (x, y): {target}")
+    from spinnq.sweep.trial import GraphProblem
+
+    return GraphProblem.from_files(target, data, **run)
+
+
 def sweep_cmd(
     target: str = typer.Argument(..., help="cartpole | acrobot | gesture, or a NIR graph "
                                  "(with --data).", show_default=False),
@@ -79,26 +101,9 @@ def sweep_cmd(
     parsed = parse_space(space or [])
     if not parsed and search != "optuna":
         raise InputError("give at least one --space KEY=V1,V2,...")
-    if target.lower() in TASKS:
-        if data is not None:
-            raise InputError(f"--data is for a graph target; {target} brings its own data")
-        if convention or reset or dt is not None:
-            raise InputError(f"--convention, --reset and --dt are for a graph target; {target}"
-                             " runs its network as it was trained")
-        from spinnq.sweep.tasks import task_problem
-
-        problem = task_problem(target.lower(), out, quick=quick, episodes=episodes,
-                               seed=seed, space=parsed, quiet=quiet)
-    else:
-        if not Path(target).exists():
-            raise InputError(f"not a task ({', '.join(TASKS)}) and no such graph file",
-                             file=target)
-        if data is None:
-            raise InputError(f"a graph target needs --data D.npz (x, y): {target}")
-        from spinnq.sweep.trial import GraphProblem
-
-        problem = GraphProblem.from_files(target, data, convention=convention, reset=reset,
-                                          dt=dt)
+    problem = sweep_problem(target, data, out, {"convention": convention, "reset": reset,
+                                                "dt": dt}, quick=quick, episodes=episodes,
+                            seed=seed, space=parsed, quiet=quiet)
     console.print("default trial's " + problem.run_settings(problem.default()).line(),
                   highlight=False, soft_wrap=True)
     cfg = SweepConfig(space=parsed, search=search, samples=samples, seed=seed, budget=budget,

@@ -304,9 +304,7 @@ def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: i
     `val_data` (default: a seeded `val_fraction` of `train_data`, held out of training) picks
     the best epoch on the chip; it replaces the start only if it gains at least `min_gain`
     there (a one-sample gain on a few hundred samples is noise, not a better network).
-    Run settings: keywords named like `RunSettings`' fields (convention=, reset=, dt=, ...)
-    and/or one `settings` object, resolved with the graph's metadata (`spinnq.resolver`);
-    `cfg`/`sim`, when given, win."""
+    Run settings (convention=, reset=, dt=, ... or `settings=`): as `calibrate`'s."""
     t0 = time.perf_counter()
     g = as_graph(graph)
     rs = resolve(g, settings, **flags)
