@@ -339,3 +339,20 @@ def test_a_4_bit_graph_from_quantize_runs_at_4_bits_with_its_scales_with_no_flag
     code, out, err = run_cli(monkeypatch, capsys, "export", q, "--out", tmp_path / "e.nir")
     assert code == 0 and want.line() in out
     assert sq.read_graph(tmp_path / "e.nir").metadata["spinnq.bits"] == 4
+
+
+def test_quantize_and_evaluate_take_the_delayed_reset_they_suggest(monkeypatch, capsys,
+                                                                   tmp_path):
+    rng = np.random.default_rng(2)
+    path = sq.write_graph(dense_graph(rng, stamp({}, convention="snntorch")), tmp_path / "g.nir")
+    data, q, j = tmp_path / "d.npz", tmp_path / "q.nir", tmp_path / "q.json"
+    np.savez(data, x=spikes(rng, N, (4,)).astype(np.uint8), y=rng.integers(0, 3, N))
+    code, out, err = run_cli(monkeypatch, capsys, "quantize", path, "--data", data, "--out", q,
+                             "--percentiles", "max", "--delayed-reset", "--json", j)
+    assert code == 0, err
+    assert json.loads(j.read_text())["settings"]["delayed_reset"] is True
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", q, "--data", data,
+                             "--delayed-reset", "--json", j)
+    assert code == 0, err
+    got = json.loads(j.read_text())["settings"]
+    assert got["delayed_reset"] and got["graph_scales"]
