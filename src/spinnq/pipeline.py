@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spinnq.config import REALTIME_TICK_S
 from spinnq.graph.model import Graph, from_nir, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt
-from spinnq.resolver import RunSettings, resolve
+from spinnq.resolver import DEFAULT_TICK_S, RunSettings, resolve
 from spinnq.s2.compile import S2Config
 from spinnq.s2.compile import compile as compile_graph
 from spinnq.s2.emulate import emulate
@@ -49,15 +48,18 @@ def class_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, program: Program,
                   placement: Placement, run: Run, op: str = "0.8V",
-                  tick_s: float | None = REALTIME_TICK_S, baseline: bool = True,
-                  task: str = "deploy") -> dict[str, Path]:
+                  tick_s: float | None = DEFAULT_TICK_S, baseline: bool = True,
+                  task: str = "deploy", settings: RunSettings | None = None) -> dict[str, Path]:
     """Report of a deployment: stages (float reference vs chip on the same input: output
     spikes per sample and agreement of the most active output), the modelled chip cost, the
-    float reference measured on this CPU, written into `run_dir`."""
+    float reference measured on this CPU, written into `run_dir`; `settings`: the resolved
+    settings it ran with, recorded in its notes."""
     from spinnq.baseline import MeasureConfig, graph_fn, measure
     from spinnq.report import chip_report, stage
 
     stages, notes = [], list(program.notes)
+    if settings is not None:
+        notes.append(f"run {settings.line()}")
     if not run.counters:  # a real board reports no activity counters: take the emulator's
         run = replace(run, counters=emulate(program, x, run.steps).counters)
         notes.append("the backend reports no activity counters: the chip cost is modelled "

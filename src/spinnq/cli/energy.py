@@ -151,5 +151,5 @@ def energy_cmd(
         console.print(f"wrote {write_json(json_out, out)}")
     if report:
         paths = deploy_report(report, g, x, cfg, program, placement, run, rs.operating_point,
-                              rs.tick_s, baseline, task=f"energy {graph.name}")
+                              rs.tick_s, baseline, task=f"energy {graph.name}", settings=rs)
         console.print(f"wrote {paths['html']}")

@@ -91,6 +91,8 @@ def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_rows=(),
     notes = [f"{c.samples} samples; {res.readout} read-out of '{res.output}'; accuracy "
              "measured on the float reference simulator and on the bit-exact emulator; chip "
              "energy modelled from the emulator's activity counters (per inference)", *res.notes]
+    if res.settings is not None:
+        notes.append(f"run {res.settings.line()}")
     paths = chip_report(run_dir, f"evaluate {graph_name}", c.program, c.placement, c.run,
                         c.cost, stages, (), notes, evaluation=res.to_dict())
     return paths["html"]

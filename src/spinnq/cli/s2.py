@@ -213,7 +213,7 @@ def deploy(
         console.print(f"wrote {write_json(summary, info)}")
     if report:
         paths = deploy_report(report, g, x, cfg, program, placement, run, rs.operating_point,
-                              rs.tick_s)
+                              rs.tick_s, settings=rs)
         console.print(f"wrote {paths['html']}")
 
 
