@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 
 import nir
 import numpy as np
@@ -16,6 +17,7 @@ import spinnq as sq
 from spinnq.errors import InputError
 from spinnq.graph.meta import stamp
 from spinnq.resolver import RunSettings, resolve
+from spinnq.sweep.runner import write_best
 from spinnq.sweep.space import settings as trial_settings
 from spinnq.sweep.trial import GraphProblem, run_trial
 from tests.conftest import run_cli
@@ -305,6 +307,16 @@ def test_a_sweep_trial_scores_what_evaluate_scores_with_its_settings(
                           tick_s="shortest" if rs.tick_s is None else rs.tick_s)
         assert res.settings == rs
         assert (res.chip.accuracy, res.chip.cost.energy_j) == (rec["accuracy"], rec["energy_j"])
+        # best.md's evaluate command, on the exported best.nir, gives the trial's numbers
+        best = tmp_path / f"sweep{len(s)}"
+        best.mkdir()
+        md = write_best(problem, best, rec)["best_md"].read_text()
+        line = next(ln for ln in md.splitlines() if ln.startswith("spinnq evaluate"))
+        monkeypatch.chdir(best)
+        code, out, err = run_cli(monkeypatch, capsys, *shlex.split(line)[1:])
+        assert code == 0, err
+        ev = json.loads((best / "best_eval.json").read_text())["chip"]
+        assert (ev["accuracy"], ev["energy_j"]) == (rec["accuracy"], rec["energy_j"])
     # the convention matters here: NIR's reading of the same file runs another network
     code, out, err = run_cli(monkeypatch, capsys, "evaluate", path, "--data", data, "--batch",
                              len(y), "--json", j, "--convention", "nir", *flags[2:])

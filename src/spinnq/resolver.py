@@ -12,7 +12,8 @@ convention's defaults (`meta.CONVENTION_DEFAULTS`) > spinnq's defaults (`RunSett
 
 * a graph whose weight nodes carry `w_scale` (QAT, `spinnq quantize`, `calibrate`, `finetune`)
   runs with those scales (`graph_scales`) unless a weight scale is given, and at the bits the
-  graph records (`spinnq.bits`, else its weight nodes' `bits` when they agree);
+  graph records (`spinnq.bits`, else its weight nodes' `bits` when they agree); one written by
+  `spinnq export` (weight nodes with `s2_w_scale`: integers already) with weight scale none;
 * one default tick everywhere: 1 ms (`DEFAULT_TICK_S`), the system tick py-spinnaker2 runs and
   every published SpiNNaker2 figure used, so modelled energies compare with published ones
   (a run pays for the whole tick: the PEs sleep out the rest of it). `tick_s="shortest"`
@@ -31,7 +32,7 @@ from spinnq.errors import InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph
 from spinnq.graph.simulate import SimConfig
-from spinnq.s2.compile import W_SCALE_KEY, S2Config
+from spinnq.s2.compile import EXPORTED_KEY, W_SCALE_KEY, S2Config
 from spinnq.s2.energy import OP_CHOICES
 
 DEFAULT_TICK_S = REALTIME_TICK_S  # the one default tick (see the module docstring)
@@ -180,10 +181,11 @@ class RunSettings:
 FLAGS = tuple(f.name for f in fields(RunSettings))
 
 
-def has_scales(graph: Graph | None) -> bool:
-    """Whether the graph's weight nodes carry integer scales (QAT, calibrate, finetune)."""
+def has_scales(graph: Graph | None, key: str = W_SCALE_KEY) -> bool:
+    """Whether the graph's weight nodes carry integer scales (QAT, calibrate, finetune), or
+    with `key=EXPORTED_KEY`, hold the chip's integers already (`spinnq export`)."""
     return graph is not None and any(
-        W_SCALE_KEY in (getattr(n, "metadata", None) or {})
+        key in (getattr(n, "metadata", None) or {})
         for n in graph.nodes.values() if type(n).__name__ in WEIGHT_NODES)
 
 
@@ -229,6 +231,8 @@ def resolve(graph: Graph | None = None, settings: RunSettings | Mapping | None =
     out = {k: st[k] for k in ("convention", "reset", "dt")} | given
     if "graph_scales" not in given:
         out["graph_scales"] = "weight_scale" not in given and has_scales(graph)
+    if "weight_scale" not in given and has_scales(graph, EXPORTED_KEY):
+        out["weight_scale"] = "none"  # an exported graph's weights are the chip's integers
     if "bits" not in given:
         bits = st.get("bits")
         if bits is None and out["graph_scales"]:
