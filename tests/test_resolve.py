@@ -368,3 +368,22 @@ def test_quantize_and_evaluate_take_the_delayed_reset_they_suggest(monkeypatch, 
     assert code == 0, err
     got = json.loads(j.read_text())["settings"]
     assert got["delayed_reset"] and got["graph_scales"]
+
+
+def test_the_api_takes_the_commands_settings_as_keywords_or_one_object():
+    rng = np.random.default_rng(4)
+    g = _graph()
+    data = (spikes(rng, 12, (4,)), rng.integers(0, 3, 12))
+    cal = sq.calibrate(g, data, percentiles=("max",), convention="norse", reset="subtract")
+    md = cal.graph.metadata
+    assert (md["spinnq.convention"], md["spinnq.reset"], md["spinnq.dt"]) == ("norse",
+                                                                            "subtract", 1e-3)
+    rs = sq.resolve(cal.graph, tick_s="shortest")
+    assert rs.graph_scales and rs.convention == "norse" and rs.tick_s is None
+    ft = sq.finetune(cal.graph, data, epochs=0, settings=rs)
+    assert ft.graph.metadata["spinnq.convention"] == "norse"
+    res = sq.evaluate(cal.graph, data, settings=rs, operating_point="0.5V")
+    assert res.settings == rs.with_(operating_point="0.5V")
+    assert res.chip.cost.tick_requested_s is None and res.chip.cost.operating_point == "0.5V"
+    with pytest.raises(InputError, match="unknown run setting"):
+        sq.evaluate(g, data, convnetion="norse")
