@@ -223,7 +223,12 @@ def sweep_door(g, xs, ys, flags) -> None:
         assert isinstance(want, str) and want == str(e)
 
 
-def test_every_door_resolves_random_metadata_and_flags_the_same(monkeypatch, capsys, tmp_path):
+@pytest.mark.parametrize("n_commands", [
+    6, pytest.param(50, marks=pytest.mark.slow, id="all-50-through-the-commands")])
+def test_every_door_resolves_random_metadata_and_flags_the_same(monkeypatch, capsys, tmp_path,
+                                                                n_commands):
+    """50 seeded draws through the resolver's users (sweep trial, API); the first
+    `n_commands` also through deploy, energy, evaluate, export and quantize."""
     r = random.Random(20)
     rng = np.random.default_rng(0)
     x = tmp_path / "x.npy"
@@ -238,7 +243,7 @@ def test_every_door_resolves_random_metadata_and_flags_the_same(monkeypatch, cap
         sq.write_graph(dense_graph(rng, md, w_meta), path)
         g = sq.read_graph(path)
         sweep_door(g, xs, ys, flags)
-        if i < 8:  # the commands: fewer draws, each runs five commands and the API
+        if i < n_commands:  # each runs five commands and the API
             run_doors(monkeypatch, capsys, tmp_path, g, path, x, data, flags)
 
 
