@@ -356,6 +356,15 @@ def test_a_4_bit_graph_from_quantize_runs_at_4_bits_with_its_scales_with_no_flag
     code, out, err = run_cli(monkeypatch, capsys, "export", q, "--out", tmp_path / "e.nir")
     assert code == 0 and want.line() in out
     assert sq.read_graph(tmp_path / "e.nir").metadata["spinnq.bits"] == 4
+    # a sweep's default trial runs it the same way: its bits, its scales
+    problem = GraphProblem.from_files(q, data)
+    assert problem.default()["bits"] == 4 and problem.default()["weight_scale"] == "graph"
+    rec = run_trial(problem, problem.default(), seed=0)
+    assert rec["error"] == "" and rec["run_settings"] == want.to_dict()
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", q, "--data", data, "--batch", N,
+                             "--json", j)
+    ev = json.loads(j.read_text())["chip"]
+    assert code == 0 and (ev["accuracy"], ev["energy_j"]) == (rec["accuracy"], rec["energy_j"])
 
 
 def test_quantize_and_evaluate_take_the_delayed_reset_they_suggest(monkeypatch, capsys,

@@ -30,7 +30,7 @@ from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import energy
 from spinnq.s2.place import place
 from spinnq.s2.program import Program, Run
-from spinnq.sweep.space import CALIBRATE, SHORTEST, settings
+from spinnq.sweep.space import CALIBRATE, GRAPH_SCALES, SHORTEST, settings
 from spinnq.tasks.common import seed_everything
 
 COST_COLUMNS = ("energy_j", "dynamic_j", "base_j", "latency_s", "tick_s", "realtime", "pes",
@@ -194,13 +194,17 @@ class GraphProblem:
         """The trial's settings through the one resolver: the problem's convention, reset and
         dt, the trial's bits, weight scale, tick, operating point and neurons per PE; a
         calibrated or fine-tuned trial runs with the scales its graph carries."""
-        quantized = needs_quant_stage(s) is not None
+        scaled = needs_quant_stage(s) is not None or s["weight_scale"] == GRAPH_SCALES
         return resolve(self.graph_, convention=self.convention, reset=self.reset, dt=self.dt,
-                       weight_scale=None if quantized else s["weight_scale"],
-                       graph_scales=True if quantized else None, **trial_flags(s))
+                       weight_scale=None if scaled else s["weight_scale"],
+                       graph_scales=True if scaled else None, **trial_flags(s))
 
     def default(self) -> dict:
-        return settings()
+        """How the graph runs with no flag: its bits, and its own scales where it has them
+        (a QAT or `spinnq quantize` graph), as `spinnq evaluate` runs it."""
+        base = resolve(self.graph_, convention=self.convention, reset=self.reset, dt=self.dt)
+        return settings({"bits": base.bits,
+                         "weight_scale": GRAPH_SCALES if base.graph_scales else "max"})
 
     def seed_config(self) -> dict:
         # the seed papers deployed at 8 bits, 0.8 V and a 1 ms tick: spinnq's defaults
@@ -223,12 +227,15 @@ class GraphProblem:
             raise InputError(f"--space {stage} needs training data: x_train/y_train in the "
                              "data file")
         train = (self.x_train[:, :self.steps(s)], self.y_train)
-        rs = self.run_settings(s).with_(graph_scales=False, weight_scale="max" if s[
-            "weight_scale"] == CALIBRATE else s["weight_scale"])
+        ws = s["weight_scale"]
+        rs = self.run_settings(s).with_(graph_scales=False, weight_scale="max" if ws in (
+            CALIBRATE, GRAPH_SCALES) else ws)
         cfg, sim = rs.s2(), rs.sim()
-        if s["weight_scale"] == CALIBRATE:
+        if ws == CALIBRATE:
             g = quant_function("calibrate")(self.graph_, train, bits=int(s["bits"]), cfg=cfg,
                                             sim=sim).graph
+        elif ws == GRAPH_SCALES:  # fine-tune the scales the graph carries
+            g = self.graph_
         else:  # the chosen scale recorded on the graph, as calibrate records its choice
             from spinnq.quant.calibration import population_scales, with_scales
 
