@@ -27,10 +27,11 @@ from spinnq.cli.common import (
 from spinnq.errors import InputError
 from spinnq.files import check_output
 from spinnq.graph import read_graph, simulate
-from spinnq.graph.model import SPIKING, STATEFUL, Graph
+from spinnq.graph.model import Graph
+from spinnq.graph.nodes import SPIKING, STATEFUL
 from spinnq.graph.simulate import as_batch, chip_depth, default_record
+from spinnq.helpers import progress
 from spinnq.resolver import resolve
-from spinnq.tasks.common import progress
 
 
 def _summary(node) -> str:

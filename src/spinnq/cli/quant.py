@@ -139,7 +139,7 @@ def evaluate_cmd(
 
 
 def parse_percentiles(text: str) -> tuple[str, ...]:
-    from spinnq.quant.formats import ScaleMode
+    from spinnq.s2.formats import ScaleMode
 
     return tuple(str(ScaleMode.parse(p)) for p in text.split(",") if p.strip())
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.quant.formats import ScaleMode
+from spinnq.s2.formats import ScaleMode
 
 CALIBRATE = "calibrate"
 GRAPH_SCALES = "graph"  # weight_scale: the scales the graph's weight nodes carry (w_scale)
