@@ -3,7 +3,7 @@
     spinnq sweep TARGET --out DIR [--data D.npz] --space KEY=V1,V2,... [--space ...]
                  [--samples N] [--search grid|random|optuna] [--address auto|HOST:PORT]
                  [--resume] [--max-energy-mj X] [--max-latency-ms L] [--min-accuracy A]
-                 [--convention nir|snntorch|norse]
+                 [--convention nir|snntorch|norse|...] [--reset zero|subtract] [--dt S]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from spinnq.cli.app import console
-from spinnq.cli.common import ConventionOpt
+from spinnq.cli.common import ConventionOpt, DtOpt, ResetOpt
 from spinnq.errors import InputError
 from spinnq.files import check_outputs
 from spinnq.sweep.engine import RayOptions
@@ -28,6 +28,28 @@ def _positive(name: str, v: float | None) -> float | None:
     if v is not None and not v > 0:
         raise InputError(f"{name} must be > 0, got {v}")
     return v
+
+
+def sweep_problem(target: str, data: Path | None, out: Path, run: dict, **task):
+    """The sweep's problem: a task (trained or reused first; `task`: its options), or a graph
+    with labelled data run with `run` (convention, reset, dt: None where not given)."""
+    if target.lower() in TASKS:
+        if data is not None:
+            raise InputError(f"--data is for a graph target; {target} brings its own data")
+        if any(v is not None for v in run.values()):
+            raise InputError(f"--convention, --reset and --dt are for a graph target; {target}"
+                             " runs its network as it was trained")
+        from spinnq.sweep.tasks import task_problem
+
+        return task_problem(target.lower(), out, **task)
+    if not Path(target).exists():
+        raise InputError(f"not a task ({', '.join(TASKS)}) and no such graph file",
+                         file=target)
+    if data is None:
+        raise InputError(f"a graph target needs --data D.npz (x, y): {target}")
+    from spinnq.sweep.trial import GraphProblem
+
+    return GraphProblem.from_files(target, data, **run)
 
 
 def sweep_cmd(
@@ -58,6 +80,8 @@ def sweep_cmd(
     min_accuracy: float = typer.Option(None, "--min-accuracy", help="Budget: accuracy (0..1; "
                                        "for control tasks: the mean return)."),
     convention: str = ConventionOpt,
+    reset: str = ResetOpt,
+    dt: float = DtOpt,
     quick: bool = typer.Option(False, "--quick", help="Tasks: the quick-sized training and "
                                "evaluation."),
     episodes: int = typer.Option(None, "--episodes", help="Control tasks: closed-loop "
@@ -80,22 +104,11 @@ def sweep_cmd(
     parsed = parse_space(space or [])
     if not parsed and search != "optuna":
         raise InputError("give at least one --space KEY=V1,V2,...")
-    if target.lower() in TASKS:
-        if data is not None:
-            raise InputError(f"--data is for a graph target; {target} brings its own data")
-        from spinnq.sweep.tasks import task_problem
-
-        problem = task_problem(target.lower(), out, quick=quick, episodes=episodes,
-                               seed=seed, space=parsed, quiet=quiet)
-    else:
-        if not Path(target).exists():
-            raise InputError(f"not a task ({', '.join(TASKS)}) and no such graph file",
-                             file=target)
-        if data is None:
-            raise InputError(f"a graph target needs --data D.npz (x, y): {target}")
-        from spinnq.sweep.trial import GraphProblem
-
-        problem = GraphProblem.from_files(target, data, convention=convention)
+    problem = sweep_problem(target, data, out, {"convention": convention, "reset": reset,
+                                                "dt": dt}, quick=quick, episodes=episodes,
+                            seed=seed, space=parsed, quiet=quiet)
+    console.print("default trial's " + problem.run_settings(problem.default()).line(),
+                  highlight=False, soft_wrap=True)
     cfg = SweepConfig(space=parsed, search=search, samples=samples, seed=seed, budget=budget,
                       ray=RayOptions(address=address, cpus=cpus, threads=threads),
                       resume=resume, quiet=quiet)

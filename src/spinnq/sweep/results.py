@@ -76,6 +76,19 @@ def pareto(records: list[dict], metric: str) -> list[dict]:
     return sorted(front, key=lambda r: (r["energy_j"], -r[metric]))
 
 
+def order_kept(front: list[dict]) -> dict[str, bool | None]:
+    """Per front point (by key): whether its rank by energy is the same with every energy
+    constant at the low end of its sourced range, at its value and at the high end (None:
+    records without a range)."""
+    corners = ("energy_low_j", "energy_j", "energy_high_j")
+    if any(not isinstance(r.get(c), int | float) for r in front for c in corners):
+        return {r["key"]: None for r in front}
+    ranks = [{r["key"]: i for i, r in enumerate(sorted(front, key=lambda r: r[c]))}
+             for c in corners]
+    return {r["key"]: ranks[0][r["key"]] == ranks[1][r["key"]] == ranks[2][r["key"]]
+            for r in front}
+
+
 def row(rec: dict, metric: str) -> dict:
     """A record flattened into the CSV's columns."""
     out = dict(rec["settings"])

@@ -22,7 +22,16 @@ from spinnq.graph.model import write_graph
 from spinnq.helpers import progress, read_json
 from spinnq.report.write import fmt
 from spinnq.sweep import engine, report
-from spinnq.sweep.results import Budget, Store, best, ok, pareto, savings, write_tables
+from spinnq.sweep.results import (
+    Budget,
+    Store,
+    best,
+    ok,
+    order_kept,
+    pareto,
+    savings,
+    write_tables,
+)
 from spinnq.sweep.space import Plan, key, plan, settings
 from spinnq.sweep.trial import Problem, quant_function, quant_stages, tick_seconds
 
@@ -154,6 +163,7 @@ def finish(problem: Problem, out: Path, cfg: SweepConfig, title: str, ran: int =
         pick = info["best"] = best(records, metric, cfg.budget)
         if pick is not None:
             paths |= write_best(problem, out, pick)
+    info["pareto_order_kept"] = order_kept(pareto(records, metric))
     paths |= report.write(out, title, records, metric, info)
     write_json(out / "summary.json", {k: v for k, v in info.items()} | {
         "trials": len(records), "ran": ran, "skipped": skipped,
@@ -198,8 +208,8 @@ def chip_flags(problem: Problem, s: dict) -> list[str]:
 
 def energy_flags(s: dict) -> list[str]:
     tick = tick_seconds(s)
-    return ["--operating-point", s["operating_point"]] + (
-        [] if tick is None else ["--tick-ms", repr(float(s["tick_ms"]))])
+    return ["--operating-point", s["operating_point"],
+            "--tick-ms", "shortest" if tick is None else repr(float(s["tick_ms"]))]
 
 
 def best_commands(problem: Problem, out: Path, rec: dict, labelled: bool = False) -> str:

@@ -28,8 +28,8 @@ from spinnq.quant.brevitas import brevitas_available, check_integers, export_qat
 from spinnq.quant.calibration import calibrate, population_scales
 from spinnq.quant.evaluation import chip_eval
 from spinnq.s2 import S2Config, compile
-from spinnq.s2.calibration import SEED_NEURONS_PER_PE
 from spinnq.s2.energy import LEVEL_NAMES, Cost, energy
+from spinnq.s2.published_fit import SEED_NEURONS_PER_PE
 from spinnq.tasks.common import RunDir, stopwatch, write_json
 from spinnq.tasks.gesture import config as gconf
 from spinnq.tasks.gesture.config import GestureConfig
