@@ -85,10 +85,13 @@ def _refused(monkeypatch, capsys, t, args, *needles) -> str:
     (["quantize", "{t}/g.nir", "--data", "{t}/d.npz", "--finetune", "{t}/f.npz", "--out",
       "{t}/f.npz"], "--out", "--finetune", "f.npz"),
     (["export", "{t}/g.nir", "--out", "{t}/sub/../g.nir"], "--out", "GRAPH", "g.nir"),
+    (["energy-fit", "{t}/m.json", "--out", "{t}/m.json"], "--out", "MEASUREMENTS", "m.json"),
 ])
 def test_an_output_on_an_input_is_refused_naming_both_flags(monkeypatch, capsys, t, args,
                                                             out_flag, in_flag, path):
     (t / "sub").mkdir()
+    (t / "m.json").write_text('{"runs": [{"graph": "g.nir", "input": "x.npy", '
+                              '"measured_j": 1e-6}]}')
     _refused(monkeypatch, capsys, t, args, out_flag, in_flag, path)
 
 
