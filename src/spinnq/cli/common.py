@@ -167,17 +167,6 @@ def check_run_memory(graph, *, batch: int, steps: int, record=(), dt: float | No
 PROGRESS_MIN_STEPS = 2000  # shorter runs finish before a bar is worth drawing
 
 
-def warn_memory(nbytes: int, limit: int = NOTE_ABOVE) -> None:
-    """Refuse `nbytes` of recordings over the memory budget; note them above `limit`."""
-    check_memory(nbytes, "recording", hint="record fewer nodes (--record), steps or samples")
-    if nbytes > limit:
-        from spinnq.cli.app import err_console
-
-        err_console.print(f"[yellow]note:[/] the recorded arrays will take about "
-                          f"{nbytes / 2**30:.1f} GiB in memory (estimate)", soft_wrap=True,
-                          highlight=False)
-
-
 def check_data_memory(graph, data: Path, *, batch: int, dt: float | None,
                       flag: str = "--data") -> None:
     """`check_run_memory` for a command that runs a labelled .npz in batches (evaluate,
