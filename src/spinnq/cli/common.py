@@ -46,8 +46,6 @@ def shown(text: object) -> str:
     return escape(one_line(str(text)))
 
 
-
-
 def load_input(path: Path, flag: str = "--input") -> np.ndarray:
     """Load an input array from .npy, with a clear error for every way that can fail: a
     regular file (a FIFO would block), a .npy header, numbers, a size within the memory
@@ -88,8 +86,8 @@ def load_input(path: Path, flag: str = "--input") -> np.ndarray:
     return arr
 
 
-# Measured per step (tiny graph, B = 1 and 100, one thread; /tmp-free: see the tests):
-# float simulator: each recorded tensor of a step costs ~600 B of torch object overhead
+# Measured per step (2-neuron graph, B = 1 and 100, one thread; tests/test_reliability_io.py
+# checks both estimates against peak RSS): float simulator: each recorded tensor of a step costs ~600 B of torch object overhead
 # plus 8 B per element (the step's tensor and the stacked copy); the emulator ~150 B per
 # step plus ~32 B per recorded element and ~16 B per input element. Rounded up.
 TENSOR_OVERHEAD = 640
