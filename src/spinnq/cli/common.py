@@ -87,9 +87,10 @@ def load_input(path: Path, flag: str = "--input") -> np.ndarray:
 
 
 # Measured per step (2-neuron graph, B = 1 and 100, one thread; tests/test_reliability_io.py
-# checks both estimates against peak RSS): float simulator: each recorded tensor of a step costs ~600 B of torch object overhead
-# plus 8 B per element (the step's tensor and the stacked copy); the emulator ~150 B per
-# step plus ~32 B per recorded element and ~16 B per input element. Rounded up.
+# checks both estimates against peak RSS). Float simulator: each recorded tensor of a step
+# costs ~600 B of torch object overhead plus 8 B per element (the step's tensor and the
+# stacked copy). Emulator: ~150 B per step plus ~32 B per recorded element and ~16 B per
+# input element. Rounded up.
 TENSOR_OVERHEAD = 640
 SIM_BYTES_PER_ELEMENT = 8
 EMU_STEP_OVERHEAD = 128
