@@ -106,9 +106,12 @@ OWNED: dict[str, tuple[str, ...]] = {
             "ptq.nir", "qat.nir", "psnn_float.nir", "qsnn_qat.nir", "test_counts_qat_chip.npy",
             "checkpoints/*.pt", "plots/*.png", "tensorboard/*/events.out.tfevents.*",
             "cache/gesture-*.npz", ".*.tmp", "*/.*.tmp", "*/*/.*.tmp"),
-    "sweep": (),  # a sweep folder is only resumed, never emptied
+    "sweep": ("sweep.json", "optuna.json", "trials/*.json", "trials.csv", "pareto.csv",
+              "report.json", "report.md", "report.html", "summary.json", "plots/*.png",
+              "best.nir", "best_x.npy", "best_data.npz", "best.md", "sweep.log", "ray/*",
+              "tasks/*", "cache/gesture-*.npz", ".*.tmp", "*/.*.tmp"),
 }
-OWNED_DIRS = ("checkpoints", "plots", "tensorboard", "cache")  # removed once empty
+OWNED_DIRS = ("checkpoints", "plots", "tensorboard", "cache", "trials", "ray", "tasks")
 _HELD: dict[str, RunDir] = {}  # resolved folder -> the RunDir holding its lock here
 
 
@@ -441,6 +444,16 @@ class RunDir:
             self._save_marker()
         return out
 
+    def record_config(self, d: dict) -> None:
+        """Record `d` (JSON-able) as the folder's config in the marker only (a sweep's
+        identity: what must not change between a sweep and its --resume)."""
+        d = json.loads(json.dumps(jsonable(d)))
+        self._marker.update(config=d, config_sha256=config_sha256(d))
+        self._save_marker()
+
+    def recorded_config(self) -> dict | None:
+        return None if self._marker is None else self._marker["config"]
+
     def load_config(self) -> dict:
         """config.json without its "task" key, checked against the recorded config: an
         edited one is refused naming the settings that differ."""
@@ -505,12 +518,15 @@ def _lock_owner(fd: int) -> dict | None:
 
 
 def held_run(path: str | Path) -> RunDir | None:
-    """The run folder this process holds (locked) that contains `path`, if any."""
+    """The spinnq folder this process holds (locked) that contains `path`, if any: the
+    nearest folder with a marker (a task's run folder inside a sweep folder is its own)."""
     p = Path(path).resolve()
     for parent in p.parents:
         run = _HELD.get(str(parent))
         if run is not None:
             return run
+        if (parent / MARKER).exists():
+            return None
     return None
 
 
