@@ -336,13 +336,14 @@ class RunDir:
         want = self._marker["files"].get(self._rel(p))
         if not p.is_file() or p.is_symlink():
             raise CheckpointError("not a regular file", file=str(p))
+        fix = ("start the run over with --force" if self.kind == "run" else
+               "delete it to run that trial again")
         if want is None:
-            raise CheckpointError(f"not written by this run (no record in {MARKER}); start "
-                                  "the run over with --force", file=str(p))
+            raise CheckpointError(f"not written by this {self.kind} (no record in {MARKER}); "
+                                  f"{fix}", file=str(p))
         if _file_sha256(p) not in want:
-            raise CheckpointError(f"changed since this run wrote it (its hash differs from "
-                                  f"the record in {MARKER}); start the run over with --force",
-                                  file=str(p))
+            raise CheckpointError(f"changed since this {self.kind} wrote it (its hash differs "
+                                  f"from the record in {MARKER}); {fix}", file=str(p))
         return p
 
     # ---- the lock

@@ -237,6 +237,9 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
         train_info = {"env_steps": res.env_steps, "episodes": res.episodes,
                       "best_greedy_eval": res.best_eval, "steps_to_solve": res.steps_to_solve,
                       "solved_threshold": solved, "wall_s": res.wall_s}
+        for log in ("train.csv", "eval.csv"):  # finished logs: checked when reported on
+            if (run.path / log).exists():
+                run.record(run.path / log)
         save_checkpoint(float_ckpt, {"model": model.state_dict(), "train": train_info})
 
     # 2. PTQ and QAT (spinnq.quant: scored on the emulated chip) -------------------------
@@ -397,10 +400,18 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         spikes = {n: s[0].numpy() for n, s in emulate(
             program, sample[:1], record=list(program.populations)).spikes.items()}
     plots = standard_plots(rep, cost=cost, placement=placement, spikes=spikes,
-                           training_csv=check_log(run.path / "train.csv"))
+                           training_csv=_training_log(run))
     write_report(run.path, rep, plots)
     rep["run_dir"] = str(run.path)
     return rep
+
+
+def _training_log(run: RunDir) -> Path | None:
+    """train.csv for the report's plot: the log this run recorded when training ended."""
+    p = run.path / "train.csv"
+    if not p.exists():
+        return None
+    return check_log(run.verify(p))
 
 
 def control_sections(rep: dict) -> list[dict]:
