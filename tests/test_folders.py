@@ -476,3 +476,117 @@ def test_the_lock_is_held_for_the_life_of_the_sweep(monkeypatch, capsys, tmp_pat
     monkeypatch.setattr(engine, "run", run)
     sweep(monkeypatch, capsys, g, data, tmp_path / "S")
     assert seen == ["held"]
+
+
+# ------------------------------------------------------------------ slow: tamper fuzz
+class Reported(Exception):
+    """Raised in place of building the report: the resume got that far."""
+
+
+def mutations(base: Path, f: Path) -> dict[str, object]:
+    """truncate, swap (with another file of the folder of the same suffix), wrong type (a
+    folder in its place), wrong JSON shape."""
+    out: dict[str, object] = {"truncate": f.read_bytes()[:max(0, f.stat().st_size // 2)]}
+    same = sorted(p for p in base.rglob(f"*{f.suffix}") if p.is_file() and p != f
+                  and p.read_bytes() != f.read_bytes())
+    if same:
+        out["swap"] = same[0].read_bytes()
+    out["wrong type"] = None  # a folder
+    if f.suffix == ".json":
+        out["wrong shape"] = b"[1, 2]"
+    return out
+
+
+def tamper(work: Path, rel: str, how: str, data) -> None:
+    p = work / rel
+    if data is None:
+        p.unlink()
+        p.mkdir()
+    else:
+        p.write_bytes(data)
+
+
+def fuzz_folder(base: Path, tmp: Path, resume, read_back: set[str]) -> dict:
+    """Tamper with every file of `base` (each mutation on a fresh copy), resume, and try
+    --force: 0 tracebacks, 0 reports built on a tampered file the report reads, 0 user
+    files deleted. Returns outcome counts."""
+    import shutil
+
+    counts = {"refused": 0, "reported": 0, "forced": 0}
+    files = sorted(str(p.relative_to(base)) for p in base.rglob("*")
+                   if p.is_file() and not str(p.relative_to(base)).startswith("ray/"))
+    for rel in files:
+        for how, data in mutations(base, base / rel).items():
+            work = tmp / "w"
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(base, work)
+            tamper(work, rel, how, data)
+            (work / "notes.txt").write_text("mine")
+            try:
+                code, err = resume(work)
+            except Reported:
+                assert rel not in read_back, f"report built on tampered {rel} ({how})"
+                counts["reported"] += 1
+            else:
+                assert code in (0, 2) and "Traceback" not in err, (rel, how, err)
+                assert code == 0 or len(err.strip().splitlines()) == 1, (rel, how, err)
+                assert code == 2 or rel not in read_back, (rel, how)
+                counts["refused" if code == 2 else "reported"] += 1
+            assert (work / "notes.txt").read_text() == "mine"
+    return counts | {"files": len(files)}
+
+
+@pytest.mark.slow
+def test_tampered_run_folders_resume_in_one_line_or_not_at_all(monkeypatch, capsys, tmp_path):
+    import spinnq.tasks.control.run as control_run
+
+    base = tmp_path / "base"
+    code, _, err = run_cli(monkeypatch, capsys, "run", "cartpole", "--quick", "--quiet",
+                           "--out", base)
+    assert code == 0, err
+
+    def no_report(*a, **k):
+        raise Reported
+
+    monkeypatch.setattr(control_run, "_report", no_report)
+
+    def resume(work: Path):
+        code, _, err = run_cli(monkeypatch, capsys, "run", "cartpole", "--resume", work,
+                               "--quiet")
+        try:  # --force on the same tampered folder: a one-line refusal or spinnq's files
+            RunDir.create("cartpole", work, force=True).release()
+        except Exception as e:  # noqa: BLE001
+            from spinnq.errors import SpinnqError
+            assert isinstance(e, SpinnqError), repr(e)
+        return code, err
+
+    read_back = {MARKER, "config.json", "checkpoints/float.pt", "checkpoints/quant.pt",
+                 "ptq.nir", "qat.nir", "stages.json", "train.csv"}
+    counts = fuzz_folder(base, tmp_path, resume, read_back)
+    assert counts["refused"] >= 2 * len(read_back), counts
+
+
+@pytest.mark.slow
+def test_tampered_sweep_folders_resume_in_one_line_or_not_at_all(monkeypatch, capsys,
+                                                                  tmp_path, graph_data):
+    pytest.importorskip("ray.tune")
+    g, data, _ = graph_data
+    base = tmp_path / "base"
+    code, _, err = sweep(monkeypatch, capsys, g, data, base, "--cpus", "1")
+    assert code == 0, err
+    assert (base / "sweep.log").exists()
+
+    import spinnq.sweep.report as report
+
+    def no_report(*a, **k):
+        raise Reported
+
+    monkeypatch.setattr(report, "write", no_report)
+
+    def resume(work: Path):
+        code, _, err = sweep(monkeypatch, capsys, g, data, work, "--resume", "--cpus", "1")
+        return code, err
+
+    read_back = {MARKER} | {str(p.relative_to(base)) for p in (base / "trials").glob("*")}
+    counts = fuzz_folder(base, tmp_path, resume, read_back)
+    assert counts["refused"] >= 2 * len(read_back), counts

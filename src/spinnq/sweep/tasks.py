@@ -193,7 +193,7 @@ def gesture_problem(out: Path, *, quick: bool, seed: int, space: dict, quiet: bo
     from spinnq.tasks.gesture.runner import load_data
     from spinnq.tasks.gesture.train import train
 
-    base = gconf.GestureConfig(seed=seed)
+    base = gconf.GestureConfig(seed=seed, cache_dir=str(Path(out) / "cache"))  # in --out
     base = gconf.quick(base) if quick else base
     window = base.frames.steps * base.frames.bin_ms
     default_t = base.frames.steps

@@ -242,6 +242,8 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
                 run.record(run.path / log)
         save_checkpoint(float_ckpt, {"model": model.state_dict(), "train": train_info})
 
+    _training_log(run)  # the finished log the report plots: this run's, or refused now
+
     # 2. PTQ and QAT (spinnq.quant: scored on the emulated chip) -------------------------
     paths = {name: run.path / f"{name}.nir" for name in ("float", "ptq", "qat")}
     write_graph(qnet.export(model, enc.n_inputs, cfg.dt), paths["float"])

@@ -100,11 +100,24 @@ def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
     if opts.episodes is not None:
         raise InputError("--episodes is for control tasks; gesture evaluates whole splits")
     cfg = settings.validate(settings.apply_sets(cfg, opts.overrides))
+    check_export(cfg)
     if cfg.cache_dir == CACHE_DEFAULT and opts.out is not None:  # inside --out, not ./runs/
         cfg = dataclasses.replace(cfg, cache_dir=str(Path(opts.out) / "cache"))
     run = RunDir.create("gesture", opts.out, force=opts.force)
     run.save_config(cfg)
     return cfg, run, False
+
+
+def check_export(cfg: GestureConfig) -> None:
+    """The untrained network exported as the run will export it: settings that make no
+    valid graph (a `dt` that underflows every time constant) refused before any folder."""
+    from spinnq.errors import GraphError, SettingsError
+
+    try:
+        from_nir(build_graph(build_model(cfg.model, "float"),
+                             (2, cfg.frames.size, cfg.frames.size), cfg))
+    except GraphError as e:
+        raise SettingsError(f"setting dt={cfg.dt!r} gives no valid graph ({e})") from None
 
 
 def _software_check(graph, model, f: Frames, cfg: GestureConfig, n: int = 16) -> dict:
