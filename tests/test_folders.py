@@ -392,6 +392,8 @@ def test_trial_record_shapes_are_checked(tmp_path):
     (["--space", "weight_scale=calibrate"], "needs training data"),
     (["--space", "finetune=1"], "needs training data"),
     (["--threads", "4096"], "--threads 4096"),
+    (["--threads", "{cores_plus_one}"], "CPUs of the embedded Ray"),
+    (["--cpus", "1", "--threads", "2"], "--threads 2 > the 1 CPUs of the embedded Ray"),
     (["--address", "ray://127.0.0.1:10001"], "Ray Client address"),
     (["--address", "http://127.0.0.1:8265"], "web (dashboard) address"),
     (["--address", "127.0.0.1:notaport"], "expected HOST:PORT"),
@@ -408,7 +410,8 @@ def test_sweep_settings_are_refused_before_ray_or_any_file(monkeypatch, capsys, 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()  # accepts, never answers: another service on a loopback port
-    args = [a.format(port=port, silent=server.getsockname()[1]) for a in args]
+    args = [a.format(port=port, silent=server.getsockname()[1],
+                     cores_plus_one=(os.cpu_count() or 1) + 1) for a in args]
     t0 = time.monotonic()
     try:
         code, _, err = sweep(monkeypatch, capsys, g, data, tmp_path / "S", *args)
@@ -512,7 +515,7 @@ def fuzz_folder(base: Path, tmp: Path, resume, read_back: set[str]) -> dict:
     files deleted. Returns outcome counts."""
     import shutil
 
-    counts = {"refused": 0, "reported": 0, "forced": 0}
+    counts = {"refused": 0, "reported": 0}
     files = sorted(str(p.relative_to(base)) for p in base.rglob("*")
                    if p.is_file() and not str(p.relative_to(base)).startswith("ray/"))
     for rel in files:
@@ -563,6 +566,7 @@ def test_tampered_run_folders_resume_in_one_line_or_not_at_all(monkeypatch, caps
     read_back = {MARKER, "config.json", "checkpoints/float.pt", "checkpoints/quant.pt",
                  "ptq.nir", "qat.nir", "stages.json", "train.csv"}
     counts = fuzz_folder(base, tmp_path, resume, read_back)
+    print("tamper outcomes:", counts)
     assert counts["refused"] >= 2 * len(read_back), counts
 
 
@@ -589,4 +593,36 @@ def test_tampered_sweep_folders_resume_in_one_line_or_not_at_all(monkeypatch, ca
 
     read_back = {MARKER} | {str(p.relative_to(base)) for p in (base / "trials").glob("*")}
     counts = fuzz_folder(base, tmp_path, resume, read_back)
+    print("tamper outcomes:", counts)
     assert counts["refused"] >= 2 * len(read_back), counts
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_real_sweep_exits_130(tmp_path, graph_data):
+    """SIGINT to the sweep's process group (a terminal's Ctrl-C) once a trial finished:
+    exit 130, the count of finished trials on stderr, no report, no Ray notice."""
+    import signal
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray.tune")
+    g, data, _ = graph_data
+    out = tmp_path / "S"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from spinnq.cli import main; main()", "sweep", str(g),
+         "--data", str(data), "--out", str(out), "--space", "bits=8,4",
+         "--space", "operating_point=0.5V,0.8V,dvfs", "--space", "tick_ms=1,2,3,4",
+         "--cpus", "1", "--quiet"],
+        env={**os.environ, "PYTHONPATH": src}, start_new_session=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not list((out / "trials").glob("*.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "trials finished" in stderr and "--resume" in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr and "Token authentication" not in stdout + stderr
+    assert not (out / "report.html").exists()
