@@ -78,30 +78,7 @@ def sweep_cmd(
     budget = Budget(max_energy_j=None if max_energy_mj is None else max_energy_mj * 1e-3,
                     max_latency_s=None if max_latency_ms is None else max_latency_ms * 1e-3,
                     min_metric=min_accuracy)
-    problem = None
-    if is_task:
-        if data is not None:
-            raise InputError(f"--data is for a graph target; {target} brings its own data")
-        if target.lower() == "gesture" and episodes is not None:
-            raise InputError("--episodes is for control tasks; gesture evaluates its test split")
-        for stage, where in quant_stages(parsed).items():
-            raise InputError(f"--space {where}: {stage} is for graph targets; the tasks "
-                             "quantize their float network at compile time")
-        ident = identity(target.lower(), None, None, seed, quick=quick, episodes=episodes)
-    else:
-        if not Path(target).is_file():
-            raise InputError(f"not a task ({', '.join(TASKS)}) and no such graph file",
-                             file=target)
-        if data is None:
-            raise InputError(f"a graph target needs --data D.npz (x, y): {target}")
-        from spinnq.sweep.trial import GraphProblem
-
-        problem = GraphProblem.from_files(target, data, convention=convention)
-        needs = quant_stages(parsed)
-        if needs and problem.x_train is None:
-            raise InputError(f"--space {next(iter(needs.values()))} needs training data: "
-                             "x_train/y_train in the data file", file=str(data))
-        ident = identity(target, problem, data, seed)
+    problem, ident = _target(target, data, convention, seed, quick, episodes, parsed)
     cfg = SweepConfig(space=parsed, search=search, samples=samples, seed=seed, budget=budget,
                       ray=ray, resume=resume, quiet=quiet)
     folder = open_folder(out, ident, resume)
@@ -116,7 +93,36 @@ def sweep_cmd(
         raise
     finally:
         folder.release()
-    _print(res, problem.metric if problem is not None else res["metric"])
+    _print(res, res["metric"])
+
+
+def _target(target: str, data: Path | None, convention: str | None, seed: int, quick: bool,
+            episodes: int | None, parsed: dict) -> tuple[object, dict]:
+    """(the graph problem or None for a task, the sweep's identity), every input checked
+    before the sweep folder is made (a task's networks are trained inside it, later)."""
+    if target.lower() in TASKS:
+        if data is not None:
+            raise InputError(f"--data is for a graph target; {target} brings its own data")
+        if target.lower() == "gesture" and episodes is not None:
+            raise InputError("--episodes is for control tasks; gesture evaluates its test split")
+        for stage, where in quant_stages(parsed).items():
+            raise InputError(f"--space {where}: {stage} is for graph targets; the tasks "
+                             "quantize their float network at compile time")
+        return None, identity(target.lower(), None, None, seed, quick=quick,
+                              episodes=episodes)
+    if not Path(target).is_file():
+        raise InputError(f"not a task ({', '.join(TASKS)}) and no such graph file",
+                         file=target)
+    if data is None:
+        raise InputError(f"a graph target needs --data D.npz (x, y): {target}")
+    from spinnq.sweep.trial import GraphProblem
+
+    problem = GraphProblem.from_files(target, data, convention=convention)
+    needs = quant_stages(parsed)
+    if needs and problem.x_train is None:
+        raise InputError(f"--space {next(iter(needs.values()))} needs training data: "
+                         "x_train/y_train in the data file", file=str(data))
+    return problem, identity(target, problem, data, seed)
 
 
 def _sweep(problem, target: str, out: Path, cfg: SweepConfig, *, quick: bool,
