@@ -369,8 +369,8 @@ class RunDir:
                 os.close(fd)
                 who = (f"pid {owner['pid']}, started {owner.get('started', '?')}"
                        if owner else "starting now")
-                raise RunFolderError(f"in use by another run ({who}); wait for it to end or "
-                                     "stop it", file=str(self.path)) from None
+                raise RunFolderError(f"in use by another {self.kind} ({who}); wait for it to "
+                                     "end or stop it", file=str(self.path)) from None
             if not _same_file(fd, self.lock_path):  # the holder removed it as we opened it
                 os.close(fd)
                 continue
