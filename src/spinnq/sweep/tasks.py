@@ -133,7 +133,9 @@ def control_problem(env: str, out: Path, *, quick: bool, episodes: int | None, s
                             file=str(ckpt))
         else:
             resume = (folder / "checkpoints" / "dqn.pt").exists()
-            run = RunDir.open(folder) if resume else RunDir.create(env, folder)
+            # no DQN checkpoint yet: that training starts over (force deletes only spinnq's
+            # files), so a sweep cut off early resumes instead of refusing its own folder
+            run = RunDir.open(folder) if resume else RunDir.create(env, folder, force=True)
             if not resume:
                 run.save_config(cfg)
             res = train(model, enc, spec, cfg.dqn, cfg.seed, run.path, solved=solved,
