@@ -55,6 +55,7 @@ import random
 import shutil
 import socket
 import stat
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -64,7 +65,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from spinnq import __version__
 from spinnq.config import RUNS_DIR
 from spinnq.errors import CheckpointError, InputError, Interrupted, OutputError, RunFolderError
 from spinnq.files import (  # noqa: F401  (atomic_write, write_json: re-exported for tasks)
@@ -210,7 +210,7 @@ class RunDir:
                 _refuse_foreign(p, kind, force, held=True)  # again, now that it is ours
                 if force:
                     run.empty()
-            run._marker = {"spinnq": kind, "format": MARKER_FORMAT, "version": __version__,
+            run._marker = {"spinnq": kind, "format": MARKER_FORMAT, "version": _version(),
                            "task": task, "created": datetime.now(UTC).isoformat(
                                timespec="seconds"), "config": None, "config_sha256": None,
                            "files": {}}
@@ -484,6 +484,12 @@ def _refuse_foreign(p: Path, kind: str, force: bool, held: bool = False) -> None
     if held and others and not force:
         raise RunFolderError(f"holds a run; continue it with --resume {p}, start it over with "
                              "--force, or use another --out", file=str(p))
+
+
+def _version() -> str:
+    """spinnq's version (the package is imported before any of its modules; read from
+    there, not imported: the tasks layer imports nothing above it)."""
+    return str(getattr(sys.modules.get("spinnq"), "__version__", "unknown"))
 
 
 def _same_file(fd: int, path: Path) -> bool:
