@@ -3,7 +3,7 @@
     spinnq sweep TARGET --out DIR [--data D.npz] --space KEY=V1,V2,... [--space ...]
                  [--samples N] [--search grid|random|optuna] [--address auto|HOST:PORT]
                  [--resume] [--max-energy-mj X] [--max-latency-ms L] [--min-accuracy A]
-                 [--convention nir|snntorch|norse]
+                 [--convention nir|snntorch|norse|...] [--reset zero|subtract] [--dt S]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from spinnq.cli.app import console, error_line, interrupted
-from spinnq.cli.common import ConventionOpt
+from spinnq.cli.common import ConventionOpt, DtOpt, ResetOpt
 from spinnq.errors import InputError
 from spinnq.files import check_output
 from spinnq.sweep.engine import RayOptions
@@ -54,6 +54,8 @@ def sweep_cmd(
     min_accuracy: float = typer.Option(None, "--min-accuracy", help="Budget: accuracy (0..1; "
                                        "for control tasks: the mean return)."),
     convention: str = ConventionOpt,
+    reset: str = ResetOpt,
+    dt: float = DtOpt,
     quick: bool = typer.Option(False, "--quick", help="Tasks: the quick-sized training and "
                                "evaluation."),
     episodes: int = typer.Option(None, "--episodes", help="Control tasks: closed-loop "
@@ -78,7 +80,8 @@ def sweep_cmd(
     budget = Budget(max_energy_j=None if max_energy_mj is None else max_energy_mj * 1e-3,
                     max_latency_s=None if max_latency_ms is None else max_latency_ms * 1e-3,
                     min_metric=min_accuracy)
-    problem, ident = _target(target, data, convention, seed, quick, episodes, parsed)
+    problem, ident = _target(target, data, {"convention": convention, "reset": reset,
+                                             "dt": dt}, seed, quick, episodes, parsed)
     cfg = SweepConfig(space=parsed, search=search, samples=samples, seed=seed, budget=budget,
                       ray=ray, resume=resume, quiet=quiet)
     folder = open_folder(out, ident, resume)
@@ -96,13 +99,17 @@ def sweep_cmd(
     _print(res, res["metric"])
 
 
-def _target(target: str, data: Path | None, convention: str | None, seed: int, quick: bool,
+def _target(target: str, data: Path | None, run: dict, seed: int, quick: bool,
             episodes: int | None, parsed: dict) -> tuple[object, dict]:
     """(the graph problem or None for a task, the sweep's identity), every input checked
-    before the sweep folder is made (a task's networks are trained inside it, later)."""
+    before the sweep folder is made (a task's networks are trained inside it, later).
+    `run`: a graph's convention, reset and dt (None where not given)."""
     if target.lower() in TASKS:
         if data is not None:
             raise InputError(f"--data is for a graph target; {target} brings its own data")
+        if any(v is not None for v in run.values()):
+            raise InputError(f"--convention, --reset and --dt are for a graph target; {target}"
+                             " runs its network as it was trained")
         if target.lower() == "gesture" and episodes is not None:
             raise InputError("--episodes is for control tasks; gesture evaluates its test split")
         for stage, where in quant_stages(parsed).items():
@@ -117,7 +124,7 @@ def _target(target: str, data: Path | None, convention: str | None, seed: int, q
         raise InputError(f"a graph target needs --data D.npz (x, y): {target}")
     from spinnq.sweep.trial import GraphProblem
 
-    problem = GraphProblem.from_files(target, data, convention=convention)
+    problem = GraphProblem.from_files(target, data, **run)
     needs = quant_stages(parsed)
     if needs and problem.x_train is None:
         raise InputError(f"--space {next(iter(needs.values()))} needs training data: "
@@ -132,6 +139,8 @@ def _sweep(problem, target: str, out: Path, cfg: SweepConfig, *, quick: bool,
 
         problem = task_problem(target.lower(), out, quick=quick, episodes=episodes,
                                seed=cfg.seed, space=cfg.space, quiet=cfg.quiet)
+    console.print("default trial's " + problem.run_settings(problem.default()).line(),
+                  highlight=False, soft_wrap=True)
     res = run_sweep(problem, out, cfg, target=str(target))
     return res | {"metric": problem.metric}
 

@@ -289,8 +289,8 @@ def chip_flags(problem: Problem, s: dict) -> list[str]:
 
 def energy_flags(s: dict) -> list[str]:
     tick = tick_seconds(s)
-    return ["--operating-point", s["operating_point"]] + (
-        [] if tick is None else ["--tick-ms", repr(float(s["tick_ms"]))])
+    return ["--operating-point", s["operating_point"],
+            "--tick-ms", "shortest" if tick is None else repr(float(s["tick_ms"]))]
 
 
 def best_commands(problem: Problem, out: Path, rec: dict, labelled: bool = False) -> str:

@@ -19,11 +19,12 @@ import torch
 
 from spinnq.errors import InputError
 from spinnq.graph.model import Graph, from_nir, read_graph, write_graph
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config
 from spinnq.s2.emulate import emulate
 from spinnq.s2.program import Program, Run
 from spinnq.sweep.space import settings
-from spinnq.sweep.trial import quant_stages
+from spinnq.sweep.trial import quant_stages, trial_flags
 from spinnq.tasks.common import RunDir, load_checkpoint, load_state_dict, save_checkpoint
 
 CONTROL = ("cartpole", "acrobot")
@@ -72,10 +73,14 @@ class TrainedPerTimesteps:
     def labels(self, s: dict) -> np.ndarray | None:
         return None
 
+    def run_settings(self, s: dict) -> RunSettings:
+        """The trial's settings through the one resolver (`spinnq.resolver`): the task's dt and
+        reset by subtraction (as it trains), the trial's chip settings."""
+        return resolve(self.graph(s), reset="subtract", dt=self.dt,
+                       weight_scale=s["weight_scale"], **trial_flags(s))
+
     def s2_config(self, s: dict) -> S2Config:
-        return S2Config(dt=self.dt, reset="subtract", bits=int(s["bits"]),
-                        weight_scale=s["weight_scale"],
-                        neurons_per_pe_default=int(s["neurons_per_pe"]))
+        return self.run_settings(s).s2()
 
 
 @dataclass
