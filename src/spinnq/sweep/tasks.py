@@ -138,7 +138,9 @@ def control_problem(env: str, out: Path, *, quick: bool, episodes: int | None, s
                             file=str(ckpt))
         else:
             resume = (folder / "checkpoints" / "dqn.pt").exists()
-            run = RunDir.open(folder) if resume else RunDir.create(env, folder)
+            # no DQN checkpoint yet: that training starts over (force deletes only spinnq's
+            # files), so a sweep cut off early resumes instead of refusing its own folder
+            run = RunDir.open(folder) if resume else RunDir.create(env, folder, force=True)
             if not resume:
                 run.save_config(cfg)
             res = train(model, enc, spec, cfg.dqn, cfg.seed, run.path, solved=solved,
@@ -198,7 +200,7 @@ def gesture_problem(out: Path, *, quick: bool, seed: int, space: dict, quiet: bo
     from spinnq.tasks.gesture.runner import load_data
     from spinnq.tasks.gesture.train import train
 
-    base = gconf.GestureConfig(seed=seed)
+    base = gconf.GestureConfig(seed=seed, cache_dir=str(Path(out) / "cache"))  # in --out
     base = gconf.quick(base) if quick else base
     window = base.frames.steps * base.frames.bin_ms
     default_t = base.frames.steps
