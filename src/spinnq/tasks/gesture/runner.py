@@ -33,7 +33,7 @@ from spinnq.s2.published_fit import SEED_NEURONS_PER_PE
 from spinnq.tasks.common import RunDir, stopwatch, write_json
 from spinnq.tasks.gesture import config as gconf
 from spinnq.tasks.gesture.config import GestureConfig
-from spinnq.tasks.gesture.data import Frames, real_frames, synthetic_frames
+from spinnq.tasks.gesture.data import Frames, dataset_root, real_frames, synthetic_frames
 from spinnq.tasks.gesture.model import build_model, n_weights
 from spinnq.tasks.gesture.train import accuracy, spike_counts, train
 
@@ -95,6 +95,8 @@ def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
         raise InputError("--episodes is for control tasks; gesture evaluates whole splits")
     cfg = settings.validate(settings.apply_sets(cfg, opts.overrides))
     check_export(cfg)
+    if cfg.data_dir is not None:  # a bad --data-dir refused before any folder is made
+        dataset_root(cfg.data_dir)
     if cfg.cache_dir == CACHE_DEFAULT and opts.out is not None:  # inside --out, not ./runs/
         cfg = dataclasses.replace(cfg, cache_dir=str(Path(opts.out) / "cache"))
     run = RunDir.create("gesture", opts.out, force=opts.force)
