@@ -217,7 +217,7 @@ class ChipNet(nn.Module):
         """Per population: the factor on the NIR v_threshold in `graph` (default: the
         module's current one) against the graph the module was built from."""
         if graph is None:
-            return {n: float(torch.exp(k)) for n, k in zip(self.th_pops, self.log_k,
+            return {n: float(torch.exp(k)) for n, k in zip(self.th_pops, self.log_k.detach(),
                                                            strict=True)}
         return {n: float(np.mean(np.asarray(graph.nodes[n].v_threshold, dtype=np.float64)
                                  / np.asarray(self.graph.nodes[n].v_threshold,
@@ -421,7 +421,7 @@ def _epoch(net: ChipNet, opt: torch.optim.Optimizer, xt: Tensor, yt: Tensor | No
     return float(np.mean(losses))
 
 
-def _check_options(readout: str, epochs: int, lr: float, batch: int,
+def check_options(readout: str, epochs: int, lr: float, batch: int,
                    patience: int | None) -> None:
     if readout not in ("count", "membrane"):
         raise InputError(f"readout must be 'count' or 'membrane', got {readout!r}")
@@ -459,7 +459,7 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     adaptive threshold scaling; Adam step `threshold_lr` in log units), kept within
     `THRESHOLD_RANGE` of the start and a finite float32 on the chip."""
     t0 = time.perf_counter()
-    _check_options(readout, epochs, lr, batch, patience)
+    check_options(readout, epochs, lr, batch, patience)
     g = as_graph(graph)
     c2, s2 = configs(g)
     cfg, sim = cfg or c2, sim or s2

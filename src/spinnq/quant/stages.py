@@ -21,7 +21,7 @@ from spinnq.graph.simulate import SimConfig
 from spinnq.quant.calibration import PERCENTILES, Calibration, calibrate
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, float_eval
-from spinnq.quant.finetuning import FinetuneResult, finetune
+from spinnq.quant.finetuning import FinetuneResult, check_options, finetune
 from spinnq.quant.settings import configs
 from spinnq.s2.compile import S2Config
 
@@ -93,6 +93,8 @@ def quantize(graph, data: Data, *, bits: int | None = None,
     if calib_from == "train" and train is None:
         raise InputError("calib-from 'train' calibrates on the training data: give it "
                          "(--finetune TRAIN.npz)")
+    if train is not None:  # before calibration: a bad option fails at once
+        check_options(readout, epochs, lr, batch, patience)
     g = as_graph(graph)
     c2, s2 = configs(g, bits=bits)
     cfg, sim = cfg or c2, sim or s2
