@@ -58,21 +58,28 @@ def rleaky_mlp(hidden: int) -> torch.nn.Sequential:
         torch.nn.Linear(hidden, 10), dm.leaky((10,)))
 
 
-def _mlp_gain(a):
-    net = dm.mlp(a.hidden)
-    return net, (64,), lambda n: dm.with_gain(n, [0, 1, 2], a.gain)
+def out_gain(layer: int, gain: float) -> Callable:
+    """After training: output neuron 0 with a large gain (its weights, bias and threshold x
+    `gain`: the same float network, but one neuron now sets the read-out layer's 4-bit
+    scale, as after training with learnable thresholds)."""
+    return lambda net: dm.with_gain(net, [0], gain, layer=layer)
 
 
 NETWORKS: dict[str, dict] = {
     # name: builder (args -> (net, input shape, after-training hook)), steps, epochs, what
-    "mlp-gain": {"build": _mlp_gain, "steps": 20, "epochs": 15,
-                 "what": "MLP 64-128-10 (snnTorch Leaky), 3 hidden neurons with x{gain} gain"},
-    "conv": {"build": lambda a: (dm.convnet(a.channels), (1, 8, 8), None), "steps": 8,
-             "epochs": 10, "what": "conv {channels}c3 + AvgPool2d(2) + dense (snnTorch)"},
-    "few-steps": {"build": lambda a: (dm.mlp(64), (64,), None), "steps": 4, "epochs": 15,
-                  "what": "MLP 64-64-10 (snnTorch Leaky), 4 timesteps"},
-    "recurrent": {"build": lambda a: (rleaky_mlp(48), (64,), None), "steps": 10,
-                  "epochs": 10, "what": "RLeaky 64-48(rec)-10 (snnTorch)"},
+    "mlp-outgain": {"build": lambda a: (dm.mlp(64), (64,), out_gain(2, a.gain)), "steps": 10,
+                    "epochs": 15, "what": "MLP 64-64-10, one read-out neuron x{gain} gain"},
+    "conv-outgain": {"build": lambda a: (dm.convnet(a.channels), (1, 8, 8),
+                                         out_gain(4, a.gain)), "steps": 8, "epochs": 10,
+                     "what": "conv {channels}c3 + AvgPool2d(2) + dense, one read-out neuron "
+                             "x{gain} gain"},
+    "recurrent-outgain": {"build": lambda a: (rleaky_mlp(32), (64,), out_gain(2, a.gain)),
+                          "steps": 8, "epochs": 10, "what": "RLeaky 64-32(recurrent)-10, one "
+                          "read-out neuron x{gain} gain"},
+    "few-steps": {"build": lambda a: (dm.mlp(64), (64,), None), "steps": 3, "epochs": 15,
+                  "what": "MLP 64-64-10"},
+    "mlp": {"build": lambda a: (dm.mlp(64), (64,), None), "steps": 10, "epochs": 15,
+            "what": "MLP 64-64-10"},
 }
 
 
@@ -153,9 +160,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", choices=list(NETWORKS), default=list(NETWORKS))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--gain", type=float, default=6.0)
-    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--gain", type=float, default=12.0)
+    ap.add_argument("--channels", type=int, default=4)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")

@@ -27,16 +27,17 @@ def convnet(channels: int = 4, classes: int = 10) -> torch.nn.Sequential:
         torch.nn.Linear(channels * 16, classes), leaky((classes,)))
 
 
-def with_gain(net: torch.nn.Sequential, neurons: list[int], gain: float) -> None:
-    """A few hidden neurons (or conv channels) of `mlp`/`convnet` with a large gain: their incoming weights, bias and
-    threshold x `gain` -- the same float network up to float rounding, but the layer's
-    integer scale is now set by a few weights (as after training with learnable thresholds
-    or on unnormalised inputs)."""
+def with_gain(net: torch.nn.Sequential, neurons: list[int], gain: float, layer: int = 0
+              ) -> None:
+    """A few neurons (or conv channels) with a large gain: the incoming weights and bias of
+    weight layer `layer` of the Sequential, and the threshold of the neurons after it, x
+    `gain` -- the same float network up to float rounding, but the layer's integer scale is
+    now set by a few weights (as after training with learnable thresholds)."""
     with torch.no_grad():
-        net[0].weight[neurons] *= gain
-        net[0].bias[neurons] *= gain
-        net[1].threshold[neurons] *= gain
-        rec = getattr(net[1], "recurrent", None)  # RLeaky: its inputs from the layer too
+        net[layer].weight[neurons] *= gain
+        net[layer].bias[neurons] *= gain
+        net[layer + 1].threshold[neurons] *= gain
+        rec = getattr(net[layer + 1], "recurrent", None)  # RLeaky: its inputs from the layer too
         if rec is not None:
             rec.weight[neurons] *= gain
 

@@ -14,10 +14,16 @@ is the chip's arithmetic, and the training loop around it.
 Its spikes equal the emulator's (tested, 0 mismatches), and `export()` writes a graph (weights
 = integer / scale, `w_scale` metadata) that compiles to the same integers.
 
-`finetune(graph, data)` trains it: cross-entropy on labels (spike counts, or the read-out
-voltage at the last step), or without labels distillation (MSE) of the float graph's read-out;
-after every epoch the exported graph is scored on the emulated chip, and the best graph seen
-is returned -- the starting (PTQ) graph unless training beats it.
+`finetune(graph, data, val=...)` trains it: cross-entropy on labels (spike counts, or the
+read-out voltage at the last step), or without labels distillation (MSE) of the float graph's
+read-out; after every epoch the exported graph is compiled and scored on the emulated chip on
+validation data the network is not trained on (a share of the training data, where PTQ may
+already be saturated, cannot show a gain), training stops after `patience` epochs without a
+better score, and the best epoch is returned -- the starting (PTQ) graph unless it beats PTQ
+there. With `learn_thresholds`, one factor per spiking population on its threshold is learnt
+with the weights (paper B's adaptive threshold scaling): the module recomputes the chip's
+float32 threshold as the compiler does from the exported v_threshold, so it still equals the
+emulator spike for spike.
 """
 
 from __future__ import annotations
@@ -421,6 +427,16 @@ def _epoch(net: ChipNet, opt: torch.optim.Optimizer, xt: Tensor, yt: Tensor | No
     return float(np.mean(losses))
 
 
+def _optimizer(net: ChipNet, lr: float, threshold_lr: float) -> torch.optim.Optimizer:
+    """Adam with each projection's step in integer units (lr / its scale), and the learnt
+    threshold factors' step in log units."""
+    groups = [{"params": [p.weight], "lr": lr / p.scale} for p in net.projs
+              if p.weight is not None]
+    if net.log_k is not None:
+        groups.append({"params": [net.log_k], "lr": threshold_lr})
+    return torch.optim.Adam(groups)
+
+
 def check_options(readout: str, epochs: int, lr: float, batch: int,
                    patience: int | None) -> None:
     if readout not in ("count", "membrane"):
@@ -436,8 +452,8 @@ def check_options(readout: str, epochs: int, lr: float, batch: int,
 
 
 def finetune(graph, train_data: Data, *, val: Data | None = None,
-             val_data: Data | None = None, epochs: int = 10, lr: float = 0.05,
-             batch: int = 32, patience: int | None = 3, readout: str = "count",
+             val_data: Data | None = None, epochs: int = 5, lr: float = 0.05,
+             batch: int = 32, patience: int | None = None, readout: str = "count",
              teacher: Graph | None = None, cfg: S2Config | None = None,
              sim: SimConfig | None = None, seed: int = 0, slope: float = 5.0,
              val_fraction: float = 0.25, gap_weight: float = 0.0, min_gain: float = 0.005,
@@ -454,7 +470,8 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     of `train_data`, held out of training). The best epoch is returned, and it replaces the
     start (PTQ) only if it beats it there by at least `min_gain` (a one-sample gain on a few
     hundred samples is noise, not a better network). Training stops after `patience` epochs
-    without a better validation score (None or 0: never). With `learn_thresholds`, every
+    without a better validation score (None or 0: never; `quantize`, the command's function,
+    defaults to 10 epochs and patience 3). With `learn_thresholds`, every
     spiking population's threshold is scaled by a factor learnt with the weights (paper B's
     adaptive threshold scaling; Adam step `threshold_lr` in log units), kept within
     `THRESHOLD_RANGE` of the start and a finite float32 on the chip."""
@@ -475,11 +492,7 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     if y is None:
         target = torch.from_numpy(float_eval(ref, x, None, sim, readout).scores).float()
         vy = float_eval(ref, vx, None, sim, readout).predictions
-    groups = [{"params": [p.weight], "lr": lr / p.scale} for p in net.projs
-              if p.weight is not None]
-    if learn_thresholds and net.log_k is not None:
-        groups.append({"params": [net.log_k], "lr": threshold_lr})
-    opt = torch.optim.Adam(groups)
+    opt = _optimizer(net, lr, threshold_lr)
     qcfg = cfg.with_(graph_scales=True)
 
     def score(graph_: Graph) -> float:
