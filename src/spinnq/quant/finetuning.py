@@ -47,7 +47,7 @@ from spinnq.nn.neurons import spike
 from spinnq.quant.calibration import WEIGHTS, chain_factors, chains, chip_accuracy
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, float_eval
-from spinnq.quant.formats import fake_int
+from spinnq.quant.formats import fake_int, qmax
 from spinnq.quant.settings import configs, has_scales
 from spinnq.s2 import chip
 from spinnq.s2.compile import INCLUSIVE, NEURON_RULES, W_SCALE_KEY, S2Config, compile, recurrent
@@ -171,6 +171,55 @@ class ChipNet(nn.Module):
         self.log_k: nn.Parameter | None = None
         if learn_thresholds:
             self._threshold_terms()
+
+    def start_from(self, teacher: Graph) -> int:
+        """Put the trainable weights where `teacher`'s float weights are, wherever those give
+        the same integers (so the module computes exactly what it did): training then starts
+        from the float network's positions between the integers, not from their centres,
+        where every weight pushed the same way crosses a rounding boundary at the same step
+        (hundreds of integers jump together and the loss leaps up). Returns how many
+        weights moved."""
+        moved = 0
+        with torch.no_grad():
+            for pr in self.projs:
+                node = teacher.nodes.get(pr.node) if pr.weight is not None else None
+                w_t = getattr(node, "weight", None)
+                if w_t is None or np.shape(w_t) != tuple(pr.weight.shape):
+                    continue
+                before = pr.ints()
+                old = pr.weight.detach().clone()
+                bound = (qmax(pr.bits) + 0.49) / (pr.scale * abs(pr.factor))
+                w_t = torch.as_tensor(np.asarray(w_t, dtype=np.float32)).clamp(-bound, bound)
+                pr.weight.copy_(w_t)
+                same = pr.ints() == before
+                pr.weight.copy_(torch.where(same, w_t, old))
+                if not torch.equal(pr.ints(), before):  # a rounding corner case: keep old
+                    pr.weight.copy_(old)
+                    continue
+                moved += int((pr.weight != old).sum())
+        return moved
+
+    def dither(self, gen: torch.Generator, width: float = 0.4) -> int:
+        """Without a float network to start from: move every weight that sits on an integer
+        centre by a seeded uniform offset of up to `width` integer steps, wherever that keeps
+        its integer (same reason as `start_from`). Returns how many weights moved."""
+        moved = 0
+        with torch.no_grad():
+            for pr in self.projs:
+                if pr.weight is None:
+                    continue
+                before, old = pr.ints(), pr.weight.detach().clone()
+                unit = 1.0 / (pr.scale * abs(pr.factor))
+                x = old.double() * pr.scale * pr.factor
+                centred = (x - x.round()).abs() <= 1e-4
+                u = (torch.rand(old.shape, generator=gen) * 2 - 1) * width * unit
+                pr.weight.copy_(torch.where(centred, old + u.float(), old))
+                pr.weight.copy_(torch.where(pr.ints() == before, pr.weight, old))
+                if not torch.equal(pr.ints(), before):
+                    pr.weight.copy_(old)
+                    continue
+                moved += int((pr.weight != old).sum())
+        return moved
 
     # ------------------------------------------------------ adaptive threshold scaling
     def _threshold_terms(self) -> None:
@@ -487,6 +536,9 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = ChipNet(g, cfg, slope, learn_thresholds=learn_thresholds)
+    if teacher is not None:
+        net.start_from(teacher)
+    net.dither(gen)  # weights the teacher did not place: off their integer centres
     ref = teacher if teacher is not None else g
     target = None
     if y is None:
