@@ -12,7 +12,8 @@ train, exported with snnTorch's `export_to_nir`, then run through the command a 
     spinnq quantize NET.nir --data val.npz --out qat.nir --bits 4 --convention snntorch \\
            --finetune train.npz --val val.npz                     (default options otherwise)
 
-and both graphs are scored on the emulated chip on test, which neither training, calibration
+(and once more with `--learn-thresholds`), and the graphs are scored on the emulated chip
+on test, which neither training, calibration
 nor the epoch/keep choice saw. Reported per network: float (snnTorch's own forward, test),
 PTQ-4 and QAT-4 on chip (test), the drop (float - PTQ) and the share of it won back
 ((QAT - PTQ) / drop). Accuracies are measured (float) or emulated (chip); CPU seconds are
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -67,15 +69,15 @@ def out_gain(layer: int, gain: float) -> Callable:
 
 NETWORKS: dict[str, dict] = {
     # name: builder (args -> (net, input shape, after-training hook)), steps, epochs, what
-    "mlp-outgain": {"build": lambda a: (dm.mlp(64), (64,), out_gain(2, a.gain)), "steps": 10,
-                    "epochs": 15, "what": "MLP 64-64-10, one read-out neuron x{gain} gain"},
+    "mlp-outgain": {"build": lambda a: (dm.mlp(64), (64,), out_gain(2, 12.0)), "steps": 10,
+                    "epochs": 15, "what": "MLP 64-64-10, one read-out neuron x12 gain"},
     "conv-outgain": {"build": lambda a: (dm.convnet(a.channels), (1, 8, 8),
-                                         out_gain(4, a.gain)), "steps": 8, "epochs": 10,
+                                         out_gain(4, 12.0)), "steps": 8, "epochs": 10,
                      "what": "conv {channels}c3 + AvgPool2d(2) + dense, one read-out neuron "
-                             "x{gain} gain"},
-    "recurrent-outgain": {"build": lambda a: (rleaky_mlp(32), (64,), out_gain(2, a.gain)),
+                             "x12 gain"},
+    "recurrent-outgain": {"build": lambda a: (rleaky_mlp(32), (64,), out_gain(2, 20.0)),
                           "steps": 8, "epochs": 10, "what": "RLeaky 64-32(recurrent)-10, one "
-                          "read-out neuron x{gain} gain"},
+                          "read-out neuron x20 gain"},
     "few-steps": {"build": lambda a: (dm.mlp(64), (64,), None), "steps": 3, "epochs": 15,
                   "what": "MLP 64-64-10"},
     "mlp": {"build": lambda a: (dm.mlp(64), (64,), None), "steps": 10, "epochs": 15,
@@ -93,14 +95,15 @@ def splits(steps: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {"train": (xa, ya), "val": (xv, yv), "test": (xte, yte)}
 
 
-def quantize_cmd(graph: Path, tmp: Path, out: str, finetune: bool) -> tuple[list[str], dict]:
+def quantize_cmd(graph: Path, tmp: Path, out: str, finetune: bool, *extra: str
+                 ) -> tuple[list[str], dict]:
     """`spinnq quantize` as a user runs it (a subprocess of the entry point); its JSON."""
     js = tmp / f"{out}.json"
     args = ["quantize", str(graph), "--data", str(tmp / "val.npz"), "--out",
             str(tmp / f"{out}.nir"), "--bits", "4", "--convention", "snntorch", "--json",
             str(js)]
     if finetune:
-        args += ["--finetune", str(tmp / "train.npz"), "--val", str(tmp / "val.npz")]
+        args += ["--finetune", str(tmp / "train.npz"), "--val", str(tmp / "val.npz"), *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     code = ("import sys, torch; torch.set_num_threads(1); from spinnq.cli import main; "
             "sys.argv = ['spinnq'] + sys.argv[1:]; main()")
@@ -132,17 +135,22 @@ def one_network(name: str, spec: dict, args) -> dict:
         nir.write(graph, dm.export(net, shape))
         for k, (x, y) in rs.items():
             np.savez(tmp / f"{k}.npz", x=x, y=y)
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        cmd_ptq, ptq = quantize_cmd(graph, tmp, "ptq", finetune=False)
-        cmd_qat, qat = quantize_cmd(graph, tmp, "qat", finetune=True)
-        row["quantize_wall_s"] = time.perf_counter() - t0
-        test = rs["test"]
-        for key, out in (("ptq4_test", "ptq"), ("qat4_test", "qat")):
-            row[key] = evaluate(tmp / f"{out}.nir", test, target="chip").chip.accuracy
+        runs = {}
+        for key, ft, extra in (("ptq", False, ()), ("qat", True, ()),
+                               ("qat_thr", True, ("--learn-thresholds",))):
+            c0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+            t0 = time.perf_counter()
+            runs[key] = quantize_cmd(graph, tmp, key, ft, *extra)
+            row[f"{key}_wall_s"] = time.perf_counter() - t0
+            row[f"{key}_cpu_s"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - c0
+            row[f"{key}4_test"] = evaluate(tmp / f"{key}.nir", rs["test"],
+                                           target="chip").chip.accuracy
+        (cmd_ptq, _), (cmd_qat, qat), (cmd_thr, thr) = runs["ptq"], runs["qat"], runs["qat_thr"]
     ft = qat["finetune"]
     drop = row["float_test"] - row["ptq4_test"]
-    row |= {"commands": [" ".join(cmd_ptq), " ".join(cmd_qat)],
+    row |= {"commands": [" ".join(cmd_ptq), " ".join(cmd_qat), " ".join(cmd_thr)],
+            "qat_thr_kept": thr["finetune"]["improved"],
+            "qat_thr_factors": thr["finetune"]["thresholds"],
             "ptq_modes": qat["calibration"]["modes"], "ptq4_val": ft["score_start"],
             "qat4_val": ft["score"], "finetune_kept": ft["improved"],
             "best_epoch": ft["best_epoch"], "stopped_early": ft["stopped_early"],
@@ -160,7 +168,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", choices=list(NETWORKS), default=list(NETWORKS))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--gain", type=float, default=12.0)
     ap.add_argument("--channels", type=int, default=4)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()

@@ -263,13 +263,15 @@ def qat_recovery_section(d: dict) -> str:
     rows = d["networks"]
     pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
     lines = ["| network (trained in snnTorch) | steps | float | PTQ-4 on chip | QAT-4 on chip | "
-             "drop | won back |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "drop | won back | QAT-4 + learnt thresholds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         share = "" if r["won_back_share"] is None else f" ({100 * r['won_back_share']:.0f} %)"
         kept = "" if r["finetune_kept"] else ", PTQ kept"
         lines.append(f"| {r['what']} | {r['steps']} | {pct(r['float_test'])} | "
                      f"{pct(r['ptq4_test'])} | {pct(r['qat4_test'])} | {r['drop_pt']:.2f} pt | "
-                     f"{r['won_back_pt']:+.2f} pt{share}{kept} |")
+                     f"{r['won_back_pt']:+.2f} pt{share}{kept} | "
+                     f"{pct(r['qat_thr4_test']) if 'qat_thr4_test' in r else ''} |")
     big = [r for r in rows if r["drop_pt"] >= 2]
     won = [r for r in big if (r["won_back_share"] or 0) >= 0.8]
     below = [r["network"] for r in rows if r["qat4_test"] < r["ptq4_test"]]

@@ -143,3 +143,25 @@ def test_fine_tuning_is_kept_on_validation_gains_when_train_accuracy_is_saturate
     assert evaluate(ft.graph, val, target="chip").chip.accuracy == pytest.approx(ft.score)
     held = finetune(cal.graph, train, epochs=3, cfg=cfg, sim=sim)  # the old rule
     assert held.score_start == 1.0 and not held.improved
+
+
+def test_training_starts_between_the_integers_with_the_same_integers(nir_paper):
+    """`start_from` (the float teacher's weights) and `dither` move the trainable weights off
+    the integer centres -- so rounding boundaries are not all crossed at the same step --
+    without changing a single integer the module computes with."""
+    from spinnq.quant.calibration import calibrate
+
+    g = read_graph(nir_paper / "cnn_sinabs.nir")
+    cfg = S2Config(reset="subtract", bits=4)
+    cal = calibrate(g, objective=lambda graph, c: 0.0, percentiles=("p99.9",), cfg=cfg)
+    qcfg = cfg.with_(graph_scales=True)
+    net = ChipNet(cal.graph, qcfg)
+    assert net.start_from(g) > 0
+    assert all(pr.check() == 0 for pr in net.projs)
+    other = ChipNet(cal.graph, qcfg)
+    assert other.dither(torch.Generator().manual_seed(0)) > 0
+    assert all(pr.check() == 0 for pr in other.projs)
+    for pr in other.projs:
+        if pr.weight is not None:
+            x = pr.weight.double() * pr.scale * pr.factor
+            assert float((x - x.round()).abs().max()) > 0.1  # off the centres
