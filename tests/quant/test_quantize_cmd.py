@@ -90,3 +90,15 @@ def test_bad_fine_tuning_options_are_one_line_exit_2(monkeypatch, capsys, files,
     code, out, err = quantize(monkeypatch, capsys, files, *extra)
     assert code == 2, (out, err)
     assert message in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_the_api_returns_the_commands_stage_table(files):
+    from spinnq.quant import quantize
+
+    q = quantize(files / "g.nir", files / "calib.npz", bits=4, percentiles=("max", "p99"))
+    assert q.finetune is None and q.graph is q.calibration.graph
+    names = [r["name"] for r in q.stages]
+    assert names[:3] == ["float reference", "PTQ max on chip", "PTQ p99 on chip"]
+    assert names[3].startswith("chosen: ") and q.stages[3]["value"] == q.calibration.score
+    assert {r["kind"] for r in q.stages} == {"measured", "emulated"}
+    assert q.warnings == q.calibration.warnings and q.to_dict()["stages"] == q.stages
