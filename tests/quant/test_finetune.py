@@ -163,5 +163,5 @@ def test_training_starts_between_the_integers_with_the_same_integers(nir_paper):
     assert all(pr.check() == 0 for pr in other.projs)
     for pr in other.projs:
         if pr.weight is not None:
-            x = pr.weight.double() * pr.scale * pr.factor
+            x = pr.weight.detach().double() * pr.scale * pr.factor
             assert float((x - x.round()).abs().max()) > 0.1  # off the centres
