@@ -42,7 +42,7 @@ def class_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, program: Program,
                   placement: Placement, run: Run, op: str = "0.8V",
                   tick_s: float | None = REALTIME_TICK_S, baseline: bool = True,
-                  task: str = "deploy") -> dict[str, Path]:
+                  task: str = "deploy", model=None) -> dict[str, Path]:
     """Report of a deployment: stages (float reference vs chip on the same input: output
     spikes per sample and agreement of the most active output), the modelled chip cost, the
     float reference measured on this CPU, written into `run_dir`."""
@@ -54,7 +54,7 @@ def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, pro
         run = replace(run, counters=emulate(program, x, run.steps).counters)
         notes.append("the backend reports no activity counters: the chip cost is modelled "
                      "from the emulator's counters for the same input")
-    cost = energy(placement, run, program, op=op, tick_s=tick_s)
+    cost = energy(placement, run, program, op=op, tick_s=tick_s, model=model)
     sim_cfg = SimConfig(dt=cfg.dt, reset=cfg.reset, integrator=cfg.integrator,
                         convention=cfg.convention,
                         record=tuple(o for o in program.outputs if o in graph.nodes))

@@ -28,9 +28,10 @@ from spinnq.errors import InputError
 from spinnq.files import check_output
 from spinnq.graph import SimConfig, read_graph, simulate
 from spinnq.graph.meta import run_settings
-from spinnq.graph.model import SPIKING, STATEFUL, Graph
+from spinnq.graph.model import Graph
+from spinnq.graph.nodes import SPIKING, STATEFUL
 from spinnq.graph.simulate import as_batch, chip_depth, default_record
-from spinnq.tasks.common import progress
+from spinnq.helpers import progress
 
 
 def _summary(node) -> str:

@@ -54,7 +54,9 @@ def print_eval(res: EvalResult) -> None:
         if r is None:
             continue
         acc = "" if r.accuracy is None else f"{r.accuracy:.2%}"
-        e = "" if r.cost is None else f"{r.cost.energy_j * 1e6:.2f} uJ"
+        c = r.cost
+        e = "" if c is None else (f"{c.energy_j * 1e6:.2f} uJ ({c.energy_low_j * 1e6:.2f}-"
+                                  f"{c.energy_high_j * 1e6:.2f})")
         name = "float reference" if r.target == "float" else "chip (emulated)"
         t.add_row(name, acc, f"{sum(r.spikes_per_sample.values()):,.1f}", e, str(r.samples))
     console.print(t)
@@ -123,7 +125,7 @@ def evaluate_cmd(
 
 
 def parse_percentiles(text: str) -> tuple[str, ...]:
-    from spinnq.quant.formats import ScaleMode
+    from spinnq.s2.formats import ScaleMode
 
     return tuple(str(ScaleMode.parse(p)) for p in text.split(",") if p.strip())
 

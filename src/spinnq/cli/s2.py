@@ -27,12 +27,12 @@ from spinnq.files import check_output, check_outputs, write_json
 from spinnq.graph.meta import run_settings
 from spinnq.graph.model import Graph, read_graph, write_graph
 from spinnq.graph.simulate import as_batch, default_record
+from spinnq.helpers import progress
 from spinnq.pipeline import deploy_report
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.place import place, summarize
 from spinnq.s2.program import Placement, Program, Run
-from spinnq.tasks.common import progress
 
 BACKENDS = ("emulator", "spinnaker2")
 WeightScaleOpt = typer.Option("max", "--weight-scale", help="Integer weight scale per "

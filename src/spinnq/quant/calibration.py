@@ -39,15 +39,17 @@ import torch
 from spinnq.errors import InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph
+from spinnq.graph.nodes import CHIP_WEIGHTS as WEIGHTS
+from spinnq.graph.nodes import NEURONS as NEURON_TYPES
 from spinnq.graph.simulate import SimConfig
+from spinnq.helpers import progress
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import READOUTS, as_graph, float_eval
-from spinnq.quant.formats import ScaleMode, qmax, to_int
 from spinnq.quant.settings import configs
-from spinnq.s2.compile import NEURON_TYPES, W_SCALE_KEY, S2Config, compile
+from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile
 from spinnq.s2.emulate import emulate
+from spinnq.s2.formats import ScaleMode, qmax, to_int
 from spinnq.s2.program import Program
-from spinnq.tasks.common import progress
 
 PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")
 # Below this many calibration samples per candidate, the best score is mostly the luck of the
@@ -55,7 +57,6 @@ PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")
 # candidates exceeds its true value by about sqrt(2 ln k) of those; 100 per candidate keeps
 # that under about 1 pt for accuracies near 95 % and 5 candidates.
 SAMPLES_PER_CANDIDATE = 100
-WEIGHTS = (nir.Affine, nir.Linear, nir.Conv2d)
 Objective = Callable[[Graph, S2Config], float]
 
 

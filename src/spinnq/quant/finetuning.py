@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nir
@@ -42,21 +43,22 @@ from torch import nn
 from spinnq.errors import GraphError, InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph, pair
+from spinnq.graph.nodes import CHIP_WEIGHTS as WEIGHTS
+from spinnq.graph.nodes import POOLS
 from spinnq.graph.simulate import SimConfig
+from spinnq.helpers import progress
 from spinnq.nn.neurons import spike
-from spinnq.quant.calibration import WEIGHTS, chain_factors, chains, chip_accuracy
+from spinnq.quant.calibration import chain_factors, chains, chip_accuracy
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, float_eval
-from spinnq.quant.formats import fake_int, qmax
 from spinnq.quant.settings import configs, has_scales
 from spinnq.s2 import chip
 from spinnq.s2.compile import INCLUSIVE, NEURON_RULES, W_SCALE_KEY, S2Config, compile, recurrent
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
+from spinnq.s2.formats import fake_int, qmax
 from spinnq.s2.program import Program, Projection
-from spinnq.tasks.common import progress
 
 Tensor = torch.Tensor
-POOLS = (nir.SumPool2d, nir.AvgPool2d)
 # learnt threshold factors stay within [1/R, R] of the start: the chip's float32 threshold
 # stays finite and positive, and a factor that wants to leave this range is better served by
 # another weight scale (calibration) than by a threshold that silences or saturates its layer
@@ -476,6 +478,30 @@ def _epoch(net: ChipNet, opt: torch.optim.Optimizer, xt: Tensor, yt: Tensor | No
     return float(np.mean(losses))
 
 
+def _epochs(net: ChipNet, one_epoch: Callable[[], float], score: Callable[[Graph], float],
+            start: Graph, first: float, epochs: int, patience: int | None, quiet: bool
+            ) -> tuple[Graph, float, int, list[dict], bool]:
+    """Train epoch by epoch, scoring each exported graph; (best graph, its score, its epoch,
+    the per-epoch curve, whether `patience` stopped it early)."""
+    best_g, best, best_ep, since = start, first, 0, 0
+    hist: list[dict] = []
+    with progress(disable=quiet) as bar:
+        task = bar.add_task("finetune on the chip's arithmetic", total=epochs, info="")
+        for ep in range(1, epochs + 1):
+            loss = one_epoch()
+            cand = net.export()
+            s = score(cand)
+            hist.append({"epoch": ep, "loss": loss, "score": s})
+            if s > best:
+                best, best_g, best_ep, since = s, cand, ep, 0
+            else:
+                since += 1
+            bar.update(task, advance=1, info=f"val {s:.4f} (best {best:.4f})")
+            if patience and since >= patience and ep < epochs:
+                return best_g, best, best_ep, hist, True
+    return best_g, best, best_ep, hist, False
+
+
 def _optimizer(net: ChipNet, lr: float, threshold_lr: float) -> torch.optim.Optimizer:
     """Adam with each projection's step in integer units (lr / its scale), and the learnt
     threshold factors' step in log units."""
@@ -552,26 +578,14 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
 
     start = net.export()
     first = score(start)
-    best_g, best, best_ep, since = start, first, 0, 0
-    hist: list[dict] = []
     xt = torch.from_numpy(np.ascontiguousarray(x)).float()
     yt = torch.from_numpy(y) if y is not None else None
-    stopped = False
-    with progress(disable=quiet) as bar:
-        task = bar.add_task("finetune on the chip's arithmetic", total=epochs, info="")
-        for ep in range(1, epochs + 1):
-            loss = _epoch(net, opt, xt, yt, target, batch, gen, readout, gap_weight)
-            cand = net.export()
-            s = score(cand)
-            hist.append({"epoch": ep, "loss": loss, "score": s})
-            if s > best:
-                best, best_g, best_ep, since = s, cand, ep, 0
-            else:
-                since += 1
-            bar.update(task, advance=1, info=f"val {s:.4f} (best {best:.4f})")
-            if patience and since >= patience and ep < epochs:
-                stopped = True
-                break
+
+    def one_epoch() -> float:
+        return _epoch(net, opt, xt, yt, target, batch, gen, readout, gap_weight)
+
+    best_g, best, best_ep, hist, stopped = _epochs(net, one_epoch, score, start, first,
+                                                   epochs, patience, quiet)
     kept = best_ep > 0 and best >= first + min_gain
     if not kept:
         best_g, best, best_ep = start, first, 0

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spinnq.errors import CheckpointError
-from spinnq.files import atomic_write
+from spinnq.files import atomic_write, write_json
 from spinnq.sweep.space import KEYS, key
 from spinnq.sweep.trial import COST_COLUMNS
-from spinnq.tasks.common import write_json
 
 TRIALS_DIR = "trials"
 
@@ -35,9 +34,6 @@ class Store:
 
     def path(self, k: str) -> Path:
         return self.folder / f"{k}.json"
-
-    def has(self, k: str) -> bool:
-        return self.path(k).exists()
 
     def put(self, rec: dict) -> Path:
         k = key(rec["settings"], rec["seed"])
@@ -78,6 +74,19 @@ def pareto(records: list[dict], metric: str) -> list[dict]:
     good = [r for r in records if ok(r, metric)]
     front = [r for r in good if not any(dominates(o, r, metric) for o in good)]
     return sorted(front, key=lambda r: (r["energy_j"], -r[metric]))
+
+
+def order_kept(front: list[dict]) -> dict[str, bool | None]:
+    """Per front point (by key): whether its rank by energy is the same with every energy
+    constant at the low end of its sourced range, at its value and at the high end (None:
+    records without a range)."""
+    corners = ("energy_low_j", "energy_j", "energy_high_j")
+    if any(not isinstance(r.get(c), int | float) for r in front for c in corners):
+        return {r["key"]: None for r in front}
+    ranks = [{r["key"]: i for i, r in enumerate(sorted(front, key=lambda r: r[c]))}
+             for c in corners]
+    return {r["key"]: ranks[0][r["key"]] == ranks[1][r["key"]] == ranks[2][r["key"]]
+            for r in front}
 
 
 def row(rec: dict, metric: str) -> dict:

@@ -16,15 +16,24 @@ from pathlib import Path
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.files import atomic_write
+from spinnq.files import atomic_write, write_json
 from spinnq.graph import meta
 from spinnq.graph.model import write_graph
+from spinnq.helpers import progress, read_json
 from spinnq.report.write import fmt
 from spinnq.sweep import engine, report
-from spinnq.sweep.results import Budget, Store, best, ok, pareto, savings, write_tables
+from spinnq.sweep.results import (
+    Budget,
+    Store,
+    best,
+    ok,
+    order_kept,
+    pareto,
+    savings,
+    write_tables,
+)
 from spinnq.sweep.space import Plan, key, plan, settings
 from spinnq.sweep.trial import Problem, quant_function, quant_stages, tick_seconds
-from spinnq.tasks.common import progress, read_json, write_json
 
 SPEC = "sweep.json"
 PROPOSED = "optuna.json"  # how many optuna proposals a sweep folder has used
@@ -154,6 +163,7 @@ def finish(problem: Problem, out: Path, cfg: SweepConfig, title: str, ran: int =
         pick = info["best"] = best(records, metric, cfg.budget)
         if pick is not None:
             paths |= write_best(problem, out, pick)
+    info["pareto_order_kept"] = order_kept(pareto(records, metric))
     paths |= report.write(out, title, records, metric, info)
     write_json(out / "summary.json", {k: v for k, v in info.items()} | {
         "trials": len(records), "ran": ran, "skipped": skipped,

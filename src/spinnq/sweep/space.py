@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.quant.formats import ScaleMode
+from spinnq.s2.formats import ScaleMode
 
 CALIBRATE = "calibrate"
 SHORTEST = "shortest"
