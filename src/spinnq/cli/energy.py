@@ -2,7 +2,7 @@
 the report writer `deploy --report DIR` shares; `spinnq energy-fit`: the chip model's free
 constants fitted to a user's measured runs.
 
-    spinnq energy GRAPH.nir --input X.npy [--operating-point LEVEL|dvfs] [--tick-ms T]
+    spinnq energy GRAPH.nir --input X.npy [--operating-point LEVEL|dvfs] [--tick-ms T|shortest]
                   [--chip-model FILE] [--dvfs-threshold N]
                   [--json OUT.json] [--report DIR [--no-baseline]]
     spinnq energy-fit MEASUREMENTS.json --out FITTED.json [--chip-model FILE]
@@ -34,10 +34,12 @@ from spinnq.cli.s2 import (
     DelayedResetOpt,
     GraphScalesOpt,
     NeuronsPerPeOpt,
+    OpOpt,
     StepsOpt,
+    TickOpt,
     WeightScaleOpt,
     check_run_inputs,
-    s2_config,
+    run_settings,
     warn_silent,
 )
 from spinnq.errors import InputError
@@ -45,17 +47,13 @@ from spinnq.files import check_outputs, write_json
 from spinnq.graph.model import read_graph
 from spinnq.pipeline import deploy_report
 from spinnq.report.write import fmt
+from spinnq.resolver import parse_tick_ms
 from spinnq.s2.chip import ChipModel
 from spinnq.s2.compile import compile
 from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import OP_CHOICES, Cost, CycleCosts, energy, shortest_ticks
 from spinnq.s2.place import place
 
-OpOpt = typer.Option("0.8V", "--operating-point", help="A DVFS level for every PE: 0.5V/75MHz, "
-                     "0.5V (150 MHz), 0.8V/150MHz, 0.8V (300 MHz); or dvfs: the chip "
-                     "software's policy, per PE and tick 0.8V from a received-packet "
-                     "threshold on, else 0.5V (the per-PE-tick optimum is printed as a lower "
-                     "bound).")
 ChipModelOpt = typer.Option(None, "--chip-model", help="The energy model's constants as JSON "
                             "(any subset of `spinnq.s2.chip.ChipModel.to_dict()`, e.g. the "
                             "file `spinnq energy-fit` writes); default: spinnq's sourced "
@@ -63,16 +61,6 @@ ChipModelOpt = typer.Option(None, "--chip-model", help="The energy model's const
 ThresholdOpt = typer.Option(None, "--dvfs-threshold", help="dvfs: received packets per tick "
                             "from which a PE runs at 0.8V, for every neuron model (default: "
                             "the chip model's per-model thresholds).")
-TickOpt = typer.Option(None, "--tick-ms", help="Fixed tick in ms (real time when it equals dt; "
-                       "the papers used 1 ms); default: the shortest tick every PE meets.")
-
-
-def tick_seconds(tick_ms: float | None) -> float | None:
-    if tick_ms is None:
-        return None
-    if not np.isfinite(tick_ms) or tick_ms <= 0:
-        raise InputError(f"--tick-ms must be a positive number, got {tick_ms}")
-    return tick_ms * 1e-3
 
 
 def tick_text(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> str:
@@ -166,7 +154,7 @@ def energy_cmd(
                                " or (B, T, *input_shape); counters are averaged over samples.",
                                show_default=False),
     operating_point: str = OpOpt,
-    tick_ms: float = TickOpt,
+    tick_ms: str = TickOpt,
     dt: float = DtOpt,
     reset: str = ResetOpt,
     convention: str = ConventionOpt,
@@ -185,32 +173,40 @@ def energy_cmd(
                                   "measure the float reference on this CPU (and GPU)."),
 ) -> None:
     """Model what a NIR graph costs on SpiNNaker2: tick, latency, power, energy per inference."""
-    if operating_point not in OP_CHOICES:
-        raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, "
-                         f"got {operating_point!r}")
-    tick_s = tick_seconds(tick_ms)
+    tick = parse_tick_ms(tick_ms)
     model = chip_model(chip_model_file, dvfs_threshold)
     check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
     g = read_graph(graph)
-    cfg = s2_config(g, dt, reset, convention, integrator, weight_scale, bits, graph_scales,
-                    neurons_per_pe, delayed_reset=delayed_reset)
+    rs = run_settings(g, dt=dt, reset=reset, convention=convention, integrator=integrator,
+                      weight_scale=weight_scale, bits=bits, graph_scales=graph_scales,
+                      delayed_reset=delayed_reset, neurons_per_pe=neurons_per_pe,
+                      operating_point=operating_point, tick_s=tick)
+    cfg = rs.s2()
     x = load_input(input)
     check_run_inputs(g, x, steps, None)
     program = compile(g, cfg)
     placement = place(program, cfg)
     run = emulate(program, x, steps)
-    cost = energy(placement, run, program, op=operating_point, tick_s=tick_s, model=model)
+    cost = energy(placement, run, program, op=rs.operating_point, tick_s=rs.tick_s, model=model)
     print_cost(cost, dt=cfg.dt)
     ticks = shortest_ticks(placement, run, program, CycleCosts.of(model))
     console.print("shortest feasible tick per level: "
                   + ", ".join(f"{k} {fmt(v, 's')}" for k, v in ticks.items()))
     warn_silent(program, run)
     if json_out:
-        console.print(f"wrote {write_json(json_out, cost.to_dict() | {'shortest_ticks': ticks})}")
+        out = cost.to_dict() | {"shortest_ticks": ticks, "settings": rs.to_dict()}
+        console.print(f"wrote {write_json(json_out, out)}")
     if report:
-        paths = deploy_report(report, g, x, cfg, program, placement, run, operating_point,
-                              tick_s, baseline, task=f"energy {graph.name}", model=model)
+        paths = deploy_report(report, g, x, cfg, program, placement, run, rs.operating_point,
+                              rs.tick_s, baseline, task=f"energy {graph.name}", settings=rs,
+                              model=model)
         console.print(f"wrote {paths['html']}")
+
+
+def measured_tick(tick_ms) -> float | None:
+    """A measured run's tick in seconds (None: the shortest every PE meets)."""
+    tick = parse_tick_ms(tick_ms)
+    return None if tick == "shortest" else tick
 
 
 def read_measurements(path: Path) -> list:
@@ -250,7 +246,7 @@ def read_measurements(path: Path) -> list:
             raise InputError(f"{where}: operating_point must be one of {', '.join(OP_CHOICES)}")
         out.append(Measurement(r.get("name", f"run {i}"), placement,
                                emulate(program, x, r.get("steps")), program, op,
-                               tick_seconds(r.get("tick_ms", 1.0)), float(r["measured_j"]),
+                               measured_tick(r.get("tick_ms", 1.0)), float(r["measured_j"]),
                                r.get("basis", "total")))
     return out
 

@@ -26,12 +26,12 @@ from spinnq.cli.common import (
 )
 from spinnq.errors import InputError
 from spinnq.files import check_output
-from spinnq.graph import SimConfig, read_graph, simulate
-from spinnq.graph.meta import run_settings
+from spinnq.graph import read_graph, simulate
 from spinnq.graph.model import Graph
 from spinnq.graph.nodes import SPIKING, STATEFUL
 from spinnq.graph.simulate import as_batch, chip_depth, default_record
 from spinnq.helpers import progress
+from spinnq.resolver import resolve
 
 
 def _summary(node) -> str:
@@ -100,10 +100,10 @@ def simulate_cmd(
     """Run the float reference simulator of a NIR graph on an input array."""
     check_output(out, "file", flag="--out")
     g = read_graph(graph)
-    st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)
-    cfg = SimConfig(dt=st["dt"], reset=st["reset"], integrator=integrator, float64=float64,
-                    record=tuple(record or ()), convention=st["convention"],
-                    chip_timing=chip_timing)
+    rs = resolve(g, dt=dt, reset=reset, convention=convention, integrator=integrator)
+    console.print(f"settings: convention {rs.convention}, reset {rs.reset}, dt {rs.dt:g} s, "
+                  f"integrator {rs.integrator}", highlight=False, soft_wrap=True)
+    cfg = rs.sim(float64=float64, record=tuple(record or ()), chip_timing=chip_timing)
     x = as_batch(load_input(input), g.input_shape)
     for r in cfg.record:
         if r not in g.nodes:

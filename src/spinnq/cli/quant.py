@@ -19,31 +19,32 @@ import typer
 from rich.table import Table
 
 from spinnq.cli.app import console
-from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
-from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
-from spinnq.cli.s2 import warn_silent
+from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, IntegratorOpt, ResetOpt
+from spinnq.cli.s2 import (
+    BitsOpt,
+    DelayedResetOpt,
+    GraphScalesOpt,
+    NeuronsPerPeOpt,
+    OpOpt,
+    TickOpt,
+    WeightScaleOpt,
+    run_settings,
+    warn_silent,
+)
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
-from spinnq.graph.model import read_graph
+from spinnq.graph.model import read_graph, write_graph
 from spinnq.quant.calibration import PERCENTILES
 from spinnq.quant.evaluation import EvalResult, evaluate
-from spinnq.quant.settings import configs
-from spinnq.s2.energy import OP_CHOICES
+from spinnq.resolver import parse_tick_ms
 
 DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
                        "y (N,) integer labels.", show_default=False)
 ReadoutOpt = typer.Option("count", "--readout", help="count (output spikes) or membrane "
                           "(output voltage at the last step, for LI read-outs).")
-BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4 (default: the graph's "
-                       "metadata, else 8).")
 JsonOpt = typer.Option(None, "--json", help="Write the results as JSON here.")
 ReportOpt = typer.Option(None, "--report", help="Write report.json/.md/.html here.")
 BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
-
-
-def _check_op(op: str) -> None:
-    if op not in OP_CHOICES:
-        raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, got {op!r}")
 
 
 def print_eval(res: EvalResult) -> None:
@@ -66,12 +67,34 @@ def print_eval(res: EvalResult) -> None:
         console.print(f"[yellow]note:[/] {n}")
 
 
-def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_stages=(),
-                training_csv: Path | None = None, warnings: list[str] | None = None) -> Path:
-    """report.json/md/html of an evaluation: accuracy per stage (drop vs the first), chip cost."""
+def print_stages(name: str, q) -> None:
+    """The stage table of `quantize` (`spinnq.quant.Quantized.stages`), the fine-tuning
+    curve and the calibration warnings."""
+    t = Table(title=f"quantize {name}: {q.metric} per stage")
+    for c in ("stage", "data", q.metric, "kind"):
+        t.add_column(c)
+    for r in q.stages:
+        t.add_row(r["name"], r["data"], f"{r['value']:.2%}", r["kind"])
+    console.print(t)
+    ft = q.finetune
+    if ft is not None and ft.history:
+        curve = ", ".join(f"{h['epoch']}: {h['loss']:.3f} / {h['score']:.2%}"
+                          for h in ft.history)
+        console.print(f"fine-tuning per epoch (train loss / validation {ft.metric} on chip): "
+                      f"{curve}" + (" (stopped early)" if ft.stopped_early else ""))
+    for w in q.warnings:
+        console.print(f"[yellow]warning:[/] calibration: {w}")
+
+
+def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_rows=(),
+                metric: str = "accuracy", training_csv: Path | None = None,
+                warnings: list[str] | None = None) -> Path:
+    """report.json/md/html of an evaluation: accuracy per stage (drop vs the first), chip cost;
+    `extra_rows`: (stage, value, kind) rows of `quantize` before the final one; its
+    fine-tuning curve (`training_csv`) and calibration warnings."""
     from spinnq.report import chip_report, stage
 
-    stages = list(extra_stages)
+    stages = [stage(n, metric, v, "measured") for n, v, _ in extra_rows]
     if res.float is not None and res.float.accuracy is not None:
         stages.insert(0, stage("float reference", "accuracy", res.float.accuracy))
     if res.chip is not None and res.chip.accuracy is not None:
@@ -83,6 +106,8 @@ def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_stages=()
              "measured on the float reference simulator and on the bit-exact emulator; chip "
              "energy modelled from the emulator's activity counters (per inference)", *res.notes,
              *(f"warning: {w}" for w in warnings or ())]
+    if res.settings is not None:
+        notes.append(f"run {res.settings.line()}")
     paths = chip_report(run_dir, f"evaluate {graph_name}", c.program, c.placement, c.run,
                         c.cost, stages, (), notes, training_csv=training_csv,
                         evaluation=res.to_dict())
@@ -97,24 +122,29 @@ def evaluate_cmd(
     convention: str = ConventionOpt,
     reset: str = ResetOpt,
     dt: float = DtOpt,
+    delayed_reset: bool = DelayedResetOpt,
+    integrator: str = IntegratorOpt,
     bits: int = BitsOpt,
-    weight_scale: str = typer.Option(None, "--weight-scale", help="max, a percentile like "
-                                     "p99.9, or none (default: the graph's w_scale metadata, "
-                                     "else max)."),
+    weight_scale: str = WeightScaleOpt,
+    graph_scales: bool = GraphScalesOpt,
+    neurons_per_pe: list[str] = NeuronsPerPeOpt,
     batch: int = BatchOpt,
     operating_point: str = OpOpt,
-    tick_ms: float = TickOpt,
+    tick_ms: str = TickOpt,
     json_out: Path = JsonOpt,
     report: Path = ReportOpt,
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
-    _check_op(operating_point)
+    tick = parse_tick_ms(tick_ms)
     check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
     g = read_graph(graph)
-    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
-                       weight_scale=weight_scale)
-    res = evaluate(g, data, target=target, readout=readout, cfg=cfg, sim=sim, batch=batch,
-                   quiet=False, op=operating_point, tick_s=tick_seconds(tick_ms))
+    rs = run_settings(g, reset=reset, convention=convention, dt=dt, bits=bits,
+                      weight_scale=weight_scale, graph_scales=graph_scales,
+                      integrator=integrator, delayed_reset=delayed_reset,
+                      neurons_per_pe=neurons_per_pe, operating_point=operating_point,
+                      tick_s=tick)
+    res = evaluate(g, data, target=target, readout=readout, settings=rs, batch=batch,
+                   quiet=False)
     print_eval(res)
     if res.chip is not None:
         warn_silent(res.chip.program, res.chip.run)
@@ -138,7 +168,7 @@ def quantize_cmd(
                               show_default=False),
     out: Path = typer.Option(..., "--out", help="Where to write the quantized graph (.nir).",
                              show_default=False),
-    bits: int = typer.Option(8, "--bits", help="Weight bits: 8 or 4."),
+    bits: int = BitsOpt,
     percentiles: str = typer.Option(",".join(PERCENTILES), "--percentiles", help="Candidate "
                                     "weight scales, comma separated (max = 100th percentile)."),
     per_layer: bool = typer.Option(False, "--per-layer", help="After the global choice, try "
@@ -164,20 +194,28 @@ def quantize_cmd(
     convention: str = ConventionOpt,
     reset: str = ResetOpt,
     dt: float = DtOpt,
+    delayed_reset: bool = DelayedResetOpt,
+    integrator: str = IntegratorOpt,
+    neurons_per_pe: list[str] = NeuronsPerPeOpt,
+    operating_point: str = OpOpt,
+    tick_ms: str = TickOpt,
     batch: int = typer.Option(32, "--batch", help="Samples per fine-tuning step."),
     seed: int = typer.Option(0, "--seed", help="Fine-tuning seed."),
     json_out: Path = JsonOpt,
     report: Path = ReportOpt,
 ) -> None:
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
-    from spinnq.graph.model import write_graph
     from spinnq.quant.stages import quantize
 
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
                   (report, "dir", "--report"))
     g = read_graph(graph)
-    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
-    q = quantize(g, data, bits=bits, percentiles=parse_percentiles(percentiles),
+    rs = run_settings(g, reset=reset, convention=convention, dt=dt, bits=bits,
+                      integrator=integrator, delayed_reset=delayed_reset,
+                      neurons_per_pe=neurons_per_pe, operating_point=operating_point,
+                      tick_s=parse_tick_ms(tick_ms))
+    cfg, sim = rs.s2(), rs.sim()
+    q = quantize(g, data, bits=rs.bits, percentiles=parse_percentiles(percentiles),
                  per_layer=per_layer, train=finetune_data, val=val, calib_from=calib_from,
                  epochs=epochs, lr=lr, batch=batch, patience=patience or None,
                  learn_thresholds=learn_thresholds, readout=readout, cfg=cfg, sim=sim,
@@ -185,48 +223,30 @@ def quantize_cmd(
     cal, final = q.calibration, q.graph
     write_graph(final, out)
     labelled = cal.objective == "accuracy"
-    res = evaluate(final, data, target="both", readout=readout, sim=sim, labels=labelled)
+    final_rs = rs.with_(graph_scales=True)  # the written graph runs with its scales
+    res = evaluate(final, data, target="both", readout=readout, settings=final_rs,
+                   labels=labelled)
     print_stages(graph.name, q)
-    console.print(f"wrote {out} (scales in weight-node metadata; run settings: reset "
-                  f"{cfg.reset}, convention {sim.convention}, dt {cfg.dt:g}, {cal.bits} bit)")
-    summary = {**q.to_dict(), "final": res.to_dict(), "out": str(out)}
+    console.print(f"wrote {out} (scales in weight-node metadata; it runs with {final_rs.line()})",
+                  highlight=False, soft_wrap=True)
+    summary = {"settings": final_rs.to_dict(), **q.to_dict(), "final": res.to_dict(),
+               "out": str(out)}
     if json_out:
         console.print(f"wrote {write_json(json_out, summary)}")
     if report:
         console.print(f"wrote {quantize_report(report, graph.name, res, q)}")
 
 
-def print_stages(name: str, q) -> None:
-    """The stage table, the fine-tuning curve and the calibration warnings."""
-    t = Table(title=f"quantize {name}: {q.metric} per stage")
-    for c in ("stage", "data", q.metric, "kind"):
-        t.add_column(c)
-    for r in q.stages:
-        t.add_row(r["name"], r["data"], f"{r['value']:.2%}", r["kind"])
-    console.print(t)
-    ft = q.finetune
-    if ft is not None and ft.history:
-        curve = ", ".join(f"{h['epoch']}: {h['loss']:.3f} / {h['score']:.2%}"
-                          for h in ft.history)
-        console.print(f"fine-tuning per epoch (train loss / validation {ft.metric} on chip): "
-                      f"{curve}" + (" (stopped early)" if ft.stopped_early else ""))
-    for w in q.warnings:
-        console.print(f"[yellow]warning:[/] calibration: {w}")
-
-
 def quantize_report(run_dir: Path, graph_name: str, res: EvalResult, q) -> Path:
     """eval_report with the stage table and, after fine-tuning, its curve as a plot."""
     from spinnq.files import atomic_write
-    from spinnq.report import stage
 
-    extra = [stage(f"{r['name']} ({r['data']})", r["metric"], r["value"], "measured")
-             for r in q.stages]
+    rows = [(f"{r['name']} ({r['data']})", r["value"], r["kind"]) for r in q.stages]
     curve = None
     if q.finetune is not None and q.finetune.history:
-        rows = ["epoch,train_loss,val_score_on_chip",
-                f"0,,{q.finetune.score_start}",
-                *(f"{h['epoch']},{h['loss']},{h['score']}" for h in q.finetune.history)]
+        lines = ["epoch,train_loss,val_score_on_chip", f"0,,{q.finetune.score_start}",
+                 *(f"{h['epoch']},{h['loss']},{h['score']}" for h in q.finetune.history)]
         curve = atomic_write(Path(run_dir) / "finetune_curve.csv",
-                             ("\n".join(rows) + "\n").encode())
-    return eval_report(run_dir, graph_name, res, extra, training_csv=curve,
+                             ("\n".join(lines) + "\n").encode())
+    return eval_report(run_dir, graph_name, res, rows, q.metric, training_csv=curve,
                        warnings=list(q.warnings))

@@ -51,7 +51,7 @@ from spinnq.nn.neurons import spike
 from spinnq.quant.calibration import chain_factors, chains, chip_accuracy
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, float_eval
-from spinnq.quant.settings import configs, has_scales
+from spinnq.resolver import RunSettings, has_scales, resolve
 from spinnq.s2 import chip
 from spinnq.s2.compile import INCLUSIVE, NEURON_RULES, W_SCALE_KEY, S2Config, compile, recurrent
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
@@ -533,7 +533,8 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
              sim: SimConfig | None = None, seed: int = 0, slope: float = 5.0,
              val_fraction: float = 0.25, gap_weight: float = 0.0, min_gain: float = 0.005,
              learn_thresholds: bool = False, threshold_lr: float = 0.01,
-             quiet: bool = True) -> FinetuneResult:
+             quiet: bool = True, settings: RunSettings | dict | None = None,
+             **flags) -> FinetuneResult:
     """Fine-tune `graph` (usually `calibrate(...).graph`) on the chip's arithmetic; see the
     module docstring. `lr` is in integer steps (Adam's step / the population's scale).
     Without labels in `train_data`, the loss is MSE to `teacher`'s (default: `graph`'s)
@@ -549,12 +550,13 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     defaults to 10 epochs and patience 3). With `learn_thresholds`, every
     spiking population's threshold is scaled by a factor learnt with the weights (paper B's
     adaptive threshold scaling; Adam step `threshold_lr` in log units), kept within
-    `THRESHOLD_RANGE` of the start and a finite float32 on the chip."""
+    `THRESHOLD_RANGE` of the start and a finite float32 on the chip. Run settings
+    (convention=, reset=, dt=, ... or `settings=`): as `calibrate`'s."""
     t0 = time.perf_counter()
     check_options(readout, epochs, lr, batch, patience)
     g = as_graph(graph)
-    c2, s2 = configs(g)
-    cfg, sim = cfg or c2, sim or s2
+    rs = resolve(g, settings, **flags)
+    cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_(graph_scales=has_scales(g))
     labelled = has_labels(train_data)
     x, y, vx, vy, source = _split(g, train_data, val if val is not None else val_data,

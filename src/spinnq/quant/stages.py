@@ -22,7 +22,7 @@ from spinnq.quant.calibration import PERCENTILES, Calibration, calibrate
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, float_eval
 from spinnq.quant.finetuning import FinetuneResult, check_options, finetune
-from spinnq.quant.settings import configs
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config
 
 CALIB_FROM = ("data", "train")
@@ -83,10 +83,12 @@ def quantize(graph, data: Data, *, bits: int | None = None,
              epochs: int = 10, lr: float = 0.05, batch: int = 32, patience: int | None = 3,
              learn_thresholds: bool = False, readout: str = "count",
              cfg: S2Config | None = None, sim: SimConfig | None = None, seed: int = 0,
-             quiet: bool = True) -> Quantized:
+             quiet: bool = True, settings: RunSettings | dict | None = None,
+             **flags) -> Quantized:
     """PTQ on the emulated chip on `data` (or on `train` with `calib_from="train"`), then,
     with `train`, fine-tuning on the chip's arithmetic whose epoch and keep decision are
-    chosen on `val` (default: `data`). See the module docstring."""
+    chosen on `val` (default: `data`). See the module docstring. Run settings: as
+    `calibrate`'s (keywords like convention=, reset=, dt=, or `settings`; `cfg`/`sim` win)."""
     if calib_from not in CALIB_FROM:
         raise InputError(f"calib-from must be one of {', '.join(CALIB_FROM)}, got "
                          f"{calib_from!r}")
@@ -96,8 +98,8 @@ def quantize(graph, data: Data, *, bits: int | None = None,
     if train is not None:  # before calibration: a bad option fails at once
         check_options(readout, epochs, lr, batch, patience)
     g = as_graph(graph)
-    c2, s2 = configs(g, bits=bits)
-    cfg, sim = cfg or c2, sim or s2
+    rs = resolve(g, settings, bits=bits, **flags)
+    cfg, sim = cfg or rs.s2(), sim or rs.sim()
     calib = train if calib_from == "train" else data
     cal = calibrate(g, calib, bits=bits, percentiles=percentiles, per_layer=per_layer,
                     readout=readout, cfg=cfg, sim=sim, quiet=quiet)
