@@ -84,6 +84,8 @@ def _refused(monkeypatch, capsys, t, args, *needles) -> str:
       "{t}/d.npz"], "--json", "--data", "d.npz"),
     (["quantize", "{t}/g.nir", "--data", "{t}/d.npz", "--finetune", "{t}/f.npz", "--out",
       "{t}/f.npz"], "--out", "--finetune", "f.npz"),
+    (["quantize", "{t}/g.nir", "--data", "{t}/d.npz", "--finetune", "{t}/f.npz", "--val",
+      "{t}/x.npy", "--out", "{t}/q.nir", "--json", "{t}/x.npy"], "--json", "--val", "x.npy"),
     (["export", "{t}/g.nir", "--out", "{t}/sub/../g.nir"], "--out", "GRAPH", "g.nir"),
     (["energy-fit", "{t}/m.json", "--out", "{t}/m.json"], "--out", "MEASUREMENTS", "m.json"),
 ])

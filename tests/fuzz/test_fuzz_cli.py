@@ -446,7 +446,7 @@ def _collision_case(data) -> None:
         signal.alarm(120)
         try:
             with pytest.MonkeyPatch.context() as mp:  # the long work itself is not fuzzed
-                for target in ("spinnq.cli.quant.evaluate", "spinnq.cli.quant.calibrate",
+                for target in ("spinnq.cli.quant.evaluate", "spinnq.quant.stages.quantize",
                                "spinnq.cli.sweep.run_sweep", "spinnq.tasks.gesture.runner._run"):
                     mp.setattr(target, accepted)
                 try:

@@ -66,9 +66,10 @@ def _check_run(g, data: Path, dt: float, batch: int, **flags: int) -> None:
     check_data_memory(g, data, batch=batch, dt=dt)
 
 
-def _reads(graph: Path, data: Path, finetune_data: Path | None = None) -> list:
+def _reads(graph: Path, data: Path, finetune_data: Path | None = None,
+           val: Path | None = None) -> list:
     """What a quant command reads, for `check_outputs` (no output may be one of them)."""
-    return [(graph, "GRAPH"), (data, "--data"), (finetune_data, "--finetune")]
+    return [(graph, "GRAPH"), (data, "--data"), (finetune_data, "--finetune"), (val, "--val")]
 
 
 def print_eval(res: EvalResult) -> None:
@@ -233,8 +234,8 @@ def quantize_cmd(
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
     from spinnq.quant.stages import quantize
 
-    check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
-                  (report, "empty_dir", "--report"), inputs=_reads(graph, data, finetune_data))
+    check_outputs((out, "file", "--out"), (json_out, "file", "--json"), (report, "empty_dir",
+                  "--report"), inputs=_reads(graph, data, finetune_data, val))
     g = read_graph(graph)
     rs = run_settings(g, reset=reset, convention=convention, dt=dt, bits=bits,
                       integrator=integrator, delayed_reset=delayed_reset,
