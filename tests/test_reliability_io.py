@@ -360,8 +360,8 @@ def test_a_non_zip_data_file_gets_no_pickle_advice(monkeypatch, capsys, t):
 @pytest.mark.parametrize("args, needle", [
     (["evaluate", "{t}/g.nir", "--data", "{t}/d.npz", "--batch", "0"], "--batch 0"),
     (["evaluate", "{t}/g.nir", "--data", "{t}/d.npz", "--batch", "-1"], "--batch -1"),
-    (["quantize", "{t}/g.nir", "--data", "{t}/d.npz", "--out", "{t}/q.nir", "--batch", "0"],
-     "--batch 0"),
+    (["quantize", "{t}/g.nir", "--data", "{t}/d.npz", "--out", "{t}/q.nir", "--finetune",
+      "{t}/f.npz", "--batch", "0"], "batch must be >= 1"),
     (["quantize", "{t}/g.nir", "--data", "{t}/d.npz", "--out", "{t}/q.nir", "--seed", "-1"],
      "--seed -1"),
 ])

@@ -57,13 +57,13 @@ BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
 LIMITS = {"batch": Limit(1, 1_000_000), "seed": SEED, "epochs": Limit(0, 100_000)}
 
 
-def _check_run(g, data: Path, dt: float, batch: int, **flags: int) -> None:
-    """--batch (and --seed, --epochs) in range, then the run's memory (batch x the data's
-    steps, the graph's state and Delay histories at dt) from the data file's header: one
-    line naming the flag or the figure, before any work."""
-    for flag, value in {"batch": batch, **flags}.items():
+def _check_run(g, data: Path, dt: float, samples: int, **flags: int) -> None:
+    """`flags` (--batch, --seed, --epochs) in range, then the run's memory (`samples` at once x
+    the data's steps, the graph's state and Delay histories at dt) from the data file's
+    header: one line naming the flag or the figure, before any work."""
+    for flag, value in flags.items():
         check_flag(f"--{flag}", value, LIMITS[flag])
-    check_data_memory(g, data, batch=batch, dt=dt)
+    check_data_memory(g, data, batch=max(1, samples), dt=dt)
 
 
 def _reads(graph: Path, data: Path, finetune_data: Path | None = None,
@@ -169,7 +169,7 @@ def evaluate_cmd(
                       integrator=integrator, delayed_reset=delayed_reset,
                       neurons_per_pe=neurons_per_pe, operating_point=operating_point,
                       tick_s=tick)
-    _check_run(g, data, rs.dt, batch)
+    _check_run(g, data, rs.dt, batch, batch=batch)
     res = evaluate(g, data, target=target, readout=readout, settings=rs, batch=batch,
                    quiet=False)
     print_eval(res)
