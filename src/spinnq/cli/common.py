@@ -48,10 +48,11 @@ def load_input(path: Path) -> np.ndarray:
     if head != b"\x93NUMPY":
         raise InputError("not a .npy array (write one with numpy.save)", file=str(path))
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = _load_mapped(path)
     except ValueError as e:
         # numpy's text would suggest allow_pickle=True, which can run code: never say that
-        why = "holds Python objects, not numbers" if "pickle" in str(e) else "truncated or corrupt"
+        objects = "pickle" in str(e) or "Python objects" in str(e)
+        why = "holds Python objects, not numbers" if objects else "truncated or corrupt"
         raise InputError(f".npy file {why}", file=str(path)) from None
     except Exception:  # truncated headers and data raise several types
         raise InputError(".npy file truncated or corrupt", file=str(path)) from None
@@ -59,6 +60,17 @@ def load_input(path: Path) -> np.ndarray:
         raise InputError(f"expected a numeric array, got dtype {getattr(arr, 'dtype', '?')}",
                          file=str(path))
     return arr
+
+
+def _load_mapped(path: Path) -> np.ndarray:
+    """The .npy array mapped, not read: a large input costs no copy (pages are read as the
+    engine reaches them; copy-on-write, so the file is never changed); read as usual where
+    the file cannot be mapped."""
+    try:
+        arr = np.load(path, mmap_mode="c", allow_pickle=False)
+    except OSError:  # a file system without mmap
+        return np.load(path, allow_pickle=False)
+    return arr.view(np.ndarray) if isinstance(arr, np.memmap) else arr
 
 
 def record_bytes(graph, batch: int, steps: int, record) -> int:

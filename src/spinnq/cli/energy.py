@@ -10,6 +10,7 @@ LEVEL: one of the 4 DVFS levels of a PE (0.5V/75MHz, 0.5V, 0.8V/150MHz, 0.8V).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -37,13 +38,9 @@ from spinnq.cli.s2 import (
 )
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
-from spinnq.graph.model import read_graph
-from spinnq.pipeline import deploy_report
-from spinnq.report.write import fmt
-from spinnq.s2.compile import compile
-from spinnq.s2.emulate import emulate
-from spinnq.s2.energy import OP_CHOICES, Cost, energy, shortest_ticks
-from spinnq.s2.place import place
+
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.s2.energy import Cost
 
 OpOpt = typer.Option("0.8V", "--operating-point", help="A DVFS level for every PE: 0.5V/75MHz, "
                      "0.5V (150 MHz), 0.8V/150MHz, 0.8V (300 MHz); or dvfs (per PE and tick "
@@ -63,6 +60,8 @@ def tick_seconds(tick_ms: float | None) -> float | None:
 def tick_text(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> str:
     """What the tick means: met or stretched, and real time only when the requested tick
     equals dt x speed-up (one tick per model step of dt)."""
+    from spinnq.report.write import fmt
+
     tick = fmt(cost.tick_s, "s")
     if cost.tick_requested_s is None:
         return f"{tick} (the shortest every PE meets at {cost.operating_point})"
@@ -84,6 +83,8 @@ def tick_text(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> str:
 def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> None:
     """The chip table and the per-population breakdown (base + dynamic, adding up to the
     total with the chip base row)."""
+    from spinnq.report.write import fmt
+
     t = Table(title=f"SpiNNaker2 cost per inference (modelled), {cost.operating_point}")
     t.add_column("quantity")
     t.add_column("value")
@@ -139,6 +140,14 @@ def energy_cmd(
                                   "measure the float reference on this CPU (and GPU)."),
 ) -> None:
     """Model what a NIR graph costs on SpiNNaker2: tick, latency, power, energy per inference."""
+    from spinnq.graph.model import read_graph
+    from spinnq.pipeline import deploy_report
+    from spinnq.report.write import fmt
+    from spinnq.s2.compile import compile
+    from spinnq.s2.emulate import emulate
+    from spinnq.s2.energy import OP_CHOICES, energy, shortest_ticks
+    from spinnq.s2.place import place
+
     if operating_point not in OP_CHOICES:
         raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, "
                          f"got {operating_point!r}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nir
 import numpy as np
 import typer
 from rich.table import Table
@@ -26,11 +26,9 @@ from spinnq.cli.common import (
 )
 from spinnq.errors import InputError
 from spinnq.files import check_output
-from spinnq.graph import SimConfig, read_graph, simulate
-from spinnq.graph.meta import run_settings
-from spinnq.graph.model import SPIKING, STATEFUL, Graph
-from spinnq.graph.simulate import as_batch, chip_depth, default_record
-from spinnq.tasks.common import progress
+
+if TYPE_CHECKING:  # torch loads when a command runs, not for --help
+    from spinnq.graph.model import Graph
 
 
 def _summary(node) -> str:
@@ -52,6 +50,10 @@ def _summary(node) -> str:
 
 def graph_counts(g: Graph) -> tuple[int, int]:
     """(neurons, weights) of a graph: neurons are elements of stateful nodes."""
+    import nir
+
+    from spinnq.graph.model import STATEFUL
+
     neurons = sum(math.prod(g.shapes[n]) for n, v in g.nodes.items() if isinstance(v, STATEFUL)
                   and not isinstance(v, nir.Delay))
     weights = sum(int(np.asarray(v.weight).size) for v in g.nodes.values() if hasattr(v, "weight"))
@@ -60,6 +62,8 @@ def graph_counts(g: Graph) -> tuple[int, int]:
 
 def inspect(graph: Path = GraphArg) -> None:
     """Show a NIR graph: nodes, edges, shapes, parameters, neuron and weight counts."""
+    from spinnq.graph.model import SPIKING, STATEFUL, read_graph
+
     g = read_graph(graph)
     t = Table(title=f"{graph}  ({len(g.nodes)} nodes, {len(g.edges)} edges)")
     for c in ("node", "type", "output shape", "inputs", "parameters"):
@@ -97,6 +101,11 @@ def simulate_cmd(
                                      "integer weights)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
+    from spinnq.graph.meta import run_settings
+    from spinnq.graph.model import read_graph
+    from spinnq.graph.simulate import SimConfig, as_batch, chip_depth, default_record, simulate
+    from spinnq.tasks.common import progress
+
     check_output(out, "file", flag="--out")
     g = read_graph(graph)
     st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)

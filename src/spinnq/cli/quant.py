@@ -12,6 +12,7 @@ D.npz holds `x` (N, T, *input_shape) 0/1 spikes and `y` (N,) integer labels.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -20,13 +21,12 @@ from spinnq.cli.app import console
 from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
 from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
 from spinnq.cli.s2 import warn_silent
+from spinnq.config import PERCENTILES
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
-from spinnq.graph.model import read_graph
-from spinnq.quant.calibration import PERCENTILES
-from spinnq.quant.evaluation import EvalResult, evaluate
-from spinnq.quant.settings import configs
-from spinnq.s2.energy import OP_CHOICES
+
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.quant.evaluation import EvalResult
 
 DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
                        "y (N,) integer labels.", show_default=False)
@@ -40,6 +40,8 @@ BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
 
 
 def _check_op(op: str) -> None:
+    from spinnq.s2.energy import OP_CHOICES
+
     if op not in OP_CHOICES:
         raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, got {op!r}")
 
@@ -101,6 +103,10 @@ def evaluate_cmd(
     report: Path = ReportOpt,
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
+    from spinnq.graph.model import read_graph
+    from spinnq.quant.evaluation import evaluate
+    from spinnq.quant.settings import configs
+
     _check_op(operating_point)
     check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
     g = read_graph(graph)
@@ -149,9 +155,11 @@ def quantize_cmd(
     report: Path = ReportOpt,
 ) -> None:
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
-    from spinnq.graph.model import write_graph
+    from spinnq.graph.model import read_graph, write_graph
     from spinnq.quant.calibration import calibrate
+    from spinnq.quant.evaluation import evaluate
     from spinnq.quant.finetuning import finetune
+    from spinnq.quant.settings import configs
     from spinnq.report import stage
 
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),

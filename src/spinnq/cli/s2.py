@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -24,15 +25,11 @@ from spinnq.cli.common import (
 )
 from spinnq.errors import InputError
 from spinnq.files import check_output, check_outputs, write_json
-from spinnq.graph.meta import run_settings
-from spinnq.graph.model import Graph, read_graph, write_graph
-from spinnq.graph.simulate import as_batch, default_record
-from spinnq.pipeline import deploy_report
-from spinnq.s2.compile import S2Config, compile
-from spinnq.s2.emulate import emulate, silent_outputs
-from spinnq.s2.place import place, summarize
-from spinnq.s2.program import Placement, Program, Run
-from spinnq.tasks.common import progress
+
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.graph.model import Graph
+    from spinnq.s2.compile import S2Config
+    from spinnq.s2.program import Placement, Program, Run
 
 BACKENDS = ("emulator", "spinnaker2")
 WeightScaleOpt = typer.Option("max", "--weight-scale", help="Integer weight scale per "
@@ -72,6 +69,9 @@ def s2_config(g: Graph, dt: float | None, reset: str | None, convention: str | N
               neurons_per_pe: list[str] | None = None, **kw) -> S2Config:
     """The chip configuration of a command: dt, reset and convention as flags > the graph's
     metadata > the convention's defaults (`spinnq.graph.meta.run_settings`); printed."""
+    from spinnq.graph.meta import run_settings
+    from spinnq.s2.compile import S2Config
+
     st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)
     default, per = parse_neurons_per_pe(neurons_per_pe)
     console.print(f"convention {st['convention']}, reset {st['reset']}, dt {st['dt']:g} s")
@@ -81,21 +81,38 @@ def s2_config(g: Graph, dt: float | None, reset: str | None, convention: str | N
                     neurons_per_pe_default=default, **kw)
 
 
-def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | None) -> None:
-    """What `emulate` would refuse, checked before compiling: the input's shape, --steps,
-    --record names; then an up-front estimate of the recorded arrays' memory."""
-    xb = as_batch(x, g.input_shape)
+def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | None):
+    """What `emulate` would refuse, checked before compiling: the input's shape and NaN or
+    inf values (once, on the array as stored), --steps, --record names; then an up-front
+    estimate of the recorded arrays' memory. Returns the input as the emulator takes it:
+    (B, T, *shape) uint8 0/1 (the loaded array itself when it is uint8 or bool), or `x` as
+    given when it holds other numbers, for `emulate` to name after compiling."""
+    from spinnq.graph.simulate import default_record
+    from spinnq.s2.inputs import batched, spike_batch
+
+    if batched(x, g.input_shape).dtype.kind == "c":  # shape first, as `simulate` checks
+        raise InputError("input contains NaN, infinite or complex values")
+    try:
+        xb = spike_batch(x, g.input_shape)
+    except InputError:
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise InputError("input contains NaN, infinite or complex values") from None
+        xb = x
     if steps is not None and steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
     for r in record or ():
         if r not in g.nodes:
             raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
-    n_steps = steps if steps is not None else xb.shape[1] + len(g.order)  # depth <= nodes
-    warn_memory(record_bytes(g, xb.shape[0], n_steps, record or default_record(g)))
+    n_steps = steps if steps is not None else xb.shape[-len(g.input_shape) - 1] + len(g.order)
+    batch = xb.shape[0] if xb.ndim == len(g.input_shape) + 2 else 1
+    warn_memory(record_bytes(g, batch, n_steps, record or default_record(g)))
+    return xb
 
 
 def warn_silent(program: Program, run: Run) -> list[str]:
     """Print a warning naming each output population that never fired on this input."""
+    from spinnq.s2.emulate import silent_outputs
+
     silent = silent_outputs(program, run)
     for name in silent:
         console.print(f"[yellow]warning:[/] output population '{name}' never fired on this "
@@ -106,6 +123,8 @@ def warn_silent(program: Program, run: Run) -> list[str]:
 
 def print_placement(program: Program, placement: Placement) -> dict:
     """The placement as a table: what each population takes, then the totals."""
+    from spinnq.s2.place import summarize
+
     s = summarize(program, placement)
     t = Table(title=f"SpiNNaker2 placement: {s['pes']} PEs on {s['chips']} chip(s)")
     for c in ("population", "model", "neurons", "PEs", "neurons/PE", "max bytes/PE",
@@ -173,6 +192,13 @@ def deploy(
                                 "chip cost (0.8 V, 1 ms tick) vs the float reference on CPU."),
 ) -> None:
     """Compile a NIR graph for SpiNNaker2, place it, and run it (emulator or a real board)."""
+    from spinnq.graph.model import read_graph
+    from spinnq.pipeline import deploy_report
+    from spinnq.s2.compile import compile
+    from spinnq.s2.emulate import emulate
+    from spinnq.s2.place import place, summarize
+    from spinnq.tasks.common import progress
+
     # every flag, path and the input are checked before the (possibly long) compile
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
@@ -185,12 +211,11 @@ def deploy(
                     neurons_per_pe, fma=fma, cuba_order=cuba_order, engine=engine,
                     delayed_reset=delayed_reset)
     x = load_input(input)
-    check_run_inputs(g, x, steps, record)
+    xb = check_run_inputs(g, x, steps, record)
     program = compile(g, cfg)
     placement = place(program, cfg)
     info = print_placement(program, placement)
     if backend == "emulator":
-        xb = as_batch(x, g.input_shape)
         n = int(xb.shape[0]) * (steps or int(xb.shape[1]) + program.depth)
         with progress(disable=n < PROGRESS_MIN_STEPS) as bar:
             task = bar.add_task("emulate (sample-steps)", total=n)
@@ -239,6 +264,7 @@ def export_cmd(
     if target != "spinnaker2":
         raise InputError(f"--target must be spinnaker2, got {target!r}")
     check_output(out, "file", flag="--out")
+    from spinnq.graph.model import read_graph, write_graph
     from spinnq.s2.export import export_graph
 
     g = read_graph(graph)

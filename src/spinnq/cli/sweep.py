@@ -15,10 +15,7 @@ import typer
 from spinnq.cli.app import console
 from spinnq.cli.common import ConventionOpt
 from spinnq.errors import InputError
-from spinnq.sweep.engine import RayOptions
-from spinnq.sweep.results import Budget
-from spinnq.sweep.runner import SweepConfig, run_sweep
-from spinnq.sweep.space import KEYS, SEARCHES, parse_space
+from spinnq.sweep.space import KEYS
 
 TASKS = ("cartpole", "acrobot", "gesture")
 
@@ -65,6 +62,11 @@ def sweep_cmd(
 ) -> None:
     """Search quantization and chip settings: accuracy against energy, the Pareto front, and
     the best configuration under a budget (trials run on Ray Tune)."""
+    from spinnq.sweep.engine import RayOptions
+    from spinnq.sweep.results import Budget
+    from spinnq.sweep.runner import SweepConfig, run_sweep
+    from spinnq.sweep.space import SEARCHES, parse_space
+
     if search not in SEARCHES:
         raise InputError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
     if threads < 1 or cpus < 0:

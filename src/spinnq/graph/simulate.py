@@ -52,7 +52,9 @@ class Traces:
 
 
 def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
-    """Accept (T, *shape) or (B, T, *shape); return (B, T, *shape) float, or `InputError`."""
+    """Accept (T, *shape) or (B, T, *shape); return (B, T, *shape) in its own dtype (the
+    simulator casts a step at a time), or `InputError`. The caller's memory is used as it is:
+    no float copy; integer and bool arrays need no finiteness check, float ones one pass."""
     if not isinstance(x, Tensor):
         try:
             a = np.asarray(x)
@@ -60,7 +62,11 @@ def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
             raise InputError(f"{what} is not an array ({type(e).__name__}: {e})") from None
         if a.dtype.kind not in "biufc":
             raise InputError(f"{what} must be numbers, got an array of dtype {a.dtype}")
-        x = torch.as_tensor(a)
+        if a.dtype.kind == "u" and a.dtype != np.uint8:  # torch lacks uint16-uint64 math
+            a = a.astype(np.int64)
+        if not a.dtype.isnative:
+            a = a.astype(a.dtype.newbyteorder("="))
+        x = torch.from_numpy(a) if a.flags.writeable else torch.as_tensor(a.copy())
     arr = x
     given = tuple(arr.shape)  # the user's shape, for the message
     n = len(input_shape)
@@ -72,9 +78,17 @@ def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
                          f"{', '.join(map(str, input_shape))})")
     if arr.shape[1] < 1 or arr.shape[0] < 1:
         raise InputError(f"{what} has no timesteps or samples: shape {given}")
-    if arr.dtype.is_complex or not torch.isfinite(arr.to(torch.float64)).all():
+    if arr.dtype.is_complex or (arr.dtype.is_floating_point and not _finite(arr)):
         raise InputError(f"{what} contains NaN, infinite or complex values")
     return arr
+
+
+def _finite(x: Tensor) -> bool:
+    """No NaN or inf in x: its min and max in one pass, no copy (NaN propagates)."""
+    if x.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(x.detach())
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
 def default_record(graph: Graph) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import nir
 import numpy as np
 
+from spinnq.config import PERCENTILES
 from spinnq.errors import InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph
@@ -39,7 +40,6 @@ from spinnq.s2.compile import NEURON_TYPES, W_SCALE_KEY, S2Config, compile
 from spinnq.s2.program import Program
 from spinnq.tasks.common import progress
 
-PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")
 WEIGHTS = (nir.Affine, nir.Linear, nir.Conv2d)
 Objective = Callable[[Graph, S2Config], float]
 

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.quant.formats import ScaleMode
 
 CALIBRATE = "calibrate"
 SHORTEST = "shortest"
@@ -65,6 +64,8 @@ def parse_value(key: str, text: str) -> Any:
             raise InputError(f"--space bits: weights are 8 or 4 bits on SpiNNaker2, got {v}")
         return v
     if key == "weight_scale":
+        from spinnq.quant.formats import ScaleMode  # torch: only when a scale is parsed
+
         if t.lower() == CALIBRATE:
             return CALIBRATE
         try:
