@@ -83,19 +83,23 @@ def s2_config(g: Graph, dt: float | None, reset: str | None, convention: str | N
 
 def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | None):
     """What `emulate` would refuse, checked before compiling: the input's shape and NaN or
-    inf values (once, on the array as stored), --steps, --record names; then an up-front
-    estimate of the recorded arrays' memory. Returns the input as the emulator takes it:
-    (B, T, *shape) uint8 0/1 (the loaded array itself when it is uint8 or bool), or `x` as
-    given when it holds other numbers, for `emulate` to name after compiling."""
+    inf values (one pass on the array as stored, no float copy), --steps, --record names;
+    then an up-front estimate of the recorded arrays' memory. Returns the input as the
+    emulator takes it: (B, T, *shape) 0/1, the loaded array itself when it is uint8, bool or
+    float32; or `x` as given when it holds other numbers, for `emulate` to name after
+    compiling (where it always has)."""
     from spinnq.graph.simulate import default_record
     from spinnq.s2.inputs import batched, spike_batch
 
     if batched(x, g.input_shape).dtype.kind == "c":  # shape first, as `simulate` checks
         raise InputError("input contains NaN, infinite or complex values")
     try:
-        xb = spike_batch(x, g.input_shape)
-    except InputError:
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
+        xb = spike_batch(x, g.input_shape, check=True)
+    except InputError as e:
+        bad = getattr(e, "bad_value", None)
+        if bad is None:
+            raise
+        if not np.isfinite(bad) or (x.dtype.kind == "f" and not np.isfinite(x).all()):
             raise InputError("input contains NaN, infinite or complex values") from None
         xb = x
     if steps is not None and steps < 1:
@@ -103,8 +107,8 @@ def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | No
     for r in record or ():
         if r not in g.nodes:
             raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
-    n_steps = steps if steps is not None else xb.shape[-len(g.input_shape) - 1] + len(g.order)
-    batch = xb.shape[0] if xb.ndim == len(g.input_shape) + 2 else 1
+    n_steps = steps if steps is not None else x.shape[-len(g.input_shape) - 1] + len(g.order)
+    batch = x.shape[0] if x.ndim == len(g.input_shape) + 2 else 1
     warn_memory(record_bytes(g, batch, n_steps, record or default_record(g)))
     return xb
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from spinnq.errors import InputError
+from spinnq.files import map_npz
 from spinnq.graph.model import Graph
+from spinnq.s2.inputs import bad_value
 
 Data = str | Path | tuple | Mapping | np.ndarray
 
@@ -55,7 +57,8 @@ def _arrays(data: Data, labels: bool) -> tuple[object, object, str | None]:
         try:
             with np.load(path, allow_pickle=False) as f:
                 keys = set(f.files)
-                x = f["x"] if "x" in keys else None
+                x = (map_npz(path, "x") if "x" in keys else None)  # stored: mapped, no copy
+                x = f["x"] if x is None and "x" in keys else x
                 y = f["y"] if "y" in keys else None
         except Exception as e:
             raise InputError(f"not an .npz archive with arrays 'x' and 'y' "
@@ -106,12 +109,9 @@ def load_data(data: Data, graph: Graph | None = None, labels: bool = True
         raise InputError(f"key 'x' has samples of shape {tuple(x.shape[2:])} per step; the "
                          f"graph{' ' + graph.source if graph.source else ''} takes "
                          f"{tuple(graph.input_shape)}", file=src)
-    for i in range(0, len(x), 64):  # in blocks: large event datasets stay in their dtype
-        xb = x[i:i + 64]
-        bad = (xb != 0) & (xb != 1)
-        if bad.any():
-            raise InputError(f"key 'x' must hold 0/1 spikes, found {xb[bad].ravel()[0]!r}",
-                             file=src)
+    bad = bad_value(x)  # one pass over the array as stored (large event data: no copy)
+    if bad is not None:
+        raise InputError(f"key 'x' must hold 0/1 spikes, found {bad!r}", file=src)
     if x.dtype.kind == "f":
         x = x.astype(np.float32, copy=False)
     if raw_y is None:

@@ -2,9 +2,10 @@
 engine and backend (an input error names what is wrong, never a torch/numba traceback).
 
 Spike inputs are large (a DVS sample: 600 steps x 2,048 pixels) and mostly zeros, so they are
-checked and kept where they are small: `spike_batch` hands the engines a (B, T, *shape) uint8
-array - the caller's own memory when it is uint8 or bool already (no copy), else one pass that
-converts and checks together. Nothing here makes a float copy of the whole input.
+checked where they are stored: `spike_batch` hands the engines a (B, T, *shape) array - the
+caller's own memory when it is uint8, bool or float32 (no copy; the event kernel reads both
+and checks each value it turns into a spike), else one pass that converts to uint8 and checks
+together. Nothing here makes a float copy of the whole input.
 """
 
 from __future__ import annotations
@@ -136,18 +137,22 @@ def _value_error(bad) -> InputError:
     return e
 
 
-def spike_batch(x, shape: tuple[int, ...], check: bool = False) -> np.ndarray:
-    """(B, T, *shape) uint8 0/1 spikes from (T, *shape) or (B, T, *shape), or InputError.
+ENGINE_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32))  # what the event kernel reads
 
-    uint8 and bool input is used as it is (a view, no copy); its values are checked by the
-    engines as they read it (`check=True`: here, one `max`). Any other dtype is converted in
-    one pass that checks every value on the way."""
+
+def spike_batch(x, shape: tuple[int, ...], check: bool = False) -> np.ndarray:
+    """(B, T, *shape) 0/1 spikes, uint8 or float32, from (T, *shape) or (B, T, *shape), or
+    InputError.
+
+    uint8, bool and float32 input is used as it is (a view, no copy): the engines check its
+    values as they read it (`check=True`: here, one read-only pass). Any other dtype is
+    converted to uint8 in one pass that checks every value on the way."""
     a = batched(_numpy(x), shape)
     if a.dtype.kind == "c":
         raise InputError("input contains complex values")
     if a.dtype == np.bool_:
         return a.view(np.uint8)
-    if a.dtype == np.uint8:
+    if a.dtype in ENGINE_DTYPES:
         if check and (bad := bad_value(a)) is not None:
             raise _value_error(bad)
         return a
