@@ -89,27 +89,42 @@ def _scan_kernels():
 
     @njit(cache=True, nogil=True)
     def backward(gs, vpre, beta, thr, slope, subtract, detach, gx):  # pragma: no cover
-        """Reverse scan: the gradient autograd computes through `lif_step`'s graph."""
+        """Reverse scan: the gradient autograd computes through `lif_step`'s graph. One
+        branch-free inner loop per reset rule (chosen per step), so LLVM vectorizes it."""
         B, T, F = gs.shape
         one, zero = gs.dtype.type(1), gs.dtype.type(0)  # typed: no float64 on the way
         g = np.zeros(F, gs.dtype)  # grad of the membrane after step t's reset
         for b in range(B):
             g[:] = 0
             for t in range(T - 1, -1, -1):
-                for f in range(F):
-                    w = vpre[b, t, f]
-                    u = w - thr
-                    d = slope * abs(u) + one
-                    keep = zero if u > 0 else one  # 1 - r, r the (detached) spike
-                    gp = g[f]
-                    if detach:
-                        gv = gs[b, t, f] / (d * d) + (gp if subtract else gp * keep)
-                    elif subtract:
-                        gv = (gs[b, t, f] + (-gp) * thr) / (d * d) + gp
-                    else:
-                        gv = (gs[b, t, f] + -(gp * w)) / (d * d) + gp * keep
-                    gx[b, t, f] = gv
-                    g[f] = gv * beta
+                gst, vt, gxt = gs[b, t], vpre[b, t], gx[b, t]
+                if detach and subtract:
+                    for f in range(F):
+                        d = slope * abs(vt[f] - thr) + one
+                        gv = gst[f] / (d * d) + g[f]
+                        gxt[f] = gv
+                        g[f] = gv * beta
+                elif detach:
+                    for f in range(F):
+                        u = vt[f] - thr
+                        d = slope * abs(u) + one
+                        gv = gst[f] / (d * d) + g[f] * (zero if u > 0 else one)
+                        gxt[f] = gv
+                        g[f] = gv * beta
+                elif subtract:
+                    for f in range(F):
+                        d = slope * abs(vt[f] - thr) + one
+                        gv = (gst[f] + (-g[f]) * thr) / (d * d) + g[f]
+                        gxt[f] = gv
+                        g[f] = gv * beta
+                else:
+                    for f in range(F):
+                        w = vt[f]
+                        u = w - thr
+                        d = slope * abs(u) + one
+                        gv = (gst[f] + -(g[f] * w)) / (d * d) + g[f] * (zero if u > 0 else one)
+                        gxt[f] = gv
+                        g[f] = gv * beta
 
     return forward, backward
 
