@@ -257,6 +257,45 @@ def rl_vs_sb3_section(*runs: dict) -> str:
             f"{k(min(sb3))}-{k(max(sb3))} (rl-zoo hyperparameters; measured).")
 
 
+def command_speed_section(d: dict) -> str:
+    """benchmarks/command_speed.py: the commands next to the engine, start-up, quantize and
+    training per epoch."""
+    m, r, a = d["median"], d["ratios"], d["args"]
+    loads = [x["after"][0] for x in d["machine"]["load_average"]]
+    parts = []
+    if "deploy_cli_over_engine" in r:
+        parts.append(
+            f"`spinnq deploy` / `spinnq evaluate` take {m['deploy_cli_ms_per_sample']:.1f} / "
+            f"{m['evaluate_cli_ms_per_sample']:.1f} ms per extra sample, "
+            f"{r['deploy_cli_over_engine']:.2f}x / {r['evaluate_cli_over_engine']:.2f}x "
+            f"`sq.emulate` in process ({m['deploy_engine_ms_per_sample']:.1f} / "
+            f"{m['evaluate_engine_ms_per_sample']:.1f} ms; the commands run in process: "
+            f"{r['deploy_in_process_over_engine']:.2f}x / "
+            f"{r['evaluate_in_process_over_engine']:.2f}x)")
+    if "help_cpu_s" in m:
+        parts.append(f"`spinnq --help` {m['help_cpu_s']:.2f} s CPU ({m['help_wall_s']:.2f} s "
+                     f"wall), a bad flag {m['bad_flag_cpu_s']:.2f} s CPU "
+                     f"({m['bad_flag_wall_s']:.2f} s wall)")
+    if "quantize_over_k_emulations_plus_compile" in r:
+        parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} "
+                     f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
+                     f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
+                     "emulations of its data plus one compile")
+    if "train_snntorch_over_fused" in r:
+        parts.append(f"training the seed network ({a['train_samples']} recordings of "
+                     f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} "
+                     f"thread): {m['train_spinnq_fused_epoch_s']:.1f} s per epoch, "
+                     f"{r['train_stepped_over_fused']:.1f}x faster than the trainer stepping "
+                     f"each LIF layer under autograd (weights after the epoch equal to "
+                     f"{m['fused_vs_stepped_max_weight_diff']:.0e}) and "
+                     f"{r['train_snntorch_over_fused']:.1f}x faster than snnTorch")
+    return (f"`benchmarks/command_speed.py` (seed DVS network, {a['steps']} steps, "
+            f"{100 * a['density']:.0f} % input stored as float32; medians of {len(loads)} "
+            f"interleaved rounds, CPU time of one-thread processes, load average "
+            f"{min(loads):.1f}-{max(loads):.1f} on {d['machine']['cpus']} cores): "
+            + "; ".join(parts) + f" (measured, commit {d['commit']}).")
+
+
 def _bench(name: str) -> Path:
     return ROOT / "benchmarks" / "results" / f"{name}.json"
 
@@ -271,7 +310,8 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "scaling": ((_bench("scaling_1m_dense"), _bench("scaling_10m"), _bench("scaling")),
                         scaling_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
-                          rl_vs_sb3_section)}
+                          rl_vs_sb3_section),
+            "command_speed": ((_bench("command_speed"),), command_speed_section)}
 
 
 def render(readme: str) -> str:
