@@ -49,3 +49,22 @@ def test_fused_small_conv_net_spikes_and_weight_gradients_equal_the_stepped_net(
     assert ref[0].sum() > 0 and torch.equal(ref[0], got[0])
     for a, b in zip(ref[2], got[2], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_convolutions_in_frame_chunks_give_the_same_spikes_and_gradients():
+    torch.manual_seed(4)
+    net = SpikingSequential(nn.Conv2d(2, 4, 3, padding=1, bias=False), LIF(0.9, slope=9.7),
+                            nn.Flatten(), nn.Linear(64, 3, bias=False), LIF(0.9, slope=9.7))
+    with torch.no_grad():
+        net[0].weight *= 4
+    x = (torch.rand(3, 30, 2, 4, 4, generator=torch.Generator().manual_seed(2)) < 0.4).float()
+    gout = torch.ones(3, 30, 3)
+    net.conv_chunk = 0
+    whole = _grads(net, x, gout)
+    net.zero_grad()
+    net.conv_chunk = 7  # 90 frames in 13 calls, the last one short
+    chunked = _grads(net, x, gout)
+    assert whole[0].sum() > 0 and torch.equal(whole[0], chunked[0])
+    torch.testing.assert_close(whole[1], chunked[1], rtol=1e-6, atol=1e-7)
+    for a, b in zip(whole[2], chunked[2], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
