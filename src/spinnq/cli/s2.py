@@ -197,11 +197,11 @@ def deploy(
 ) -> None:
     """Compile a NIR graph for SpiNNaker2, place it, and run it (emulator or a real board)."""
     from spinnq.graph.model import read_graph
+    from spinnq.helpers import progress
     from spinnq.pipeline import deploy_report
     from spinnq.s2.compile import compile
     from spinnq.s2.emulate import emulate
     from spinnq.s2.place import place, summarize
-    from spinnq.tasks.common import progress
 
     # every flag, path and the input are checked before the (possibly long) compile
     if backend not in BACKENDS:

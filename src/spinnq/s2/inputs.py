@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from spinnq.errors import InputError
+from spinnq.graph.simulate import as_batch
 
 Tensor = torch.Tensor
 NUMBA_DTYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,
@@ -58,11 +59,9 @@ def batched(a, shape: tuple[int, ...], what: str = "input"):
 
 def as_spikes(x, shape: tuple[int, ...]) -> Tensor:
     """(B, T, *shape) float32 0/1 spikes from (T, *shape) or (B, T, *shape), or InputError
-    (for backends that take float spikes; the emulator takes `spike_batch`)."""
-    a = batched(_numpy(x), shape)
-    if a.dtype.kind == "c":
-        raise InputError("input contains complex values")
-    return torch.from_numpy(np.array(a, dtype=np.float32))
+    (for backends that take float spikes; the emulator takes `spike_batch`; values other
+    than 0/1 are found by `check_spikes`)."""
+    return as_batch(x, shape, finite=False).to(torch.float32)
 
 
 @cache
