@@ -18,6 +18,7 @@ stateful node (`Graph.recurrent`) carries its source's value of the previous ste
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,9 @@ def as_batch(x, input_shape: tuple, what: str = "input", finite: bool = True) ->
             a = a.astype(np.int64)
         if not a.dtype.isnative:
             a = a.astype(a.dtype.newbyteorder("="))
-        x = torch.from_numpy(a) if a.flags.writeable else torch.as_tensor(a.copy())
+        with warnings.catch_warnings():  # read-only memory (a mapped file) is only read here
+            warnings.simplefilter("ignore", UserWarning)
+            x = torch.from_numpy(a)
     arr = x
     given = tuple(arr.shape)  # the user's shape, for the message
     n = len(input_shape)
