@@ -14,12 +14,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[dev,dvs,qat,bench,interop,sweep]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,dvs,qat,bench,interop,sweep,control]'
 	# norse and spikingjelly declare torchvision (spikingjelly also torchaudio), which neither
 	# imports for what spinnq uses; PyPI's torchvision/torchaudio wheels do not load beside
 	# the CPU torch (or pull another torch build), so both come without declared dependencies.
 	$(PIP) install -q --no-deps norse==1.1.0 spikingjelly==2.0.0
-	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, rockpool, ray.tune, optuna, spikingjelly.activation_based.nir_exchange; print('spinnq env ok: torch', torch.__version__)"
+	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, Box2D, rockpool, ray.tune, optuna, spikingjelly.activation_based.nir_exchange; print('spinnq env ok: torch', torch.__version__)"
 	touch $(STAMP)
 
 demo: $(STAMP)

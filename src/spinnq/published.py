@@ -1,6 +1,6 @@
 """Every published figure spinnq compares itself with, in one place, always `kind: "published"`.
 
-Numbers as summarised in the project's mission and SpiNNaker2 target documents (section 5);
+Numbers as summarised in the project's mission and `docs/spinnaker2-target.md` (section 5);
 they come from papers, not from this machine. The energy model is calibrated against the
 SpiNNaker2 runs (`spinnq.s2.calibration`); reports show the rows of `PUBLISHED`. Each row
 names the `workload` that produced it and what its energy covers (`energy_basis`: "total" or

@@ -10,7 +10,7 @@ from spinnq.errors import GraphError, InputError
 from spinnq.graph import SimConfig, from_nir, simulate
 from spinnq.graph.meta import read_settings
 from spinnq.nn import LI, LIF, QuantConv2d, QuantLinear, SpikingSequential, SumPool2d, to_nir
-from spinnq.quant.formats import to_int
+from spinnq.s2.formats import to_int
 
 
 def _seed_dvs_net() -> SpikingSequential:

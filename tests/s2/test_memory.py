@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from spinnq.graph.model import from_nir
-from spinnq.quant import formats
-from spinnq.quant.formats import population_scale, to_int
-from spinnq.s2 import S2Config, compile, emulate
+from spinnq.s2 import S2Config, compile, emulate, formats
 from spinnq.s2.events import dense_table
+from spinnq.s2.formats import population_scale, to_int
 
 
 def _one_shot(w, scale, bits, rounding):

@@ -1,26 +1,26 @@
-"""tasks.common: atomic files, checkpoints that load safely or fail clearly, RNG resume,
+"""tasks.common and spinnq.helpers: atomic files, checkpoints that load safely or fail clearly, RNG resume,
 CSV logs that survive a resume."""
 
 from __future__ import annotations
 
+import io
 import random
 
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
 from spinnq.errors import CheckpointError
+from spinnq.helpers import progress, read_json, seed_everything
 from spinnq.tasks.common import (
     MetricLogger,
     RunDir,
     atomic_write,
     load_checkpoint,
     load_state_dict,
-    progress,
-    read_json,
     rng_state,
     save_checkpoint,
-    seed_everything,
     set_rng_state,
     write_json,
 )
@@ -126,7 +126,14 @@ def test_metric_logger_truncate_drops_rows_after_checkpoint(tmp_path):
     assert np.isnan(cols["ret"][1]) and cols["ret"][2] == 2.0
 
 
-def test_progress_has_info_field():
+def test_progress_shows_the_info_field_and_defaults_it_to_empty():
     with progress(disable=True) as bar:
+        fresh = bar.add_task("y", total=2)  # no info given: the column must not fail
+        assert bar.tasks[fresh].fields["info"] == ""
         t = bar.add_task("x", total=3)
         bar.update(t, advance=1, info="return 10")
+        assert bar.tasks[t].fields["info"] == "return 10" and bar.tasks[t].completed == 1
+        out = io.StringIO()
+        Console(file=out, width=120).print(bar.make_tasks_table(bar.tasks))  # as it is drawn
+    line = out.getvalue().splitlines()[1]
+    assert line.split()[0] == "x" and "1/3" in line and line.rstrip().endswith("return 10")

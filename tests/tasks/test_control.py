@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from spinnq.cli import app
 from spinnq.errors import CheckpointError, InputError
 from spinnq.tasks.control import fast
-from spinnq.tasks.control import model as qnet
+from spinnq.tasks.control import model as q_network
 from spinnq.tasks.control.dqn import DQNConfig, ReplayBuffer, hard_update, td_loss, train
 from spinnq.tasks.control.encoder import Encoder, EncoderConfig
 from spinnq.tasks.control.env import make_env, obs_range, resolve
@@ -79,7 +79,7 @@ def test_replay_buffer_wraps_and_samples_stored_transitions():
 
 def _net(n_in=12, hidden=(8, 8), seed=0):
     torch.manual_seed(seed)
-    return qnet.build(n_in, 2, qnet.NetConfig(hidden=hidden))
+    return q_network.build(n_in, 2, q_network.NetConfig(hidden=hidden))
 
 
 def test_hard_update_copies_online_into_target():
@@ -108,9 +108,9 @@ def test_td_target_does_not_bootstrap_terminal_states():
 @pytest.mark.parametrize("quant", [None, "max", "p99"])
 def test_fast_path_equals_spiking_sequential_values_and_gradients(quant):
     net = _net(n_in=20, hidden=(16, 12))
-    qnet.calibrate_init(net, (torch.rand(64, 6, 20) < 0.3).float(), 0.2)
+    q_network.calibrate_init(net, (torch.rand(64, 6, 20) < 0.3).float(), 0.2)
     if quant:
-        net = qnet.quantized(net, quant)
+        net = q_network.quantized(net, quant)
     net = net.double()
     x = (torch.rand(32, 6, 20) < 0.3).double()
     q_ref = net(x)[:, -1]
@@ -160,7 +160,7 @@ def test_n_step_transitions_sum_discounted_rewards(tmp_path):
 def test_calibrated_init_makes_hidden_layers_fire():
     net = _net(n_in=40, hidden=(32, 32))
     x = (torch.rand(128, 10, 40) < 0.1).float()
-    qnet.calibrate_init(net, x, 0.15)
+    q_network.calibrate_init(net, x, 0.15)
     h1 = net[1](net[0](x))
     h2 = net[3](net[2](h1))
     assert 0.1 < h1.mean() < 0.2 and 0.1 < h2.mean() < 0.2
@@ -277,9 +277,9 @@ def test_chip_q_values_come_from_the_emulated_program_and_match_qat():
     enc = Encoder(np.zeros(4), np.ones(4), EncoderConfig(8, 1.0, 10))
     net = _net(n_in=enc.n_inputs, hidden=(24, 16), seed=2)
     obs = np.random.default_rng(1).random((64, 4)).astype(np.float32)
-    qnet.calibrate_init(net, enc(obs), 0.2)
-    q = qnet.quantized(net, "p99.9")
-    g = from_nir(qnet.export(q, enc.n_inputs, 1e-4))
+    q_network.calibrate_init(net, enc(obs), 0.2)
+    q = q_network.quantized(net, "p99.9")
+    g = from_nir(q_network.export(q, enc.n_inputs, 1e-4))
     prog = compile(g, S2Config(reset="subtract", graph_scales=True))
     assert prog.depth == 3
     q_chip = chip_q(prog, enc)(obs)

@@ -91,10 +91,6 @@ class PowerSampler:
                      for (t0, p0), (t1, p1) in zip(s, s[1:], strict=False))
         return joules, s[-1][0] - s[0][0]
 
-    @property
-    def n_samples(self) -> int:
-        return len(self._samples)
-
 
 class NvmlMeter(PowerSampler):
     """Board power of GPU `index` through NVML, sampled and integrated."""

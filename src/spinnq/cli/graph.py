@@ -52,7 +52,7 @@ def graph_counts(g: Graph) -> tuple[int, int]:
     """(neurons, weights) of a graph: neurons are elements of stateful nodes."""
     import nir
 
-    from spinnq.graph.model import STATEFUL
+    from spinnq.graph.nodes import STATEFUL
 
     neurons = sum(math.prod(g.shapes[n]) for n, v in g.nodes.items() if isinstance(v, STATEFUL)
                   and not isinstance(v, nir.Delay))
@@ -62,7 +62,8 @@ def graph_counts(g: Graph) -> tuple[int, int]:
 
 def inspect(graph: Path = GraphArg) -> None:
     """Show a NIR graph: nodes, edges, shapes, parameters, neuron and weight counts."""
-    from spinnq.graph.model import SPIKING, STATEFUL, read_graph
+    from spinnq.graph.model import read_graph
+    from spinnq.graph.nodes import SPIKING, STATEFUL
 
     g = read_graph(graph)
     t = Table(title=f"{graph}  ({len(g.nodes)} nodes, {len(g.edges)} edges)")
@@ -104,7 +105,7 @@ def simulate_cmd(
     from spinnq.graph.meta import run_settings
     from spinnq.graph.model import read_graph
     from spinnq.graph.simulate import SimConfig, as_batch, chip_depth, default_record, simulate
-    from spinnq.tasks.common import progress
+    from spinnq.helpers import progress
 
     check_output(out, "file", flag="--out")
     g = read_graph(graph)

@@ -39,6 +39,16 @@ ReportOpt = typer.Option(None, "--report", help="Write report.json/.md/.html her
 BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
 
 
+def evaluation_api():
+    """(read_graph, evaluate, configs): torch and the compiler load when a command runs,
+    not for --help."""
+    from spinnq.graph.model import read_graph
+    from spinnq.quant.evaluation import evaluate
+    from spinnq.quant.settings import configs
+
+    return read_graph, evaluate, configs
+
+
 def _check_op(op: str) -> None:
     from spinnq.s2.energy import OP_CHOICES
 
@@ -103,10 +113,7 @@ def evaluate_cmd(
     report: Path = ReportOpt,
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
-    from spinnq.graph.model import read_graph
-    from spinnq.quant.evaluation import evaluate
-    from spinnq.quant.settings import configs
-
+    read_graph, evaluate, configs = evaluation_api()
     _check_op(operating_point)
     check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
     g = read_graph(graph)
@@ -124,7 +131,7 @@ def evaluate_cmd(
 
 
 def parse_percentiles(text: str) -> tuple[str, ...]:
-    from spinnq.quant.formats import ScaleMode
+    from spinnq.s2.formats import ScaleMode
 
     return tuple(str(ScaleMode.parse(p)) for p in text.split(",") if p.strip())
 
@@ -155,13 +162,12 @@ def quantize_cmd(
     report: Path = ReportOpt,
 ) -> None:
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
-    from spinnq.graph.model import read_graph, write_graph
+    from spinnq.graph.model import write_graph
     from spinnq.quant.calibration import calibrate
-    from spinnq.quant.evaluation import evaluate
     from spinnq.quant.finetuning import finetune
-    from spinnq.quant.settings import configs
     from spinnq.report import stage
 
+    read_graph, evaluate, configs = evaluation_api()
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
                   (report, "dir", "--report"))
     g = read_graph(graph)

@@ -88,11 +88,11 @@ def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | No
     emulator takes it: (B, T, *shape) 0/1, the loaded array itself when it is uint8, bool or
     float32; or `x` as given when it holds other numbers, for `emulate` to name after
     compiling (where it always has)."""
-    from spinnq.graph.simulate import default_record
-    from spinnq.s2.inputs import batched, spike_batch
+    from spinnq.graph.simulate import as_batch, default_record
+    from spinnq.s2.inputs import spike_batch
 
-    if batched(x, g.input_shape).dtype.kind == "c":  # shape first, as `simulate` checks
-        raise InputError("input contains NaN, infinite or complex values")
+    if np.iscomplexobj(x):  # its shape error first, else "NaN, infinite or complex values"
+        as_batch(x, g.input_shape)
     try:
         xb = spike_batch(x, g.input_shape, check=True)
     except InputError as e:
@@ -197,11 +197,11 @@ def deploy(
 ) -> None:
     """Compile a NIR graph for SpiNNaker2, place it, and run it (emulator or a real board)."""
     from spinnq.graph.model import read_graph
+    from spinnq.helpers import progress
     from spinnq.pipeline import deploy_report
     from spinnq.s2.compile import compile
     from spinnq.s2.emulate import emulate
     from spinnq.s2.place import place, summarize
-    from spinnq.tasks.common import progress
 
     # every flag, path and the input are checked before the (possibly long) compile
     if backend not in BACKENDS:

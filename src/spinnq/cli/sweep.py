@@ -15,7 +15,7 @@ import typer
 from spinnq.cli.app import console
 from spinnq.cli.common import ConventionOpt
 from spinnq.errors import InputError
-from spinnq.sweep.space import KEYS
+from spinnq.sweep.space import KEYS, SEARCHES  # no torch: the help text
 
 TASKS = ("cartpole", "acrobot", "gesture")
 
@@ -62,10 +62,8 @@ def sweep_cmd(
 ) -> None:
     """Search quantization and chip settings: accuracy against energy, the Pareto front, and
     the best configuration under a budget (trials run on Ray Tune)."""
+    from spinnq.sweep import Budget, SweepConfig, parse_space, run_sweep
     from spinnq.sweep.engine import RayOptions
-    from spinnq.sweep.results import Budget
-    from spinnq.sweep.runner import SweepConfig, run_sweep
-    from spinnq.sweep.space import SEARCHES, parse_space
 
     if search not in SEARCHES:
         raise InputError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")

@@ -89,7 +89,6 @@ import torch
 from spinnq.errors import GraphError, InputError
 from spinnq.graph.kernels import (
     LIFP,
-    NEURON_NODES,
     Kernel,
     LIFState,
     SimConfig,
@@ -101,6 +100,7 @@ from spinnq.graph.kernels import (
     lif_step,
 )
 from spinnq.graph.model import Graph
+from spinnq.graph.nodes import CHIP_WEIGHTS, INPUT_GAIN, LEAKLESS, NEURONS
 
 
 def _forward_only(cfg: SimConfig) -> None:
@@ -122,7 +122,7 @@ def _prepare(node, cfg: SimConfig) -> LIFP:
     _forward_only(cfg)
     norse = cfg.convention == "norse"
     r = _f64(node.r)
-    if isinstance(node, nir.IF | nir.I):
+    if isinstance(node, LEAKLESS):
         a = np.ones_like(r)
         alpha = np.ones_like(r)
         leak = np.zeros_like(r)
@@ -211,7 +211,7 @@ def _sj_prepare(node, cfg: SimConfig) -> LIFP:
     and spikes fire at v >= v_th."""
     _forward_only(cfg)
     p = lif_prepare(node, cfg)
-    if isinstance(node, nir.IF | nir.I):
+    if isinstance(node, LEAKLESS):
         p = p._replace(gain=as_tensor(cfg.dt * _f64(node.r), cfg))
     return p._replace(inclusive=True)
 
@@ -228,7 +228,7 @@ def _rp_prepare(node, cfg: SimConfig) -> LIFP:
     input gain 1 (r and w_in are ignored, as Rockpool's own importer does), v_leak is
     Rockpool's bias, spikes at v >= v_th. IF/I keep NIR's reading."""
     _forward_only(cfg)
-    if isinstance(node, nir.IF | nir.I):
+    if isinstance(node, LEAKLESS):
         return lif_prepare(node, cfg)._replace(inclusive=True)
 
     def decay(tau) -> Tensor:
@@ -267,10 +267,10 @@ _NORSE_UPDATES = {nir.LIF: _norse_box, nir.LI: _norse_li, nir.CubaLIF: _norse_cu
 # Per-convention overrides of the NIR reading's neuron kernels (`kernels.KERNELS`).
 CONVENTION_KERNELS: dict[str, dict[type, Kernel]] = {"nir": {}}
 CONVENTION_KERNELS["snntorch"] = {t: Kernel(_prepare, lif_init, snntorch_step)
-                                  for t in NEURON_NODES}
+                                  for t in NEURONS}
 CONVENTION_KERNELS["norse"] = {t: _norse_kernel(u) for t, u in _NORSE_UPDATES.items()}
 CONVENTION_KERNELS["spikingjelly"] = {t: Kernel(_sj_prepare, lif_init, lif_step)
-                                      for t in NEURON_NODES}
+                                      for t in NEURONS}
 CONVENTION_KERNELS["rockpool"] = {t: Kernel(_rp_prepare, lif_init, rockpool_step)
                                   for t in (nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI)}
 CONVENTION_KERNELS["rockpool"] |= {t: Kernel(_rp_prepare, lif_init, lif_step)
@@ -278,8 +278,8 @@ CONVENTION_KERNELS["rockpool"] |= {t: Kernel(_rp_prepare, lif_init, lif_step)
 
 
 # ---------------------------------------------------------------------- export for others
-WEIGHTS = (nir.Linear, nir.Affine, nir.Conv2d)
-FOLDABLE = (nir.LIF, nir.LI, nir.IF, nir.I)  # CubaLIF/CubaLI: Norse's importer keeps r
+# r is the input gain of LIF/LI/IF/I; CubaLIF/CubaLI: Norse's importer keeps r (its gain is w_in)
+FOLDABLE = tuple(t for t, gain in INPUT_GAIN.items() if gain == "r")
 
 
 def fold_r(graph: Graph) -> Graph:
@@ -300,7 +300,7 @@ def fold_r(graph: Graph) -> Graph:
             continue
         for pred in graph.predecessors(name):
             w = nodes[pred]
-            if not isinstance(w, WEIGHTS) or graph.successors(pred) != [name]:
+            if not isinstance(w, CHIP_WEIGHTS) or graph.successors(pred) != [name]:
                 raise GraphError(f"cannot fold r into '{pred}': it must be a weight node "
                                  f"(Linear, Affine, Conv2d) feeding only this neuron",
                                  file=graph.source, node=name)

@@ -23,6 +23,7 @@ from spinnq.config import DEFAULT_DT
 from spinnq.errors import InputError
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
 from spinnq.graph.model import conv_padding, pair
+from spinnq.graph.nodes import LEAKLESS, NEURONS
 
 Tensor = torch.Tensor
 
@@ -150,7 +151,7 @@ class LIFState(NamedTuple):
 
 
 def lif_prepare(node, cfg):
-    if isinstance(node, nir.IF | nir.I):  # per-step integrator, see the module docstring
+    if isinstance(node, LEAKLESS):  # per-step integrator, see the module docstring
         alpha, a = as_tensor(np.ones_like(node.r, dtype=np.float64), cfg), as_tensor(1.0, cfg)
         leak = torch.zeros(())
     else:
@@ -213,8 +214,6 @@ def _delay_step(x, hist, p: DelayP):
     return hist.gather(1, idx).squeeze(1), hist
 
 
-NEURON_NODES = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF)
-
 KERNELS: dict[type, Kernel] = {
     nir.Input: Kernel(lambda n, c: None, no_state, lambda x, s, p: (x, s)),
     nir.Output: Kernel(lambda n, c: None, no_state, lambda x, s, p: (x, s)),
@@ -229,5 +228,5 @@ KERNELS: dict[type, Kernel] = {
     nir.Delay: Kernel(_delay_prepare, _delay_init, _delay_step),
     nir.Threshold: Kernel(lambda n, c: as_tensor(n.threshold, c), no_state,
                           lambda x, s, p: ((x > p).to(x.dtype), s)),
-    **{t: Kernel(lif_prepare, lif_init, lif_step) for t in NEURON_NODES},
+    **{t: Kernel(lif_prepare, lif_init, lif_step) for t in NEURONS},
 }

@@ -9,6 +9,7 @@ one timestep, and which edges carry the previous step's value (recurrence).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -22,13 +23,9 @@ import numpy as np
 
 from spinnq.errors import GraphError
 from spinnq.files import atomic_path
+from spinnq.graph.nodes import NEURONS, STATEFUL
 
 Shape = tuple[int, ...]
-
-# Nodes whose output at step t depends on state from t-1: a cycle through one of them is a
-# recurrence, a cycle through none is an algebraic loop (refused).
-STATEFUL = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I, nir.Delay)
-SPIKING = (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)
 MAX_ELEMENTS = 1 << 26  # largest tensor one node may produce (per sample); guards huge graphs
 
 
@@ -162,12 +159,36 @@ def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
 
 
 def write_graph(graph: Graph | nir.NIRGraph, path: str | Path) -> Path:
-    """Write a graph as `.nir` (atomically: a half-written file never replaces a good one)."""
+    """Write a graph as `.nir` (atomically: a half-written file never replaces a good one).
+
+    Every 0-d array (a pool's kernel read back from a file, a scalar gain folded by a
+    rewrite) is written as a scalar: `nir.write` gzips every array, and HDF5 refuses to
+    compress a scalar dataset. The values and their broadcasting are unchanged."""
     g = graph.to_nir() if isinstance(graph, Graph) else graph
     p = Path(path)
     with atomic_path(p) as tmp:
-        nir.write(str(tmp), g)
+        nir.write(str(tmp), _writable_node(g))
     return p
+
+
+def _writable(value: object) -> object:
+    """`value` with every 0-d array (also inside a metadata dict) as a numpy scalar."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    if isinstance(value, dict):
+        return {k: _writable(v) for k, v in value.items()}
+    return value
+
+
+def _writable_node(node: nir.NIRNode) -> nir.NIRNode:
+    """A shallow copy of `node` (recursively for subgraphs) that `nir.write` can store."""
+    out = copy.copy(node)
+    for f in dataclasses.fields(node):
+        val = getattr(node, f.name)
+        if f.name == "nodes" and isinstance(node, nir.NIRGraph):
+            val = {k: _writable_node(v) for k, v in val.items()}
+        setattr(out, f.name, _writable(val))
+    return out
 
 
 # ------------------------------------------------------------------------------- flattening
@@ -296,7 +317,7 @@ def _broadcast_params(name: str, node: nir.NIRNode, shape: Shape,
     """The node with every neuron parameter as an array of the node's shape (a copy where one
     was not): exporters write scalars (Norse's default cells, shared taus), and every later
     stage (compile, quantization, fine-tuning, nir.write) then sees one layout."""
-    if not isinstance(node, STATEFUL) or isinstance(node, nir.Delay):
+    if not isinstance(node, NEURONS):
         return node
     todo = [a for a in NEURON_PARAMS if getattr(node, a, None) is not None
             and np.shape(getattr(node, a)) != shape]

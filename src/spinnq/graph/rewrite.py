@@ -22,10 +22,9 @@ import numpy as np
 
 from spinnq.errors import GraphError
 from spinnq.graph.model import Graph, from_nir
+from spinnq.graph.nodes import INPUT_GAIN, WEIGHTS
 
-LINEAR = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Scale)  # scale the weights
-GAIN = {nir.LIF: "r", nir.LI: "r", nir.IF: "r", nir.I: "r", nir.CubaLIF: "w_in",
-        nir.CubaLI: "w_in"}  # a neuron's input gain: scales its whole input
+LINEAR = (*WEIGHTS, nir.Scale)  # a factor in front of them scales their weights
 
 
 def _fold_targets(graph: Graph, pool: str) -> list[str]:
@@ -40,7 +39,7 @@ def _fold_targets(graph: Graph, pool: str) -> list[str]:
                              "inputs the 1/k^2 would scale too", file=graph.source, node=pool)
         if isinstance(node, nir.Flatten):
             todo += graph.successors(d)
-        elif isinstance(node, LINEAR) or type(node) in GAIN:
+        elif isinstance(node, LINEAR) or type(node) in INPUT_GAIN:
             targets.append(d)
         else:
             raise GraphError(f"cannot fold AvgPool2d '{pool}' into '{d}' "
@@ -53,11 +52,16 @@ def _fold_targets(graph: Graph, pool: str) -> list[str]:
 def _scaled(node: nir.NIRNode, factor: float) -> nir.NIRNode:
     out = copy.copy(node)
     attr = "scale" if isinstance(node, nir.Scale) else (
-        "weight" if isinstance(node, LINEAR) else GAIN[type(node)])
+        "weight" if isinstance(node, LINEAR) else INPUT_GAIN[type(node)])
     val = np.asarray(getattr(node, attr))
     dtype = val.dtype if val.dtype.kind == "f" else np.float64
     setattr(out, attr, (val.astype(np.float64) * factor).astype(dtype))
     return out
+
+
+def _pair(value: object) -> np.ndarray:
+    """A pool's kernel/stride/padding as (h, w): an int (0-d once read from a file) is both."""
+    return np.broadcast_to(np.ravel(np.asarray(value)).astype(np.int64), (2,)).copy()
 
 
 def avgpool_to_sumpool(graph: Graph) -> Graph:
@@ -73,9 +77,8 @@ def avgpool_to_sumpool(graph: Graph) -> Graph:
         k2 = int(np.prod(np.broadcast_to(np.ravel(node.kernel_size).astype(int), (2,))))
         for t in _fold_targets(graph, name):
             nodes[t] = _scaled(nodes[t], 1.0 / k2)
-        nodes[name] = nir.SumPool2d(kernel_size=np.asarray(node.kernel_size),
-                                    stride=np.asarray(node.stride),
-                                    padding=np.asarray(node.padding))
+        nodes[name] = nir.SumPool2d(kernel_size=_pair(node.kernel_size),
+                                    stride=_pair(node.stride), padding=_pair(node.padding))
     return replace(graph, nodes=nodes)
 
 

@@ -18,6 +18,7 @@ stateful node (`Graph.recurrent`) carries its source's value of the previous ste
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +29,9 @@ import torch
 
 from spinnq.errors import InputError
 from spinnq.graph.conventions import CONVENTION_KERNELS
-from spinnq.graph.kernels import KERNELS, NEURON_NODES, LIFState, SimConfig, Tensor
+from spinnq.graph.kernels import KERNELS, LIFState, SimConfig, Tensor
 from spinnq.graph.model import Graph
+from spinnq.graph.nodes import NEURONS, SPIKING_NEURONS
 
 __all__ = ["SimConfig", "Simulator", "Traces", "as_batch", "chip_depth", "default_record",
            "simulate"]
@@ -51,10 +53,12 @@ class Traces:
         return d
 
 
-def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
+def as_batch(x, input_shape: tuple, what: str = "input", finite: bool = True) -> Tensor:
     """Accept (T, *shape) or (B, T, *shape); return (B, T, *shape) in its own dtype (the
     simulator casts a step at a time), or `InputError`. The caller's memory is used as it is:
-    no float copy; integer and bool arrays need no finiteness check, float ones one pass."""
+    no float copy. The check of a network's input: numbers, the graph's input shape, at least
+    one sample and step, no complex values, and, with `finite`, no NaN or infinity in float
+    arrays (one pass; integer and bool arrays need none)."""
     if not isinstance(x, Tensor):
         try:
             a = np.asarray(x)
@@ -66,7 +70,9 @@ def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
             a = a.astype(np.int64)
         if not a.dtype.isnative:
             a = a.astype(a.dtype.newbyteorder("="))
-        x = torch.from_numpy(a) if a.flags.writeable else torch.as_tensor(a.copy())
+        with warnings.catch_warnings():  # read-only memory (a mapped file) is only read here
+            warnings.simplefilter("ignore", UserWarning)
+            x = torch.from_numpy(a)
     arr = x
     given = tuple(arr.shape)  # the user's shape, for the message
     n = len(input_shape)
@@ -78,7 +84,10 @@ def as_batch(x, input_shape: tuple, what: str = "input") -> Tensor:
                          f"{', '.join(map(str, input_shape))})")
     if arr.shape[1] < 1 or arr.shape[0] < 1:
         raise InputError(f"{what} has no timesteps or samples: shape {given}")
-    if arr.dtype.is_complex or (arr.dtype.is_floating_point and not _finite(arr)):
+    if arr.dtype.is_complex:
+        raise InputError(f"{what} contains " + ("NaN, infinite or complex values" if finite
+                                                else "complex values"))
+    if finite and arr.dtype.is_floating_point and not _finite(arr):
         raise InputError(f"{what} contains NaN, infinite or complex values")
     return arr
 
@@ -98,7 +107,7 @@ def default_record(graph: Graph) -> tuple[str, ...]:
 
 def _population(graph: Graph, name: str) -> bool:
     """A node that is a population on SpiNNaker2: the Input or a neuron node."""
-    return name == graph.input or isinstance(graph.nodes[name], NEURON_NODES)
+    return name == graph.input or isinstance(graph.nodes[name], NEURONS)
 
 
 def chip_depth(graph: Graph, dt: float) -> int:
@@ -189,7 +198,7 @@ class Simulator:
         for r in rec:
             stacked = torch.stack(buf[r], dim=1)
             node = self.graph.nodes[r]
-            if isinstance(node, nir.LIF | nir.IF | nir.CubaLIF):
+            if isinstance(node, SPIKING_NEURONS):
                 tr.spikes[r] = stacked
             elif r not in vbuf:
                 tr.out[r] = stacked

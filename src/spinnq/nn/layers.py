@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spinnq.nn.neurons import LI, LIF
-from spinnq.quant.formats import ScaleMode, fake_quant, population_scale
+from spinnq.s2.formats import ScaleMode, fake_quant, population_scale
 
 
 class SumPool2d(nn.Module):

@@ -1,25 +1,17 @@
-"""The quant stage for any NIR graph: integer formats, calibration (PTQ chosen on the emulated
-chip), hardware-aware fine-tuning, and evaluation on labelled spikes.
+"""The quant stage for any NIR graph: calibration (PTQ chosen on the emulated chip),
+hardware-aware fine-tuning, and evaluation on labelled spikes. (The integer formats are the
+chip's: `spinnq.s2.formats`.)
 
     x, y = load_data("D.npz", graph)                       # the data contract, checked
     res = evaluate(graph, (x, y), target="both")           # float reference and chip
     cal = calibrate(graph, (x, y), bits=8)                 # cal.graph: scales in metadata
     ft = finetune(cal.graph, (x, y), epochs=5)             # ft.graph: never worse than PTQ
-
-Names are loaded on first use: the compiler imports `spinnq.quant.formats`, and the stage
-functions import the compiler, so an eager import here would be a cycle.
 """
 
-from importlib import import_module
+from spinnq.quant.calibration import Calibration, calibrate
+from spinnq.quant.data import load_data
+from spinnq.quant.evaluation import EvalResult, TargetResult, evaluate
+from spinnq.quant.finetuning import ChipNet, FinetuneResult, finetune
 
-_NAMES = {"Calibration": "calibration", "calibrate": "calibration", "EvalResult": "evaluation",
-          "TargetResult": "evaluation", "evaluate": "evaluation", "load_data": "data",
-          "ChipNet": "finetuning", "FinetuneResult": "finetuning", "finetune": "finetuning"}
-
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str):
-    if name in _NAMES:
-        return getattr(import_module(f"spinnq.quant.{_NAMES[name]}"), name)
-    raise AttributeError(f"module 'spinnq.quant' has no attribute {name!r}")
+__all__ = ["Calibration", "ChipNet", "EvalResult", "FinetuneResult", "TargetResult",
+           "calibrate", "evaluate", "finetune", "load_data"]

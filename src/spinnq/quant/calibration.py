@@ -31,16 +31,17 @@ from spinnq.config import PERCENTILES
 from spinnq.errors import InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph
+from spinnq.graph.nodes import CHIP_WEIGHTS as WEIGHTS
+from spinnq.graph.nodes import NEURONS as NEURON_TYPES
 from spinnq.graph.simulate import SimConfig
+from spinnq.helpers import progress
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
-from spinnq.quant.formats import ScaleMode, qmax, to_int
 from spinnq.quant.settings import configs
-from spinnq.s2.compile import NEURON_TYPES, W_SCALE_KEY, S2Config, compile
+from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile
+from spinnq.s2.formats import ScaleMode, qmax, to_int
 from spinnq.s2.program import Program
-from spinnq.tasks.common import progress
 
-WEIGHTS = (nir.Affine, nir.Linear, nir.Conv2d)
 Objective = Callable[[Graph, S2Config], float]
 
 

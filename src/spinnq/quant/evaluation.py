@@ -16,13 +16,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import nir
 import numpy as np
 import torch
 
 from spinnq.errors import InputError
 from spinnq.graph.model import Graph, from_nir, read_graph
+from spinnq.graph.nodes import SPIKING_NEURONS
 from spinnq.graph.simulate import SimConfig, Simulator, as_batch
+from spinnq.helpers import progress
 from spinnq.quant.data import Data, load_data, output_node
 from spinnq.quant.settings import configs
 from spinnq.s2.compile import S2Config, compile
@@ -30,10 +31,8 @@ from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.energy import Cost, energy
 from spinnq.s2.place import place
 from spinnq.s2.program import Placement, Program, Run
-from spinnq.tasks.common import progress
 
 TARGETS = ("float", "chip", "both")
-SPIKING_NEURONS = (nir.LIF, nir.IF, nir.CubaLIF)
 READOUTS = ("count", "membrane")
 
 

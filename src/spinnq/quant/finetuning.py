@@ -36,21 +36,22 @@ from torch import nn
 from spinnq.errors import GraphError, InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph, pair
+from spinnq.graph.nodes import CHIP_WEIGHTS as WEIGHTS
+from spinnq.graph.nodes import POOLS
 from spinnq.graph.simulate import SimConfig
+from spinnq.helpers import progress
 from spinnq.nn.neurons import spike
-from spinnq.quant.calibration import WEIGHTS, chain_factors, chains
+from spinnq.quant.calibration import chain_factors, chains
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
-from spinnq.quant.formats import fake_int
 from spinnq.quant.settings import configs, has_scales
 from spinnq.s2 import chip
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile, recurrent
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
+from spinnq.s2.formats import fake_int
 from spinnq.s2.program import Program, Projection
-from spinnq.tasks.common import progress
 
 Tensor = torch.Tensor
-POOLS = (nir.SumPool2d, nir.AvgPool2d)
 
 
 class _Proj(nn.Module):

@@ -36,9 +36,10 @@ from spinnq.errors import CompileError, InputError
 from spinnq.graph.conventions import rockpool_decay
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
 from spinnq.graph.model import Graph, conv_padding, pair
+from spinnq.graph.nodes import LEAKLESS, NEURONS, SPIKING_NEURONS
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
-from spinnq.quant.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2 import chip
+from spinnq.s2.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2.program import (
     ADD_ORDERS,
     CUBA_ORDERS,
@@ -59,8 +60,8 @@ EXPORTED_KEY = "s2_w_scale"  # metadata written by `export`: weights are integer
 
 @dataclass(frozen=True)
 class S2Config:
-    """How a graph is mapped onto SpiNNaker2. [assumed] points of the target doc are options
-    here, with the doc's default."""
+    """How a graph is mapped onto SpiNNaker2. [assumed] points of docs/spinnaker2-target.md
+    are options here, with the doc's default."""
 
     dt: float = DEFAULT_DT
     reset: str = "zero"  # zero | subtract
@@ -135,8 +136,8 @@ class S2Config:
                            self.memory_per_pe, self.pes_per_chip, self.max_chips)
 
     @property
-    def run(self) -> EngineConfig:
-        """Which emulator engine runs the program."""
+    def engine_config(self) -> EngineConfig:
+        """Which emulator engine runs the program (and in blocks of how many steps)."""
         return EngineConfig(self.engine, self.chunk)
 
 
@@ -279,7 +280,6 @@ CHAIN_RULES: dict[type, Callable[[Chain, str, object, Graph, S2Config], Chain]] 
     nir.Scale: _scale_rule,
     nir.Delay: _delay_rule,
 }
-NEURON_TYPES = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I)
 
 
 def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
@@ -288,7 +288,7 @@ def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
 
     def back(node: str, tail: list[str], seen: frozenset) -> None:
         for p in g.predecessors(node):
-            if p == g.input or isinstance(g.nodes[p], NEURON_TYPES):
+            if p == g.input or isinstance(g.nodes[p], NEURONS):
                 paths.append([p, *tail])
             elif p in seen:
                 raise _refuse(p, "a cycle with no neuron on it")
@@ -316,7 +316,7 @@ def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
 
 # ------------------------------------------------------------------------------ neurons
 def _decay(tau, cfg: S2Config) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha, a) in float64 (section 2 of the target doc; `meta.decay_factors`)."""
+    """(alpha, a) in float64 (section 2 of docs/spinnaker2-target.md; `meta.decay_factors`)."""
     return decay_factors(tau, cfg.dt, cfg.integrator)
 
 
@@ -342,7 +342,7 @@ def _membrane(node, n: int, cfg: S2Config) -> tuple[np.ndarray, np.ndarray, np.n
     """(alpha, input gain, leak gain) of a neuron's membrane under `cfg.convention`: the
     membrane is `v <- alpha v + gain I + leak_gain v_leak` in every convention; only how the
     NIR parameters give these numbers differs (see `spinnq.graph.conventions`)."""
-    if isinstance(node, nir.IF | nir.I):  # per-step integrators; SpikingJelly's is an ODE
+    if isinstance(node, LEAKLESS):  # per-step integrators; SpikingJelly's is an ODE
         r = _flat(node.r, n)
         return np.ones(n), (cfg.dt * r if cfg.convention == "spikingjelly" else r), np.zeros(n)
     tau = _flat(node.tau_mem if hasattr(node, "tau_mem") else node.tau, n)
@@ -485,26 +485,14 @@ def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
 def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     """Map `graph` onto SpiNNaker2 populations and integer projections (AvgPool2d first
     becomes SumPool2d with 1/k^2 in the next weights: `spinnq.graph.rewrite`)."""
-    graph = avgpool_to_sumpool(graph)
-    notes: list[str] = []
-    if (cfg.convention, cfg.reset) == ("snntorch", "subtract"):
-        if cfg.delayed_reset:
-            graph, skipped = delayed_reset_projection(graph)
-        else:
-            skipped = [n for n, v in graph.nodes.items() if isinstance(v, nir.LIF | nir.CubaLIF)]
-        if skipped:
-            notes.append(f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after "
-                         "a spike, the chip at once: expect small differences from snnTorch"
-                         + ("" if cfg.delayed_reset else
-                            " (--delayed-reset adds a self-projection that reproduces it for "
-                            "dense LIF layers)"))
+    graph, notes = _snntorch_reset(avgpool_to_sumpool(graph), cfg)
     mode = ScaleMode.parse(cfg.weight_scale)
     pops: dict[str, Population] = {
         graph.input: Population(graph.input, "spike_list", tuple(graph.input_shape))}
     projs: list[Projection] = []
     for name in graph.order:
         node = graph.nodes[name]
-        if not isinstance(node, NEURON_TYPES):
+        if not isinstance(node, NEURONS):
             continue
         chains = chains_into(graph, name, cfg)
         translate, model, delayed_model, readout = NEURON_RULES[type(node)]
@@ -551,6 +539,33 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     if unknown:
         raise InputError(f"neurons per PE given for unknown population(s) {sorted(unknown)}; "
                          f"populations: {', '.join(pops)}")
+    prog = Program(pops, projs, graph.input, _outputs(graph, pops), 0, notes,
+                   cfg.arithmetic, cfg.engine_config)
+    prog.depth = depth(prog)
+    return prog
+
+
+def _snntorch_reset(graph: Graph, cfg: S2Config) -> tuple[Graph, list[str]]:
+    """snnTorch's late subtract reset: the self-projections that reproduce it
+    (`delayed_reset`), or a note naming the populations that will differ slightly."""
+    if (cfg.convention, cfg.reset) != ("snntorch", "subtract"):
+        return graph, []
+    if cfg.delayed_reset:
+        graph, skipped = delayed_reset_projection(graph)
+    else:
+        skipped = [n for n, v in graph.nodes.items()  # snnTorch's Leaky and Synaptic
+                   if isinstance(v, SPIKING_NEURONS) and not isinstance(v, LEAKLESS)]
+    if not skipped:
+        return graph, []
+    return graph, [f"{', '.join(skipped)}: snnTorch subtracts the threshold one step after "
+                   "a spike, the chip at once: expect small differences from snnTorch"
+                   + ("" if cfg.delayed_reset else
+                      " (--delayed-reset adds a self-projection that reproduces it for "
+                      "dense LIF layers)")]
+
+
+def _outputs(graph: Graph, pops: dict[str, Population]) -> list[str]:
+    """The populations feeding the graph's Output nodes (each one a population, or refused)."""
     outputs = []
     for o in graph.outputs:
         for p in graph.predecessors(o):
@@ -559,10 +574,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
                               " not by neurons: on SpiNNaker2 an output is a population "
                               "(add an LIF or an LI read-out)")
             outputs.append(p)
-    prog = Program(pops, projs, graph.input, list(dict.fromkeys(outputs)), 0, notes,
-                   cfg.arithmetic, cfg.run)
-    prog.depth = depth(prog)
-    return prog
+    return list(dict.fromkeys(outputs))
 
 
 def recurrent(program: Program) -> list[Projection]:

@@ -1,4 +1,4 @@
-"""Bit-exact emulator of a compiled SpiNNaker2 program (section 3 of the target doc).
+"""Bit-exact emulator of a compiled SpiNNaker2 program (section 3 of docs/spinnaker2-target.md).
 
 One chip step of a population, float32 state and integer synaptic sums:
 
@@ -174,7 +174,6 @@ class _Op:
 
     proj: Projection
     pre_shape: tuple[int, ...]
-    post_size: int
     weights: list[Tensor]  # [w] or [w_exc, w_inh] for lif_curr_exp
     fanout: Tensor = field(default=None)  # (pre,) synapses per pre neuron
     macs_per_frame: int = 0
@@ -199,7 +198,7 @@ def make_op(proj: Projection, program: Program) -> _Op:
     post = program.populations[proj.post]
     w = torch.as_tensor(proj.weight, dtype=torch.float32)
     ws = [w.clamp(min=0), w.clamp(max=0)] if post.model in chip.CUBA_MODELS else [w]
-    op = _Op(proj, tuple(pre.shape), post.size, ws)
+    op = _Op(proj, tuple(pre.shape), ws)
     mask = (w != 0).float()
     x = torch.zeros((1, pre.size), requires_grad=True)
     with torch.enable_grad():

@@ -807,6 +807,31 @@ class _Prepared:
         self.index = index = {n: k for k, n in enumerate(names)}
         self.sizes = sizes = np.array([p.size for p in pops], dtype=np.int64)
         self.pop_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self._neurons(program)
+        projs = program.projections
+        # Accumulator layout: a (C, H, W) population that only conv projections feed is padded
+        # (`halo`) so that the regular ones add fixed-shape runs; anything else is one row.
+        fed_dense = {index[p.post] for p in projs if p.kind == "dense"}
+        reg = [p.kind != "dense" and index[p.post] not in fed_dense and regular(p)
+               for p in projs]
+        self._accumulators(program, reg)
+        self._tables(program, reg)
+        self.pr_pre = np.array([index[p.pre] for p in projs] or [0], dtype=np.int64)
+        self.pr_delay = np.array([p.delay for p in projs] or [1], dtype=np.int64)
+        self.pr_macs = np.array([program.populations[p.post].size
+                                 * int(np.prod(np.shape(p.weight)[1:]))
+                                 if p.kind == "conv" else 0 for p in projs] or [0],
+                                dtype=np.float64)
+        posts = np.array([index[p.post] for p in projs], dtype=np.int64)
+        self.by_post = np.argsort(posts, kind="stable").astype(np.int64)
+        self.by_post_ptr = np.zeros(len(pops) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(posts, minlength=len(pops)), out=self.by_post_ptr[1:])
+        self.R = int(max([p.delay for p in projs], default=1)) + 1
+        self.in_perm_back = np.argsort(self.perms[0]).astype(np.int32)
+
+    def _neurons(self, program: Program) -> None:
+        """Neuron parameters in engine order, and whether the lean update can run them."""
+        pops, sizes, index = self.pops, self.sizes, self.index
 
         def cat(key: str, default: float) -> np.ndarray:
             return np.concatenate([np.asarray(p.params.get(key, np.full(p.size, default)),
@@ -830,15 +855,12 @@ class _Prepared:
         for p in program.projections:
             bounds[index[p.post]] += sum_bound(p)
         self.may_sat = bounds > chip.ACC_LIMIT
-        projs = program.projections
-        Q = len(projs)
-        # Accumulator layout: a (C, H, W) population that only conv projections feed is padded
-        # (`halo`) so that the regular ones add fixed-shape runs; anything else is one row.
+
+    def _accumulators(self, program: Program, reg: list[bool]) -> None:
+        """Where each population's input sums live (`pop_cur`, `pad`, `n_cur`)."""
+        pops, index = self.pops, self.index
         pads = [[0, 0, 0, 0] for _ in pops]
-        fed_dense = {index[p.post] for p in projs if p.kind == "dense"}
-        reg = [p.kind != "dense" and index[p.post] not in fed_dense and regular(p)
-               for p in projs]
-        for p, r in zip(projs, reg, strict=True):
+        for p, r in zip(program.projections, reg, strict=True):
             if r:
                 h = halo(p, program.populations[p.pre].shape)
                 pads[index[p.post]] = [max(a, b) for a, b in zip(pads[index[p.post]], h,
@@ -859,6 +881,11 @@ class _Prepared:
                 self.pad.append(None)
                 base += p.size
         self.n_cur = base
+
+    def _tables(self, program: Program, reg: list[bool]) -> None:
+        """Each projection's kind, geometry and weight table (int8, or int16 where wide)."""
+        projs, index = program.projections, self.index
+        Q = len(projs)
         self.pr_kind = np.array([DENSE if p.kind == "dense" else REG if r else CONV
                                  for p, r in zip(projs, reg, strict=True)] or [0],
                                 dtype=np.int64)
@@ -889,18 +916,6 @@ class _Prepared:
             self.nzs.append(np.zeros(1, np.int64))
         if not self.tabs16:
             self.tabs16.append(np.zeros((1, 1), np.int16))
-        self.pr_pre = np.array([index[p.pre] for p in projs] or [0], dtype=np.int64)
-        self.pr_delay = np.array([p.delay for p in projs] or [1], dtype=np.int64)
-        self.pr_macs = np.array([program.populations[p.post].size
-                                 * int(np.prod(np.shape(p.weight)[1:]))
-                                 if p.kind == "conv" else 0 for p in projs] or [0],
-                                dtype=np.float64)
-        posts = np.array([index[p.post] for p in projs], dtype=np.int64)
-        self.by_post = np.argsort(posts, kind="stable").astype(np.int64)
-        self.by_post_ptr = np.zeros(len(pops) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(posts, minlength=len(pops)), out=self.by_post_ptr[1:])
-        self.R = int(max([p.delay for p in projs], default=1)) + 1
-        self.in_perm_back = np.argsort(self.perms[0]).astype(np.int32)
 
 
 # Prepared programs, owned by this engine (not hung on the Program, which stays plain data):

@@ -23,20 +23,19 @@ import numpy as np
 
 from spinnq.errors import CompileError
 from spinnq.graph.model import Graph
+from spinnq.graph.nodes import CURRENT_BASED, DENSE, NEURONS
 from spinnq.graph.rewrite import avgpool_to_sumpool, delayed_reset_projection
-from spinnq.quant.formats import to_int
 from spinnq.s2.compile import (
     EXPORTED_KEY,
-    NEURON_TYPES,
     W_SCALE_KEY,
     S2Config,
     chains_into,
     compile,
 )
+from spinnq.s2.formats import to_int
 
 NEURON_SCALED = ("v_threshold", "v_leak", "v_reset")
-ROUNDING = {nir.Conv2d: "conv_rounding", nir.Affine: "dense_rounding",
-            nir.Linear: "dense_rounding"}
+ROUNDING = {nir.Conv2d: "conv_rounding"} | {t: "dense_rounding" for t in DENSE}
 
 
 def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
@@ -51,7 +50,7 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
     program = compile(graph, cfg)
     nodes = {k: copy.deepcopy(v) for k, v in graph.nodes.items()}
     for name, node in graph.nodes.items():
-        if not isinstance(node, NEURON_TYPES):
+        if not isinstance(node, NEURONS):
             continue
         ins = [p for p in program.projections if p.post == name]
         w_scale, bits = ins[0].w_scale, ins[0].bits
@@ -67,7 +66,7 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
                 meta.pop(W_SCALE_KEY, None)
                 meta[EXPORTED_KEY] = float(w_scale)
                 src.metadata = meta
-        if cfg.convention == "norse" and isinstance(node, nir.CubaLIF | nir.CubaLI):
+        if cfg.convention == "norse" and isinstance(node, CURRENT_BASED):
             # Norse's current jump (gain w_in) in NIR's reading (gain dt/tau_syn * w_in)
             nodes[name].w_in = (np.asarray(node.w_in, dtype=np.float64)
                                 * np.asarray(node.tau_syn, dtype=np.float64) / cfg.dt)

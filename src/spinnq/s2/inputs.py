@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from spinnq.errors import InputError
+from spinnq.graph.simulate import as_batch
 
 Tensor = torch.Tensor
 NUMBA_DTYPES = tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8,
@@ -41,28 +42,11 @@ def _numpy(x, what: str = "input") -> np.ndarray:
     return a
 
 
-def batched(a, shape: tuple[int, ...], what: str = "input"):
-    """(B, T, *shape) view of a (T, *shape) or (B, T, *shape) array, or InputError."""
-    given = tuple(a.shape)  # the user's shape, for the message
-    n = len(shape)
-    if a.ndim == n + 1:
-        a = a[None]
-    dims = ", ".join(map(str, shape))
-    if a.ndim != n + 2 or tuple(a.shape[2:]) != tuple(shape):
-        raise InputError(f"{what} has shape {given}; expected (T, {dims}) or "
-                         f"(B, T, {dims})")
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise InputError(f"{what} has no timesteps or samples: shape {given}")
-    return a
-
-
 def as_spikes(x, shape: tuple[int, ...]) -> Tensor:
     """(B, T, *shape) float32 0/1 spikes from (T, *shape) or (B, T, *shape), or InputError
-    (for backends that take float spikes; the emulator takes `spike_batch`)."""
-    a = batched(_numpy(x), shape)
-    if a.dtype.kind == "c":
-        raise InputError("input contains complex values")
-    return torch.from_numpy(np.array(a, dtype=np.float32))
+    (for backends that take float spikes; the emulator takes `spike_batch`; values other
+    than 0/1 are found by `check_spikes`)."""
+    return as_batch(x, shape, finite=False).to(torch.float32)
 
 
 @cache
@@ -147,9 +131,7 @@ def spike_batch(x, shape: tuple[int, ...], check: bool = False) -> np.ndarray:
     uint8, bool and float32 input is used as it is (a view, no copy): the engines check its
     values as they read it (`check=True`: here, one read-only pass). Any other dtype is
     converted to uint8 in one pass that checks every value on the way."""
-    a = batched(_numpy(x), shape)
-    if a.dtype.kind == "c":
-        raise InputError("input contains complex values")
+    a = _numpy(as_batch(x, shape, finite=False))  # numbers of the input's shape: one check
     if a.dtype == np.bool_:
         return a.view(np.uint8)
     if a.dtype in ENGINE_DTYPES:

@@ -34,7 +34,8 @@ COUNTERS = (
 
 # ----------------------------------------------------------------- stage configurations
 # One small config per stage after compile (compile's own options are `S2Config`, which also
-# carries these for the user's one-stop flags: `S2Config.arithmetic`, `.placement`, `.run`).
+# carries these for the user's one-stop flags: `S2Config.arithmetic`, `.placement`,
+# `.engine_config`).
 ADD_ORDERS = ("input_first", "offset_first")  # (alpha v + I) + i_offset | (alpha v + i_off) + I
 CUBA_ORDERS = ("current_first", "voltage_first")
 ENGINES = ("auto", "events", "torch")  # emulator engine: events needs numba; auto picks it
@@ -47,8 +48,9 @@ def _one_of(name: str, val, allowed: tuple) -> None:
 
 @dataclass(frozen=True)
 class ChipArithmetic:
-    """What the chip computes in one step of a population (section 3 of the target doc): the
-    reset rule, and its [assumed] points as options with the doc's defaults."""
+    """What the chip computes in one step of a population (section 3 of
+    docs/spinnaker2-target.md): the reset rule, and its [assumed] points as options with the
+    doc's defaults."""
 
     reset: str = "zero"  # zero (to v_reset) | subtract (v - threshold)
     fma: bool = False  # [assumed] alpha*v + I as one fused multiply-add
@@ -118,11 +120,6 @@ class Projection:
     conv: dict = field(default_factory=dict)  # stride, padding, pool (fused SumPool kernel)
     saturated: int = 0  # weights clipped to the integer range
     bits: int = 8
-    sign: str = "both"  # lif_curr_exp splits into excitatory/inhibitory
-
-    @property
-    def n_synapses(self) -> int:
-        return int(np.count_nonzero(self.weight))
 
 
 @dataclass

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spinnq.errors import CheckpointError
-from spinnq.files import atomic_write
+from spinnq.files import atomic_write, write_json
 from spinnq.sweep.space import KEYS, key
 from spinnq.sweep.trial import COST_COLUMNS
-from spinnq.tasks.common import write_json
 
 TRIALS_DIR = "trials"
 
@@ -35,9 +34,6 @@ class Store:
 
     def path(self, k: str) -> Path:
         return self.folder / f"{k}.json"
-
-    def has(self, k: str) -> bool:
-        return self.path(k).exists()
 
     def put(self, rec: dict) -> Path:
         k = key(rec["settings"], rec["seed"])

@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.files import atomic_write
+from spinnq.files import atomic_write, write_json
 from spinnq.graph import meta
 from spinnq.graph.model import write_graph
+from spinnq.helpers import progress, read_json
 from spinnq.report.write import fmt
 from spinnq.sweep import engine, report
 from spinnq.sweep.results import Budget, Store, best, ok, pareto, savings, write_tables
 from spinnq.sweep.space import Plan, key, plan, settings
 from spinnq.sweep.trial import Problem, quant_function, quant_stages, tick_seconds
-from spinnq.tasks.common import progress, read_json, write_json
 
 SPEC = "sweep.json"
 PROPOSED = "optuna.json"  # how many optuna proposals a sweep folder has used

@@ -64,7 +64,7 @@ def parse_value(key: str, text: str) -> Any:
             raise InputError(f"--space bits: weights are 8 or 4 bits on SpiNNaker2, got {v}")
         return v
     if key == "weight_scale":
-        from spinnq.quant.formats import ScaleMode  # torch: only when a scale is parsed
+        from spinnq.s2.formats import ScaleMode  # torch: only when a scale is parsed
 
         if t.lower() == CALIBRATE:
             return CALIBRATE

@@ -45,7 +45,7 @@ def _no_quant_stage(space: dict) -> None:
 
 # ------------------------------------------------------------------------------ control
 @dataclass
-class PerT:
+class TrainedPerTimesteps:
     """One trained float graph per T; every trial quantizes it at compile time (PTQ with the
     trial's bits and weight scale; reset by subtraction, as the tasks train)."""
 
@@ -79,7 +79,7 @@ class PerT:
 
 
 @dataclass
-class ControlProblem(PerT):
+class ControlProblem(TrainedPerTimesteps):
     """Mean closed-loop return of `episodes` seeded episodes, the chip choosing every action."""
 
     env: str = "cartpole"
@@ -116,7 +116,7 @@ class ControlProblem(PerT):
 def control_problem(env: str, out: Path, *, quick: bool, episodes: int | None, seed: int,
                     space: dict, quiet: bool) -> ControlProblem:
     """Train (or reuse) one float Q-network per T of the space, the default and the seed's."""
-    from spinnq.tasks.control import model as qnet
+    from spinnq.tasks.control import model as q_network
     from spinnq.tasks.control.dqn import train
     from spinnq.tasks.control.run import build_agent, default_config
 
@@ -142,7 +142,7 @@ def control_problem(env: str, out: Path, *, quick: bool, episodes: int | None, s
             save_checkpoint(ckpt, {"model": model.state_dict(),
                                    "train": {"best_greedy_eval": res.best_eval,
                                              "env_steps": res.env_steps}})
-        g = qnet.export(model, enc.n_inputs, cfg.dt)
+        g = q_network.export(model, enc.n_inputs, cfg.dt)
         write_graph(g, folder / "float.nir")
         graphs[t], encoders[t] = from_nir(g, source=str(folder / "float.nir")), enc
     return ControlProblem(graphs, base.dt, default_t, SEED_T[env], env=env, encoders=encoders,
@@ -151,7 +151,7 @@ def control_problem(env: str, out: Path, *, quick: bool, episodes: int | None, s
 
 # ------------------------------------------------------------------------------ gesture
 @dataclass
-class GestureProblem(PerT):
+class GestureProblem(TrainedPerTimesteps):
     """Test accuracy on the emulated chip of the P-SNN trained at each frame bin."""
 
     tests: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # T -> x, y

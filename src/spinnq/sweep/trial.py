@@ -25,13 +25,13 @@ from spinnq.config import DEFAULT_DT
 from spinnq.errors import InputError, SpinnqError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph, read_graph
+from spinnq.helpers import seed_everything, set_threads
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import energy
 from spinnq.s2.place import place
 from spinnq.s2.program import Program, Run
 from spinnq.sweep.space import CALIBRATE, SHORTEST, settings
-from spinnq.tasks.common import seed_everything
 
 COST_COLUMNS = ("energy_j", "dynamic_j", "base_j", "latency_s", "tick_s", "realtime", "pes",
                 "chips")
@@ -95,17 +95,6 @@ def quant_function(name: str):
     return fn
 
 
-def set_threads(n: int) -> None:
-    """Torch and numba threads of this trial, so concurrent trials share the cores."""
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        import numba
-
-        numba.set_num_threads(min(max(1, int(n)), numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
-
-
 def accuracy(out: torch.Tensor, y: np.ndarray, membrane: bool = False) -> float:
     """Share of samples whose output (spike count over time, or the last step's membrane for
     a read-out that never fires) is largest at the label."""
@@ -121,7 +110,7 @@ def run_trial(problem: Problem, s: dict, seed: int, threads: int = 1) -> dict:
     t0 = time.perf_counter()
     rec: dict[str, Any] = {"settings": s, "seed": int(seed), "error": ""}
     try:
-        set_threads(threads)
+        set_threads(max(1, int(threads)))
         seed_everything(seed)
         g = problem.graph(s)
         cfg = problem.s2_config(s)

@@ -1,10 +1,12 @@
-"""What every training task shares: run folders, seeding, atomic files, checkpoints, logs,
-progress bars. Written for reuse (control/RL and DVS-gesture tasks both build on it).
+"""What every training task shares: run folders, RNG states, atomic files, checkpoints, logs
+(the progress bar and seeding are `spinnq.helpers`, shared with every layer). Written for
+reuse (control/RL and DVS-gesture tasks both build on it).
 
 Use it like this::
 
-    from spinnq.tasks.common import (RunDir, seed_everything, save_checkpoint,
-                                     load_checkpoint, MetricLogger, progress, write_json)
+    from spinnq.helpers import progress, seed_everything
+    from spinnq.tasks.common import (RunDir, save_checkpoint, load_checkpoint, MetricLogger,
+                                     write_json)
 
     cfg = settings.validate(cfg)                       # spinnq.settings: before any folder
     run = RunDir.create("cartpole", out=None)          # runs/cartpole-20261122-211500/, locked
@@ -56,14 +58,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from spinnq.config import RUNS_DIR
 from spinnq.errors import CheckpointError, InputError, Interrupted, OutputError, RunFolderError
@@ -73,19 +67,9 @@ from spinnq.files import (  # noqa: F401  (atomic_write, write_json: re-exported
     jsonable,
     write_json,
 )
+from spinnq.helpers import read_json
 
 CKPT_VERSION = 1
-
-
-# ------------------------------------------------------------------------------ json files
-def read_json(path: str | Path) -> Any:
-    p = Path(path)
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise CheckpointError("no such file", file=str(p)) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"not valid JSON ({e})", file=str(p)) from None
 
 
 # -------------------------------------------------------------------------------- run folders
@@ -268,15 +252,7 @@ class RunDir:
         return cfg
 
 
-# ---------------------------------------------------------------------------------- seeding
-def seed_everything(seed: int) -> np.random.Generator:
-    """Seed python, numpy's legacy global RNG and torch; return a fresh numpy Generator."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
-
-
+# ------------------------------------------------------------------------------ RNG states
 def rng_state(np_rng: np.random.Generator | None = None) -> dict:
     """All random streams as plain values (loadable with weights_only=True)."""
     st = {"python": _tolist(random.getstate()), "numpy_global": _np_legacy_state(),
@@ -435,20 +411,6 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-# ------------------------------------------------------------------------------- progress
-class _Progress(Progress):
-    def add_task(self, description: str, *args, info: str = "", **kwargs):  # type: ignore[override]
-        return super().add_task(description, *args, info=info, **kwargs)
-
-
-def progress(disable: bool = False) -> Progress:
-    """The house progress bar: description, bar, n/total, elapsed, remaining, and a free
-    `info` field (e.g. the last episode return: `bar.update(t, info="return 200")`)."""
-    return _Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                     MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                     TextColumn("{task.fields[info]}"), disable=disable, transient=False)
-
-
 @contextlib.contextmanager
 def stopwatch() -> Iterator[dict]:
     """`with stopwatch() as t: ...` then `t["s"]` holds the wall seconds (measured)."""
@@ -458,9 +420,3 @@ def stopwatch() -> Iterator[dict]:
         yield d
     finally:
         d["s"] = time.perf_counter() - t0
-
-
-def set_threads(n: int | None) -> None:
-    """Torch intra-op threads: small nets train fastest on 1 thread (no sync overhead)."""
-    if n:
-        torch.set_num_threads(int(n))

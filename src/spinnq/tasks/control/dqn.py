@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from spinnq.errors import CheckpointError
+from spinnq.helpers import progress
 from spinnq.settings import ANY_NUMBER, Limit
 from spinnq.tasks.common import (
     MetricLogger,
     load_checkpoint,
     load_state_dict,
-    progress,
     rng_state,
     save_checkpoint,
     set_rng_state,

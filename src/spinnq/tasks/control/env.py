@@ -8,12 +8,18 @@ unbounded ones (velocities) the typical range listed here; values outside are cl
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
 from spinnq.errors import InputError
+
+# gymnasium's box2d package imports pygame, whose import warns about setuptools'
+# pkg_resources on every LunarLander run: noise about a package spinnq does not use.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning,
+                        module="pygame")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from spinnq.baseline.measure import MeasureConfig, measure
 from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import InputError, RunFolderError
 from spinnq.graph.model import read_graph, write_graph
+from spinnq.helpers import read_json, seed_everything
 from spinnq.published import published_rows
 from spinnq.report import build_report, stage, standard_plots, write_report
 from spinnq.s2 import S2Config, compile, place
@@ -42,13 +43,11 @@ from spinnq.tasks.common import (
     RunDir,
     load_checkpoint,
     load_state_dict,
-    read_json,
     save_checkpoint,
-    seed_everything,
     write_json,
 )
 from spinnq.tasks.control import fast
-from spinnq.tasks.control import model as qnet
+from spinnq.tasks.control import model as q_network
 from spinnq.tasks.control.dqn import DQNConfig, run_episodes, train
 from spinnq.tasks.control.encoder import Encoder, EncoderConfig
 from spinnq.tasks.control.env import make_env, obs_range, resolve, solved_return
@@ -214,7 +213,7 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
 
     # 2. PTQ and QAT (spinnq.quant: scored on the emulated chip) -------------------------
     paths = {name: run.path / f"{name}.nir" for name in ("float", "ptq", "qat")}
-    write_graph(qnet.export(model, enc.n_inputs, cfg.dt), paths["float"])
+    write_graph(q_network.export(model, enc.n_inputs, cfg.dt), paths["float"])
     graphs = {"float": read_graph(paths["float"])}
     quant_ckpt = run.ckpt("quant")
     if quant_ckpt.exists():
@@ -275,8 +274,8 @@ def build_agent(cfg: ControlConfig):
         solved = solved_return(spec, env)
         enc = Encoder(low, high, cfg.encoder)
         seed_everything(cfg.seed)
-        model = qnet.build(enc.n_inputs, n_actions, cfg.net)
-        qnet.calibrate_init(model, enc(_random_states(env, 512, cfg.seed)), cfg.net.init_rate)
+        model = q_network.build(enc.n_inputs, n_actions, cfg.net)
+        q_network.calibrate_init(model, enc(_random_states(env, 512, cfg.seed)), cfg.net.init_rate)
     finally:
         env.close()
     return spec, enc, model, solved
@@ -355,7 +354,7 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
                              "with the float network on the emulated chip (held-out states "
                              "for QAT)"},
         network={"inputs": enc.n_inputs, "hidden": list(cfg.net.hidden),
-                 "actions": int(model[-2].out_features), "parameters": qnet.n_params(model),
+                 "actions": int(model[-2].out_features), "parameters": q_network.n_params(model),
                  "timesteps_per_decision": enc.steps, "encoding": "Gaussian receptive "
                  f"fields x{cfg.encoder.neurons_per_dim}/dim, deterministic rate coding"},
         chip_fastest_tick=cost_fast.chip_table() if cost_fast is not None else None,

@@ -5,5 +5,5 @@ P-SNN -> PTQ and Q-SNN (QAT) -> the emulated SpiNNaker2, with accuracy, energy a
     spinnq run gesture --data-dir DIR     # DVS128 Gesture as tonic lays it out (spinnq[dvs])
 
 Modules: synthetic (events), transforms (events -> frames), data (loader, cache), model,
-train, ptq, qat, evaluate (chip accuracy), config, runner.
+train (float and QAT), config, runner (the stages: float, PTQ, QAT, chip accuracy and cost).
 """

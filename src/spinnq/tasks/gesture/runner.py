@@ -22,6 +22,7 @@ from spinnq.errors import InputError, RunFolderError
 from spinnq.files import save_npy
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.graph.simulate import SimConfig, simulate
+from spinnq.helpers import progress, seed_everything, set_threads
 from spinnq.published import SEED_B_GESTURE
 from spinnq.quant.brevitas import brevitas_available, check_integers, export_qat, from_float
 from spinnq.quant.calibration import calibrate, population_scales
@@ -29,14 +30,7 @@ from spinnq.quant.evaluation import chip_eval
 from spinnq.s2 import S2Config, compile
 from spinnq.s2.calibration import SEED_NEURONS_PER_PE
 from spinnq.s2.energy import LEVEL_NAMES, Cost, energy
-from spinnq.tasks.common import (
-    RunDir,
-    progress,
-    seed_everything,
-    set_threads,
-    stopwatch,
-    write_json,
-)
+from spinnq.tasks.common import RunDir, stopwatch, write_json
 from spinnq.tasks.gesture import config as gconf
 from spinnq.tasks.gesture.config import GestureConfig
 from spinnq.tasks.gesture.data import Frames, real_frames, synthetic_frames

@@ -18,13 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from spinnq.errors import InputError
+from spinnq.helpers import progress
 from spinnq.settings import Limit
 from spinnq.tasks.common import (
     MetricLogger,
     RunDir,
     load_checkpoint,
     load_state_dict,
-    progress,
     rng_state,
     save_checkpoint,
     set_rng_state,
