@@ -7,9 +7,10 @@ DVS-gesture network (benchmarks/seed_net.py):
 - start-up: `spinnq --help` and a usage error (`spinnq deploy --nope`), wall and CPU time;
 - `spinnq quantize` (default candidates) against k x one emulation of its calibration data
   plus one compile, all measured here;
-- training time per epoch on the seed network: spinnq's trainer (fused LIF layers), the same
-  trainer stepping each LIF layer under autograd (`LIF(fused=False)`, the trainer before the
-  fused layers) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch loop)
+- training time per epoch on the seed network: spinnq's trainer (fused LIF layers,
+  convolutions in frame chunks), the same trainer stepping each LIF layer under autograd with
+  every frame in one convolution call (`LIF(fused=False)`, `conv_chunk = 0`: the trainer
+  before this work) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch loop)
   on the same data, threads, loss and optimizer; the fused and stepped weights after the
   epoch are compared (the same numbers, not just the same speed).
 
@@ -231,6 +232,8 @@ def round_train(a, data) -> dict:
         for m in model:
             if isinstance(m, LIF):
                 m.fused = name == "spinnq_fused"
+        if name == "spinnq_stepped":  # the trainer before this work: every frame in one call
+            model.conv_chunk = 0
         run = snntorch_net(model, ModelConfig().slope) if name == "snntorch" else model
         t = time.process_time()
         out[f"train_{name}_loss"] = train_epoch(run, list(model.parameters()), x, y,

@@ -282,13 +282,17 @@ def command_speed_section(d: dict) -> str:
                      f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
                      "emulations of its data plus one compile")
     if "train_snntorch_over_fused" in r:
+        def faster(v: float) -> str:
+            return f"{v:.1f}x faster than" if v >= 1 else f"{1 / v:.1f}x slower than"
+
+        diff = m["fused_vs_stepped_max_weight_diff"]
         parts.append(f"training the seed network ({a['train_samples']} recordings of "
                      f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} "
                      f"thread): {m['train_spinnq_fused_epoch_s']:.1f} s per epoch, "
-                     f"{r['train_stepped_over_fused']:.1f}x faster than the trainer stepping "
-                     f"each LIF layer under autograd (weights after the epoch equal to "
-                     f"{m['fused_vs_stepped_max_weight_diff']:.0e}) and "
-                     f"{r['train_snntorch_over_fused']:.1f}x faster than snnTorch")
+                     f"{faster(r['train_stepped_over_fused'])} the trainer before (each LIF "
+                     f"layer stepped under autograd, every frame in one convolution call; "
+                     f"weights after the epoch differ by at most {diff:.1g}) and "
+                     f"{faster(r['train_snntorch_over_fused'])} snnTorch")
     return (f"`benchmarks/command_speed.py` (seed DVS network, {a['steps']} steps, "
             f"{100 * a['density']:.0f} % input stored as float32; medians of {len(loads)} "
             f"interleaved rounds, CPU time of one-thread processes, load average "
