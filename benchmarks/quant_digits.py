@@ -30,7 +30,7 @@ from spinnq.errors import SpinnqError  # noqa: E402
 from spinnq.files import atomic_write  # noqa: E402
 from spinnq.graph import from_nir  # noqa: E402
 from spinnq.quant import calibrate, evaluate, finetune  # noqa: E402
-from spinnq.quant.settings import configs  # noqa: E402
+from spinnq.resolver import configs  # noqa: E402
 from tests.conftest import digits_spikes  # noqa: E402
 from tests.quant import digits_models as dm  # noqa: E402
 
@@ -55,7 +55,7 @@ def one_network(name, net, shape, data, args) -> dict:
             ptq = evaluate(cal.graph, (xte, yte), target="chip")
             ft = finetune(cal.graph, (xtr, ytr), epochs=args.ft_epochs, seed=args.seed,
                           teacher=g)
-            fte = evaluate(ft.graph, (xte, yte), target="chip")
+            fte = evaluate(ft.graph, (xte, yte), target="chip", tick_s="shortest")
         except SpinnqError as e:
             out[f"int{bits}"] = {"refused": str(e)}
             continue

@@ -10,7 +10,7 @@ import torch
 from spinnq.graph import from_nir
 from spinnq.nn import LIF, SpikingSequential, to_nir
 from spinnq.quant import calibrate, evaluate
-from spinnq.quant.settings import configs
+from spinnq.resolver import configs
 from spinnq.s2 import S2Config, compile
 
 

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.graph.model import Graph
 import numpy as np
 import typer
 from rich.table import Table
@@ -26,9 +28,6 @@ from spinnq.cli.common import (
 )
 from spinnq.errors import InputError
 from spinnq.files import check_output
-
-if TYPE_CHECKING:  # torch loads when a command runs, not for --help
-    from spinnq.graph.model import Graph
 
 
 def _summary(node) -> str:
@@ -62,7 +61,7 @@ def graph_counts(g: Graph) -> tuple[int, int]:
 
 def inspect(graph: Path = GraphArg) -> None:
     """Show a NIR graph: nodes, edges, shapes, parameters, neuron and weight counts."""
-    from spinnq.graph.model import read_graph
+    from spinnq.graph import read_graph
     from spinnq.graph.nodes import SPIKING, STATEFUL
 
     g = read_graph(graph)
@@ -102,17 +101,17 @@ def simulate_cmd(
                                      "integer weights)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
-    from spinnq.graph.meta import run_settings
-    from spinnq.graph.model import read_graph
-    from spinnq.graph.simulate import SimConfig, as_batch, chip_depth, default_record, simulate
+    from spinnq.graph import read_graph, simulate
+    from spinnq.graph.simulate import as_batch, chip_depth, default_record
     from spinnq.helpers import progress
+    from spinnq.resolver import resolve
 
     check_output(out, "file", flag="--out")
     g = read_graph(graph)
-    st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)
-    cfg = SimConfig(dt=st["dt"], reset=st["reset"], integrator=integrator, float64=float64,
-                    record=tuple(record or ()), convention=st["convention"],
-                    chip_timing=chip_timing)
+    rs = resolve(g, dt=dt, reset=reset, convention=convention, integrator=integrator)
+    console.print(f"settings: convention {rs.convention}, reset {rs.reset}, dt {rs.dt:g} s, "
+                  f"integrator {rs.integrator}", highlight=False, soft_wrap=True)
+    cfg = rs.sim(float64=float64, record=tuple(record or ()), chip_timing=chip_timing)
     x = as_batch(load_input(input), g.input_shape)
     for r in cfg.record:
         if r not in g.nodes:

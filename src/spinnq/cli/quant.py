@@ -18,9 +18,18 @@ import typer
 from rich.table import Table
 
 from spinnq.cli.app import console
-from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, ResetOpt
-from spinnq.cli.energy import OpOpt, TickOpt, tick_seconds
-from spinnq.cli.s2 import warn_silent
+from spinnq.cli.common import ConventionOpt, DtOpt, GraphArg, IntegratorOpt, ResetOpt
+from spinnq.cli.s2 import (
+    BitsOpt,
+    DelayedResetOpt,
+    GraphScalesOpt,
+    NeuronsPerPeOpt,
+    OpOpt,
+    TickOpt,
+    WeightScaleOpt,
+    run_settings,
+    warn_silent,
+)
 from spinnq.config import PERCENTILES
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
@@ -32,28 +41,9 @@ DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *inpu
                        "y (N,) integer labels.", show_default=False)
 ReadoutOpt = typer.Option("count", "--readout", help="count (output spikes) or membrane "
                           "(output voltage at the last step, for LI read-outs).")
-BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4 (default: the graph's "
-                       "metadata, else 8).")
 JsonOpt = typer.Option(None, "--json", help="Write the results as JSON here.")
 ReportOpt = typer.Option(None, "--report", help="Write report.json/.md/.html here.")
 BatchOpt = typer.Option(64, "--batch", help="Samples per emulator call.")
-
-
-def evaluation_api():
-    """(read_graph, evaluate, configs): torch and the compiler load when a command runs,
-    not for --help."""
-    from spinnq.graph.model import read_graph
-    from spinnq.quant.evaluation import evaluate
-    from spinnq.quant.settings import configs
-
-    return read_graph, evaluate, configs
-
-
-def _check_op(op: str) -> None:
-    from spinnq.s2.energy import OP_CHOICES
-
-    if op not in OP_CHOICES:
-        raise InputError(f"--operating-point must be one of {', '.join(OP_CHOICES)}, got {op!r}")
 
 
 def print_eval(res: EvalResult) -> None:
@@ -64,7 +54,9 @@ def print_eval(res: EvalResult) -> None:
         if r is None:
             continue
         acc = "" if r.accuracy is None else f"{r.accuracy:.2%}"
-        e = "" if r.cost is None else f"{r.cost.energy_j * 1e6:.2f} uJ"
+        c = r.cost
+        e = "" if c is None else (f"{c.energy_j * 1e6:.2f} uJ ({c.energy_low_j * 1e6:.2f}-"
+                                  f"{c.energy_high_j * 1e6:.2f})")
         name = "float reference" if r.target == "float" else "chip (emulated)"
         t.add_row(name, acc, f"{sum(r.spikes_per_sample.values()):,.1f}", e, str(r.samples))
     console.print(t)
@@ -74,11 +66,23 @@ def print_eval(res: EvalResult) -> None:
         console.print(f"[yellow]note:[/] {n}")
 
 
-def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_stages=()) -> Path:
-    """report.json/md/html of an evaluation: accuracy per stage (drop vs the first), chip cost."""
+def print_stages(title: str, metric: str, rows: list[tuple[str, float, str]]) -> None:
+    """The stage table of `quantize`: (stage, value, kind) rows."""
+    t = Table(title=title)
+    for c in ("stage", metric, "kind"):
+        t.add_column(c)
+    for name, v, kind in rows:
+        t.add_row(name, f"{v:.2%}", kind)
+    console.print(t)
+
+
+def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_rows=(),
+                metric: str = "accuracy") -> Path:
+    """report.json/md/html of an evaluation: accuracy per stage (drop vs the first), chip cost;
+    `extra_rows`: (stage, value, kind) rows of `quantize` before the final one."""
     from spinnq.report import chip_report, stage
 
-    stages = list(extra_stages)
+    stages = [stage(n, metric, v, "measured") for n, v, _ in extra_rows]
     if res.float is not None and res.float.accuracy is not None:
         stages.insert(0, stage("float reference", "accuracy", res.float.accuracy))
     if res.chip is not None and res.chip.accuracy is not None:
@@ -89,6 +93,8 @@ def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_stages=()
     notes = [f"{c.samples} samples; {res.readout} read-out of '{res.output}'; accuracy "
              "measured on the float reference simulator and on the bit-exact emulator; chip "
              "energy modelled from the emulator's activity counters (per inference)", *res.notes]
+    if res.settings is not None:
+        notes.append(f"run {res.settings.line()}")
     paths = chip_report(run_dir, f"evaluate {graph_name}", c.program, c.placement, c.run,
                         c.cost, stages, (), notes, evaluation=res.to_dict())
     return paths["html"]
@@ -102,25 +108,33 @@ def evaluate_cmd(
     convention: str = ConventionOpt,
     reset: str = ResetOpt,
     dt: float = DtOpt,
+    delayed_reset: bool = DelayedResetOpt,
+    integrator: str = IntegratorOpt,
     bits: int = BitsOpt,
-    weight_scale: str = typer.Option(None, "--weight-scale", help="max, a percentile like "
-                                     "p99.9, or none (default: the graph's w_scale metadata, "
-                                     "else max)."),
+    weight_scale: str = WeightScaleOpt,
+    graph_scales: bool = GraphScalesOpt,
+    neurons_per_pe: list[str] = NeuronsPerPeOpt,
     batch: int = BatchOpt,
     operating_point: str = OpOpt,
-    tick_ms: float = TickOpt,
+    tick_ms: str = TickOpt,
     json_out: Path = JsonOpt,
     report: Path = ReportOpt,
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
-    read_graph, evaluate, configs = evaluation_api()
-    _check_op(operating_point)
+    from spinnq.graph.model import read_graph
+    from spinnq.quant.evaluation import evaluate
+    from spinnq.resolver import parse_tick_ms
+
+    tick = parse_tick_ms(tick_ms)
     check_outputs((json_out, "file", "--json"), (report, "dir", "--report"))
     g = read_graph(graph)
-    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits,
-                       weight_scale=weight_scale)
-    res = evaluate(g, data, target=target, readout=readout, cfg=cfg, sim=sim, batch=batch,
-                   quiet=False, op=operating_point, tick_s=tick_seconds(tick_ms))
+    rs = run_settings(g, reset=reset, convention=convention, dt=dt, bits=bits,
+                      weight_scale=weight_scale, graph_scales=graph_scales,
+                      integrator=integrator, delayed_reset=delayed_reset,
+                      neurons_per_pe=neurons_per_pe, operating_point=operating_point,
+                      tick_s=tick)
+    res = evaluate(g, data, target=target, readout=readout, settings=rs, batch=batch,
+                   quiet=False)
     print_eval(res)
     if res.chip is not None:
         warn_silent(res.chip.program, res.chip.run)
@@ -136,6 +150,18 @@ def parse_percentiles(text: str) -> tuple[str, ...]:
     return tuple(str(ScaleMode.parse(p)) for p in text.split(",") if p.strip())
 
 
+def quantize_api() -> tuple:
+    """(read_graph, write_graph, calibrate, evaluate, finetune, parse_tick_ms): torch and the
+    compiler load when `spinnq quantize` runs, not for --help."""
+    from spinnq.graph.model import read_graph, write_graph
+    from spinnq.quant.calibration import calibrate
+    from spinnq.quant.evaluation import evaluate
+    from spinnq.quant.finetuning import finetune
+    from spinnq.resolver import parse_tick_ms
+
+    return read_graph, write_graph, calibrate, evaluate, finetune, parse_tick_ms
+
+
 def quantize_cmd(
     graph: Path = GraphArg,
     data: Path = typer.Option(..., "--data", help="Calibration spikes .npz: x, and y labels "
@@ -143,7 +169,7 @@ def quantize_cmd(
                               show_default=False),
     out: Path = typer.Option(..., "--out", help="Where to write the quantized graph (.nir).",
                              show_default=False),
-    bits: int = typer.Option(8, "--bits", help="Weight bits: 8 or 4."),
+    bits: int = BitsOpt,
     percentiles: str = typer.Option(",".join(PERCENTILES), "--percentiles", help="Candidate "
                                     "weight scales, comma separated (max = 100th percentile)."),
     per_layer: bool = typer.Option(False, "--per-layer", help="After the global choice, try "
@@ -156,34 +182,39 @@ def quantize_cmd(
     convention: str = ConventionOpt,
     reset: str = ResetOpt,
     dt: float = DtOpt,
+    delayed_reset: bool = DelayedResetOpt,
+    integrator: str = IntegratorOpt,
+    neurons_per_pe: list[str] = NeuronsPerPeOpt,
+    operating_point: str = OpOpt,
+    tick_ms: str = TickOpt,
     batch: int = BatchOpt,
     seed: int = typer.Option(0, "--seed", help="Fine-tuning seed."),
     json_out: Path = JsonOpt,
     report: Path = ReportOpt,
 ) -> None:
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
-    from spinnq.graph.model import write_graph
-    from spinnq.quant.calibration import calibrate
-    from spinnq.quant.finetuning import finetune
-    from spinnq.report import stage
-
-    read_graph, evaluate, configs = evaluation_api()
+    read_graph, write_graph, calibrate, evaluate, finetune, parse_tick_ms = quantize_api()
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
                   (report, "dir", "--report"))
     g = read_graph(graph)
-    cfg, sim = configs(g, reset=reset, convention=convention, dt=dt, bits=bits)
-    cal = calibrate(g, data, bits=bits, percentiles=parse_percentiles(percentiles),
+    rs = run_settings(g, reset=reset, convention=convention, dt=dt, bits=bits,
+                      integrator=integrator, delayed_reset=delayed_reset,
+                      neurons_per_pe=neurons_per_pe, operating_point=operating_point,
+                      tick_s=parse_tick_ms(tick_ms))
+    cfg, sim = rs.s2(), rs.sim()
+    cal = calibrate(g, data, bits=rs.bits, percentiles=parse_percentiles(percentiles),
                     per_layer=per_layer, readout=readout, cfg=cfg, sim=sim, batch=batch,
                     quiet=False)
     final, ft = cal.graph, None
     if finetune_data is not None:
         ft = finetune(cal.graph, finetune_data, epochs=epochs, readout=readout,
-                      cfg=cfg.with_(bits=bits), sim=sim, seed=seed, teacher=g,
+                      cfg=cfg, sim=sim, seed=seed, teacher=g,
                       batch=batch if batch < 64 else 32, quiet=False)
         final = ft.graph
     write_graph(final, out)
     labelled = cal.objective == "accuracy"
-    res = evaluate(final, data, target="both", readout=readout, sim=sim, batch=batch,
+    final_rs = rs.with_(graph_scales=True)  # the written graph runs with its scales
+    res = evaluate(final, data, target="both", readout=readout, settings=final_rs, batch=batch,
                    labels=labelled)
     rows = []
     metric = "accuracy" if cal.objective == "accuracy" else "agreement with float"
@@ -199,20 +230,15 @@ def quantize_cmd(
         rows.append(("PTQ on chip (held-out share)", ft.score_start, "emulated"))
         kept = "kept" if ft.improved else "not better: PTQ kept"
         rows.append((f"fine-tuned on chip (held-out share, {kept})", ft.score, "emulated"))
-    t = Table(title=f"quantize {graph.name}: {metric} per stage")
-    for c in ("stage", metric, "kind"):
-        t.add_column(c)
-    for name, v, kind in rows:
-        t.add_row(name, f"{v:.2%}", kind)
-    console.print(t)
-    console.print(f"wrote {out} (scales in weight-node metadata; run settings: reset "
-                  f"{cfg.reset}, convention {sim.convention}, dt {cfg.dt:g}, {cal.bits} bit)")
-    summary = {"stages": [{"name": n, "value": v, "kind": k, "metric": metric}
+    print_stages(f"quantize {graph.name}: {metric} per stage", metric, rows)
+    console.print(f"wrote {out} (scales in weight-node metadata; it runs with {final_rs.line()})",
+                  highlight=False, soft_wrap=True)
+    summary = {"settings": final_rs.to_dict(),
+               "stages": [{"name": n, "value": v, "kind": k, "metric": metric}
                           for n, v, k in rows],
                "calibration": cal.to_dict(), "finetune": ft.to_dict() if ft else None,
                "final": res.to_dict(), "out": str(out)}
     if json_out:
         console.print(f"wrote {write_json(json_out, summary)}")
     if report:
-        extra = [stage(n, metric, v, "measured") for n, v, _ in rows[1:]]
-        console.print(f"wrote {eval_report(report, graph.name, res, extra)}")
+        console.print(f"wrote {eval_report(report, graph.name, res, rows[1:], metric)}")

@@ -37,7 +37,7 @@ from spinnq.graph.simulate import SimConfig
 from spinnq.helpers import progress
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
-from spinnq.quant.settings import configs
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile
 from spinnq.s2.formats import ScaleMode, qmax, to_int
 from spinnq.s2.program import Program
@@ -174,10 +174,13 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
               percentiles: tuple[str, ...] = PERCENTILES, per_layer: bool = False,
               objective: Objective | None = None, readout: str = "count",
               cfg: S2Config | None = None, sim: SimConfig | None = None, batch: int = 64,
-              labels: bool | None = None, quiet: bool = True) -> Calibration:
+              labels: bool | None = None, quiet: bool = True,
+              settings: RunSettings | dict | None = None, **flags) -> Calibration:
     """Choose every population's weight scale among `percentiles` on the emulated chip (see
     the module docstring). `data`: a D.npz path, (x, y) or x alone (agreement with the float
-    reference); not needed with a custom `objective`."""
+    reference); not needed with a custom `objective`. Run settings: keywords named like
+    `RunSettings`' fields (convention=, reset=, dt=, ...) and/or one `settings` object,
+    resolved with the graph's metadata (`spinnq.resolver`); `cfg`/`sim`, when given, win."""
     t0 = time.perf_counter()
     g = as_graph(graph)
     if not percentiles:
@@ -185,8 +188,8 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
     modes = [str(ScaleMode.parse(p)) for p in percentiles]
     if "none" in modes:
         raise InputError("'none' is not a calibration candidate (weights as they are)")
-    c2, s2 = configs(g, bits=bits)
-    cfg, sim = cfg or c2, sim or s2
+    rs = resolve(g, settings, bits=bits, **flags)
+    cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_(bits=bits or cfg.bits, graph_scales=False)
     qmax(cfg.bits)
     if objective is not None:

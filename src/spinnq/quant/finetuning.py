@@ -44,7 +44,7 @@ from spinnq.nn.neurons import spike
 from spinnq.quant.calibration import chain_factors, chains
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
-from spinnq.quant.settings import configs, has_scales
+from spinnq.resolver import RunSettings, has_scales, resolve
 from spinnq.s2 import chip
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile, recurrent
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
@@ -295,7 +295,8 @@ def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: i
              teacher: Graph | None = None, cfg: S2Config | None = None,
              sim: SimConfig | None = None, seed: int = 0, slope: float = 5.0,
              val_fraction: float = 0.25, gap_weight: float = 0.0, min_gain: float = 0.005,
-             quiet: bool = True) -> FinetuneResult:
+             quiet: bool = True, settings: RunSettings | dict | None = None,
+             **flags) -> FinetuneResult:
     """Fine-tune `graph` (usually `calibrate(...).graph`) on the chip's arithmetic; see the
     module docstring. `lr` is in integer steps (Adam's step / the population's scale).
     Without labels in `train_data`, the loss is MSE to `teacher`'s (default: `graph`'s)
@@ -303,11 +304,12 @@ def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: i
     classes (the gaps that decide the argmax, e.g. a Q-network's greedy action).
     `val_data` (default: a seeded `val_fraction` of `train_data`, held out of training) picks
     the best epoch on the chip; it replaces the start only if it gains at least `min_gain`
-    there (a one-sample gain on a few hundred samples is noise, not a better network)."""
+    there (a one-sample gain on a few hundred samples is noise, not a better network).
+    Run settings (convention=, reset=, dt=, ... or `settings=`): as `calibrate`'s."""
     t0 = time.perf_counter()
     g = as_graph(graph)
-    c2, s2 = configs(g)
-    cfg, sim = cfg or c2, sim or s2
+    rs = resolve(g, settings, **flags)
+    cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_(graph_scales=has_scales(g))
     labelled = has_labels(train_data)
     x, y = load_data(train_data, g, labels=labelled)

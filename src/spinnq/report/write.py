@@ -90,6 +90,15 @@ def content(report: dict, plots: list[str] | tuple[str, ...] = ()) -> list[dict]
     return blocks
 
 
+def _x(x: float | None, rng: list | None = None) -> str:
+    """A ratio with its range, e.g. "3.1x (2.5-4x)"; "unavailable" when None."""
+    if x is None:
+        return "unavailable"
+    if rng and None not in rng:
+        return f"{x:.3g}x ({rng[0]:.3g}-{rng[1]:.3g}x)"
+    return f"{x:.3g}x"
+
+
 def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(id, title, header, rows) of every table of the report."""
     out = []
@@ -112,6 +121,8 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 ["latency per inference", fmt(c["latency_s"], "s")],
                 ["average power", fmt(c["power_w"], "W")],
                 ["energy per inference", fmt(c["energy_j"], "J")],
+                ["energy range (every constant at the low / high end of its sourced range)",
+                 f"{fmt(c.get('energy_low_j'), 'J')} - {fmt(c.get('energy_high_j'), 'J')}"],
                 ["of which base (asleep x time)", fmt(c.get("base_j"), "J")],
                 ["of which dynamic", fmt(c.get("dynamic_j"), "J")], ["kind", c["kind"]]]
         out.append(("chip", "SpiNNaker2 (modelled from the emulator's counters)",
@@ -144,10 +155,13 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                      for b in report["baselines"]]))
     if report.get("ratios"):
         out.append(("ratios", "Chip vs baseline on the same workload (baseline / chip: > 1 "
-                    "means the chip wins)", ["baseline", "kind", "energy basis", "energy",
-                                             "latency"],
+                    "means the chip wins; energy only on the same basis)",
+                    ["baseline", "kind", "energy basis", "energy", "energy, total / total",
+                     "latency"],
                     [[r["baseline"], r["baseline_kind"], r.get("basis", "total"),
-                      "unavailable" if r["energy_x"] is None else f"{r['energy_x']:.3g}x",
+                      _x(r.get("energy_x"), r.get("energy_x_range")),
+                      _x(r.get("energy_total_x"), r.get("energy_total_x_range"))
+                      if "energy_total_x" in r else "",
                       "unavailable" if r["latency_x"] is None else f"{r['latency_x']:.3g}x"]
                      for r in report["ratios"]]))
     return out

@@ -78,6 +78,9 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
                                    "spinnq.weight_scale": str(cfg.weight_scale),
                                    "spinnq.bits": int(cfg.bits),
                                    "spinnq.scale_weights": False,
-                                   "spinnq.convention": "nir",  # translated above
+                                   # translated above (norse's CubaLIF input);
+                                   # snntorch's reading is NIR's; other rules stay the file's
+                                   "spinnq.convention": "nir" if cfg.convention in (
+                                       "nir", "snntorch", "norse") else cfg.convention,
                                    "spinnq.reset": cfg.reset, "spinnq.dt": float(cfg.dt)}
     return nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=meta, type_check=False)
