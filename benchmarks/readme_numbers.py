@@ -300,6 +300,35 @@ def command_speed_section(d: dict) -> str:
             + "; ".join(parts) + f" (measured, commit {d['commit']}).")
 
 
+def qat_recovery_section(d: dict) -> str:
+    """benchmarks/qat_recovery.py: 4-bit PTQ vs fine-tuning on networks trained outside
+    spinnq, on the test split that neither training nor selection saw."""
+    rows = d["networks"]
+    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+    lines = ["| network (trained in snnTorch) | steps | float | PTQ-4 on chip | QAT-4 on chip | "
+             "drop | won back | QAT-4 + learnt thresholds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        share = "" if r["won_back_share"] is None else f" ({100 * r['won_back_share']:.0f} %)"
+        kept = "" if r["finetune_kept"] else ", PTQ kept"
+        lines.append(f"| {r['what']} | {r['steps']} | {pct(r['float_test'])} | "
+                     f"{pct(r['ptq4_test'])} | {pct(r['qat4_test'])} | {r['drop_pt']:.2f} pt | "
+                     f"{r['won_back_pt']:+.2f} pt{share}{kept} | "
+                     f"{pct(r['qat_thr4_test']) if 'qat_thr4_test' in r else ''} |")
+    big = [r for r in rows if r["drop_pt"] >= 2]
+    won = [r for r in big if (r["won_back_share"] or 0) >= 0.8]
+    below = [r["network"] for r in rows if r["qat4_test"] < r["ptq4_test"]]
+    n = rows[0]["samples"]
+    return ("\n".join(lines) + f"\n\nTest split {n['test']} digits, validation {n['val']} "
+            f"(calibration and the fine-tuning epoch/keep choice), training {n['train']}; "
+            f"chip = emulated, float = snnTorch's own forward (measured; commit {d['commit']}). "
+            f"{len(big)} of {len(rows)} networks lose >= 2 pt at 4 bits; fine-tuning wins back "
+            f">= 80 % of the drop on {len(won)} of them; "
+            + (f"below PTQ on test: {', '.join(below)}." if below else
+               "it never ends below PTQ on test.")
+            + " Regenerate: `benchmarks/qat_recovery.py`, then `readme_numbers.py readme`.")
+
+
 def _bench(name: str) -> Path:
     return ROOT / "benchmarks" / "results" / f"{name}.json"
 
@@ -315,7 +344,8 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
                         scaling_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
                           rl_vs_sb3_section),
-            "command_speed": ((_bench("command_speed"),), command_speed_section)}
+            "command_speed": ((_bench("command_speed"),), command_speed_section),
+            "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section)}
 
 
 def render(readme: str) -> str:

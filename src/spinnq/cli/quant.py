@@ -4,7 +4,9 @@ writes a graph the chip runs as calibrated.
 
     spinnq evaluate GRAPH.nir --data D.npz [--target float|chip|both] [--json OUT] [--report DIR]
     spinnq quantize GRAPH.nir --data CALIB.npz --out Q.nir [--bits 8|4] [--percentiles ...]
-                    [--per-layer] [--finetune TRAIN.npz --epochs N] [--json OUT] [--report DIR]
+                    [--per-layer] [--calib-from data|train] [--finetune TRAIN.npz
+                    --val VAL.npz --epochs N --patience P --lr LR --batch B
+                    --learn-thresholds] [--json OUT] [--report DIR]
 
 D.npz holds `x` (N, T, *input_shape) 0/1 spikes and `y` (N,) integer labels.
 """
@@ -66,20 +68,31 @@ def print_eval(res: EvalResult) -> None:
         console.print(f"[yellow]note:[/] {n}")
 
 
-def print_stages(title: str, metric: str, rows: list[tuple[str, float, str]]) -> None:
-    """The stage table of `quantize`: (stage, value, kind) rows."""
-    t = Table(title=title)
-    for c in ("stage", metric, "kind"):
+def print_stages(name: str, q) -> None:
+    """The stage table of `quantize` (`spinnq.quant.Quantized.stages`), the fine-tuning
+    curve and the calibration warnings."""
+    t = Table(title=f"quantize {name}: {q.metric} per stage")
+    for c in ("stage", "data", q.metric, "kind"):
         t.add_column(c)
-    for name, v, kind in rows:
-        t.add_row(name, f"{v:.2%}", kind)
+    for r in q.stages:
+        t.add_row(r["name"], r["data"], f"{r['value']:.2%}", r["kind"])
     console.print(t)
+    ft = q.finetune
+    if ft is not None and ft.history:
+        curve = ", ".join(f"{h['epoch']}: {h['loss']:.3f} / {h['score']:.2%}"
+                          for h in ft.history)
+        console.print(f"fine-tuning per epoch (train loss / validation {ft.metric} on chip): "
+                      f"{curve}" + (" (stopped early)" if ft.stopped_early else ""))
+    for w in q.warnings:
+        console.print(f"[yellow]warning:[/] calibration: {w}")
 
 
 def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_rows=(),
-                metric: str = "accuracy") -> Path:
+                metric: str = "accuracy", training_csv: Path | None = None,
+                warnings: list[str] | None = None) -> Path:
     """report.json/md/html of an evaluation: accuracy per stage (drop vs the first), chip cost;
-    `extra_rows`: (stage, value, kind) rows of `quantize` before the final one."""
+    `extra_rows`: (stage, value, kind) rows of `quantize` before the final one; its
+    fine-tuning curve (`training_csv`) and calibration warnings."""
     from spinnq.report import chip_report, stage
 
     stages = [stage(n, metric, v, "measured") for n, v, _ in extra_rows]
@@ -92,11 +105,13 @@ def eval_report(run_dir: Path, graph_name: str, res: EvalResult, extra_rows=(),
         raise InputError("--report needs the chip target (--target chip or both)")
     notes = [f"{c.samples} samples; {res.readout} read-out of '{res.output}'; accuracy "
              "measured on the float reference simulator and on the bit-exact emulator; chip "
-             "energy modelled from the emulator's activity counters (per inference)", *res.notes]
+             "energy modelled from the emulator's activity counters (per inference)", *res.notes,
+             *(f"warning: {w}" for w in warnings or ())]
     if res.settings is not None:
         notes.append(f"run {res.settings.line()}")
     paths = chip_report(run_dir, f"evaluate {graph_name}", c.program, c.placement, c.run,
-                        c.cost, stages, (), notes, evaluation=res.to_dict())
+                        c.cost, stages, (), notes, training_csv=training_csv,
+                        evaluation=res.to_dict())
     return paths["html"]
 
 
@@ -150,22 +165,11 @@ def parse_percentiles(text: str) -> tuple[str, ...]:
     return tuple(str(ScaleMode.parse(p)) for p in text.split(",") if p.strip())
 
 
-def quantize_api() -> tuple:
-    """(read_graph, write_graph, calibrate, evaluate, finetune, parse_tick_ms): torch and the
-    compiler load when `spinnq quantize` runs, not for --help."""
-    from spinnq.graph.model import read_graph, write_graph
-    from spinnq.quant.calibration import calibrate
-    from spinnq.quant.evaluation import evaluate
-    from spinnq.quant.finetuning import finetune
-    from spinnq.resolver import parse_tick_ms
-
-    return read_graph, write_graph, calibrate, evaluate, finetune, parse_tick_ms
-
-
 def quantize_cmd(
     graph: Path = GraphArg,
     data: Path = typer.Option(..., "--data", help="Calibration spikes .npz: x, and y labels "
-                              "(without y: agreement with the float reference).",
+                              "(without y: agreement with the float reference). Also the "
+                              "fine-tuning validation data when no --val is given.",
                               show_default=False),
     out: Path = typer.Option(..., "--out", help="Where to write the quantized graph (.nir).",
                              show_default=False),
@@ -174,10 +178,23 @@ def quantize_cmd(
                                     "weight scales, comma separated (max = 100th percentile)."),
     per_layer: bool = typer.Option(False, "--per-layer", help="After the global choice, try "
                                    "every candidate per population (greedy)."),
+    calib_from: str = typer.Option("data", "--calib-from", help="Calibrate on 'data' (--data)"
+                                   " or 'train' (the --finetune data: more samples, less "
+                                   "overfitting of the choice)."),
     finetune_data: Path = typer.Option(None, "--finetune", help="Fine-tune on the chip's "
-                                       "arithmetic with this training .npz (kept only if it "
-                                       "beats PTQ on held-out data)."),
-    epochs: int = typer.Option(5, "--epochs", help="Fine-tuning epochs."),
+                                       "arithmetic with this training .npz (the best epoch on "
+                                       "--val is kept only if it beats PTQ there)."),
+    val: Path = typer.Option(None, "--val", help="Validation .npz for fine-tuning: picks the "
+                             "epoch and the keep decision on the emulated chip (default: "
+                             "--data). Never the training data."),
+    epochs: int = typer.Option(10, "--epochs", help="Fine-tuning epochs (at most)."),
+    patience: int = typer.Option(3, "--patience", help="Stop fine-tuning after this many "
+                                 "epochs without a better validation score (0: never)."),
+    lr: float = typer.Option(0.05, "--lr", help="Fine-tuning learning rate, in integer weight "
+                             "steps per Adam update."),
+    learn_thresholds: bool = typer.Option(False, "--learn-thresholds", help="Learn a threshold "
+                                          "scale per population with the weights (adaptive "
+                                          "threshold scaling)."),
     readout: str = ReadoutOpt,
     convention: str = ConventionOpt,
     reset: str = ResetOpt,
@@ -187,13 +204,17 @@ def quantize_cmd(
     neurons_per_pe: list[str] = NeuronsPerPeOpt,
     operating_point: str = OpOpt,
     tick_ms: str = TickOpt,
-    batch: int = BatchOpt,
+    batch: int = typer.Option(32, "--batch", help="Samples per fine-tuning step."),
     seed: int = typer.Option(0, "--seed", help="Fine-tuning seed."),
     json_out: Path = JsonOpt,
     report: Path = ReportOpt,
 ) -> None:
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
-    read_graph, write_graph, calibrate, evaluate, finetune, parse_tick_ms = quantize_api()
+    from spinnq.graph.model import read_graph, write_graph
+    from spinnq.quant.evaluation import evaluate
+    from spinnq.quant.stages import quantize
+    from spinnq.resolver import parse_tick_ms
+
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"),
                   (report, "dir", "--report"))
     g = read_graph(graph)
@@ -202,43 +223,38 @@ def quantize_cmd(
                       neurons_per_pe=neurons_per_pe, operating_point=operating_point,
                       tick_s=parse_tick_ms(tick_ms))
     cfg, sim = rs.s2(), rs.sim()
-    cal = calibrate(g, data, bits=rs.bits, percentiles=parse_percentiles(percentiles),
-                    per_layer=per_layer, readout=readout, cfg=cfg, sim=sim, batch=batch,
-                    quiet=False)
-    final, ft = cal.graph, None
-    if finetune_data is not None:
-        ft = finetune(cal.graph, finetune_data, epochs=epochs, readout=readout,
-                      cfg=cfg, sim=sim, seed=seed, teacher=g,
-                      batch=batch if batch < 64 else 32, quiet=False)
-        final = ft.graph
+    q = quantize(g, data, bits=rs.bits, percentiles=parse_percentiles(percentiles),
+                 per_layer=per_layer, train=finetune_data, val=val, calib_from=calib_from,
+                 epochs=epochs, lr=lr, batch=batch, patience=patience or None,
+                 learn_thresholds=learn_thresholds, readout=readout, cfg=cfg, sim=sim,
+                 seed=seed, quiet=False)
+    cal, final = q.calibration, q.graph
     write_graph(final, out)
     labelled = cal.objective == "accuracy"
     final_rs = rs.with_(graph_scales=True)  # the written graph runs with its scales
-    res = evaluate(final, data, target="both", readout=readout, settings=final_rs, batch=batch,
+    res = evaluate(final, data, target="both", readout=readout, settings=final_rs,
                    labels=labelled)
-    rows = []
-    metric = "accuracy" if cal.objective == "accuracy" else "agreement with float"
-    base = evaluate(g, data, target="float", readout=readout, sim=sim, batch=batch,
-                    labels=labelled)
-    if base.float.accuracy is not None:
-        rows.append(("float (calibration data)", base.float.accuracy, "measured"))
-    rows += [(f"PTQ {r['mode']} on chip" + (f" [{r['population']}]" if r["population"] else ""),
-              r["score"], "emulated") for r in cal.table]
-    chosen = ", ".join(f"{p} {m}" for p, m in cal.modes.items())
-    rows.append((f"chosen: {chosen} ({cal.bits} bit)", cal.score, "emulated"))
-    if ft is not None:
-        rows.append(("PTQ on chip (held-out share)", ft.score_start, "emulated"))
-        kept = "kept" if ft.improved else "not better: PTQ kept"
-        rows.append((f"fine-tuned on chip (held-out share, {kept})", ft.score, "emulated"))
-    print_stages(f"quantize {graph.name}: {metric} per stage", metric, rows)
+    print_stages(graph.name, q)
     console.print(f"wrote {out} (scales in weight-node metadata; it runs with {final_rs.line()})",
                   highlight=False, soft_wrap=True)
-    summary = {"settings": final_rs.to_dict(),
-               "stages": [{"name": n, "value": v, "kind": k, "metric": metric}
-                          for n, v, k in rows],
-               "calibration": cal.to_dict(), "finetune": ft.to_dict() if ft else None,
-               "final": res.to_dict(), "out": str(out)}
+    summary = {"settings": final_rs.to_dict(), **q.to_dict(), "final": res.to_dict(),
+               "out": str(out)}
     if json_out:
         console.print(f"wrote {write_json(json_out, summary)}")
     if report:
-        console.print(f"wrote {eval_report(report, graph.name, res, rows[1:], metric)}")
+        console.print(f"wrote {quantize_report(report, graph.name, res, q)}")
+
+
+def quantize_report(run_dir: Path, graph_name: str, res: EvalResult, q) -> Path:
+    """eval_report with the stage table and, after fine-tuning, its curve as a plot."""
+    from spinnq.files import atomic_write
+
+    rows = [(f"{r['name']} ({r['data']})", r["value"], r["kind"]) for r in q.stages]
+    curve = None
+    if q.finetune is not None and q.finetune.history:
+        lines = ["epoch,train_loss,val_score_on_chip", f"0,,{q.finetune.score_start}",
+                 *(f"{h['epoch']},{h['loss']},{h['score']}" for h in q.finetune.history)]
+        curve = atomic_write(Path(run_dir) / "finetune_curve.csv",
+                             ("\n".join(lines) + "\n").encode())
+    return eval_report(run_dir, graph_name, res, rows, q.metric, training_csv=curve,
+                       warnings=list(q.warnings))
