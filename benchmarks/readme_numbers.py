@@ -257,6 +257,49 @@ def rl_vs_sb3_section(*runs: dict) -> str:
             f"{k(min(sb3))}-{k(max(sb3))} (rl-zoo hyperparameters; measured).")
 
 
+def command_speed_section(d: dict) -> str:
+    """benchmarks/command_speed.py: the commands next to the engine, start-up, quantize and
+    training per epoch."""
+    m, r, a = d["median"], d["ratios"], d["args"]
+    loads = [x["after"][0] for x in d["machine"]["load_average"]]
+    parts = []
+    if "deploy_cli_over_engine" in r:
+        parts.append(
+            f"`spinnq deploy` / `spinnq evaluate` take {m['deploy_cli_ms_per_sample']:.1f} / "
+            f"{m['evaluate_cli_ms_per_sample']:.1f} ms per extra sample, "
+            f"{r['deploy_cli_over_engine']:.2f}x / {r['evaluate_cli_over_engine']:.2f}x "
+            f"`sq.emulate` in process ({m['deploy_engine_ms_per_sample']:.1f} / "
+            f"{m['evaluate_engine_ms_per_sample']:.1f} ms; the commands run in process: "
+            f"{r['deploy_in_process_over_engine']:.2f}x / "
+            f"{r['evaluate_in_process_over_engine']:.2f}x)")
+    if "help_cpu_s" in m:
+        parts.append(f"`spinnq --help` {m['help_cpu_s']:.2f} s CPU ({m['help_wall_s']:.2f} s "
+                     f"wall), a bad flag {m['bad_flag_cpu_s']:.2f} s CPU "
+                     f"({m['bad_flag_wall_s']:.2f} s wall)")
+    if "quantize_over_k_emulations_plus_compile" in r:
+        parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} "
+                     f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
+                     f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
+                     "emulations of its data plus one compile")
+    if "train_snntorch_over_fused" in r:
+        def faster(v: float) -> str:
+            return f"{v:.1f}x faster than" if v >= 1 else f"{1 / v:.1f}x slower than"
+
+        diff = m["fused_vs_stepped_max_weight_diff"]
+        parts.append(f"training the seed network ({a['train_samples']} recordings of "
+                     f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} "
+                     f"thread): {m['train_spinnq_fused_epoch_s']:.1f} s per epoch, "
+                     f"{faster(r['train_stepped_over_fused'])} the trainer before (each LIF "
+                     f"layer stepped under autograd, every frame in one convolution call; "
+                     f"weights after the epoch differ by at most {diff:.1g}) and "
+                     f"{faster(r['train_snntorch_over_fused'])} snnTorch")
+    return (f"`benchmarks/command_speed.py` (seed DVS network, {a['steps']} steps, "
+            f"{100 * a['density']:.0f} % input stored as float32; medians of {len(loads)} "
+            f"interleaved rounds, CPU time of one-thread processes, load average "
+            f"{min(loads):.1f}-{max(loads):.1f} on {d['machine']['cpus']} cores): "
+            + "; ".join(parts) + f" (measured, commit {d['commit']}).")
+
+
 def qat_recovery_section(d: dict) -> str:
     """benchmarks/qat_recovery.py: 4-bit PTQ vs fine-tuning on networks trained outside
     spinnq, on the test split that neither training nor selection saw."""
@@ -301,6 +344,7 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
                         scaling_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
                           rl_vs_sb3_section),
+            "command_speed": ((_bench("command_speed"),), command_speed_section),
             "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section)}
 
 

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import stat
+import struct
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -349,5 +350,38 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     return path
 
 
+def map_npz(path: str | Path, key: str) -> np.ndarray | None:
+    """Array `key` of an .npz mapped instead of read, when it is stored uncompressed
+    (`np.savez`): a large data set costs no copy (copy-on-write: the file never changes).
+    None where it cannot be mapped (deflated, encrypted, object dtype, another layout):
+    read it with `np.load` then."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(f"{key}.npy")
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            return None
+        with open(path, "rb") as fh:
+            fh.seek(info.header_offset)
+            local = fh.read(30)
+            if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                return None
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            start = info.header_offset + 30 + name_len + extra_len
+            fh.seek(start)
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh)
+            offset = fh.tell()
+        nbytes = math.prod(shape) * dtype.itemsize
+        if dtype.hasobject or offset - start + nbytes != info.file_size or nbytes == 0:
+            return None
+        arr = np.memmap(path, dtype=dtype, mode="c", offset=offset, shape=shape,
+                        order="F" if fortran else "C")
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, struct.error):
+        return None
+    return arr.view(np.ndarray)
+
+
 __all__ = ["atomic_path", "atomic_write", "check_input", "check_output", "check_outputs",
-           "jsonable", "save_npy", "save_npz", "write_json"]
+           "jsonable", "map_npz", "save_npy", "save_npz", "write_json"]

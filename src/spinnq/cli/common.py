@@ -15,7 +15,6 @@ from spinnq.files import (
     save_npz,  # noqa: F401  (re-exported for the commands)
 )
 from spinnq.limits import check_memory
-from spinnq.quant.data import npy_header
 
 GraphArg = typer.Argument(..., help="A NIR graph file (.nir, HDF5 written by nir.write).",
                           show_default=False)
@@ -50,6 +49,8 @@ def load_input(path: Path, flag: str = "--input") -> np.ndarray:
     """Load an input array from .npy, with a clear error for every way that can fail: a
     regular file (a FIFO would block), a .npy header, numbers, a size within the memory
     budget (read from the header before the data)."""
+    from spinnq.quant.data import npy_header
+
     path = check_input(path, flag)
     try:
         with open(path, "rb") as fh:
@@ -73,10 +74,11 @@ def load_input(path: Path, flag: str = "--input") -> np.ndarray:
     check_memory(n * (dtype.itemsize + 8 + 4), f"{flag} of shape {shape} ({dtype})",
                  file=str(path))
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = _load_mapped(path)
     except ValueError as e:
         # numpy's text would suggest allow_pickle=True, which can run code: never say that
-        why = "holds Python objects, not numbers" if "pickle" in str(e) else "truncated or corrupt"
+        objects = "pickle" in str(e) or "Python objects" in str(e)
+        why = "holds Python objects, not numbers" if objects else "truncated or corrupt"
         raise InputError(f".npy file {why}", file=str(path)) from None
     except Exception:  # truncated headers and data raise several types
         raise InputError(".npy file truncated or corrupt", file=str(path)) from None
@@ -84,6 +86,17 @@ def load_input(path: Path, flag: str = "--input") -> np.ndarray:
         raise InputError(f"expected a numeric array, got dtype {getattr(arr, 'dtype', '?')}",
                          file=str(path))
     return arr
+
+
+def _load_mapped(path: Path) -> np.ndarray:
+    """The .npy array mapped, not read: a large input costs no copy (pages are read as the
+    engine reaches them; copy-on-write, so the file is never changed); read as usual where
+    the file cannot be mapped."""
+    try:
+        arr = np.load(path, mmap_mode="c", allow_pickle=False)
+    except OSError:  # a file system without mmap
+        return np.load(path, allow_pickle=False)
+    return arr.view(np.ndarray) if isinstance(arr, np.memmap) else arr
 
 
 # Measured per step (2-neuron graph, B = 1 and 100, one thread; tests/test_reliability_io.py

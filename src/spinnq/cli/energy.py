@@ -15,6 +15,7 @@ chip software's two-level packet-threshold policy.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -45,15 +46,10 @@ from spinnq.cli.s2 import (
 )
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
-from spinnq.graph.model import read_graph
-from spinnq.pipeline import deploy_report
-from spinnq.report.write import fmt
-from spinnq.resolver import parse_tick_ms
-from spinnq.s2.chip import ChipModel
-from spinnq.s2.compile import compile
-from spinnq.s2.emulate import emulate
-from spinnq.s2.energy import OP_CHOICES, Cost, CycleCosts, energy, shortest_ticks
-from spinnq.s2.place import place
+
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.s2.chip import ChipModel
+    from spinnq.s2.energy import Cost
 
 ChipModelOpt = typer.Option(None, "--chip-model", help="The energy model's constants as JSON "
                             "(any subset of `spinnq.s2.chip.ChipModel.to_dict()`, e.g. the "
@@ -67,6 +63,8 @@ ThresholdOpt = typer.Option(None, "--dvfs-threshold", help="dvfs: received packe
 def tick_text(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> str:
     """What the tick means: met or stretched, and real time only when the requested tick
     equals dt x speed-up (one tick per model step of dt)."""
+    from spinnq.report.write import fmt
+
     tick = fmt(cost.tick_s, "s")
     if cost.tick_requested_s is None:
         return f"{tick} (the shortest every PE meets at {cost.operating_point})"
@@ -87,6 +85,8 @@ def tick_text(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> str:
 
 def extra_rows(cost: Cost) -> list[tuple[str, str]]:
     """Rows only some costs have: the unmodelled term, the dvfs policy and its bound."""
+    from spinnq.report.write import fmt
+
     rows = []
     if cost.unmodelled_j:
         rows.append(("  unmodelled static power (chip model)", fmt(cost.unmodelled_j, "J")))
@@ -101,6 +101,8 @@ def extra_rows(cost: Cost) -> list[tuple[str, str]]:
 
 def chip_model(path: Path | None, threshold: float | None) -> ChipModel:
     """The chip model of --chip-model (or the defaults), with --dvfs-threshold applied."""
+    from spinnq.s2.chip import ChipModel
+
     model = ChipModel.load(path) if path is not None else ChipModel.default()
     if threshold is not None:
         if not np.isfinite(threshold) or threshold < 0:
@@ -113,6 +115,8 @@ def chip_model(path: Path | None, threshold: float | None) -> ChipModel:
 def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> None:
     """The chip table and the per-population breakdown (base + dynamic, adding up to the
     total with the chip base row)."""
+    from spinnq.report.write import fmt
+
     t = Table(title=f"SpiNNaker2 cost per inference (modelled), {cost.operating_point}")
     t.add_column("quantity")
     t.add_column("value")
@@ -174,6 +178,15 @@ def energy_cmd(
                                   "measure the float reference on this CPU (and GPU)."),
 ) -> None:
     """Model what a NIR graph costs on SpiNNaker2: tick, latency, power, energy per inference."""
+    from spinnq.graph.model import read_graph
+    from spinnq.pipeline import deploy_report
+    from spinnq.report.write import fmt
+    from spinnq.resolver import parse_tick_ms
+    from spinnq.s2.compile import compile
+    from spinnq.s2.emulate import emulate
+    from spinnq.s2.energy import CycleCosts, energy, shortest_ticks
+    from spinnq.s2.place import place
+
     tick = parse_tick_ms(tick_ms)
     check_outputs((json_out, "file", "--json"), (report, "empty_dir", "--report"), inputs=[
         (graph, "GRAPH"), (input, "--input"), (chip_model_file, "--chip-model")])
@@ -207,6 +220,8 @@ def energy_cmd(
 
 def measured_tick(tick_ms) -> float | None:
     """A measured run's tick in seconds (None: the shortest every PE meets)."""
+    from spinnq.resolver import parse_tick_ms
+
     tick = parse_tick_ms(tick_ms)
     return None if tick == "shortest" else tick
 
@@ -217,8 +232,12 @@ def read_measurements(path: Path) -> list:
     relative to the file. Each run is compiled, placed and emulated here."""
     import json
 
-    from spinnq.s2.compile import S2Config
+    from spinnq.graph.model import read_graph
+    from spinnq.s2.compile import S2Config, compile
+    from spinnq.s2.emulate import emulate
+    from spinnq.s2.energy import OP_CHOICES
     from spinnq.s2.energy_fit import Measurement
+    from spinnq.s2.place import place
     try:
         d = json.loads(path.read_text())
     except OSError as e:
@@ -267,6 +286,7 @@ def energy_fit_cmd(
                                   "residuals here."),
 ) -> None:
     """Fit the energy model's free constants, within their ranges, to measured runs."""
+    from spinnq.report.write import fmt
     from spinnq.s2.energy_fit import fit
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"), inputs=[
         (measurements, "MEASUREMENTS"), (chip_model_file, "--chip-model")])

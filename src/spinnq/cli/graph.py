@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nir
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.graph.model import Graph
 import numpy as np
 import typer
 from rich.table import Table
@@ -26,12 +28,6 @@ from spinnq.cli.common import (
 )
 from spinnq.errors import InputError
 from spinnq.files import check_outputs
-from spinnq.graph import read_graph, simulate
-from spinnq.graph.model import Graph
-from spinnq.graph.nodes import SPIKING, STATEFUL
-from spinnq.graph.simulate import as_batch, chip_depth, default_record
-from spinnq.helpers import progress
-from spinnq.resolver import resolve
 
 
 def _summary(node) -> str:
@@ -53,6 +49,10 @@ def _summary(node) -> str:
 
 def graph_counts(g: Graph) -> tuple[int, int]:
     """(neurons, weights) of a graph: neurons are elements of stateful nodes."""
+    import nir
+
+    from spinnq.graph.nodes import STATEFUL
+
     neurons = sum(math.prod(g.shapes[n]) for n, v in g.nodes.items() if isinstance(v, STATEFUL)
                   and not isinstance(v, nir.Delay))
     weights = sum(int(np.asarray(v.weight).size) for v in g.nodes.values() if hasattr(v, "weight"))
@@ -61,6 +61,9 @@ def graph_counts(g: Graph) -> tuple[int, int]:
 
 def inspect(graph: Path = GraphArg) -> None:
     """Show a NIR graph: nodes, edges, shapes, parameters, neuron and weight counts."""
+    from spinnq.graph import read_graph
+    from spinnq.graph.nodes import SPIKING, STATEFUL
+
     g = read_graph(graph)
     t = Table(title=f"{shown(graph)}  ({len(g.nodes)} nodes, {len(g.edges)} edges)")
     for c in ("node", "type", "output shape", "inputs", "parameters"):
@@ -98,6 +101,11 @@ def simulate_cmd(
                                      "integer weights)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
+    from spinnq.graph import read_graph, simulate
+    from spinnq.graph.simulate import as_batch, chip_depth, default_record
+    from spinnq.helpers import progress
+    from spinnq.resolver import resolve
+
     check_outputs((out, "file", "--out"), inputs=[(graph, "GRAPH"), (input, "--input")])
     g = read_graph(graph)
     rs = resolve(g, dt=dt, reset=reset, convention=convention, integrator=integrator)

@@ -14,6 +14,7 @@ D.npz holds `x` (N, T, *input_shape) 0/1 spikes and `y` (N,) integer labels.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -39,13 +40,13 @@ from spinnq.cli.s2 import (
     run_settings,
     warn_silent,
 )
+from spinnq.config import PERCENTILES
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
-from spinnq.graph.model import read_graph, write_graph
-from spinnq.quant.calibration import PERCENTILES
-from spinnq.quant.evaluation import EvalResult, evaluate
-from spinnq.resolver import parse_tick_ms
 from spinnq.settings import SEED, Limit, check_flag
+
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.quant.evaluation import EvalResult
 
 DataOpt = typer.Option(..., "--data", help="Labelled spikes .npz: x (N, T, *input_shape) 0/1, "
                        "y (N,) integer labels.", show_default=False)
@@ -160,6 +161,10 @@ def evaluate_cmd(
     report: Path = ReportOpt,
 ) -> None:
     """Accuracy of a NIR graph on labelled spikes: float reference and/or emulated chip."""
+    from spinnq.graph.model import read_graph
+    from spinnq.quant.evaluation import evaluate
+    from spinnq.resolver import parse_tick_ms
+
     tick = parse_tick_ms(tick_ms)
     check_outputs((json_out, "file", "--json"), (report, "empty_dir", "--report"),
                   inputs=_reads(graph, data))
@@ -232,7 +237,10 @@ def quantize_cmd(
     report: Path = ReportOpt,
 ) -> None:
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
+    from spinnq.graph.model import read_graph, write_graph
+    from spinnq.quant.evaluation import evaluate
     from spinnq.quant.stages import quantize
+    from spinnq.resolver import parse_tick_ms
 
     check_outputs((out, "file", "--out"), (json_out, "file", "--json"), (report, "empty_dir",
                   "--report"), inputs=_reads(graph, data, finetune_data, val))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -24,15 +25,12 @@ from spinnq.cli.common import (
 )
 from spinnq.errors import InputError
 from spinnq.files import check_outputs, write_json
-from spinnq.graph.model import Graph, read_graph, write_graph
-from spinnq.graph.simulate import as_batch, default_record
-from spinnq.helpers import progress
-from spinnq.pipeline import deploy_report
-from spinnq.resolver import RunSettings, parse_tick_ms, resolve
-from spinnq.s2.compile import S2Config, compile
-from spinnq.s2.emulate import emulate, silent_outputs
-from spinnq.s2.place import place, summarize
-from spinnq.s2.program import Placement, Program, Run
+
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.graph.model import Graph
+    from spinnq.resolver import RunSettings
+    from spinnq.s2.compile import S2Config
+    from spinnq.s2.program import Placement, Program, Run
 
 BACKENDS = ("emulator", "spinnaker2")
 WeightScaleOpt = typer.Option(None, "--weight-scale", help="Integer weight scale per "
@@ -62,28 +60,51 @@ DelayedResetOpt = typer.Option(False, "--delayed-reset", help="With --convention
 def run_settings(g: Graph, **flags) -> RunSettings:
     """The settings a command runs `g` with (`spinnq.resolver`: flags > the graph's metadata >
     the convention's defaults > spinnq's defaults), printed as one line."""
+    from spinnq.resolver import resolve
+
     rs = resolve(g, **flags)
     console.print(rs.line(), highlight=False, soft_wrap=True)
     return rs
 
 
 def check_run_inputs(g, x: np.ndarray, steps: int | None, record: list[str] | None,
-                     dt: float | None = None) -> None:
-    """What `emulate` would refuse, checked before compiling: the input's shape, --steps,
-    --record names; then an up-front estimate of the recorded arrays' memory."""
-    xb = as_batch(x, g.input_shape)
+                     dt: float | None = None):
+    """What `emulate` would refuse, checked before compiling: the input's shape and NaN or
+    inf values (one pass on the array as stored, no float copy), --steps, --record names;
+    then an up-front estimate of the run's memory (recordings, state, Delay histories at
+    `dt`) against the budget. Returns the input as the
+    emulator takes it: (B, T, *shape) 0/1, the loaded array itself when it is uint8, bool or
+    float32; or `x` as given when it holds other numbers, for `emulate` to name after
+    compiling (where it always has)."""
+    from spinnq.graph.simulate import as_batch, default_record
+    from spinnq.s2.inputs import spike_batch
+
+    if np.iscomplexobj(x):  # its shape error first, else "NaN, infinite or complex values"
+        as_batch(x, g.input_shape)
+    try:
+        xb = spike_batch(x, g.input_shape, check=True)
+    except InputError as e:
+        bad = getattr(e, "bad_value", None)
+        if bad is None:
+            raise
+        if not np.isfinite(bad) or (x.dtype.kind == "f" and not np.isfinite(x).all()):
+            raise InputError("input contains NaN, infinite or complex values") from None
+        xb = x
     if steps is not None and steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
     for r in record or ():
         if r not in g.nodes:
             raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
-    n_steps = steps if steps is not None else xb.shape[1] + len(g.order)  # depth <= nodes
-    check_run_memory(g, batch=xb.shape[0], steps=n_steps, record=record or default_record(g),
-                     dt=dt)
+    n_steps = steps if steps is not None else x.shape[-len(g.input_shape) - 1] + len(g.order)
+    batch = x.shape[0] if x.ndim == len(g.input_shape) + 2 else 1
+    check_run_memory(g, batch=batch, steps=n_steps, record=record or default_record(g), dt=dt)
+    return xb
 
 
 def warn_silent(program: Program, run: Run) -> list[str]:
     """Print a warning naming each output population that never fired on this input."""
+    from spinnq.s2.emulate import silent_outputs
+
     silent = silent_outputs(program, run)
     for name in silent:
         console.print(f"[yellow]warning:[/] output population '{shown(name)}' never fired on this "
@@ -94,6 +115,8 @@ def warn_silent(program: Program, run: Run) -> list[str]:
 
 def print_placement(program: Program, placement: Placement) -> dict:
     """The placement as a table: what each population takes, then the totals."""
+    from spinnq.s2.place import summarize
+
     s = summarize(program, placement)
     t = Table(title=f"SpiNNaker2 placement: {s['pes']} PEs on {s['chips']} chip(s)")
     for c in ("population", "model", "neurons", "PEs", "neurons/PE", "max bytes/PE",
@@ -133,8 +156,12 @@ def run_arrays(program: Program, run: Run) -> dict[str, np.ndarray]:
 def run_on(backend: str, g: Graph, program: Program, cfg: S2Config, x: np.ndarray,
            steps: int | None, record: list[str] | None, eth_ip: str | None) -> Run:
     """Run a compiled graph on the emulator (with a progress bar on long runs) or a board."""
+    from spinnq.helpers import progress
+    from spinnq.s2.emulate import emulate
+    from spinnq.s2.inputs import spike_batch
+
     if backend == "emulator":
-        xb = as_batch(x, g.input_shape)
+        xb = spike_batch(x, g.input_shape)  # the stored bytes or floats: no float copy
         n = int(xb.shape[0]) * (steps or int(xb.shape[1]) + program.depth)
         with progress(disable=n < PROGRESS_MIN_STEPS) as bar:
             task = bar.add_task("emulate (sample-steps)", total=n)
@@ -179,6 +206,12 @@ def deploy(
                                 "reference on CPU."),
 ) -> None:
     """Compile a NIR graph for SpiNNaker2, place it, and run it (emulator or a real board)."""
+    from spinnq.graph.model import read_graph
+    from spinnq.pipeline import deploy_report
+    from spinnq.resolver import parse_tick_ms
+    from spinnq.s2.compile import compile
+    from spinnq.s2.place import place, summarize
+
     # every flag, path and the input are checked before the (possibly long) compile
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {BACKENDS}, got {backend!r}")
@@ -193,11 +226,12 @@ def deploy(
                       operating_point=operating_point, tick_s=parse_tick_ms(tick_ms))
     cfg = rs.s2(fma=fma, cuba_order=cuba_order, engine=engine)
     x = load_input(input)
-    check_run_inputs(g, x, steps, record, dt=cfg.dt)
+    xb = check_run_inputs(g, x, steps, record, dt=cfg.dt)
     program = compile(g, cfg)
     placement = place(program, cfg)
     info = print_placement(program, placement)
-    run = run_on(backend, g, program, cfg, x, steps, record, eth_ip)
+    run = run_on(backend, g, program, cfg, xb if backend == "emulator" else x, steps, record,
+                 eth_ip)
     arrays = run_arrays(program, run)
     save_npz(out, arrays)
     for k, a in arrays.items():
@@ -237,6 +271,8 @@ def export_cmd(
     graph_scales: bool = GraphScalesOpt,
 ) -> None:
     """Write the integer graph py-spinnaker2's from_nir(..., scale_weights=False) takes as is."""
+    from spinnq.graph.model import read_graph, write_graph
+
     if target != "spinnaker2":
         raise InputError(f"--target must be spinnaker2, got {target!r}")
     check_outputs((out, "file", "--out"), inputs=[(graph, "GRAPH")])

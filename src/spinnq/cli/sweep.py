@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -16,11 +17,10 @@ from spinnq.cli.app import console, error_line, interrupted
 from spinnq.cli.common import ConventionOpt, DtOpt, ResetOpt
 from spinnq.errors import InputError
 from spinnq.files import check_outputs
-from spinnq.sweep.engine import RayOptions
-from spinnq.sweep.results import Budget, ok
-from spinnq.sweep.runner import SweepConfig, check_options, identity, open_folder, run_sweep
-from spinnq.sweep.space import KEYS, SEARCHES, parse_space
-from spinnq.sweep.trial import quant_stages
+from spinnq.sweep.space import KEYS
+
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.sweep.runner import SweepConfig
 
 TASKS = ("cartpole", "acrobot", "gesture")
 CONTROL = ("cartpole", "acrobot")
@@ -64,6 +64,11 @@ def sweep_cmd(
 ) -> None:
     """Search quantization and chip settings: accuracy against energy, the Pareto front, and
     the best configuration under a budget (trials run on Ray Tune)."""
+    from spinnq.sweep.engine import RayOptions
+    from spinnq.sweep.results import Budget
+    from spinnq.sweep.runner import SweepConfig, check_options, open_folder
+    from spinnq.sweep.space import SEARCHES, parse_space
+
     if search not in SEARCHES:
         raise InputError(f"--search must be one of {', '.join(SEARCHES)}, got {search!r}")
     parsed = parse_space(space or [])
@@ -105,6 +110,9 @@ def _target(target: str, data: Path | None, run: dict, seed: int, quick: bool,
     """(the graph problem or None for a task, the sweep's identity), every input checked
     before the sweep folder is made (a task's networks are trained inside it, later).
     `run`: a graph's convention, reset and dt (None where not given)."""
+    from spinnq.sweep.runner import identity
+    from spinnq.sweep.trial import quant_stages
+
     if target.lower() in TASKS:
         if data is not None:
             raise InputError(f"--data is for a graph target; {target} brings its own data")
@@ -135,6 +143,8 @@ def _target(target: str, data: Path | None, run: dict, seed: int, quick: bool,
 
 def _sweep(problem, target: str, out: Path, cfg: SweepConfig, *, quick: bool,
            episodes: int | None) -> dict:
+    from spinnq.sweep.runner import run_sweep
+
     if problem is None:
         from spinnq.sweep.tasks import task_problem
 
@@ -148,6 +158,8 @@ def _sweep(problem, target: str, out: Path, cfg: SweepConfig, *, quick: bool,
 
 def _print(res: dict, metric: str) -> None:
     """The summary; a sweep whose every trial failed says so and exits 1."""
+    from spinnq.sweep.results import ok
+
     console.print(f"{len(res['records'])} trials ({res['ran']} run now, {res['skipped']} "
                   f"already done), {len(res['pareto'])} on the front")
     from spinnq.sweep.report import summary_lines

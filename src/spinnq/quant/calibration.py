@@ -36,6 +36,7 @@ import nir
 import numpy as np
 import torch
 
+from spinnq.config import PERCENTILES
 from spinnq.errors import InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph
@@ -51,7 +52,6 @@ from spinnq.s2.emulate import emulate
 from spinnq.s2.formats import ScaleMode, qmax, to_int
 from spinnq.s2.program import Program
 
-PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")
 # Below this many calibration samples per candidate, the best score is mostly the luck of the
 # draw: the spread of an accuracy on n samples is about sqrt(p (1 - p) / n), and the best of k
 # candidates exceeds its true value by about sqrt(2 ln k) of those; 100 per candidate keeps

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.files import check_input
+from spinnq.files import check_input, map_npz
 from spinnq.graph.model import Graph
 from spinnq.limits import check_memory
+from spinnq.s2.inputs import bad_value
 
 Data = str | Path | tuple | Mapping | np.ndarray
 
@@ -95,11 +96,12 @@ def _why(e: Exception) -> str:
         f"{type(e).__name__}: {text}"[:200]
 
 
-def read_npz(path: str | Path, keys: Iterable[str], flag: str = "--data"
-             ) -> dict[str, np.ndarray]:
+def read_npz(path: str | Path, keys: Iterable[str], flag: str = "--data",
+             heads: dict | None = None) -> dict[str, np.ndarray]:
     """The arrays `keys` of an .npz that holds them (absent keys are left out), each checked
-    from its header first (`npz_headers`); one-line InputErrors naming the file."""
-    heads = npz_headers(path, flag)
+    from its header first (`npz_headers`, or its result `heads`); one-line InputErrors
+    naming the file."""
+    heads = npz_headers(path, flag) if heads is None else heads
     want = [k for k in keys if k in heads]
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -148,8 +150,9 @@ def _arrays(data: Data, labels: bool, graph: Graph | None = None
                              f"{sorted(heads)}", file=str(path))
         if heads["x"][1].kind in "biuf":  # other dtypes: load_data names them
             _check_x_shape(heads["x"][0], graph, str(path))
-        arrays = read_npz(path, ("x", "y"))
-        return arrays["x"], arrays.get("y"), str(path)
+        x = map_npz(path, "x")  # stored uncompressed: mapped, no copy
+        arrays = read_npz(path, ("x", "y") if x is None else ("y",), heads=heads)
+        return (arrays["x"] if x is None else x), arrays.get("y"), str(path)
     if isinstance(data, Mapping):
         if "x" not in data:
             raise InputError("key 'x' is missing from the data (the spikes)")
@@ -181,12 +184,9 @@ def load_data(data: Data, graph: Graph | None = None, labels: bool = True
     if x.dtype.kind not in "biuf":
         raise InputError(f"key 'x' must be numbers (0/1 spikes), got dtype {x.dtype}", file=src)
     _check_x_shape(x.shape, graph, src)
-    for i in range(0, len(x), 64):  # in blocks: large event datasets stay in their dtype
-        xb = x[i:i + 64]
-        bad = (xb != 0) & (xb != 1)
-        if bad.any():
-            raise InputError(f"key 'x' must hold 0/1 spikes, found {xb[bad].ravel()[0]!r}",
-                             file=src)
+    bad = bad_value(x)  # one pass over the array as stored (large event data: no copy)
+    if bad is not None:
+        raise InputError(f"key 'x' must hold 0/1 spikes, found {bad!r}", file=src)
     if x.dtype.kind == "f":
         x = x.astype(np.float32, copy=False)
     if raw_y is None:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.s2.formats import ScaleMode
 
 CALIBRATE = "calibrate"
 GRAPH_SCALES = "graph"  # weight_scale: the scales the graph's weight nodes carry (w_scale)
@@ -66,6 +65,8 @@ def parse_value(key: str, text: str) -> Any:
             raise InputError(f"--space bits: weights are 8 or 4 bits on SpiNNaker2, got {v}")
         return v
     if key == "weight_scale":
+        from spinnq.s2.formats import ScaleMode  # torch: only when a scale is parsed
+
         if t.lower() in (CALIBRATE, GRAPH_SCALES):
             return t.lower()
         try:
