@@ -446,8 +446,8 @@ def _collision_case(data) -> None:
         signal.alarm(120)
         try:
             with pytest.MonkeyPatch.context() as mp:  # the long work itself is not fuzzed
-                for target in ("spinnq.cli.quant.evaluate", "spinnq.quant.stages.quantize",
-                               "spinnq.cli.sweep.run_sweep", "spinnq.tasks.gesture.runner._run"):
+                for target in ("spinnq.quant.evaluation.evaluate", "spinnq.quant.stages.quantize",
+                               "spinnq.sweep.runner.run_sweep", "spinnq.tasks.gesture.runner._run"):
                     mp.setattr(target, accepted)
                 try:
                     code, out, err = _cli(args, tmp)
