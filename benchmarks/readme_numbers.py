@@ -168,7 +168,9 @@ def gesture_seed_section(d: dict) -> str:
             f"{_pct(pub['float_qsnn'])} / {_pct(pub['qat_chip'])}); chip energy per gesture "
             f"{w['energy_j']:.3f} J modelled (base {w['base_j']:.3f} + dynamic "
             f"{w['dynamic_j']:.3f}) beside the published {w['published_j']} J "
-            f"({100 * w['error']:+.0f} %, same network, placement and ticks). Files: "
+            f"({100 * w['error']:+.0f} %, same network, placement and ticks), with the "
+            "energy model of that run (before issue 22 re-sourced its constants: today's "
+            "model of the same workload is the Energy section's seed DVS row). Files: "
             "`benchmarks/results/gesture_seed_preset/`.")
 
 
@@ -329,6 +331,37 @@ def qat_recovery_section(d: dict) -> str:
             + " Regenerate: `benchmarks/qat_recovery.py`, then `readme_numbers.py readme`.")
 
 
+def quant_digits_section(d: dict) -> str:
+    """benchmarks/quant_digits.py: snnTorch networks through `spinnq.quant.quantize` (the
+    command's function and defaults) at 8 and 4 bits, on the test split."""
+    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+
+    def cell(r: dict) -> str:
+        if "refused" in r:
+            return f"refused: {r['refused']}"
+        mode = ", ".join(sorted(set(r["ptq_modes"].values())))
+        return f"{pct(r['ptq_chip_accuracy'])} ({mode})"
+
+    def ft(r: dict) -> str:
+        return "; ".join(
+            f"int{b}: " + (f"kept (epoch {r[f'int{b}']['finetune_best_epoch']}): "
+                           f"{pct(r[f'int{b}']['final_chip_accuracy'])}"
+                           if r[f"int{b}"].get("finetune_kept") else "PTQ kept")
+            for b in (8, 4) if "refused" not in r[f"int{b}"])
+
+    lines = ["| network (snnTorch) | snnTorch float | int8 PTQ on chip | int4 PTQ on chip | "
+             "fine-tuning (chosen on validation) |", "| --- | --- | --- | --- | --- |"]
+    for r in d["networks"]:
+        lines.append(f"| {r['network']} | {pct(r['snntorch_float_accuracy'])} | "
+                     f"{cell(r['int8'])} | {cell(r['int4'])} | {ft(r)} |")
+    n = d["networks"][0]["samples"]
+    return ("\n".join(lines) + f"\n\nTest split {n['test']} digits, validation {n['val']} "
+            f"(calibration, fine-tuning epoch and keep choice), training {n['train']}; "
+            f"{d['steps']} steps; chip = emulated, float = snnTorch's own forward (measured; "
+            f"commit {d['commit']}). Regenerate: `benchmarks/quant_digits.py`, then "
+            "`readme_numbers.py readme`.")
+
+
 def _bench(name: str) -> Path:
     return ROOT / "benchmarks" / "results" / f"{name}.json"
 
@@ -345,7 +378,8 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
                           rl_vs_sb3_section),
             "command_speed": ((_bench("command_speed"),), command_speed_section),
-            "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section)}
+            "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section),
+            "quant_digits": ((_bench("quant_digits"),), quant_digits_section)}
 
 
 def render(readme: str) -> str:
