@@ -168,7 +168,9 @@ def gesture_seed_section(d: dict) -> str:
             f"{_pct(pub['float_qsnn'])} / {_pct(pub['qat_chip'])}); chip energy per gesture "
             f"{w['energy_j']:.3f} J modelled (base {w['base_j']:.3f} + dynamic "
             f"{w['dynamic_j']:.3f}) beside the published {w['published_j']} J "
-            f"({100 * w['error']:+.0f} %, same network, placement and ticks). Files: "
+            f"({100 * w['error']:+.0f} %, same network, placement and ticks), with the "
+            "energy model of that run (before issue 22 re-sourced its constants: today's "
+            "model of the same workload is the Energy section's seed DVS row). Files: "
             "`benchmarks/results/gesture_seed_preset/`.")
 
 
@@ -257,6 +259,109 @@ def rl_vs_sb3_section(*runs: dict) -> str:
             f"{k(min(sb3))}-{k(max(sb3))} (rl-zoo hyperparameters; measured).")
 
 
+def command_speed_section(d: dict) -> str:
+    """benchmarks/command_speed.py: the commands next to the engine, start-up, quantize and
+    training per epoch."""
+    m, r, a = d["median"], d["ratios"], d["args"]
+    loads = [x["after"][0] for x in d["machine"]["load_average"]]
+    parts = []
+    if "deploy_cli_over_engine" in r:
+        parts.append(
+            f"`spinnq deploy` / `spinnq evaluate` take {m['deploy_cli_ms_per_sample']:.1f} / "
+            f"{m['evaluate_cli_ms_per_sample']:.1f} ms per extra sample, "
+            f"{r['deploy_cli_over_engine']:.2f}x / {r['evaluate_cli_over_engine']:.2f}x "
+            f"`sq.emulate` in process ({m['deploy_engine_ms_per_sample']:.1f} / "
+            f"{m['evaluate_engine_ms_per_sample']:.1f} ms; the commands run in process: "
+            f"{r['deploy_in_process_over_engine']:.2f}x / "
+            f"{r['evaluate_in_process_over_engine']:.2f}x)")
+    if "help_cpu_s" in m:
+        parts.append(f"`spinnq --help` {m['help_cpu_s']:.2f} s CPU ({m['help_wall_s']:.2f} s "
+                     f"wall), a bad flag {m['bad_flag_cpu_s']:.2f} s CPU "
+                     f"({m['bad_flag_wall_s']:.2f} s wall)")
+    if "quantize_over_k_emulations_plus_compile" in r:
+        parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} "
+                     f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
+                     f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
+                     "emulations of its data plus one compile")
+    if "train_snntorch_over_fused" in r:
+        def faster(v: float) -> str:
+            return f"{v:.1f}x faster than" if v >= 1 else f"{1 / v:.1f}x slower than"
+
+        diff = m["fused_vs_stepped_max_weight_diff"]
+        parts.append(f"training the seed network ({a['train_samples']} recordings of "
+                     f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} "
+                     f"thread): {m['train_spinnq_fused_epoch_s']:.1f} s per epoch, "
+                     f"{faster(r['train_stepped_over_fused'])} the trainer before (each LIF "
+                     f"layer stepped under autograd, every frame in one convolution call; "
+                     f"weights after the epoch differ by at most {diff:.1g}) and "
+                     f"{faster(r['train_snntorch_over_fused'])} snnTorch")
+    return (f"`benchmarks/command_speed.py` (seed DVS network, {a['steps']} steps, "
+            f"{100 * a['density']:.0f} % input stored as float32; medians of {len(loads)} "
+            f"interleaved rounds, CPU time of one-thread processes, load average "
+            f"{min(loads):.1f}-{max(loads):.1f} on {d['machine']['cpus']} cores): "
+            + "; ".join(parts) + f" (measured, commit {d['commit']}).")
+
+
+def qat_recovery_section(d: dict) -> str:
+    """benchmarks/qat_recovery.py: 4-bit PTQ vs fine-tuning on networks trained outside
+    spinnq, on the test split that neither training nor selection saw."""
+    rows = d["networks"]
+    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+    lines = ["| network (trained in snnTorch) | steps | float | PTQ-4 on chip | QAT-4 on chip | "
+             "drop | won back | QAT-4 + learnt thresholds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        share = "" if r["won_back_share"] is None else f" ({100 * r['won_back_share']:.0f} %)"
+        kept = "" if r["finetune_kept"] else ", PTQ kept"
+        lines.append(f"| {r['what']} | {r['steps']} | {pct(r['float_test'])} | "
+                     f"{pct(r['ptq4_test'])} | {pct(r['qat4_test'])} | {r['drop_pt']:.2f} pt | "
+                     f"{r['won_back_pt']:+.2f} pt{share}{kept} | "
+                     f"{pct(r['qat_thr4_test']) if 'qat_thr4_test' in r else ''} |")
+    big = [r for r in rows if r["drop_pt"] >= 2]
+    won = [r for r in big if (r["won_back_share"] or 0) >= 0.8]
+    below = [r["network"] for r in rows if r["qat4_test"] < r["ptq4_test"]]
+    n = rows[0]["samples"]
+    return ("\n".join(lines) + f"\n\nTest split {n['test']} digits, validation {n['val']} "
+            f"(calibration and the fine-tuning epoch/keep choice), training {n['train']}; "
+            f"chip = emulated, float = snnTorch's own forward (measured; commit {d['commit']}). "
+            f"{len(big)} of {len(rows)} networks lose >= 2 pt at 4 bits; fine-tuning wins back "
+            f">= 80 % of the drop on {len(won)} of them; "
+            + (f"below PTQ on test: {', '.join(below)}." if below else
+               "it never ends below PTQ on test.")
+            + " Regenerate: `benchmarks/qat_recovery.py`, then `readme_numbers.py readme`.")
+
+
+def quant_digits_section(d: dict) -> str:
+    """benchmarks/quant_digits.py: snnTorch networks through `spinnq.quant.quantize` (the
+    command's function and defaults) at 8 and 4 bits, on the test split."""
+    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+
+    def cell(r: dict) -> str:
+        if "refused" in r:
+            return f"refused: {r['refused']}"
+        mode = ", ".join(sorted(set(r["ptq_modes"].values())))
+        return f"{pct(r['ptq_chip_accuracy'])} ({mode})"
+
+    def ft(r: dict) -> str:
+        return "; ".join(
+            f"int{b}: " + (f"kept (epoch {r[f'int{b}']['finetune_best_epoch']}): "
+                           f"{pct(r[f'int{b}']['final_chip_accuracy'])}"
+                           if r[f"int{b}"].get("finetune_kept") else "PTQ kept")
+            for b in (8, 4) if "refused" not in r[f"int{b}"])
+
+    lines = ["| network (snnTorch) | snnTorch float | int8 PTQ on chip | int4 PTQ on chip | "
+             "fine-tuning (chosen on validation) |", "| --- | --- | --- | --- | --- |"]
+    for r in d["networks"]:
+        lines.append(f"| {r['network']} | {pct(r['snntorch_float_accuracy'])} | "
+                     f"{cell(r['int8'])} | {cell(r['int4'])} | {ft(r)} |")
+    n = d["networks"][0]["samples"]
+    return ("\n".join(lines) + f"\n\nTest split {n['test']} digits, validation {n['val']} "
+            f"(calibration, fine-tuning epoch and keep choice), training {n['train']}; "
+            f"{d['steps']} steps; chip = emulated, float = snnTorch's own forward (measured; "
+            f"commit {d['commit']}). Regenerate: `benchmarks/quant_digits.py`, then "
+            "`readme_numbers.py readme`.")
+
+
 def _bench(name: str) -> Path:
     return ROOT / "benchmarks" / "results" / f"{name}.json"
 
@@ -271,7 +376,10 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "scaling": ((_bench("scaling_1m_dense"), _bench("scaling_10m"), _bench("scaling")),
                         scaling_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
-                          rl_vs_sb3_section)}
+                          rl_vs_sb3_section),
+            "command_speed": ((_bench("command_speed"),), command_speed_section),
+            "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section),
+            "quant_digits": ((_bench("quant_digits"),), quant_digits_section)}
 
 
 def render(readme: str) -> str:

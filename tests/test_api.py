@@ -43,5 +43,8 @@ def test_session_calibrate_finetune_evaluate_energy(tmp_path, digits):
     assert again.chip.accuracy == ft.score
     cost = sq.energy(res.chip.placement, res.chip.run, res.chip.program, op="dvfs")
     assert cost.energy_j > 0
+    # evaluate prices at the one default tick (1 ms, `spinnq.resolver`), recorded with the result
+    assert res.settings.tick_s == 1e-3 and res.to_dict()["settings"]["bits"] == 4
     assert np.isclose(res.chip.cost.energy_j,
-                      sq.energy(res.chip.placement, res.chip.run, res.chip.program).energy_j)
+                      sq.energy(res.chip.placement, res.chip.run, res.chip.program,
+                                tick_s=res.settings.tick_s).energy_j)

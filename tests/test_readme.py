@@ -20,7 +20,7 @@ def _rows() -> dict[str, str]:
     """README command-table rows by command name."""
     out = {}
     for line in README.splitlines():
-        m = re.match(r"\| `spinnq (\w+)", line)
+        m = re.match(r"\| `spinnq ([\w-]+)", line)
         if m:
             out[m.group(1)] = line
     return out

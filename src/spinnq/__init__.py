@@ -4,8 +4,14 @@
     g = sq.read_graph("net.nir")                       # any NIR graph (snnTorch, Norse, ...)
     cal = sq.calibrate(g, "calib.npz", bits=8)         # PTQ chosen on the emulated chip
     ft = sq.finetune(cal.graph, "train.npz")           # on the chip's arithmetic
-    res = sq.evaluate(ft.graph, "test.npz", target="both")
+    res = sq.evaluate(ft.graph, "test.npz", target="both")  # settings: res.settings
     cost = sq.energy(res.chip.placement, res.chip.run, res.chip.program, op="dvfs")
+    model = sq.ChipModel.load("board.json")            # the energy model's constants as data
+    fitted = sq.fit_energy(measurements).model          # ... fitted to measured runs
+
+`calibrate`, `finetune`, `evaluate` and `deploy` take the commands' run settings as keywords
+(convention=, reset=, dt=, bits=, weight_scale=, tick_s=, operating_point=, ...) or one
+`settings=` object (`sq.resolve(graph, ...)`, a `RunSettings`), resolved as the commands do.
 
 Names load on first use (importing `spinnq` stays cheap and cycle-free).
 """
@@ -19,12 +25,14 @@ _API = {
     "simulate": "spinnq.graph.simulate", "SimConfig": "spinnq.graph.simulate",
     "compile": "spinnq.s2.compile", "S2Config": "spinnq.s2.compile",
     "place": "spinnq.s2.place", "emulate": "spinnq.s2.emulate", "deploy": "spinnq.pipeline",
-    "energy": "spinnq.s2.energy",
+    "energy": "spinnq.s2.energy", "ChipModel": "spinnq.s2.chip",
+    "fit_energy": "spinnq.s2.energy_fit",
     "calibrate": "spinnq.quant.calibration", "finetune": "spinnq.quant.finetuning",
     "evaluate": "spinnq.quant.evaluation", "load_data": "spinnq.quant.data",
     "export": "spinnq.s2.export",
+    "resolve": "spinnq.resolver", "RunSettings": "spinnq.resolver",
 }
-_RENAMED = {"export": "export_graph"}
+_RENAMED = {"export": "export_graph", "fit_energy": "fit"}
 
 __all__ = sorted(_API)
 

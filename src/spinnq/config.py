@@ -6,3 +6,5 @@ DEFAULT_DT = 1e-4  # s; the convention of the NIR paper, snnTorch and py-spinnak
 DEFAULT_SEED = 0
 REALTIME_TICK_S = 1e-3  # s; one chip step per 1 ms system tick: the papers' real time
 RUNS_DIR = "runs"  # every long job writes runs/<task>-<time>/
+# candidate weight scales of PTQ calibration (max = the 100th percentile of |w|)
+PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")

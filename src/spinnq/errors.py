@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (CSI is \x9b)
 
 
 class SpinnqError(Exception):
@@ -27,8 +27,9 @@ class SpinnqError(Exception):
 
 
 def one_line(text: str) -> str:
-    """Control characters (newlines from a file name or a tampered value) escaped, so an
-    error message is always exactly one line."""
+    """Control characters (newlines from a file name or a tampered value, terminal escape
+    sequences from a node name) escaped, so an error message is always exactly one line
+    and never drives the terminal."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spinnq.config import REALTIME_TICK_S
-from spinnq.graph.model import Graph
+from spinnq.graph.model import Graph, from_nir, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt
+from spinnq.resolver import DEFAULT_TICK_S, RunSettings, resolve
 from spinnq.s2.compile import S2Config
 from spinnq.s2.compile import compile as compile_graph
 from spinnq.s2.emulate import emulate
@@ -24,9 +24,16 @@ from spinnq.s2.place import place
 from spinnq.s2.program import Placement, Program, Run
 
 
-def deploy(graph, x, cfg: S2Config = S2Config(), steps: int | None = None,
-           record: list[str] | None = None):
-    """Compile, place and emulate in one call: (Program, Placement, Run)."""
+def deploy(graph, x, cfg: S2Config | None = None, steps: int | None = None,
+           record: list[str] | None = None, *, settings: RunSettings | dict | None = None,
+           **flags):
+    """Compile, place and emulate in one call: (Program, Placement, Run). Run settings:
+    keywords named like `RunSettings`' fields (convention=, reset=, dt=, bits=, ...) and/or
+    one `settings` object, resolved with the graph's metadata (`spinnq.resolver`), as
+    `spinnq deploy` does; `cfg`, when given, wins."""
+    if not isinstance(graph, Graph):
+        graph = (read_graph(graph) if isinstance(graph, str | Path) else from_nir(graph))
+    cfg = cfg if cfg is not None else resolve(graph, settings, **flags).s2()
     program = compile_graph(graph, cfg)
     placement = place(program, cfg)
     return program, placement, emulate(program, x, steps, record)
@@ -41,20 +48,24 @@ def class_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def deploy_report(run_dir: Path, graph: Graph, x: np.ndarray, cfg: S2Config, program: Program,
                   placement: Placement, run: Run, op: str = "0.8V",
-                  tick_s: float | None = REALTIME_TICK_S, baseline: bool = True,
-                  task: str = "deploy") -> dict[str, Path]:
+                  tick_s: float | None = DEFAULT_TICK_S, baseline: bool = True,
+                  task: str = "deploy", settings: RunSettings | None = None,
+                  model=None) -> dict[str, Path]:
     """Report of a deployment: stages (float reference vs chip on the same input: output
     spikes per sample and agreement of the most active output), the modelled chip cost, the
-    float reference measured on this CPU, written into `run_dir`."""
+    float reference measured on this CPU, written into `run_dir`; `settings`: the resolved
+    settings it ran with, recorded in its notes."""
     from spinnq.baseline import MeasureConfig, graph_fn, measure
     from spinnq.report import chip_report, stage
 
     stages, notes = [], list(program.notes)
+    if settings is not None:
+        notes.append(f"run {settings.line()}")
     if not run.counters:  # a real board reports no activity counters: take the emulator's
         run = replace(run, counters=emulate(program, x, run.steps).counters)
         notes.append("the backend reports no activity counters: the chip cost is modelled "
                      "from the emulator's counters for the same input")
-    cost = energy(placement, run, program, op=op, tick_s=tick_s)
+    cost = energy(placement, run, program, op=op, tick_s=tick_s, model=model)
     sim_cfg = SimConfig(dt=cfg.dt, reset=cfg.reset, integrator=cfg.integrator,
                         convention=cfg.convention,
                         record=tuple(o for o in program.outputs if o in graph.nodes))

@@ -90,6 +90,15 @@ SEED = Limit(0, 2**32 - 1)  # numpy's legacy seeding takes 32 bits
 PERCENTILE = Limit(pattern=r"max|p(100|[1-9]?\d)(\.\d+)?")  # weight-scale percentiles
 TICK_S = Limit(0, 10, lo_open=True)  # seconds
 DT = Limit(0, 1, lo_open=True)  # seconds
+# spinnq sweep: its flags and each --space value (tick_ms: TICK_S in ms; neurons_per_pe: a
+# PE's 128 KiB of data memory holds at most 8192 neurons of the smallest, 16-byte state)
+SWEEP_FLAGS = {"--seed": SEED, "--samples": Limit(0, 100_000), "--threads": Limit(1, 256),
+               "--cpus": Limit(0, 4096), "--episodes": Limit(1, 100_000),
+               "--max-energy-mj": Limit(0, 1e12, lo_open=True),
+               "--max-latency-ms": Limit(0, 1e12, lo_open=True)}
+SPACE_LIMITS = {"timesteps": Limit(0, 100_000), "tick_ms": Limit(0, 10_000, lo_open=True),
+                "neurons_per_pe": Limit(0, 8192), "finetune": Limit(0, 10_000)}
+ACCURACY = Limit(0, 1)  # a share of samples
 
 
 # ------------------------------------------------------------------------------ the walk
@@ -334,5 +343,6 @@ def validate(cfg: Any, src: str = "setting", prefix: str = "") -> Any:
     return cfg
 
 
-__all__ = ["ANY_NUMBER", "DT", "Limit", "PERCENTILE", "SEED", "TICK_S", "apply_sets",
+__all__ = ["ACCURACY", "ANY_NUMBER", "DT", "Limit", "PERCENTILE", "SEED", "SPACE_LIMITS",
+           "SWEEP_FLAGS", "TICK_S", "apply_sets",
            "check_flag", "from_json", "parse_sets", "validate"]

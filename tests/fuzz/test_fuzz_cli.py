@@ -334,3 +334,148 @@ def test_fuzz_counts_meet_the_issue():
     """>= 2,000 CLI/settings cases in the slow suite, a few hundred by default."""
     assert sum(s for _, s in COUNTS.values()) >= 2000
     assert 200 <= sum(d for d, _ in COUNTS.values()) <= 500
+
+
+# ------------------------------------------------- input/output path collisions, all commands
+INPUTS = ("g.nir", "x.npy", "d.npz", "f.npz")
+# every path a flag may get: the inputs, aliases of them (symlink, hard link, '..'), special
+# files (a FIFO, a link to /dev/null), folders (empty, not empty), new paths, nothing
+PATH_POOL = (*INPUTS, "link.nir", "hard.npy", "sub/../d.npz", "fifo", "devnull", "empty",
+             "full", "new.npz", "new.nir", "new.json", "newdir", "deep/new.json", "missing.npy",
+             "full/inner.json")
+
+
+def _collision_files(tmp: Path) -> None:
+    tiny_graph(tmp / "g.nir")
+    rng = np.random.default_rng(0)
+    np.save(tmp / "x.npy", (rng.random((6, 3)) < 0.3).astype(np.float32))
+    for name in ("d.npz", "f.npz"):
+        np.savez(tmp / name, x=(rng.random((4, 6, 3)) < 0.3).astype(np.float32),
+                 y=rng.integers(0, 2, 4))
+    os.symlink(tmp / "g.nir", tmp / "link.nir")
+    os.link(tmp / "x.npy", tmp / "hard.npy")
+    os.mkfifo(tmp / "fifo")
+    os.symlink("/dev/null", tmp / "devnull")
+    for d in ("empty", "sub", "full"):
+        (tmp / d).mkdir()
+    (tmp / "full" / "notes.txt").write_text("mine")
+
+
+def _collision_args(data, tmp: Path) -> list[str]:
+    """(args, paths it reads): one random command line whose every path flag is drawn
+    from PATH_POOL, biased to the command's own inputs (the collisions)."""
+    cmd = data.draw(st.sampled_from(["inspect", "simulate", "deploy", "export", "energy",
+                                     "evaluate", "quantize", "sweep", "run"]))
+
+    def pick(*prefer: str) -> str:
+        pool = st.sampled_from(PATH_POOL)
+        return str(tmp / data.draw(st.one_of(st.sampled_from(prefer), pool) if prefer
+                                   else pool))
+
+    graph, inp, dat = pick("g.nir"), pick("x.npy"), pick("d.npz")
+    outs = st.sampled_from(PATH_POOL)
+    if cmd == "run":
+        return ["run", "gesture", "--quick", "--data-dir", pick("empty"),
+                "--out", str(tmp / data.draw(outs))], []
+    args, reads = [cmd, graph], [graph]
+    if cmd in ("simulate", "deploy", "energy"):
+        args += ["--input", inp]
+        reads.append(inp)
+    if cmd in ("evaluate", "quantize", "sweep"):
+        args += ["--data", dat]
+        reads.append(dat)
+    if cmd in ("simulate", "deploy", "export", "quantize", "sweep"):
+        args += ["--out", str(tmp / data.draw(outs))]
+    if cmd == "sweep":
+        args += ["--space", "bits=8"]
+    extra = {"deploy": ["--summary", "--report"], "energy": ["--json", "--report"],
+             "evaluate": ["--json", "--report"], "quantize": ["--json", "--report",
+                                                              "--finetune"]}.get(cmd, [])
+    for flag in extra:
+        if data.draw(st.booleans()):
+            args += [flag, pick("f.npz") if flag == "--finetune" else str(tmp / data.draw(outs))]
+            if flag == "--finetune":
+                reads.append(args[-1])
+    return args, reads
+
+
+def _inode(p: str | Path) -> tuple[int, int] | None:
+    try:
+        st_ = os.stat(p)
+    except OSError:
+        return None
+    return st_.st_dev, st_.st_ino
+
+
+def _digest(tmp: Path) -> dict[str, str]:
+    """Content of every regular file (by hash) and kind of everything else: never opens a
+    FIFO or a device."""
+    import hashlib
+
+    out = {}
+    for p in sorted(tmp.rglob("*")):
+        key = str(p.relative_to(tmp))
+        if p.is_symlink():
+            out[key] = "link:" + os.readlink(p)
+        elif p.is_file():
+            out[key] = hashlib.sha1(p.read_bytes()).hexdigest()
+        else:
+            out[key] = "dir" if p.is_dir() else "special"
+    return out
+
+
+def _collision_case(data) -> None:
+    import signal
+
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        _collision_files(tmp)
+        args, reads = _collision_args(data, tmp)
+        before = _digest(tmp)
+        read = {_inode(p) for p in reads} - {None}  # the files this command reads, by inode
+        protected = [n for n in before if _inode(tmp / n) in read]
+        protected += ["fifo", "devnull", "full/notes.txt"]  # never replaced, never deleted
+
+        def accepted(*a, **k):
+            raise Accepted
+
+        def blocked(*_):
+            raise TimeoutError(f"blocked: {args}")
+
+        signal.signal(signal.SIGALRM, blocked)
+        signal.alarm(120)
+        try:
+            with pytest.MonkeyPatch.context() as mp:  # the long work itself is not fuzzed
+                for target in ("spinnq.quant.evaluation.evaluate", "spinnq.quant.stages.quantize",
+                               "spinnq.sweep.runner.run_sweep", "spinnq.tasks.gesture.runner._run"):
+                    mp.setattr(target, accepted)
+                try:
+                    code, out, err = _cli(args, tmp)
+                except Accepted:
+                    code, out, err = 0, "", ""
+        finally:
+            signal.alarm(0)
+        after = _digest(tmp)
+        assert "Traceback" not in out + err, (args, err)
+        for name in protected:  # 0 inputs changed, whatever name or link they had
+            assert after.get(name) == before[name], (args, name, err)
+        event("exit 0" if code == 0 else "refused")
+        if code != 0:
+            assert code == 2 and len(err.strip().splitlines()) == 1, (args, code, err)
+            assert after == before, (args, sorted(set(after) ^ set(before)))  # 0 files left
+
+
+COUNTS["collisions"] = (50, 2000)
+
+
+@fuzz("collisions")
+@given(data=st.data())
+def test_fuzz_output_input_collisions_never_destroy_an_input(data):
+    _collision_case(data)
+
+
+@pytest.mark.slow
+@fuzz("collisions", slow=True)
+@given(data=st.data())
+def test_slow_fuzz_output_input_collisions(data):
+    _collision_case(data)

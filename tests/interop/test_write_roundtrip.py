@@ -158,5 +158,5 @@ def test_sweep_best_nir_of_a_conv_avgpool_graph_loads_in_nir(tmp_path):
     assert rec["error"] == ""
     paths = write_best(p, tmp_path / "sweep", rec)
     assert isinstance(nir.read(paths["best_nir"]), nir.NIRGraph)
-    # SpikingJelly's IF reading (gain dt r) is kept, not restated in NIR's: the file says so
+    # export does not translate SpikingJelly's rule into NIR's: the file keeps saying it
     assert read_graph(paths["best_nir"]).metadata["spinnq.convention"] == "spikingjelly"

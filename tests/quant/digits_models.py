@@ -27,6 +27,21 @@ def convnet(channels: int = 4, classes: int = 10) -> torch.nn.Sequential:
         torch.nn.Linear(channels * 16, classes), leaky((classes,)))
 
 
+def with_gain(net: torch.nn.Sequential, neurons: list[int], gain: float, layer: int = 0
+              ) -> None:
+    """A few neurons (or conv channels) with a large gain: the incoming weights and bias of
+    weight layer `layer` of the Sequential, and the threshold of the neurons after it, x
+    `gain` -- the same float network up to float rounding, but the layer's integer scale is
+    now set by a few weights (as after training with learnable thresholds)."""
+    with torch.no_grad():
+        net[layer].weight[neurons] *= gain
+        net[layer].bias[neurons] *= gain
+        net[layer + 1].threshold[neurons] *= gain
+        rec = getattr(net[layer + 1], "recurrent", None)  # RLeaky: its inputs from the layer too
+        if rec is not None:
+            rec.weight[neurons] *= gain
+
+
 def run(net: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """snnTorch's own forward over time: (B, T, *in) -> output spikes (B, T, classes)."""
     from snntorch import utils

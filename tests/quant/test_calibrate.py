@@ -10,7 +10,7 @@ import torch
 from spinnq.graph import from_nir
 from spinnq.nn import LIF, SpikingSequential, to_nir
 from spinnq.quant import calibrate, evaluate
-from spinnq.quant.settings import configs
+from spinnq.resolver import configs
 from spinnq.s2 import S2Config, compile
 
 
@@ -73,3 +73,67 @@ def test_without_labels_the_objective_is_agreement_and_a_custom_one_is_used(mlp_
     cal = calibrate(mlp_graph, objective=prefer_p99, percentiles=("max", "p99"))
     assert cal.objective == "custom" and len(seen) == 2
     assert set(cal.modes.values()) == {"p99"}
+
+
+def test_candidates_are_scored_by_emulation_alone_one_compile_per_percentile(mlp_graph,
+                                                                            digits,
+                                                                            monkeypatch):
+    """No placement and no energy model per candidate; per-layer mixes are assembled from the
+    per-percentile programs and equal what compiling the mixed graph gives."""
+    import spinnq.quant.calibration as calmod
+    import spinnq.quant.evaluation as evmod
+
+    def refuse(*a, **k):
+        raise AssertionError("calibration placed or priced a candidate")
+
+    monkeypatch.setattr(evmod, "place", refuse)
+    monkeypatch.setattr(evmod, "energy", refuse)
+    n = [0]
+    real = calmod.compile
+
+    def counting(*a, **k):
+        n[0] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(calmod, "compile", counting)
+    x, y = digits[0][:120], digits[1][:120]
+    modes = ("max", "p99.9", "p99")
+    cal = calibrate(mlp_graph, (x, y), bits=4, percentiles=modes, per_layer=True)
+    assert len(cal.table) == 7 and n[0] == len(modes) + 1 == cal.compiles
+    programs = {m: real(mlp_graph, S2Config(bits=4, weight_scale=m)) for m in modes}
+    pops = list(cal.modes)
+    choice = {pops[0]: "max", pops[1]: "p99"}
+    mixed = calmod.mixed_program(programs, choice)
+    scales = {p: programs[choice[p]].projections[i].w_scale for i, p in enumerate(pops)}
+    ref = real(calmod.with_scales(mlp_graph, scales, 4), S2Config(bits=4, graph_scales=True))
+    for a, b in zip(mixed.projections, ref.projections, strict=True):
+        assert a.w_scale == b.w_scale and np.array_equal(a.weight, b.weight)
+    for name, pop in ref.populations.items():
+        for k, v in pop.params.items():
+            assert np.array_equal(v, mixed.populations[name].params[k]), (name, k)
+
+
+def test_calibration_warns_when_it_fits_its_samples_and_says_what_to_do(mlp_graph, digits):
+    x, y = digits[0][:300], digits[1][:300]
+    cal = calibrate(mlp_graph, (x, y), bits=4, percentiles=("max", "p99"))
+    assert cal.samples == 300 and cal.float_score is not None
+    assert not any("above the float" in w for w in cal.warnings) or cal.score > \
+        cal.float_score
+    assert not any("per candidate" in w for w in cal.warnings)  # 150 per candidate
+    # samples the chip gets right and the float reference wrong: the chosen candidate now
+    # scores above float there, and 40 samples are few for 2 candidates
+    from spinnq.quant.evaluation import float_eval
+    from spinnq.quant.settings import configs
+
+    _, sim = configs(mlp_graph)
+    flt = float_eval(mlp_graph, x, y, sim).predictions
+    chip = evaluate(cal.graph, (x, y), target="chip").chip.predictions
+    pick = np.flatnonzero((chip == y) & (flt != y))
+    pick = np.concatenate([pick, np.flatnonzero((chip == y) & (flt == y))[:40 - len(pick)]])
+    assert 0 < (flt[pick] != y[pick]).sum() and len(pick) == 40
+    cal = calibrate(mlp_graph, (x[pick], y[pick]), bits=4, percentiles=(cal.modes[
+        next(iter(cal.modes))], "p99.5"))
+    assert cal.score > cal.float_score
+    text = " ".join(cal.warnings)
+    assert "above the float reference" in text and "fewer than 100 per candidate" in text
+    assert "--calib-from train" in text and cal.to_dict()["warnings"] == cal.warnings

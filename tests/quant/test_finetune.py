@@ -115,3 +115,53 @@ def test_chipnet_and_calibrate_follow_compile_on_avgpool_and_scale(digits):
     got = compile(cal.graph, cfg.with_(graph_scales=True))
     for a, b in zip(ref.projections, got.projections, strict=True):
         assert np.array_equal(a.weight, b.weight)
+
+
+def test_fine_tuning_is_kept_on_validation_gains_when_train_accuracy_is_saturated(digits):
+    """The keep rule looks at data the network is not trained on: trained on samples where
+    PTQ is already right every time (a held-out share of them cannot show a gain), the
+    fine-tuned graph is kept because it scores better on the validation data, and that
+    score is the chip's accuracy of the returned graph."""
+    from spinnq.graph import from_nir
+    from spinnq.quant import calibrate, evaluate, finetune
+    from spinnq.quant.settings import configs
+    from tests.quant import digits_models as dm
+
+    torch.set_num_threads(1)
+    x, y = digits[0][:, :10], digits[1]
+    torch.manual_seed(0)
+    net = dm.train(dm.mlp(16), x[:600], y[:600], epochs=4)  # room left to learn
+    g = from_nir(dm.export(net, (64,)))
+    cfg, sim = configs(g, reset="subtract", convention="snntorch")
+    cal = calibrate(g, (x[:600], y[:600]), bits=4, percentiles=("max",), cfg=cfg, sim=sim)
+    right = evaluate(cal.graph, (x[:600], y[:600]), target="chip").chip.predictions == y[:600]
+    train = (x[:600][right][:300], y[:600][right][:300])  # PTQ scores 100 % here
+    val = (x[600:800], y[600:800])
+    ft = finetune(cal.graph, train, val=val, epochs=3, cfg=cfg, sim=sim)
+    assert ft.val_source == "validation data" and ft.val_samples == 200
+    assert ft.improved and ft.score > ft.score_start + 0.005 and ft.best_epoch >= 1
+    assert evaluate(ft.graph, val, target="chip").chip.accuracy == pytest.approx(ft.score)
+    held = finetune(cal.graph, train, epochs=3, cfg=cfg, sim=sim)  # the old rule
+    assert held.score_start == 1.0 and not held.improved
+
+
+def test_training_starts_between_the_integers_with_the_same_integers(nir_paper):
+    """`start_from` (the float teacher's weights) and `dither` move the trainable weights off
+    the integer centres -- so rounding boundaries are not all crossed at the same step --
+    without changing a single integer the module computes with."""
+    from spinnq.quant.calibration import calibrate
+
+    g = read_graph(nir_paper / "cnn_sinabs.nir")
+    cfg = S2Config(reset="subtract", bits=4)
+    cal = calibrate(g, objective=lambda graph, c: 0.0, percentiles=("p99.9",), cfg=cfg)
+    qcfg = cfg.with_(graph_scales=True)
+    net = ChipNet(cal.graph, qcfg)
+    assert net.start_from(g) > 0
+    assert all(pr.check() == 0 for pr in net.projs)
+    other = ChipNet(cal.graph, qcfg)
+    assert other.dither(torch.Generator().manual_seed(0)) > 0
+    assert all(pr.check() == 0 for pr in other.projs)
+    for pr in other.projs:
+        if pr.weight is not None:
+            x = pr.weight.detach().double() * pr.scale * pr.factor
+            assert float((x - x.round()).abs().max()) > 0.1  # off the centres

@@ -293,3 +293,41 @@ def test_plots_have_titles_axis_labels_and_a_legend_off_the_bars(monkeypatch, tm
     titles = [ax.get_title() for ax in curves.axes]
     assert titles == ["Episode return", "Greedy evaluation, mean return"]
     assert all(ax.get_ylabel() and ax.get_xlabel() == "environment step" for ax in curves.axes)
+
+
+def test_a_measured_row_is_compared_dynamic_with_dynamic_and_total_with_total():
+    """A RAPL/NVML row's energy_j is dynamic (idle subtracted), its energy_total_j the
+    package's total: never divided by the chip's total as if it were a total."""
+    from spinnq.report import ratios
+    chip = {"energy_j": 1.17e-3, "dynamic_j": 0.2e-3, "latency_s": 1e-3,
+            "energy_low_j": 1.0e-3, "energy_high_j": 1.5e-3, "dynamic_low_j": 0.1e-3,
+            "dynamic_high_j": 0.4e-3}
+    row = {"device": "cpu", "kind": "measured", "latency_s": 2e-3, "energy_j": 2e-3,
+           "energy_basis": "dynamic", "energy_total_j": 9e-3}
+    (r,) = ratios(chip, [row])
+    assert r["basis"] == "dynamic" and r["energy_x"] == pytest.approx(10.0)
+    assert r["energy_total_x"] == pytest.approx(9 / 1.17)
+    assert r["energy_x_range"] == pytest.approx([5.0, 20.0])
+    assert r["energy_total_x_range"] == pytest.approx([6.0, 9.0])
+    mixed = 2e-3 / 1.17e-3  # dynamic over total: the 1.71x the old report printed
+    assert all(abs(v - mixed) > 0.1 for v in (r["energy_x"], r["energy_total_x"]))
+    # a row whose basis is unknown gets no energy ratio at all
+    (u,) = ratios(chip, [row | {"energy_basis": "unknown", "energy_total_j": None}])
+    assert u["energy_x"] is None and "energy_total_x" not in u
+    from spinnq.baseline.measure import Measured
+    assert Measured.__dataclass_fields__["energy_basis"].default == "dynamic"
+
+
+def test_the_cost_plot_marks_rows_of_other_workloads_and_the_chips_range():
+    from spinnq.report.plots import bar_rows, cost_comparison
+    rep = {"chip": {"operating_point": "0.8V", "energy_j": 1e-3, "latency_s": 1e-3,
+                    "energy_low_j": 0.8e-3, "energy_high_j": 1.4e-3},
+           "baselines": [{"device": "cpu", "kind": "measured", "energy_j": 2e-3,
+                          "energy_basis": "dynamic", "latency_s": 2e-3, "compared": True},
+                         {"device": "GTX 1650 GPU", "kind": "published", "energy_j": 0.145,
+                          "energy_basis": "total", "latency_s": None, "compared": False}]}
+    rows = bar_rows(rep)
+    assert rows[0]["energy_range"] == (0.8e-3, 1.4e-3)
+    assert rows[1]["label"] == "cpu (dynamic)" and not rows[1]["other"]
+    assert rows[2]["other"] and "[other workload]" in rows[2]["label"]
+    assert cost_comparison(rep).startswith(b"\x89PNG")

@@ -83,7 +83,7 @@ def test_every_spike_of_a_source_pe_reaches_every_pe_it_routes_to_and_costs_one_
     pl = Placement([PESlot(0, 0, "in", 0, 4), PESlot(0, 4, "h", 0, 4), PESlot(0, 8, "h", 4, 8)],
                    1, 148, chip.PE_DATA_BYTES)
     routes = pe_routes(prog, pl)
-    assert routes.sends_to[0].tolist() == [False, True, True]
+    assert routes.dense()[0].tolist() == [False, True, True]
     assert routes.qpes.tolist() == [2, 0, 0] and routes.table_entries.tolist() == [0, 1, 1]
     r = run({"in": {"spikes": [3, 0]}, "h": {}}, steps=2)
     k = NO_OVERHEAD
@@ -96,13 +96,13 @@ def test_every_spike_of_a_source_pe_reaches_every_pe_it_routes_to_and_costs_one_
 
 
 def test_a_conv_pe_receives_only_the_spikes_of_the_source_pes_whose_synapses_reach_it():
-    from spinnq.s2.calibration import SEED_NEURONS_PER_PE, dvs_program, place_per_pe
+    from spinnq.s2.published_fit import SEED_NEURONS_PER_PE, dvs_program, place_per_pe
     prog = dvs_program()
     pl = place_per_pe(prog, SEED_NEURONS_PER_PE)
     routes = pe_routes(prog, pl)
     c1 = [i for i, s in enumerate(pl.slots) if s.population == "c1"]
     inputs = [i for i, s in enumerate(pl.slots) if s.population == "input"]
-    fan_in = routes.sends_to[np.ix_(inputs, c1)].sum(axis=0)
+    fan_in = routes.dense()[np.ix_(inputs, c1)].sum(axis=0)
     assert 0 < fan_in.min() and fan_in.max() < len(inputs)  # local receptive fields
     f1 = [i for i, s in enumerate(pl.slots) if s.population == "f1"]
     # dense: every c3 PE but the last, whose 8 neurons (row and column 6) the 2x2 pool drops
@@ -137,34 +137,82 @@ def test_shortest_tick_is_the_busiest_pe_at_its_clock_and_latency_adds_the_depth
                                    "0.8V/150MHz": 2 * c.tick_s, "0.8V": c.tick_s})
 
 
-def test_a_tick_too_short_for_the_load_stretches_the_run_and_says_so():
+def test_a_tick_too_short_for_the_load_is_reported_not_real_time_and_never_stretched():
     prog = two_layer()
     pl = placement(("in", 0, 4), ("h", 0, 8))
     r = run({"in": {}, "h": {"neuron_updates": [8, 20_000, 8]}}, steps=3)  # 600k cycles
     c = energy(pl, r, prog, op="0.8V", tick_s=1e-3, costs=UPDATE_ONLY)
     assert not c.realtime and c.overrun_steps == 1
-    assert c.tick_s == pytest.approx(20_000 * 30 / HIGH.clock_hz)  # the longest tick: 2 ms
-    assert c.run_s == pytest.approx(1e-3 + 2e-3 + 1e-3)  # only the overrunning tick stretches
+    assert c.tick_s == 1e-3 and c.run_s == pytest.approx(3e-3)  # the run keeps its ticks
+    assert c.tick_needed_s == pytest.approx(20_000 * 30 / HIGH.clock_hz)  # 2 ms, reported
+    assert c.peak_load == pytest.approx(2.0)
     ok = energy(pl, r, prog, op="0.8V", tick_s=5e-3, costs=UPDATE_ONLY)
     assert ok.realtime and ok.tick_s == 5e-3
 
 
-def test_dvfs_uses_the_low_point_where_the_load_fits_and_the_high_one_where_not():
+def test_dvfs_is_the_chip_softwares_two_level_packet_threshold_policy():
+    """py-spinnaker2's DVFS demo: per PE and tick the high level (2x the low clock) from a
+    number of received packets on, the low level below it; the threshold is a setting."""
     prog = two_layer()
     pl = placement(("in", 0, 4), ("h", 0, 8))
-    light = 8.0
+    r = run({"in": {"spikes": [0, 5, 1, 0]}, "h": {"neuron_updates": 8}}, steps=4)
+    model = chip.ChipModel.default()
+    model.dvfs_threshold_packets = {"default": 3}
+    d = energy(pl, r, prog, op="dvfs", tick_s=1e-3, model=model)
+    # h receives [0, 0, 5, 1] packets: high only at step 2; the source PE never receives
+    assert d.per_pe[1]["low_fraction"] == pytest.approx(0.75) and d.per_pe[0]["low_fraction"] == 1
+    assert d.levels["0.8V"] == pytest.approx(1 / 8) and d.levels["0.5V"] == pytest.approx(7 / 8)
+    assert d.dvfs_thresholds == {"in": 3, "h": 3} and d.realtime
+    low = energy(pl, r, prog, op="0.5V", tick_s=1e-3, model=model)
+    high = energy(pl, r, prog, op="0.8V", tick_s=1e-3, model=model)
+    assert low.energy_j < d.energy_j < high.energy_j
+    # the per-PE-tick optimum is only a lower bound, never above the policy's energy
+    assert d.dvfs_lower_bound_j <= d.energy_j
+    model.dvfs_threshold_packets = {"default": 0}  # always high
+    assert energy(pl, r, prog, op="dvfs", tick_s=1e-3, model=model).energy_j == \
+        pytest.approx(high.energy_j)
+
+
+def test_a_pe_the_policy_leaves_low_that_cannot_finish_makes_the_run_not_real_time():
+    prog = two_layer()
+    pl = placement(("in", 0, 4), ("h", 0, 8))
     heavy = 1.5 * LOW.clock_hz * 1e-3 / 30  # 1.5x the capacity of 0.5 V at 150 MHz
-    r = run({"in": {}, "h": {"neuron_updates": [light, heavy, light, light]}}, steps=4)
-    d = energy(pl, r, prog, op="dvfs", tick_s=1e-3, costs=UPDATE_ONLY)
-    assert d.realtime
-    assert d.per_pe[1]["low_fraction"] == pytest.approx(0.75)
-    assert d.per_pe[0]["low_fraction"] == 1.0
-    assert d.levels["0.8V"] == pytest.approx(1 / 8) and d.levels["0.8V/150MHz"] == 0
-    assert d.energy_j < energy(pl, r, prog, op="0.8V", tick_s=1e-3, costs=UPDATE_ONLY).energy_j
-    # when everything fits the slowest level, dvfs is fixed at it
-    r2 = run({"in": {}, "h": {"neuron_updates": light}}, steps=4)
-    assert energy(pl, r2, prog, op="dvfs", tick_s=1e-3).energy_j == \
-        pytest.approx(energy(pl, r2, prog, op="0.5V/75MHz", tick_s=1e-3).energy_j)
+    r = run({"in": {}, "h": {"neuron_updates": [8.0, heavy, 8.0]}}, steps=3)
+    d = energy(pl, r, prog, op="dvfs", tick_s=1e-3, costs=UPDATE_ONLY)  # no packets: low
+    assert not d.realtime and d.overrun_steps == 1 and d.run_s == pytest.approx(3e-3)
+    # without a tick, dvfs takes the low level's shortest: every PE meets it
+    auto = energy(pl, r, prog, op="dvfs", costs=UPDATE_ONLY)
+    assert auto.realtime and auto.tick_s == pytest.approx(heavy * 30 / LOW.clock_hz)
+
+
+def test_every_figure_has_a_range_from_the_constants_sourced_ranges():
+    prog = two_layer()
+    pl = placement(("in", 0, 4), ("h", 0, 8))
+    r = run({"in": {"spikes": 2}, "h": {"neuron_updates": 8, "syn_events": 16}}, steps=10)
+    for op in OP_CHOICES:
+        for tick in (1e-3, None):
+            c = energy(pl, r, prog, op=op, tick_s=tick)
+            assert c.energy_low_j < c.energy_j < c.energy_high_j, (op, tick)
+            assert c.dynamic_low_j < c.dynamic_j < c.dynamic_high_j
+    m = chip.ChipModel.default()
+    lo = energy(pl, r, prog, tick_s=1e-3, costs=CycleCosts.of(m, "low"))
+    c = energy(pl, r, prog, tick_s=1e-3)
+    assert c.dynamic_low_j == pytest.approx(lo.dynamic_j * m.energy_per_cycle_scale.low, rel=0.01)
+    # explicit costs: no range claimed
+    k = energy(pl, r, prog, tick_s=1e-3, costs=NO_OVERHEAD)
+    assert k.energy_low_j == k.energy_j == k.energy_high_j
+
+
+def test_unmodelled_static_power_is_a_named_term_off_by_default():
+    prog = two_layer()
+    pl = placement(("in", 0, 4), ("h", 0, 8))
+    r = run({"in": {}, "h": {"neuron_updates": 8}}, steps=10)
+    off = energy(pl, r, prog, tick_s=1e-3)
+    assert off.unmodelled_j == 0 and off.base_j + off.dynamic_j == pytest.approx(off.energy_j)
+    m = chip.ChipModel.default().with_values({"unmodelled_static_w": 0.1})
+    on = energy(pl, r, prog, tick_s=1e-3, model=m)
+    assert on.unmodelled_j == pytest.approx(0.1 * 10e-3)
+    assert on.energy_j == pytest.approx(off.energy_j + on.unmodelled_j)
 
 
 def test_four_named_levels_two_voltages_and_the_old_names_are_accepted():
@@ -187,12 +235,13 @@ def test_estimated_counters_follow_fan_out():
     prog = two_layer("dense")
     c = estimate_counters(prog, {"in": 0.5, "h": 0.25}, steps=3)
     assert c["in"]["spikes"].tolist() == [2, 2, 2]
-    assert c["h"]["syn_events"].tolist() == [16, 16, 16]  # 2 spikes x 8 targets
-    assert c["h"]["packets_in"].tolist() == [2, 2, 2]
+    # 2 spikes x 8 targets, from step 1 on (spikes arrive the step after they are sent)
+    assert c["h"]["syn_events"].tolist() == [0, 16, 16]
+    assert c["h"]["packets_in"].tolist() == [0, 2, 2]
     assert c["h"]["neuron_updates"].tolist() == [8, 8, 8] and c["in"]["neuron_updates"].sum() == 0
-    conv = estimate_counters(two_layer("conv", "lif_conv2d"), {"in": 1.0}, steps=1)
-    assert conv["h"]["syn_events"][0] == 4 * (8 * 9 / 4)  # 4 spikes x frame synapses / inputs
-    assert conv["h"]["macs"][0] == 8 * 1 * 9  # the whole frame: 8 outputs x (1 x 3 x 3)
+    conv = estimate_counters(two_layer("conv", "lif_conv2d"), {"in": 1.0}, steps=2)
+    assert conv["h"]["syn_events"][1] == 4 * (8 * 9 / 4)  # 4 spikes x frame synapses / inputs
+    assert conv["h"]["macs"][1] == 8 * 1 * 9  # the whole frame: 8 outputs x (1 x 3 x 3)
     with pytest.raises(InputError, match="firing rate"):
         estimate_counters(prog, {"in": 2.0}, steps=1)
 
@@ -219,3 +268,12 @@ def test_no_work_and_no_tick_is_refused():
     with pytest.raises(InputError, match="no work"):
         energy(placement(("in", 0, 4), ("h", 0, 8)), run({"in": {}, "h": {}}, 3), prog,
                costs=UPDATE_ONLY)
+
+
+def test_sweep_says_which_front_points_keep_their_order_across_the_range():
+    from spinnq.sweep.results import order_kept
+    front = [{"key": "a", "energy_low_j": 1.0, "energy_j": 2.0, "energy_high_j": 3.0},
+             {"key": "b", "energy_low_j": 1.5, "energy_j": 2.5, "energy_high_j": 2.8},
+             {"key": "c", "energy_low_j": 4.0, "energy_j": 5.0, "energy_high_j": 6.0}]
+    assert order_kept(front) == {"a": False, "b": False, "c": True}  # a, b swap at high
+    assert order_kept([{"key": "x", "energy_j": 1.0}]) == {"x": None}

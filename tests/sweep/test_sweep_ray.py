@@ -104,6 +104,8 @@ def swept(digits_net, tmp_path_factory):
     r = subprocess.run(spinnq("sweep", *args, "--resume"), env=env(), capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "Token authentication" not in r.stdout + r.stderr  # Ray's notices: in sweep.log
+    assert (out / "sweep.log").exists()
     return out, before, r.stdout
 
 

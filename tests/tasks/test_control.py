@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from spinnq.cli import app
 from spinnq.errors import CheckpointError, InputError
+from spinnq.tasks.common import RunDir
 from spinnq.tasks.control import fast
 from spinnq.tasks.control import model as q_network
 from spinnq.tasks.control.dqn import DQNConfig, ReplayBuffer, hard_update, td_loss, train
@@ -191,14 +192,17 @@ def test_cli_bad_input_exit_code_and_message(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["run", "cartpole", "--quick", "--set", "env=Pendulum-v1"])
     assert isinstance(r.exception, InputError) and "task argument" in str(r.exception)
     r = CliRunner().invoke(app, ["run", "cartpole", "--resume", str(tmp_path)])
-    assert isinstance(r.exception, CheckpointError) and "config.json" in str(r.exception)
+    assert isinstance(r.exception, CheckpointError) and "not a spinnq run folder" in str(
+        r.exception)
     assert not (tmp_path / "runs").exists()  # refused before any run folder was made
 
 
 def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path):
     cfg = default_config("cartpole", quick=True)
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "config.json").write_text(json.dumps(__import__("dataclasses").asdict(cfg)))
+    run = RunDir.create("cartpole", tmp_path / "D")
+    run.save_config(cfg)
+    run.release()
+    tmp_path = tmp_path / "D"
     (tmp_path / "checkpoints" / "dqn.pt").write_bytes(b"\x80\x02garbage")
     with pytest.raises(CheckpointError, match="dqn.pt"):
         run_control(cfg, resume=tmp_path, quiet=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spinnq.errors import RunFolderError
-from spinnq.tasks.common import LOCK_NAME, RunDir
+from spinnq.tasks.common import LOCK_NAME, MARKER, RunDir
 from spinnq.tasks.control.run import default_config
 from tests.conftest import run_cli
 
@@ -55,7 +55,7 @@ def test_a_non_empty_foreign_folder_is_refused_even_with_force(tmp_path):
 def test_force_empties_a_run_folder_before_starting_over(tmp_path):
     d = _held_run(tmp_path / "D")
     run = RunDir.create("cartpole", d, force=True)
-    assert sorted(os.listdir(d)) == ["checkpoints", LOCK_NAME]
+    assert sorted(os.listdir(d)) == [MARKER, "checkpoints", LOCK_NAME]
     assert not any((d / "checkpoints").iterdir())
     run.release()
     assert not (d / LOCK_NAME).exists()
@@ -86,12 +86,12 @@ def test_two_runs_at_once_the_second_is_refused_and_a_dead_owner_is_stale(monkey
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda d: d["net"].update(hidden="abc"), "net.hidden=abc: expected"),
-    (lambda d: d["net"].update(hidden=[1e9, 16]), "must be >= 1 and <= 4_096"),
-    (lambda d: d["dqn"].update(lr=None), "dqn.lr=None"),
-    (lambda d: d.update(seed="zero"), "seed=zero: expected an integer"),
-    (lambda d: d.update(dt=0), "dt=0.0: must be > 0"),
-    (lambda d: d.clear(), "lacks setting"),
+    (lambda d: d["net"].update(hidden="abc"), "recorded at its start (net.hidden)"),
+    (lambda d: d["net"].update(hidden=[1e9, 16]), "recorded at its start (net.hidden)"),
+    (lambda d: d["dqn"].update(lr=None), "recorded at its start (dqn.lr)"),
+    (lambda d: d.update(seed="zero"), "recorded at its start (seed)"),
+    (lambda d: d.update(dt=0, eval_episodes=5), "recorded at its start (dt, eval_episodes)"),
+    (lambda d: d.clear(), "differs from the config this run recorded"),
 ])
 def test_tampered_config_json_on_resume_is_refused_before_any_work(monkeypatch, capsys,
                                                                    tmp_path, edit, message):
@@ -168,15 +168,20 @@ def test_resumed_config_is_the_saved_one_with_its_task(tmp_path):
 
 
 def test_lock_wait_is_short(tmp_path):
-    """A refused start is immediate (no polling for a live owner)."""
+    """A refused start is immediate (no polling for a live owner): the lock is an flock
+    held by another open file (here this process's own, outside spinnq)."""
+    import fcntl
+
     run = RunDir.create("t", tmp_path / "D")
-    other = {"pid": os.getppid(), "host": __import__("socket").gethostname()}
-    (tmp_path / "D" / LOCK_NAME).write_text(json.dumps(other))
-    t0 = time.perf_counter()
-    with pytest.raises(RunFolderError, match=f"pid {os.getppid()}"):
-        RunDir(tmp_path / "D").lock()
-    assert time.perf_counter() - t0 < 1
-    run.locked = False
+    run.release()
+    with open(tmp_path / "D" / LOCK_NAME, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.write(json.dumps({"pid": os.getppid()}))
+        fh.flush()
+        t0 = time.perf_counter()
+        with pytest.raises(RunFolderError, match=f"pid {os.getppid()}"):
+            RunDir(tmp_path / "D").lock()
+        assert time.perf_counter() - t0 < 1
 
 
 @pytest.mark.parametrize("how", ["pickle", "truncated", "text", "empty"])

@@ -47,7 +47,7 @@ class Measured:
     throughput_per_s: float  # inferences per second at `batch`
     batch: int
     energy_j: float | None  # dynamic energy per inference at batch 1 (idle subtracted)
-    energy_total_j: float | None  # including idle power
+    energy_total_j: float | None  # including idle power (the meter's whole package / board)
     idle_power_w: float | None
     active_power_w: float | None
     energy_source: str | None  # nvml | rapl | None
@@ -55,12 +55,15 @@ class Measured:
     repeats: int
     threads: int
     kind: str = "measured"
+    energy_basis: str = "dynamic"  # energy_j is above idle; energy_total_j is the total
+    energy_scope: str = ""  # what the meter covers: "CPU package (RAPL)", "GPU board (NVML)"
 
     def row(self) -> dict:
         return asdict(self)
 
 
 Meter = RaplMeter | NvmlMeter
+SCOPES = {"rapl": "CPU package (RAPL)", "nvml": "GPU board (NVML)"}
 
 
 def _device(device: str) -> torch.device:
@@ -192,4 +195,5 @@ def measure(fn, example_input: torch.Tensor, device: str = "cpu",
         batch=cfg.batch, energy_j=e.get("energy_j"), energy_total_j=e.get("energy_total_j"),
         idle_power_w=e.get("idle_power_w"), active_power_w=e.get("active_power_w"),
         energy_source=getattr(meter, "source", None) if e else None, energy_note=note,
-        repeats=cfg.repeats, threads=torch.get_num_threads())
+        repeats=cfg.repeats, threads=torch.get_num_threads(),
+        energy_scope=SCOPES.get(getattr(meter, "source", None), "") if e else "")

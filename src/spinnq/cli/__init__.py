@@ -19,6 +19,7 @@ __all__ = ["COMMANDS", "app", "console", "err_console", "error_line", "interrupt
 COMMANDS = (
     ("inspect", graph.inspect), ("simulate", graph.simulate_cmd),
     ("deploy", s2.deploy), ("export", s2.export_cmd), ("energy", energy.energy_cmd),
+    ("energy-fit", energy.energy_fit_cmd),
     ("evaluate", quant.evaluate_cmd), ("quantize", quant.quantize_cmd), ("run", run.run_cmd),
     ("sweep", sweep.sweep_cmd),
 )

@@ -14,8 +14,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)  # ":name:" in a node name stays text
+err_console = Console(stderr=True, emoji=False)
 
 
 

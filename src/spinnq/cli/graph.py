@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nir
+if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
+    from spinnq.graph.model import Graph
 import numpy as np
 import typer
 from rich.table import Table
@@ -19,19 +21,13 @@ from spinnq.cli.common import (
     IntegratorOpt,
     RecordOpt,
     ResetOpt,
+    check_run_memory,
     load_input,
-    record_bytes,
     save_npz,
-    warn_memory,
+    shown,
 )
 from spinnq.errors import InputError
-from spinnq.files import check_output
-from spinnq.graph import SimConfig, read_graph, simulate
-from spinnq.graph.meta import run_settings
-from spinnq.graph.model import Graph
-from spinnq.graph.nodes import SPIKING, STATEFUL
-from spinnq.graph.simulate import as_batch, chip_depth, default_record
-from spinnq.helpers import progress
+from spinnq.files import check_outputs
 
 
 def _summary(node) -> str:
@@ -53,6 +49,10 @@ def _summary(node) -> str:
 
 def graph_counts(g: Graph) -> tuple[int, int]:
     """(neurons, weights) of a graph: neurons are elements of stateful nodes."""
+    import nir
+
+    from spinnq.graph.nodes import STATEFUL
+
     neurons = sum(math.prod(g.shapes[n]) for n, v in g.nodes.items() if isinstance(v, STATEFUL)
                   and not isinstance(v, nir.Delay))
     weights = sum(int(np.asarray(v.weight).size) for v in g.nodes.values() if hasattr(v, "weight"))
@@ -61,20 +61,23 @@ def graph_counts(g: Graph) -> tuple[int, int]:
 
 def inspect(graph: Path = GraphArg) -> None:
     """Show a NIR graph: nodes, edges, shapes, parameters, neuron and weight counts."""
+    from spinnq.graph import read_graph
+    from spinnq.graph.nodes import SPIKING, STATEFUL
+
     g = read_graph(graph)
-    t = Table(title=f"{graph}  ({len(g.nodes)} nodes, {len(g.edges)} edges)")
+    t = Table(title=f"{shown(graph)}  ({len(g.nodes)} nodes, {len(g.edges)} edges)")
     for c in ("node", "type", "output shape", "inputs", "parameters"):
         t.add_column(c, overflow="fold")
     for n in g.order:
         v = g.nodes[n]
         kind = type(v).__name__ + ("" if isinstance(v, SPIKING) or not isinstance(v, STATEFUL)
                                    else " (non-spiking)")
-        ins = ", ".join(s + (" (t-1)" if (s, n) in g.recurrent else "")
+        ins = ", ".join(shown(s) + (" (t-1)" if (s, n) in g.recurrent else "")
                         for s in g.predecessors(n))
-        t.add_row(n, kind, str(g.shapes[n]), ins, _summary(v))
+        t.add_row(shown(n), kind, str(g.shapes[n]), ins, shown(_summary(v)))
     console.print(t)
     neurons, weights = graph_counts(g)
-    console.print(f"input shape {g.input_shape}; outputs {', '.join(g.outputs)}; "
+    console.print(f"input shape {g.input_shape}; outputs {shown(', '.join(g.outputs))}; "
                   f"neurons {neurons:,}; weights {weights:,}; recurrent edges "
                   f"{len(g.recurrent)}")
 
@@ -98,18 +101,24 @@ def simulate_cmd(
                                      "integer weights)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
-    check_output(out, "file", flag="--out")
+    from spinnq.graph import read_graph, simulate
+    from spinnq.graph.simulate import as_batch, chip_depth, default_record
+    from spinnq.helpers import progress
+    from spinnq.resolver import resolve
+
+    check_outputs((out, "file", "--out"), inputs=[(graph, "GRAPH"), (input, "--input")])
     g = read_graph(graph)
-    st = run_settings(g.metadata, g.source, dt=dt, reset=reset, convention=convention)
-    cfg = SimConfig(dt=st["dt"], reset=st["reset"], integrator=integrator, float64=float64,
-                    record=tuple(record or ()), convention=st["convention"],
-                    chip_timing=chip_timing)
+    rs = resolve(g, dt=dt, reset=reset, convention=convention, integrator=integrator)
+    console.print(f"settings: convention {rs.convention}, reset {rs.reset}, dt {rs.dt:g} s, "
+                  f"integrator {rs.integrator}", highlight=False, soft_wrap=True)
+    cfg = rs.sim(float64=float64, record=tuple(record or ()), chip_timing=chip_timing)
     x = as_batch(load_input(input), g.input_shape)
     for r in cfg.record:
         if r not in g.nodes:
             raise InputError(f"--record {r}: no such node (nodes: {', '.join(g.order)})")
     steps = int(x.shape[1]) + (chip_depth(g, cfg.dt) if chip_timing else 0)
-    warn_memory(record_bytes(g, x.shape[0], steps, cfg.record or default_record(g)))
+    check_run_memory(g, batch=x.shape[0], steps=steps, record=cfg.record or default_record(g),
+                     dt=cfg.dt, kind="simulate")
     with progress(disable=steps < PROGRESS_MIN_STEPS) as bar:
         task = bar.add_task("simulate", total=steps)
         tr = simulate(g, x, cfg, on_step=lambda t: bar.update(task, completed=t + 1))
@@ -117,5 +126,5 @@ def simulate_cmd(
     save_npz(out, arrays)
     for k, a in arrays.items():
         extra = f", {int(a.sum()):,} spikes" if k.startswith("spikes/") else ""
-        console.print(f"{k}: shape {a.shape}{extra}")
+        console.print(f"{shown(k)}: shape {a.shape}{extra}")
     console.print(f"wrote {out}")

@@ -16,7 +16,7 @@ import typer
 from spinnq.cli.app import console, interrupted
 from spinnq.config import DEFAULT_SEED
 from spinnq.errors import InputError
-from spinnq.files import check_output
+from spinnq.files import check_outputs
 from spinnq.settings import SEED, Limit, check_flag, parse_sets
 
 RUNNERS: dict[str, str] = {
@@ -93,7 +93,7 @@ def run_cmd(
     sets = parse_sets(set_)
     if resume is not None and out is not None:
         raise InputError("--resume continues the run in its own folder; drop --out")
-    check_output(out, "dir", flag="--out")
+    check_outputs((out, "dir", "--out"), inputs=[(data_dir, "--data-dir")])
     fn = runner(task)
     name = task.strip().lower() if task.strip().lower() in RUNNERS else task.strip()
     opts = RunOptions(name, seed, quick, resume, out, steps, episodes,

@@ -22,8 +22,9 @@ import nir
 import numpy as np
 
 from spinnq.errors import GraphError
-from spinnq.files import atomic_path
+from spinnq.files import atomic_path, check_input
 from spinnq.graph.nodes import NEURONS, STATEFUL
+from spinnq.limits import check_memory
 
 Shape = tuple[int, ...]
 MAX_ELEMENTS = 1 << 26  # largest tensor one node may produce (per sample); guards huge graphs
@@ -69,11 +70,7 @@ class Graph:
 # ----------------------------------------------------------------------------------- reading
 def read_graph(path: str | Path) -> Graph:
     """Read and validate a `.nir` file; every failure is a `GraphError` naming the file."""
-    p = Path(path)
-    if not p.exists():
-        raise GraphError("no such file", file=str(p))
-    if p.is_dir():
-        raise GraphError("is a folder, not a .nir file", file=str(p))
+    p = check_input(path, "the graph", error=GraphError)  # a FIFO would block open()
     with open(p, "rb") as fh:
         magic = fh.read(8)
     if magic != b"\x89HDF\r\n\x1a\n":
@@ -89,9 +86,55 @@ READ_TIMEOUT_S = 60.0  # far above any real file; a corrupted one can loop insid
 READ_BYTES_PER_S = 10e6  # plus this much time per byte: nir's gzip chunks read at ~60-100 MB/s
 
 
+READ_COPIES = 3  # nir.read's arrays, their bytes on the pipe, the parent's copy
+# Declared bytes a file may hold beyond its own size: real weights compress < 10x (gzip);
+# more than this is a dataset of fill values or zeros written to make readers allocate.
+EXPANSION_FREE = 256 << 20
+EXPANSION_RATIO = 1024
+
+
+def check_datasets(path: str) -> None:
+    """Every HDF5 dataset's size from its header (shape x item size), against the memory
+    budget, before any data is read: a 52 KB file can declare a 2 GiB dataset that holds
+    only its fill value, which `nir.read` would allocate in full. GraphError naming the
+    node and the figure."""
+    import h5py
+
+    sizes: list[tuple[str, int]] = []
+
+    def visit(name: str, obj) -> None:
+        if isinstance(obj, h5py.Dataset):
+            shape = obj.shape or ()
+            sizes.append((name, obj.dtype.itemsize * math.prod(shape)))
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    if not sizes:
+        return
+    name, biggest = max(sizes, key=lambda t: t[1])
+    parts = name.split("/")
+    node = ".".join(parts[i + 1] for i, x in enumerate(parts[:-2]) if x == "nodes") or None
+    total, on_disk = sum(n for _, n in sizes), os.path.getsize(path)
+    if total > EXPANSION_FREE + EXPANSION_RATIO * on_disk:
+        raise GraphError(f"its datasets declare {total:,} bytes (largest '{parts[-1]}': "
+                         f"{biggest:,}) in a file of {on_disk:,} bytes: fill values or "
+                         "zeros that would be allocated in full; refused before reading",
+                         file=path, node=node)
+    check_memory(sum(n for _, n in sizes) * READ_COPIES, f"reading the graph (largest "
+                 f"dataset '{parts[-1]}': {biggest:,} bytes)", file=path, node=node,
+                 error=GraphError)
+
+
 def _read_child(path: str, conn) -> None:
     """Read the graph and send it: the pickle without its arrays, then each array's bytes
     (pickle protocol 5, out of band), so neither side ever holds a pickled copy of them."""
+    try:
+        check_datasets(path)
+    except GraphError as e:
+        conn.send((False, e, []))
+        return
+    except Exception:  # a header h5py cannot walk: nir.read below says what is wrong
+        pass
     try:
         g = nir.read(path)
     except Exception as e:  # nir raises KeyError/ValueError/OSError/AssertionError freely
@@ -126,6 +169,12 @@ def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
         else timeout
     if "fork" not in multiprocessing.get_all_start_methods():
         try:
+            check_datasets(str(p))
+        except GraphError:
+            raise
+        except Exception:  # nir.read below says what is wrong with the file
+            pass
+        try:
             return nir.read(str(p))
         except Exception as e:
             raise GraphError(fail.format(f"{type(e).__name__}: {e}"), file=str(p)) from None
@@ -154,6 +203,8 @@ def _read_guarded(p: Path, timeout: float | None = None) -> nir.NIRNode:
         proc.join()
         recv.close()
     if not ok:
+        if isinstance(payload, GraphError):  # the size check's own message
+            raise payload
         raise GraphError(fail.format(payload), file=str(p))
     return payload
 
@@ -264,10 +315,25 @@ def from_nir(g: nir.NIRGraph, source: str | None = None) -> Graph:
             raise GraphError("an Output node must not have outgoing edges", file=source, node=o)
     order, recurrent = _order(nodes, edges, source)
     shapes = _infer_shapes(nodes, edges, order, inputs[0], source)
+    _check_size(nodes, shapes, source)
     nodes = {n: _broadcast_params(n, v, shapes[n], source) for n, v in nodes.items()}
     return Graph(nodes=nodes, edges=edges, shapes=shapes, input=inputs[0], outputs=outputs,
                  order=order, recurrent=recurrent, source=source,
                  metadata=dict(getattr(g, "metadata", {}) or {}))
+
+
+NEURON_BYTES = 160  # per neuron, to read, compile and export (measured ~120 B: 4M-neuron conv)
+
+
+def _check_size(nodes: dict, shapes: dict, source: str | None) -> None:
+    """The graph's neurons against the memory budget, before their parameters are
+    broadcast to full arrays: a few scalars in a small file can declare 64M neurons."""
+    neurons = {n: math.prod(shapes[n]) for n, v in nodes.items() if isinstance(v, STATEFUL)}
+    if neurons:
+        big = max(neurons, key=neurons.__getitem__)
+        total = sum(neurons.values())
+        check_memory(total * NEURON_BYTES, f"a graph of {total:,} neurons (largest node "
+                     f"{neurons[big]:,})", file=source, node=big, error=GraphError)
 
 
 # Parameters that must be real numbers (None allowed only for the optional ones).
@@ -548,6 +614,9 @@ def _infer_shapes(nodes: dict, edges: list, order: list, inp: str, source) -> di
     s0 = _declared(nodes[inp].input_type, "input") or _declared(nodes[inp].output_type, "output")
     if s0 is None or any(x < 1 for x in s0):
         raise GraphError(f"the Input node declares no valid shape ({s0})", file=source, node=inp)
+    if math.prod(s0) > MAX_ELEMENTS:  # every later stage allocates per input element
+        raise GraphError(f"input shape {s0} has {math.prod(s0):,} elements, over the limit "
+                         f"of {MAX_ELEMENTS:,}", file=source, node=inp)
     shapes[inp] = s0
     for name in order:
         if name == inp:

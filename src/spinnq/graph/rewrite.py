@@ -110,6 +110,12 @@ def delayed_reset_projection(graph: Graph) -> tuple[Graph, list[str]]:
             np.asarray(node.r, np.float64), (n,))
         self_name = name + RESET_SUFFIX
         nodes[self_name] = nir.Linear(np.diag(w))
+        # a population with a recorded weight scale (QAT, calibrate) has one scale: its own
+        scales = {(float(m["w_scale"]), m.get("bits")) for p in graph.predecessors(name)
+                  for m in [getattr(graph.nodes[p], "metadata", None) or {}] if "w_scale" in m}
+        if len(scales) == 1:
+            s, b = scales.pop()
+            nodes[self_name].metadata = {"w_scale": s, **({} if b is None else {"bits": b})}
         edges += [(name, self_name), (self_name, name)]
     if len(nodes) == len(graph.nodes):
         return graph, skipped

@@ -18,6 +18,7 @@ stateful node (`Graph.recurrent`) carries its source's value of the previous ste
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,11 +54,11 @@ class Traces:
 
 
 def as_batch(x, input_shape: tuple, what: str = "input", finite: bool = True) -> Tensor:
-    """Accept (T, *shape) or (B, T, *shape); return (B, T, *shape), or `InputError`.
-
-    The one check of a network's input (the simulator's and the chip's, `s2.inputs`):
-    numbers, the graph's input shape, at least one sample and step, no complex values, and,
-    with `finite`, no NaN or infinity (the chip checks its 0/1 spikes per block instead)."""
+    """Accept (T, *shape) or (B, T, *shape); return (B, T, *shape) in its own dtype (the
+    simulator casts a step at a time), or `InputError`. The caller's memory is used as it is:
+    no float copy. The check of a network's input: numbers, the graph's input shape, at least
+    one sample and step, no complex values, and, with `finite`, no NaN or infinity in float
+    arrays (one pass; integer and bool arrays need none)."""
     if not isinstance(x, Tensor):
         try:
             a = np.asarray(x)
@@ -65,7 +66,13 @@ def as_batch(x, input_shape: tuple, what: str = "input", finite: bool = True) ->
             raise InputError(f"{what} is not an array ({type(e).__name__}: {e})") from None
         if a.dtype.kind not in "biufc":
             raise InputError(f"{what} must be numbers, got an array of dtype {a.dtype}")
-        x = torch.as_tensor(a)
+        if a.dtype.kind == "u" and a.dtype != np.uint8:  # torch lacks uint16-uint64 math
+            a = a.astype(np.int64)
+        if not a.dtype.isnative:
+            a = a.astype(a.dtype.newbyteorder("="))
+        with warnings.catch_warnings():  # read-only memory (a mapped file) is only read here
+            warnings.simplefilter("ignore", UserWarning)
+            x = torch.from_numpy(a)
     arr = x
     given = tuple(arr.shape)  # the user's shape, for the message
     n = len(input_shape)
@@ -80,9 +87,17 @@ def as_batch(x, input_shape: tuple, what: str = "input", finite: bool = True) ->
     if arr.dtype.is_complex:
         raise InputError(f"{what} contains " + ("NaN, infinite or complex values" if finite
                                                 else "complex values"))
-    if finite and not torch.isfinite(arr.to(torch.float64)).all():
+    if finite and arr.dtype.is_floating_point and not _finite(arr):
         raise InputError(f"{what} contains NaN, infinite or complex values")
     return arr
+
+
+def _finite(x: Tensor) -> bool:
+    """No NaN or inf in x: its min and max in one pass, no copy (NaN propagates)."""
+    if x.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(x.detach())
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
 def default_record(graph: Graph) -> tuple[str, ...]:

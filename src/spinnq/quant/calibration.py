@@ -15,6 +15,14 @@ best by an objective:
 Ties go to the larger percentile (fewer clipped weights). The result is a graph whose weight
 nodes hold the chip's values (integer / scale) with `w_scale` and `bits` metadata, stamped
 with its run settings, so `spinnq evaluate Q.nir --target chip` runs it as calibrated.
+
+A candidate is scored by emulation alone (no placement, no energy model): each percentile is
+compiled once, and a per-population mix is assembled from those programs (a population's
+parameters and the projections into it depend on its own scale only), not compiled again.
+
+Choosing among candidates on the data that scores them can overfit it. `calibrate` warns
+(`Calibration.warnings`) when the chosen candidate scores above the float reference on the
+calibration data, or when there are fewer than `SAMPLES_PER_CANDIDATE` samples per candidate.
 """
 
 from __future__ import annotations
@@ -22,11 +30,13 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import nir
 import numpy as np
+import torch
 
+from spinnq.config import PERCENTILES
 from spinnq.errors import InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph
@@ -35,13 +45,18 @@ from spinnq.graph.nodes import NEURONS as NEURON_TYPES
 from spinnq.graph.simulate import SimConfig
 from spinnq.helpers import progress
 from spinnq.quant.data import Data, has_labels, load_data
-from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
-from spinnq.quant.settings import configs
+from spinnq.quant.evaluation import READOUTS, as_graph, float_eval
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile
+from spinnq.s2.emulate import emulate
 from spinnq.s2.formats import ScaleMode, qmax, to_int
 from spinnq.s2.program import Program
 
-PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")
+# Below this many calibration samples per candidate, the best score is mostly the luck of the
+# draw: the spread of an accuracy on n samples is about sqrt(p (1 - p) / n), and the best of k
+# candidates exceeds its true value by about sqrt(2 ln k) of those; 100 per candidate keeps
+# that under about 1 pt for accuracies near 95 % and 5 candidates.
+SAMPLES_PER_CANDIDATE = 100
 Objective = Callable[[Graph, S2Config], float]
 
 
@@ -56,10 +71,16 @@ class Calibration:
     table: list[dict] = field(default_factory=list)  # every candidate tried
     program: Program | None = None  # the chosen graph compiled
     seconds: float = 0.0
+    samples: int = 0  # calibration samples (0 with a custom objective)
+    float_score: float | None = None  # the float reference's accuracy on the same data
+    warnings: list[str] = field(default_factory=list)  # overfitting signs, and what to do
+    compiles: int = 0  # programs compiled (one per percentile, + the written graph)
 
     def to_dict(self) -> dict:
         return {"bits": self.bits, "objective": self.objective, "score": self.score,
                 "modes": self.modes, "scales": self.scales, "candidates": self.table,
+                "samples": self.samples, "float_score": self.float_score,
+                "warnings": list(self.warnings), "compiles": self.compiles,
                 "seconds": self.seconds}
 
 
@@ -85,10 +106,12 @@ def weight_nodes(graph: Graph, post: str) -> list[str]:
             if isinstance(graph.nodes[m], WEIGHTS)]
 
 
-def population_scales(graph: Graph, cfg: S2Config) -> dict[str, dict]:
-    """Per population of `graph` compiled with `cfg`: weight scale, bits, clipped weights,
-    and the chip threshold next to the float one it came from (threshold scaling)."""
-    prog = compile(graph, cfg)
+def population_scales(graph: Graph, cfg: S2Config, prog: Program | None = None
+                      ) -> dict[str, dict]:
+    """Per population of `graph` compiled with `cfg` (or of `prog`, that compilation): weight
+    scale, bits, clipped weights, and the chip threshold next to the float one it came from
+    (threshold scaling)."""
+    prog = prog if prog is not None else compile(graph, cfg)
     out: dict[str, dict] = {}
     for p in prog.projections:
         pop = prog.populations[p.post]
@@ -156,28 +179,98 @@ def with_scales(graph: Graph, scales: dict[str, float], bits: dict[str, int] | i
     return g
 
 
-def _objective(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig,
-               readout: str, batch: int, quiet: bool) -> tuple[str, Objective]:
-    if y is not None:
-        def acc(g: Graph, cfg: S2Config) -> float:
-            return float(chip_eval(g, x, y, cfg, readout, batch).accuracy)
-        return "accuracy", acc
-    ref = float_eval(graph, x, None, sim, readout, batch, quiet).predictions
+def emulated_scores(program: Program, x: np.ndarray, readout: str = "count",
+                    batch: int = 64) -> np.ndarray:
+    """(N, classes) read-out of `program` on x by emulation alone: spike counts of the output
+    population, or its voltage (NIR units) at the last step. No placement, no energy model:
+    what scoring a candidate needs, and nothing more."""
+    if readout not in READOUTS:
+        raise InputError(f"readout must be one of {READOUTS}, got {readout!r}")
+    out = program.outputs[0]
+    if readout == "count" and program.populations[out].record_only:
+        raise InputError(f"the output '{out}' never spikes: use readout 'membrane' (its "
+                         "voltage at the last step)", node=out)
+    parts = []
+    for i in range(0, len(x), batch):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).float()
+        run = emulate(program, xb)
+        w = len(xb)
+        r = run.spikes[out].sum(1) if readout == "count" else run.v[out][:, -1]
+        parts.append(r.reshape(w, -1).double().numpy())
+    return np.concatenate(parts)
 
-    def agree(g: Graph, cfg: S2Config) -> float:
-        r = chip_eval(g, x, ref, cfg, readout, batch)
-        return float(r.accuracy)
-    return "agreement", agree
+
+def chip_accuracy(program: Program, x: np.ndarray, y: np.ndarray, readout: str = "count",
+                  batch: int = 64) -> float:
+    """Share of samples whose emulated read-out's argmax is `y` (labels, or the float
+    reference's classes for agreement)."""
+    return float((emulated_scores(program, x, readout, batch).argmax(1) == y).mean())
+
+
+def mixed_program(programs: dict[str, Program], choice: dict[str, str]) -> Program | None:
+    """The program of a per-population choice of percentiles, assembled from the programs
+    compiled per percentile: a population's parameters and the projections into it depend on
+    its own weight scale only. None when the programs do not line up (then compile)."""
+    modes = list(dict.fromkeys(choice.values()))
+    if len(modes) == 1:
+        return programs[modes[0]]
+    base = programs[modes[0]]
+    keys = [(p.pre, p.post, p.kind) for p in base.projections]
+    if any([(p.pre, p.post, p.kind) for p in programs[m].projections] != keys for m in modes):
+        return None
+    pops = {n: programs[choice[n]].populations[n] if n in choice else pop
+            for n, pop in base.populations.items()}
+    projs = [programs[choice[p.post]].projections[i] if p.post in choice else p
+             for i, p in enumerate(base.projections)]
+    return replace(base, populations=pops, projections=projs, notes=[])
+
+
+def _objective(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig,
+               readout: str, batch: int, quiet: bool
+               ) -> tuple[str, Callable[[Program], float], float | None]:
+    """(name, program -> score, the float reference's accuracy on the data or None)."""
+    ref = float_eval(graph, x, y, sim, readout, batch, quiet)
+    target = y if y is not None else ref.predictions
+
+    def score(prog: Program) -> float:
+        return chip_accuracy(prog, x, target, readout, batch)
+    return ("accuracy" if y is not None else "agreement"), score, ref.accuracy
+
+
+def overfit_warnings(cal: Calibration, candidates: int) -> list[str]:
+    """Signs that the choice fits the calibration samples rather than the network, each
+    with what to do."""
+    out = []
+    what = ("calibrate on more data (`spinnq quantize --calib-from train`, or the training "
+            "data in `calibrate`) or try fewer candidates")
+    if cal.float_score is not None and cal.score > cal.float_score:
+        out.append(f"the chosen candidate ({_describe(cal.modes)}) scores {cal.score:.2%} on "
+                   f"the {cal.samples} calibration samples, above the float reference's "
+                   f"{cal.float_score:.2%} there: it fits these samples' noise, not the "
+                   f"network; {what}")
+    if cal.samples and cal.samples < SAMPLES_PER_CANDIDATE * candidates:
+        out.append(f"{cal.samples} calibration samples for {candidates} candidates (fewer "
+                   f"than {SAMPLES_PER_CANDIDATE} per candidate): the best score may be luck; "
+                   f"{what}")
+    return out
+
+
+def _describe(modes: dict[str, str]) -> str:
+    vals = list(dict.fromkeys(modes.values()))
+    return vals[0] if len(vals) == 1 else ", ".join(f"{p} {m}" for p, m in modes.items())
 
 
 def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
               percentiles: tuple[str, ...] = PERCENTILES, per_layer: bool = False,
               objective: Objective | None = None, readout: str = "count",
               cfg: S2Config | None = None, sim: SimConfig | None = None, batch: int = 64,
-              labels: bool | None = None, quiet: bool = True) -> Calibration:
+              labels: bool | None = None, quiet: bool = True,
+              settings: RunSettings | dict | None = None, **flags) -> Calibration:
     """Choose every population's weight scale among `percentiles` on the emulated chip (see
     the module docstring). `data`: a D.npz path, (x, y) or x alone (agreement with the float
-    reference); not needed with a custom `objective`."""
+    reference); not needed with a custom `objective`. Run settings: keywords named like
+    `RunSettings`' fields (convention=, reset=, dt=, ...) and/or one `settings` object,
+    resolved with the graph's metadata (`spinnq.resolver`); `cfg`/`sim`, when given, win."""
     t0 = time.perf_counter()
     g = as_graph(graph)
     if not percentiles:
@@ -185,42 +278,72 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
     modes = [str(ScaleMode.parse(p)) for p in percentiles]
     if "none" in modes:
         raise InputError("'none' is not a calibration candidate (weights as they are)")
-    c2, s2 = configs(g, bits=bits)
-    cfg, sim = cfg or c2, sim or s2
+    rs = resolve(g, settings, bits=bits, **flags)
+    cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_(bits=bits or cfg.bits, graph_scales=False)
     qmax(cfg.bits)
+    n_samples, float_score = 0, None
     if objective is not None:
-        name, fn = "custom", objective
+        name = "custom"
     else:
         if data is None:
             raise InputError("calibrate needs data (or a custom objective)")
         x, y = load_data(data, g, labels=has_labels(data) if labels is None else labels)
-        name, fn = _objective(g, x, y, sim, readout, batch, quiet)
-    pct = {m: (100.0 if m == "max" else ScaleMode.parse(m).percentile) for m in modes}
-    per_mode = {m: population_scales(g, cfg.with_(weight_scale=m)) for m in modes}
+        name, prog_fn, float_score = _objective(g, x, y, sim, readout, batch, quiet)
+        n_samples = len(x)
+    programs = {m: compile(g, cfg.with_(weight_scale=m)) for m in modes}
+    per_mode = {m: population_scales(g, cfg, programs[m]) for m in modes}
     pops = list(per_mode[modes[0]])
     table: list[dict] = []
+    compiles = [len(modes)]
 
     def score(choice: dict[str, str], step: str, pop: str | None) -> float:
-        scales = {p: per_mode[choice[p]][p]["w_scale"] for p in pops}
-        cand = with_scales(g, scales, {p: per_mode[choice[p]][p]["bits"] for p in pops}, cfg)
-        s = fn(cand, cfg.with_(graph_scales=True))
+        if objective is not None:
+            scales = {p: per_mode[choice[p]][p]["w_scale"] for p in pops}
+            cand = with_scales(g, scales, {p: per_mode[choice[p]][p]["bits"] for p in pops},
+                               cfg)
+            s = objective(cand, cfg.with_(graph_scales=True))
+        else:
+            prog = mixed_program(programs, choice)
+            if prog is None:
+                cand = with_scales(g, {p: per_mode[choice[p]][p]["w_scale"] for p in pops},
+                                   {p: per_mode[choice[p]][p]["bits"] for p in pops}, cfg)
+                prog = compile(cand, cfg.with_(graph_scales=True))
+                compiles[0] += 1
+            s = prog_fn(prog)
         table.append({"step": step, "population": pop, "mode": choice[pop] if pop else
                       choice[pops[0]], "modes": dict(choice), "score": s,
                       "saturated": sum(per_mode[choice[p]][p]["saturated"] for p in pops)})
         return s
 
-    def better(a: tuple[float, float], b: tuple[float, float]) -> bool:
-        return a > b  # (score, percentile): ties go to the larger percentile
+    best_choice, best = _search(score, modes, pops, per_layer, name, cfg.bits, quiet)
+    scales = {p: per_mode[best_choice[p]][p]["w_scale"] for p in pops}
+    pbits = {p: per_mode[best_choice[p]][p]["bits"] for p in pops}
+    q = with_scales(g, scales, pbits, cfg, quantize=True)
+    q.metadata = meta.stamp(g.metadata, reset=cfg.reset, convention=sim.convention, dt=cfg.dt,
+                            bits=cfg.bits)
+    program = compile(q, cfg.with_(graph_scales=True))
+    cal = Calibration(q, scales, best_choice, cfg.bits, float(best), name, table, program,
+                      samples=n_samples, float_score=float_score, compiles=compiles[0] + 1)
+    cal.warnings = overfit_warnings(cal, len(table))
+    cal.seconds = time.perf_counter() - t0
+    return cal
 
+
+def _search(score: Callable[[dict, str, str | None], float], modes: list[str],
+            pops: list[str], per_layer: bool, name: str, bits: int, quiet: bool
+            ) -> tuple[dict[str, str], float]:
+    """(choice, score): every candidate percentile for the whole network (ties go to the
+    larger percentile), then, with `per_layer`, each other one per population (greedy)."""
+    pct = {m: (100.0 if m == "max" else ScaleMode.parse(m).percentile) for m in modes}
     n_try = len(modes) + (len(modes) * len(pops) if per_layer else 0)
     with progress(disable=quiet) as bar:
-        task = bar.add_task(f"calibrate ({name}, {cfg.bits} bit)", total=n_try, info="")
+        task = bar.add_task(f"calibrate ({name}, {bits} bit)", total=n_try, info="")
         best_choice, best = None, (-np.inf, -np.inf)
         for m in modes:
             choice = dict.fromkeys(pops, m)
             s = score(choice, "global", None)
-            if better((s, pct[m]), best):
+            if (s, pct[m]) > best:
                 best_choice, best = choice, (s, pct[m])
             bar.update(task, advance=1, info=f"{m}: {s:.4f}")
         if per_layer:
@@ -234,11 +357,4 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
                     if s > best[0]:
                         best_choice, best = choice, (s, best[1])
                     bar.update(task, advance=1, info=f"{p} {m}: {s:.4f}")
-    scales = {p: per_mode[best_choice[p]][p]["w_scale"] for p in pops}
-    pbits = {p: per_mode[best_choice[p]][p]["bits"] for p in pops}
-    q = with_scales(g, scales, pbits, cfg, quantize=True)
-    q.metadata = meta.stamp(g.metadata, reset=cfg.reset, convention=sim.convention, dt=cfg.dt,
-                            bits=cfg.bits)
-    program = compile(q, cfg.with_(graph_scales=True))
-    return Calibration(q, scales, best_choice, cfg.bits, float(best[0]), name, table,
-                       program, time.perf_counter() - t0)
+    return best_choice, best[0]

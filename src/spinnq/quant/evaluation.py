@@ -25,7 +25,7 @@ from spinnq.graph.nodes import SPIKING_NEURONS
 from spinnq.graph.simulate import SimConfig, Simulator, as_batch
 from spinnq.helpers import progress
 from spinnq.quant.data import Data, load_data, output_node
-from spinnq.quant.settings import configs
+from spinnq.resolver import DEFAULT_TICK_S, RunSettings, resolve
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate, silent_outputs
 from spinnq.s2.energy import Cost, energy
@@ -69,8 +69,9 @@ class TargetResult:
              else "emulated"}
         if self.cost is not None:
             d |= {"energy_j": self.cost.energy_j, "dynamic_j": self.cost.dynamic_j,
-                  "latency_s": self.cost.latency_s, "operating_point":
-                  self.cost.operating_point, "tick_s": self.cost.tick_s, "pes":
+                  "energy_range_j": [self.cost.energy_low_j, self.cost.energy_high_j],
+                  "realtime": self.cost.realtime, "latency_s": self.cost.latency_s,
+                  "operating_point": self.cost.operating_point, "tick_s": self.cost.tick_s, "pes":
                   self.cost.pes, "energy_kind": "modelled", "saturations": self.saturations,
                   "silent_outputs": list(self.silent)}
         return d
@@ -83,6 +84,7 @@ class EvalResult:
     readout: str = "count"
     output: str = ""
     notes: list[str] = field(default_factory=list)
+    settings: RunSettings | None = None  # what it ran with (`spinnq.resolver`)
 
     @property
     def agreement(self) -> float | None:
@@ -101,6 +103,8 @@ class EvalResult:
             d["drop_pt"] = 100 * (self.float.accuracy - self.chip.accuracy)
         if self.notes:
             d["notes"] = list(self.notes)
+        if self.settings is not None:
+            d["settings"] = self.settings.to_dict()
         return d
 
 
@@ -172,7 +176,7 @@ def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
 
 def chip_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, cfg: S2Config,
               readout: str = "count", batch: int = 64, quiet: bool = True,
-              label: str = "chip", op: str = "0.8V", tick_s: float | None = None,
+              label: str = "chip", op: str = "0.8V", tick_s: float | None = DEFAULT_TICK_S,
               program: Program | None = None) -> TargetResult:
     """Compile, place and emulate `graph` on every sample, in batches; activity counters
     averaged per sample and the modelled cost of one inference."""
@@ -185,7 +189,7 @@ def chip_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, cfg: S2Config,
     with progress(disable=quiet) as bar:
         task = bar.add_task(label, total=len(x), info="")
         for i in range(0, len(x), batch):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).float()
+            xb = x[i:i + batch]  # as stored: the emulator takes 0/1 bytes without a float copy
             run = emulate(program, xb)
             w = len(xb)
             if readout == "count":
@@ -213,23 +217,27 @@ def chip_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, cfg: S2Config,
 
 
 def evaluate(graph, data: Data, *, target: str = "chip", readout: str = "count",
-             cfg: S2Config | None = None, sim: SimConfig | None = None, batch: int = 64,
-             quiet: bool = True, op: str = "0.8V", tick_s: float | None = None,
-             labels: bool = True) -> EvalResult:
+             settings: RunSettings | dict | None = None, cfg: S2Config | None = None,
+             sim: SimConfig | None = None, batch: int = 64, quiet: bool = True,
+             op: str | None = None, labels: bool = True, **flags) -> EvalResult:
     """Accuracy per target ('float', 'chip' or 'both') of `graph` (a Graph, nir.NIRGraph or
-    path) on `data` (a D.npz path, (x, y) or {"x", "y"}). Settings not given come from the
-    graph's metadata, then spinnq's defaults (`quant.settings.configs`)."""
+    path) on `data` (a D.npz path, (x, y) or {"x", "y"}). Run settings: keywords named like
+    `RunSettings`' fields (convention=, reset=, dt=, bits=, weight_scale=, tick_s=,
+    operating_point= or op=, ...) and/or one `settings` object, over the graph's metadata and
+    the defaults (`spinnq.resolver`); stage configs `cfg`/`sim`, when given, win."""
     if target not in TARGETS:
         raise InputError(f"target must be one of {TARGETS}, got {target!r}")
     g = as_graph(graph)
     x, y = load_data(data, g, labels=labels)
-    if cfg is None or sim is None:
-        c2, s2 = configs(g)
-        cfg, sim = cfg or c2, sim or s2
-    res = EvalResult(readout=readout, output=output_node(g))
+    rs = resolve(g, settings, **({"operating_point": op} | flags if op else flags))
+    if cfg is not None:
+        rs = RunSettings.from_configs(cfg, rs.tick_s, rs.operating_point)
+    cfg, sim = cfg or rs.s2(), sim or rs.sim()
+    res = EvalResult(readout=readout, output=output_node(g), settings=rs)
     if target in ("float", "both"):
         res.float = float_eval(g, x, y, sim, readout, batch, quiet)
     if target in ("chip", "both"):
-        res.chip = chip_eval(g, x, y, cfg, readout, batch, quiet, op=op, tick_s=tick_s)
+        res.chip = chip_eval(g, x, y, cfg, readout, batch, quiet, op=rs.operating_point,
+                             tick_s=rs.tick_s)
         res.notes += res.chip.program.notes
     return res

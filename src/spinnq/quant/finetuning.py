@@ -14,10 +14,16 @@ is the chip's arithmetic, and the training loop around it.
 Its spikes equal the emulator's (tested, 0 mismatches), and `export()` writes a graph (weights
 = integer / scale, `w_scale` metadata) that compiles to the same integers.
 
-`finetune(graph, data)` trains it: cross-entropy on labels (spike counts, or the read-out
-voltage at the last step), or without labels distillation (MSE) of the float graph's read-out;
-after every epoch the exported graph is scored on the emulated chip, and the best graph seen
-is returned -- the starting (PTQ) graph unless training beats it.
+`finetune(graph, data, val=...)` trains it: cross-entropy on labels (spike counts, or the
+read-out voltage at the last step), or without labels distillation (MSE) of the float graph's
+read-out; after every epoch the exported graph is compiled and scored on the emulated chip on
+validation data the network is not trained on (a share of the training data, where PTQ may
+already be saturated, cannot show a gain), training stops after `patience` epochs without a
+better score, and the best epoch is returned -- the starting (PTQ) graph unless it beats PTQ
+there. With `learn_thresholds`, one factor per spiking population on its threshold is learnt
+with the weights (paper B's adaptive threshold scaling): the module recomputes the chip's
+float32 threshold as the compiler does from the exported v_threshold, so it still equals the
+emulator spike for spike.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nir
@@ -41,17 +48,21 @@ from spinnq.graph.nodes import POOLS
 from spinnq.graph.simulate import SimConfig
 from spinnq.helpers import progress
 from spinnq.nn.neurons import spike
-from spinnq.quant.calibration import chain_factors, chains
+from spinnq.quant.calibration import chain_factors, chains, chip_accuracy
 from spinnq.quant.data import Data, has_labels, load_data
-from spinnq.quant.evaluation import as_graph, chip_eval, float_eval
-from spinnq.quant.settings import configs, has_scales
+from spinnq.quant.evaluation import as_graph, float_eval
+from spinnq.resolver import RunSettings, has_scales, resolve
 from spinnq.s2 import chip
-from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile, recurrent
+from spinnq.s2.compile import INCLUSIVE, NEURON_RULES, W_SCALE_KEY, S2Config, compile, recurrent
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
-from spinnq.s2.formats import fake_int
+from spinnq.s2.formats import fake_int, qmax
 from spinnq.s2.program import Program, Projection
 
 Tensor = torch.Tensor
+# learnt threshold factors stay within [1/R, R] of the start: the chip's float32 threshold
+# stays finite and positive, and a factor that wants to leave this range is better served by
+# another weight scale (calibration) than by a threshold that silences or saturates its layer
+THRESHOLD_RANGE = 4.0
 
 
 class _Proj(nn.Module):
@@ -129,7 +140,8 @@ class _Proj(nn.Module):
 class ChipNet(nn.Module):
     """A compiled graph as a trainable torch module with the emulator's arithmetic."""
 
-    def __init__(self, graph: Graph, cfg: S2Config, slope: float = 5.0):
+    def __init__(self, graph: Graph, cfg: S2Config, slope: float = 5.0,
+                 learn_thresholds: bool = False):
         super().__init__()
         if getattr(cfg, "delayed_reset", False):
             raise GraphError("finetune does not mirror delayed_reset (snnTorch's late reset as "
@@ -157,12 +169,123 @@ class ChipNet(nn.Module):
         if any(bad.values()):
             raise GraphError(f"finetune's integers differ from the compiled program's ({bad});"
                              " the compiler maps a node type finetune does not mirror yet")
+        self.th_pops: list[str] = []
+        self.log_k: nn.Parameter | None = None
+        if learn_thresholds:
+            self._threshold_terms()
+
+    def start_from(self, teacher: Graph) -> int:
+        """Put the trainable weights where `teacher`'s float weights are, wherever those give
+        the same integers (so the module computes exactly what it did): training then starts
+        from the float network's positions between the integers, not from their centres,
+        where every weight pushed the same way crosses a rounding boundary at the same step
+        (hundreds of integers jump together and the loss leaps up). Returns how many
+        weights moved."""
+        moved = 0
+        with torch.no_grad():
+            for pr in self.projs:
+                node = teacher.nodes.get(pr.node) if pr.weight is not None else None
+                w_t = getattr(node, "weight", None)
+                if w_t is None or np.shape(w_t) != tuple(pr.weight.shape):
+                    continue
+                before = pr.ints()
+                old = pr.weight.detach().clone()
+                bound = (qmax(pr.bits) + 0.49) / (pr.scale * abs(pr.factor))
+                w_t = torch.as_tensor(np.asarray(w_t, dtype=np.float32)).clamp(-bound, bound)
+                pr.weight.copy_(w_t)
+                same = pr.ints() == before
+                pr.weight.copy_(torch.where(same, w_t, old))
+                if not torch.equal(pr.ints(), before):  # a rounding corner case: keep old
+                    pr.weight.copy_(old)
+                    continue
+                moved += int((pr.weight != old).sum())
+        return moved
+
+    def dither(self, gen: torch.Generator, width: float = 0.4) -> int:
+        """Without a float network to start from: move every weight that sits on an integer
+        centre by a seeded uniform offset of up to `width` integer steps, wherever that keeps
+        its integer (same reason as `start_from`). Returns how many weights moved."""
+        moved = 0
+        with torch.no_grad():
+            for pr in self.projs:
+                if pr.weight is None:
+                    continue
+                before, old = pr.ints(), pr.weight.detach().clone()
+                unit = 1.0 / (pr.scale * abs(pr.factor))
+                x = old.double() * pr.scale * pr.factor
+                centred = (x - x.round()).abs() <= 1e-4
+                u = (torch.rand(old.shape, generator=gen) * 2 - 1) * width * unit
+                pr.weight.copy_(torch.where(centred, old + u.float(), old))
+                pr.weight.copy_(torch.where(pr.ints() == before, pr.weight, old))
+                if not torch.equal(pr.ints(), before):
+                    pr.weight.copy_(old)
+                    continue
+                moved += int((pr.weight != old).sum())
+        return moved
+
+    # ------------------------------------------------------ adaptive threshold scaling
+    def _threshold_terms(self) -> None:
+        """Per spiking population: its NIR v_threshold and the compiler's voltage scale
+        (float64), so `threshold` recomputes the chip's float32 threshold as compile does."""
+        prog, cfg = self.program, self.cfg
+        self.th_pops = [n for n in self.order if not prog.populations[n].record_only]
+        self._th_terms: dict[str, tuple[Tensor, Tensor]] = {}
+        for n in self.th_pops:
+            node = self.graph.nodes[n]
+            size = prog.populations[n].size
+            w_scale = next(p.w_scale for p in prog.projections if p.post == n)
+            nscale = NEURON_RULES[type(node)][0](node, w_scale, np.zeros(size), size, cfg).scale
+            vth = np.asarray(node.v_threshold, dtype=np.float64)
+            vth = np.broadcast_to(vth.ravel() if vth.size > 1 else vth.reshape(()), (size,))
+            self._th_terms[n] = (torch.from_numpy(vth.copy()), torch.from_numpy(
+                np.broadcast_to(np.asarray(nscale, dtype=np.float64), (size,)).copy()))
+            with torch.no_grad():
+                th = self._chip_threshold(n, torch.zeros((), dtype=torch.float64))
+            if not torch.equal(th, self.params[n].threshold):
+                raise GraphError("finetune cannot learn this population's threshold: its chip "
+                                 "threshold is not v_threshold x the voltage scale", node=n)
+        self.log_k = nn.Parameter(torch.zeros(len(self.th_pops), dtype=torch.float64))
+
+    def _chip_threshold(self, name: str, log_k: Tensor) -> Tensor:
+        """float32 chip threshold of `name` for a factor exp(log_k) on its NIR v_threshold,
+        rounded as the exported node (float32) and the compiler (x scale in float64, then
+        float32; the float32 below it for inclusive conventions); gradients pass the casts."""
+        vth, nscale = self._th_terms[name]
+        node_v = (vth * torch.exp(log_k)).float()
+        th = (node_v.double() * nscale).float()
+        if self.cfg.convention in INCLUSIVE:
+            th = th + (torch.nextafter(th, torch.tensor(-math.inf)) - th).detach()
+        return th
+
+    def threshold(self, name: str) -> Tensor:
+        """The population's chip threshold as the module runs it (learnt or compiled)."""
+        if self.log_k is None or name not in self.th_pops:
+            return self.params[name].threshold
+        return self._chip_threshold(name, self.log_k[self.th_pops.index(name)])
+
+    def clamp_thresholds(self) -> None:
+        """Keep every learnt factor within THRESHOLD_RANGE (and so a finite float32)."""
+        if self.log_k is not None:
+            with torch.no_grad():
+                lim = math.log(THRESHOLD_RANGE)
+                self.log_k.clamp_(-lim, lim)
+
+    def threshold_factors(self, graph: Graph | None = None) -> dict[str, float]:
+        """Per population: the factor on the NIR v_threshold in `graph` (default: the
+        module's current one) against the graph the module was built from."""
+        if graph is None:
+            return {n: float(torch.exp(k)) for n, k in zip(self.th_pops, self.log_k.detach(),
+                                                           strict=True)}
+        return {n: float(np.mean(np.asarray(graph.nodes[n].v_threshold, dtype=np.float64)
+                                 / np.asarray(self.graph.nodes[n].v_threshold,
+                                              dtype=np.float64))) for n in self.th_pops}
 
     # ------------------------------------------------------------------- one neuron step
-    def _fire(self, v: Tensor, p: ChipParams, spiking: bool) -> tuple[Tensor, Tensor]:
+    def _fire(self, v: Tensor, p: ChipParams, spiking: bool, name: str
+              ) -> tuple[Tensor, Tensor]:
         if not spiking:
             return torch.zeros_like(v), v
-        th = p.threshold
+        th = self.threshold(name)
         s = spike((v - th) / th.abs().clamp(min=1e-12), self.slope)
         if p.subtract:
             v = v - s.detach() * th
@@ -179,9 +302,9 @@ class ChipNet(nn.Module):
             new_e = p.syn_alpha * ie + I[0] + p.bias_exc
             new_i = p.syn_alpha * ii + I[1] + p.bias_inh
             cur = new_e + new_i if p.current_first else ie + ii
-            s, v = self._fire(membrane(v, cur, p), p, spiking)
+            s, v = self._fire(membrane(v, cur, p), p, spiking, name)
             return s, [v, new_e, new_i]
-        s, v = self._fire(membrane(state[0], I[0], p), p, spiking)
+        s, v = self._fire(membrane(state[0], I[0], p), p, spiking, name)
         return s, [v]
 
     def _sums(self, name: str, src: dict[str, Tensor], t: slice | int, B: int) -> list[Tensor]:
@@ -273,106 +396,206 @@ class ChipNet(nn.Module):
                 node.metadata = {**(getattr(node, "metadata", None) or {}),
                                  W_SCALE_KEY: pr.scale, "bits": pr.bits}
                 g.nodes[pr.node] = node
+            for i, n in enumerate(self.th_pops):
+                node = copy.copy(g.nodes[n])
+                k = float(torch.exp(self.log_k[i]))
+                vth = np.asarray(self.graph.nodes[n].v_threshold, dtype=np.float64) * k
+                node.v_threshold = vth.astype(np.float32)
+                if not np.all(np.isfinite(node.v_threshold)):
+                    raise GraphError("a learnt threshold is not a finite float32", node=n)
+                g.nodes[n] = node
         return g
 
 
 @dataclass
 class FinetuneResult:
     graph: Graph  # the best graph (PTQ start unless training beat it), stamped
-    score_start: float
-    score: float
-    history: list[dict] = field(default_factory=list)  # per epoch: loss, score
-    improved: bool = False
+    score_start: float  # PTQ's validation score on the chip
+    score: float  # the returned graph's validation score on the chip
+    history: list[dict] = field(default_factory=list)  # per epoch: loss (train), score (val)
+    improved: bool = False  # fine-tuning kept (it beat PTQ on the validation data)
     seconds: float = 0.0
+    best_epoch: int = 0  # the epoch whose graph is returned (0: PTQ's)
+    stopped_early: bool = False  # `patience` epochs without a better validation score
+    metric: str = "accuracy"  # accuracy on labels | agreement with the teacher's classes
+    val_source: str = ""  # where the validation samples came from
+    val_samples: int = 0
+    thresholds: dict[str, float] = field(default_factory=dict)  # learnt factor per population
+    options: dict = field(default_factory=dict)  # epochs, lr, batch, patience, seed, ...
 
     def to_dict(self) -> dict:
         return {"score_start": self.score_start, "score": self.score,
-                "improved": self.improved, "history": self.history, "seconds": self.seconds}
+                "improved": self.improved, "best_epoch": self.best_epoch,
+                "stopped_early": self.stopped_early, "metric": self.metric,
+                "validation": {"source": self.val_source, "samples": self.val_samples,
+                               "kind": "emulated"},
+                "history": self.history, "thresholds": self.thresholds,
+                "options": self.options, "seconds": self.seconds}
 
 
-def finetune(graph, train_data: Data, *, val_data: Data | None = None, epochs: int = 5,
-             lr: float = 0.05, batch: int = 32, readout: str = "count",
+Split = tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None, str]
+
+
+def _split(g: Graph, train_data: Data, val: Data | None, labelled: bool, val_fraction: float,
+           seed: int) -> Split:
+    """(x, y, val x, val y, where the validation came from): `val` as given, else a seeded
+    `val_fraction` of the training data held out of training."""
+    x, y = load_data(train_data, g, labels=labelled)
+    if val is not None:
+        vx, vy = load_data(val, g, labels=labelled)
+        return x, y, vx, vy, "validation data"
+    perm = np.random.default_rng(seed).permutation(len(x))
+    n_val = int(round(val_fraction * len(x))) if len(x) >= 8 else 0
+    if n_val == 0:
+        return x, y, x, y, "the training data (too few samples to hold any out)"
+    vi, ti = perm[:n_val], perm[n_val:]
+    return (x[ti], None if y is None else y[ti], x[vi], None if y is None else y[vi],
+            f"a held-out {val_fraction:.0%} of the training data")
+
+
+def _epoch(net: ChipNet, opt: torch.optim.Optimizer, xt: Tensor, yt: Tensor | None,
+           target: Tensor | None, batch: int, gen: torch.Generator, readout: str,
+           gap_weight: float) -> float:
+    """One pass over the training data in shuffled minibatches; the mean loss."""
+    perm = torch.randperm(len(xt), generator=gen)
+    losses = []
+    for i in range(0, len(xt), batch):
+        idx = perm[i:i + batch]
+        out = net.scores(xt[idx], readout)
+        if yt is not None:
+            loss = F.cross_entropy(out, yt[idx])
+        else:
+            t = target[idx]
+            loss = F.mse_loss(out, t)
+            if gap_weight:
+                loss = loss + gap_weight * F.mse_loss(out - out.mean(1, keepdim=True),
+                                                      t - t.mean(1, keepdim=True))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        net.clamp_thresholds()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def _epochs(net: ChipNet, one_epoch: Callable[[], float], score: Callable[[Graph], float],
+            start: Graph, first: float, epochs: int, patience: int | None, quiet: bool
+            ) -> tuple[Graph, float, int, list[dict], bool]:
+    """Train epoch by epoch, scoring each exported graph; (best graph, its score, its epoch,
+    the per-epoch curve, whether `patience` stopped it early)."""
+    best_g, best, best_ep, since = start, first, 0, 0
+    hist: list[dict] = []
+    with progress(disable=quiet) as bar:
+        task = bar.add_task("finetune on the chip's arithmetic", total=epochs, info="")
+        for ep in range(1, epochs + 1):
+            loss = one_epoch()
+            cand = net.export()
+            s = score(cand)
+            hist.append({"epoch": ep, "loss": loss, "score": s})
+            if s > best:
+                best, best_g, best_ep, since = s, cand, ep, 0
+            else:
+                since += 1
+            bar.update(task, advance=1, info=f"val {s:.4f} (best {best:.4f})")
+            if patience and since >= patience and ep < epochs:
+                return best_g, best, best_ep, hist, True
+    return best_g, best, best_ep, hist, False
+
+
+def _optimizer(net: ChipNet, lr: float, threshold_lr: float) -> torch.optim.Optimizer:
+    """Adam with each projection's step in integer units (lr / its scale), and the learnt
+    threshold factors' step in log units."""
+    groups = [{"params": [p.weight], "lr": lr / p.scale} for p in net.projs
+              if p.weight is not None]
+    if net.log_k is not None:
+        groups.append({"params": [net.log_k], "lr": threshold_lr})
+    return torch.optim.Adam(groups)
+
+
+def check_options(readout: str, epochs: int, lr: float, batch: int,
+                   patience: int | None) -> None:
+    if readout not in ("count", "membrane"):
+        raise InputError(f"readout must be 'count' or 'membrane', got {readout!r}")
+    if epochs < 0:
+        raise InputError(f"epochs must be >= 0, got {epochs}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise InputError(f"the fine-tuning learning rate must be a positive number, got {lr}")
+    if batch < 1:
+        raise InputError(f"the fine-tuning batch must be >= 1 sample, got {batch}")
+    if patience is not None and patience < 0:
+        raise InputError(f"patience must be >= 0 epochs (0: no early stopping), got {patience}")
+
+
+def finetune(graph, train_data: Data, *, val: Data | None = None,
+             val_data: Data | None = None, epochs: int = 5, lr: float = 0.05,
+             batch: int = 32, patience: int | None = None, readout: str = "count",
              teacher: Graph | None = None, cfg: S2Config | None = None,
              sim: SimConfig | None = None, seed: int = 0, slope: float = 5.0,
              val_fraction: float = 0.25, gap_weight: float = 0.0, min_gain: float = 0.005,
-             quiet: bool = True) -> FinetuneResult:
+             learn_thresholds: bool = False, threshold_lr: float = 0.01,
+             quiet: bool = True, settings: RunSettings | dict | None = None,
+             **flags) -> FinetuneResult:
     """Fine-tune `graph` (usually `calibrate(...).graph`) on the chip's arithmetic; see the
     module docstring. `lr` is in integer steps (Adam's step / the population's scale).
     Without labels in `train_data`, the loss is MSE to `teacher`'s (default: `graph`'s)
     float read-out, plus `gap_weight` x MSE of the read-outs' differences from their mean over
     classes (the gaps that decide the argmax, e.g. a Q-network's greedy action).
-    `val_data` (default: a seeded `val_fraction` of `train_data`, held out of training) picks
-    the best epoch on the chip; it replaces the start only if it gains at least `min_gain`
-    there (a one-sample gain on a few hundred samples is noise, not a better network)."""
+
+    After every epoch the exported graph is scored on the emulated chip on `val` (data the
+    network is not trained on; `val_data` is the older name; default: a seeded `val_fraction`
+    of `train_data`, held out of training). The best epoch is returned, and it replaces the
+    start (PTQ) only if it beats it there by at least `min_gain` (a one-sample gain on a few
+    hundred samples is noise, not a better network). Training stops after `patience` epochs
+    without a better validation score (None or 0: never; `quantize`, the command's function,
+    defaults to 10 epochs and patience 3). With `learn_thresholds`, every
+    spiking population's threshold is scaled by a factor learnt with the weights (paper B's
+    adaptive threshold scaling; Adam step `threshold_lr` in log units), kept within
+    `THRESHOLD_RANGE` of the start and a finite float32 on the chip. Run settings
+    (convention=, reset=, dt=, ... or `settings=`): as `calibrate`'s."""
     t0 = time.perf_counter()
+    check_options(readout, epochs, lr, batch, patience)
     g = as_graph(graph)
-    c2, s2 = configs(g)
-    cfg, sim = cfg or c2, sim or s2
+    rs = resolve(g, settings, **flags)
+    cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_(graph_scales=has_scales(g))
     labelled = has_labels(train_data)
-    x, y = load_data(train_data, g, labels=labelled)
-    if val_data is not None:
-        vx, vy = load_data(val_data, g, labels=labelled)
-    else:  # hold out a seeded share of the training data to pick the epoch (not overfit it)
-        perm = np.random.default_rng(seed).permutation(len(x))
-        n_val = int(round(val_fraction * len(x))) if len(x) >= 8 else 0
-        vi, ti = perm[:n_val], perm[n_val:]
-        (vx, vy), (x, y) = ((x, y) if n_val == 0 else
-                            ((x[vi], None if y is None else y[vi]),
-                             (x[ti], None if y is None else y[ti])))
-    if readout not in ("count", "membrane"):
-        raise InputError(f"readout must be 'count' or 'membrane', got {readout!r}")
-    if epochs < 0:
-        raise InputError(f"epochs must be >= 0, got {epochs}")
+    x, y, vx, vy, source = _split(g, train_data, val if val is not None else val_data,
+                                  labelled, val_fraction, seed)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = ChipNet(g, cfg, slope)
+    net = ChipNet(g, cfg, slope, learn_thresholds=learn_thresholds)
+    if teacher is not None:
+        net.start_from(teacher)
+    net.dither(gen)  # weights the teacher did not place: off their integer centres
     ref = teacher if teacher is not None else g
     target = None
     if y is None:
         target = torch.from_numpy(float_eval(ref, x, None, sim, readout).scores).float()
         vy = float_eval(ref, vx, None, sim, readout).predictions
-    opt = torch.optim.Adam([{"params": [p.weight], "lr": lr / p.scale}
-                            for p in net.projs if p.weight is not None])
-    stamp = meta.read_settings(g.metadata)
-    settings = {"reset": cfg.reset, "dt": cfg.dt, "bits": stamp.get("bits", cfg.bits),
-                "convention": sim.convention}
+    opt = _optimizer(net, lr, threshold_lr)
+    qcfg = cfg.with_(graph_scales=True)
 
     def score(graph_: Graph) -> float:
-        return float(chip_eval(graph_, vx, vy, cfg.with_(graph_scales=True), readout).accuracy)
+        return chip_accuracy(compile(graph_, qcfg), vx, vy, readout)
 
     start = net.export()
-    best_g, best = start, score(start)
-    first = best
-    hist: list[dict] = []
-    xt = torch.from_numpy(x)
+    first = score(start)
+    xt = torch.from_numpy(np.ascontiguousarray(x)).float()
     yt = torch.from_numpy(y) if y is not None else None
-    with progress(disable=quiet) as bar:
-        task = bar.add_task("finetune on the chip's arithmetic", total=epochs, info="")
-        for ep in range(epochs):
-            perm = torch.randperm(len(xt), generator=gen)
-            losses = []
-            for i in range(0, len(xt), batch):
-                idx = perm[i:i + batch]
-                out = net.scores(xt[idx], readout)
-                if yt is not None:
-                    loss = F.cross_entropy(out, yt[idx])
-                else:
-                    t = target[idx]
-                    loss = F.mse_loss(out, t)
-                    if gap_weight:
-                        loss = loss + gap_weight * F.mse_loss(out - out.mean(1, keepdim=True),
-                                                              t - t.mean(1, keepdim=True))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-            cand = net.export()
-            s = score(cand)
-            hist.append({"epoch": ep + 1, "loss": float(np.mean(losses)), "score": s})
-            if s > best and s >= first + min_gain:
-                best, best_g = s, cand
-            bar.update(task, advance=1, info=f"score {s:.4f} (best {best:.4f})")
-    best_g.metadata = meta.stamp(g.metadata, **settings)
-    return FinetuneResult(best_g, first, best, hist, best > first, time.perf_counter() - t0)
 
+    def one_epoch() -> float:
+        return _epoch(net, opt, xt, yt, target, batch, gen, readout, gap_weight)
+
+    best_g, best, best_ep, hist, stopped = _epochs(net, one_epoch, score, start, first,
+                                                   epochs, patience, quiet)
+    kept = best_ep > 0 and best >= first + min_gain
+    if not kept:
+        best_g, best, best_ep = start, first, 0
+    stamp = meta.read_settings(g.metadata)
+    best_g.metadata = meta.stamp(g.metadata, reset=cfg.reset, dt=cfg.dt,
+                                 bits=stamp.get("bits", cfg.bits), convention=sim.convention)
+    opts = {"epochs": epochs, "lr": lr, "batch": batch, "patience": patience, "seed": seed,
+            "min_gain": min_gain, "learn_thresholds": learn_thresholds, "readout": readout}
+    return FinetuneResult(best_g, first, best, hist, kept, time.perf_counter() - t0, best_ep,
+                          stopped, "accuracy" if labelled else "agreement", source, len(vx),
+                          net.threshold_factors(best_g) if learn_thresholds else {}, opts)

@@ -11,8 +11,13 @@ number comes in computed and labelled (`kind`):
 Like for like: a ratio (baseline / chip, "> 1: the chip wins") is computed only against a row
 of the chip's own workload: rows measured here run the same network (they carry no
 `workload`); a published row counts only when its `workload` equals the chip's and it is not
-the SpiNNaker2 chip itself. A row whose `energy_basis` is "dynamic" is compared with the
-chip's dynamic energy. Every other row stands as a reference, without a ratio."""
+the SpiNNaker2 chip itself. And only on the same basis: a row's `energy_basis` "dynamic"
+(above idle: RAPL/NVML rows subtract idle power) is divided by the chip's dynamic energy,
+"total" by the chip's total; "unknown" gets no energy ratio. A row that also carries
+`energy_total_j` (measured rows) gets a total / total ratio as well (`energy_total_x`). A
+row without `energy_basis` is taken as "total". Each energy ratio comes with its range from
+the chip's (`energy_x_range`: the chip at the high / low end of its constants' ranges).
+Every other row stands as a reference, without a ratio."""
 
 from __future__ import annotations
 
@@ -91,9 +96,23 @@ def comparable(chip: dict, row: dict) -> bool:
             and "spinnaker2" not in str(row.get("device", "")).lower())
 
 
+CHIP_BASIS = {"dynamic": ("dynamic_j", "dynamic_low_j", "dynamic_high_j"),
+              "total": ("energy_j", "energy_low_j", "energy_high_j")}
+
+
+def _energy_ratio(value, chip: dict, basis: str) -> tuple[float | None, list | None]:
+    """value / the chip's energy on `basis`, and its range; (None, None) off-basis."""
+    if basis not in CHIP_BASIS:
+        return None, None
+    mine, lo, hi = (chip.get(k) for k in CHIP_BASIS[basis])
+    x = _ratio(value, mine)
+    rng = [_ratio(value, hi), _ratio(value, lo)] if x is not None and lo and hi else None
+    return x, rng
+
+
 def ratios(chip: dict | None, baselines: list[dict]) -> list[dict]:
     """Baseline / chip for energy and latency (> 1: the chip is better), for each baseline of
-    the chip's own workload; energy on the row's basis (total or dynamic)."""
+    the chip's own workload; energy only on the same basis (see the module docstring)."""
     if not chip:
         return []
     out = []
@@ -101,10 +120,14 @@ def ratios(chip: dict | None, baselines: list[dict]) -> list[dict]:
         if not comparable(chip, b):
             continue
         basis = b.get("energy_basis") or "total"
-        mine = chip.get("dynamic_j") if basis == "dynamic" else chip["energy_j"]
-        out.append({"baseline": b["device"], "baseline_kind": b["kind"], "basis": basis,
-                    "energy_x": _ratio(b.get("energy_j"), mine),
-                    "latency_x": _ratio(b.get("latency_s"), chip["latency_s"])})
+        x, rng = _energy_ratio(b.get("energy_j"), chip, basis)
+        row = {"baseline": b["device"], "baseline_kind": b["kind"], "basis": basis,
+               "energy_x": x, "energy_x_range": rng,
+               "latency_x": _ratio(b.get("latency_s"), chip["latency_s"])}
+        if basis != "total" and b.get("energy_total_j") is not None:
+            row["energy_total_x"], row["energy_total_x_range"] = _energy_ratio(
+                b["energy_total_j"], chip, "total")
+        out.append(row)
     return out
 
 

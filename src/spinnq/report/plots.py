@@ -38,25 +38,34 @@ def png(fig: Figure) -> bytes:
 _png = png
 
 
-def _rows(report: dict) -> list[dict]:
+def bar_rows(report: dict) -> list[dict]:
+    """Bars of the cost plot: the chip (with its energy range), then each baseline, labelled
+    with its basis when not total and marked when it ran another workload."""
     rows = []
     if report.get("chip"):
         c = report["chip"]
         rows.append({"label": f"SpiNNaker2 ({c['operating_point']})", "kind": "modelled",
-                     "energy_j": c["energy_j"], "latency_s": c["latency_s"]})
+                     "energy_j": c["energy_j"], "latency_s": c["latency_s"],
+                     "energy_range": (c.get("energy_low_j"), c.get("energy_high_j")),
+                     "other": False})
     for b in report.get("baselines", []):
-        tag = "" if b["kind"] == "measured" else " (pub.)"
-        if b.get("energy_basis") == "dynamic":
-            tag = tag[:-1] + ", dynamic)" if tag else " (dynamic)"
-        rows.append({"label": b["device"] + tag,
+        tags = [] if b["kind"] == "measured" else ["pub."]
+        basis = b.get("energy_basis") or "total"
+        if basis != "total":
+            tags.append(basis if basis == "dynamic" else f"basis {basis}")
+        other = not b.get("compared", True)
+        label = b["device"] + (f" ({', '.join(tags)})" if tags else "")
+        rows.append({"label": label + ("\n[other workload]" if other else ""),
                      "kind": b["kind"], "energy_j": b.get("energy_j"),
-                     "latency_s": b.get("latency_s")})
+                     "latency_s": b.get("latency_s"), "other": other})
     return rows
 
 
 def cost_comparison(report: dict) -> bytes:
-    """Energy and latency per inference, chip vs baselines, log scale; "n/a" where unknown."""
-    rows = _rows(report)
+    """Energy and latency per inference, chip vs baselines, log scale; "n/a" where unknown;
+    the chip's energy bar carries its range; rows of other workloads are faded, dashed and
+    labelled "[other workload]" (references, not comparisons)."""
+    rows = bar_rows(report)
     fig = Figure(figsize=(9, 3.6))
     for ax, key, title, unit in (
             (fig.add_subplot(1, 2, 1), "energy_j", "Energy per inference", "energy (J, log)"),
@@ -67,7 +76,12 @@ def cost_comparison(report: dict) -> bytes:
             v = r[key]
             if v and v > 0:
                 ax.bar(i, v, color=KIND_COLOR[r["kind"]], hatch=KIND_HATCH[r["kind"]],
-                       edgecolor="black", linewidth=0.5)
+                       edgecolor="black", linewidth=0.8 if r["other"] else 0.5,
+                       linestyle="--" if r["other"] else "-", alpha=0.45 if r["other"] else 1)
+                lo, hi = r.get("energy_range") or (None, None)
+                if key == "energy_j" and lo and hi:
+                    ax.errorbar(i, v, yerr=[[v - lo], [hi - v]], color="black", capsize=3,
+                                linewidth=0.8)
                 ax.text(i, v, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
             else:
                 ax.text(i, floor * 1.5, "n/a", ha="center", va="bottom", fontsize=8)
@@ -80,8 +94,10 @@ def cost_comparison(report: dict) -> bytes:
         ax.set_ylabel(unit, fontsize=8)
     handles = [Patch(facecolor=KIND_COLOR[k], hatch=KIND_HATCH[k], label=k, edgecolor="black",
                      linewidth=0.5) for k in KIND_COLOR]
+    handles.append(Patch(facecolor="white", edgecolor="black", linestyle="--",
+                         label="other workload (reference)"))
     # above the axes (outside them), so it never covers a bar
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3,
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4,
                fontsize=8, frameon=False)
     return _png(fig)
 

@@ -21,6 +21,7 @@ import html
 import re
 from pathlib import Path
 
+from spinnq.errors import one_line
 from spinnq.files import atomic_write, jsonable, write_json
 
 PLOT_TITLES = {
@@ -90,6 +91,15 @@ def content(report: dict, plots: list[str] | tuple[str, ...] = ()) -> list[dict]
     return blocks
 
 
+def _x(x: float | None, rng: list | None = None) -> str:
+    """A ratio with its range, e.g. "3.1x (2.5-4x)"; "unavailable" when None."""
+    if x is None:
+        return "unavailable"
+    if rng and None not in rng:
+        return f"{x:.3g}x ({rng[0]:.3g}-{rng[1]:.3g}x)"
+    return f"{x:.3g}x"
+
+
 def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(id, title, header, rows) of every table of the report."""
     out = []
@@ -112,6 +122,8 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                 ["latency per inference", fmt(c["latency_s"], "s")],
                 ["average power", fmt(c["power_w"], "W")],
                 ["energy per inference", fmt(c["energy_j"], "J")],
+                ["energy range (every constant at the low / high end of its sourced range)",
+                 f"{fmt(c.get('energy_low_j'), 'J')} - {fmt(c.get('energy_high_j'), 'J')}"],
                 ["of which base (asleep x time)", fmt(c.get("base_j"), "J")],
                 ["of which dynamic", fmt(c.get("dynamic_j"), "J")], ["kind", c["kind"]]]
         out.append(("chip", "SpiNNaker2 (modelled from the emulator's counters)",
@@ -144,35 +156,51 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
                      for b in report["baselines"]]))
     if report.get("ratios"):
         out.append(("ratios", "Chip vs baseline on the same workload (baseline / chip: > 1 "
-                    "means the chip wins)", ["baseline", "kind", "energy basis", "energy",
-                                             "latency"],
+                    "means the chip wins; energy only on the same basis)",
+                    ["baseline", "kind", "energy basis", "energy", "energy, total / total",
+                     "latency"],
                     [[r["baseline"], r["baseline_kind"], r.get("basis", "total"),
-                      "unavailable" if r["energy_x"] is None else f"{r['energy_x']:.3g}x",
+                      _x(r.get("energy_x"), r.get("energy_x_range")),
+                      _x(r.get("energy_total_x"), r.get("energy_total_x_range"))
+                      if "energy_total_x" in r else "",
                       "unavailable" if r["latency_x"] is None else f"{r['latency_x']:.3g}x"]
                      for r in report["ratios"]]))
     return out
 
 
+def md_text(text: object, emphasis: bool = False) -> str:
+    """Text for report.md, escaped as report.html escapes it: names from a user's files
+    (nodes, graphs, stages) can hold `<img ...>`, links or table bars, which a Markdown
+    viewer would render. HTML special characters become entities, Markdown's (backslash,
+    backtick, _ [ ] and, unless `emphasis` keeps spinnq's own *labels*, *) are
+    backslash-escaped, '|' becomes '/', line breaks spaces (one table row, one line) and
+    other control characters (terminal escapes) visible escapes."""
+    t = html.escape(one_line(" ".join(str(text).splitlines())), quote=False).replace("|", "/")
+    return re.sub(r"([\\`_\[\]])" if emphasis else r"([\\`*_\[\]])", r"\\\1", t)
+
+
 def to_markdown(report: dict, plot_files: dict[str, str] | None = None) -> str:
-    """report.md: `content` as Markdown; images link to `plot_files` (name -> relative path)."""
+    """report.md: `content` as Markdown; images link to `plot_files` (name -> relative path).
+    Every text is escaped (`md_text`): names from user files never become markup."""
     files = plot_files or {}
     lines: list[str] = []
     for b in content(report, list(files)):
         k = b["kind"]
         if k == "title":
-            lines += [f"# {b['text']}", ""]
+            lines += [f"# {md_text(b['text'])}", ""]
         elif k == "para":
             if b.get("title"):
-                lines += [f"## {b['title']}", ""]
-            lines += [b["text"], ""]
+                lines += [f"## {md_text(b['title'])}", ""]
+            lines += [md_text(b["text"], emphasis=True), ""]
         elif k == "table":
-            lines += [f"## {b['title']}", "", "| " + " | ".join(b["head"]) + " |",
+            lines += [f"## {md_text(b['title'])}", "",
+                      "| " + " | ".join(md_text(h) for h in b["head"]) + " |",
                       "|" + "---|" * len(b["head"])]
-            lines += ["| " + " | ".join(str(c).replace("|", "/") for c in r) + " |"
-                      for r in b["rows"]]
+            lines += ["| " + " | ".join(md_text(c) for c in r) + " |" for r in b["rows"]]
             lines.append("")
         elif k == "list":
-            lines += [f"## {b['title']}", ""] + [f"- {x}" for x in b["items"]] + [""]
+            lines += [f"## {md_text(b['title'])}", ""] + [f"- {md_text(x)}"
+                                                          for x in b["items"]] + [""]
         elif k == "image":
             lines += [f"## {b['title']}", "", f"![{b['name']}]({files[b['name']]})", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -8,21 +8,31 @@ Sources (the project's evidence document, docs/spinnaker2-target.md, sections 4-
             population_table_binary_search_impl.c, spike_processing.c)
   [trace]   measured in the NIR paper's SpiNNaker2 trace (tests/data/nir-paper/lif_spinnaker2.csv)
   [derived] computed here from the rows it names
-  [fitted: to what] chosen so the model meets the named published figure, inside the bounds
-            in `FITTED_BOUNDS` (tests/s2/test_energy_calibration.py checks both)
+  [quote]   a third party's figure (a tool's profile, a note quoting a paper)
+  [fitted: to what] chosen so the model meets the named published rate (only the synapse
+            word, to the published 12 M events/s per core); never to a published energy
   [assumed] not confirmed anywhere: an option elsewhere, this is its default
+
+The energy model's constants are `Ranged`: a value inside the range its source allows, none
+on a bound (tests/s2/test_energy_calibration.py); every energy figure is also given with all
+of them at the low and at the high end. `ChipModel` holds them as data a user can read,
+override (`spinnq energy --chip-model FILE`) and fit to a board (`spinnq energy-fit`).
 
 What this table does not know: per-event energies measured on the chip (the energy model
 derives them from CoreMark power), the exact cycle cost of each neuron model and of packet
 handling in py-spinnaker2's PE software, and the default neurons per PE it chooses.
-For the energy model also: router/NoC/IO power during a run, chip-to-chip link costs, the
-cost of a DVFS switch, and how accelerator efficiency scales with voltage (the list and the
-calibration against published runs: the energy section at the end of this file).
+For the energy model also: router/NoC/IO power during a run (one named term,
+`UNMODELLED_STATIC_W`, off by default), chip-to-chip link costs, the cost of a DVFS switch,
+and how accelerator efficiency scales with voltage (the comparison with published runs:
+`spinnq.s2.published_fit`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from spinnq.errors import InputError
 
 # --------------------------------------------------------------------------- architecture
 PES_PER_CHIP = 152  # ARM Cortex-M4F PEs (38 quad-PEs) [paper]
@@ -96,8 +106,10 @@ CLOCK_HZ = {0.5: 150e6, 0.8: 300e6}  # the highest clock at each voltage [paper]
 # 4 performance levels per PE: two voltages x clock dividers [paper]; the dividers (1 and 2)
 # are not published [assumed]. Leakage (asleep power) depends on the voltage only and the
 # energy of a busy cycle (~C V^2) does not depend on the clock [assumed].
-# The 4x span (75-300 MHz) follows the 28 nm prototype's levels, 125-500 MHz [paper: Hoeppner
-# et al. 2019, "Dynamic power management for neuromorphic many-core systems"].
+# Hoeppner et al.'s 4x span was measured across 0.7-1.0 V on the 28 nm prototype, not as a
+# divider at one voltage [paper]: the divided levels (0.5V/75MHz, 0.8V/150MHz) are kept as
+# fixed operating points a user can pick, but the chip software's DVFS (`dvfs`) uses only
+# 0.5 V / 150 MHz and 0.8 V / 300 MHz (DVFS_LOW, DVFS_HIGH below) [code].
 CLOCK_DIVIDERS = (2, 1)  # [assumed]
 
 
@@ -110,7 +122,7 @@ def _point(volts: float, divider: int) -> OperatingPoint:
 
 
 # The levels from slowest to fastest: 0.5V/75MHz, 0.5V (150 MHz), 0.8V/150MHz, 0.8V (300 MHz).
-# 0.8V/150MHz is as fast as 0.5V and costs more: automatic DVFS never picks it. [derived]
+# 0.8V/150MHz is as fast as 0.5V and costs more: the lower bound never picks it. [derived]
 OPERATING_POINTS = {p.name: p for p in sorted(
     (_point(v, d) for v in (0.5, 0.8) for d in CLOCK_DIVIDERS),
     key=lambda p: (p.clock_hz, p.volts))}
@@ -136,57 +148,89 @@ NOC_CYCLES_PER_HOP = 5  # at 300 MHz [paper]
 # gives 148 x 300 MHz / 1.8 G/s = 24.7 [derived]
 CYCLES_PER_SYN_EVENT_ALL_IN = CLOCK_HZ[0.8] / SYN_EVENTS_PER_S_PER_CORE
 # a neuron at the chip's capacity: 148 x 300e3 cycles / 150,000 = 296 cycles per tick, all
-# included [derived]: the upper bound of the per-neuron work below
+# included [derived]: a neuron's whole work per tick cannot exceed it
 NEURON_UPDATE_CYCLES_BOUND = USABLE_PES_PER_CHIP * CLOCK_HZ[0.8] * 1e-3 / NEURONS_PER_CHIP
+# KerasSpiking's SpiNNaker2 profile: 2.19 nJ per neuron update (2019 test chip) [quote]; at this
+# chip's ~15 pJ per busy cycle (0.8 V) that is ~146 cycles [derived]: the upper end of the
+# neuron update's range below (an older chip, its figure all-in)
+KERAS_SPIKING_NEURON_UPDATE_J = 2.19e-9  # [quote]
 SYNAPSE_TYPES = 2  # excitatory and inhibitory ring buffers per neuron (SYNAPSE_TYPE_COUNT) [code]
-# per 16-bit synapse word: load, 3 shift/mask extractions (weight, delay, type|index), ring
-# index, load-add-store (_process_fixed_synapses) [code: the loop; cycles: fitted: 12 M
-# synaptic events/s per core = 25 cycles all included, at the reference row below]
-CYCLES_PER_SYN_WORD = 23.0  # [fitted: 12 M synaptic events/s per core]
-# per received packet: queue pop and callback, row header reads, row DMA set-up [assumed]
-CYCLES_PER_PACKET_RX = 60.0  # [assumed]
-# per step of the population table's binary search: load key/mask, compare, branch [assumed];
-# steps = ceil(log2(entries + 1)), entries = source PEs sending to the PE [code]
-CYCLES_PER_LOOKUP_STEP = 10.0  # [assumed]
-# per neuron and synapse type: read + clear the ring-buffer slot, int -> float32, scale, add
-# into the input buffer (synapses_do_timestep_update) [assumed]
-CYCLES_PER_DELAY_BUFFER = 12.0  # [assumed]
-# per neuron: float32 state update, threshold check and reset, input-buffer clear
-# (neuron_do_timestep_update) [fitted: the seed DVS run's dynamic energy, 0.459 J minus its
-# asleep floor = 0.127 J; the fit ends at the upper bound below: see FIT_NOTE]
-CYCLES_PER_NEURON_UPDATE = 272.0  # [fitted: seed DVS dynamic energy]
-# per recorded neuron and tick: one voltage word (f2ui + store) and its share of the spike-bit
-# record (record_voltages, send_spike_record) [assumed]; only recorded populations pay it
-CYCLES_PER_RECORDED_NEURON = 6.0  # [assumed]
-# per spike and target QPE: reprogram the transmit register (comms_reconfigure), busy-wait
-# until it is free, write the key (send_spikes_to_all_targets) [assumed]
-CYCLES_PER_PACKET_SENT = 30.0  # [assumed]
-# per PE and tick: timer interrupt entry/exit, queue drain set-up, spike-record clear and
-# copy-out header, time-done record, deadline check [fitted: the seed DVS run's dynamic
-# energy, as above; ends at its upper bound]
-TICK_OVERHEAD_CYCLES = 30_000.0  # [fitted: seed DVS dynamic energy]
+
+
+@dataclass(frozen=True)
+class Ranged:
+    """One constant of the energy model: its value and the range its source allows."""
+
+    value: float
+    low: float
+    high: float
+    source: str  # [paper] / [code] / [derived] / [fitted: ...] / [assumed] and why these bounds
+    unit: str = "cycles"
+
+    def at(self, corner: str) -> float:
+        """The value at a corner of the range: "value", "low" or "high"."""
+        return {"value": self.value, "low": self.low, "high": self.high}[corner]
+
+
+# The PE program's cycles per unit of work, each inside the range its source allows and none
+# on a bound. Every energy figure is given at these values and at the low and high ends of
+# all of them (`Cost.energy_low_j`/`energy_high_j`).
+CYCLE_CONSTANTS: dict[str, Ranged] = {  # [code: the loops; cycles: each entry's source]
+    # per PE and tick: timer interrupt entry/exit, queue drain set-up, spike-record clear and
+    # copy-out header, time-done record, deadline check (main.c's timer callback)
+    "tick_overhead": Ranged(2_000.0, 500.0, 10_000.0, "[assumed] a few hundred instructions "
+                            "of interrupt and bookkeeping code; at most 3 % of a 1 ms tick"),
+    # per received packet: queue pop and callback, row header reads, row DMA set-up
+    "packet_rx": Ranged(60.0, 30.0, 150.0, "[assumed] callback + header + DMA set-up"),
+    # per step of the population table's binary search: load key/mask, compare, branch;
+    # steps = ceil(log2(entries + 1)), entries = source PEs sending to the PE [code]
+    "lookup_step": Ranged(10.0, 5.0, 20.0, "[assumed] load, mask, compare, branch"),
+    # per 16-bit synapse word: load, 3 shift/mask extractions, ring index, load-add-store
+    # (_process_fixed_synapses): 12 M synaptic events/s per core = 25 cycles all included,
+    # at the reference row (REFERENCE_ROW_WORDS) [fitted: 12 M synaptic events/s per core]
+    "syn_word": Ranged(23.0, 10.0, CYCLES_PER_SYN_EVENT_ALL_IN, "[fitted: 12 M synaptic "
+                       "events/s per core, 25 cycles all included] at least ~10 instructions"),
+    # per neuron and synapse type: read + clear the ring-buffer slot, int -> float32, scale,
+    # add into the input buffer (synapses_do_timestep_update)
+    "delay_buffer": Ranged(12.0, 6.0, 24.0, "[assumed] load, clear, convert, multiply-add"),
+    # per neuron: float32 state update, threshold check and reset, input-buffer clear
+    # (neuron_do_timestep_update): tens of cycles on a Cortex-M4F
+    "neuron_update": Ranged(60.0, 30.0, 146.0, "[code: NESTML's neuron loop, tens of "
+                            "instructions] low: the bare float32 LIF step; high: KerasSpiking's "
+                            "2.19 nJ per update [quote] at ~15 pJ per cycle [derived]"),
+    # per recorded neuron and tick: one voltage word and its share of the spike-bit record
+    "recorded_neuron": Ranged(6.0, 3.0, 20.0, "[assumed] f2ui + store, record copy-out"),
+    # per spike and target QPE: reprogram the transmit register, busy-wait, write the key
+    "packet_sent": Ranged(30.0, 10.0, 100.0, "[assumed] comms_reconfigure + busy-wait"),
+}
+# Module-level names of the values [derived: CYCLE_CONSTANTS]
+TICK_OVERHEAD_CYCLES = CYCLE_CONSTANTS["tick_overhead"].value  # [derived: CYCLE_CONSTANTS]
+CYCLES_PER_PACKET_RX = CYCLE_CONSTANTS["packet_rx"].value  # [derived: CYCLE_CONSTANTS]
+CYCLES_PER_LOOKUP_STEP = CYCLE_CONSTANTS["lookup_step"].value  # [derived: CYCLE_CONSTANTS]
+CYCLES_PER_SYN_WORD = CYCLE_CONSTANTS["syn_word"].value  # [derived: CYCLE_CONSTANTS]
+CYCLES_PER_DELAY_BUFFER = CYCLE_CONSTANTS["delay_buffer"].value  # [derived: CYCLE_CONSTANTS]
+CYCLES_PER_NEURON_UPDATE = CYCLE_CONSTANTS["neuron_update"].value  # [derived: CYCLE_CONSTANTS]
+CYCLES_PER_RECORDED_NEURON = CYCLE_CONSTANTS["recorded_neuron"].value  # [derived: CYCLE_CONSTANTS]
+CYCLES_PER_PACKET_SENT = CYCLE_CONSTANTS["packet_sent"].value  # [derived: CYCLE_CONSTANTS]
 # reference row for the 12 M events/s figure: a saturated core receiving packets whose rows
 # hold 64 synapse words, 16 entries in its population table [assumed]
 REFERENCE_ROW_WORDS = 64  # [assumed]
 REFERENCE_TABLE_ENTRIES = 16  # [assumed]
-# Fitted constants and the bounds they must stay in (physically plausible on a Cortex-M4F)
-# [assumed: these bounds, each with its reason]:
-FITTED_BOUNDS = {
-    # the loop body is at least ~10 instructions; at most the 25 cycles all included
-    "CYCLES_PER_SYN_WORD": (10.0, CYCLES_PER_SYN_EVENT_ALL_IN),
-    # a float32 LIF step takes at least ~30 cycles; with the delay buffer and the per-word
-    # work of a real network it cannot exceed the chip's capacity figure (296, all included)
-    "CYCLES_PER_NEURON_UPDATE": (30.0, NEURON_UPDATE_CYCLES_BOUND - SYNAPSE_TYPES
-                                 * CYCLES_PER_DELAY_BUFFER),
-    # at least the interrupt and queue handling (~500); at most 10 % of a 1 ms tick at 300 MHz
-    "TICK_OVERHEAD_CYCLES": (500.0, 0.1 * CLOCK_HZ[0.8] * 1e-3),
-}
-
-# what the fit could not reach [derived: checked in tests/s2/test_energy_calibration.py]
-FIT_NOTE = ("the seed DVS run's published dynamic energy needs more busy cycles per tick than "
-            "the PE program does at the assumed activity even with the tick overhead and the "
-            "neuron update at the top of their plausible ranges: both fitted constants sit on "
-            "their upper bounds and the modelled dynamic part stays below the published one")
+# The energy of a busy cycle is CoreMark's (chip CoreMark power minus asleep, per PE and
+# cycle); the SNN program's instruction mix (more loads/stores, FPU) may draw more or less
+# [assumed: +-20 %]
+ENERGY_PER_CYCLE_SCALE = Ranged(1.0, 0.8, 1.2, "[assumed] SNN code vs CoreMark's mix", "x")
+# What the model leaves out, as one named term, OFF by default: router/NoC traffic, the
+# always-on domain beyond "all PEs off", IO and DRAM, board regulators. Watts per chip for the
+# whole run. A user who measures a board can fit it (`spinnq energy-fit`); the bounds are the
+# fit's [assumed: at most about the chip's whole asleep power at 0.8 V]
+UNMODELLED_STATIC_W = Ranged(0.0, 0.0, 0.6, "[assumed] off by default; fit it to a board", "W")
+# DVFS as the chip's software does it (py-spinnaker2's DVFS demo, [code]): two performance
+# levels per PE, the high one at twice the low clock, chosen per tick by the number of
+# received packets: at or above the threshold the PE runs high. The demo picks a threshold per
+# neuron model by hand from a calibration run; these defaults are [assumed] (a setting).
+DVFS_LOW, DVFS_HIGH = "0.5V", "0.8V"  # [code: two levels, high = 2x the low clock]
+DVFS_THRESHOLD_PACKETS = {"lif_conv2d": 20.0, "default": 20.0}  # [assumed] packets per tick
 
 CHIP_TOPS = {0.8: 4.56e12}  # int8 ops/s per chip at 300 MHz, measured [paper]
 CHIP_TOPS[0.5] = CHIP_TOPS[0.8] * CLOCK_HZ[0.5] / CLOCK_HZ[0.8]  # linear in clock [assumed]
@@ -198,3 +242,132 @@ MACS_PER_CYCLE = CHIP_TOPS[0.8] / 2 / CLOCK_HZ[0.8] / PES_PER_CHIP
 ENERGY_PER_MAC_J = {v: (CHIP_TOPS[v] / TOPS_PER_W[v] - CHIP_ASLEEP_W[v]) / (CHIP_TOPS[v] / 2)
                     for v in (0.5, 0.8)}
 DVFS_SWITCH_J = 0.0  # energy of a performance-level switch, unknown [assumed]
+
+
+# ------------------------------------------------------------ the energy model as data
+@dataclass
+class ChipModel:
+    """The energy model's free constants as data a user can read, override and fit:
+    `ChipModel.load(path)` (JSON, any subset of `to_dict()`'s keys), `save(path)`. A constant
+    is a number (its value; the range kept) or {"value", "low", "high", "source"}."""
+
+    cycles: dict[str, Ranged]
+    energy_per_cycle_scale: Ranged
+    unmodelled_static_w: Ranged
+    dvfs_threshold_packets: dict[str, float]
+    source: str = "spinnq defaults (spinnq/s2/chip.py)"
+
+    @classmethod
+    def default(cls) -> ChipModel:
+        return cls(dict(CYCLE_CONSTANTS), ENERGY_PER_CYCLE_SCALE, UNMODELLED_STATIC_W,
+                   dict(DVFS_THRESHOLD_PACKETS))
+
+    def constants(self) -> dict[str, Ranged]:
+        """Every ranged constant by name (the cycle costs, the cycle-energy scale, the
+        unmodelled static power)."""
+        return {**self.cycles, "energy_per_cycle_scale": self.energy_per_cycle_scale,
+                "unmodelled_static_w": self.unmodelled_static_w}
+
+    def values(self, corner: str = "value") -> dict[str, float]:
+        """Every constant at a corner of its range ("value", "low", "high"); the unmodelled
+        static power stays at its value (a term the user turns on, not an uncertainty)."""
+        out = {k: c.at(corner) for k, c in self.constants().items()}
+        out["unmodelled_static_w"] = self.unmodelled_static_w.value
+        return out
+
+    def with_values(self, values: dict[str, float], source: str | None = None) -> ChipModel:
+        """A copy with some constants' values replaced (ranges kept), checked."""
+        d = self.to_dict()
+        for k, v in values.items():
+            where = d["cycles"] if k in d["cycles"] else d
+            if k not in where:
+                raise InputError(f"chip model has no constant '{k}'")
+            where[k] = dict(where[k], value=float(v))
+        d["source"] = source or self.source
+        return ChipModel.from_dict(d)
+
+    def threshold(self, model: str) -> float:
+        t = self.dvfs_threshold_packets
+        return float(t.get(model, t.get("default", DVFS_THRESHOLD_PACKETS["default"])))
+
+    def to_dict(self) -> dict:
+        def one(c: Ranged) -> dict:
+            return {"value": c.value, "low": c.low, "high": c.high, "unit": c.unit,
+                    "source": c.source}
+        return {"source": self.source, "cycles": {k: one(c) for k, c in self.cycles.items()},
+                "energy_per_cycle_scale": one(self.energy_per_cycle_scale),
+                "unmodelled_static_w": one(self.unmodelled_static_w),
+                "dvfs_threshold_packets": dict(self.dvfs_threshold_packets)}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "chip model") -> ChipModel:
+        """Defaults overridden by `d` (see the class docstring); refuses unknown keys and
+        values outside their ranges, naming them."""
+        if not isinstance(d, dict):
+            raise InputError(f"{where}: expected a JSON object")
+        base = cls.default()
+        known = {"source", "cycles", "energy_per_cycle_scale", "unmodelled_static_w",
+                 "dvfs_threshold_packets", "kind"}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise InputError(f"{where}: unknown key '{bad[0]}' (known: {', '.join(sorted(known))})")
+        cyc = d.get("cycles", {})
+        if not isinstance(cyc, dict):
+            raise InputError(f"{where}: 'cycles' must be an object")
+        unknown = sorted(set(cyc) - set(base.cycles))
+        if unknown:
+            raise InputError(f"{where}: unknown cycle constant '{unknown[0]}' (known: "
+                             f"{', '.join(base.cycles)})")
+        cycles = {k: _ranged(cyc.get(k), c, f"{where}: cycles.{k}")
+                  for k, c in base.cycles.items()}
+        thr = d.get("dvfs_threshold_packets", base.dvfs_threshold_packets)
+        if not isinstance(thr, dict) or not all(_number(v) >= 0 for v in thr.values()):
+            raise InputError(f"{where}: dvfs_threshold_packets must map neuron models (or "
+                             "'default') to packet counts >= 0")
+        return cls(cycles, _ranged(d.get("energy_per_cycle_scale"), base.energy_per_cycle_scale,
+                                   f"{where}: energy_per_cycle_scale"),
+                   _ranged(d.get("unmodelled_static_w"), base.unmodelled_static_w,
+                           f"{where}: unmodelled_static_w"),
+                   {str(k): float(v) for k, v in thr.items()}, str(d.get("source", where)))
+
+    @classmethod
+    def load(cls, path) -> ChipModel:
+        import json
+        from pathlib import Path
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text())
+        except OSError as e:
+            raise InputError(f"cannot read chip model {p}: {e.strerror}") from None
+        except ValueError as e:
+            raise InputError(f"chip model {p} is not JSON: {e}") from None
+        return cls.from_dict(d, str(p))
+
+    def save(self, path) -> None:
+        import json
+        from pathlib import Path
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+
+
+def _number(v) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return x
+
+
+def _ranged(v, base: Ranged, where: str) -> Ranged:
+    """A constant from a number (value only) or an object; checked."""
+    if v is None:
+        return base
+    d = v if isinstance(v, dict) else {"value": v}
+    bad = sorted(set(d) - {"value", "low", "high", "unit", "source"})
+    if bad:
+        raise InputError(f"{where}: unknown field '{bad[0]}'")
+    val, lo, hi = (_number(d.get(k, getattr(base, k))) for k in ("value", "low", "high"))
+    if not all(math.isfinite(x) and x >= 0 for x in (val, lo, hi)):
+        raise InputError(f"{where}: value, low and high must be numbers >= 0")
+    if not lo <= val <= hi:
+        raise InputError(f"{where}: value {val:g} lies outside its range [{lo:g}, {hi:g}]")
+    return Ranged(val, lo, hi, str(d.get("source", base.source)), str(d.get("unit", base.unit)))

@@ -53,6 +53,8 @@ from spinnq.s2.program import (
 )
 
 CUBA_BIAS = ("current", "offset")
+# conventions that fire at v >= v_threshold (read from the registry; `quant.finetuning`)
+INCLUSIVE = tuple(name for name, c in REGISTRY.items() if c.inclusive)
 W_SCALE_KEY = "w_scale"  # metadata on a weight node: the scale QAT trained with (a float)
 EXPORTED_KEY = "s2_w_scale"  # metadata written by `export`: weights are integers already
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from spinnq.errors import InputError
 from spinnq.s2 import chip
 from spinnq.s2.compile import S2Config, recurrent
-from spinnq.s2.inputs import as_spikes, check_spikes
+from spinnq.s2.inputs import check_spikes, spike_batch
 from spinnq.s2.program import (
     COUNTERS,
     ChipArithmetic,
@@ -253,7 +253,7 @@ def emulate(program: Program, x, steps: int | None = None,
     """
     run_cfg = program.engine
     pops = program.populations
-    xb = as_spikes(x, pops[program.input].shape)
+    xb = spike_batch(x, pops[program.input].shape)  # uint8, the caller's memory where it can
     steps = int(xb.shape[1]) + program.depth if steps is None else int(steps)
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
@@ -278,7 +278,7 @@ class _TorchRun:
     steps, D = its longest outgoing delay, and the current block, as float32 0/1 ready for
     the projections' batched ops), neuron state, recordings and counts."""
 
-    def __init__(self, program: Program, xb: Tensor, steps: int, rec: list):
+    def __init__(self, program: Program, xb: np.ndarray, steps: int, rec: list):
         pops = program.populations
         self.program, self.xb, self.steps, self.rec = program, xb, steps, rec
         self.B, self.T = int(xb.shape[0]), int(xb.shape[1])
@@ -330,8 +330,9 @@ class _TorchRun:
         s_out.zero_()
         k = max(0, min(t1, self.T) - t0)
         if k:
-            s_out[:k] = self.xb[:, t0:t0 + k].reshape(self.B, k, -1).transpose(0, 1)
-            check_spikes(s_out[:k])
+            blk = np.array(self.xb[:, t0:t0 + k].reshape(self.B, k, -1).transpose(1, 0, 2))
+            s_out[:k] = torch.from_numpy(blk)
+            check_spikes(blk)
 
     def synaptic_input(self, name: str, pop: Population, t0: int, t1: int) -> list[Tensor]:
         """The integer synaptic sums into `name` for steps [t0, t1) (one per current for

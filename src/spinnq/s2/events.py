@@ -636,7 +636,7 @@ if njit is not None:
 
     @njit(cache=True, nogil=True, inline="always")
     def _input_spikes(x, fired, fw, out, base, perm_back):
-        """One step of dense 0/1 input (floats, NIR order) -> engine-order indices in
+        """One step of dense 0/1 input (uint8, NIR order) -> engine-order indices in
         out[base:]; -1 if a value is not 0 or 1 (NaN included). A branch-free pass flags the
         nonzero values, `_collect` lists them, and only those are checked to be 1."""
         n = x.shape[0]
@@ -660,7 +660,7 @@ if njit is not None:
                 subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_kind, pr_wide,
                 pr_tab, tabs8, tabs16, nzs, geo, by_post_ptr, by_post, R, rec_off, rec_s,
                 rec_v, cnt, sat, acc_limit, done):
-        """Run samples xin[b] (T, inputs) of 0/1 floats; False (at once) on another value.
+        """Run samples xin[b] (T, inputs) of 0/1 bytes (uint8); False (at once) on another value.
         Called with `uniform` a constant (`_kernel_uniform`, `_kernel_general`), so that LLVM
         compiles one update loop into each: with both loops in one kernel, a run-time choice
         made the whole kernel ~15 % slower (measured), not just the update."""
@@ -951,7 +951,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOL[workers]
 
 
-def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str],
+def run_events(program: Program, xb: np.ndarray, steps: int, rec: list[str],
                on_step: Callable[[int, int], None] | None = None) -> Run:
     """Emulate with the event-driven kernel; same Run as `emulate.emulate`. `on_step(done,
     total)` is called about 10 times a second with the sample-steps finished (the kernel
@@ -965,7 +965,9 @@ def run_events(program: Program, xb: torch.Tensor, steps: int, rec: list[str],
         rec_off[index[r]] = o
         o += program.populations[r].size
     B, T = int(xb.shape[0]), int(xb.shape[1])
-    xin = np.ascontiguousarray(xb.reshape(B, T, -1).numpy())
+    xin = np.ascontiguousarray(xb.reshape(B, T, -1))
+    if not xin.flags.writeable:  # numba compiles read-only arrays as another kernel
+        xin = xin.copy()
     rec_s = np.zeros((B, steps, o), dtype=np.uint8)
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
     cnt = np.zeros((B, steps, len(names), 4), dtype=np.float64)

@@ -9,10 +9,22 @@ Tune, keep every trial, and report the accuracy-energy front and the pick under 
 Ray is the optional extra `spinnq[sweep]`; it is imported only when trials run.
 """
 
-from spinnq.sweep.results import Budget, Store, best, dominates, pareto
-from spinnq.sweep.runner import SweepConfig, run_sweep
-from spinnq.sweep.space import DEFAULTS, KEYS, parse_space, settings
-from spinnq.sweep.trial import GraphProblem, run_trial
+from importlib import import_module
 
-__all__ = ["DEFAULTS", "KEYS", "Budget", "GraphProblem", "Store", "SweepConfig", "best",
-           "dominates", "parse_space", "pareto", "run_sweep", "run_trial", "settings"]
+# Names load on first use: `spinnq.sweep.space` (the CLI's help text) stays free of torch.
+_NAMES = {"Budget": "results", "Store": "results", "best": "results", "dominates": "results",
+          "pareto": "results", "SweepConfig": "runner", "run_sweep": "runner",
+          "DEFAULTS": "space", "KEYS": "space", "parse_space": "space", "settings": "space",
+          "GraphProblem": "trial", "run_trial": "trial"}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(import_module(f"spinnq.sweep.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'spinnq.sweep' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_NAMES])

@@ -15,12 +15,13 @@ running again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from spinnq.sweep.trial import Problem, run_trial
 
 WORST = 1e300  # stands in for a failed trial's objective values (searchers need numbers)
 LOOPBACK = ("127.0.0.1", "localhost")
+LOG = "sweep.log"  # Ray's own messages (start-up, shutdown), in the sweep folder
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine mode
 
 
@@ -58,17 +60,83 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def reachable(address: str, timeout_s: float = 5.0) -> None:
-    """A HOST:PORT that accepts no connection is one line now, not minutes of Ray retries."""
-    if address == "auto" or ":" not in address:
+def parse_address(address: str) -> tuple[str, int] | None:
+    """--address: "auto" (None: Ray finds its cluster) or HOST:PORT / [IPv6]:PORT, checked
+    before anything starts; the other forms Ray knows are refused in one line."""
+    a = address.strip()
+    if a == "auto":
+        return None
+    if "://" in a:
+        scheme = a.split("://", 1)[0]
+        why = ("a Ray Client address; spinnq joins a cluster as a driver" if scheme == "ray"
+               else "a web (dashboard) address")
+        raise InputError(f"--address {a}: {why}: give the head's GCS address HOST:PORT "
+                         "(`ray start --head` prints it, e.g. 127.0.0.1:6379) or auto")
+    host, sep, port = a.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--address {a}: expected HOST:PORT (port 1-65535), [IPv6]:PORT or "
+                         "auto")
+    return host, int(port)
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(3) + b"\x04" + bytes(5)
+
+
+def reachable(address: str, timeout_s: float = 3.0) -> None:
+    """A HOST:PORT where no Ray head answers is one line within seconds, not minutes of Ray
+    retries: the port must accept a connection and speak gRPC (a Ray head's GCS answers the
+    HTTP/2 preface with a SETTINGS frame; another service does not)."""
+    hp = parse_address(address)
+    if hp is None:
         return
-    host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
-            pass
-    except (OSError, ValueError) as e:
-        raise BackendError(f"no Ray head at {address} ({type(e).__name__}: {e}); start one "
-                           "with `ray start --head` or drop --address") from None
+        with socket.create_connection(hp, timeout=timeout_s) as sock:
+            if os.environ.get("RAY_USE_TLS", "0") not in ("0", ""):
+                return  # a TLS head: the plain preface would not be answered
+            sock.sendall(H2_PREFACE)
+            head = sock.recv(9)
+    except TimeoutError:
+        head = b""
+    except OSError as e:
+        raise BackendError(f"no Ray head at {address} ({(e.strerror or type(e).__name__)}); "
+                           "start one with `ray start --head` or drop --address") from None
+    if len(head) < 4 or head[3] != 0x04:
+        raise BackendError(f"{address} answers, but not as a Ray head (no gRPC reply within "
+                           f"{timeout_s:g} s); check the port `ray start --head` printed")
+
+
+@contextlib.contextmanager
+def to_log(log: Path | None) -> Iterator[None]:
+    """Ray's own start-up and shutdown messages (token notices, worker warnings) go to the
+    sweep's log file, not the user's terminal (file descriptors 1 and 2 redirected)."""
+    if log is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def check_embedded() -> None:
+    """An embedded Ray must not join whatever RAY_ADDRESS names (ray.init reads it)."""
+    if os.environ.get("RAY_ADDRESS"):
+        raise InputError(f"RAY_ADDRESS={os.environ['RAY_ADDRESS']} is set in the environment: "
+                         "give it as --address to use that cluster, or unset it for the "
+                         "embedded Ray")
 
 
 def loopback_only() -> None:
@@ -84,10 +152,12 @@ def loopback_only() -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def connect(opts: RayOptions) -> bool:
+def connect(opts: RayOptions, log: Path | None = None) -> bool:
     """Start (or join) Ray; True when this call started it (and must shut it down)."""
-    host = (opts.address or "127.0.0.1").rpartition(":")[0] or opts.address
-    if not opts.address or host in LOOPBACK:  # a head on loopback: this driver joins it there
+    hp = parse_address(opts.address) if opts.address else ("127.0.0.1", 0)
+    if not opts.address:
+        check_embedded()
+    if hp is not None and hp[0] in LOOPBACK:  # a head on loopback: this driver joins it there
         loopback_only()
     try:
         import ray
@@ -101,10 +171,12 @@ def connect(opts: RayOptions) -> bool:
     try:
         if opts.address:
             reachable(opts.address)
-            ray.init(address=opts.address, **common)
-        else:  # loopback only: nothing of this Ray is reachable from another machine
-            ray.init(num_cpus=opts.cpus or os.cpu_count() or 1, include_dashboard=False,
-                     **common)
+        with to_log(log):
+            if opts.address:
+                ray.init(address=opts.address, **common)
+            else:  # loopback only: nothing of this Ray is reachable from another machine
+                ray.init(num_cpus=opts.cpus or os.cpu_count() or 1, include_dashboard=False,
+                         **common)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = opts.address or "a local Ray"
         raise BackendError(f"cannot start or reach Ray at {where}: {str(e).splitlines()[0]}"
@@ -122,13 +194,17 @@ def run(problem: Problem, todo: list[dict], out: Path, seed: int, opts: RayOptio
 
     if search != "optuna" and not todo:
         return
-    started = connect(opts)
+    log = Path(out) / LOG
+    started = connect(opts, log)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C: KeyboardInterrupt, exit 130
     try:
         threads = max(1, int(opts.threads))
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        if threads > cpus:  # a trial that can never be scheduled would wait forever
+            raise InputError(f"--threads {threads} > the {cpus} CPUs of the Ray cluster")
         fn = tune.with_parameters(_trainable, problem=problem, seed=int(seed), threads=threads,
                                   known=dict(known or {}))
         fn = tune.with_resources(fn, {"cpu": threads})
-        cpus = int(ray.cluster_resources().get("CPU", 1))
         tune_kw: dict = {"max_concurrent_trials": max(1, cpus // threads), "reuse_actors": True,
                          "trial_dirname_creator": _trial_dirname}  # no values in paths
         if search == "optuna":
@@ -144,7 +220,8 @@ def run(problem: Problem, todo: list[dict], out: Path, seed: int, opts: RayOptio
         tuner.fit()
     finally:
         if started:
-            ray.shutdown()
+            with to_log(log):
+                ray.shutdown()
 
 
 def _optuna(space: dict, seed: int, samples: int, problem: Problem, tune_kw: dict):

@@ -67,13 +67,16 @@ def _cells(rec: dict, metric: str) -> list[str]:
         f"{m:.2%}" if metric == "accuracy" else f"{m:.1f}")
     return [*(str(s[k]) for k in KEYS), mv,
             "" if not ok(rec, metric) else fmt(rec["energy_j"], "J"),
+            "" if not ok(rec, metric) or rec.get("energy_low_j") in (None, "") else
+            f"{fmt(rec['energy_low_j'], 'J')} - {fmt(rec['energy_high_j'], 'J')}",
             "" if not ok(rec, metric) else fmt(rec["dynamic_j"], "J"),
             "" if not ok(rec, metric) else fmt(rec["latency_s"], "s"),
             str(rec.get("pes", "")), str(rec.get("chips", "")), rec.get("error", "")]
 
 
 def _head(metric: str) -> list[str]:
-    return [*KEYS, metric, "energy", "dynamic", "latency", "PEs", "chips", "error"]
+    return [*KEYS, metric, "energy", "energy range", "dynamic", "latency", "PEs", "chips",
+            "error"]
 
 
 def _md_table(rows: list[dict], metric: str) -> list[str]:
@@ -104,6 +107,13 @@ def summary_lines(info: dict, metric: str) -> list[str]:
             f"{sv['metric_change'] * scale:+.3g} {unit} (tolerance "
             f"{sv['tolerance'] * scale:.3g} {unit}) with {label(sv['pick'])} "
             f"({fmt(sv['pick']['energy_j'], 'J')}).")
+    kept = info.get("pareto_order_kept") or {}
+    if kept and None not in kept.values():
+        moved = [k for k, v in kept.items() if not v]
+        lines.append(f"{len(kept) - len(moved)} of {len(kept)} front points keep their energy "
+                     "order with every energy constant at the low or the high end of its "
+                     "sourced range" + (f"; these change places: {', '.join(moved)}."
+                                        if moved else "."))
     if info.get("budget"):
         b = info.get("best")
         lines.append(f"Budget ({info['budget']}): " + (

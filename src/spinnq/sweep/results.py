@@ -18,10 +18,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from spinnq.errors import CheckpointError
+from spinnq.errors import CheckpointError, InputError
 from spinnq.files import atomic_write, write_json
 from spinnq.sweep.space import KEYS, key
 from spinnq.sweep.trial import COST_COLUMNS
+from spinnq.tasks.common import held_run
 
 TRIALS_DIR = "trials"
 
@@ -36,18 +37,48 @@ class Store:
         return self.folder / f"{k}.json"
 
     def put(self, rec: dict) -> Path:
+        """Write a record; inside a sweep folder this process holds, its hash is recorded
+        (a record swapped in from another sweep is refused on --resume)."""
         k = key(rec["settings"], rec["seed"])
+        run = held_run(self.path(k))
+        if run is not None:
+            return run.write_json(self.path(k), {**rec, "key": k})
         return write_json(self.path(k), {**rec, "key": k})
 
     def records(self) -> dict[str, dict]:
+        """Every record, read back like user input: a damaged, foreign or edited one is a
+        `CheckpointError` naming its file (delete it to run that trial again)."""
         out = {}
         for p in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else ():
+            run = held_run(p)
+            if run is not None:
+                run.verify(p)
             try:
-                rec = json.loads(p.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise CheckpointError(f"not a trial record ({e})", file=str(p)) from None
-            out[p.stem] = rec
+                rec = json.loads(p.read_bytes().decode("utf-8"))
+            except (OSError, ValueError) as e:
+                raise CheckpointError(f"not a trial record ({type(e).__name__})",
+                                      file=str(p)) from None
+            out[p.stem] = check_record(rec, p)
         return out
+
+
+def check_record(rec: object, p: Path) -> dict:
+    """A trial record's shape: an object with its settings, seed and key (= its name)."""
+    if not isinstance(rec, dict):
+        raise CheckpointError(f"not a trial record (a JSON {type(rec).__name__})", file=str(p))
+    try:
+        ok_key = rec.get("key") == p.stem == key(rec["settings"], rec["seed"])
+    except (KeyError, TypeError, ValueError, InputError):
+        ok_key = False
+    if not ok_key:
+        raise CheckpointError("not a trial record of this sweep (its settings, seed and key "
+                              "do not match its name); delete it to run that trial again",
+                              file=str(p))
+    for k in ("error", "wall_s", *COST_COLUMNS):
+        v = rec.get(k)
+        if v is not None and not isinstance(v, str | int | float | bool):
+            raise CheckpointError(f"trial record field {k} is not a plain value", file=str(p))
+    return rec
 
 
 def columns(metric: str) -> list[str]:
@@ -59,7 +90,8 @@ def ok(rec: dict, metric: str) -> bool:
     if rec.get("error"):
         return False
     m, e = rec.get(metric), rec.get("energy_j")
-    return m is not None and e is not None and math.isfinite(m) and math.isfinite(e)
+    return all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+               for v in (m, e))
 
 
 def dominates(a: dict, b: dict, metric: str) -> bool:
@@ -74,6 +106,19 @@ def pareto(records: list[dict], metric: str) -> list[dict]:
     good = [r for r in records if ok(r, metric)]
     front = [r for r in good if not any(dominates(o, r, metric) for o in good)]
     return sorted(front, key=lambda r: (r["energy_j"], -r[metric]))
+
+
+def order_kept(front: list[dict]) -> dict[str, bool | None]:
+    """Per front point (by key): whether its rank by energy is the same with every energy
+    constant at the low end of its sourced range, at its value and at the high end (None:
+    records without a range)."""
+    corners = ("energy_low_j", "energy_j", "energy_high_j")
+    if any(not isinstance(r.get(c), int | float) for r in front for c in corners):
+        return {r["key"]: None for r in front}
+    ranks = [{r["key"]: i for i, r in enumerate(sorted(front, key=lambda r: r[c]))}
+             for c in corners]
+    return {r["key"]: ranks[0][r["key"]] == ranks[1][r["key"]] == ranks[2][r["key"]]
+            for r in front}
 
 
 def row(rec: dict, metric: str) -> dict:

@@ -9,22 +9,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from spinnq.errors import InputError
+from spinnq.errors import CheckpointError, InputError, Interrupted
 from spinnq.files import atomic_write, write_json
 from spinnq.graph import meta
 from spinnq.graph.model import write_graph
 from spinnq.helpers import progress, read_json
 from spinnq.report.write import fmt
+from spinnq.settings import ACCURACY, ANY_NUMBER, SPACE_LIMITS, SWEEP_FLAGS, check_flag
 from spinnq.sweep import engine, report
-from spinnq.sweep.results import Budget, Store, best, ok, pareto, savings, write_tables
+from spinnq.sweep.results import (
+    Budget,
+    Store,
+    best,
+    ok,
+    order_kept,
+    pareto,
+    savings,
+    write_tables,
+)
 from spinnq.sweep.space import Plan, key, plan, settings
 from spinnq.sweep.trial import Problem, quant_function, quant_stages, tick_seconds
+from spinnq.tasks.common import RunDir, config_sha256, differing_keys, read_marker
 
 SPEC = "sweep.json"
 PROPOSED = "optuna.json"  # how many optuna proposals a sweep folder has used
@@ -50,19 +63,87 @@ def tolerance(metric: str, reference: dict | None) -> float:
     return 0.005 * abs(reference[metric]) if reference and ok(reference, metric) else 0.0
 
 
-def _check_folder(out: Path, spec: dict, resume: bool) -> None:
-    p = out / SPEC
-    if p.exists() and Store(out).records():
-        if not resume:
-            raise InputError("holds a sweep already: pass --resume to continue it, or another "
-                             "--out", file=str(out))
-        old = read_json(p)
-        for k in ("target", "metric", "seed"):
-            if old.get(k) != spec.get(k):
-                raise InputError(f"--resume: the folder's sweep has {k} {old.get(k)!r}, this "
-                                 f"one {spec.get(k)!r}", file=str(p))
-    elif resume and (out / "trials").is_dir():
-        raise InputError(f"--resume: no {SPEC} in this folder", file=str(out))
+def check_options(flags: dict, space: dict, metric: str, min_metric: float | None,
+                  graph: bool, ray: engine.RayOptions) -> None:
+    """Every sweep setting against its limit (`spinnq.settings`), before Ray starts or any
+    file is written: flags, each --space value, the budget, the Ray address and CPUs."""
+    for flag, value in flags.items():
+        check_flag(flag, value, SWEEP_FLAGS[flag])
+    for k, vals in space.items():
+        for v in vals:
+            if k in SPACE_LIMITS and not isinstance(v, str):
+                check_flag(f"--space {k}", v, SPACE_LIMITS[k])
+    if graph and flags.get("--episodes") is not None:
+        raise InputError("--episodes is for control tasks (closed-loop episodes per trial); "
+                         "a graph is scored on its --data")
+    if min_metric is not None:
+        check_flag("--min-accuracy", min_metric, ACCURACY if metric == "accuracy"
+                   else ANY_NUMBER)
+    if ray.address:
+        engine.parse_address(ray.address)
+    else:
+        engine.check_embedded()
+        cores = ray.cpus or os.cpu_count() or 1
+        if ray.threads > cores:
+            raise InputError(f"--threads {ray.threads} > the {cores} CPUs of the embedded Ray "
+                             "(--cpus, default: this machine's cores): no trial could start")
+
+
+def identity(target: str, problem: Problem | None, data: str | Path | None, seed: int,
+             **task: object) -> dict:
+    """What a trial's result depends on besides its own settings: the target (a task and
+    its sizes, or a graph's and its data's hashes and run settings) and the seed."""
+    if problem is None:
+        return {"target": target, "seed": int(seed), **task}
+    return {"target": "graph", "graph_sha256": file_sha256(target),
+            "data_sha256": file_sha256(data), "convention": problem.convention,
+            "dt": problem.dt, "reset": problem.reset, "metric": problem.metric,
+            "seed": int(seed)}
+
+
+def open_folder(out: str | Path, identity: dict, resume: bool) -> RunDir:
+    """The sweep folder, locked: a new one (absent or empty `out`; the marker records the
+    sweep's `identity`), or this very sweep's earlier folder. Another sweep's folder is
+    refused naming what differs (graph or data hash, convention, seed, ...), so two sweeps
+    never mix; a finished trial is only reused with `resume`."""
+    out = Path(out)
+    if not out.is_dir() or read_marker(out) is None:
+        folder = RunDir.create("sweep", out, kind="sweep")  # refuses a foreign folder
+        folder.record_config(identity)
+        return folder
+    folder = RunDir.open(out, kind="sweep")
+    try:
+        rec = folder.recorded_config()
+        if rec is None:
+            folder.record_config(identity)
+        elif config_sha256(rec) != config_sha256(identity):
+            raise InputError(f"holds another sweep: {describe_change(rec, identity)}; use "
+                             "another --out", file=str(out))
+        if not resume and Store(out).records():
+            raise InputError("holds a sweep already: pass --resume to continue it, or "
+                             "another --out", file=str(out))
+    except BaseException:
+        folder.release()
+        raise
+    return folder
+
+
+def describe_change(old: dict, new: dict) -> str:
+    """'data_sha256 3fa1b2c4.. -> 9d0e.., convention nir -> snntorch' (at most 4 keys)."""
+    def short(v):
+        t = str(v)
+        return t[:10] + ".." if len(t) > 12 else t
+
+    keys = differing_keys(old, new)
+    return ", ".join(f"{k} {short(old.get(k))} -> {short(new.get(k))}" for k in keys[:4])
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str = "") -> dict:
@@ -72,7 +153,6 @@ def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str =
             "search": cfg.search, "samples": cfg.samples,
             "space": {k: list(v) for k, v in cfg.space.items()},
             "budget": asdict(cfg.budget)}
-    _check_folder(out, spec, cfg.resume)
     extra = [problem.default(), problem.seed_config()]
     for stage in quant_stages(cfg.space):  # checked before anything runs
         quant_function(stage)
@@ -90,7 +170,11 @@ def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str =
 
     def proposed() -> int:
         p = out / PROPOSED
-        return int(read_json(p)["proposed"]) if p.exists() else 0
+        d = read_json(p) if p.exists() else {"proposed": 0}
+        if not (isinstance(d, dict) and isinstance(d.get("proposed"), int)
+                and d["proposed"] >= 0):
+            raise CheckpointError("not a proposals record ({\"proposed\": N})", file=str(p))
+        return d["proposed"]
 
     total = len(todo_plan) + (cfg.samples if cfg.search == "optuna" else 0)
     done_before = len(todo_plan) - len(todo)
@@ -110,16 +194,22 @@ def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str =
             recs = list(store.records().values())
             bar.update(task, advance=1, info=_best_info(recs, problem.metric, cfg.budget))
 
-        if todo:
-            engine.run(problem, todo, out, cfg.seed, cfg.ray, on_record, "grid")
-        if cfg.search == "optuna":
-            phase["optuna"] = True
-            left = max(0, cfg.samples - proposed())
-            bar.update(task, completed=done_before + cfg.samples - left)
-            if left:
-                engine.run(problem, [], out, cfg.seed, cfg.ray, on_record, "optuna", left,
-                           cfg.space, store.records())
-            bar.update(task, completed=total)
+        try:
+            if todo:
+                engine.run(problem, todo, out, cfg.seed, cfg.ray, on_record, "grid")
+            if cfg.search == "optuna":
+                phase["optuna"] = True
+                left = max(0, cfg.samples - proposed())
+                bar.update(task, completed=done_before + cfg.samples - left)
+                if left:
+                    engine.run(problem, [], out, cfg.seed, cfg.ray, on_record, "optuna", left,
+                               cfg.space, store.records())
+                bar.update(task, completed=total)
+        except KeyboardInterrupt:
+            n = len(store.records())
+            raise Interrupted(f"interrupted: {n} of {total} trials finished ({state['ran']} "
+                              f"in this session), kept in {out / 'trials'}; continue with the "
+                              "same command and --resume") from None
     return finish(problem, out, cfg, target or problem.name, ran=state["ran"],
                   skipped=done_before)
 
@@ -154,6 +244,7 @@ def finish(problem: Problem, out: Path, cfg: SweepConfig, title: str, ran: int =
         pick = info["best"] = best(records, metric, cfg.budget)
         if pick is not None:
             paths |= write_best(problem, out, pick)
+    info["pareto_order_kept"] = order_kept(pareto(records, metric))
     paths |= report.write(out, title, records, metric, info)
     write_json(out / "summary.json", {k: v for k, v in info.items()} | {
         "trials": len(records), "ran": ran, "skipped": skipped,
@@ -198,8 +289,8 @@ def chip_flags(problem: Problem, s: dict) -> list[str]:
 
 def energy_flags(s: dict) -> list[str]:
     tick = tick_seconds(s)
-    return ["--operating-point", s["operating_point"]] + (
-        [] if tick is None else ["--tick-ms", repr(float(s["tick_ms"]))])
+    return ["--operating-point", s["operating_point"],
+            "--tick-ms", "shortest" if tick is None else repr(float(s["tick_ms"]))]
 
 
 def best_commands(problem: Problem, out: Path, rec: dict, labelled: bool = False) -> str:

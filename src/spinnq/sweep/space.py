@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.s2.formats import ScaleMode
 
 CALIBRATE = "calibrate"
+GRAPH_SCALES = "graph"  # weight_scale: the scales the graph's weight nodes carry (w_scale)
 SHORTEST = "shortest"
 # key -> default (spinnq's default configuration). timesteps 0: all steps of the data / the
 # task's own T; neurons_per_pe 0: the chip model's default; finetune 0: no fine-tuning.
@@ -65,12 +65,14 @@ def parse_value(key: str, text: str) -> Any:
             raise InputError(f"--space bits: weights are 8 or 4 bits on SpiNNaker2, got {v}")
         return v
     if key == "weight_scale":
-        if t.lower() == CALIBRATE:
-            return CALIBRATE
+        from spinnq.s2.formats import ScaleMode  # torch: only when a scale is parsed
+
+        if t.lower() in (CALIBRATE, GRAPH_SCALES):
+            return t.lower()
         try:
             return str(ScaleMode.parse(t))
         except InputError as e:
-            raise InputError(f"--space weight_scale: {e} (or 'calibrate')") from None
+            raise InputError(f"--space weight_scale: {e} (or 'calibrate', 'graph')") from None
     if key == "operating_point":
         ops = operating_points()
         if t not in ops:

@@ -19,11 +19,12 @@ import torch
 
 from spinnq.errors import InputError
 from spinnq.graph.model import Graph, from_nir, read_graph, write_graph
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config
 from spinnq.s2.emulate import emulate
 from spinnq.s2.program import Program, Run
 from spinnq.sweep.space import settings
-from spinnq.sweep.trial import quant_stages
+from spinnq.sweep.trial import quant_stages, trial_flags
 from spinnq.tasks.common import RunDir, load_checkpoint, load_state_dict, save_checkpoint
 
 CONTROL = ("cartpole", "acrobot")
@@ -72,10 +73,14 @@ class TrainedPerTimesteps:
     def labels(self, s: dict) -> np.ndarray | None:
         return None
 
+    def run_settings(self, s: dict) -> RunSettings:
+        """The trial's settings through the one resolver (`spinnq.resolver`): the task's dt and
+        reset by subtraction (as it trains), the trial's chip settings."""
+        return resolve(self.graph(s), reset="subtract", dt=self.dt,
+                       weight_scale=s["weight_scale"], **trial_flags(s))
+
     def s2_config(self, s: dict) -> S2Config:
-        return S2Config(dt=self.dt, reset="subtract", bits=int(s["bits"]),
-                        weight_scale=s["weight_scale"],
-                        neurons_per_pe_default=int(s["neurons_per_pe"]))
+        return self.run_settings(s).s2()
 
 
 @dataclass
@@ -133,7 +138,9 @@ def control_problem(env: str, out: Path, *, quick: bool, episodes: int | None, s
                             file=str(ckpt))
         else:
             resume = (folder / "checkpoints" / "dqn.pt").exists()
-            run = RunDir.open(folder) if resume else RunDir.create(env, folder)
+            # no DQN checkpoint yet: that training starts over (force deletes only spinnq's
+            # files), so a sweep cut off early resumes instead of refusing its own folder
+            run = RunDir.open(folder) if resume else RunDir.create(env, folder, force=True)
             if not resume:
                 run.save_config(cfg)
             res = train(model, enc, spec, cfg.dqn, cfg.seed, run.path, solved=solved,
@@ -193,7 +200,7 @@ def gesture_problem(out: Path, *, quick: bool, seed: int, space: dict, quiet: bo
     from spinnq.tasks.gesture.runner import load_data
     from spinnq.tasks.gesture.train import train
 
-    base = gconf.GestureConfig(seed=seed)
+    base = gconf.GestureConfig(seed=seed, cache_dir=str(Path(out) / "cache"))  # in --out
     base = gconf.quick(base) if quick else base
     window = base.frames.steps * base.frames.bin_ms
     default_t = base.frames.steps

@@ -21,20 +21,20 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from spinnq.config import DEFAULT_DT
 from spinnq.errors import InputError, SpinnqError
-from spinnq.graph import meta
 from spinnq.graph.model import Graph, read_graph
 from spinnq.helpers import seed_everything, set_threads
+from spinnq.resolver import SHORTEST as SHORTEST_TICK
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import energy
 from spinnq.s2.place import place
 from spinnq.s2.program import Program, Run
-from spinnq.sweep.space import CALIBRATE, SHORTEST, settings
+from spinnq.sweep.space import CALIBRATE, GRAPH_SCALES, SHORTEST, settings
 
 COST_COLUMNS = ("energy_j", "dynamic_j", "base_j", "latency_s", "tick_s", "realtime", "pes",
-                "chips")
+                "chips", "energy_low_j", "energy_high_j")
 
 
 class Problem(Protocol):
@@ -49,7 +49,9 @@ class Problem(Protocol):
 
     def graph(self, s: dict) -> Graph: ...
 
-    def s2_config(self, s: dict) -> S2Config: ...
+    def run_settings(self, s: dict) -> RunSettings: ...  # through `spinnq.resolver`
+
+    def s2_config(self, s: dict) -> S2Config: ...  # run_settings(s).s2()
 
     def score(self, program: Program, s: dict) -> tuple[float, Run]: ...
 
@@ -61,6 +63,15 @@ class Problem(Protocol):
 def tick_seconds(s: dict) -> float | None:
     """The trial's tick: None for the shortest every PE meets."""
     return None if s["tick_ms"] == SHORTEST else float(s["tick_ms"]) * 1e-3
+
+
+def trial_flags(s: dict) -> dict:
+    """The run settings a trial's settings set, as `spinnq.resolver` flags (the rest comes
+    from the problem: its graph's metadata, convention, reset, dt)."""
+    tick = tick_seconds(s)
+    return {"bits": int(s["bits"]), "operating_point": s["operating_point"],
+            "tick_s": SHORTEST_TICK if tick is None else tick,
+            "neurons_per_pe": int(s["neurons_per_pe"])}
 
 
 def needs_quant_stage(s: dict) -> str | None:
@@ -113,11 +124,13 @@ def run_trial(problem: Problem, s: dict, seed: int, threads: int = 1) -> dict:
         set_threads(max(1, int(threads)))
         seed_everything(seed)
         g = problem.graph(s)
-        cfg = problem.s2_config(s)
+        rs = problem.run_settings(s)
+        rec["run_settings"] = rs.to_dict()
+        cfg = rs.s2()
         program = compile(g, cfg)
         placement = place(program, cfg)
         value, run = problem.score(program, s)
-        cost = energy(placement, run, program, op=s["operating_point"], tick_s=tick_seconds(s))
+        cost = energy(placement, run, program, op=rs.operating_point, tick_s=rs.tick_s)
         rec[problem.metric] = float(value)
         rec.update({k: (bool(v) if k == "realtime" else int(v) if k in ("pes", "chips")
                         else float(v)) for k, v in
@@ -135,35 +148,52 @@ def run_trial(problem: Problem, s: dict, seed: int, threads: int = 1) -> dict:
 @dataclass
 class GraphProblem:
     """A NIR graph and labelled spike data (`x` (N, T, *input_shape) 0/1, `y` (N,) labels):
-    accuracy on the emulated chip. `timesteps` keeps the first T steps of every sample."""
+    accuracy on the emulated chip. `timesteps` keeps the first T steps of every sample.
+    `convention`, `reset`, `dt` (None: not given) are resolved once with the graph's metadata
+    (`spinnq.resolver`), and every trial runs with them."""
 
     graph_: Graph
     x: np.ndarray
     y: np.ndarray
     name: str = "graph"
-    dt: float = DEFAULT_DT
-    reset: str = "zero"
-    convention: str = "nir"
+    dt: float | None = None
+    reset: str | None = None
+    convention: str | None = None
     x_train: np.ndarray | None = None
     y_train: np.ndarray | None = None
     metric: str = "accuracy"
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        base = resolve(self.graph_, convention=self.convention, reset=self.reset, dt=self.dt)
+        self.convention, self.reset, self.dt = base.convention, base.reset, base.dt
 
     @classmethod
     def from_files(cls, graph: str | Path, data: str | Path, *, convention: str | None = None,
                    reset: str | None = None, dt: float | None = None) -> GraphProblem:
         """Read the graph and `D.npz` (`x`, `y`; optional `x_train`, `y_train`). Run settings:
         flags > the graph's metadata > the convention's defaults > spinnq's
-        (`graph.meta.run_settings`)."""
+        (`spinnq.resolver`)."""
         g = read_graph(graph)
         x, y, xt, yt = load_labelled(data, g)
-        run = meta.run_settings(g.metadata, str(graph), convention=convention, reset=reset,
-                                dt=dt)
-        return cls(g, x, y, name=Path(graph).name, dt=float(run["dt"]), reset=run["reset"],
-                   convention=run["convention"], x_train=xt, y_train=yt)
+        return cls(g, x, y, name=Path(graph).name, dt=dt, reset=reset, convention=convention,
+                   x_train=xt, y_train=yt)
+
+    def run_settings(self, s: dict) -> RunSettings:
+        """The trial's settings through the one resolver: the problem's convention, reset and
+        dt, the trial's bits, weight scale, tick, operating point and neurons per PE; a
+        calibrated or fine-tuned trial runs with the scales its graph carries."""
+        scaled = needs_quant_stage(s) is not None or s["weight_scale"] == GRAPH_SCALES
+        return resolve(self.graph_, convention=self.convention, reset=self.reset, dt=self.dt,
+                       weight_scale=None if scaled else s["weight_scale"],
+                       graph_scales=True if scaled else None, **trial_flags(s))
 
     def default(self) -> dict:
-        return settings()
+        """How the graph runs with no flag: its bits, and its own scales where it has them
+        (a QAT or `spinnq quantize` graph), as `spinnq evaluate` runs it."""
+        base = resolve(self.graph_, convention=self.convention, reset=self.reset, dt=self.dt)
+        return settings({"bits": base.bits,
+                         "weight_scale": GRAPH_SCALES if base.graph_scales else "max"})
 
     def seed_config(self) -> dict:
         # the seed papers deployed at 8 bits, 0.8 V and a 1 ms tick: spinnq's defaults
@@ -185,17 +215,16 @@ class GraphProblem:
         if self.x_train is None:
             raise InputError(f"--space {stage} needs training data: x_train/y_train in the "
                              "data file")
-        from spinnq.graph.simulate import SimConfig
-
         train = (self.x_train[:, :self.steps(s)], self.y_train)
-        cfg = S2Config(dt=self.dt, reset=self.reset, bits=int(s["bits"]),
-                       convention=self.convention,
-                       weight_scale="max" if s["weight_scale"] == CALIBRATE
-                       else s["weight_scale"])
-        sim = SimConfig(dt=self.dt, reset=self.reset, convention=self.convention)
-        if s["weight_scale"] == CALIBRATE:
+        ws = s["weight_scale"]
+        rs = self.run_settings(s).with_(graph_scales=False, weight_scale="max" if ws in (
+            CALIBRATE, GRAPH_SCALES) else ws)
+        cfg, sim = rs.s2(), rs.sim()
+        if ws == CALIBRATE:
             g = quant_function("calibrate")(self.graph_, train, bits=int(s["bits"]), cfg=cfg,
                                             sim=sim).graph
+        elif ws == GRAPH_SCALES:  # fine-tune the scales the graph carries
+            g = self.graph_
         else:  # the chosen scale recorded on the graph, as calibrate records its choice
             from spinnq.quant.calibration import population_scales, with_scales
 
@@ -208,12 +237,7 @@ class GraphProblem:
         return g
 
     def s2_config(self, s: dict) -> S2Config:
-        quantized = needs_quant_stage(s) is not None
-        return S2Config(dt=self.dt, reset=self.reset, bits=int(s["bits"]),
-                        convention=self.convention,
-                        weight_scale="max" if quantized else s["weight_scale"],
-                        graph_scales=quantized,
-                        neurons_per_pe_default=int(s["neurons_per_pe"]))
+        return self.run_settings(s).s2()
 
     def energy_input(self, program: Program, s: dict) -> np.ndarray:
         return self.x[:, :self.steps(s)]
@@ -240,10 +264,10 @@ def load_labelled(path: str | Path, graph: Graph | None = None
     when the file has them, `x_train`, `y_train` for calibrate/finetune trials (same checks;
     errors name the file and the key)."""
     from spinnq.quant import load_data
+    from spinnq.quant.data import read_npz
 
     x, y = load_data(path, graph)
-    with np.load(path, allow_pickle=False) as f:
-        train = {k: f[k] for k in ("x_train", "y_train") if k in f.files}
+    train = read_npz(path, ("x_train", "y_train"))  # headers checked: no object arrays
     if not train:
         return x, y, None, None
     if len(train) == 1:

@@ -30,7 +30,7 @@ import torch
 from spinnq import settings
 from spinnq.baseline.measure import MeasureConfig, measure
 from spinnq.config import REALTIME_TICK_S
-from spinnq.errors import InputError, RunFolderError
+from spinnq.errors import CheckpointError, InputError, RunFolderError
 from spinnq.graph.model import read_graph, write_graph
 from spinnq.helpers import read_json, seed_everything
 from spinnq.published import published_rows
@@ -41,10 +41,10 @@ from spinnq.s2.energy import OP_CHOICES, energy
 from spinnq.settings import DT, SEED, TICK_S, Limit
 from spinnq.tasks.common import (
     RunDir,
+    check_log,
     load_checkpoint,
     load_state_dict,
     save_checkpoint,
-    write_json,
 )
 from spinnq.tasks.control import fast
 from spinnq.tasks.control import model as q_network
@@ -187,11 +187,38 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None,
     else:
         settings.validate(cfg)
         spec, enc, model, solved = build_agent(cfg)  # bad env/config: no run folder made
+        check_export(model, enc, cfg)
         run = RunDir.create(_task_name(cfg.env), out, force=force)
         run.save_config(cfg)
     with run.guard(f"spinnq run {_task_name(cfg.env)}"):
         return _run(cfg, run, spec, enc, model, solved, resume is not None, quiet,
                     interrupt_at, t_start)
+
+
+def check_export(model, enc, cfg: ControlConfig) -> None:
+    """The untrained network exported as the run will export it: settings that make no
+    valid graph (`dt=1e-300` underflows every time constant) refused before any folder."""
+    from spinnq.errors import GraphError, SettingsError
+    from spinnq.graph.model import from_nir
+
+    try:
+        from_nir(q_network.export(model, enc.n_inputs, cfg.dt))
+    except GraphError as e:
+        raise SettingsError(f"setting dt={cfg.dt!r} gives no valid graph ({e})") from None
+
+
+def read_stages(run: RunDir) -> dict:
+    """stages.json as this run wrote it (hash checked), each stage's row an object."""
+    p = run.path / "stages.json"
+    if not p.exists():
+        return {}
+    done = read_json(run.verify(p))
+    if not isinstance(done, dict) or not all(
+            k in ALL_STAGES and isinstance(v, dict) and isinstance(v.get("mean_return"),
+                                                                   int | float)
+            for k, v in done.items()):
+        raise CheckpointError("not a stages record (an object of stage rows)", file=str(p))
+    return done
 
 
 def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_start) -> dict:
@@ -209,11 +236,17 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
         train_info = {"env_steps": res.env_steps, "episodes": res.episodes,
                       "best_greedy_eval": res.best_eval, "steps_to_solve": res.steps_to_solve,
                       "solved_threshold": solved, "wall_s": res.wall_s}
+        for log in ("train.csv", "eval.csv"):  # finished logs: checked when reported on
+            if (run.path / log).exists():
+                run.record(run.path / log)
         save_checkpoint(float_ckpt, {"model": model.state_dict(), "train": train_info})
+
+    _training_log(run)  # the finished log the report plots: this run's, or refused now
 
     # 2. PTQ and QAT (spinnq.quant: scored on the emulated chip) -------------------------
     paths = {name: run.path / f"{name}.nir" for name in ("float", "ptq", "qat")}
     write_graph(q_network.export(model, enc.n_inputs, cfg.dt), paths["float"])
+    run.record(paths["float"])
     graphs = {"float": read_graph(paths["float"])}
     quant_ckpt = run.ckpt("quant")
     if quant_ckpt.exists():
@@ -228,8 +261,10 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
         hist = [ft.score_start] + [h["score"] for h in ft.history]
         write_graph(cal.graph, paths["ptq"])
         write_graph(ft.graph, paths["qat"])
+        run.record(paths["ptq"])  # recorded before quant.pt: a resume finds them recorded
+        run.record(paths["qat"])
         save_checkpoint(quant_ckpt, {"mode": mode, "scores": scores, "qat_hist": hist})
-    graphs |= {name: read_graph(paths[name]) for name in ("ptq", "qat")}
+    graphs |= {name: read_graph(run.verify(paths[name])) for name in ("ptq", "qat")}
 
     # 3. closed loop, stage by stage -----------------------------------------------------
     s2cfg = S2Config(dt=cfg.dt, reset="subtract", graph_scales=True)
@@ -247,14 +282,14 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
     if unknown:
         raise InputError(f"unknown stages {unknown}; known: {', '.join(stage_fns)}")
     stages_path = run.path / "stages.json"
-    done = read_json(stages_path) if stages_path.exists() else {}
+    done = read_stages(run)
     for name in cfg.stages:
         if name in done and name != "chip":  # the chip stage also feeds the energy estimate
             continue
         q_fn, ref = stage_fns[name]()
         r = evaluate(name, q_fn, spec, cfg.eval_episodes, cfg.eval_seed, reference=ref)
         done[name] = r.row()
-        write_json(stages_path, done)
+        run.write_json(stages_path, done)
 
     # 4. chip cost (modelled) and CPU baseline (measured) --------------------------------
     report = _report(cfg, run, spec, model, enc, programs["chip"], place(programs["chip"],
@@ -366,10 +401,18 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         spikes = {n: s[0].numpy() for n, s in emulate(
             program, sample[:1], record=list(program.populations)).spikes.items()}
     plots = standard_plots(rep, cost=cost, placement=placement, spikes=spikes,
-                           training_csv=run.path / "train.csv")
+                           training_csv=_training_log(run))
     write_report(run.path, rep, plots)
     rep["run_dir"] = str(run.path)
     return rep
+
+
+def _training_log(run: RunDir) -> Path | None:
+    """train.csv for the report's plot: the log this run recorded when training ended."""
+    p = run.path / "train.csv"
+    if not p.exists():
+        return None
+    return check_log(run.verify(p))
 
 
 def control_sections(rep: dict) -> list[dict]:

@@ -17,7 +17,7 @@ from spinnq.tasks.gesture.train import TrainConfig
 from spinnq.tasks.gesture.transforms import FrameConfig
 
 PRESETS = ("fast", "seed")  # `spinnq run gesture --preset NAME`
-PLACEMENTS = ("default", "seed")  # seed: the seed paper's 147 PEs (s2.calibration)
+PLACEMENTS = ("default", "seed")  # seed: the seed paper's 147 PEs (s2.published_fit)
 
 
 @dataclass(frozen=True)

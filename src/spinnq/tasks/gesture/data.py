@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.files import atomic_write, save_npy
+from spinnq.files import atomic_write, check_input, save_npy
+from spinnq.limits import check_memory
 from spinnq.tasks.gesture.synthetic import (
     CLASSES,
     GENERATOR_VERSION,
@@ -76,6 +77,17 @@ def _save_cached(path: Path, f: Frames) -> None:
     atomic_write(path, buf.getvalue())
 
 
+FRAME_COPIES = 2  # the frames and the copy the cache or a training batch makes of them
+
+
+def check_frames(n: int, fcfg: FrameConfig) -> None:
+    """`n` recordings as frames against the memory budget, before any is generated or read
+    (steps and size at their maxima ask for many GiB at once)."""
+    check_memory(n * fcfg.steps * 2 * fcfg.size * fcfg.size * FRAME_COPIES,
+                 f"{n:,} recordings as {fcfg.steps} frames of 2x{fcfg.size}x{fcfg.size}",
+                 hint="lower the steps, the frame size or the number of samples")
+
+
 def _frames(events: list[np.ndarray], fcfg: FrameConfig, progress_cb=None) -> np.ndarray:
     out = np.zeros((len(events), fcfg.steps, 2, fcfg.size, fcfg.size), dtype=np.uint8)
     for i, ev in enumerate(events):
@@ -98,6 +110,7 @@ def synthetic_frames(split: str, n: int, seed: int, fcfg: FrameConfig, scfg: Syn
     tail = (2, fcfg.size, fcfg.size)
     if path and (hit := _load_cached(path, tail)) is not None:
         return hit
+    check_frames(n, fcfg)
     events, labels = synthetic_split(split, n, seed, scfg)
     f = Frames(_frames(events, fcfg), labels.astype(np.int64))
     if path:
@@ -197,8 +210,11 @@ def real_frames(data_dir: str | Path, split: str, fcfg: FrameConfig,
     tail = (2, fcfg.size, fcfg.size)
     if path and (hit := _load_cached(path, tail)) is not None:
         return hit
+    check_frames(len(idx), fcfg)
     events, labels = [], []
+    sensor = tuple(getattr(ds, "sensor_size", (128, 128, 2)))
     for i in idx:
+        check_recording(ds.data[i], sensor)  # the file as stored, before tonic casts it
         try:
             ev, y = ds[int(i)]
         except Exception as e:
@@ -206,12 +222,58 @@ def real_frames(data_dir: str | Path, split: str, fcfg: FrameConfig,
                              f"(N, 4) array x, y, p, t", file=str(ds.data[i])) from None
         if not 0 <= int(y) < len(CLASSES):
             raise InputError(f"label {y} outside 0..{len(CLASSES) - 1}", file=str(ds.data[i]))
+        check_events(ev, sensor, str(ds.data[i]))
         events.append(ev)
         labels.append(int(y))
     f = Frames(_frames(events, fcfg), np.asarray(labels, dtype=np.int64))
     if path:
         _save_cached(path, f)
     return f
+
+
+def check_events(ev: np.ndarray, sensor: tuple = (128, 128, 2), file: str | None = None
+                 ) -> None:
+    """A recording as the frame transforms need it: fields x, y, p, t; finite; x, y on the
+    sensor (W, H); polarity 0 or 1; timestamps >= 0 and non-decreasing. Anything else would
+    index out of the frame (an IndexError) or train on garbage: InputError naming the file."""
+    names = getattr(ev.dtype, "names", None) or ()
+    if not {"x", "y", "p", "t"} <= set(names):
+        raise InputError(f"events need fields x, y, p, t; got {list(names) or ev.dtype}",
+                         file=file)
+    if len(ev) == 0:
+        return
+    w, h = int(sensor[0]), int(sensor[1])
+    for f, hi in (("x", w), ("y", h), ("p", 2), ("t", None)):
+        a = ev[f]
+        if a.dtype.kind not in "biuf":
+            raise InputError(f"event field '{f}' must be numbers, got {a.dtype}", file=file)
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise InputError(f"event field '{f}' has NaN or infinite values", file=file)
+        lo_v, hi_v = a.min(), a.max()
+        if lo_v < 0 or (hi is not None and hi_v >= hi):
+            bad = lo_v if lo_v < 0 else hi_v
+            rng = f"0..{hi - 1}" if hi is not None else ">= 0"
+            raise InputError(f"event field '{f}' has value {bad} outside {rng}"
+                             + (f" (sensor {w}x{h})" if f in "xy" else ""), file=file)
+    if np.any(np.diff(ev["t"]) < 0):
+        raise InputError("event timestamps decrease (they must be in time order)", file=file)
+
+
+def check_recording(path: str | Path, sensor: tuple = (128, 128, 2)) -> None:
+    """A DVS128 Gesture .npy as stored, before tonic reads it (tonic casts columns to
+    integers and booleans, so NaN, -1 or polarity 5 would arrive as valid-looking
+    numbers): a regular file holding an (N, 4) numeric array x, y, p, t[ms] that passes
+    `check_events`. InputError naming the file."""
+    p = check_input(path, "--data-dir recording")  # a FIFO would hang the read
+    try:
+        a = np.load(p, allow_pickle=False, mmap_mode="r")
+    except Exception:
+        raise InputError("not a .npy array of events (N, 4): x, y, p, t", file=str(p)) from None
+    if a.ndim != 2 or a.shape[1] < 4 or a.dtype.kind not in "biuf":
+        raise InputError(f"expected an (N, 4) numeric array x, y, p, t; got shape {a.shape} "
+                         f"dtype {a.dtype}", file=str(p))
+    cols = [np.asarray(a[:, k]) for k in range(4)]
+    check_events(np.rec.fromarrays(cols, names="x,y,p,t"), sensor, str(p))
 
 
 def write_dvs_layout(root: str | Path, recordings, float_t: bool = True) -> Path:

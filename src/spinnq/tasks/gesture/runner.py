@@ -18,7 +18,7 @@ import torch
 
 from spinnq import published, settings
 from spinnq.config import REALTIME_TICK_S
-from spinnq.errors import InputError, RunFolderError
+from spinnq.errors import InputError, RunFolderError, SpinnqError
 from spinnq.files import save_npy
 from spinnq.graph.model import from_nir, write_graph
 from spinnq.graph.simulate import SimConfig, simulate
@@ -28,14 +28,16 @@ from spinnq.quant.brevitas import brevitas_available, check_integers, export_qat
 from spinnq.quant.calibration import calibrate, population_scales
 from spinnq.quant.evaluation import chip_eval
 from spinnq.s2 import S2Config, compile
-from spinnq.s2.calibration import SEED_NEURONS_PER_PE
 from spinnq.s2.energy import LEVEL_NAMES, Cost, energy
+from spinnq.s2.published_fit import SEED_NEURONS_PER_PE
 from spinnq.tasks.common import RunDir, stopwatch, write_json
 from spinnq.tasks.gesture import config as gconf
 from spinnq.tasks.gesture.config import GestureConfig
-from spinnq.tasks.gesture.data import Frames, real_frames, synthetic_frames
+from spinnq.tasks.gesture.data import Frames, dataset_root, real_frames, synthetic_frames
 from spinnq.tasks.gesture.model import build_model, n_weights
 from spinnq.tasks.gesture.train import accuracy, spike_counts, train
+
+CACHE_DEFAULT = GestureConfig.cache_dir  # ./runs/cache beside the default run folders
 
 # The seed paper's numbers (spinnq.published), shown beside ours, always "published".
 PUBLISHED = {**published.SEED_B_ACCURACY, "energy_j": published.PUBLISHED_DVS_GESTURE_J,
@@ -92,9 +94,26 @@ def _config(opts) -> tuple[GestureConfig, RunDir, bool]:
     if opts.episodes is not None:
         raise InputError("--episodes is for control tasks; gesture evaluates whole splits")
     cfg = settings.validate(settings.apply_sets(cfg, opts.overrides))
+    check_export(cfg)
+    if cfg.data_dir is not None:  # a bad --data-dir refused before any folder is made
+        dataset_root(cfg.data_dir)
+    if cfg.cache_dir == CACHE_DEFAULT and opts.out is not None:  # inside --out, not ./runs/
+        cfg = dataclasses.replace(cfg, cache_dir=str(Path(opts.out) / "cache"))
     run = RunDir.create("gesture", opts.out, force=opts.force)
     run.save_config(cfg)
     return cfg, run, False
+
+
+def check_export(cfg: GestureConfig) -> None:
+    """The untrained network exported as the run will export it: settings that make no
+    valid graph (a `dt` that underflows every time constant) refused before any folder."""
+    from spinnq.errors import GraphError, SettingsError
+
+    try:
+        from_nir(build_graph(build_model(cfg.model, "float"),
+                             (2, cfg.frames.size, cfg.frames.size), cfg))
+    except GraphError as e:
+        raise SettingsError(f"setting dt={cfg.dt!r} gives no valid graph ({e})") from None
 
 
 def _software_check(graph, model, f: Frames, cfg: GestureConfig, n: int = 16) -> dict:
@@ -167,17 +186,23 @@ def run_task(opts) -> dict:
     t_start = time.perf_counter()
     cfg, run, resume = _config(opts)
     with run.guard("spinnq run gesture"):
-        return _run(opts, cfg, run, resume, t_start)
+        seed_everything(cfg.seed)
+        set_threads(cfg.threads)
+        timings: dict[str, float] = {}
+        try:
+            with stopwatch() as t:
+                data = load_data(cfg, opts.quiet)
+        except SpinnqError:
+            if not resume:  # a refused --data-dir leaves no run folder behind
+                run.discard()
+            raise
+        timings["data_s"] = t["s"]
+        return _run(opts, cfg, run, resume, t_start, data, timings)
 
 
-def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float) -> dict:
+def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float, data: dict,
+         timings: dict) -> dict:
     quiet = opts.quiet
-    seed_everything(cfg.seed)
-    set_threads(cfg.threads)
-    timings: dict[str, float] = {}
-    with stopwatch() as t:
-        data = load_data(cfg, quiet)
-    timings["data_s"] = t["s"]
     fl = _float_stage(cfg, run, data, resume, quiet, timings)
     ptq = _ptq_stage(cfg, data, fl["graph"], quiet, timings)
     qat = _qat_stage(cfg, run, data, fl["model"], ptq["s2"], resume, quiet, timings)

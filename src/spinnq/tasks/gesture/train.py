@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spinnq.errors import InputError
 from spinnq.helpers import progress
 from spinnq.settings import Limit
 from spinnq.tasks.common import (
@@ -30,13 +31,25 @@ from spinnq.tasks.common import (
 )
 from spinnq.tasks.gesture.data import Frames
 
+DEVICES = ("cpu", "cuda")
+
+
+def train_device(name: str) -> torch.device:
+    """The torch device for `name`, or InputError when torch cannot use it here."""
+    if name not in DEVICES:
+        raise InputError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("device cuda: torch sees no CUDA GPU here (use device cpu)")
+    return torch.device(name)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     LIMITS: ClassVar[dict[str, Limit]] = {
         "epochs": Limit(0, 10_000), "batch": Limit(1, 1 << 16), "lr": Limit(0, 1, lo_open=True),
         "lr_final": Limit(0, 1, lo_open=True), "correct_rate": Limit(0, 1),
-        "incorrect_rate": Limit(0, 1), "eval_batch": Limit(1, 1 << 16)}
+        "incorrect_rate": Limit(0, 1), "eval_batch": Limit(1, 1 << 16),
+        "device": Limit(choices=DEVICES)}
 
     epochs: int = 12
     batch: int = 32
@@ -45,6 +58,7 @@ class TrainConfig:
     correct_rate: float = 0.8
     incorrect_rate: float = 0.2
     eval_batch: int = 128
+    device: str = "cpu"  # or cuda (where torch sees a GPU): training only; the chip is emulated
 
 
 def count_targets(y: torch.Tensor, steps: int, n_classes: int, cfg: TrainConfig) -> torch.Tensor:
@@ -53,15 +67,18 @@ def count_targets(y: torch.Tensor, steps: int, n_classes: int, cfg: TrainConfig)
     return t
 
 
-def as_input(x: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x)).float()
+def as_input(x: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Frames as float32 on `device` (converted there: bytes cross to a GPU, not floats)."""
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device).float()
 
 
 @torch.no_grad()
 def spike_counts(model: nn.Module, f: Frames, batch: int = 128) -> torch.Tensor:
-    """Output spike counts (N, classes) of the torch model (its own forward, no chip)."""
+    """Output spike counts (N, classes, on the CPU) of the torch model (its own forward on
+    the model's device, no chip)."""
     model.eval()
-    return torch.cat([model(as_input(f.x[i:i + batch])).sum(1)
+    dev = next(model.parameters()).device
+    return torch.cat([model(as_input(f.x[i:i + batch], dev)).sum(1).cpu()
                       for i in range(0, len(f), batch)]) if len(f) else torch.zeros(0, 11)
 
 
@@ -76,6 +93,8 @@ def train(model: nn.Module, data: dict[str, Frames], cfg: TrainConfig, run: RunD
     """Train `model` in place; returns {"best_val": acc, "epochs": n, "history": [...]}."""
     tr, va = data["train"], data["val"]
     steps = tr.x.shape[1]
+    dev = train_device(cfg.device)
+    model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(cfg.epochs, 1), cfg.lr_final)
     log = MetricLogger(run.path, name)
@@ -100,9 +119,9 @@ def train(model: nn.Module, data: dict[str, Frames], cfg: TrainConfig, run: RunD
             tot, correct = 0.0, 0
             for i in range(0, len(tr), cfg.batch):
                 idx = perm[i:i + cfg.batch].numpy()
-                x, y = as_input(tr.x[idx]), torch.from_numpy(tr.y[idx])
+                x, y = as_input(tr.x[idx], dev), torch.from_numpy(tr.y[idx]).to(dev)
                 counts = model(x).sum(1)
-                loss = F.mse_loss(counts, count_targets(y, steps, counts.shape[1], cfg))
+                loss = F.mse_loss(counts, count_targets(y, steps, counts.shape[1], cfg).to(dev))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -126,4 +145,5 @@ def train(model: nn.Module, data: dict[str, Frames], cfg: TrainConfig, run: RunD
     log.close()
     if best_state is not None:
         load_state_dict(model, best_state, file=str(ckpt))
+    model.to("cpu")  # export and the chip stages read CPU tensors
     return {"best_val": best, "epochs": cfg.epochs, "history": history}

@@ -1,0 +1,361 @@
+"""Are the commands as fast as the engine they drive? Side by side in one run, on the seed
+DVS-gesture network (benchmarks/seed_net.py):
+
+- `spinnq deploy` and `spinnq evaluate` (one-thread processes) against `sq.emulate` in this
+  process on the same arrays: marginal CPU time per sample, (t(batch) - t(small)) /
+  (batch - small), so start-up, compile and placement (fixed costs) cancel out;
+- start-up: `spinnq --help` and a usage error (`spinnq deploy --nope`), wall and CPU time;
+- `spinnq quantize` (default candidates) against k x one emulation of its calibration data
+  plus one compile, all measured here;
+- training time per epoch on the seed network: spinnq's trainer (fused LIF layers,
+  convolutions in frame chunks), the same trainer stepping each LIF layer under autograd with
+  every frame in one convolution call (`LIF(fused=False)`, `conv_chunk = 0`: the trainer
+  before this work) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch loop)
+  on the same data, threads, loss and optimizer; the fused and stepped weights after the
+  epoch are compared (the same numbers, not just the same speed).
+
+    .venv/bin/python benchmarks/command_speed.py [--rounds 5] [--parts deploy evaluate ...]
+    -> benchmarks/results/command_speed.json (README lines: readme_numbers.py readme)
+
+Honest by construction: contenders interleaved in every round, medians over rounds; times are
+CPU seconds of one-thread processes (os.wait4's rusage for the commands, process_time here),
+so a loaded shared box slows but does not bias them; the load average is recorded per round.
+Inputs are 0/1 spikes stored as float32 (the format of the issue that asked for this), 600
+steps at 5 % density; data sets are np.savez archives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # seed_net beside this file
+for _k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_k, "1")
+
+import nir  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from seed_net import seed_network  # noqa: E402
+
+PARTS = ("deploy", "evaluate", "startup", "quantize", "train")
+OUT = ROOT / "benchmarks" / "results" / "command_speed.json"
+
+
+def spinnq_argv() -> list[str]:
+    exe = Path(sys.executable).with_name("spinnq")
+    return [str(exe)] if exe.exists() else [sys.executable, "-c",
+                                            "from spinnq.cli import main; main()"]
+
+
+def child(args: list[str], threads: int = 1) -> dict:
+    """One `spinnq` process: its CPU seconds (user + system, from wait4) and wall seconds."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+        NUMBA_NUM_THREADS=str(threads), COLUMNS="100")
+    t0 = time.perf_counter()
+    p = subprocess.Popen([*spinnq_argv(), *args], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    err = p.stderr.read().decode(errors="replace")
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return {"cpu_s": ru.ru_utime + ru.ru_stime, "wall_s": time.perf_counter() - t0,
+            "rc": p.returncode, "stderr_tail": err[-300:] if p.returncode not in (0, 2) else ""}
+
+
+def in_process(args: list[str]) -> float:
+    """CPU seconds of `spinnq ARGS` run by `spinnq.cli.main` in this process: the command's
+    own work without the interpreter's start and imports (a low-noise second figure)."""
+    import contextlib
+    import io
+
+    from spinnq.cli import main
+
+    argv = sys.argv
+    sys.argv = ["spinnq", *args]
+    t = time.process_time()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            main()
+    except SystemExit as e:
+        if e.code:
+            raise RuntimeError(f"spinnq {' '.join(args)} exited {e.code}") from None
+    finally:
+        sys.argv = argv
+    return time.process_time() - t
+
+
+def cpu(fn) -> float:
+    t = time.process_time()
+    fn()
+    return time.process_time() - t
+
+
+def median(xs) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return float(np.median(xs)) if xs else None
+
+
+# ------------------------------------------------------------------------------ set-up
+def make_files(tmp: Path, a) -> dict:
+    """The seed network and its inputs: X.npy (B, T, 2, 32, 32) float32 0/1 at --small and
+    --batch samples, D.npz (x, y) of the same, and the calibration set C.npz."""
+    nir.write(tmp / "seed.nir", seed_network(0))
+    rng = np.random.default_rng(0)
+    files = {"graph": tmp / "seed.nir"}
+    for n in (a.small, a.batch, a.calib):
+        x = (rng.random((n, a.steps, 2, 32, 32)) < a.density).astype(np.float32)
+        np.save(tmp / f"x{n}.npy", x)
+        np.savez(tmp / f"d{n}.npz", x=x, y=rng.integers(0, 11, n))
+    return files
+
+
+def engine(tmp: Path, a) -> dict:
+    """`sq.emulate` in this process, with each command's own chip settings, on the arrays
+    as the files store them."""
+    import spinnq as sq
+    from spinnq.graph.meta import run_settings
+    from spinnq.quant.settings import configs
+
+    g = sq.read_graph(tmp / "seed.nir")
+    st = run_settings(g.metadata, g.source)
+    cfgs = {"deploy": sq.S2Config(dt=st["dt"], reset=st["reset"], convention=st["convention"]),
+            "evaluate": configs(g)[0]}
+    compile_s = cpu(lambda: sq.compile(g, cfgs["evaluate"]))
+    progs = {k: sq.compile(g, c) for k, c in cfgs.items()}
+    xs = {n: np.load(tmp / f"x{n}.npy") for n in (a.small, a.batch, a.calib)}
+    for p in progs.values():
+        sq.emulate(p, xs[a.small][:1])  # numba loads its cache once
+    return {"progs": progs, "xs": xs, "compile_s": compile_s}
+
+
+# ------------------------------------------------------------------------------ rounds
+def round_commands(tmp: Path, a, eng: dict) -> dict:
+    """One round of every command part, interleaved with the in-process engine."""
+    import spinnq as sq
+
+    r: dict = {}
+    g = str(tmp / "seed.nir")
+    for part in ("deploy", "evaluate"):
+        if part not in a.parts:
+            continue
+        for n in (a.small, a.batch):
+            args = (["deploy", g, "--input", str(tmp / f"x{n}.npy"), "--out",
+                     str(tmp / "o.npz")] if part == "deploy" else
+                    ["evaluate", g, "--data", str(tmp / f"d{n}.npz")])
+            r[f"{part}_cli_{n}"] = child(args)
+            r[f"{part}_inproc_{n}"] = in_process(args)
+            r[f"{part}_engine_{n}"] = cpu(lambda p=eng["progs"][part], x=eng["xs"][n]:
+                                          sq.emulate(p, x))
+    if "startup" in a.parts:
+        r["help"] = child(["--help"])
+        r["bad_flag"] = child(["deploy", "--nope"])
+    if "quantize" in a.parts:
+        r["quantize_cli"] = child(["quantize", g, "--data", str(tmp / f"d{a.calib}.npz"),
+                                   "--out", str(tmp / "q.nir")])
+        r["calib_emulation"] = cpu(lambda: sq.emulate(eng["progs"]["evaluate"],
+                                                      eng["xs"][a.calib]))
+    return r
+
+
+# ----------------------------------------------------------------------------- training
+def snntorch_net(model, slope: float):
+    """snnTorch's Leaky neurons (beta 0.93, threshold 1, subtract, fast-sigmoid surrogate of
+    the same slope) on the spinnq model's own weight layers, stepped the usual way."""
+    import snntorch as snn
+    from snntorch import surrogate
+
+    from spinnq.nn import LIF
+
+    mods = list(model)
+    neurons = {i: snn.Leaky(beta=m.beta, threshold=m.threshold, reset_mechanism="subtract",
+                            spike_grad=surrogate.fast_sigmoid(slope=slope))
+               for i, m in enumerate(mods) if isinstance(m, LIF)}
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        mems = {i: n.init_leaky() for i, n in neurons.items()}
+        out = []
+        for t in range(x.shape[1]):
+            h = x[:, t]
+            for i, m in enumerate(mods):
+                if i in neurons:
+                    h, mems[i] = neurons[i](h, mems[i])
+                else:
+                    h = m(h)
+            out.append(h)
+        return torch.stack(out, 1)
+
+    return run
+
+
+def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
+    """One epoch of the gesture trainer's loop (MSE on output spike counts, Adam)."""
+    import torch.nn.functional as F
+
+    from spinnq.tasks.gesture.train import TrainConfig, as_input, count_targets
+
+    cfg = TrainConfig()
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    tot = 0.0
+    for i in range(0, len(x), batch):
+        xb, yb = as_input(x[i:i + batch]), torch.from_numpy(y[i:i + batch])
+        counts = run(xb).sum(1)
+        loss = F.mse_loss(counts, count_targets(yb, x.shape[1], counts.shape[1], cfg))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        tot += loss.item()
+    return tot
+
+
+def round_train(a, data) -> dict:
+    """One epoch per contender from the same initial weights: CPU seconds, and for the two
+    spinnq trainers the largest weight difference after the epoch."""
+    from spinnq.nn import LIF
+    from spinnq.tasks.gesture.model import ModelConfig, build_model
+
+    torch.set_num_threads(a.threads)
+    x, y = data
+    out, weights = {}, {}
+    for name in ("spinnq_fused", "spinnq_stepped", "snntorch"):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig())
+        for m in model:
+            if isinstance(m, LIF):
+                m.fused = name == "spinnq_fused"
+        if name == "spinnq_stepped":  # the trainer before this work: every frame in one call
+            model.conv_chunk = 0
+        run = snntorch_net(model, ModelConfig().slope) if name == "snntorch" else model
+        t = time.process_time()
+        out[f"train_{name}_loss"] = train_epoch(run, list(model.parameters()), x, y,
+                                                a.train_batch)
+        out[f"train_{name}_s"] = time.process_time() - t
+        weights[name] = [p.detach().clone() for p in model.parameters()]
+    out["fused_vs_stepped_max_weight_diff"] = max(
+        float((p - q).abs().max()) for p, q in zip(weights["spinnq_fused"],
+                                                   weights["spinnq_stepped"], strict=True))
+    torch.set_num_threads(1)
+    return out
+
+
+# ------------------------------------------------------------------------------ summary
+def summarize(rounds: list[dict], a, eng: dict) -> dict:
+    def marg(part: str, kind: str) -> list[float]:
+        out = []
+        for r in rounds:
+            lo, hi = r.get(f"{part}_{kind}_{a.small}"), r.get(f"{part}_{kind}_{a.batch}")
+            if lo is None or hi is None:
+                continue
+            lo, hi = (lo["cpu_s"], hi["cpu_s"]) if kind == "cli" else (lo, hi)
+            out.append(1000 * (hi - lo) / (a.batch - a.small))
+        return out
+
+    med: dict = {}
+    for part in ("deploy", "evaluate"):
+        if part in a.parts:
+            med[f"{part}_cli_ms_per_sample"] = median(marg(part, "cli"))
+            med[f"{part}_engine_ms_per_sample"] = median(marg(part, "engine"))
+            med[f"{part}_in_process_ms_per_sample"] = median(marg(part, "inproc"))
+            med[f"{part}_cli_process_cpu_s_batch"] = median(
+                r[f"{part}_cli_{a.batch}"]["cpu_s"] for r in rounds)
+    for k in ("help", "bad_flag", "quantize_cli"):
+        if rounds and k in rounds[0]:
+            med[f"{k}_cpu_s"] = median(r[k]["cpu_s"] for r in rounds)
+            med[f"{k}_wall_s"] = median(r[k]["wall_s"] for r in rounds)
+    ratios: dict = {}
+    for part in ("deploy", "evaluate"):
+        c, e = med.get(f"{part}_cli_ms_per_sample"), med.get(f"{part}_engine_ms_per_sample")
+        if c is not None and e:
+            ratios[f"{part}_cli_over_engine"] = c / e
+            ratios[f"{part}_in_process_over_engine"] = med[f"{part}_in_process_ms_per_sample"] / e
+    if "quantize_cli_cpu_s" in med:
+        from spinnq.config import PERCENTILES
+
+        k = len(PERCENTILES)
+        med["calib_emulation_cpu_s"] = median(r["calib_emulation"] for r in rounds)
+        budget = k * med["calib_emulation_cpu_s"] + eng["compile_s"]
+        med["quantize_budget_cpu_s"] = budget
+        med["candidates"] = k
+        ratios["quantize_over_k_emulations_plus_compile"] = med["quantize_cli_cpu_s"] / budget
+    for name in ("spinnq_fused", "spinnq_stepped", "snntorch"):
+        key = f"train_{name}_s"
+        if rounds and key in rounds[0]:
+            med[f"train_{name}_epoch_s"] = median(r[key] for r in rounds)
+    if "train_spinnq_fused_epoch_s" in med:
+        f = med["train_spinnq_fused_epoch_s"]
+        ratios["train_stepped_over_fused"] = med["train_spinnq_stepped_epoch_s"] / f
+        ratios["train_snntorch_over_fused"] = med["train_snntorch_epoch_s"] / f
+        med["fused_vs_stepped_max_weight_diff"] = max(r["fused_vs_stepped_max_weight_diff"]
+                                                      for r in rounds)
+    return {"median": med, "ratios": ratios}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    ap.add_argument("--small", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=36)
+    ap.add_argument("--calib", type=int, default=16, help="quantize: calibration samples")
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--density", type=float, default=0.05)
+    ap.add_argument("--train-samples", type=int, default=64)
+    ap.add_argument("--train-steps", type=int, default=600)
+    ap.add_argument("--train-batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="training threads")
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    rounds, loads = [], []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        make_files(tmp, a)
+        eng = engine(tmp, a)
+        round_commands(tmp, a, eng)  # warm-up: numba caches, page cache (not counted)
+        rng = np.random.default_rng(1)
+        data = ((rng.random((a.train_samples, a.train_steps, 2, 32, 32)) < a.density
+                 ).astype(np.uint8), rng.integers(0, 11, a.train_samples))
+        if "train" in a.parts:  # warm-up: numba's LIF kernels load their cache (not counted)
+            round_train(a, (data[0][:2, :4], data[1][:2]))
+        for i in range(a.rounds):
+            before = os.getloadavg()
+            r = round_commands(tmp, a, eng)
+            if "train" in a.parts:
+                r |= round_train(a, data)
+            rounds.append(r)
+            loads.append({"before": before, "after": os.getloadavg()})
+            print(f"round {i + 1}/{a.rounds}: load {loads[-1]['after'][0]:.1f}",
+                  file=sys.stderr)
+    res = {"benchmark": "command_speed", "commit": _commit(), "args": {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "torch": torch.__version__, "load_average": loads},
+        "compile_cpu_s": eng["compile_s"], "timing": "CPU seconds of one-thread processes "
+        "(commands: os.wait4 rusage; engine and training: time.process_time in this "
+        "process); medians over interleaved rounds", "rounds": rounds}
+    res |= summarize(rounds, a, eng)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps({"median": res["median"], "ratios": res["ratios"]}, indent=1))
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Memory and time of the energy model on the scaling benchmark's dense networks (Input(100)
+-> Linear -> LIF(N), benchmarks/scaling.py), against what deploy itself needs: the PE-to-PE
+routes are a sparse list, so the model's memory grows with PEs x steps, not PEs squared (the
+old dense PE x PE float matrix would have taken PEs^2 x 8 bytes).
+
+    .venv/bin/python benchmarks/energy_scaling.py [--sizes 1e6] [--steps 20]
+    -> benchmarks/results/energy_scaling.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def measure(n: int, steps: int) -> dict:
+    from scaling import dense_network
+
+    from spinnq.graph import from_nir
+    from spinnq.s2.compile import S2Config, compile
+    from spinnq.s2.emulate import emulate
+    from spinnq.s2.energy import energy
+    from spinnq.s2.place import place
+    g, shape = dense_network(n)
+    t = time.process_time()
+    prog = compile(from_nir(g), S2Config())
+    del g
+    pl = place(prog)
+    x = (np.random.default_rng(1).random((steps, *shape)) < 0.05).astype(np.float32)
+    run = emulate(prog, x)
+    deploy_cpu = time.process_time() - t
+    deploy_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tracemalloc.start()
+    t = time.process_time()
+    cost = energy(pl, run, prog, op="dvfs", tick_s=1e-3)
+    energy_cpu = time.process_time() - t
+    energy_alloc = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return {"neurons": n, "pes": pl.pes, "chips": pl.chips, "steps": run.steps,
+            "deploy_cpu_s": deploy_cpu, "deploy_peak_rss_mb": deploy_peak,
+            "energy_cpu_s": energy_cpu, "energy_peak_alloc_mb": energy_alloc,
+            "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "dense_pe_matrix_mb": pl.pes ** 2 * 8 / 2**20, "energy_j": cost.energy_j,
+            "energy_low_j": cost.energy_low_j, "energy_high_j": cost.energy_high_j,
+            "kind": {"memory, time": "measured", "energy": "modelled"}}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=float, nargs="+", default=[1e6])
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "energy_scaling.json")
+    a = ap.parse_args(argv)
+    from spinnq.tasks.common import write_json
+    res = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "runs": [measure(int(n), a.steps) for n in a.sizes],
+           "load_average_after": os.getloadavg(), "timing": "CPU time of this process"}
+    for r in res["runs"]:
+        print(r)
+    print(f"wrote {write_json(a.out, res)}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
