@@ -44,6 +44,7 @@ for _k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
 import nir  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from provenance import commit  # noqa: E402
 from seed_net import seed_network  # noqa: E402
 
 PARTS = ("deploy", "evaluate", "startup", "quantize", "train")
@@ -299,14 +300,6 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
     return {"median": med, "ratios": ratios}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                               capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -343,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
             loads.append({"before": before, "after": os.getloadavg()})
             print(f"round {i + 1}/{a.rounds}: load {loads[-1]['after'][0]:.1f}",
                   file=sys.stderr)
-    res = {"benchmark": "command_speed", "commit": _commit(), "args": {
+    res = {"benchmark": "command_speed", "commit": commit(), "args": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__, "load_average": loads},

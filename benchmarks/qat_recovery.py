@@ -42,6 +42,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import commit  # noqa: E402
+
 from spinnq.files import atomic_write  # noqa: E402
 from spinnq.quant import evaluate  # noqa: E402
 from tests.conftest import digits_spikes  # noqa: E402
@@ -179,20 +182,12 @@ def main() -> None:
         rows[name] = one_network(name, NETWORKS[name], args)
         res = {"benchmark": "qat_recovery", "dataset": "scikit-learn digits, rate-coded 0/1 "
                f"spikes; stratified train/val/test, {VAL_SAMPLES} val, 30 % test",
-               "bits": 4, "seed": args.seed, "commit": _commit(),
+               "bits": 4, "seed": args.seed, "commit": commit(),
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                "kinds": {"float": "measured (snnTorch forward)", "chip": "emulated",
                          "cpu_s": "measured, one thread, shared machine"},
                "networks": [rows[k] for k in NETWORKS if k in rows]}
         atomic_write(args.out, (json.dumps(res, indent=2, default=float) + "\n").encode())
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":

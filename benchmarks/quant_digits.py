@@ -30,6 +30,9 @@ from sklearn.model_selection import train_test_split
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import commit  # noqa: E402
+
 from spinnq.errors import SpinnqError  # noqa: E402
 from spinnq.files import atomic_write  # noqa: E402
 from spinnq.graph import from_nir  # noqa: E402
@@ -79,14 +82,6 @@ def one_network(name, net, shape, data, args) -> dict:
             "dynamic_j_per_inference": fte.chip.cost.dynamic_j,
             "energy_kind": "modelled", "accuracy_kind": "emulated"}
     return out
-
-
-def commit() -> str:
-    import subprocess
-
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                       capture_output=True)
-    return r.stdout.strip() or "unknown"
 
 
 def main() -> None:

@@ -21,27 +21,21 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import commit  # noqa: E402
+
 TASKS = ("cartpole", "acrobot", "gesture")
 
 
 def results(task: str) -> Path:
     return ROOT / "benchmarks" / "results" / f"readme_{task}.json"
 README = ROOT / "README.md"
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def measure_gesture(seed: int) -> dict:
@@ -94,7 +88,7 @@ def measure(seeds: list[int], task: str = "cartpole") -> dict:
         rows[s] = measure_seed(s, task)
         print(f"{task} seed {s}: {rows[s]}", flush=True)
         data = {"benchmark": f"readme_{task}", "command": f"spinnq run {task} --seed SEED",
-                "commit": _commit(), "machine": {"platform": platform.platform(),
+                "commit": commit(), "machine": {"platform": platform.platform(),
                                                  "cpus": os.cpu_count()},
                 "kinds": {"returns": "measured (closed loop; chip = emulated SpiNNaker2)",
                           "energy": "modelled", "wall": "measured (shared box)"},
