@@ -96,6 +96,18 @@ def check_input(path: str | Path, flag: str, *, error: type[SpinnqError] = Input
     return p
 
 
+def read_json_input(path: str | Path, what: str) -> Any:
+    """A user's JSON file (a chip model, measurements): checked as an input (a regular file),
+    then parsed; one line naming `what` and the file when it cannot be read or is not JSON."""
+    p = check_input(path, what)
+    try:
+        return json.loads(p.read_text())
+    except OSError as e:
+        raise InputError(f"cannot read {what} ({_os_reason(e)})", file=str(p)) from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{what} is not JSON: {e}", file=str(p)) from None
+
+
 def _check_file_output(p: Path, flag: str) -> Path:
     """An output file: not a folder, not a special file (or a link to one), not a link loop.
     Returns the folder the file will be made in."""

@@ -178,4 +178,8 @@ def test_energy_fit_command_writes_the_fitted_model_and_says_what_it_cannot_pin(
     assert "residuals" in out and "fitted constants" in out
     code, out, err = run_cli(monkeypatch, capsys, "energy-fit", tmp_path / "nope.json",
                              "--out", tmp_path / "f2.json")
-    assert code == 2 and "cannot read measurements" in err
+    assert code == 2 and "nope.json: no such file" in err
+    (tmp_path / "bad.json").write_text("{not json")
+    code, out, err = run_cli(monkeypatch, capsys, "energy-fit", tmp_path / "bad.json",
+                             "--out", tmp_path / "f3.json")
+    assert code == 2 and "measurements is not JSON" in err and "bad.json" in err

@@ -45,7 +45,7 @@ from spinnq.cli.s2 import (
     warn_silent,
 )
 from spinnq.errors import InputError
-from spinnq.files import check_outputs, write_json
+from spinnq.files import check_outputs, read_json_input, write_json
 
 if TYPE_CHECKING:  # torch and the compiler load when a command runs, not for --help
     from spinnq.s2.chip import ChipModel
@@ -230,7 +230,6 @@ def read_measurements(path: Path) -> list:
     """The runs of a measurements file: {"runs": [{"graph", "input", "measured_j",
     "basis" (total|dynamic), "operating_point", "tick_ms", "steps", "config"}]}; paths
     relative to the file. Each run is compiled, placed and emulated here."""
-    import json
 
     from spinnq.graph.model import read_graph
     from spinnq.s2.compile import S2Config, compile
@@ -238,12 +237,7 @@ def read_measurements(path: Path) -> list:
     from spinnq.s2.energy import OP_CHOICES
     from spinnq.s2.energy_fit import Measurement
     from spinnq.s2.place import place
-    try:
-        d = json.loads(path.read_text())
-    except OSError as e:
-        raise InputError(f"cannot read measurements {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise InputError(f"measurements {path} are not JSON: {e}") from None
+    d = read_json_input(path, "measurements")
     runs = d.get("runs") if isinstance(d, dict) else None
     if not isinstance(runs, list) or not runs:
         raise InputError(f"measurements {path}: expected {{\"runs\": [...]}} with at least one run")

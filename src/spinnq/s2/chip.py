@@ -332,16 +332,9 @@ class ChipModel:
 
     @classmethod
     def load(cls, path) -> ChipModel:
-        import json
-        from pathlib import Path
-        p = Path(path)
-        try:
-            d = json.loads(p.read_text())
-        except OSError as e:
-            raise InputError(f"cannot read chip model {p}: {e.strerror}") from None
-        except ValueError as e:
-            raise InputError(f"chip model {p} is not JSON: {e}") from None
-        return cls.from_dict(d, str(p))
+        from spinnq.files import read_json_input
+
+        return cls.from_dict(read_json_input(path, "chip model"), str(path))
 
     def save(self, path) -> None:
         import json
