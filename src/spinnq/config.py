@@ -5,6 +5,8 @@ from __future__ import annotations
 DEFAULT_DT = 1e-4  # s; the convention of the NIR paper, snnTorch and py-spinnaker2 runs
 DEFAULT_SEED = 0
 REALTIME_TICK_S = 1e-3  # s; one chip step per 1 ms system tick: the papers' real time
+SHORTEST_TICK = "shortest"  # a tick setting: the shortest tick every PE meets
+DEFAULT_OP = "0.8V"  # the operating point every door defaults to (the papers' level)
 RUNS_DIR = "runs"  # every long job writes runs/<task>-<time>/
 # candidate weight scales of PTQ calibration (max = the 100th percentile of |w|)
 PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")

@@ -27,18 +27,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from spinnq.config import DEFAULT_DT, REALTIME_TICK_S
+from spinnq.config import DEFAULT_DT, DEFAULT_OP, REALTIME_TICK_S, SHORTEST_TICK
 from spinnq.errors import InputError
-from spinnq.graph import meta
+from spinnq.graph import meta, nodes
 from spinnq.graph.model import Graph
 from spinnq.graph.simulate import SimConfig
 from spinnq.s2.compile import EXPORTED_KEY, W_SCALE_KEY, S2Config
 from spinnq.s2.energy import OP_CHOICES
+from spinnq.settings import parse_tick_text
 
 DEFAULT_TICK_S = REALTIME_TICK_S  # the one default tick (see the module docstring)
-DEFAULT_OP = "0.8V"
-SHORTEST = "shortest"  # tick_s / --tick-ms: the shortest tick every PE meets
-WEIGHT_NODES = ("Affine", "Linear", "Conv2d", "Conv1d")  # node types that carry `w_scale`
+SHORTEST = SHORTEST_TICK  # tick_s / --tick-ms: the shortest tick every PE meets
 
 
 def parse_neurons_per_pe(values: Any) -> tuple[int, dict[str, int]]:
@@ -72,15 +71,10 @@ def _npe_int(n: Any, text: str, allow_zero: bool = False) -> int:
 
 def parse_tick_ms(text: str | float | None) -> float | str | None:
     """`--tick-ms`: None (not given), 'shortest', or a positive number of ms -> seconds."""
-    if text is None or (isinstance(text, str) and text.strip().lower() == SHORTEST):
-        return None if text is None else SHORTEST
-    try:
-        ms = float(text)
-    except ValueError:
-        ms = float("nan")
-    if not math.isfinite(ms) or ms <= 0:
-        raise InputError(f"--tick-ms must be a positive number of ms or 'shortest', got {text!r}")
-    return ms * 1e-3
+    if text is None:
+        return None
+    ms = parse_tick_text(text, "--tick-ms must be")
+    return SHORTEST if ms == SHORTEST else ms * 1e-3
 
 
 @dataclass(frozen=True)
@@ -186,14 +180,14 @@ def has_scales(graph: Graph | None, key: str = W_SCALE_KEY) -> bool:
     with `key=EXPORTED_KEY`, hold the chip's integers already (`spinnq export`)."""
     return graph is not None and any(
         key in (getattr(n, "metadata", None) or {})
-        for n in graph.nodes.values() if type(n).__name__ in WEIGHT_NODES)
+        for n in graph.nodes.values() if isinstance(n, nodes.WEIGHTS))
 
 
 def recorded_bits(graph: Graph | None) -> int | None:
     """The bits the weight nodes that carry a scale record, when they all agree."""
     if graph is None:
         return None
-    found = {int(m["bits"]) for n in graph.nodes.values() if type(n).__name__ in WEIGHT_NODES
+    found = {int(m["bits"]) for n in graph.nodes.values() if isinstance(n, nodes.WEIGHTS)
              for m in [getattr(n, "metadata", None) or {}] if W_SCALE_KEY in m and "bits" in m}
     return found.pop() if len(found) == 1 else None
 

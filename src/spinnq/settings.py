@@ -32,7 +32,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from spinnq.errors import SettingsError
+from spinnq.config import SHORTEST_TICK
+from spinnq.errors import InputError, SettingsError
 
 _NONE = ("none", "null", "")
 _TRUE = ("true", "yes", "on", "1")
@@ -346,3 +347,20 @@ def validate(cfg: Any, src: str = "setting", prefix: str = "") -> Any:
 __all__ = ["ACCURACY", "ANY_NUMBER", "DT", "Limit", "PERCENTILE", "SEED", "SPACE_LIMITS",
            "SWEEP_FLAGS", "TICK_S", "apply_sets",
            "check_flag", "from_json", "parse_sets", "validate"]
+
+
+def parse_tick_text(text: str | float, what: str) -> float | str:
+    """A tick as the user writes it: 'shortest' (any case), or a positive finite number of
+    ms, returned in ms. One parser for `--tick-ms` and the sweep's `tick_ms` key; `what`
+    starts the error line ("--tick-ms must be", "--space tick_ms:")."""
+    if isinstance(text, str):
+        text = text.strip()
+        if text.lower() == SHORTEST_TICK:
+            return SHORTEST_TICK
+    try:
+        ms = float(text)
+    except ValueError:
+        ms = float("nan")
+    if not math.isfinite(ms) or ms <= 0:
+        raise InputError(f"{what} a positive number of ms or 'shortest', got {text!r}")
+    return ms

@@ -17,19 +17,21 @@ from typing import Any
 
 import numpy as np
 
+from spinnq.config import DEFAULT_OP, REALTIME_TICK_S, SHORTEST_TICK
 from spinnq.errors import InputError
+from spinnq.settings import parse_tick_text
 
 CALIBRATE = "calibrate"
 GRAPH_SCALES = "graph"  # weight_scale: the scales the graph's weight nodes carry (w_scale)
-SHORTEST = "shortest"
+SHORTEST = SHORTEST_TICK
 # key -> default (spinnq's default configuration). timesteps 0: all steps of the data / the
 # task's own T; neurons_per_pe 0: the chip model's default; finetune 0: no fine-tuning.
 DEFAULTS: dict[str, Any] = {
     "timesteps": 0,
     "bits": 8,
     "weight_scale": "max",
-    "operating_point": "0.8V",
-    "tick_ms": 1.0,
+    "operating_point": DEFAULT_OP,  # the defaults every door shares (`spinnq.resolver`)
+    "tick_ms": REALTIME_TICK_S * 1e3,
     "neurons_per_pe": 0,
     "finetune": 0,
 }
@@ -79,15 +81,7 @@ def parse_value(key: str, text: str) -> Any:
             raise InputError(f"--space operating_point: one of {', '.join(ops)}, got {t!r}")
         return t
     if key == "tick_ms":
-        if t.lower() == SHORTEST:
-            return SHORTEST
-        try:
-            v = float(t)
-        except ValueError:
-            v = float("nan")
-        if not np.isfinite(v) or v <= 0:
-            raise InputError(f"--space tick_ms: a positive number of ms or 'shortest', got {t!r}")
-        return v
+        return parse_tick_text(t, "--space tick_ms:")
     raise InputError(f"--space: unknown key {key!r}; known: {', '.join(KEYS)}")
 
 

@@ -24,7 +24,6 @@ import torch
 from spinnq.errors import InputError, SpinnqError
 from spinnq.graph.model import Graph, read_graph
 from spinnq.helpers import seed_everything, set_threads
-from spinnq.resolver import SHORTEST as SHORTEST_TICK
 from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config, compile
 from spinnq.s2.emulate import emulate
@@ -70,7 +69,7 @@ def trial_flags(s: dict) -> dict:
     from the problem: its graph's metadata, convention, reset, dt)."""
     tick = tick_seconds(s)
     return {"bits": int(s["bits"]), "operating_point": s["operating_point"],
-            "tick_s": SHORTEST_TICK if tick is None else tick,
+            "tick_s": SHORTEST if tick is None else tick,
             "neurons_per_pe": int(s["neurons_per_pe"])}
 
 
