@@ -362,6 +362,16 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     return path
 
 
+def npy_header(fh) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) from the start of an open .npy stream, reading only its
+    header: what an array will take is known before it is loaded."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, fortran, dtype = read(fh)
+    return tuple(int(n) for n in shape), bool(fortran), dtype
+
+
 def map_npz(path: str | Path, key: str) -> np.ndarray | None:
     """Array `key` of an .npz mapped instead of read, when it is stored uncompressed
     (`np.savez`): a large data set costs no copy (copy-on-write: the file never changes).
@@ -380,10 +390,7 @@ def map_npz(path: str | Path, key: str) -> np.ndarray | None:
             name_len, extra_len = struct.unpack("<HH", local[26:30])
             start = info.header_offset + 30 + name_len + extra_len
             fh.seek(start)
-            version = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(fh)
+            shape, fortran, dtype = npy_header(fh)
             offset = fh.tell()
         nbytes = math.prod(shape) * dtype.itemsize
         if dtype.hasobject or offset - start + nbytes != info.file_size or nbytes == 0:
@@ -396,4 +403,4 @@ def map_npz(path: str | Path, key: str) -> np.ndarray | None:
 
 
 __all__ = ["atomic_path", "atomic_write", "check_input", "check_output", "check_outputs",
-           "jsonable", "map_npz", "save_npy", "save_npz", "write_json"]
+           "jsonable", "map_npz", "npy_header", "save_npy", "save_npz", "write_json"]

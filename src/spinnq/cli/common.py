@@ -12,6 +12,7 @@ from spinnq.config import DEFAULT_DT
 from spinnq.errors import InputError, one_line
 from spinnq.files import (
     check_input,
+    npy_header,
     save_npz,  # noqa: F401  (re-exported for the commands)
 )
 from spinnq.limits import check_memory
@@ -51,14 +52,12 @@ def load_input(path: Path, flag: str = "--input") -> np.ndarray:
     """Load an input array from .npy, with a clear error for every way that can fail: a
     regular file (a FIFO would block), a .npy header, numbers, a size within the memory
     budget (read from the header before the data)."""
-    from spinnq.quant.data import npy_header
-
     path = check_input(path, flag)
     try:
         with open(path, "rb") as fh:
             head = fh.read(6)
             fh.seek(0)
-            shape, dtype = npy_header(fh) if head == b"\x93NUMPY" else ((), None)
+            shape, _, dtype = npy_header(fh) if head == b"\x93NUMPY" else ((), False, None)
             data_at = fh.tell()
     except OSError as e:
         raise InputError(f"cannot read ({(e.strerror or type(e).__name__).lower()})",

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from spinnq.errors import InputError
-from spinnq.files import check_input, map_npz
+from spinnq.files import check_input, map_npz, npy_header
 from spinnq.graph.model import Graph
 from spinnq.limits import check_memory
 from spinnq.s2.inputs import bad_value
@@ -60,7 +60,7 @@ def npz_headers(path: str | Path, flag: str = "--data") -> dict[str, tuple[tuple
                     continue
                 key = info.filename[:-4]
                 with zf.open(info) as fh:
-                    shape, dtype = npy_header(fh)
+                    shape, _, dtype = npy_header(fh)
                     data_at = fh.tell()
                 if info.file_size < data_at + math.prod(shape) * dtype.itemsize:
                     raise InputError(f"key '{key}' is truncated: its header says {shape} "
@@ -77,15 +77,6 @@ def npz_headers(path: str | Path, flag: str = "--data") -> dict[str, tuple[tuple
     check_memory(total * LOAD_COPIES, f"loading {len(out)} array(s) of {total:,} bytes",
                  file=str(p))
     return out
-
-
-def npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
-    """(shape, dtype) from the start of an open .npy stream, reading only its header."""
-    fmt = np.lib.format
-    version = fmt.read_magic(fh)
-    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-    shape, _, dtype = read(fh)
-    return tuple(int(n) for n in shape), dtype
 
 
 def _why(e: Exception) -> str:
