@@ -17,7 +17,28 @@ from spinnq.tasks.gesture.train import TrainConfig
 from spinnq.tasks.gesture.transforms import FrameConfig
 
 PRESETS = ("fast", "seed")  # `spinnq run gesture --preset NAME`
+BITS = (8, 4)  # `--set bits=4`: the 8-bit stages plus PTQ-4 and QAT-4 on chip
 PLACEMENTS = ("default", "seed")  # seed: the seed paper's 147 PEs (s2.published_fit)
+
+
+@dataclass(frozen=True)
+class Bits4Config:
+    """The 4-bit path (`bits=4`): `spinnq.quant.quantize` on the float network, PTQ-4 chosen
+    on the validation split, then fine-tuning on the chip's 4-bit arithmetic (ChipNet) with
+    its epoch and keep decision chosen there; the defaults are the library's (`spinnq
+    quantize --finetune`'s)."""
+
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "epochs": Limit(0, 10_000), "lr": Limit(0, 10, lo_open=True),
+        "batch": Limit(1, 1 << 16), "patience": Limit(0, 10_000),
+        "calib_from": Limit(choices=("val", "train"))}
+
+    epochs: int = 10
+    lr: float = 0.05  # in integer weight steps per Adam update
+    batch: int = 32
+    patience: int = 3  # epochs without a better validation score (0: never stop early)
+    learn_thresholds: bool = False  # adaptive threshold scaling (one factor per population)
+    calib_from: str = "val"  # PTQ-4's percentile chosen on the validation or training split
 
 
 @dataclass(frozen=True)
@@ -28,7 +49,7 @@ class GestureConfig:
         "percentiles": Limit(pattern=PERCENTILE.pattern, min_len=1), "dt": DT,
         "tick_s": TICK_S, "chip_batch": Limit(1, 4096), "threads": Limit(1, 256),
         "preset": Limit(choices=PRESETS), "placement": Limit(choices=PLACEMENTS),
-        "seed_workload_samples": Limit(0, 100_000)}
+        "seed_workload_samples": Limit(0, 100_000), "bits": Limit(choices=BITS)}
 
     seed: int = DEFAULT_SEED
     preset: str = "fast"  # fast: 30 frames of 20 ms; seed: the seed's 600 frames of 1 ms
@@ -45,6 +66,9 @@ class GestureConfig:
     qat: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-4,
                                                                   lr_final=5e-5))
     qat_layers: str = "brevitas"  # brevitas | spinnq (chip-exact fake quant, no Brevitas)
+    bits: int = 8  # 4: also PTQ-4 and QAT-4 (fine-tuned on the chip's 4-bit arithmetic)
+    bits4: Bits4Config = field(default_factory=Bits4Config)
+    save_splits: bool = False  # write train/val/test.npz (x, y) into the run folder
     percentiles: tuple[str, ...] = ("p99", "p99.9", "p99.99", "max")
     dt: float = DEFAULT_DT
     tick_s: float = REALTIME_TICK_S  # the seed's real-time tick
@@ -78,5 +102,6 @@ def quick(cfg: GestureConfig) -> GestureConfig:
         frames=dataclasses.replace(cfg.frames, steps=min(cfg.frames.steps, 12)),
         train=dataclasses.replace(cfg.train, epochs=1, batch=11),
         qat=dataclasses.replace(cfg.qat, epochs=1, batch=11),
+        bits4=dataclasses.replace(cfg.bits4, epochs=1, batch=11),
         percentiles=("p99.9", "max"),
         seed_workload_samples=min(cfg.seed_workload_samples, 2))

@@ -32,6 +32,7 @@ from spinnq.s2.energy import LEVEL_NAMES, Cost, energy
 from spinnq.s2.published_fit import SEED_NEURONS_PER_PE
 from spinnq.tasks.common import RunDir, stopwatch, write_json
 from spinnq.tasks.gesture import config as gconf
+from spinnq.tasks.gesture.bits4 import bits4_stage, save_splits
 from spinnq.tasks.gesture.config import GestureConfig
 from spinnq.tasks.gesture.data import Frames, dataset_root, real_frames, synthetic_frames
 from spinnq.tasks.gesture.model import build_model, n_weights
@@ -203,6 +204,8 @@ def run_task(opts) -> dict:
 def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float, data: dict,
          timings: dict) -> dict:
     quiet = opts.quiet
+    if cfg.save_splits:
+        save_splits(run, data)
     fl = _float_stage(cfg, run, data, resume, quiet, timings)
     ptq = _ptq_stage(cfg, data, fl["graph"], quiet, timings)
     qat = _qat_stage(cfg, run, data, fl["model"], ptq["s2"], resume, quiet, timings)
@@ -210,6 +213,9 @@ def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float, da
     costs = _costs(ev_qat, cfg)
     summary = _summary_of(cfg, data, fl, ptq, qat, costs,
                           _seed_work(cfg, ev_qat, costs, qat["graph"], qat["s2"], quiet))
+    if cfg.bits == 4:
+        _with_bits4(summary, bits4_stage(cfg, run, data, fl["graph"], ptq["s2"], resume,
+                                         quiet, timings))
     timings["total_s"] = time.perf_counter() - t_start
     summary["timings"] = timings
     _write_report(run, cfg, summary, ev_qat, costs, qat["notes"], fl["model"], data)
@@ -278,6 +284,18 @@ def _qat_stage(cfg: GestureConfig, run: RunDir, data, model, s2: S2Config, resum
     return {"layers": layers, "notes": notes, "hist": hist, "graph": graph_q, "s2": s2q,
             "ev": ev, "accuracy": accuracy(spike_counts(qmodel, test), test.y),
             "integers": check_integers(qmodel, ev.program, graph_q)}
+
+
+def _with_bits4(summary: dict, b4: dict) -> None:
+    """The 4-bit stages into summary.json: accuracies beside the 8-bit ones (each drop
+    against the float P-SNN, the network both came from), details, int4 memory."""
+    a = summary["accuracy"]
+    a |= {"ptq4_chip": b4["ptq_chip"], "qat4_chip": b4["qat_chip"],
+          "ptq4_drop_pt": 100 * (a["psnn_float"] - b4["ptq_chip"]),
+          "qat4_drop_pt": 100 * (a["psnn_float"] - b4["qat_chip"])}
+    summary["bits4"] = b4
+    m = summary["memory"]
+    m |= {"int4_bytes": (m["weights"] + 1) // 2, "reduction_int4": 1 - 0.5 / 4}
 
 
 def _seed_work(cfg: GestureConfig, ev_qat, costs: dict, graph_q, s2q: S2Config,
@@ -365,6 +383,32 @@ def _plots(cfg: GestureConfig, rep: dict, ev, costs, run: RunDir) -> dict:
         return {}
 
 
+def _bits4_rows(s: dict) -> list:
+    """PTQ-4 and QAT-4 on chip (`bits=4`), each drop against the float P-SNN."""
+    from spinnq.report import stage
+
+    if "bits4" not in s:
+        return []
+    a, b = s["accuracy"], s["bits4"]
+    kept = f"epoch {b['best_epoch']} kept" if b["kept"] else "PTQ-4 kept"
+    return [stage(f"PTQ-4 {b['ptq_chosen']} on chip (emulated)", "accuracy", a["ptq4_chip"],
+                  kind="emulated", drop=a["psnn_float"] - a["ptq4_chip"]),
+            stage(f"QAT-4 on chip (fine-tuned on the chip's arithmetic, {kept}; emulated)",
+                  "accuracy", a["qat4_chip"], kind="emulated",
+                  drop=a["psnn_float"] - a["qat4_chip"])]
+
+
+def _bits4_notes(s: dict) -> list[str]:
+    if "bits4" not in s:
+        return []
+    b, m = s["bits4"], s["memory"]
+    curve = ", ".join(f"{h['score']:.3f}" for h in b["history"])
+    return [f"4 bits: {b['how']}. Validation accuracy on chip: PTQ-4 {b['val_ptq']:.4f}, "
+            f"per epoch [{curve}]; weights {m['int4_bytes']} B int4 "
+            f"(-{100 * m['reduction_int4']:.1f} % against fp32).",
+            *(f"4-bit calibration: {w}" for w in b["warnings"])]
+
+
 def build_graph(model, shape, cfg: GestureConfig):
     from spinnq.nn import to_nir
     return to_nir(model, shape, cfg.dt)
@@ -386,6 +430,7 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
               drop=a["psnn_float"] - a["qsnn_qat"]),
         stage("QAT on chip (emulated)", "accuracy", a["qat_chip"], kind="emulated",
               drop=a["qsnn_qat"] - a["qat_chip"]),
+        *_bits4_rows(s),
         stage("seed P-SNN float", "accuracy", PUBLISHED["float_psnn"], kind="published",
               drop=0.0),
         stage("seed PTQ on chip", "accuracy", PUBLISHED["ptq_chip"], kind="published",
@@ -396,6 +441,7 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
               drop=PUBLISHED["float_qsnn"] - PUBLISHED["qat_chip"]),
     ]
     baselines = _baselines(cfg, model, data, notes)
+    notes += _bits4_notes(s)
     ch = s["chip"]
     notes += [
         f"Data: {s['data']['source']}; {s['data']['train']} train / {s['data']['val']} val / "
