@@ -18,7 +18,7 @@ from spinnq.tasks.control import model as q_network
 from spinnq.tasks.control.dqn import DQNConfig, ReplayBuffer, hard_update, td_loss, train
 from spinnq.tasks.control.encoder import Encoder, EncoderConfig
 from spinnq.tasks.control.env import make_env, obs_range, resolve
-from spinnq.tasks.control.run import default_config, run_control
+from spinnq.tasks.control.run import build_agent, default_config, run_control
 
 torch.set_num_threads(1)
 
@@ -293,3 +293,45 @@ def test_chip_q_values_come_from_the_emulated_program_and_match_qat():
     np.testing.assert_allclose(q_chip, q_torch, rtol=1e-4, atol=1e-4)
     prog.projections[-1].weight = -prog.projections[-1].weight
     assert np.allclose(chip_q(prog, enc)(obs), -q_chip, rtol=1e-4, atol=1e-4)
+
+
+def test_quick_run_at_4_bits_reports_the_4_bit_chip_stages(tmp_path):
+    """`spinnq run cartpole --quick --set bits=4`: the 8-bit stages and, beside them, PTQ-4
+    and QAT-4 on the chip; the written QAT-4 graph says 4 bits, so run with no flags (the
+    resolver reads its metadata) it compiles to 4-bit integers and replays the stage."""
+    from spinnq.graph.model import read_graph
+    from spinnq.resolver import resolve as resolve_settings
+    from spinnq.s2 import compile
+    from spinnq.s2.formats import qmax
+    from spinnq.tasks.control.evaluate import chip_q, evaluate, sim_q
+
+    r = CliRunner().invoke(app, ["run", "cartpole", "--quick", "--quiet", "--out",
+                                 str(tmp_path / "a"), "--set", "bits=4"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    rep = json.loads((tmp_path / "a" / "report.json").read_text())
+    by = {s["name"]: s for s in rep["stages"]}
+    assert list(by) == ["float", "PTQ", "QAT", "chip", "chip PTQ", "chip PTQ-4", "chip QAT-4"]
+    assert rep["quantization"]["bits4"]["ptq_scale_mode"] in ("max", "p99")
+    g = read_graph(tmp_path / "a" / "qat4.nir")
+    assert g.metadata["spinnq.bits"] == 4
+    rs = resolve_settings(g)
+    assert rs.bits == 4 and rs.graph_scales
+    prog = compile(g, rs.s2())
+    assert {p.bits for p in prog.projections} == {4}
+    assert max(int(np.abs(p.weight).max()) for p in prog.projections) <= qmax(4) < qmax(8)
+    cfg = default_config("cartpole", quick=True, sets={"bits": "4"})
+    _, enc, _, _ = build_agent(cfg)
+    again = evaluate("chip QAT-4", chip_q(prog, enc), resolve(cfg.env), cfg.eval_episodes,
+                     cfg.eval_seed, reference=sim_q(read_graph(tmp_path / "a" / "float.nir"),
+                                                    enc, cfg.dt)).row()
+    assert again["mean_return"] == by["chip QAT-4"]["mean_return"]
+    assert again["actions_equal_float"] == by["chip QAT-4"]["actions_equal_float"]
+
+
+def test_bits_other_than_8_or_4_and_4_bit_stages_at_8_bits_are_refused(tmp_path):
+    with pytest.raises(InputError, match="bits"):
+        default_config("cartpole", quick=True, sets={"bits": "5"})
+    cfg = default_config("cartpole", quick=True, sets={"stages": "chip,chip QAT-4"})
+    with pytest.raises(InputError, match="chip QAT-4 need bits=4"):
+        run_control(cfg, out=tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()

@@ -46,13 +46,15 @@ class FinetuneConfig:
 
 
 def quantize(float_graph: Graph, spikes: torch.Tensor, dt: float, cfg: FinetuneConfig,
-             seed: int) -> tuple[Calibration, FinetuneResult]:
-    """(PTQ calibration, QAT result) of the float Q-network graph on calibration spikes."""
-    s2 = S2Config(dt=dt, reset="subtract")
+             seed: int, bits: int = 8) -> tuple[Calibration, FinetuneResult]:
+    """(PTQ calibration, QAT result) of the float Q-network graph on calibration spikes, at
+    `bits` weight bits (QAT trains with the chip's `bits`-bit arithmetic; both graphs are
+    stamped with it)."""
+    s2 = S2Config(dt=dt, reset="subtract", bits=bits)
     sim = SimConfig(dt=dt, reset="subtract")
     x = spikes.numpy().astype(np.float32)
-    cal = calibrate(float_graph, x, percentiles=cfg.percentiles, readout="membrane", cfg=s2,
-                    sim=sim, labels=False)
+    cal = calibrate(float_graph, x, bits=bits, percentiles=cfg.percentiles, readout="membrane",
+                    cfg=s2, sim=sim, labels=False)
     ft = finetune(cal.graph, x, epochs=cfg.qat_epochs, lr=cfg.qat_lr, batch=cfg.qat_batch,
                   readout="membrane", teacher=float_graph, cfg=s2, sim=sim, seed=seed,
                   gap_weight=cfg.advantage_weight)

@@ -57,14 +57,17 @@ from spinnq.tasks.control.model import NetConfig
 
 STAGES = ("float", "PTQ", "QAT", "chip")  # + "chip PTQ": the PTQ graph on the emulator
 ALL_STAGES = (*STAGES, "chip PTQ")
+# `--set bits=4`: the 4-bit PTQ and QAT graphs on the emulator, beside the 8-bit stages
+BITS4_STAGES = ("chip PTQ-4", "chip QAT-4")
 
 
 @dataclass(frozen=True)
 class ControlConfig:
     LIMITS: ClassVar[dict[str, Limit]] = {
         "seed": SEED, "dt": DT, "eval_episodes": Limit(1, 100_000), "eval_seed": SEED,
-        "stages": Limit(choices=ALL_STAGES, min_len=1), "operating_point": Limit(
-            choices=OP_CHOICES), "tick_s": TICK_S, "baseline_repeats": Limit(1, 10_000)}
+        "stages": Limit(choices=(*ALL_STAGES, *BITS4_STAGES), min_len=1),
+        "operating_point": Limit(choices=OP_CHOICES), "tick_s": TICK_S,
+        "baseline_repeats": Limit(1, 10_000), "bits": Limit(choices=(8, 4))}
 
     env: str = "cartpole"
     seed: int = 0
@@ -73,6 +76,7 @@ class ControlConfig:
     net: NetConfig = NetConfig()
     dqn: DQNConfig = DQNConfig()
     finetune: FinetuneConfig = FinetuneConfig()
+    bits: int = 8  # 4: also PTQ and QAT at 4 bits (QAT on the chip's 4-bit arithmetic)
     eval_episodes: int = 100  # closed-loop episodes per stage
     eval_seed: int = 1_000_000  # episode i of every stage resets with eval_seed + i
     stages: tuple[str, ...] = STAGES
@@ -186,6 +190,7 @@ def run_control(cfg: ControlConfig, out: str | Path | None = None,
             raise
     else:
         settings.validate(cfg)
+        check_stages(cfg)
         spec, enc, model, solved = build_agent(cfg)  # bad env/config: no run folder made
         check_export(model, enc, cfg)
         run = RunDir.create(_task_name(cfg.env), out, force=force)
@@ -214,8 +219,8 @@ def read_stages(run: RunDir) -> dict:
         return {}
     done = read_json(run.verify(p))
     if not isinstance(done, dict) or not all(
-            k in ALL_STAGES and isinstance(v, dict) and isinstance(v.get("mean_return"),
-                                                                   int | float)
+            k in (*ALL_STAGES, *BITS4_STAGES) and isinstance(v, dict)
+            and isinstance(v.get("mean_return"), int | float)
             for k, v in done.items()):
         raise CheckpointError("not a stages record (an object of stage rows)", file=str(p))
     return done
@@ -244,7 +249,8 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
     _training_log(run)  # the finished log the report plots: this run's, or refused now
 
     # 2. PTQ and QAT (spinnq.quant: scored on the emulated chip) -------------------------
-    paths = {name: run.path / f"{name}.nir" for name in ("float", "ptq", "qat")}
+    names = ("float", "ptq", "qat", *(("ptq4", "qat4") if cfg.bits == 4 else ()))
+    paths = {name: run.path / f"{name}.nir" for name in names}
     write_graph(q_network.export(model, enc.n_inputs, cfg.dt), paths["float"])
     run.record(paths["float"])
     graphs = {"float": read_graph(paths["float"])}
@@ -252,23 +258,26 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
     if quant_ckpt.exists():
         st = load_checkpoint(quant_ckpt, required=("mode", "scores", "qat_hist"))
         mode, scores, hist = st["mode"], dict(st["scores"]), list(st["qat_hist"])
+        quant4 = st.get("bits4")
     else:
         states = _visited_states(model, enc, spec, cfg)
         calib = calibration_spikes(states, enc, cfg.finetune.calib_states, cfg.seed)
-        cal, ft = quantize(graphs["float"], calib, cfg.dt, cfg.finetune, cfg.seed)
-        mode = next(iter(cal.modes.values()))
-        scores = {r["mode"]: r["score"] for r in cal.table if r["step"] == "global"}
-        hist = [ft.score_start] + [h["score"] for h in ft.history]
-        write_graph(cal.graph, paths["ptq"])
-        write_graph(ft.graph, paths["qat"])
-        run.record(paths["ptq"])  # recorded before quant.pt: a resume finds them recorded
-        run.record(paths["qat"])
-        save_checkpoint(quant_ckpt, {"mode": mode, "scores": scores, "qat_hist": hist})
-    graphs |= {name: read_graph(run.verify(paths[name])) for name in ("ptq", "qat")}
+        mode, scores, hist = _quantize_to(run, paths, "", graphs["float"], calib, cfg, 8)
+        quant4 = None
+        if cfg.bits == 4:
+            m4, s4, h4 = _quantize_to(run, paths, "4", graphs["float"], calib, cfg, 4)
+            quant4 = {"ptq_scale_mode": m4, "ptq_chip_agreement_by_mode": s4,
+                      "qat_chip_agreement_history": h4}
+        save_checkpoint(quant_ckpt, {"mode": mode, "scores": scores, "qat_hist": hist,
+                                     "bits4": quant4})
+    graphs |= {name: read_graph(run.verify(paths[name])) for name in names[1:]}
 
     # 3. closed loop, stage by stage -----------------------------------------------------
     s2cfg = S2Config(dt=cfg.dt, reset="subtract", graph_scales=True)
     programs = {"chip": compile(graphs["qat"], s2cfg), "chip PTQ": compile(graphs["ptq"], s2cfg)}
+    if cfg.bits == 4:  # the 4-bit graphs at the bits they were quantised and scored at
+        programs |= {"chip PTQ-4": compile(graphs["ptq4"], s2cfg.with_(bits=4)),
+                     "chip QAT-4": compile(graphs["qat4"], s2cfg.with_(bits=4))}
     float_q = sim_q(graphs["float"], enc, cfg.dt)
     kept: list = []
     stage_fns = {
@@ -277,13 +286,16 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
         "QAT": lambda: (sim_q(graphs["qat"], enc, cfg.dt), float_q),
         "chip": lambda: (chip_q(programs["chip"], enc, kept), float_q),
         "chip PTQ": lambda: (chip_q(programs["chip PTQ"], enc), float_q),
+        **{name: (lambda name=name: (chip_q(programs[name], enc), float_q))
+           for name in BITS4_STAGES if name in programs},
     }
     unknown = [s for s in cfg.stages if s not in stage_fns]
     if unknown:
-        raise InputError(f"unknown stages {unknown}; known: {', '.join(stage_fns)}")
+        raise InputError(f"unknown stages {unknown}; known: {', '.join(stage_fns)}"
+                         + ("" if cfg.bits == 4 else " (the 4-bit stages need bits=4)"))
     stages_path = run.path / "stages.json"
     done = read_stages(run)
-    for name in cfg.stages:
+    for name in run_stages(cfg):
         if name in done and name != "chip":  # the chip stage also feeds the energy estimate
             continue
         q_fn, ref = stage_fns[name]()
@@ -293,8 +305,37 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
 
     # 4. chip cost (modelled) and CPU baseline (measured) --------------------------------
     report = _report(cfg, run, spec, model, enc, programs["chip"], place(programs["chip"],
-                     s2cfg), kept, done, train_info, mode, scores, hist, t_start, solved)
+                     s2cfg), kept, done, train_info, mode, scores, hist, t_start, solved,
+                     quant4)
     return report
+
+
+def check_stages(cfg: ControlConfig) -> None:
+    """The 4-bit chip stages exist only with bits=4: refused before anything runs."""
+    four = [s for s in cfg.stages if s in BITS4_STAGES]
+    if four and cfg.bits != 4:
+        raise InputError(f"setting stages: {', '.join(four)} need bits=4 (got bits="
+                         f"{cfg.bits})")
+
+
+def run_stages(cfg: ControlConfig) -> tuple[str, ...]:
+    """The configured stages, and with bits=4 the 4-bit chip stages after them."""
+    extra = BITS4_STAGES if cfg.bits == 4 else ()
+    return (*cfg.stages, *(s for s in extra if s not in cfg.stages))
+
+
+def _quantize_to(run: RunDir, paths: dict, suffix: str, float_graph, calib, cfg: ControlConfig,
+                 bits: int) -> tuple[str, dict, list]:
+    """PTQ and QAT at `bits` (spinnq.quant), their graphs written and recorded as
+    ptq{suffix}.nir / qat{suffix}.nir; (chosen mode, agreement per mode, QAT curve)."""
+    cal, ft = quantize(float_graph, calib, cfg.dt, cfg.finetune, cfg.seed, bits=bits)
+    mode = next(iter(cal.modes.values()))
+    scores = {r["mode"]: r["score"] for r in cal.table if r["step"] == "global"}
+    hist = [ft.score_start] + [h["score"] for h in ft.history]
+    for name, g in ((f"ptq{suffix}", cal.graph), (f"qat{suffix}", ft.graph)):
+        write_graph(g, paths[name])
+        run.record(paths[name])  # recorded before quant.pt: a resume finds them recorded
+    return mode, scores, hist
 
 
 def build_agent(cfg: ControlConfig):
@@ -347,7 +388,7 @@ def _visited_states(model, enc: Encoder, spec, cfg: ControlConfig) -> np.ndarray
 
 
 def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_info, mode,
-            scores, hist, t_start, solved) -> dict:
+            scores, hist, t_start, solved, quant4=None) -> dict:
     cost = cost_fast = None
     sample = torch.cat(kept)[:128] if kept else None
     if sample is not None:
@@ -361,7 +402,7 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
     task = _task_name(cfg.env)
     rows = [stage(n, "return", d["mean_return"], "emulated" if n.startswith("chip") else
                   "measured", **{k: v for k, v in d.items() if k not in ("stage", "kind")})
-            for n, d in ((n, done[n]) for n in cfg.stages if n in done)]  # config order
+            for n, d in ((n, done[n]) for n in run_stages(cfg) if n in done)]  # config order
     notes = [
         "Returns are measured in closed loop: every stage's network chooses every action of "
         f"{cfg.eval_episodes} seeded episodes (the same seeds for every stage).",
@@ -384,7 +425,7 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         env=spec.gym_id, seed=cfg.seed, config=dataclasses.asdict(cfg),
         training=train_info,
         quantization={"ptq_scale_mode": mode, "ptq_chip_agreement_by_mode": scores,
-                      "qat_chip_agreement_history": hist,
+                      "qat_chip_agreement_history": hist, "bits": 8, "bits4": quant4,
                       "how": "spinnq.quant.calibrate / finetune, greedy-action agreement "
                              "with the float network on the emulated chip (held-out states "
                              "for QAT)"},
