@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from spinnq import settings
@@ -139,3 +140,39 @@ def test_unknown_preset_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
     code, out, err = run_cli(monkeypatch, capsys, "run", "gesture", "--preset", "huge",
                              "--quick", "--out", tmp_path / "run")
     assert code == 2 and "--preset must be one of fast, seed" in err
+
+
+def test_quick_run_at_4_bits_reports_ptq4_and_qat4_and_the_graph_runs_at_4_bits(tmp_path):
+    """`spinnq run gesture --quick --set bits=4`: PTQ-4 and QAT-4 on chip beside the 8-bit
+    stages, through spinnq.quant (fine-tuning chosen on val); the written QAT-4 graph says
+    4 bits, and `evaluate` with no flags compiles it to 4-bit integers and gives the reported
+    accuracy on the run's test split (written by save_splits, as the command reads it)."""
+    from spinnq.graph.model import read_graph
+    from spinnq.s2 import compile
+    from spinnq.s2.formats import qmax
+
+    rep = run_task(_opts(tmp_path, sets={"bits": "4", "save_splits": "true", "plots": "false",
+                                         "baseline": "false", "seed_workload_samples": "0"}))
+    run = tmp_path / "run"
+    a, b = rep["accuracy"], rep["bits4"]
+    assert {"ptq_chip", "qat_chip", "ptq4_chip", "qat4_chip"} <= set(a)
+    assert a["qat4_drop_pt"] == pytest.approx(100 * (a["psnn_float"] - a["qat4_chip"]))
+    assert b["options"]["epochs"] == 1 and len(b["history"]) == 1 and b["best_epoch"] in (0, 1)
+    assert rep["memory"]["int4_bytes"] == 25504 // 2
+    names = [s["name"] for s in json.loads((run / "report.json").read_text())["stages"]]
+    assert any(n.startswith("PTQ-4 ") for n in names)
+    assert any(n.startswith("QAT-4 on chip") for n in names)
+    assert names.index("QAT on chip (emulated)") < [n[:5] for n in names].index("QAT-4")
+    for name, key in (("qat4.nir", "qat4_chip"), ("ptq4.nir", "ptq4_chip")):
+        g = read_graph(run / name)
+        assert g.metadata["spinnq.bits"] == 4
+        res = evaluate(run / name, run / "test.npz", target="chip")
+        assert res.settings.bits == 4 and res.settings.graph_scales
+        assert res.chip.accuracy == a[key]
+        prog = compile(g, S2Config(dt=g.metadata["spinnq.dt"], reset="subtract",
+                                   graph_scales=True, bits=4))
+        assert {p.bits for p in prog.projections if p.kind != "pool"} == {4}
+        assert max(int(abs(p.weight).max()) for p in prog.projections
+                   if p.kind != "pool") <= qmax(4)
+    with np.load(run / "val.npz") as z:
+        assert z["x"].shape[0] == rep["data"]["val"] and z["y"].shape == (rep["data"]["val"],)
