@@ -176,3 +176,20 @@ def test_quick_run_at_4_bits_reports_ptq4_and_qat4_and_the_graph_runs_at_4_bits(
                    if p.kind != "pool") <= qmax(4)
     with np.load(run / "val.npz") as z:
         assert z["x"].shape[0] == rep["data"]["val"] and z["y"].shape == (rep["data"]["val"],)
+
+
+def test_4_bit_defaults_are_the_librarys():
+    """bits=4 runs `spinnq.quant.quantize` with its own defaults (what `spinnq quantize
+    --finetune` uses), so the task's QAT-4 is the command's result on the same splits."""
+    import inspect
+
+    from spinnq.quant.stages import quantize
+    from spinnq.tasks.gesture.config import Bits4Config
+
+    sig = inspect.signature(quantize).parameters
+    b = Bits4Config()
+    for name in ("percentiles", "epochs", "lr", "batch", "patience", "learn_thresholds"):
+        assert getattr(b, name) == sig[name].default, name
+    assert (b.calib_from, sig["calib_from"].default) == ("val", "data")
+    with pytest.raises(InputError, match="bits"):
+        settings.validate(apply_overrides(GestureConfig(), {"bits": "5"}))

@@ -37,8 +37,7 @@ def save_splits(run: RunDir, data: dict[str, Frames]) -> dict[str, str]:
 
 def _options(cfg: GestureConfig) -> dict:
     """What decides the 4-bit graphs (a resumed run with other values computes them again)."""
-    return {**dataclasses.asdict(cfg.bits4), "percentiles": list(cfg.percentiles),
-            "seed": cfg.seed}
+    return {**dataclasses.asdict(cfg.bits4), "seed": cfg.seed}
 
 
 def _quantize(cfg: GestureConfig, data: dict[str, Frames], graph_f: Graph, s2: S2Config,
@@ -48,7 +47,7 @@ def _quantize(cfg: GestureConfig, data: dict[str, Frames], graph_f: Graph, s2: S
     from spinnq.quant.stages import quantize
 
     tr, va, b = data["train"], data["val"], cfg.bits4
-    q = quantize(graph_f, (va.x, va.y), bits=BITS, percentiles=cfg.percentiles,
+    q = quantize(graph_f, (va.x, va.y), bits=BITS, percentiles=b.percentiles,
                  train=(tr.x, tr.y), val=(va.x, va.y),
                  calib_from="train" if b.calib_from == "train" else "data",
                  epochs=b.epochs, lr=b.lr, batch=b.batch, patience=b.patience or None,

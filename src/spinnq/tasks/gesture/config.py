@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from spinnq.config import DEFAULT_DT, DEFAULT_SEED, REALTIME_TICK_S
+from spinnq.config import DEFAULT_DT, DEFAULT_SEED, PERCENTILES, REALTIME_TICK_S
 from spinnq.errors import InputError
 from spinnq.settings import DT, PERCENTILE, SEED, TICK_S, Limit
 from spinnq.tasks.gesture.model import ModelConfig
@@ -31,8 +31,10 @@ class Bits4Config:
     LIMITS: ClassVar[dict[str, Limit]] = {
         "epochs": Limit(0, 10_000), "lr": Limit(0, 10, lo_open=True),
         "batch": Limit(1, 1 << 16), "patience": Limit(0, 10_000),
-        "calib_from": Limit(choices=("val", "train"))}
+        "calib_from": Limit(choices=("val", "train")),
+        "percentiles": Limit(pattern=PERCENTILE.pattern, min_len=1)}
 
+    percentiles: tuple[str, ...] = PERCENTILES  # the library's candidates (`spinnq quantize`)
     epochs: int = 10
     lr: float = 0.05  # in integer weight steps per Adam update
     batch: int = 32
@@ -102,6 +104,6 @@ def quick(cfg: GestureConfig) -> GestureConfig:
         frames=dataclasses.replace(cfg.frames, steps=min(cfg.frames.steps, 12)),
         train=dataclasses.replace(cfg.train, epochs=1, batch=11),
         qat=dataclasses.replace(cfg.qat, epochs=1, batch=11),
-        bits4=dataclasses.replace(cfg.bits4, epochs=1, batch=11),
+        bits4=dataclasses.replace(cfg.bits4, epochs=1, batch=11, percentiles=("p99.9", "max")),
         percentiles=("p99.9", "max"),
         seed_workload_samples=min(cfg.seed_workload_samples, 2))
