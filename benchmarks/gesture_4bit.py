@@ -1,0 +1,176 @@
+"""The gesture task at 4 bits: what PTQ-4 loses on the chip and what fine-tuning on the
+chip's 4-bit arithmetic wins back, through the task and through the command a user runs.
+
+    # 1. the task (fast preset): float, PTQ-8, QAT-8, PTQ-4, QAT-4, each once on test
+    PYTHONPATH=src .venv/bin/python benchmarks/gesture_4bit.py task DIR [--seed 0] [--resume]
+       = spinnq run gesture --preset fast --seed 0 --set bits=4 --set save_splits=true
+             --out DIR          (--resume: spinnq run gesture --resume DIR --set ..., e.g. a
+                                 bits=8 run of the same seed continued: float/QAT-8 reused)
+    # 2. the command on the task's exported float graph and its own splits (DIR/*.npz)
+    PYTHONPATH=src .venv/bin/python benchmarks/gesture_4bit.py command DIR [--name N --flags F]
+       = spinnq quantize DIR/psnn_float.nir --data val.npz --bits 4 --out N.nir
+             --finetune train.npz --val val.npz [FLAGS]        (defaults: --name default)
+         spinnq quantize DIR/psnn_float.nir --data val.npz --bits 4 --out ptq.nir  (PTQ)
+         and each written graph scored once on test.npz on the emulated chip (no flags: the
+         graph's own metadata says 4 bits and its scales)
+    # 3. collect into benchmarks/results/gesture_4bit.json (the README line renders it)
+    PYTHONPATH=src .venv/bin/python benchmarks/gesture_4bit.py collect DIR
+
+Accuracies: torch stages measured, chip stages emulated (bit-exact SpiNNaker2 emulator);
+CPU seconds are the child processes' (shared machine; its load average is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import commit  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "results" / "gesture_4bit.json"
+SETS = ("--set", "bits=4", "--set", "save_splits=true")
+CODE = ("import sys; from spinnq.cli import main; sys.argv = ['spinnq'] + sys.argv[1:]; "
+        "main()")
+
+
+def spinnq(*args: str) -> dict:
+    """`spinnq ARGS` as a user runs it (a subprocess of the entry point, this checkout's
+    sources); its wall and CPU seconds and the load average after."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", CODE, *args], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"command": " ".join(["spinnq", *args]), "wall_s": time.perf_counter() - t0,
+            "cpu_s": c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime,
+            "load_average_after": os.getloadavg()[0]}
+
+
+def task(d: Path, seed: int, resume: bool) -> None:
+    if resume:
+        info = spinnq("run", "gesture", "--resume", str(d), "--quiet", *SETS)
+    else:
+        info = spinnq("run", "gesture", "--preset", "fast", "--seed", str(seed), "--out",
+                      str(d), "--quiet", *SETS)
+    (d / "bench_task.json").write_text(json.dumps({**info, "resumed": resume}, indent=2))
+
+
+def test_accuracy(d: Path, graph: Path) -> float:
+    """The graph once on the test split on the emulated chip, with no run flags."""
+    js = graph.with_suffix(".test.json")
+    spinnq("evaluate", str(graph), "--data", str(d / "test.npz"), "--target", "chip",
+           "--json", str(js))
+    return float(json.loads(js.read_text())["chip"]["accuracy"])
+
+
+def command(d: Path, name: str, flags: list[str]) -> None:
+    """PTQ-4 (once per folder) and one fine-tuning variant through `spinnq quantize`."""
+    cmd = d / "cmd"
+    cmd.mkdir(exist_ok=True)
+    base = ["quantize", str(d / "psnn_float.nir"), "--data", str(d / "val.npz"), "--bits",
+            "4"]
+    if not (cmd / "ptq.json").exists():
+        info = spinnq(*base, "--out", str(cmd / "ptq.nir"), "--json", str(cmd / "ptq.out.json"))
+        info["test"] = test_accuracy(d, cmd / "ptq.nir")
+        (cmd / "ptq.json").write_text(json.dumps(info, indent=2))
+    info = spinnq(*base, "--out", str(cmd / f"{name}.nir"), "--json",
+                  str(cmd / f"{name}.out.json"), "--finetune", str(d / "train.npz"), "--val",
+                  str(d / "val.npz"), *flags)
+    info["test"] = test_accuracy(d, cmd / f"{name}.nir")
+    (cmd / f"{name}.json").write_text(json.dumps({**info, "flags": flags}, indent=2))
+
+
+def _variant(d: Path, name: str, ptq_test: float, float_test: float) -> dict:
+    info = json.loads((d / "cmd" / f"{name}.json").read_text())
+    q = json.loads((d / "cmd" / f"{name}.out.json").read_text())
+    ft, drop = q["finetune"], float_test - ptq_test
+    return {"name": name, "flags": info["flags"],
+            "command": info["command"].replace(str(d) + "/", ""),
+            "qat4_test": info["test"], "ptq4_val": ft["score_start"], "qat4_val": ft["score"],
+            "kept": ft["improved"], "best_epoch": ft["best_epoch"],
+            "stopped_early": ft["stopped_early"], "curve": ft["history"],
+            "thresholds": ft["thresholds"], "ptq_modes": q["calibration"]["modes"],
+            "warnings": q["warnings"],
+            "won_back_share": (info["test"] - ptq_test) / drop if drop > 0 else None,
+            "cpu_s": info["cpu_s"], "wall_s": info["wall_s"],
+            "load_average_after": info["load_average_after"]}
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+
+
+def collect(d: Path, out: Path) -> dict:
+    s = json.loads((d / "summary.json").read_text())
+    a, b, t = s["accuracy"], s["bits4"], json.loads((d / "bench_task.json").read_text())
+    ptq = json.loads((d / "cmd" / "ptq.json").read_text())
+    names = sorted(p.name[:-len(".out.json")] for p in (d / "cmd").glob("*.out.json")
+                   if p.name != "ptq.out.json")
+    drop = a["psnn_float"] - a["ptq4_chip"]
+    res = {
+        "benchmark": "gesture_4bit", "commit": commit(), "seed": json.loads(
+            (d / "config.json").read_text())["seed"], "preset": s["chip"]["preset"],
+        "data": s["data"], "steps": s["chip"]["input_steps"],
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "kinds": {"psnn_float, qsnn_qat": "measured (torch forward)",
+                  "*_chip, *_test": "emulated (bit-exact chip emulator), test split once",
+                  "cpu_s": "measured (child processes, shared machine)"},
+        "task": {"command": t["command"].replace(str(d), "DIR"), "resumed": t["resumed"],
+                 "cpu_s": t["cpu_s"], "wall_s": t["wall_s"],
+                 "load_average_after": t["load_average_after"],
+                 "psnn_float": a["psnn_float"], "ptq8_chip": a["ptq_chip"],
+                 "ptq8_chosen": s["ptq"]["chosen"], "qsnn_qat8": a["qsnn_qat"],
+                 "qat8_chip": a["qat_chip"], "ptq4_chip": a["ptq4_chip"],
+                 "ptq4_chosen": b["ptq_chosen"], "qat4_chip": a["qat4_chip"],
+                 "qat4_kept": b["kept"], "qat4_best_epoch": b["best_epoch"],
+                 "qat4_val_curve": [b["val_ptq"], *(h["score"] for h in b["history"])],
+                 "qat4_within_1pt_of_float": a["psnn_float"] - a["qat4_chip"] <= 0.01,
+                 "ptq4_drop_pt": 100 * drop,
+                 "won_back_share": (a["qat4_chip"] - a["ptq4_chip"]) / drop if drop > 0
+                 else None, "memory": s["memory"]},
+        "command": {"ptq4_test": ptq["test"], "ptq_command": ptq["command"].replace(
+            str(d) + "/", ""), "variants": [_variant(d, n, ptq["test"], a["psnn_float"])
+                                            for n in names],
+            "splits_sha256": {k: _sha(d / f"{k}.npz") for k in ("train", "val", "test")}},
+    }
+    out.write_text(json.dumps(res, indent=2, default=float) + "\n")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("task")
+    t.add_argument("dir", type=Path)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true")
+    c = sub.add_parser("command")
+    c.add_argument("dir", type=Path)
+    c.add_argument("--name", default="default")
+    c.add_argument("--flags", default="", help="extra quantize flags, e.g. '--lr 0.02'")
+    k = sub.add_parser("collect")
+    k.add_argument("dir", type=Path)
+    k.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args()
+    if a.cmd == "task":
+        task(a.dir, a.seed, a.resume)
+    elif a.cmd == "command":
+        command(a.dir, a.name, shlex.split(a.flags))
+    else:
+        print(json.dumps(collect(a.dir, a.out)["task"], indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
