@@ -95,6 +95,8 @@ def command(d: Path, name: str, flags: list[str]) -> None:
 def _variant(d: Path, name: str, ptq_test: float, float_test: float) -> dict:
     info = json.loads((d / "cmd" / f"{name}.json").read_text())
     q = json.loads((d / "cmd" / f"{name}.out.json").read_text())
+    if q["finetune"] is None:
+        raise SystemExit(f"{d / 'cmd' / name}: no fine-tuning result")
     ft, drop = q["finetune"], float_test - ptq_test
     return {"name": name, "flags": info["flags"],
             "command": info["command"].replace(str(d) + "/", ""),
@@ -112,11 +114,14 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()[:16]
 
 
-def collect(d: Path, out: Path) -> dict:
+def collect(d: Path, out: Path, cd: Path | None = None) -> dict:
+    """The task's summary (`d`) and the command's variants (`cd`, default `d`: the folder
+    the `command` step read psnn_float.nir and the splits from)."""
+    cd = cd or d
     s = json.loads((d / "summary.json").read_text())
     a, b, t = s["accuracy"], s["bits4"], json.loads((d / "bench_task.json").read_text())
-    ptq = json.loads((d / "cmd" / "ptq.json").read_text())
-    names = sorted(p.name[:-len(".out.json")] for p in (d / "cmd").glob("*.out.json")
+    ptq = json.loads((cd / "cmd" / "ptq.json").read_text())
+    names = sorted(p.name[:-len(".out.json")] for p in (cd / "cmd").glob("*.out.json")
                    if p.name != "ptq.out.json")
     drop = a["psnn_float"] - a["ptq4_chip"]
     res = {
@@ -141,9 +146,12 @@ def collect(d: Path, out: Path) -> dict:
                  "won_back_share": (a["qat4_chip"] - a["ptq4_chip"]) / drop if drop > 0
                  else None, "memory": s["memory"]},
         "command": {"ptq4_test": ptq["test"], "ptq_command": ptq["command"].replace(
-            str(d) + "/", ""), "variants": [_variant(d, n, ptq["test"], a["psnn_float"])
-                                            for n in names],
-            "splits_sha256": {k: _sha(d / f"{k}.npz") for k in ("train", "val", "test")}},
+            str(cd) + "/", ""), "variants": [_variant(cd, n, ptq["test"], a["psnn_float"])
+                                             for n in names],
+            "same_splits_as_task": all(_sha(d / f"{k}.npz") == _sha(cd / f"{k}.npz")
+                                       for k in ("train", "val", "test")),
+            "same_float_graph_as_task": _sha(d / "psnn_float.nir") == _sha(
+                cd / "psnn_float.nir")},
     }
     out.write_text(json.dumps(res, indent=2, default=float) + "\n")
     return res
@@ -163,13 +171,14 @@ def main() -> None:
     k = sub.add_parser("collect")
     k.add_argument("dir", type=Path)
     k.add_argument("--out", type=Path, default=OUT)
+    k.add_argument("--cmd-dir", type=Path, default=None)
     a = ap.parse_args()
     if a.cmd == "task":
         task(a.dir, a.seed, a.resume)
     elif a.cmd == "command":
         command(a.dir, a.name, shlex.split(a.flags))
     else:
-        print(json.dumps(collect(a.dir, a.out)["task"], indent=2, default=float))
+        print(json.dumps(collect(a.dir, a.out, a.cmd_dir)["task"], indent=2, default=float))
 
 
 if __name__ == "__main__":
