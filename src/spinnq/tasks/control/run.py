@@ -260,16 +260,8 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
         mode, scores, hist = st["mode"], dict(st["scores"]), list(st["qat_hist"])
         quant4 = st.get("bits4")
     else:
-        states = _visited_states(model, enc, spec, cfg)
-        calib = calibration_spikes(states, enc, cfg.finetune.calib_states, cfg.seed)
-        mode, scores, hist = _quantize_to(run, paths, "", graphs["float"], calib, cfg, 8)
-        quant4 = None
-        if cfg.bits == 4:
-            m4, s4, h4 = _quantize_to(run, paths, "4", graphs["float"], calib, cfg, 4)
-            quant4 = {"ptq_scale_mode": m4, "ptq_chip_agreement_by_mode": s4,
-                      "qat_chip_agreement_history": h4}
-        save_checkpoint(quant_ckpt, {"mode": mode, "scores": scores, "qat_hist": hist,
-                                     "bits4": quant4})
+        mode, scores, hist, quant4 = _quantize_all(run, paths, graphs["float"], model, enc,
+                                                   spec, cfg)
     graphs |= {name: read_graph(run.verify(paths[name])) for name in names[1:]}
 
     # 3. closed loop, stage by stage -----------------------------------------------------
@@ -291,8 +283,7 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
     }
     unknown = [s for s in cfg.stages if s not in stage_fns]
     if unknown:
-        raise InputError(f"unknown stages {unknown}; known: {', '.join(stage_fns)}"
-                         + ("" if cfg.bits == 4 else " (the 4-bit stages need bits=4)"))
+        raise InputError(f"unknown stages {unknown}; known: {', '.join(stage_fns)}")
     stages_path = run.path / "stages.json"
     done = read_stages(run)
     for name in run_stages(cfg):
@@ -322,6 +313,23 @@ def run_stages(cfg: ControlConfig) -> tuple[str, ...]:
     """The configured stages, and with bits=4 the 4-bit chip stages after them."""
     extra = BITS4_STAGES if cfg.bits == 4 else ()
     return (*cfg.stages, *(s for s in extra if s not in cfg.stages))
+
+
+def _quantize_all(run: RunDir, paths: dict, float_graph, model, enc: Encoder, spec,
+                  cfg: ControlConfig) -> tuple[str, dict, list, dict | None]:
+    """PTQ and QAT at 8 bits (and at 4 with bits=4) on states the float policy visits;
+    the graphs written, the results checkpointed (quant.pt) for a resume."""
+    states = _visited_states(model, enc, spec, cfg)
+    calib = calibration_spikes(states, enc, cfg.finetune.calib_states, cfg.seed)
+    mode, scores, hist = _quantize_to(run, paths, "", float_graph, calib, cfg, 8)
+    quant4 = None
+    if cfg.bits == 4:
+        m4, s4, h4 = _quantize_to(run, paths, "4", float_graph, calib, cfg, 4)
+        quant4 = {"ptq_scale_mode": m4, "ptq_chip_agreement_by_mode": s4,
+                  "qat_chip_agreement_history": h4}
+    save_checkpoint(run.ckpt("quant"), {"mode": mode, "scores": scores, "qat_hist": hist,
+                                        "bits4": quant4})
+    return mode, scores, hist, quant4
 
 
 def _quantize_to(run: RunDir, paths: dict, suffix: str, float_graph, calib, cfg: ControlConfig,
