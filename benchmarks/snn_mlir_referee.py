@@ -67,10 +67,10 @@ CASES: dict[str, tuple[Callable[[], nir.NIRGraph], str, float, int, float]] = {
     "lif_norse": (paper("lif_norse"), "norse", 1e-4, 100, 0.3),
     # snn-mlir's reading of the same file: dt = tau / r (= 2.5 ms here), decay 1 - 1/r = 0
     "lif_norse at snn-mlir's dt = tau / r": (paper("lif_norse"), "norse", 2.5e-3, 100, 0.3),
-    "spinnq export of braille_noDelay_bias_zero (integer)": (
+    "braille_noDelay_bias_zero, integer export by spinnq": (
         integer_export("braille_noDelay_bias_zero", "snntorch", 1e-4), "snntorch", 1e-4, 100,
         0.2),
-    "spinnq export of cnn_sinabs (integer)": (
+    "cnn_sinabs, integer export by spinnq": (
         integer_export("cnn_sinabs", "sinabs", 1.0), "sinabs", 1.0, 30, 0.05),
 }
 
