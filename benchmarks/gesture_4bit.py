@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from provenance import commit  # noqa: E402
@@ -67,12 +69,13 @@ def task(d: Path, seed: int, resume: bool) -> None:
     (d / "bench_task.json").write_text(json.dumps({**info, "resumed": resume}, indent=2))
 
 
-def test_accuracy(d: Path, graph: Path) -> float:
-    """The graph once on the test split on the emulated chip, with no run flags."""
-    js = graph.with_suffix(".test.json")
-    spinnq("evaluate", str(graph), "--data", str(d / "test.npz"), "--target", "chip",
+def test_accuracy(d: Path, graph: Path, target: str = "chip") -> float:
+    """The graph once on the test split (the emulated chip, or the float reference
+    simulator), with no run flags."""
+    js = graph.with_suffix(f".test_{target}.json")
+    spinnq("evaluate", str(graph), "--data", str(d / "test.npz"), "--target", target,
            "--json", str(js))
-    return float(json.loads(js.read_text())["chip"]["accuracy"])
+    return float(json.loads(js.read_text())[target]["accuracy"])
 
 
 def command(d: Path, name: str, flags: list[str]) -> None:
@@ -85,6 +88,12 @@ def command(d: Path, name: str, flags: list[str]) -> None:
         info = spinnq(*base, "--out", str(cmd / "ptq.nir"), "--json", str(cmd / "ptq.out.json"))
         info["test"] = test_accuracy(d, cmd / "ptq.nir")
         (cmd / "ptq.json").write_text(json.dumps(info, indent=2))
+    ptq = json.loads((cmd / "ptq.json").read_text())
+    if "float_test" not in ptq:  # the float reference the drop is measured from
+        ptq["float_test"] = test_accuracy(d, d / "psnn_float.nir", "float")
+        (cmd / "ptq.json").write_text(json.dumps(ptq, indent=2))
+    if name == "ptq":
+        return
     info = spinnq(*base, "--out", str(cmd / f"{name}.nir"), "--json",
                   str(cmd / f"{name}.out.json"), "--finetune", str(d / "train.npz"), "--val",
                   str(d / "val.npz"), *flags)
@@ -114,45 +123,57 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()[:16]
 
 
-def collect(d: Path, out: Path, cd: Path | None = None) -> dict:
-    """The task's summary (`d`) and the command's variants (`cd`, default `d`: the folder
-    the `command` step read psnn_float.nir and the splits from)."""
-    cd = cd or d
+def _task(d: Path) -> dict | None:
+    """The task run's stages (None when its run has not finished: no summary.json)."""
+    if not (d / "summary.json").exists():
+        return None
     s = json.loads((d / "summary.json").read_text())
     a, b, t = s["accuracy"], s["bits4"], json.loads((d / "bench_task.json").read_text())
+    drop = a["psnn_float"] - a["ptq4_chip"]
+    return {"command": t["command"].replace(str(d), "DIR"), "resumed": t["resumed"],
+            "cpu_s": t["cpu_s"], "wall_s": t["wall_s"],
+            "load_average_after": t["load_average_after"],
+            "psnn_float": a["psnn_float"], "ptq8_chip": a["ptq_chip"],
+            "ptq8_chosen": s["ptq"]["chosen"], "qsnn_qat8": a["qsnn_qat"],
+            "qat8_chip": a["qat_chip"], "qat8_layers": s["qat"]["layers"],
+            "ptq4_chip": a["ptq4_chip"],
+            "ptq4_chosen": b["ptq_chosen"], "qat4_chip": a["qat4_chip"],
+            "qat4_kept": b["kept"], "qat4_best_epoch": b["best_epoch"],
+            "qat4_val_curve": [b["val_ptq"], *(h["score"] for h in b["history"])],
+            "qat4_within_1pt_of_float": a["psnn_float"] - a["qat4_chip"] <= 0.01,
+            "ptq4_drop_pt": 100 * drop,
+            "won_back_share": (a["qat4_chip"] - a["ptq4_chip"]) / drop if drop > 0
+            else None, "memory": s["memory"]}
+
+
+def collect(d: Path, out: Path, cd: Path | None = None) -> dict:
+    """The task's summary (`d`, when its run finished) and the command's variants (`cd`,
+    default `d`: the folder the `command` step read psnn_float.nir and the splits from)."""
+    cd = cd or d
+    cfg = json.loads((d / "config.json").read_text())
     ptq = json.loads((cd / "cmd" / "ptq.json").read_text())
     names = sorted(p.name[:-len(".out.json")] for p in (cd / "cmd").glob("*.out.json")
                    if p.name != "ptq.out.json")
-    drop = a["psnn_float"] - a["ptq4_chip"]
+    data = {k: int(np.load(cd / f"{k}.npz")["y"].shape[0]) for k in ("train", "val", "test")}
     res = {
-        "benchmark": "gesture_4bit", "commit": commit(), "seed": json.loads(
-            (d / "config.json").read_text())["seed"], "preset": s["chip"]["preset"],
-        "data": s["data"], "steps": s["chip"]["input_steps"],
+        "benchmark": "gesture_4bit", "commit": commit(), "seed": cfg["seed"],
+        "preset": cfg["preset"], "data": {"source": cfg["data_dir"] or "synthetic", **data},
+        "steps": cfg["frames"]["steps"],
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "kinds": {"psnn_float, qsnn_qat": "measured (torch forward)",
+                  "float_test": "measured (float reference simulator of the exported NIR)",
                   "*_chip, *_test": "emulated (bit-exact chip emulator), test split once",
                   "cpu_s": "measured (child processes, shared machine)"},
-        "task": {"command": t["command"].replace(str(d), "DIR"), "resumed": t["resumed"],
-                 "cpu_s": t["cpu_s"], "wall_s": t["wall_s"],
-                 "load_average_after": t["load_average_after"],
-                 "psnn_float": a["psnn_float"], "ptq8_chip": a["ptq_chip"],
-                 "ptq8_chosen": s["ptq"]["chosen"], "qsnn_qat8": a["qsnn_qat"],
-                 "qat8_chip": a["qat_chip"], "qat8_layers": s["qat"]["layers"],
-                 "ptq4_chip": a["ptq4_chip"],
-                 "ptq4_chosen": b["ptq_chosen"], "qat4_chip": a["qat4_chip"],
-                 "qat4_kept": b["kept"], "qat4_best_epoch": b["best_epoch"],
-                 "qat4_val_curve": [b["val_ptq"], *(h["score"] for h in b["history"])],
-                 "qat4_within_1pt_of_float": a["psnn_float"] - a["qat4_chip"] <= 0.01,
-                 "ptq4_drop_pt": 100 * drop,
-                 "won_back_share": (a["qat4_chip"] - a["ptq4_chip"]) / drop if drop > 0
-                 else None, "memory": s["memory"]},
-        "command": {"ptq4_test": ptq["test"], "ptq_command": ptq["command"].replace(
-            str(cd) + "/", ""), "variants": [_variant(cd, n, ptq["test"], a["psnn_float"])
-                                             for n in names],
-            "same_splits_as_task": all(_sha(d / f"{k}.npz") == _sha(cd / f"{k}.npz")
-                                       for k in ("train", "val", "test")),
-            "same_float_graph_as_task": _sha(d / "psnn_float.nir") == _sha(
-                cd / "psnn_float.nir")},
+        "task": _task(d),
+        "command": {"float_test": ptq["float_test"], "ptq4_test": ptq["test"],
+                    "ptq4_drop_pt": 100 * (ptq["float_test"] - ptq["test"]),
+                    "ptq_command": ptq["command"].replace(str(cd) + "/", ""),
+                    "variants": [_variant(cd, n, ptq["test"], ptq["float_test"])
+                                 for n in names],
+                    "same_splits_as_task": all(_sha(d / f"{k}.npz") == _sha(cd / f"{k}.npz")
+                                               for k in ("train", "val", "test")),
+                    "same_float_graph_as_task": _sha(d / "psnn_float.nir") == _sha(
+                        cd / "psnn_float.nir")},
     }
     out.write_text(json.dumps(res, indent=2, default=float) + "\n")
     return res
@@ -179,7 +200,8 @@ def main() -> None:
     elif a.cmd == "command":
         command(a.dir, a.name, shlex.split(a.flags))
     else:
-        print(json.dumps(collect(a.dir, a.out, a.cmd_dir)["task"], indent=2, default=float))
+        res = collect(a.dir, a.out, a.cmd_dir)
+        print(json.dumps({k: res[k] for k in ("task", "command")}, indent=2, default=float))
 
 
 if __name__ == "__main__":
