@@ -150,43 +150,47 @@ def gesture_section(data: dict) -> str:
 
 
 def gesture_4bit_section(d: dict) -> str:
-    """`benchmarks/gesture_4bit.py`: the fast preset at bits=4 through the task, and
-    `spinnq quantize --finetune` (defaults, then the variants tried) on its float graph."""
-    t, c = d["task"], d["command"]
+    """`benchmarks/gesture_4bit.py`: `spinnq quantize --finetune` (defaults, then the
+    variants tried) on the fast preset's exported float graph and splits, and the task's own
+    stages at bits=4 when its run is in the JSON."""
+    c = d["command"]
+    cmds = []
+    for v in c["variants"]:
+        got = "PTQ kept" if not v["kept"] else f"epoch {v['best_epoch']} kept"
+        ws = v["won_back_share"]
+        cmds.append(f"{' '.join(v['flags']) or 'default options'}: {_pct(v['qat4_test'])} "
+                    f"({got} on val" + ("" if ws is None else f"; {100 * ws:.0f} % of the drop "
+                                        "won back") + ")")
+    text = (f"Seed {d['seed']}, preset {d['preset']} ({d['steps']} frames), synthetic data "
+            f"({d['data']['train']} / {d['data']['val']} / {d['data']['test']} recordings), on "
+            "the run's exported float graph and splits: `spinnq quantize psnn_float.nir --data "
+            "val.npz --bits 4 --finetune train.npz --val val.npz`, then `spinnq evaluate "
+            f"--data test.npz` once per graph: float reference {_pct(c['float_test'])}, PTQ-4 "
+            f"on chip {_pct(c['ptq4_test'])} (-{c['ptq4_drop_pt']:.2f} pt); fine-tuned on "
+            "chip, " + "; ".join(cmds) + " (chip = emulated, float = the float reference "
+            f"simulator; measured, commit {d['commit']}).")
+    t = d.get("task")
+    if t is None:
+        return text + (" The task's own run (`spinnq run gesture --set bits=4`) is not in "
+                       "this JSON yet.")
     f = t["psnn_float"]
 
     def row(name: str, v: float) -> str:
         return f"| {name} | {_pct(v)} | {100 * (f - v):+.2f} pt |"
 
     kept = (f"epoch {t['qat4_best_epoch']} kept" if t["qat4_kept"] else "PTQ-4 kept")
-    lines = ["| stage (on the test split once) | accuracy | drop vs float |",
-             "| --- | --- | --- |", row("P-SNN float (torch)", f),
+    lines = ["| `spinnq run gesture --set bits=4` stage (test split, once) | accuracy | drop vs "
+             "float |", "| --- | --- | --- |", row("P-SNN float (torch)", f),
              row(f"PTQ-8 ({t['ptq8_chosen']}) on chip", t["ptq8_chip"]),
              row(f"QAT-8 ({t['qat8_layers']}) on chip", t["qat8_chip"]),
              row(f"PTQ-4 ({t['ptq4_chosen']}) on chip", t["ptq4_chip"]),
              row(f"QAT-4 on chip (fine-tuned on the chip's 4-bit arithmetic, {kept} on val)",
                  t["qat4_chip"])]
-    share = t["won_back_share"]
-    won = "" if share is None else f", {100 * share:.0f} % of the PTQ-4 drop won back"
-    cmds = []
-    for v in c["variants"]:
-        extra = " ".join(v["flags"]) or "defaults"
-        got = "PTQ kept" if not v["kept"] else f"epoch {v['best_epoch']}"
-        ws = v["won_back_share"]
-        cmds.append(f"{extra}: {_pct(v['qat4_test'])} ({got}"
-                    + ("" if ws is None else f", {100 * ws:.0f} % won back") + ")")
     m = t["memory"]
-    return ("\n".join(lines) + f"\n\nSeed {d['seed']}, preset {d['preset']} ({d['steps']} "
-            f"frames), synthetic data ({d['data']['train']} / {d['data']['val']} / "
-            f"{d['data']['test']} recordings); chip = emulated, float = torch (measured)"
-            f"{won}; weights {m['int4_bytes']:,} B int4 (-{100 * m['reduction_int4']:.1f} % "
-            f"against fp32). The command on the run's exported float graph and splits "
-            f"(`spinnq quantize psnn_float.nir --data val.npz --bits 4 --finetune train.npz "
-            f"--val val.npz`, then `spinnq evaluate --data test.npz`): PTQ-4 "
-            f"{_pct(c['ptq4_test'])}; " + "; ".join(cmds) + f". Run: {_minsec(t['wall_s'])} "
-            f"wall, {_minsec(t['cpu_s'])} CPU on the shared 2-core box (load average "
-            f"{t['load_average_after']:.0f} at the end; commit {d['commit']}). Regenerate: "
-            "`benchmarks/gesture_4bit.py`, then `readme_numbers.py readme`.")
+    return ("\n".join(lines) + f"\n\nWeights {m['int4_bytes']:,} B int4 "
+            f"(-{100 * m['reduction_int4']:.1f} % against fp32); the run took "
+            f"{_minsec(t['wall_s'])} wall, {_minsec(t['cpu_s'])} CPU on the shared 2-core box "
+            f"(load average {t['load_average_after']:.0f} at the end). " + text)
 
 
 def gesture_seed_section(d: dict) -> str:
