@@ -7,15 +7,24 @@ DVS-gesture network (benchmarks/seed_net.py):
 - start-up: `spinnq --help` and a usage error (`spinnq deploy --nope`), wall and CPU time;
 - `spinnq quantize` (default candidates) against k x one emulation of its calibration data
   plus one compile, all measured here;
-- training time per epoch on the seed network: spinnq's trainer (fused LIF layers,
-  convolutions in frame chunks), the same trainer stepping each LIF layer under autograd with
-  every frame in one convolution call (`LIF(fused=False)`, `conv_chunk = 0`: the trainer
-  before this work) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch loop)
-  on the same data, threads, loss and optimizer; the fused and stepped weights after the
-  epoch are compared (the same numbers, not just the same speed).
+- training time per epoch on the seed network: spinnq's trainer (`spinnq_chunked`: the
+  sequence in time chunks of about 640 frames, every layer over a chunk's frames at once,
+  fused LIF scans carrying the membrane between chunks, channels-last images, uint8 input
+  until the first convolution), the same model layer by layer over the whole sequence
+  (`spinnq_fused`, `chunk_frames = 0`: the trainer before the time chunks, convolutions 640
+  frames a call), stepping each LIF layer under autograd with every frame in one
+  convolution call (`spinnq_stepped`: `LIF(fused=False)`, `conv_chunk = 0`, the trainer
+  before the fused LIF) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch
+  loop: each convolution on one step's 32 frames) on the same data, threads, loss and
+  optimizer; the weights after the epoch are compared with the stepped trainer's (the same
+  numbers, not just the same speed).
 
     .venv/bin/python benchmarks/command_speed.py [--rounds 5] [--parts deploy evaluate ...]
     -> benchmarks/results/command_speed.json (README lines: readme_numbers.py readme)
+
+`--parts` runs some parts only; their medians, ratios and rounds are merged into the JSON
+there (the other parts' entries are kept; `measured` says which commit and load each part
+was measured at).
 
 Honest by construction: contenders interleaved in every round, medians over rounds; times are
 CPU seconds of one-thread processes (os.wait4's rusage for the commands, process_time here),
@@ -198,8 +207,10 @@ def snntorch_net(model, slope: float):
     return run
 
 
-def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
-    """One epoch of the gesture trainer's loop (MSE on output spike counts, Adam)."""
+def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int, raw: bool = False
+                ) -> float:
+    """One epoch of the gesture trainer's loop (MSE on output spike counts, Adam); `raw`:
+    the frames go in as stored (uint8, as spinnq's trainer passes them), else as float32."""
     import torch.nn.functional as F
 
     from spinnq.tasks.gesture.train import TrainConfig, as_input, count_targets
@@ -208,7 +219,8 @@ def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     tot = 0.0
     for i in range(0, len(x), batch):
-        xb, yb = as_input(x[i:i + batch]), torch.from_numpy(y[i:i + batch])
+        xb = torch.from_numpy(x[i:i + batch]) if raw else as_input(x[i:i + batch])
+        yb = torch.from_numpy(y[i:i + batch])
         counts = run(xb).sum(1)
         loss = F.mse_loss(counts, count_targets(yb, x.shape[1], counts.shape[1], cfg))
         opt.zero_grad()
@@ -218,32 +230,46 @@ def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
     return tot
 
 
-def round_train(a, data) -> dict:
-    """One epoch per contender from the same initial weights: CPU seconds, and for the two
-    spinnq trainers the largest weight difference after the epoch."""
+TRAINERS = ("spinnq_chunked", "spinnq_fused", "spinnq_stepped", "snntorch")
+
+
+def trainer(name: str):
+    """(model, its forward, whether it takes the uint8 frames) of contender `name`, from the
+    same initial weights (seed 0)."""
     from spinnq.nn import LIF
     from spinnq.tasks.gesture.model import ModelConfig, build_model
 
+    torch.manual_seed(0)
+    model = build_model(ModelConfig())
+    for m in model:
+        if isinstance(m, LIF):
+            m.fused = name != "spinnq_stepped"
+    if name != "spinnq_chunked":  # layer by layer over the whole sequence
+        model.chunk_frames = 0
+    if name == "spinnq_stepped":  # the trainer before the fused LIF: every frame in one call
+        model.conv_chunk = 0
+    run = snntorch_net(model, ModelConfig().slope) if name == "snntorch" else model
+    return model, run, name == "spinnq_chunked"
+
+
+def round_train(a, data) -> dict:
+    """One epoch per contender from the same initial weights: CPU seconds, and the largest
+    weight difference after the epoch of each spinnq trainer from the stepped one."""
     torch.set_num_threads(a.threads)
     x, y = data
     out, weights = {}, {}
-    for name in ("spinnq_fused", "spinnq_stepped", "snntorch"):
-        torch.manual_seed(0)
-        model = build_model(ModelConfig())
-        for m in model:
-            if isinstance(m, LIF):
-                m.fused = name == "spinnq_fused"
-        if name == "spinnq_stepped":  # the trainer before this work: every frame in one call
-            model.conv_chunk = 0
-        run = snntorch_net(model, ModelConfig().slope) if name == "snntorch" else model
+    for name in TRAINERS:
+        model, run, raw = trainer(name)
         t = time.process_time()
         out[f"train_{name}_loss"] = train_epoch(run, list(model.parameters()), x, y,
-                                                a.train_batch)
+                                                a.train_batch, raw)
         out[f"train_{name}_s"] = time.process_time() - t
         weights[name] = [p.detach().clone() for p in model.parameters()]
-    out["fused_vs_stepped_max_weight_diff"] = max(
-        float((p - q).abs().max()) for p, q in zip(weights["spinnq_fused"],
-                                                   weights["spinnq_stepped"], strict=True))
+    for name in ("spinnq_fused", "spinnq_chunked"):
+        key = "fused" if name == "spinnq_fused" else "chunked"
+        out[f"{key}_vs_stepped_max_weight_diff"] = max(
+            float((p - q).abs().max()) for p, q in zip(weights[name], weights["spinnq_stepped"],
+                                                       strict=True))
     torch.set_num_threads(1)
     return out
 
@@ -287,17 +313,45 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
         med["quantize_budget_cpu_s"] = budget
         med["candidates"] = k
         ratios["quantize_over_k_emulations_plus_compile"] = med["quantize_cli_cpu_s"] / budget
-    for name in ("spinnq_fused", "spinnq_stepped", "snntorch"):
+    for name in TRAINERS:
         key = f"train_{name}_s"
         if rounds and key in rounds[0]:
             med[f"train_{name}_epoch_s"] = median(r[key] for r in rounds)
-    if "train_spinnq_fused_epoch_s" in med:
-        f = med["train_spinnq_fused_epoch_s"]
+    if "train_spinnq_chunked_epoch_s" in med:
+        c, f = med["train_spinnq_chunked_epoch_s"], med["train_spinnq_fused_epoch_s"]
+        ratios["train_fused_over_chunked"] = f / c
+        ratios["train_stepped_over_chunked"] = med["train_spinnq_stepped_epoch_s"] / c
+        ratios["train_snntorch_over_chunked"] = med["train_snntorch_epoch_s"] / c
         ratios["train_stepped_over_fused"] = med["train_spinnq_stepped_epoch_s"] / f
         ratios["train_snntorch_over_fused"] = med["train_snntorch_epoch_s"] / f
-        med["fused_vs_stepped_max_weight_diff"] = max(r["fused_vs_stepped_max_weight_diff"]
-                                                      for r in rounds)
+        for k in ("fused", "chunked"):
+            med[f"{k}_vs_stepped_max_weight_diff"] = max(
+                r[f"{k}_vs_stepped_max_weight_diff"] for r in rounds)
     return {"median": med, "ratios": ratios}
+
+
+def merge(old: dict, new: dict, parts: list[str]) -> dict:
+    """`new` (some parts) merged into `old` (a JSON of earlier runs): the parts measured now
+    replace their medians, ratios and round entries; every other entry is kept."""
+    out = dict(old)
+    out["median"] = {**old.get("median", {}), **new["median"]}
+    out["ratios"] = {**old.get("ratios", {}), **new["ratios"]}
+    out["measured"] = {**old.get("measured", {}), **new["measured"]}
+    rounds = [dict(r) for r in old.get("rounds", [])]
+    for i, r in enumerate(new["rounds"]):
+        if i < len(rounds):
+            rounds[i] = {k: v for k, v in rounds[i].items()
+                         if not k.startswith(sum((PART_KEYS[p] for p in parts), ()))} | r
+        else:
+            rounds.append(r)
+    out["rounds"] = rounds
+    return out
+
+
+# the keys of a round's entries per part
+PART_KEYS = {"deploy": ("deploy_",), "evaluate": ("evaluate_",), "startup": ("help", "bad_flag"),
+             "quantize": ("quantize_", "calib_emulation"),
+             "train": ("train_", "fused_vs_", "chunked_vs_")}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -319,8 +373,10 @@ def main(argv: list[str] | None = None) -> dict:
     rounds, loads = [], []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        make_files(tmp, a)
-        eng = engine(tmp, a)
+        eng: dict = {"compile_s": None}
+        if {"deploy", "evaluate", "quantize"} & set(a.parts):  # the engine and its files
+            make_files(tmp, a)
+            eng = engine(tmp, a)
         round_commands(tmp, a, eng)  # warm-up: numba caches, page cache (not counted)
         rng = np.random.default_rng(1)
         data = ((rng.random((a.train_samples, a.train_steps, 2, 32, 32)) < a.density
@@ -344,6 +400,10 @@ def main(argv: list[str] | None = None) -> dict:
         "(commands: os.wait4 rusage; engine and training: time.process_time in this "
         "process); medians over interleaved rounds", "rounds": rounds}
     res |= summarize(rounds, a, eng)
+    res["measured"] = {p: {"commit": res["commit"], "rounds": a.rounds,
+                           "load_after": [x["after"][0] for x in loads]} for p in a.parts}
+    if set(a.parts) != set(PARTS) and a.out.exists():
+        res = merge(json.loads(a.out.read_text()), res, a.parts)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({"median": res["median"], "ratios": res["ratios"]}, indent=1))
