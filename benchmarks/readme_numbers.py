@@ -277,7 +277,9 @@ def command_speed_section(d: dict) -> str:
                      f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
                      f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
                      "emulations of its data plus one compile")
-    if "train_snntorch_over_fused" in r:
+    if "train_snntorch_over_chunked" in r:
+        parts.append(_train_speed(d))
+    elif "train_snntorch_over_fused" in r:
         def faster(v: float) -> str:
             return f"{v:.1f}x faster than" if v >= 1 else f"{1 / v:.1f}x slower than"
 
@@ -294,6 +296,25 @@ def command_speed_section(d: dict) -> str:
             f"interleaved rounds, CPU time of one-thread processes, load average "
             f"{min(loads):.1f}-{max(loads):.1f} on {d['machine']['cpus']} cores): "
             + "; ".join(parts) + f" (measured, commit {d['commit']}).")
+
+
+def _train_speed(d: dict) -> str:
+    """command_speed's training part: the time-chunked trainer beside the whole-sequence one,
+    the stepped one and snnTorch, with the load and commit it was measured at."""
+    m, r, a = d["median"], d["ratios"], d["args"]
+    at = d.get("measured", {}).get("train", {})
+    load = at.get("load_after") or [x["after"][0] for x in d["machine"]["load_average"]]
+    return (f"training the seed network ({a['train_samples']} recordings of "
+            f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} thread; "
+            f"load average {min(load):.1f}-{max(load):.1f}, commit "
+            f"{at.get('commit', d['commit'])}): {m['train_spinnq_chunked_epoch_s']:.1f} s per "
+            f"epoch in time chunks, {r['train_fused_over_chunked']:.1f}x faster than the same "
+            f"model layer by layer over the whole sequence, "
+            f"{r['train_stepped_over_chunked']:.1f}x faster than each LIF layer stepped under "
+            f"autograd and {r['train_snntorch_over_chunked']:.1f}x faster than snnTorch (Leaky "
+            "neurons stepped one time step at a time, each convolution on one step's frames, "
+            "its tutorials' loop); weights after the epoch within "
+            f"{m['chunked_vs_stepped_max_weight_diff']:.1g} of the stepped trainer's")
 
 
 def qat_recovery_section(d: dict) -> str:
