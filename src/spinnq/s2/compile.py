@@ -37,7 +37,7 @@ from spinnq.graph.conventions import REGISTRY, flat
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS
 from spinnq.graph.model import Graph, conv_padding, pair
 from spinnq.graph.nodes import NEURONS
-from spinnq.graph.rewrite import avgpool_to_sumpool
+from spinnq.graph.rewrite import avgpool_factors, avgpool_to_sumpool
 from spinnq.s2 import chip
 from spinnq.s2.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2.program import (
@@ -46,6 +46,7 @@ from spinnq.s2.program import (
     ENGINES,
     ChipArithmetic,
     EngineConfig,
+    Fold,
     PlaceConfig,
     Population,
     Program,
@@ -160,6 +161,17 @@ class Chain:
     delay_post: np.ndarray | None = None  # steps, per post neuron
     weight_nodes: list[str] = field(default_factory=list)
     graph_scale: float | None = None
+    path: tuple[str, ...] = ()  # the nodes between pre and the neuron node
+    pooled: int = 0  # the SumPool kernel before the weight layer (kept after it is folded)
+    scales: list = field(default_factory=list)  # Scale factors folded in, in order
+
+    def fold(self, pool_factors: dict[str, float]) -> Fold:
+        """What this chain folded into its projection (`Program` records it for quant)."""
+        node = self.weight_nodes[-1] if self.weight_nodes else None
+        return Fold(node, tuple(self.path), self.pooled,
+                    pool_factors.get(node, 1.0) if node is not None else 1.0,
+                    tuple(self.scales),
+                    self.delay_pre is not None or self.delay_post is not None)
 
 
 def _refuse(name: str, msg: str) -> CompileError:
@@ -181,7 +193,7 @@ def _sumpool_rule(c: Chain, name: str, node, g: Graph, cfg: S2Config) -> Chain:
     if k[0] != k[1] or st != k or pad != (0, 0):
         raise _refuse(name, f"SumPool2d is fused on SpiNNaker2 only with a square kernel equal "
                       f"to its stride and no padding (kernel {k}, stride {st}, padding {pad})")
-    c.pool, c.shape = k[0], g.shapes[name]
+    c.pool, c.pooled, c.shape = k[0], k[0], g.shapes[name]
     return c
 
 
@@ -249,9 +261,11 @@ def _scale_rule(c: Chain, name: str, node, g: Graph, cfg: S2Config) -> Chain:
         s = np.broadcast_to(s.ravel() if s.size > 1 else s.reshape(()), (c.weight.shape[0],))
         c.weight = c.weight * s[:, None]
         c.bias = None if c.bias is None else c.bias * s
+        c.scales.append(float(s[0]) if s.size and np.all(s == s[0]) else s.copy())
     elif c.kind == "conv" and s.size == 1:
         c.weight = c.weight * float(s.ravel()[0])
         c.bias = None if c.bias is None else c.bias * float(s.ravel()[0])
+        c.scales.append(float(s.ravel()[0]))
     else:
         raise _refuse(name, "Scale is supported only after an Affine/Linear (or a scalar after "
                       "a Conv2d): it is folded into the weights")
@@ -300,7 +314,7 @@ def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
     back(target, [], frozenset())
     chains = []
     for pre, *mids in paths:
-        c = Chain(pre=pre, pre_shape=g.shapes[pre], shape=g.shapes[pre])
+        c = Chain(pre=pre, pre_shape=g.shapes[pre], shape=g.shapes[pre], path=tuple(mids))
         for m in mids:
             node = g.nodes[m]
             rule = CHAIN_RULES.get(type(node))
@@ -421,9 +435,10 @@ def _integer_weights(c: Chain, w_scale: float, bits: int,
 
 
 def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
-                 cfg: S2Config) -> list[Projection]:
+                 cfg: S2Config, pool_factors: dict[str, float]) -> list[Projection]:
     out = []
     for c in chains:
+        fold = c.fold(pool_factors)
         if c.kind == "none":  # SumPool straight into neurons: a sparse projection, weight 1
             C = c.pre_shape[0]
             kern = np.zeros((C, C, c.pool, c.pool))
@@ -447,12 +462,12 @@ def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
                               f"{chip.MAX_DELAY_STEPS}")
         if delays is None:
             out.append(Projection(c.pre, name, c.kind, w_int, w_scale, base, dict(c.conv),
-                                  sat, bits))
+                                  sat, bits, fold))
             continue
         for d in np.unique(delays[w_int != 0]) if np.any(w_int) else [base]:
             part = np.where(delays == d, w_int, 0)
             out.append(Projection(c.pre, name, c.kind, part, w_scale, int(d), dict(c.conv),
-                                  sat if d == delays.min() else 0, bits))
+                                  sat if d == delays.min() else 0, bits, fold))
     return out
 
 
@@ -460,6 +475,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     """Map `graph` onto SpiNNaker2 populations and integer projections (AvgPool2d first
     becomes SumPool2d with 1/k^2 in the next weights: `spinnq.graph.rewrite`)."""
     conv = REGISTRY[cfg.convention]  # its rewrite and notes for what the chip cannot copy
+    pool_factors = avgpool_factors(graph)  # what the rewrite folds into which node: recorded
     graph, notes = conv.chip_prepare(avgpool_to_sumpool(graph), cfg.reset, cfg.delayed_reset)
     mode = ScaleMode.parse(cfg.weight_scale)
     pops: dict[str, Population] = {
@@ -501,7 +517,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
         pops[name] = Population(name, model, tuple(graph.shapes[name]), params,
                                 float(scale[0]) if np.all(scale == scale[0]) else scale,
                                 readout, cfg.neurons_per_pe.get(name, cfg.neurons_per_pe_default))
-        new = _projections(name, chains, w_scale, bits, cfg)
+        new = _projections(name, chains, w_scale, bits, cfg, pool_factors)
         projs += new
         sat = sum(pr.saturated for pr in new)
         if sat:

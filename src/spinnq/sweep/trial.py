@@ -227,9 +227,10 @@ class GraphProblem:
         else:  # the chosen scale recorded on the graph, as calibrate records its choice
             from spinnq.quant.calibration import population_scales, with_scales
 
-            scales = population_scales(self.graph_, cfg)
+            prog = compile(self.graph_, cfg)  # its scales, and its folds for with_scales
+            scales = population_scales(self.graph_, cfg, prog)
             g = with_scales(self.graph_, {k: v["w_scale"] for k, v in scales.items()},
-                            int(s["bits"]), cfg)
+                            int(s["bits"]), cfg, program=prog)
         if s["finetune"]:
             g = quant_function("finetune")(g, train, epochs=int(s["finetune"]),
                                            cfg=cfg.with_(graph_scales=True), sim=sim).graph
