@@ -19,6 +19,10 @@ with its run settings, so `spinnq evaluate Q.nir --target chip` runs it as calib
 A candidate is scored by emulation alone (no placement, no energy model): each percentile is
 compiled once, and a per-population mix is assembled from those programs (a population's
 parameters and the projections into it depend on its own scale only), not compiled again.
+The float reference runs once; it and the chosen candidate's emulation stay on the
+`Calibration` for an evaluation on the same data to reuse (`quantize(final=True)`). Which
+weight nodes enter a population, and what compile folded into them (AvgPool's 1/k^2, Scale
+factors), is read from the compiled program (`Projection.fold`), not re-derived here.
 
 Choosing among candidates on the data that scores them can overfit it. `calibrate` warns
 (`Calibration.warnings`) when the chosen candidate scores above the float reference on the

@@ -17,8 +17,10 @@ Follows py-spinnaker2's `s2_nir.from_nir` (docs/spinnaker2-target.md, sections 1
   Flatten                    -> nothing
 
 Between two populations lies a *chain* of non-neuron nodes. Each chain is built by applying
-one small function per node type (`CHAIN_RULES`) and becomes one projection; each neuron node
-becomes a population through `NEURON_RULES`. Two weight layers in a row, or a spike source
+one small function per node type (`CHAIN_RULES`) and becomes one projection, which records
+what was folded into it (`Projection.fold`: the weight node, a pool before it, AvgPool's
+1/k^2, Scale factors) so quant reads it from the program; each neuron node becomes a
+population through `NEURON_RULES`. Two weight layers in a row, or a spike source
 wired straight into neurons, are refused (the chip has no such projection).
 """
 
