@@ -65,10 +65,11 @@ def spinnq_argv() -> list[str]:
                                             "from spinnq.cli import main; main()"]
 
 
-def child(args: list[str], threads: int = 1) -> dict:
-    """One `spinnq` process: its CPU seconds (user + system, from wait4) and wall seconds."""
+def child(args: list[str], threads: int = 1, src: Path = ROOT / "src") -> dict:
+    """One `spinnq` process (its sources from `src`): its CPU seconds (user + system, from
+    wait4) and wall seconds."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        [str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
         OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
         NUMBA_NUM_THREADS=str(threads), COLUMNS="100")
     t0 = time.perf_counter()
@@ -187,6 +188,8 @@ def round_quantize(tmp: Path, a, eng: dict) -> dict:
     args = ["quantize", str(tmp / "seed.nir"), "--data", str(tmp / f"d{a.calib}.npz"),
             "--out", str(tmp / "q.nir")]
     r = {"quantize_cli": child(args)}
+    if a.quantize_before:  # the same command from other sources (e.g. before a change)
+        r["quantize_cli_before"] = child(args, src=a.quantize_before)
     r["quantize_inproc"] = in_process([*args[:-1], str(tmp / "q2.nir")])
     for f in ("q.nir", "q2.nir"):
         (tmp / f).unlink(missing_ok=True)  # --out must not exist next round
@@ -296,7 +299,7 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
             med[f"{part}_in_process_ms_per_sample"] = median(marg(part, "inproc"))
             med[f"{part}_cli_process_cpu_s_batch"] = median(
                 r[f"{part}_cli_{a.batch}"]["cpu_s"] for r in rounds)
-    for k in ("help", "bad_flag", "quantize_cli"):
+    for k in ("help", "bad_flag", "quantize_cli", "quantize_cli_before"):
         if rounds and k in rounds[0]:
             med[f"{k}_cpu_s"] = median(r[k]["cpu_s"] for r in rounds)
             med[f"{k}_wall_s"] = median(r[k]["wall_s"] for r in rounds)
@@ -318,6 +321,9 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
         med["quantize_floor_cpu_s"] = floor
         med["candidates"] = k
         ratios["quantize_over_k_emulations_plus_compile"] = med["quantize_cli_cpu_s"] / budget
+        if "quantize_cli_before_cpu_s" in med:
+            ratios["quantize_before_over_k_emulations_plus_compile"] = \
+                med["quantize_cli_before_cpu_s"] / budget
         ratios["quantize_in_process_over_k_emulations_plus_compile"] = \
             med["quantize_inproc_cpu_s"] / budget
         ratios["quantize_in_process_over_candidates_float_reference_compile"] = \
@@ -348,6 +354,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-steps", type=int, default=600)
     ap.add_argument("--train-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="training threads")
+    ap.add_argument("--quantize-before", type=Path, default=None, help="quantize: also run "
+                    "the command from this src/ folder (a checkout before a change), "
+                    "interleaved")
     ap.add_argument("--out", type=Path, default=None, help="default: command_speed.json, "
                     "command_speed_quantize.json for --parts quantize alone")
     a = ap.parse_args(argv)

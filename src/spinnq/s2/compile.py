@@ -464,12 +464,12 @@ def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
                               f"{chip.MAX_DELAY_STEPS}")
         if delays is None:
             out.append(Projection(c.pre, name, c.kind, w_int, w_scale, base, dict(c.conv),
-                                  sat, bits, fold))
+                                  sat, bits, fold=fold))
             continue
         for d in np.unique(delays[w_int != 0]) if np.any(w_int) else [base]:
             part = np.where(delays == d, w_int, 0)
             out.append(Projection(c.pre, name, c.kind, part, w_scale, int(d), dict(c.conv),
-                                  sat if d == delays.min() else 0, bits, fold))
+                                  sat if d == delays.min() else 0, bits, fold=fold))
     return out
 
 
