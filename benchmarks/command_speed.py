@@ -357,6 +357,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quantize-before", type=Path, default=None, help="quantize: also run "
                     "the command from this src/ folder (a checkout before a change), "
                     "interleaved")
+    ap.add_argument("--quantize-before-label", default="other sources", help="what those "
+                    "sources are, for the README (e.g. 'commit 2b9112a, before this work')")
     ap.add_argument("--out", type=Path, default=None, help="default: command_speed.json, "
                     "command_speed_quantize.json for --parts quantize alone")
     a = ap.parse_args(argv)

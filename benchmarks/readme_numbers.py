@@ -314,7 +314,11 @@ def quantize_clause(d: dict) -> str:
             f"{r['quantize_in_process_over_k_emulations_plus_compile']:.1f}x that and "
             f"{r['quantize_in_process_over_candidates_float_reference_compile']:.2f}x what it "
             f"must run (each candidate emulated once, {m['candidate_emulations_cpu_s']:.2f} s, "
-            f"and the float reference once, {m['float_reference_cpu_s']:.2f} s)")
+            f"and the float reference once, {m['float_reference_cpu_s']:.2f} s)"
+            + (f"; the command from {a['quantize_before_label']}, in the same rounds: "
+               f"{m['quantize_cli_before_cpu_s']:.1f} s CPU, "
+               f"{r['quantize_before_over_k_emulations_plus_compile']:.1f}x"
+               if "quantize_cli_before_cpu_s" in m else ""))
 
 
 def qat_recovery_section(d: dict) -> str:
