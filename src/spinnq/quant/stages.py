@@ -77,7 +77,7 @@ def stage_table(cal: Calibration, ft: FinetuneResult | None = None,
     return rows
 
 
-def quantize(graph, data: Data, *, bits: int | None = None,
+def quantize(graph, data: Data, *, bits: int | str | dict | None = None,
              percentiles: tuple[str, ...] = PERCENTILES, per_layer: bool = False,
              train: Data | None = None, val: Data | None = None, calib_from: str = "data",
              epochs: int = 10, lr: float = 0.05, batch: int = 32, patience: int | None = 3,
@@ -109,7 +109,7 @@ def quantize(graph, data: Data, *, bits: int | None = None,
         return out
     val_data = val if val is not None else data
     ft = finetune(cal.graph, train, val=val_data, epochs=epochs, lr=lr, batch=batch,
-                  patience=patience, readout=readout, cfg=cfg.with_(bits=cal.bits), sim=sim,
+                  patience=patience, readout=readout, cfg=cfg.with_bits(cal.bits), sim=sim,
                   seed=seed, teacher=g, learn_thresholds=learn_thresholds, quiet=quiet)
     ft.val_source = "--val data" if val is not None else "the calibration data (--data)"
     val_float = None

@@ -68,7 +68,7 @@ def trial_flags(s: dict) -> dict:
     """The run settings a trial's settings set, as `spinnq.resolver` flags (the rest comes
     from the problem: its graph's metadata, convention, reset, dt)."""
     tick = tick_seconds(s)
-    return {"bits": int(s["bits"]), "operating_point": s["operating_point"],
+    return {"bits": s["bits"], "operating_point": s["operating_point"],
             "tick_s": SHORTEST if tick is None else tick,
             "neurons_per_pe": int(s["neurons_per_pe"])}
 
@@ -191,7 +191,7 @@ class GraphProblem:
         """How the graph runs with no flag: its bits, and its own scales where it has them
         (a QAT or `spinnq quantize` graph), as `spinnq evaluate` runs it."""
         base = resolve(self.graph_, convention=self.convention, reset=self.reset, dt=self.dt)
-        return settings({"bits": base.bits,
+        return settings({"bits": base.bits_spec,
                          "weight_scale": GRAPH_SCALES if base.graph_scales else "max"})
 
     def seed_config(self) -> dict:
@@ -220,7 +220,7 @@ class GraphProblem:
             CALIBRATE, GRAPH_SCALES) else ws)
         cfg, sim = rs.s2(), rs.sim()
         if ws == CALIBRATE:
-            g = quant_function("calibrate")(self.graph_, train, bits=int(s["bits"]), cfg=cfg,
+            g = quant_function("calibrate")(self.graph_, train, bits=s["bits"], cfg=cfg,
                                             sim=sim).graph
         elif ws == GRAPH_SCALES:  # fine-tune the scales the graph carries
             g = self.graph_
@@ -229,7 +229,7 @@ class GraphProblem:
 
             scales = population_scales(self.graph_, cfg)
             g = with_scales(self.graph_, {k: v["w_scale"] for k, v in scales.items()},
-                            int(s["bits"]), cfg)
+                            {k: v["bits"] for k, v in scales.items()}, cfg)
         if s["finetune"]:
             g = quant_function("finetune")(g, train, epochs=int(s["finetune"]),
                                            cfg=cfg.with_(graph_scales=True), sim=sim).graph
