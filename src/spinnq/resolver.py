@@ -12,8 +12,13 @@ convention's defaults (`meta.CONVENTION_DEFAULTS`) > spinnq's defaults (`RunSett
 
 * a graph whose weight nodes carry `w_scale` (QAT, `spinnq quantize`, `calibrate`, `finetune`)
   runs with those scales (`graph_scales`) unless a weight scale is given, and at the bits the
-  graph records (`spinnq.bits`, else its weight nodes' `bits` when they agree); one written by
-  `spinnq export` (weight nodes with `s2_w_scale`: integers already) with weight scale none;
+  graph records (`spinnq.bits`, else its weight nodes' `bits`, per population where they
+  differ); one written by `spinnq export` (weight nodes with `s2_w_scale`: integers already)
+  with weight scale none;
+* bits are per population (`bits` for all, `bits_by_population` for the named ones): `bits=`
+  takes 8, '4', 'l1=4,l2=8', '4,out=8' or {name: width} (`spinnq.settings.parse_bits`); a bare
+  width replaces the graph's widths, names alone override theirs; names are the graph's
+  neuron nodes (`populations`), checked here when there is a graph;
 * one default tick everywhere: 1 ms (`DEFAULT_TICK_S`), the system tick py-spinnaker2 runs and
   every published SpiNNaker2 figure used, so modelled energies compare with published ones
   (a run pays for the whole tick: the PEs sleep out the rest of it). `tick_s="shortest"`

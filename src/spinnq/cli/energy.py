@@ -112,6 +112,13 @@ def chip_model(path: Path | None, threshold: float | None) -> ChipModel:
     return model
 
 
+def weights_text(cost: Cost) -> str:
+    """Weight bytes over all PEs, and per population at the width it stores them in."""
+    per = ", ".join(f"{shown(n)} {d['weights_bytes']:,} ({d['bits']} bit)"
+                    for n, d in cost.per_population.items() if d.get("bits"))
+    return f"{cost.weights_bytes:,} bytes" + (f": {per}" if per else "")
+
+
 def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> None:
     """The chip table and the per-population breakdown (base + dynamic, adding up to the
     total with the chip base row)."""
@@ -123,7 +130,7 @@ def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> Non
     levels = ", ".join(f"{k} {v:.0%}" for k, v in cost.levels.items() if v > 0)
     for k, v in (("PEs / chips", f"{cost.pes} / {cost.chips}"),
                  ("memory, largest PE", f"{cost.memory_max_bytes / 1024:.1f} kB"),
-                 ("weights memory, all PEs", f"{cost.weights_bytes:,} bytes"),
+                 ("weights memory, all PEs", weights_text(cost)),
                  ("timesteps", f"{cost.steps} (depth {cost.depth})"),
                  ("tick", tick_text(cost, dt, speedup)),
                  ("latency", fmt(cost.latency_s, "s")),
@@ -141,18 +148,16 @@ def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> Non
     console.print(t)
     p = Table(title="per population (modelled; rows add up to the energy)")
     p.add_column("population", overflow="fold")
-    for c in ("PEs", "neurons", "weights B", "energy", "base", "dynamic", "spk/step"):
+    for c in ("PEs", "neurons", "energy", "base", "dynamic", "spk/step"):
         p.add_column(c, no_wrap=True, justify="right")
     for name, d in cost.per_population.items():
-        bits = d.get("bits")
-        p.add_row(shown(name), str(d["pes"]), f"{d['neurons']:,}",
-                  f"{d.get('weights_bytes', 0):,}" + (f" ({bits} bit)" if bits else ""),
-                  fmt(d["energy_j"], "J"), fmt(d["base_j"], "J"), fmt(d["dynamic_j"], "J"),
+        p.add_row(shown(name), str(d["pes"]), f"{d['neurons']:,}", fmt(d["energy_j"], "J"),
+                  fmt(d["base_j"], "J"), fmt(d["dynamic_j"], "J"),
                   f"{d['counters'].get('spikes', 0) / cost.steps:,.1f}")
-    p.add_row("chip base", "", "", "", fmt(cost.chip_base_j, "J"),
-              fmt(cost.chip_base_j, "J"), fmt(0.0, "J"), "")
-    p.add_row("total", str(cost.pes), "", f"{cost.weights_bytes:,}", fmt(cost.energy_j, "J"),
-              fmt(cost.base_j, "J"), fmt(cost.dynamic_j, "J"), "")
+    p.add_row("chip base", "", "", fmt(cost.chip_base_j, "J"), fmt(cost.chip_base_j, "J"),
+              fmt(0.0, "J"), "")
+    p.add_row("total", str(cost.pes), "", fmt(cost.energy_j, "J"), fmt(cost.base_j, "J"),
+              fmt(cost.dynamic_j, "J"), "")
     console.print(p)
 
 
