@@ -166,6 +166,7 @@ def test_the_sweep_takes_a_per_population_bits_choice(tmp_path):
     rec = run_trial(problem, trial_settings({"bits": SPEC}), seed=0)
     assert rec["error"] == "" and rec["run_settings"]["bits_by_population"] == {"l1": 4,
                                                                                  "l2": 8}
+    assert rec["weights_bytes"] == 16 * 12 * 4 // 8 + 12 * 4 * 8 // 8  # trials.csv's column
     assert "no population 'l9'" in run_trial(problem, trial_settings({"bits": "l9=4"}),
                                              seed=0)["error"]
     with pytest.raises(InputError, match="8 or 4 bits"):

@@ -33,7 +33,7 @@ from spinnq.s2.program import Program, Run
 from spinnq.sweep.space import CALIBRATE, GRAPH_SCALES, SHORTEST, settings
 
 COST_COLUMNS = ("energy_j", "dynamic_j", "base_j", "latency_s", "tick_s", "realtime", "pes",
-                "chips", "energy_low_j", "energy_high_j")
+                "chips", "energy_low_j", "energy_high_j", "weights_bytes")
 
 
 class Problem(Protocol):
@@ -131,7 +131,8 @@ def run_trial(problem: Problem, s: dict, seed: int, threads: int = 1) -> dict:
         value, run = problem.score(program, s)
         cost = energy(placement, run, program, op=rs.operating_point, tick_s=rs.tick_s)
         rec[problem.metric] = float(value)
-        rec.update({k: (bool(v) if k == "realtime" else int(v) if k in ("pes", "chips")
+        rec.update({k: (bool(v) if k == "realtime" else int(v) if k in ("pes", "chips",
+                                                                        "weights_bytes")
                         else float(v)) for k, v in
                     ((k, getattr(cost, k)) for k in COST_COLUMNS)})
     except SpinnqError as e:
