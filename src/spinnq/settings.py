@@ -348,8 +348,8 @@ def validate(cfg: Any, src: str = "setting", prefix: str = "") -> Any:
 
 __all__ = ["ACCURACY", "ANY_NUMBER", "DT", "Limit", "PERCENTILE", "SEED", "SPACE_LIMITS",
            "SWEEP_FLAGS", "TICK_S", "apply_sets",
-           "bits_value", "check_flag", "from_json", "merge_bits", "parse_bits", "parse_sets",
-           "validate"]
+           "bits_label", "bits_value", "check_flag", "from_json", "merge_bits", "parse_bits",
+           "parse_sets", "validate"]
 
 
 def parse_tick_text(text: str | float, what: str) -> float | str:
@@ -425,6 +425,11 @@ def bits_value(default: int | None, per: Mapping[str, int] | None = None) -> int
         return int(default)
     head = [] if default is None else [str(int(default))]
     return ",".join([*head, *(f"{k}={int(v)}" for k, v in per.items())])
+
+
+def bits_label(value: int | str) -> str:
+    """`bits_value`'s value for a line of output: '4 bit', or 'bits 8,l1=4'."""
+    return f"{value} bit" if isinstance(value, int) else f"bits {value}"
 
 
 def merge_bits(default: int, per: Mapping[str, int], spec: Any,

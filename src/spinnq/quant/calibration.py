@@ -51,7 +51,7 @@ from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile
 from spinnq.s2.emulate import emulate
 from spinnq.s2.formats import ScaleMode, to_int
 from spinnq.s2.program import Program
-from spinnq.settings import bits_value
+from spinnq.settings import bits_label, bits_value
 
 # Below this many calibration samples per candidate, the best score is mostly the luck of the
 # draw: the spread of an accuracy on n samples is about sqrt(p (1 - p) / n), and the best of k
@@ -339,7 +339,7 @@ def _search(score: Callable[[dict, str, str | None], float], modes: list[str],
     pct = {m: (100.0 if m == "max" else ScaleMode.parse(m).percentile) for m in modes}
     n_try = len(modes) + (len(modes) * len(pops) if per_layer else 0)
     with progress(disable=quiet) as bar:
-        task = bar.add_task(f"calibrate ({name}, {bits} bit)", total=n_try, info="")
+        task = bar.add_task(f"calibrate ({name}, {bits_label(bits)})", total=n_try, info="")
         best_choice, best = None, (-np.inf, -np.inf)
         for m in modes:
             choice = dict.fromkeys(pops, m)

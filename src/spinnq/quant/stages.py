@@ -24,6 +24,7 @@ from spinnq.quant.evaluation import as_graph, float_eval
 from spinnq.quant.finetuning import FinetuneResult, check_options, finetune
 from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config
+from spinnq.settings import bits_label
 
 CALIB_FROM = ("data", "train")
 
@@ -66,7 +67,7 @@ def stage_table(cal: Calibration, ft: FinetuneResult | None = None,
         row(f"PTQ {r['mode']} on chip" + (f" [{r['population']}]" if r["population"] else ""),
             r["score"], "emulated", "calibration")
     chosen = ", ".join(f"{p} {m}" for p, m in cal.modes.items())
-    row(f"chosen: {chosen} ({cal.bits} bit)", cal.score, "emulated", "calibration")
+    row(f"chosen: {chosen} ({bits_label(cal.bits)})", cal.score, "emulated", "calibration")
     if ft is None:
         return rows
     if val_float is not None:
