@@ -150,7 +150,7 @@ def evaluate_cmd(
     dt: float = DtOpt,
     delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     weight_scale: str = WeightScaleOpt,
     graph_scales: bool = GraphScalesOpt,
     neurons_per_pe: list[str] = NeuronsPerPeOpt,
@@ -200,7 +200,7 @@ def quantize_cmd(
                               show_default=False),
     out: Path = typer.Option(..., "--out", help="Where to write the quantized graph (.nir).",
                              show_default=False),
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     percentiles: str = typer.Option(",".join(PERCENTILES), "--percentiles", help="Candidate "
                                     "weight scales, comma separated (max = 100th percentile)."),
     per_layer: bool = typer.Option(False, "--per-layer", help="After the global choice, try "
@@ -251,7 +251,7 @@ def quantize_cmd(
     _check_run(g, data, rs.dt, batch, seed=seed, epochs=epochs)
     cfg, sim = rs.s2(), rs.sim()
     # final: the written graph on --data, reusing what calibration ran there (no re-runs)
-    q = quantize(g, data, bits=rs.bits, percentiles=parse_percentiles(percentiles),
+    q = quantize(g, data, bits=rs.bits_spec, percentiles=parse_percentiles(percentiles),
                  per_layer=per_layer, train=finetune_data, val=val, calib_from=calib_from,
                  epochs=epochs, lr=lr, batch=batch, patience=patience or None,
                  learn_thresholds=learn_thresholds, readout=readout, cfg=cfg, sim=sim,

@@ -48,8 +48,9 @@ from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import Emulation, TargetResult, as_graph, emulate_all, float_eval
 from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile
-from spinnq.s2.formats import ScaleMode, qmax, to_int
+from spinnq.s2.formats import ScaleMode, to_int
 from spinnq.s2.program import Program, fingerprint, folded_weights
+from spinnq.settings import bits_label, bits_value
 
 # Below this many calibration samples per candidate, the best score is mostly the luck of the
 # draw: the spread of an accuracy on n samples is about sqrt(p (1 - p) / n), and the best of k
@@ -64,7 +65,7 @@ class Calibration:
     graph: Graph  # the quantized graph (chip values, w_scale metadata, run settings)
     scales: dict[str, float]  # population -> integer weight scale
     modes: dict[str, str]  # population -> the percentile its scale came from
-    bits: int
+    bits: int | str  # one width, or per population ('8,l1=4': `spinnq.settings.parse_bits`)
     score: float  # the objective of the chosen scales
     objective: str  # "accuracy" | "agreement" | "custom"
     table: list[dict] = field(default_factory=list)  # every candidate tried
@@ -208,7 +209,7 @@ def _describe(modes: dict[str, str]) -> str:
     return vals[0] if len(vals) == 1 else ", ".join(f"{p} {m}" for p, m in modes.items())
 
 
-def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
+def calibrate(graph, data: Data | None = None, *, bits: int | str | dict | None = None,
               percentiles: tuple[str, ...] = PERCENTILES, per_layer: bool = False,
               objective: Objective | None = None, readout: str = "count",
               cfg: S2Config | None = None, sim: SimConfig | None = None, batch: int = 64,
@@ -228,8 +229,8 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
         raise InputError("'none' is not a calibration candidate (weights as they are)")
     rs = resolve(g, settings, bits=bits, **flags)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()
-    cfg = cfg.with_(bits=bits or cfg.bits, graph_scales=False)
-    qmax(cfg.bits)
+    cfg = cfg.with_bits(bits).with_(graph_scales=False)  # bits given win over cfg's
+    spec = bits_value(cfg.bits, cfg.bits_by_population)
     y, ref, name, prog_fn = None, None, "custom", None
     if objective is None:
         if data is None:
@@ -267,14 +268,14 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
                       "saturated": sum(per_mode[choice[p]][p]["saturated"] for p in pops)})
         return s
 
-    best_choice, best = _search(score, modes, pops, per_layer, name, cfg.bits, quiet)
+    best_choice, best = _search(score, modes, pops, per_layer, name, spec, quiet)
     scales, pbits = scales_bits(best_choice)
     q = with_scales(g, scales, pbits, cfg, quantize=True, program=programs[modes[0]])
     q.metadata = meta.stamp(g.metadata, reset=cfg.reset, convention=sim.convention, dt=cfg.dt,
-                            bits=cfg.bits)
+                            bits=spec)
     program = compile(q, cfg.with_(graph_scales=True))
     chosen = kept.get(tuple(best_choice.items()))
-    cal = Calibration(q, scales, best_choice, cfg.bits, float(best), name, table, program,
+    cal = Calibration(q, scales, best_choice, spec, float(best), name, table, program,
                       samples=0 if ref is None else len(ref.scores),
                       float_score=None if ref is None else ref.accuracy,
                       compiles=compiles[0] + 1, reference=ref, labels=y,
@@ -286,14 +287,14 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
 
 
 def _search(score: Callable[[dict, str, str | None], float], modes: list[str],
-            pops: list[str], per_layer: bool, name: str, bits: int, quiet: bool
+            pops: list[str], per_layer: bool, name: str, bits: int | str, quiet: bool
             ) -> tuple[dict[str, str], float]:
     """(choice, score): every candidate percentile for the whole network (ties go to the
     larger percentile), then, with `per_layer`, each other one per population (greedy)."""
     pct = {m: (100.0 if m == "max" else ScaleMode.parse(m).percentile) for m in modes}
     n_try = len(modes) + (len(modes) * len(pops) if per_layer else 0)
     with progress(disable=quiet) as bar:
-        task = bar.add_task(f"calibrate ({name}, {bits} bit)", total=n_try, info="")
+        task = bar.add_task(f"calibrate ({name}, {bits_label(bits)})", total=n_try, info="")
         best_choice, best = None, (-np.inf, -np.inf)
         for m in modes:
             choice = dict.fromkeys(pops, m)

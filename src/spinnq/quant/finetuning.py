@@ -54,6 +54,7 @@ from spinnq.s2.compile import INCLUSIVE, NEURON_RULES, W_SCALE_KEY, S2Config, co
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
 from spinnq.s2.formats import fake_int, qmax
 from spinnq.s2.program import Program, Projection
+from spinnq.settings import bits_value
 
 Tensor = torch.Tensor
 # learnt threshold factors stay within [1/R, R] of the start: the chip's float32 threshold
@@ -588,7 +589,9 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
         best_g, best, best_ep = start, first, 0
     stamp = meta.read_settings(g.metadata)
     best_g.metadata = meta.stamp(g.metadata, reset=cfg.reset, dt=cfg.dt,
-                                 bits=stamp.get("bits", cfg.bits), convention=sim.convention)
+                                 bits=stamp.get("bits", bits_value(cfg.bits,
+                                                                   cfg.bits_by_population)),
+                                 convention=sim.convention)
     opts = {"epochs": epochs, "lr": lr, "batch": batch, "patience": patience, "seed": seed,
             "min_gain": min_gain, "learn_thresholds": learn_thresholds, "readout": readout}
     return FinetuneResult(best_g, first, best, hist, kept, time.perf_counter() - t0, best_ep,

@@ -29,6 +29,7 @@ from spinnq.quant.evaluation import EvalResult, as_graph, chip_eval, chip_outcom
 from spinnq.quant.finetuning import FinetuneResult, check_options, finetune
 from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import S2Config, compile
+from spinnq.settings import bits_label
 
 CALIB_FROM = ("data", "train")
 
@@ -72,7 +73,7 @@ def stage_table(cal: Calibration, ft: FinetuneResult | None = None,
         row(f"PTQ {r['mode']} on chip" + (f" [{r['population']}]" if r["population"] else ""),
             r["score"], "emulated", "calibration")
     chosen = ", ".join(f"{p} {m}" for p, m in cal.modes.items())
-    row(f"chosen: {chosen} ({cal.bits} bit)", cal.score, "emulated", "calibration")
+    row(f"chosen: {chosen} ({bits_label(cal.bits)})", cal.score, "emulated", "calibration")
     if ft is None:
         return rows
     if val_float is not None:
@@ -83,7 +84,7 @@ def stage_table(cal: Calibration, ft: FinetuneResult | None = None,
     return rows
 
 
-def quantize(graph, data: Data, *, bits: int | None = None,
+def quantize(graph, data: Data, *, bits: int | str | dict | None = None,
              percentiles: tuple[str, ...] = PERCENTILES, per_layer: bool = False,
              train: Data | None = None, val: Data | None = None, calib_from: str = "data",
              epochs: int = 10, lr: float = 0.05, batch: int = 32, patience: int | None = 3,
@@ -119,7 +120,7 @@ def quantize(graph, data: Data, *, bits: int | None = None,
     else:
         val_data = val if val is not None else data
         ft = finetune(cal.graph, train, val=val_data, epochs=epochs, lr=lr, batch=batch,
-                      patience=patience, readout=readout, cfg=cfg.with_(bits=cal.bits),
+                      patience=patience, readout=readout, cfg=cfg.with_bits(cal.bits),
                       sim=sim, seed=seed, teacher=g, learn_thresholds=learn_thresholds,
                       quiet=quiet)
         ft.val_source = "--val data" if val is not None else "the calibration data (--data)"
@@ -135,8 +136,8 @@ def quantize(graph, data: Data, *, bits: int | None = None,
                                  "calibration (validation)")
     if final:
         out.evaluation = final_evaluation(g, out.graph, cal, data, on_calib, readout,
-                                          cfg.with_(bits=cal.bits, graph_scales=True), sim,
-                                          rs.with_(bits=cal.bits, graph_scales=True))
+                                          cfg.with_bits(cal.bits).with_(graph_scales=True),
+                                          sim, rs.with_(graph_scales=True))
     return out
 
 

@@ -54,6 +54,7 @@ from spinnq.s2.program import (
     Program,
     Projection,
 )
+from spinnq.settings import merge_bits, parse_bits
 
 CUBA_BIAS = ("current", "offset")
 # conventions that fire at v >= v_threshold (read from the registry; `quant.finetuning`)
@@ -72,6 +73,7 @@ class S2Config:
     integrator: str = "forward"  # forward (Euler) | exponential
     weight_scale: str = "max"  # ScaleMode text: max | pNN.N | none
     bits: int = 8  # weight bits of the 8-bit models (8 or 4); the `lif` model is always 4
+    bits_by_population: dict[str, int] = field(default_factory=dict)  # per population override
     graph_scales: bool = False  # use `w_scale` metadata of weight nodes (QAT) when present
     neurons_per_pe: dict[str, int] = field(default_factory=dict)  # per population override
     neurons_per_pe_default: int = 0  # global override; 0: the model's default (chip.py)
@@ -116,6 +118,7 @@ class S2Config:
                              f"--integrator {self.integrator} applies to convention 'nir'")
         ScaleMode.parse(self.weight_scale)
         qmax(self.bits)
+        parse_bits(dict(self.bits_by_population), "bits")  # each width one the chip stores
         for k, v in {**self.neurons_per_pe, "(default)": self.neurons_per_pe_default}.items():
             if not isinstance(v, int) or v < 0 or (v == 0 and k != "(default)"):
                 raise InputError(f"neurons per PE for {k} must be a positive integer, got {v!r}")
@@ -127,6 +130,16 @@ class S2Config:
 
     def with_(self, **kw) -> S2Config:
         return replace(self, **kw)
+
+    def bits_of(self, population: str) -> int:
+        """The weight width asked for `population` (its model may store fewer: `compile`)."""
+        return int(self.bits_by_population.get(population, self.bits))
+
+    def with_bits(self, spec) -> S2Config:
+        """This config with a bit setting over it (`spinnq.settings.merge_bits`: a bare width
+        replaces every population's, NAME=WIDTH items override theirs); None: unchanged."""
+        bits, per = merge_bits(self.bits, self.bits_by_population, spec)
+        return replace(self, bits=bits, bits_by_population=per)
 
     # The later stages' own configs, from the one set of flags a user gives.
     @property
@@ -496,7 +509,10 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
                 raise _refuse(name, f"{type(node).__name__} fed by a Conv2d: SpiNNaker2's conv "
                               "path exists only for LIF/IF neurons (lif_conv2d)")
             model = "lif_conv2d"
-        bits = min(cfg.bits, chip.WEIGHT_BITS[model])
+        bits = min(cfg.bits_of(name), chip.WEIGHT_BITS[model])
+        if name in cfg.bits_by_population and bits < cfg.bits_of(name):
+            notes.append(f"{name}: {model} stores {bits}-bit weights, not the "
+                         f"{cfg.bits_of(name)} bits asked for it")
         w_scale = _scale_for(name, chains, mode, bits, cfg)
         n = math.prod(graph.shapes[name])
         bias = np.zeros(n)
@@ -528,6 +544,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
         if readout:
             notes.append(f"{name}: {type(node).__name__} read-out -> {model} that never fires; "
                          "its voltage is recorded")
+    check_bits_names(cfg.bits_by_population, [p for p in pops if p != graph.input])
     unknown = set(cfg.neurons_per_pe) - set(pops)
     if unknown:
         raise InputError(f"neurons per PE given for unknown population(s) {sorted(unknown)}; "
@@ -536,6 +553,15 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
                    cfg.arithmetic, cfg.engine_config)
     prog.depth = depth(prog)
     return prog
+
+
+def check_bits_names(per: dict[str, int], populations: list[str]) -> None:
+    """Per-population bits name populations that receive weights (what `spinnq deploy`
+    lists); one line naming the first unknown name and the valid ones."""
+    for name in per:
+        if name not in populations:
+            raise InputError(f"--bits {name}={per[name]}: no population {name!r} receives "
+                             f"weights; populations: {', '.join(populations)}")
 
 
 def _outputs(graph: Graph, pops: dict[str, Population]) -> list[str]:
