@@ -28,3 +28,5 @@ def resolve_device(name: str) -> Any:
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError("device cuda: torch sees no CUDA GPU here (use device cpu)")
     return torch.device(name)
+# weight widths SpiNNaker2's synapses store (signed, symmetric: s2.formats.QMAX), widest first
+WEIGHT_BITS = (8, 4)
