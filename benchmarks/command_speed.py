@@ -283,7 +283,45 @@ def trainer(name: str):
     return model, run, name == "spinnq_chunked"
 
 
-def round_train(a, data) -> dict:
+BEFORE_EPOCH = """
+import os, sys, time
+import numpy as np, torch, torch.nn.functional as F
+torch.set_num_threads(int(sys.argv[3]))
+from spinnq.tasks.gesture.model import ModelConfig, build_model
+from spinnq.tasks.gesture.train import TrainConfig, as_input, count_targets
+z = np.load(sys.argv[1]); x, y, batch = z["x"], z["y"], int(sys.argv[2])
+cfg = TrainConfig()
+def epoch(x, y):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig())
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    for i in range(0, len(x), batch):
+        xb, yb = as_input(x[i:i + batch]), torch.from_numpy(y[i:i + batch])
+        counts = model(xb).sum(1)
+        loss = F.mse_loss(counts, count_targets(yb, x.shape[1], counts.shape[1], cfg))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+epoch(x[:2, :4], y[:2])  # warm-up: numba's kernels load their cache (not counted)
+t = time.process_time()
+epoch(x, y)
+print(time.process_time() - t)
+"""
+
+
+def before_epoch(a, data_file: Path) -> float:
+    """CPU seconds of one epoch of the gesture trainer of the sources in --train-before (its
+    own model defaults, float32 frames, the same loop, data, seed and threads), in a process
+    of its own that warms up like this one."""
+    env = dict(os.environ, PYTHONPATH=str(a.train_before), OMP_NUM_THREADS=str(a.threads),
+               MKL_NUM_THREADS=str(a.threads), NUMBA_NUM_THREADS=str(a.threads))
+    out = subprocess.run([sys.executable, "-c", BEFORE_EPOCH, str(data_file),
+                          str(a.train_batch), str(a.threads)], env=env, capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def round_train(a, data, before: bool = True) -> dict:
     """One epoch per contender from the same initial weights: CPU seconds, and the largest
     weight difference after the epoch of each spinnq trainer from the stepped one."""
     torch.set_num_threads(a.threads)
@@ -301,6 +339,8 @@ def round_train(a, data) -> dict:
         out[f"{key}_vs_stepped_max_weight_diff"] = max(
             float((p - q).abs().max()) for p, q in zip(weights[name], weights["spinnq_stepped"],
                                                        strict=True))
+    if a.train_before and before:
+        out["train_before_s"] = before_epoch(a, a.train_data_file)
     torch.set_num_threads(1)
     return out
 
@@ -358,6 +398,10 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
         key = f"train_{name}_s"
         if rounds and key in rounds[0]:
             med[f"train_{name}_epoch_s"] = median(r[key] for r in rounds)
+    if rounds and "train_before_s" in rounds[0]:
+        med["train_before_epoch_s"] = median(r["train_before_s"] for r in rounds)
+        ratios["train_before_over_chunked"] = (med["train_before_epoch_s"]
+                                               / med["train_spinnq_chunked_epoch_s"])
     if "train_spinnq_chunked_epoch_s" in med:
         c, f = med["train_spinnq_chunked_epoch_s"], med["train_spinnq_fused_epoch_s"]
         ratios["train_fused_over_chunked"] = f / c
@@ -415,6 +459,11 @@ def main(argv: list[str] | None = None) -> dict:
                     "interleaved")
     ap.add_argument("--quantize-before-label", default="other sources", help="what those "
                     "sources are, for the README (e.g. 'commit 2b9112a, before this work')")
+    ap.add_argument("--train-before", type=Path, default=None, help="train: also time an "
+                    "epoch of the trainer in this src/ folder (a checkout before a change), "
+                    "in a process of its own, interleaved")
+    ap.add_argument("--train-before-label", default="other sources", help="what those "
+                    "sources are, for the README")
     ap.add_argument("--out", type=Path, default=None, help="default: command_speed.json, "
                     "command_speed_quantize.json for --parts quantize alone")
     a = ap.parse_args(argv)
@@ -432,8 +481,11 @@ def main(argv: list[str] | None = None) -> dict:
         rng = np.random.default_rng(1)
         data = ((rng.random((a.train_samples, a.train_steps, 2, 32, 32)) < a.density
                  ).astype(np.uint8), rng.integers(0, 11, a.train_samples))
+        a.train_data_file = tmp / "train.npz"
+        if a.train_before:
+            np.savez(a.train_data_file, x=data[0], y=data[1])
         if "train" in a.parts:  # warm-up: numba's LIF kernels load their cache (not counted)
-            round_train(a, (data[0][:2, :4], data[1][:2]))
+            round_train(a, (data[0][:2, :4], data[1][:2]), before=False)
         for i in range(a.rounds):
             before = os.getloadavg()
             r = round_commands(tmp, a, eng)
@@ -444,7 +496,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"round {i + 1}/{a.rounds}: load {loads[-1]['after'][0]:.1f}",
                   file=sys.stderr)
     res = {"benchmark": "command_speed", "commit": commit(), "args": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()
+        if k != "train_data_file"},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__, "load_average": loads},
         "compile_cpu_s": eng["compile_s"], "timing": "CPU seconds of one-thread processes "

@@ -311,7 +311,11 @@ def _train_speed(d: dict) -> str:
             f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} thread; "
             f"load average {min(load):.1f}-{max(load):.1f}, commit "
             f"{at.get('commit', d['commit'])}): {m['train_spinnq_chunked_epoch_s']:.1f} s per "
-            f"epoch in time chunks, {r['train_fused_over_chunked']:.1f}x faster than the same "
+            f"epoch in time chunks, "
+            + (f"{r['train_before_over_chunked']:.1f}x faster than the trainer of "
+               f"{a.get('train_before_label', 'other sources')} (its own process), "
+               if "train_before_over_chunked" in r else "")
+            + f"{r['train_fused_over_chunked']:.1f}x faster than the same "
             f"model layer by layer over the whole sequence, "
             f"{r['train_stepped_over_chunked']:.1f}x faster than each LIF layer stepped under "
             f"autograd and {r['train_snntorch_over_chunked']:.1f}x faster than snnTorch (Leaky "
