@@ -422,6 +422,9 @@ def merge(old: dict, new: dict, parts: list[str]) -> dict:
     out["median"] = {**old.get("median", {}), **new["median"]}
     out["ratios"] = {**old.get("ratios", {}), **new["ratios"]}
     out["measured"] = {**old.get("measured", {}), **new["measured"]}
+    own = tuple(parts) + (("threads",) if "train" in parts else ())
+    out["args"] = {**old.get("args", {}),
+                   **{k: v for k, v in new["args"].items() if k.startswith(own)}}
     rounds = [dict(r) for r in old.get("rounds", [])]
     for i, r in enumerate(new["rounds"]):
         if i < len(rounds):
