@@ -6,8 +6,8 @@ is the chip's arithmetic, and the training loop around it.
     weight shaped like the graph's weight node (straight-through rounding, the population's
     scale fixed, clipped to +-q, the compiler's rounding per kind); pooling before a weight
     layer is applied to the spikes, as the folded/fused projection does;
-  * float32 state, the emulator's own update (`spinnq.s2.emulate.membrane`: alpha v + I, then
-    i_offset, from step 0), strict threshold, the configured reset, synaptic sums clipped to
+  * float32 state, the chip step every engine runs (`spinnq.s2.step`: alpha v + I, then
+    i_offset, from step 0; strict threshold; the configured reset), synaptic sums clipped to
     the accumulator; `lif_curr_exp` splits excitatory and inhibitory currents as the chip;
   * every projection takes its delay (one step), so the run is T + depth steps, as emulated;
   * spikes are Heaviside forward, fast-sigmoid surrogate (in units of the threshold) backward.
@@ -57,6 +57,7 @@ from spinnq.s2.compile import INCLUSIVE, NEURON_RULES, W_SCALE_KEY, S2Config, co
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
 from spinnq.s2.formats import fake_int, qmax
 from spinnq.s2.program import Program, Projection
+from spinnq.s2.step import TORCH as STEP
 
 Tensor = torch.Tensor
 # learnt threshold factors stay within [1/R, R] of the start: the chip's float32 threshold
@@ -283,25 +284,27 @@ class ChipNet(nn.Module):
     # ------------------------------------------------------------------- one neuron step
     def _fire(self, v: Tensor, p: ChipParams, spiking: bool, name: str
               ) -> tuple[Tensor, Tensor]:
+        """The chip's fire and reset (`spinnq.s2.step`) with a surrogate gradient: spikes are
+        the Heaviside of (v - th) / |th|, positive exactly where `step.fire` (v > th) fires
+        for finite float32 (a difference of two float32 is zero only where they are equal;
+        the division keeps its sign), with the fast-sigmoid surrogate backward; the reset
+        sees them detached."""
         if not spiking:
             return torch.zeros_like(v), v
         th = self.threshold(name)
         s = spike((v - th) / th.abs().clamp(min=1e-12), self.slope)
-        if p.subtract:
-            v = v - s.detach() * th
-        else:
-            v = torch.where(s.detach().bool(), p.v_reset, v)
-        return s, v
+        return s, STEP.reset(v, s.detach().bool(), th, p.v_reset, p.subtract)
 
     def _step(self, name: str, I: list[Tensor], state: list[Tensor]
               ) -> tuple[Tensor, list[Tensor]]:
+        """One chip step of population `name`: `spinnq.s2.step`'s currents (lif_curr_exp)
+        and membrane, then `_fire`."""
         p, pop = self.params[name], self.program.populations[name]
         spiking = not pop.record_only
         if pop.model in chip.CUBA_MODELS:
             v, ie, ii = state
-            new_e = p.syn_alpha * ie + I[0] + p.bias_exc
-            new_i = p.syn_alpha * ii + I[1] + p.bias_inh
-            cur = new_e + new_i if p.current_first else ie + ii
+            cur, new_e, new_i = STEP.currents(ie, ii, I[0], I[1], p.syn_alpha, p.bias_exc,
+                                              p.bias_inh, p.current_first)
             s, v = self._fire(membrane(v, cur, p), p, spiking, name)
             return s, [v, new_e, new_i]
         s, v = self._fire(membrane(state[0], I[0], p), p, spiking, name)
