@@ -17,6 +17,9 @@ DVS-gesture network (benchmarks/seed_net.py):
     .venv/bin/python benchmarks/command_speed.py [--rounds 5] [--parts deploy evaluate ...]
     -> benchmarks/results/command_speed.json (README lines: readme_numbers.py readme)
 
+`--parts` measures some parts only and merges them into the existing JSON: the other parts'
+medians, ratios and provenance (commit, arguments, rounds, load: `parts` in the JSON) stay.
+
 Honest by construction: contenders interleaved in every round, medians over rounds; times are
 CPU seconds of one-thread processes (os.wait4's rusage for the commands, process_time here),
 so a loaded shared box slows but does not bias them; the load average is recorded per round.
@@ -300,6 +303,42 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
     return {"median": med, "ratios": ratios}
 
 
+def part_of(key: str) -> str:
+    """Which part a round's or a median's key belongs to."""
+    for prefix, part in (("deploy", "deploy"), ("evaluate", "evaluate"), ("help", "startup"),
+                         ("bad_flag", "startup"), ("quantize", "quantize"),
+                         ("calib", "quantize"), ("candidates", "quantize"),
+                         ("train", "train"), ("fused", "train")):
+        if key.startswith(prefix):
+            return part
+    raise KeyError(key)
+
+
+def provenance(res: dict) -> dict:
+    """{part: commit, arguments, rounds and load} of a results JSON (one written before
+    `parts` existed: its top-level fields, for every part it measured)."""
+    if "parts" in res:
+        return res["parts"]
+    measured = res["args"]["parts"]
+    return {p: {"commit": res["commit"], "args": res["args"],
+                "load_average": res["machine"]["load_average"],
+                "rounds": [{k: v for k, v in r.items() if part_of(k) == p}
+                           for r in res["rounds"]]} for p in measured}
+
+
+def merge(old: dict, new: dict, parts: list[str]) -> dict:
+    """`new` (these `parts` measured) over `old`: every other part's medians, ratios and
+    provenance kept as they were."""
+    def keep(d: dict) -> dict:
+        return {k: v for k, v in d.items() if part_of(k) not in parts}
+
+    out = dict(new)
+    out["parts"] = {p: v for p, v in provenance(old).items() if p not in parts} | new["parts"]
+    out["median"] = keep(old["median"]) | new["median"]
+    out["ratios"] = keep(old["ratios"]) | new["ratios"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -344,6 +383,11 @@ def main(argv: list[str] | None = None) -> dict:
         "(commands: os.wait4 rusage; engine and training: time.process_time in this "
         "process); medians over interleaved rounds", "rounds": rounds}
     res |= summarize(rounds, a, eng)
+    res["parts"] = {p: {"commit": res["commit"], "args": res["args"], "load_average": loads,
+                        "rounds": [{k: v for k, v in r.items() if part_of(k) == p}
+                                   for r in rounds]} for p in a.parts}
+    if set(a.parts) != set(PARTS) and a.out.exists():
+        res = merge(json.loads(a.out.read_text()), res, a.parts)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({"median": res["median"], "ratios": res["ratios"]}, indent=1))

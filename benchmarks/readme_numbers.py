@@ -257,7 +257,6 @@ def command_speed_section(d: dict) -> str:
     """benchmarks/command_speed.py: the commands next to the engine, start-up, quantize and
     training per epoch."""
     m, r, a = d["median"], d["ratios"], d["args"]
-    loads = [x["after"][0] for x in d["machine"]["load_average"]]
     parts = []
     if "deploy_cli_over_engine" in r:
         parts.append(
@@ -289,11 +288,20 @@ def command_speed_section(d: dict) -> str:
                      f"layer stepped under autograd, every frame in one convolution call; "
                      f"weights after the epoch differ by at most {diff:.1g}) and "
                      f"{faster(r['train_snntorch_over_fused'])} snnTorch")
+    prov = d.get("parts") or {"all": {"commit": d["commit"], "rounds": d["rounds"],
+                                       "load_average": d["machine"]["load_average"]}}
+    loads = [x["after"][0] for p in prov.values() for x in p["load_average"]]
+    rounds = sorted({len(p["rounds"]) for p in prov.values()})
+    commits: dict[str, list[str]] = {}
+    for name, p in prov.items():
+        commits.setdefault(p["commit"], []).append(name)
+    measured = (f"commit {next(iter(commits))}" if len(commits) == 1 else "; ".join(
+        f"{'/'.join(names)} at commit {c}" for c, names in commits.items()))
     return (f"`benchmarks/command_speed.py` (seed DVS network, {a['steps']} steps, "
-            f"{100 * a['density']:.0f} % input stored as float32; medians of {len(loads)} "
-            f"interleaved rounds, CPU time of one-thread processes, load average "
-            f"{min(loads):.1f}-{max(loads):.1f} on {d['machine']['cpus']} cores): "
-            + "; ".join(parts) + f" (measured, commit {d['commit']}).")
+            f"{100 * a['density']:.0f} % input stored as float32; medians of "
+            f"{'-'.join(str(n) for n in rounds)} interleaved rounds, CPU time of one-thread "
+            f"processes, load average {min(loads):.1f}-{max(loads):.1f} on "
+            f"{d['machine']['cpus']} cores): " + "; ".join(parts) + f" (measured, {measured}).")
 
 
 def qat_recovery_section(d: dict) -> str:
