@@ -84,7 +84,7 @@ CHOICES = {
     "convention": CONVENTIONS, "reset": (None, "zero", "subtract"), "dt": (None, 1e-3, 5e-4),
     "integrator": (None, "forward", "forward", "exponential"), "bits": (None, 8, 4),
     "weight_scale": (None, None, "max", "p99"), "graph_scales": (None, None, True, False),
-    "delayed_reset": (False, False, True), "tick_s": (None, "shortest", 2e-3),
+    "delayed_reset": (None, None, False, True), "tick_s": (None, "shortest", 2e-3),
     "operating_point": (None, "0.5V", "dvfs"), "neurons_per_pe": (None, None, 2),
 }
 
@@ -93,7 +93,9 @@ def draw(r: random.Random) -> tuple[dict, dict | None, dict]:
     """(graph metadata, weight-node metadata, flags)."""
     md = {k: r.choice(v) for k, v in (("convention", CONVENTIONS),
                                       ("reset", (None, "zero", "subtract")),
-                                      ("dt", (None, 2e-4)), ("bits", (None, 8, 4)))}
+                                      ("dt", (None, 2e-4)), ("bits", (None, 8, 4)),
+                                      ("integrator", (None, None, "exponential")),
+                                      ("delayed_reset", (None, None, None, True)))}
     w_meta = r.choice((None, {"w_scale": 9.0, "bits": r.choice((8, 4))}))
     flags = {k: r.choice(v) for k, v in CHOICES.items()}
     return stamp({}, **md), w_meta, flags
@@ -103,14 +105,14 @@ def cli_flags(flags: dict, keys: tuple[str, ...]) -> list[str]:
     out: list[str] = []
     for k in keys:
         v = flags.get(k)
-        if v is None or (k == "delayed_reset" and not v):
+        if v is None:
             continue
         if k == "tick_s":
             out += ["--tick-ms", v if isinstance(v, str) else repr(v * 1e3)]
         elif k == "graph_scales":
             out.append("--graph-scales" if v else "--no-graph-scales")
         elif k == "delayed_reset":
-            out.append("--delayed-reset")
+            out.append("--delayed-reset" if v else "--no-delayed-reset")
         else:
             out += ["--" + k.replace("_", "-"), str(v)]
     return out

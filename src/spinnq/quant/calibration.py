@@ -321,7 +321,8 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
     pbits = {p: per_mode[best_choice[p]][p]["bits"] for p in pops}
     q = with_scales(g, scales, pbits, cfg, quantize=True)
     q.metadata = meta.stamp(g.metadata, reset=cfg.reset, convention=sim.convention, dt=cfg.dt,
-                            bits=cfg.bits)
+                            bits=cfg.bits, integrator=cfg.integrator,
+                            delayed_reset=cfg.delayed_reset)
     program = compile(q, cfg.with_(graph_scales=True))
     cal = Calibration(q, scales, best_choice, cfg.bits, float(best), name, table, program,
                       samples=n_samples, float_score=float_score, compiles=compiles[0] + 1)

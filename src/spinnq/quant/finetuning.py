@@ -593,7 +593,8 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
         best_g, best, best_ep = start, first, 0
     stamp = meta.read_settings(g.metadata)
     best_g.metadata = meta.stamp(g.metadata, reset=cfg.reset, dt=cfg.dt,
-                                 bits=stamp.get("bits", cfg.bits), convention=sim.convention)
+                                 bits=stamp.get("bits", cfg.bits), convention=sim.convention,
+                                 integrator=cfg.integrator, delayed_reset=cfg.delayed_reset)
     opts = {"epochs": epochs, "lr": lr, "batch": batch, "patience": patience, "seed": seed,
             "min_gain": min_gain, "learn_thresholds": learn_thresholds, "readout": readout}
     return FinetuneResult(best_g, first, best, hist, kept, time.perf_counter() - t0, best_ep,
