@@ -298,8 +298,7 @@ def test_a_sweep_trial_scores_what_evaluate_scores_with_its_settings(
         rec = run_trial(problem, trial_settings(s), seed=0)
         assert rec["error"] == "" and rec["run_settings"]["convention"] == want_conv
         rs = RunSettings(**rec["run_settings"])
-        flags = rs.flags() + ["--operating-point", rs.operating_point, "--tick-ms",
-                              "shortest" if rs.tick_s is None else repr(rs.tick_s * 1e3)]
+        flags = rs.flags(pricing=True)
         j = tmp_path / "e.json"
         code, out, err = run_cli(monkeypatch, capsys, "evaluate", path, "--data", data,
                                  "--batch", len(y), "--json", j, *flags)

@@ -16,13 +16,12 @@ from spinnq.graph.model import Graph, from_nir, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt
 from spinnq.resolver import DEFAULT_TICK_S, RunSettings, resolve
+from spinnq.s2.chip import ChipModel
 from spinnq.s2.compile import S2Config
 from spinnq.s2.compile import compile as compile_graph
 from spinnq.s2.emulate import emulate
-from spinnq.s2.energy import CycleCosts, energy
+from spinnq.s2.energy import Cost, CycleCosts, energy
 from spinnq.s2.place import place
-from spinnq.s2.chip import ChipModel
-from spinnq.s2.energy import Cost
 from spinnq.s2.program import Placement, Program, Run
 
 

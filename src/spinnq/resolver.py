@@ -145,8 +145,9 @@ class RunSettings:
                          + (f" ({per})" if per else ""))
         return "settings: " + ", ".join(parts)
 
-    def flags(self) -> list[str]:
-        """The command-line flags that give these settings whatever the graph says."""
+    def flags(self, pricing: bool = False) -> list[str]:
+        """The command-line flags that give these settings whatever the graph says; with
+        `pricing`, the operating point and tick too (commands that price a run take them)."""
         out = ["--convention", self.convention, "--reset", self.reset, "--dt", repr(self.dt),
                "--integrator", self.integrator, "--bits", str(self.bits)]
         out += (["--graph-scales"] if self.graph_scales
@@ -157,6 +158,9 @@ class RunSettings:
             out += ["--neurons-per-pe", str(self.neurons_per_pe)]
         for k, v in self.neurons_per_pe_by_population.items():
             out += ["--neurons-per-pe", f"{k}={v}"]
+        if pricing:
+            out += ["--operating-point", self.operating_point, "--tick-ms",
+                    SHORTEST if self.tick_s is None else repr(self.tick_s * 1e3)]
         return out
 
     @classmethod

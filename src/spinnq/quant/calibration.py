@@ -278,7 +278,8 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
     modes = [str(ScaleMode.parse(p)) for p in percentiles]
     if "none" in modes:
         raise InputError("'none' is not a calibration candidate (weights as they are)")
-    rs = resolve(g, settings, bits=bits, **flags)
+    # given both configs, the graph's metadata is not read: they win (`resolve`)
+    rs = resolve(g if cfg is None or sim is None else None, settings, bits=bits, **flags)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_(bits=bits or cfg.bits, graph_scales=False)
     qmax(cfg.bits)
