@@ -270,11 +270,7 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
     graphs |= {name: read_graph(run.verify(paths[name])) for name in ("ptq", "qat")}
 
     # 3. closed loop, stage by stage -----------------------------------------------------
-    # the chip runs each written graph as `spinnq evaluate/deploy` would (`spinnq.resolver`:
-    # its metadata, its w_scale), at the run's operating point and tick
-    chip_rs = {n: resolve_settings(graphs[g], operating_point=cfg.operating_point,
-                                   tick_s=cfg.tick_s) for n, g in (("chip", "qat"),
-                                                                   ("chip PTQ", "ptq"))}
+    chip_rs = chip_settings(graphs, cfg)
     s2cfg = chip_rs["chip"].s2()
     programs = {"chip": compile(graphs["qat"], s2cfg),
                 "chip PTQ": compile(graphs["ptq"], chip_rs["chip PTQ"].s2())}
@@ -305,6 +301,15 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
                      s2cfg), kept, done, train_info, mode, scores, hist, t_start, solved,
                      chip_rs)
     return report
+
+
+def chip_settings(graphs: dict, cfg: ControlConfig) -> dict[str, RunSettings]:
+    """The settings the chip stages run the written QAT ("chip") and PTQ ("chip PTQ") graphs
+    with: as `spinnq evaluate/deploy/energy` would (`spinnq.resolver`: the graph's metadata
+    and w_scale), at the run's operating point and tick."""
+    return {n: resolve_settings(graphs[g], operating_point=cfg.operating_point,
+                                tick_s=cfg.tick_s) for n, g in (("chip", "qat"),
+                                                                ("chip PTQ", "ptq"))}
 
 
 def build_agent(cfg: ControlConfig):
