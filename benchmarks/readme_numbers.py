@@ -272,7 +272,8 @@ def command_speed_section(d: dict) -> str:
                      f"wall), a bad flag {m['bad_flag_cpu_s']:.2f} s CPU "
                      f"({m['bad_flag_wall_s']:.2f} s wall)")
     if "quantize_over_k_emulations_plus_compile" in r:
-        parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} "
+        qa = d.get("parts", {}).get("quantize", {}).get("args", a)  # its own run's arguments
+        parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {qa['calib']} "
                      f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
                      f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
                      "emulations of its data plus one compile")
@@ -281,8 +282,9 @@ def command_speed_section(d: dict) -> str:
             return f"{v:.1f}x faster than" if v >= 1 else f"{1 / v:.1f}x slower than"
 
         diff = m["fused_vs_stepped_max_weight_diff"]
-        parts.append(f"training the seed network ({a['train_samples']} recordings of "
-                     f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} "
+        ta = d.get("parts", {}).get("train", {}).get("args", a)
+        parts.append(f"training the seed network ({ta['train_samples']} recordings of "
+                     f"{ta['train_steps']} steps, batch {ta['train_batch']}, {ta['threads']} "
                      f"thread): {m['train_spinnq_fused_epoch_s']:.1f} s per epoch, "
                      f"{faster(r['train_stepped_over_fused'])} the trainer before (each LIF "
                      f"layer stepped under autograd, every frame in one convolution call; "
@@ -290,18 +292,22 @@ def command_speed_section(d: dict) -> str:
                      f"{faster(r['train_snntorch_over_fused'])} snnTorch")
     prov = d.get("parts") or {"all": {"commit": d["commit"], "rounds": d["rounds"],
                                        "load_average": d["machine"]["load_average"]}}
-    loads = [x["after"][0] for p in prov.values() for x in p["load_average"]]
-    rounds = sorted({len(p["rounds"]) for p in prov.values()})
-    commits: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}  # parts measured together: one commit, rounds, load
     for name, p in prov.items():
-        commits.setdefault(p["commit"], []).append(name)
-    measured = (f"commit {next(iter(commits))}" if len(commits) == 1 else "; ".join(
-        f"{'/'.join(names)} at commit {c}" for c, names in commits.items()))
+        groups.setdefault(p["commit"], []).append(name)
+
+    def measured(names: list[str]) -> str:
+        p = prov[names[0]]
+        loads = [x["after"][0] for x in p["load_average"]]
+        return (f"medians of {len(p['rounds'])} interleaved rounds at load average "
+                f"{min(loads):.1f}-{max(loads):.1f}, commit {p['commit']}")
+
+    how = (measured(next(iter(groups.values()))) if len(groups) == 1 else "; ".join(
+        f"{'/'.join(names)}: {measured(names)}" for names in groups.values()))
     return (f"`benchmarks/command_speed.py` (seed DVS network, {a['steps']} steps, "
-            f"{100 * a['density']:.0f} % input stored as float32; medians of "
-            f"{'-'.join(str(n) for n in rounds)} interleaved rounds, CPU time of one-thread "
-            f"processes, load average {min(loads):.1f}-{max(loads):.1f} on "
-            f"{d['machine']['cpus']} cores): " + "; ".join(parts) + f" (measured, {measured}).")
+            f"{100 * a['density']:.0f} % input stored as float32; CPU time of one-thread "
+            f"processes on {d['machine']['cpus']} cores): " + "; ".join(parts)
+            + f" (measured; {how}).")
 
 
 def qat_recovery_section(d: dict) -> str:
