@@ -370,6 +370,24 @@ def quant_digits_section(d: dict) -> str:
             "`readme_numbers.py readme`.")
 
 
+def snn_mlir_section(d: dict) -> str:
+    """benchmarks/snn_mlir_referee.py: each case's output-layer mismatches against snn-mlir's
+    CPU reference, under the graph's convention and under NIR's reading."""
+    lines = ["| graph | convention | steps | referee output spikes | spinnq (convention) "
+             "differs | spinnq (NIR reading) differs |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in d["cases"]:
+        def cell(c: dict) -> str:
+            return f"{c['mismatches']} of {c['entries']}" + (
+                f" (from step {c['first_step']})" if c["first_step"] is not None else "")
+        lines.append(f"| `{r['case']}` | {r['convention']} | {r['steps']} | "
+                     f"{r['output_spikes_referee']} | {cell(r['vs_own'])} | "
+                     f"{cell(r['vs_nir'])} |")
+    lines.append(f"\n(emulated on CPU by both; seed {d['cases'][0]['seed']}, snn-opt built from "
+                 f"snn-mlir's source against MLIR {d['mlir']}, commit {d['commit']}; "
+                 "`benchmarks/snn_mlir_referee.py`)")
+    return "\n".join(lines)
+
+
 def _bench(name: str) -> Path:
     return ROOT / "benchmarks" / "results" / f"{name}.json"
 
@@ -387,7 +405,8 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
                           rl_vs_sb3_section),
             "command_speed": ((_bench("command_speed"),), command_speed_section),
             "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section),
-            "quant_digits": ((_bench("quant_digits"),), quant_digits_section)}
+            "quant_digits": ((_bench("quant_digits"),), quant_digits_section),
+            "snn_mlir": ((_bench("snn_mlir_referee"),), snn_mlir_section)}
 
 
 def render(readme: str) -> str:
