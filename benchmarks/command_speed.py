@@ -3,7 +3,9 @@ DVS-gesture network (benchmarks/seed_net.py):
 
 - `spinnq deploy` and `spinnq evaluate` (one-thread processes) against `sq.emulate` in this
   process on the same arrays: marginal CPU time per sample, (t(batch) - t(small)) /
-  (batch - small), so start-up, compile and placement (fixed costs) cancel out;
+  (batch - small), so start-up, compile and placement (fixed costs) cancel out; also the
+  same command in a fresh process timed after its imports (`_work_`: the import time's
+  spread on a loaded box is larger than a batch's marginal cost) and run in this process;
 - start-up: `spinnq --help` and a usage error (`spinnq deploy --nope`), wall and CPU time;
 - `spinnq quantize` (default candidates) against k x one emulation of its calibration data
   plus one compile, all measured here;
@@ -74,6 +76,41 @@ def child(args: list[str], threads: int = 1) -> dict:
     p.returncode = os.waitstatus_to_exitcode(status)
     return {"cpu_s": ru.ru_utime + ru.ru_stime, "wall_s": time.perf_counter() - t0,
             "rc": p.returncode, "stderr_tail": err[-300:] if p.returncode not in (0, 2) else ""}
+
+
+# A fresh `spinnq` process whose clock starts after its imports: the command's own work in a
+# new process (fresh memory, the file's pages mapped anew) without the import time, whose
+# run-to-run spread (tenths of a second on a loaded box) swamps a batch's marginal cost.
+WARM_CHILD = """
+import sys, time, resource
+import numba, numpy, torch  # noqa: F401  (what every command imports)
+import spinnq.cli, spinnq.cli.s2, spinnq.cli.quant, spinnq.s2.events, spinnq.quant.evaluation
+spinnq.s2.events.available()
+t = time.process_time()
+sys.argv = ["spinnq", *sys.argv[2:]]
+try:
+    spinnq.cli.main()
+except SystemExit as e:
+    code = e.code or 0
+else:
+    code = 0
+open(OUT, "w").write(repr(time.process_time() - t))
+sys.exit(code)
+"""
+
+
+def child_work(args: list[str], out: Path) -> float:
+    """CPU seconds of `spinnq ARGS` in a fresh one-thread process, counted after its imports
+    (`WARM_CHILD`)."""
+    code = WARM_CHILD.replace("OUT", repr(str(out)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1", COLUMNS="100")
+    p = subprocess.run([sys.executable, "-c", code, "x", *args], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if p.returncode:
+        raise RuntimeError(f"spinnq {' '.join(args)}: {p.stderr.decode()[-300:]}")
+    return float(out.read_text())
 
 
 def in_process(args: list[str]) -> float:
@@ -157,6 +194,7 @@ def round_commands(tmp: Path, a, eng: dict) -> dict:
                      str(tmp / "o.npz")] if part == "deploy" else
                     ["evaluate", g, "--data", str(tmp / f"d{n}.npz")])
             r[f"{part}_cli_{n}"] = child(args)
+            r[f"{part}_work_{n}"] = child_work(args, tmp / "work.txt")
             r[f"{part}_inproc_{n}"] = in_process(args)
             r[f"{part}_engine_{n}"] = cpu(lambda p=eng["progs"][part], x=eng["xs"][n]:
                                           sq.emulate(p, x))
@@ -269,6 +307,8 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
             med[f"{part}_cli_ms_per_sample"] = median(marg(part, "cli"))
             med[f"{part}_engine_ms_per_sample"] = median(marg(part, "engine"))
             med[f"{part}_in_process_ms_per_sample"] = median(marg(part, "inproc"))
+            if any(f"{part}_work_{a.small}" in r for r in rounds):
+                med[f"{part}_cli_work_ms_per_sample"] = median(marg(part, "work"))
             med[f"{part}_cli_process_cpu_s_batch"] = median(
                 r[f"{part}_cli_{a.batch}"]["cpu_s"] for r in rounds)
     for k in ("help", "bad_flag", "quantize_cli"):
@@ -281,6 +321,9 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
         if c is not None and e:
             ratios[f"{part}_cli_over_engine"] = c / e
             ratios[f"{part}_in_process_over_engine"] = med[f"{part}_in_process_ms_per_sample"] / e
+            if med.get(f"{part}_cli_work_ms_per_sample") is not None:
+                ratios[f"{part}_cli_work_over_engine"] = (
+                    med[f"{part}_cli_work_ms_per_sample"] / e)
     if "quantize_cli_cpu_s" in med:
         from spinnq.config import PERCENTILES
 
