@@ -275,7 +275,10 @@ def command_speed_section(d: dict) -> str:
         parts.append(f"`spinnq --help` {m['help_cpu_s']:.2f} s CPU ({m['help_wall_s']:.2f} s "
                      f"wall), a bad flag {m['bad_flag_cpu_s']:.2f} s CPU "
                      f"({m['bad_flag_wall_s']:.2f} s wall)")
-    if "quantize_over_k_emulations_plus_compile" in r:
+    quant = _bench("command_speed_quantize")  # the quantize part measured again alone
+    if quant.exists():
+        parts.append(quantize_clause(json.loads(quant.read_text())))
+    elif "quantize_over_k_emulations_plus_compile" in r:
         qa = d.get("parts", {}).get("quantize", {}).get("args", a)  # its own run's arguments
         parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {qa['calib']} "
                      f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
@@ -298,7 +301,8 @@ def command_speed_section(d: dict) -> str:
                                        "load_average": d["machine"]["load_average"]}}
     groups: dict[str, list[str]] = {}  # parts measured together: one commit, rounds, load
     for name, p in prov.items():
-        groups.setdefault(p["commit"], []).append(name)
+        if not (name == "quantize" and quant.exists()):  # that clause cites its own run
+            groups.setdefault(p["commit"], []).append(name)
 
     def measured(names: list[str]) -> str:
         p = prov[names[0]]
@@ -312,6 +316,28 @@ def command_speed_section(d: dict) -> str:
             f"{100 * a['density']:.0f} % input stored as float32; CPU time of one-thread "
             f"processes on {d['machine']['cpus']} cores): " + "; ".join(parts)
             + f" (measured; {how}).")
+
+
+def quantize_clause(d: dict) -> str:
+    """command_speed.py --parts quantize: quantize as a process and in process, against k
+    emulations plus one compile and against what it must run (its candidates' emulations and
+    the float reference), with that run's own rounds, load and commit."""
+    m, r, a = d["median"], d["ratios"], d["args"]
+    loads = [x["after"][0] for x in d["machine"]["load_average"]]
+    return (f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} calibration "
+            f"samples; measured alone: {len(loads)} rounds, load {min(loads):.1f}-"
+            f"{max(loads):.1f}, commit {d['commit']}) {m['quantize_cli_cpu_s']:.1f} s CPU as a "
+            f"process, {r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
+            f"emulations of its data plus one compile ({m['quantize_budget_cpu_s']:.2f} s); "
+            f"run in process {m['quantize_inproc_cpu_s']:.2f} s, "
+            f"{r['quantize_in_process_over_k_emulations_plus_compile']:.1f}x that and "
+            f"{r['quantize_in_process_over_candidates_float_reference_compile']:.2f}x what it "
+            f"must run (each candidate emulated once, {m['candidate_emulations_cpu_s']:.2f} s, "
+            f"and the float reference once, {m['float_reference_cpu_s']:.2f} s)"
+            + (f"; the command from {a['quantize_before_label']}, in the same rounds: "
+               f"{m['quantize_cli_before_cpu_s']:.1f} s CPU, "
+               f"{r['quantize_before_over_k_emulations_plus_compile']:.1f}x"
+               if "quantize_cli_before_cpu_s" in m else ""))
 
 
 def qat_recovery_section(d: dict) -> str:
