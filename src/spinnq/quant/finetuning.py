@@ -554,7 +554,8 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     t0 = time.perf_counter()
     check_options(readout, epochs, lr, batch, patience)
     g = as_graph(graph)
-    rs = resolve(g, settings, **flags)
+    # given both configs, the graph's metadata is not read: they win (`resolve`)
+    rs = resolve(g if cfg is None or sim is None else None, settings, **flags)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_(graph_scales=has_scales(g))
     labelled = has_labels(train_data)
@@ -594,7 +595,8 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     best_g.metadata = meta.stamp(g.metadata, reset=cfg.reset, dt=cfg.dt,
                                  bits=stamp.get("bits", bits_value(cfg.bits,
                                                                    cfg.bits_by_population)),
-                                 convention=sim.convention)
+                                 convention=sim.convention, integrator=cfg.integrator,
+                                 delayed_reset=cfg.delayed_reset)
     opts = {"epochs": epochs, "lr": lr, "batch": batch, "patience": patience, "seed": seed,
             "min_gain": min_gain, "learn_thresholds": learn_thresholds, "readout": readout}
     return FinetuneResult(best_g, first, best, hist, kept, time.perf_counter() - t0, best_ep,
