@@ -154,7 +154,21 @@ def _command_lines(path: Path = ROOT / "benchmarks" / "results" / "energy_memory
                "NOT within deploy's memory at every size")
             + f"; deploy grows by {per / 1024:.2g} kB per neuron, so the 20M-neuron network "
             f"(80,001 PEs) would need about {per * 2e7 / 2**30:.0f} GB (extrapolated; not run on "
-            "this 24 GB shared machine)."]
+            "this 24 GB shared machine).", *_synthetic_lines()]
+
+
+def _synthetic_lines(path: Path = ROOT / "benchmarks" / "results" / "energy_synthetic.json"
+                     ) -> list[str]:
+    """The energy model alone at the largest size (energy_scaling.py --synthetic)."""
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())["runs"][-1]
+    return [f"- At that size itself ({r['neurons'] / 1e6:g}M neurons, {r['pes']:,} PEs on "
+            f"{r['chips']} chips; `benchmarks/energy_scaling.py --synthetic`: the placed "
+            "program with activity from rates, no emulation) `energy()` takes "
+            f"{r['energy_cpu_s']:.2g} s CPU and {r['energy_peak_alloc_mb']:.0f} MB beside the "
+            f"program's {r['weights_mb'] / 1024:.2g} GB of int8 weights (measured; a dense PE x "
+            f"PE matrix: {r['dense_pe_matrix_mb'] / 1024:.0f} GB)."]
 
 
 def readme_section(result: dict) -> str:
