@@ -6,7 +6,9 @@ DVS-gesture network (benchmarks/seed_net.py):
   (batch - small), so start-up, compile and placement (fixed costs) cancel out;
 - start-up: `spinnq --help` and a usage error (`spinnq deploy --nope`), wall and CPU time;
 - `spinnq quantize` (default candidates) against k x one emulation of its calibration data
-  plus one compile, all measured here;
+  plus one compile, all measured here; also run in this process (no interpreter start or
+  imports), and next to what it cannot avoid: each candidate's program emulated once and the
+  float reference simulated once on the calibration data;
 - training time per epoch on the seed network: spinnq's trainer (fused LIF layers,
   convolutions in frame chunks), the same trainer stepping each LIF layer under autograd with
   every frame in one convolution call (`LIF(fused=False)`, `conv_chunk = 0`: the trainer
@@ -16,6 +18,9 @@ DVS-gesture network (benchmarks/seed_net.py):
 
     .venv/bin/python benchmarks/command_speed.py [--rounds 5] [--parts deploy evaluate ...]
     -> benchmarks/results/command_speed.json (README lines: readme_numbers.py readme)
+    .venv/bin/python benchmarks/command_speed.py --parts quantize
+    -> benchmarks/results/command_speed_quantize.json (the quantize part alone, measured again
+       without touching the other parts' file; the README's quantize clause reads it)
 
 Honest by construction: contenders interleaved in every round, medians over rounds; times are
 CPU seconds of one-thread processes (os.wait4's rusage for the commands, process_time here),
@@ -47,8 +52,11 @@ import torch  # noqa: E402
 from provenance import commit  # noqa: E402
 from seed_net import seed_network  # noqa: E402
 
+from spinnq.config import PERCENTILES  # noqa: E402
+
 PARTS = ("deploy", "evaluate", "startup", "quantize", "train")
 OUT = ROOT / "benchmarks" / "results" / "command_speed.json"
+OUT_QUANTIZE = ROOT / "benchmarks" / "results" / "command_speed_quantize.json"
 
 
 def spinnq_argv() -> list[str]:
@@ -57,10 +65,11 @@ def spinnq_argv() -> list[str]:
                                             "from spinnq.cli import main; main()"]
 
 
-def child(args: list[str], threads: int = 1) -> dict:
-    """One `spinnq` process: its CPU seconds (user + system, from wait4) and wall seconds."""
+def child(args: list[str], threads: int = 1, src: Path = ROOT / "src") -> dict:
+    """One `spinnq` process (its sources from `src`): its CPU seconds (user + system, from
+    wait4) and wall seconds."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        [str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
         OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
         NUMBA_NUM_THREADS=str(threads), COLUMNS="100")
     t0 = time.perf_counter()
@@ -133,10 +142,13 @@ def engine(tmp: Path, a) -> dict:
             "evaluate": configs(g)[0]}
     compile_s = cpu(lambda: sq.compile(g, cfgs["evaluate"]))
     progs = {k: sq.compile(g, c) for k, c in cfgs.items()}
+    # quantize's candidates: the graph compiled at each default percentile, as calibrate does
+    cands = [sq.compile(g, cfgs["evaluate"].with_(weight_scale=m)) for m in PERCENTILES]
     xs = {n: np.load(tmp / f"x{n}.npy") for n in (a.small, a.batch, a.calib)}
-    for p in progs.values():
+    for p in (*progs.values(), *cands):
         sq.emulate(p, xs[a.small][:1])  # numba loads its cache once
-    return {"progs": progs, "xs": xs, "compile_s": compile_s}
+    return {"progs": progs, "xs": xs, "compile_s": compile_s, "graph": g, "cands": cands,
+            "sim": configs(g)[1], "y": np.load(tmp / f"d{a.calib}.npz")["y"]}
 
 
 # ------------------------------------------------------------------------------ rounds
@@ -161,10 +173,29 @@ def round_commands(tmp: Path, a, eng: dict) -> dict:
         r["help"] = child(["--help"])
         r["bad_flag"] = child(["deploy", "--nope"])
     if "quantize" in a.parts:
-        r["quantize_cli"] = child(["quantize", g, "--data", str(tmp / f"d{a.calib}.npz"),
-                                   "--out", str(tmp / "q.nir")])
-        r["calib_emulation"] = cpu(lambda: sq.emulate(eng["progs"]["evaluate"],
-                                                      eng["xs"][a.calib]))
+        r |= round_quantize(tmp, a, eng)
+    return r
+
+
+def round_quantize(tmp: Path, a, eng: dict) -> dict:
+    """`spinnq quantize` as a process and in this process, one emulation of the calibration
+    data (the default program: the budget's unit), every candidate's program emulated once
+    and the float reference simulated once (what quantize must run at the least)."""
+    import spinnq as sq
+    from spinnq.quant.evaluation import float_eval
+
+    x = eng["xs"][a.calib]
+    args = ["quantize", str(tmp / "seed.nir"), "--data", str(tmp / f"d{a.calib}.npz"),
+            "--out", str(tmp / "q.nir")]
+    r = {"quantize_cli": child(args)}
+    if a.quantize_before:  # the same command from other sources (e.g. before a change)
+        r["quantize_cli_before"] = child(args, src=a.quantize_before)
+    r["quantize_inproc"] = in_process([*args[:-1], str(tmp / "q2.nir")])
+    for f in ("q.nir", "q2.nir"):
+        (tmp / f).unlink(missing_ok=True)  # --out must not exist next round
+    r["calib_emulation"] = cpu(lambda: sq.emulate(eng["progs"]["evaluate"], x))
+    r["candidate_emulations"] = sum(cpu(lambda p=p: sq.emulate(p, x)) for p in eng["cands"])
+    r["float_reference"] = cpu(lambda: float_eval(eng["graph"], x, eng["y"], eng["sim"]))
     return r
 
 
@@ -268,7 +299,7 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
             med[f"{part}_in_process_ms_per_sample"] = median(marg(part, "inproc"))
             med[f"{part}_cli_process_cpu_s_batch"] = median(
                 r[f"{part}_cli_{a.batch}"]["cpu_s"] for r in rounds)
-    for k in ("help", "bad_flag", "quantize_cli"):
+    for k in ("help", "bad_flag", "quantize_cli", "quantize_cli_before"):
         if rounds and k in rounds[0]:
             med[f"{k}_cpu_s"] = median(r[k]["cpu_s"] for r in rounds)
             med[f"{k}_wall_s"] = median(r[k]["wall_s"] for r in rounds)
@@ -279,14 +310,24 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
             ratios[f"{part}_cli_over_engine"] = c / e
             ratios[f"{part}_in_process_over_engine"] = med[f"{part}_in_process_ms_per_sample"] / e
     if "quantize_cli_cpu_s" in med:
-        from spinnq.config import PERCENTILES
-
         k = len(PERCENTILES)
-        med["calib_emulation_cpu_s"] = median(r["calib_emulation"] for r in rounds)
+        for key in ("calib_emulation", "candidate_emulations", "float_reference",
+                    "quantize_inproc"):
+            med[f"{key}_cpu_s"] = median(r[key] for r in rounds)
         budget = k * med["calib_emulation_cpu_s"] + eng["compile_s"]
+        floor = med["candidate_emulations_cpu_s"] + med["float_reference_cpu_s"] + \
+            eng["compile_s"]
         med["quantize_budget_cpu_s"] = budget
+        med["quantize_floor_cpu_s"] = floor
         med["candidates"] = k
         ratios["quantize_over_k_emulations_plus_compile"] = med["quantize_cli_cpu_s"] / budget
+        if "quantize_cli_before_cpu_s" in med:
+            ratios["quantize_before_over_k_emulations_plus_compile"] = \
+                med["quantize_cli_before_cpu_s"] / budget
+        ratios["quantize_in_process_over_k_emulations_plus_compile"] = \
+            med["quantize_inproc_cpu_s"] / budget
+        ratios["quantize_in_process_over_candidates_float_reference_compile"] = \
+            med["quantize_inproc_cpu_s"] / floor
     for name in ("spinnq_fused", "spinnq_stepped", "snntorch"):
         key = f"train_{name}_s"
         if rounds and key in rounds[0]:
@@ -313,8 +354,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-steps", type=int, default=600)
     ap.add_argument("--train-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="training threads")
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--quantize-before", type=Path, default=None, help="quantize: also run "
+                    "the command from this src/ folder (a checkout before a change), "
+                    "interleaved")
+    ap.add_argument("--quantize-before-label", default="other sources", help="what those "
+                    "sources are, for the README (e.g. 'commit 2b9112a, before this work')")
+    ap.add_argument("--out", type=Path, default=None, help="default: command_speed.json, "
+                    "command_speed_quantize.json for --parts quantize alone")
     a = ap.parse_args(argv)
+    if a.out is None:
+        a.out = OUT_QUANTIZE if a.parts == ["quantize"] else OUT
     torch.set_num_threads(1)
     rounds, loads = [], []
     with tempfile.TemporaryDirectory() as d:
@@ -341,8 +390,9 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__, "load_average": loads},
         "compile_cpu_s": eng["compile_s"], "timing": "CPU seconds of one-thread processes "
-        "(commands: os.wait4 rusage; engine and training: time.process_time in this "
-        "process); medians over interleaved rounds", "rounds": rounds}
+        "(commands: os.wait4 rusage; engine, training, the in-process quantize, its "
+        "candidates' emulations and float reference: time.process_time in this process); "
+        "medians over interleaved rounds", "rounds": rounds}
     res |= summarize(rounds, a, eng)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")

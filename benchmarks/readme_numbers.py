@@ -272,7 +272,10 @@ def command_speed_section(d: dict) -> str:
         parts.append(f"`spinnq --help` {m['help_cpu_s']:.2f} s CPU ({m['help_wall_s']:.2f} s "
                      f"wall), a bad flag {m['bad_flag_cpu_s']:.2f} s CPU "
                      f"({m['bad_flag_wall_s']:.2f} s wall)")
-    if "quantize_over_k_emulations_plus_compile" in r:
+    quant = _bench("command_speed_quantize")  # the quantize part measured again alone
+    if quant.exists():
+        parts.append(quantize_clause(json.loads(quant.read_text())))
+    elif "quantize_over_k_emulations_plus_compile" in r:
         parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} "
                      f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
                      f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
@@ -294,6 +297,28 @@ def command_speed_section(d: dict) -> str:
             f"interleaved rounds, CPU time of one-thread processes, load average "
             f"{min(loads):.1f}-{max(loads):.1f} on {d['machine']['cpus']} cores): "
             + "; ".join(parts) + f" (measured, commit {d['commit']}).")
+
+
+def quantize_clause(d: dict) -> str:
+    """command_speed.py --parts quantize: quantize as a process and in process, against k
+    emulations plus one compile and against what it must run (its candidates' emulations and
+    the float reference), with that run's own rounds, load and commit."""
+    m, r, a = d["median"], d["ratios"], d["args"]
+    loads = [x["after"][0] for x in d["machine"]["load_average"]]
+    return (f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} calibration "
+            f"samples; measured alone: {len(loads)} rounds, load {min(loads):.1f}-"
+            f"{max(loads):.1f}, commit {d['commit']}) {m['quantize_cli_cpu_s']:.1f} s CPU as a "
+            f"process, {r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
+            f"emulations of its data plus one compile ({m['quantize_budget_cpu_s']:.2f} s); "
+            f"run in process {m['quantize_inproc_cpu_s']:.2f} s, "
+            f"{r['quantize_in_process_over_k_emulations_plus_compile']:.1f}x that and "
+            f"{r['quantize_in_process_over_candidates_float_reference_compile']:.2f}x what it "
+            f"must run (each candidate emulated once, {m['candidate_emulations_cpu_s']:.2f} s, "
+            f"and the float reference once, {m['float_reference_cpu_s']:.2f} s)"
+            + (f"; the command from {a['quantize_before_label']}, in the same rounds: "
+               f"{m['quantize_cli_before_cpu_s']:.1f} s CPU, "
+               f"{r['quantize_before_over_k_emulations_plus_compile']:.1f}x"
+               if "quantize_cli_before_cpu_s" in m else ""))
 
 
 def qat_recovery_section(d: dict) -> str:
@@ -356,6 +381,24 @@ def quant_digits_section(d: dict) -> str:
             "`readme_numbers.py readme`.")
 
 
+def snn_mlir_section(d: dict) -> str:
+    """benchmarks/snn_mlir_referee.py: each case's output-layer mismatches against snn-mlir's
+    CPU reference, under the graph's convention and under NIR's reading."""
+    lines = ["| graph | convention | steps | referee output spikes | spinnq (convention) "
+             "differs | spinnq (NIR reading) differs |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in d["cases"]:
+        def cell(c: dict) -> str:
+            return f"{c['mismatches']} of {c['entries']}" + (
+                f" (from step {c['first_step']})" if c["first_step"] is not None else "")
+        lines.append(f"| `{r['case']}` | {r['convention']} | {r['steps']} | "
+                     f"{r['output_spikes_referee']} | {cell(r['vs_own'])} | "
+                     f"{cell(r['vs_nir'])} |")
+    lines.append(f"\n(emulated on CPU by both; seed {d['cases'][0]['seed']}, snn-opt built from "
+                 f"snn-mlir's source against MLIR {d['mlir']}, commit {d['commit']}; "
+                 "`benchmarks/snn_mlir_referee.py`)")
+    return "\n".join(lines)
+
+
 def _bench(name: str) -> Path:
     return ROOT / "benchmarks" / "results" / f"{name}.json"
 
@@ -373,7 +416,8 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
                           rl_vs_sb3_section),
             "command_speed": ((_bench("command_speed"),), command_speed_section),
             "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section),
-            "quant_digits": ((_bench("quant_digits"),), quant_digits_section)}
+            "quant_digits": ((_bench("quant_digits"),), quant_digits_section),
+            "snn_mlir": ((_bench("snn_mlir_referee"),), snn_mlir_section)}
 
 
 def render(readme: str) -> str:

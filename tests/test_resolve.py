@@ -82,7 +82,8 @@ def test_a_graph_with_scales_runs_with_them_and_its_bits_unless_told_otherwise()
 CONVENTIONS = (None, "nir", "snntorch", "norse", "spikingjelly", "rockpool")
 CHOICES = {
     "convention": CONVENTIONS, "reset": (None, "zero", "subtract"), "dt": (None, 1e-3, 5e-4),
-    "integrator": (None, "forward", "forward", "exponential"), "bits": (None, 8, 4),
+    "integrator": (None, "forward", "forward", "exponential"),
+    "bits": (None, 8, 4, "lif=4", "4,lif=8", "nope=4"),  # per population: 'lif' is the one
     "weight_scale": (None, None, "max", "p99"), "graph_scales": (None, None, True, False),
     "delayed_reset": (False, False, True), "tick_s": (None, "shortest", 2e-3),
     "operating_point": (None, "0.5V", "dvfs"), "neurons_per_pe": (None, None, 2),
@@ -93,7 +94,8 @@ def draw(r: random.Random) -> tuple[dict, dict | None, dict]:
     """(graph metadata, weight-node metadata, flags)."""
     md = {k: r.choice(v) for k, v in (("convention", CONVENTIONS),
                                       ("reset", (None, "zero", "subtract")),
-                                      ("dt", (None, 2e-4)), ("bits", (None, 8, 4)))}
+                                      ("dt", (None, 2e-4)),
+                                      ("bits", (None, 8, 4, "lif=4", "8,lif=4")))}
     w_meta = r.choice((None, {"w_scale": 9.0, "bits": r.choice((8, 4))}))
     flags = {k: r.choice(v) for k, v in CHOICES.items()}
     return stamp({}, **md), w_meta, flags
@@ -148,10 +150,9 @@ def run_doors(monkeypatch, capsys, tmp_path, g, path, x, data, flags) -> None:
     check_door(code, err, want, got and got["settings"])
     if got:
         assert got["config"]["convention"] == want.s2().convention
-        assert {k: got["config"][k] for k in ("dt", "reset", "bits", "graph_scales",
-                                              "weight_scale", "delayed_reset")} == \
-            {k: getattr(want.s2(), k) for k in ("dt", "reset", "bits", "graph_scales",
-                                                "weight_scale", "delayed_reset")}
+        keys = ("dt", "reset", "bits", "bits_by_population", "graph_scales", "weight_scale",
+                "delayed_reset")
+        assert {k: got["config"][k] for k in keys} == {k: getattr(want.s2(), k) for k in keys}
         j.unlink()
         assert want.line() in out
     # energy --json

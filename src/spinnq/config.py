@@ -10,3 +10,5 @@ DEFAULT_OP = "0.8V"  # the operating point every door defaults to (the papers' l
 RUNS_DIR = "runs"  # every long job writes runs/<task>-<time>/
 # candidate weight scales of PTQ calibration (max = the 100th percentile of |w|)
 PERCENTILES = ("max", "p99.99", "p99.9", "p99.5", "p99")
+# weight widths SpiNNaker2's synapses store (signed, symmetric: s2.formats.QMAX), widest first
+WEIGHT_BITS = (8, 4)

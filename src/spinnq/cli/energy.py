@@ -112,6 +112,13 @@ def chip_model(path: Path | None, threshold: float | None) -> ChipModel:
     return model
 
 
+def weights_text(cost: Cost) -> str:
+    """Weight bytes over all PEs, and per population at the width it stores them in."""
+    per = ", ".join(f"{shown(n)} {d['weights_bytes']:,} ({d['bits']} bit)"
+                    for n, d in cost.per_population.items() if d.get("bits"))
+    return f"{cost.weights_bytes:,} bytes" + (f": {per}" if per else "")
+
+
 def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> None:
     """The chip table and the per-population breakdown (base + dynamic, adding up to the
     total with the chip base row)."""
@@ -123,6 +130,7 @@ def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> Non
     levels = ", ".join(f"{k} {v:.0%}" for k, v in cost.levels.items() if v > 0)
     for k, v in (("PEs / chips", f"{cost.pes} / {cost.chips}"),
                  ("memory, largest PE", f"{cost.memory_max_bytes / 1024:.1f} kB"),
+                 ("weights memory, all PEs", weights_text(cost)),
                  ("timesteps", f"{cost.steps} (depth {cost.depth})"),
                  ("tick", tick_text(cost, dt, speedup)),
                  ("latency", fmt(cost.latency_s, "s")),
@@ -191,7 +199,7 @@ def energy_cmd(
     delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     graph_scales: bool = GraphScalesOpt,
     neurons_per_pe: list[str] = NeuronsPerPeOpt,
     steps: int = StepsOpt,

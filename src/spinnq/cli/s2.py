@@ -37,8 +37,10 @@ WeightScaleOpt = typer.Option(None, "--weight-scale", help="Integer weight scale
                               "population: max, a percentile of |w| like p99.9, or none "
                               "(weights used as they are) (default: the graph's w_scale "
                               "metadata where its weight nodes carry it, else max).")
-BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4 (default: the graph's "
-                       "metadata, else 8).")
+BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4, or per population: "
+                       "NAME=WIDTH items (the population names deploy lists), e.g. l1=4,l2=8 "
+                       "or 4,out=8 (a bare width for the rest) (default: the graph's "
+                       "metadata, else 8).", show_default=False)
 GraphScalesOpt = typer.Option(None, "--graph-scales/--no-graph-scales", help="Use the "
                               "'w_scale' metadata of weight nodes (QAT and quantized graphs) as "
                               "the population's scale (default: yes when the graph carries it "
@@ -139,6 +141,9 @@ def print_placement(program: Program, placement: Placement) -> dict:
                   f"'{shown(big['population'])}' on chip {big['chip']} PE {big['pe']} "
                   f"({big['bytes']:,} bytes: " +
                   ", ".join(f"{k} {v:,}" for k, v in big["memory"].items()) + ")")
+    console.print(f"weights memory {s['weights_bytes']:,} bytes: " + ", ".join(
+        f"'{shown(n)}' {p['weights_bytes']:,} ({p['bits']} bit)"
+        for n, p in s["populations"].items() if p["bits"] is not None))
     console.print(f"routing entries {s['routing_entries']:,}; depth {s['depth']} step(s)")
     for n in program.notes:
         console.print(f"[yellow]note:[/] {shown(n)}")
@@ -184,7 +189,7 @@ def deploy(
     delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     graph_scales: bool = GraphScalesOpt,
     operating_point: str = OpOpt,
     tick_ms: str = TickOpt,
@@ -267,7 +272,7 @@ def export_cmd(
     delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     graph_scales: bool = GraphScalesOpt,
 ) -> None:
     """Write the integer graph py-spinnaker2's from_nir(..., scale_weights=False) takes as is."""

@@ -10,7 +10,9 @@ Graph-level keys (`NIRGraph.metadata`), all optional:
     spinnq.convention   "nir" | "snntorch" | "norse" | "spikingjelly" | "rockpool" | "sinabs"
                                                      neuron update rule of the producer
     spinnq.dt           float seconds                timestep the graph was trained with
-    spinnq.bits         8 | 4                        weight bits chosen by calibration
+    spinnq.bits         8 | 4 | "l1=4,l2=8"          weight bits chosen by calibration: one
+                                                     width, or per population (NAME=WIDTH;
+                                                     a bare width for the rest, `parse_bits`)
 A convention brings its producer's defaults (`CONVENTION_DEFAULTS`: snnTorch resets by
 subtraction), so the full ranking of a run setting is: flags > the file > the convention's
 default > spinnq's default (`run_settings`).
@@ -28,6 +30,7 @@ import numpy as np
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import GraphError, InputError
+from spinnq.settings import bits_value, parse_bits
 
 PREFIX = "spinnq."
 SETTINGS: dict[str, tuple[type, tuple | None]] = {  # key -> (type, allowed values)
@@ -61,6 +64,9 @@ def read_settings(metadata: Mapping[str, Any] | None, source: str | None = None)
         if not metadata or key not in metadata:
             continue
         raw = metadata[key]
+        if name == "bits":
+            out[name] = _read_bits(raw, key, source)
+            continue
         try:
             val = kind(raw.item() if isinstance(raw, np.generic | np.ndarray) else raw)
         except (TypeError, ValueError):
@@ -78,6 +84,20 @@ def read_settings(metadata: Mapping[str, Any] | None, source: str | None = None)
     return out
 
 
+def _read_bits(raw: Any, key: str, source: str | None) -> int | str:
+    """`spinnq.bits`: one width (8 | 4) or a per-population spec ('l1=4,l2=8', '8,out=4'),
+    as `spinnq.settings.bits_value` writes it; a bad value is a `GraphError` naming the file."""
+    raw = raw.item() if isinstance(raw, np.generic | np.ndarray) else raw
+    raw = raw.decode() if isinstance(raw, bytes | bytearray) else raw
+    try:
+        default, per = parse_bits(raw, f"metadata '{key}'")
+    except InputError as e:
+        raise GraphError(str(e), file=source) from None
+    if default is None and not per:
+        raise GraphError(f"metadata '{key}' is empty", file=source)
+    return bits_value(default, per) if per else default
+
+
 def stamp(metadata: Mapping[str, Any] | None, **settings: Any) -> dict:
     """A copy of `metadata` with `settings` (None values skipped) recorded under their keys."""
     unknown = set(settings) - set(SETTINGS)
@@ -85,7 +105,9 @@ def stamp(metadata: Mapping[str, Any] | None, **settings: Any) -> dict:
         raise ValueError(f"unknown graph settings {sorted(unknown)}; known: {list(SETTINGS)}")
     out = dict(metadata or {})
     out.update({PREFIX + k: v for k, v in settings.items() if v is not None})
-    read_settings(out)  # the same checks as on reading
+    stored = read_settings(out)  # the same checks as on reading
+    if settings.get("bits") is not None:  # one width or a per-population spec, as text
+        out[PREFIX + "bits"] = stored["bits"]
     return out
 
 

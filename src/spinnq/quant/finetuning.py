@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import nir
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,13 +41,11 @@ from torch import nn
 
 from spinnq.errors import GraphError, InputError
 from spinnq.graph import meta
-from spinnq.graph.model import Graph, pair
-from spinnq.graph.nodes import CHIP_WEIGHTS as WEIGHTS
-from spinnq.graph.nodes import POOLS
+from spinnq.graph.model import Graph
 from spinnq.graph.simulate import SimConfig
 from spinnq.helpers import progress
 from spinnq.nn.neurons import spike
-from spinnq.quant.calibration import chain_factors, chains, chip_accuracy
+from spinnq.quant.calibration import chip_accuracy
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, float_eval
 from spinnq.resolver import RunSettings, has_scales, resolve
@@ -57,6 +54,7 @@ from spinnq.s2.compile import INCLUSIVE, NEURON_RULES, W_SCALE_KEY, S2Config, co
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
 from spinnq.s2.formats import fake_int, qmax
 from spinnq.s2.program import Program, Projection
+from spinnq.settings import bits_value
 
 Tensor = torch.Tensor
 # learnt threshold factors stay within [1/R, R] of the start: the chip's float32 threshold
@@ -66,28 +64,25 @@ THRESHOLD_RANGE = 4.0
 
 
 class _Proj(nn.Module):
-    """One projection: trainable float weight -> the chip's integers -> the synaptic sums."""
+    """One projection: trainable float weight -> the chip's integers -> the synaptic sums.
+    What compile folded into the projection (the graph's weight node, a pool before it,
+    AvgPool's 1/k^2 and Scale factors) is read from the program (`Projection.fold`)."""
 
-    def __init__(self, proj: Projection, graph: Graph, mids: list[str], pre_shape: tuple,
-                 cfg: S2Config):
+    def __init__(self, proj: Projection, graph: Graph, pre_shape: tuple, cfg: S2Config):
         super().__init__()
         self.proj, self.pre_shape, self.delay = proj, tuple(pre_shape), int(proj.delay)
         self.kind, self.bits, self.scale = proj.kind, int(proj.bits), float(proj.w_scale)
-        self.node, self.pool = None, 0
-        factors = chain_factors(graph, mids)
-        if factors is None:
+        fold = proj.fold
+        if fold is None or fold.node not in (None, *graph.nodes):
+            raise GraphError("finetune needs the projections compile makes from the graph's "
+                             "weight nodes (this one has none it can train)", node=proj.post)
+        if fold.delayed:
+            raise GraphError("finetune does not support Delay nodes yet", node=proj.post)
+        if fold.factor is None:
             raise GraphError("finetune supports only Scale nodes with one value for all neurons",
                              node=proj.post)
-        self.pool_factor, self.scale_factor = factors
-        self.factor = factors[0] * factors[1]
-        for m in mids:
-            node = graph.nodes[m]
-            if isinstance(node, nir.Delay):
-                raise GraphError("finetune does not support Delay nodes yet", node=m)
-            if isinstance(node, POOLS):
-                self.pool = pair(node.kernel_size)[0]
-            if isinstance(node, WEIGHTS):
-                self.node = m
+        self.node, self.pool, self.factor = fold.node, fold.pool, fold.factor
+        self.pool_factor, self.scales = fold.pool_factor, tuple(float(f) for f in fold.scales)
         if proj.kind == "pool":  # SumPool straight into neurons: fixed weights
             self.register_buffer("fixed", torch.as_tensor(proj.weight, dtype=torch.float32))
             self.weight = None
@@ -105,7 +100,8 @@ class _Proj(nn.Module):
         w = self.weight.double()
         if self.pool_factor != 1.0:
             w = (w * self.pool_factor).float().double()
-        w = w * self.scale_factor
+        for f in self.scales:
+            w = w * f
         return fake_int(w, self.scale, self.bits, self.rounding).float()
 
     def forward(self, s: Tensor, w: Tensor | None = None) -> Tensor:
@@ -157,14 +153,14 @@ class ChipNet(nn.Module):
         self.projs = nn.ModuleList()
         self.into: dict[str, list[int]] = {n: [] for n in self.order}
         for post in self.order:
-            paths = chains(graph, post)
             for p in (p for p in prog.projections if p.post == post):
-                mids = [m for pre, m in paths if pre == p.pre]
-                if len(mids) != 1:
-                    raise GraphError(f"finetune needs one path from '{p.pre}' into each "
-                                     f"population; found {len(mids)}", node=post)
                 self.into[post].append(len(self.projs))
-                self.projs.append(_Proj(p, graph, mids[0], prog.populations[p.pre].shape, cfg))
+                self.projs.append(_Proj(p, graph, prog.populations[p.pre].shape, cfg))
+        nodes = [pr.node for pr in self.projs if pr.node is not None]
+        shared = sorted({n for n in nodes if nodes.count(n) > 1})
+        if shared:  # export writes one weight per node
+            raise GraphError("finetune needs each weight node to feed one projection; "
+                             f"{', '.join(shared)} feed several", node=shared[0])
         bad = {pr.proj.pre + "->" + pr.proj.post: pr.check() for pr in self.projs}
         if any(bad.values()):
             raise GraphError(f"finetune's integers differ from the compiled program's ({bad});"
@@ -593,7 +589,9 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
         best_g, best, best_ep = start, first, 0
     stamp = meta.read_settings(g.metadata)
     best_g.metadata = meta.stamp(g.metadata, reset=cfg.reset, dt=cfg.dt,
-                                 bits=stamp.get("bits", cfg.bits), convention=sim.convention)
+                                 bits=stamp.get("bits", bits_value(cfg.bits,
+                                                                   cfg.bits_by_population)),
+                                 convention=sim.convention)
     opts = {"epochs": epochs, "lr": lr, "batch": batch, "patience": patience, "seed": seed,
             "min_gain": min_gain, "learn_thresholds": learn_thresholds, "readout": readout}
     return FinetuneResult(best_g, first, best, hist, kept, time.perf_counter() - t0, best_ep,

@@ -289,6 +289,7 @@ class Cost:
     peak_load: float  # busiest PE-step: busy time at its level / tick (> 1: overrun)
     low_fraction: float  # share of PE-ticks at 0.5 V
     memory_max_bytes: int
+    weights_bytes: int = 0  # weights stored over all PEs, at each projection's width
     chip_base_j: float = 0.0  # chips' off power x run time (the per-population rows lack it)
     tick_needed_s: float = 0.0  # the longest any PE-step needed at its level
     unmodelled_j: float = 0.0  # the chip model's unmodelled static power x run time (0: off)
@@ -604,12 +605,15 @@ def _assemble(placement: Placement, run: Run, program: Program | None, op: str,
         per_pe.append(row)
         pop = per_pop.setdefault(s.population, {"pes": 0, "neurons": 0, "busy_cycles": 0.0,
                                                 "energy_j": 0.0, "base_j": 0.0,
-                                                "dynamic_j": 0.0})
+                                                "dynamic_j": 0.0, "weights_bytes": 0})
         for k in ("busy_cycles", "energy_j", "base_j", "dynamic_j", "neurons"):
             pop[k] += row[k]
         pop["pes"] += 1
+        pop["weights_bytes"] += int(s.memory.get("weights", 0))
     for name, pop in per_pop.items():
         pop["counters"] = {k: float(np.asarray(v).sum()) for k, v in run.counters[name].items()}
+        ins = [] if program is None else [p for p in program.projections if p.post == name]
+        pop["bits"] = ins[0].bits if ins else None  # the width its weights are stored in
     costs_items = {g: float(sum(getattr(p["costs"], k) * w.units[k].sum() for k in ks))
                    for g, ks in WORK_GROUPS.items()}
     total = p["total"]
@@ -622,6 +626,7 @@ def _assemble(placement: Placement, run: Run, program: Program | None, op: str,
         peak_load=float(need.max() / tick) if need.size else 0.0,
         low_fraction=float((volts < HIGH.volts).mean()) if volts.size else 0.0,
         memory_max_bytes=max((s.bytes for s in placement.slots), default=0),
+        weights_bytes=sum(int(s.memory.get("weights", 0)) for s in placement.slots),
         chip_base_j=p["chip_off"], tick_needed_s=float(need.max()) if need.size else 0.0,
         unmodelled_j=p["unmodelled"],
         levels={lv.name: float((lvl == k).mean()) if lvl.size else 0.0
