@@ -42,7 +42,7 @@ from spinnq.s2.program import Program, Projection, Run
 
 NEUROBENCH_VERSION = "2.3.0"  # the version the definitions and the agreement test are of
 REPLAY_BUDGET = 1 << 30  # dense synaptic operations the NeuroBench replay may compute
-RASTER_BUDGET = 1 << 24  # (sample, step, neuron) spike entries a command records for it
+RASTER_BUDGET = 1 << 22  # (sample, step, neuron) spike entries a command records for it
 SOURCE_COUNTERS = (f"the emulator's event counters, with NeuroBench {NEUROBENCH_VERSION}'s "
                    "definitions")
 SOURCE_NEUROBENCH = (f"NeuroBench {NEUROBENCH_VERSION} (SynapticOperations, "
@@ -248,11 +248,14 @@ def metrics(program: Program | None, run: Run) -> dict:
 
 
 def record_all(program: Program, samples: int, steps: int) -> list[str] | None:
-    """Every population, for a run NeuroBench's replay can read, when neurobench is installed
-    and the recording stays within `RASTER_BUDGET` entries; else None. Price the cost on a
-    run with the default recording: the energy model charges recording as PE work."""
+    """Every population, for a run NeuroBench's replay can read, when neurobench is installed,
+    the recording stays within `RASTER_BUDGET` entries and the replay within `REPLAY_BUDGET`;
+    else None (no second run). Price the cost on a run with the default recording: the
+    energy model charges recording as PE work."""
     n = sum(p.size for p in program.populations.values())
     if not neurobench_available() or samples * steps * n > RASTER_BUDGET:
         return None
+    per = [_dense_per_step(p, program) for p in program.projections]
+    if None in per or 2.0 * samples * steps * sum(per) > REPLAY_BUDGET:
+        return None
     return list(program.populations)
-
