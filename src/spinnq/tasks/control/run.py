@@ -31,11 +31,14 @@ from spinnq import settings
 from spinnq.baseline.measure import MeasureConfig, measure
 from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import CheckpointError, InputError, RunFolderError
+from spinnq.files import save_npy
 from spinnq.graph.model import read_graph, write_graph
 from spinnq.helpers import read_json, seed_everything
 from spinnq.published import published_rows
 from spinnq.report import build_report, stage, standard_plots, write_report
-from spinnq.s2 import S2Config, compile, place
+from spinnq.resolver import RunSettings
+from spinnq.resolver import resolve as resolve_settings
+from spinnq.s2 import compile, place
 from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import OP_CHOICES, energy
 from spinnq.settings import DT, SEED, TICK_S, Limit
@@ -59,6 +62,8 @@ STAGES = ("float", "PTQ", "QAT", "chip")  # + "chip PTQ": the PTQ graph on the e
 ALL_STAGES = (*STAGES, "chip PTQ")
 # `--set bits=4`: the 4-bit PTQ and QAT graphs on the emulator, beside the 8-bit stages
 BITS4_STAGES = ("chip PTQ-4", "chip QAT-4")
+# chip stage -> the written graph it runs
+CHIP_GRAPHS = {"chip": "qat", "chip PTQ": "ptq", "chip PTQ-4": "ptq4", "chip QAT-4": "qat4"}
 
 
 @dataclass(frozen=True)
@@ -265,11 +270,11 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
     graphs |= {name: read_graph(run.verify(paths[name])) for name in names[1:]}
 
     # 3. closed loop, stage by stage -----------------------------------------------------
-    s2cfg = S2Config(dt=cfg.dt, reset="subtract", graph_scales=True)
-    programs = {"chip": compile(graphs["qat"], s2cfg), "chip PTQ": compile(graphs["ptq"], s2cfg)}
-    if cfg.bits == 4:  # the 4-bit graphs at the bits they were quantised and scored at
-        programs |= {"chip PTQ-4": compile(graphs["ptq4"], s2cfg.with_(bits=4)),
-                     "chip QAT-4": compile(graphs["qat4"], s2cfg.with_(bits=4))}
+    chip_rs = chip_settings(graphs, cfg)
+    s2cfg = chip_rs["chip"].s2()
+    # every chip stage as `spinnq evaluate` runs its graph (the 4-bit ones: 4 bits, metadata)
+    programs = {n: compile(graphs[g], chip_rs[n].s2()) for n, g in CHIP_GRAPHS.items()
+                if n in chip_rs}
     float_q = sim_q(graphs["float"], enc, cfg.dt)
     kept: list = []
     stage_fns = {
@@ -297,7 +302,7 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
     # 4. chip cost (modelled) and CPU baseline (measured) --------------------------------
     report = _report(cfg, run, spec, model, enc, programs["chip"], place(programs["chip"],
                      s2cfg), kept, done, train_info, mode, scores, hist, t_start, solved,
-                     quant4)
+                     chip_rs, quant4)
     return report
 
 
@@ -344,6 +349,16 @@ def _quantize_to(run: RunDir, paths: dict, suffix: str, float_graph, calib, cfg:
         write_graph(g, paths[name])
         run.record(paths[name])  # recorded before quant.pt: a resume finds them recorded
     return mode, scores, hist
+
+
+def chip_settings(graphs: dict, cfg: ControlConfig) -> dict[str, RunSettings]:
+    """The settings the chip stages run the written QAT ("chip") and PTQ ("chip PTQ") graphs
+    (and with bits=4 the 4-bit ones) with: as `spinnq evaluate/deploy/energy` would
+    (`spinnq.resolver`: the graph's metadata and w_scale), at the run's operating point and
+    tick."""
+    return {n: resolve_settings(graphs[g], operating_point=cfg.operating_point,
+                                tick_s=cfg.tick_s) for n, g in CHIP_GRAPHS.items()
+            if g in graphs}
 
 
 def build_agent(cfg: ControlConfig):
@@ -396,10 +411,12 @@ def _visited_states(model, enc: Encoder, spec, cfg: ControlConfig) -> np.ndarray
 
 
 def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_info, mode,
-            scores, hist, t_start, solved, quant4=None) -> dict:
+            scores, hist, t_start, solved, chip_rs: dict[str, RunSettings],
+            quant4: dict | None = None) -> dict:
     cost = cost_fast = None
     sample = torch.cat(kept)[:128] if kept else None
-    if sample is not None:
+    if sample is not None:  # kept: `spinnq energy qat.nir --input chip_input.npy` prices it
+        save_npy(run.path / "chip_input.npy", sample.numpy().astype(np.uint8))
         chip_run = emulate(program, sample)
         cost = energy(placement, chip_run, program, op=cfg.operating_point, tick_s=cfg.tick_s)
         cost_fast = energy(placement, chip_run, program, op=cfg.operating_point, tick_s=None)
@@ -421,6 +438,10 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         f"Chip cost per decision is modelled ({cfg.operating_point}, tick {cfg.tick_s * 1e3:g} "
         f"ms, {enc.steps} input steps + depth {program.depth}); the CPU row is measured here "
         "(float torch model, batch 1).",
+        *(f"{n} (the {'QAT' if n == 'chip' else 'PTQ'} graph) ran with {rs.line()}"
+          for n, rs in chip_rs.items()),
+        "The chip cost's inputs are chip_input.npy: `spinnq energy qat.nir --input "
+        "chip_input.npy` with the chip stage's operating point and tick prices the same run.",
     ]
     if cost is not None:
         notes.append(
@@ -442,6 +463,7 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
                  "timesteps_per_decision": enc.steps, "encoding": "Gaussian receptive "
                  f"fields x{cfg.encoder.neurons_per_dim}/dim, deterministic rate coding"},
         chip_fastest_tick=cost_fast.chip_table() if cost_fast is not None else None,
+        settings={n: rs.to_dict() for n, rs in chip_rs.items()},
         solved=_solved(done, solved),
         wall_s=time.perf_counter() - t_start)
     rep["sections"] = control_sections(rep)
