@@ -55,7 +55,8 @@ def spinnq(*args: str) -> dict:
     subprocess.run([sys.executable, "-c", CODE, *args], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"command": " ".join(["spinnq", *args]), "wall_s": time.perf_counter() - t0,
+    return {"command": " ".join(["spinnq", *args]), "commit": commit(),
+            "wall_s": time.perf_counter() - t0,
             "cpu_s": c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime,
             "load_average_after": os.getloadavg()[0]}
 
@@ -156,7 +157,8 @@ def collect(d: Path, out: Path, cd: Path | None = None) -> dict:
                    if p.name != "ptq.out.json")
     data = {k: int(np.load(cd / f"{k}.npz")["y"].shape[0]) for k in ("train", "val", "test")}
     res = {
-        "benchmark": "gesture_4bit", "commit": commit(), "seed": cfg["seed"],
+        "benchmark": "gesture_4bit", "commit": ptq.get("commit", commit()),
+        "seed": cfg["seed"],
         "preset": cfg["preset"], "data": {"source": cfg["data_dir"] or "synthetic", **data},
         "steps": cfg["frames"]["steps"],
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
