@@ -47,8 +47,8 @@ __all__ = ["SimConfig", "Simulator", "Traces", "as_batch", "chip_depth", "defaul
 # ------------------------------------------------------------------------------- running
 CHUNK_FRAMES = 256  # frames (samples x steps) a stateless node takes in one call
 # Stateless nodes `Simulator.steps` still calls a step at a time, on each step's slice laid
-# out as `step` gets it: a matrix product over T*B rows, or over a strided slice, rounds
-# differently from one over B contiguous rows (BLAS picks another kernel), and oneDNN
+# out as `step` gets it: a matrix product over T*B rows, over a strided slice or at another
+# alignment rounds differently from one over B fresh rows (BLAS picks another kernel); oneDNN
 # convolutions round odd batches differently from even ones; the last bit can flip a
 # spike. Pooling, scaling and thresholds give the same bits at any batch.
 PER_STEP = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
@@ -114,6 +114,12 @@ def _finite(x: Tensor) -> bool:
         return True
     lo, hi = torch.aminmax(x.detach())
     return bool(torch.isfinite(lo) & torch.isfinite(hi))
+
+
+def _shares(a: Tensor, b: Tensor) -> bool:
+    """a is a view into b's memory (the caller's input, which `step` also gets as a view);
+    other values `step` gets freshly allocated, and BLAS rounds by alignment too."""
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def default_record(graph: Graph) -> tuple[str, ...]:
@@ -224,8 +230,9 @@ class Simulator:
             elif kernel.init is no_state and not isinstance(node, PER_STEP):
                 out, _ = kernel.step(inp.reshape(t * b, *inp.shape[2:]), (), self.params[n])
                 now[n] = out.reshape(t, b, *out.shape[1:])
-            elif kernel.init is no_state:  # the stepped path's call shape: the same bits
-                now[n] = torch.stack([kernel.step(i, (), self.params[n])[0] for i in inp])
+            elif kernel.init is no_state:  # each step as `step` lays it out: the same bits
+                now[n] = torch.stack([kernel.step(i if _shares(i, x) else i.clone(), (),
+                                                  self.params[n])[0] for i in inp])
             else:
                 now[n], v = self._scan(n, inp, n in keep_v)
                 if v is not None:
