@@ -318,7 +318,30 @@ def quantize_clause(d: dict) -> str:
             + (f"; the command from {a['quantize_before_label']}, in the same rounds: "
                f"{m['quantize_cli_before_cpu_s']:.1f} s CPU, "
                f"{r['quantize_before_over_k_emulations_plus_compile']:.1f}x"
-               if "quantize_cli_before_cpu_s" in m else ""))
+               if "quantize_cli_before_cpu_s" in m else "")
+            + (quantize_marginal_clause(d) if "quantize_marginal_over_k_emulations" in r
+               else ""))
+
+
+def quantize_marginal_clause(d: dict) -> str:
+    """The same at a second calibration size: cost per extra calibration sample (start-up,
+    imports and compiles cancel) against k emulations' and the float reference's."""
+    m, r, a = d["median"], d["ratios"], d["args"]
+    hi, k = a["calib_large"], m["candidates"]
+    return (f"; per extra calibration sample ({a['calib']} to {hi} samples) quantize costs "
+            f"{m['quantize_cli_ms_per_calib_sample']:.0f} ms CPU as a process and "
+            f"{m['quantize_inproc_ms_per_calib_sample']:.0f} ms in process, "
+            f"{r['quantize_marginal_over_k_emulations']:.1f}x / "
+            f"{r['quantize_in_process_marginal_over_k_emulations']:.1f}x {k} emulations' "
+            f"{k * m['calib_emulation_ms_per_calib_sample']:.0f} ms; what it must run per "
+            f"sample: the float reference {m['float_reference_ms_per_calib_sample']:.0f} ms "
+            f"({r['float_reference_marginal_over_one_emulation']:.1f} emulations: dense "
+            f"convolutions every step where the chip's emulator works per spike) and the "
+            f"candidates' emulations {m['candidate_emulations_ms_per_calib_sample']:.0f} ms; "
+            f"at {hi} samples the command takes {m[f'quantize_cli_cpu_s_{hi}']:.1f} s CPU, "
+            f"{r[f'quantize_over_k_emulations_plus_compile_{hi}']:.1f}x {k} emulations plus "
+            f"one compile ({r[f'quantize_in_process_over_k_emulations_plus_compile_{hi}']:.1f}x"
+            f" in process)")
 
 
 def qat_recovery_section(d: dict) -> str:

@@ -39,7 +39,7 @@ from spinnq.graph.kernels import (
     no_state,
 )
 from spinnq.graph.model import Graph
-from spinnq.graph.nodes import NEURONS, SPIKING_NEURONS
+from spinnq.graph.nodes import NEURONS, PORTS, SPIKING_NEURONS, WEIGHTS
 
 __all__ = ["SimConfig", "Simulator", "Traces", "as_batch", "chip_depth", "default_record",
            "simulate"]
@@ -50,9 +50,10 @@ CHUNK_FRAMES = 256  # frames (samples x steps) a stateless node takes in one cal
 # out as `step` gets it: a matrix product over T*B rows, over a strided slice or at another
 # alignment rounds differently from one over B fresh rows (BLAS picks another kernel); oneDNN
 # convolutions round odd batches differently from even ones; the last bit can flip a
-# spike. Pooling, scaling and thresholds give the same bits at any batch.
-PER_STEP = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
-PASS = (nir.Input, nir.Output, nir.Flatten)  # identity kernels (Flatten reshapes first)
+# spike (the weight nodes, `nodes.WEIGHTS`). Pooling, scaling and thresholds give the same
+# bits at any batch.
+
+
 @dataclass
 class Traces:
     """What a run recorded, each (B, T, *shape): spikes and voltages of neuron nodes, and the
@@ -225,9 +226,10 @@ class Simulator:
             kernel, node = self.kernels[type(g.nodes[n])], g.nodes[n]
             if isinstance(node, nir.Flatten):
                 inp = inp.reshape(t, b, *g.shapes[n])
-            if isinstance(node, PASS):  # as they are: their layout is the next node's
+            if isinstance(node, PORTS) or isinstance(node, nir.Flatten):  # as they are:
+                # identity kernels (Flatten reshaped above); their layout is the next node's
                 now[n] = inp
-            elif kernel.init is no_state and not isinstance(node, PER_STEP):
+            elif kernel.init is no_state and not isinstance(node, WEIGHTS):
                 out, _ = kernel.step(inp.reshape(t * b, *inp.shape[2:]), (), self.params[n])
                 now[n] = out.reshape(t, b, *out.shape[1:])
             elif kernel.init is no_state:  # each step as `step` lays it out: the same bits
