@@ -3,7 +3,9 @@ DVS-gesture network (benchmarks/seed_net.py):
 
 - `spinnq deploy` and `spinnq evaluate` (one-thread processes) against `sq.emulate` in this
   process on the same arrays: marginal CPU time per sample, (t(batch) - t(small)) /
-  (batch - small), so start-up, compile and placement (fixed costs) cancel out;
+  (batch - small), so start-up, compile and placement (fixed costs) cancel out; also the
+  same command in a fresh process timed after its imports (`_work_`: the import time's
+  spread on a loaded box is larger than a batch's marginal cost) and run in this process;
 - start-up: `spinnq --help` and a usage error (`spinnq deploy --nope`), wall and CPU time;
 - `spinnq quantize` (default candidates) against k x one emulation of its calibration data
   plus one compile, all measured here; also run in this process (no interpreter start or
@@ -24,6 +26,9 @@ DVS-gesture network (benchmarks/seed_net.py):
     .venv/bin/python benchmarks/command_speed.py --parts quantize
     -> benchmarks/results/command_speed_quantize.json (the quantize part alone, measured again
        without touching the other parts' file; the README's quantize clause reads it)
+
+`--parts` measures some parts only and merges them into the existing JSON: the other parts'
+medians, ratios and provenance (commit, arguments, rounds, load: `parts` in the JSON) stay.
 
 Honest by construction: contenders interleaved in every round, medians over rounds; times are
 CPU seconds of one-thread processes (os.wait4's rusage for the commands, process_time here),
@@ -83,6 +88,41 @@ def child(args: list[str], threads: int = 1, src: Path = ROOT / "src") -> dict:
     p.returncode = os.waitstatus_to_exitcode(status)
     return {"cpu_s": ru.ru_utime + ru.ru_stime, "wall_s": time.perf_counter() - t0,
             "rc": p.returncode, "stderr_tail": err[-300:] if p.returncode not in (0, 2) else ""}
+
+
+# A fresh `spinnq` process whose clock starts after its imports: the command's own work in a
+# new process (fresh memory, the file's pages mapped anew) without the import time, whose
+# run-to-run spread (tenths of a second on a loaded box) swamps a batch's marginal cost.
+WARM_CHILD = """
+import sys, time, resource
+import numba, numpy, torch  # noqa: F401  (what every command imports)
+import spinnq.cli, spinnq.cli.s2, spinnq.cli.quant, spinnq.s2.events, spinnq.quant.evaluation
+spinnq.s2.events.available()
+t = time.process_time()
+sys.argv = ["spinnq", *sys.argv[2:]]
+try:
+    spinnq.cli.main()
+except SystemExit as e:
+    code = e.code or 0
+else:
+    code = 0
+open(OUT, "w").write(repr(time.process_time() - t))
+sys.exit(code)
+"""
+
+
+def child_work(args: list[str], out: Path) -> float:
+    """CPU seconds of `spinnq ARGS` in a fresh one-thread process, counted after its imports
+    (`WARM_CHILD`)."""
+    code = WARM_CHILD.replace("OUT", repr(str(out)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1", COLUMNS="100")
+    p = subprocess.run([sys.executable, "-c", code, "x", *args], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if p.returncode:
+        raise RuntimeError(f"spinnq {' '.join(args)}: {p.stderr.decode()[-300:]}")
+    return float(out.read_text())
 
 
 def in_process(args: list[str]) -> float:
@@ -176,6 +216,7 @@ def round_commands(tmp: Path, a, eng: dict, warm_up: bool = False) -> dict:
                      str(tmp / "o.npz")] if part == "deploy" else
                     ["evaluate", g, "--data", str(tmp / f"d{n}.npz")])
             r[f"{part}_cli_{n}"] = child(args)
+            r[f"{part}_work_{n}"] = child_work(args, tmp / "work.txt")
             r[f"{part}_inproc_{n}"] = in_process(args)
             r[f"{part}_engine_{n}"] = cpu(lambda p=eng["progs"][part], x=eng["xs"][n]:
                                           sq.emulate(p, x))
@@ -309,6 +350,8 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
             med[f"{part}_cli_ms_per_sample"] = median(marg(part, "cli"))
             med[f"{part}_engine_ms_per_sample"] = median(marg(part, "engine"))
             med[f"{part}_in_process_ms_per_sample"] = median(marg(part, "inproc"))
+            if any(f"{part}_work_{a.small}" in r for r in rounds):
+                med[f"{part}_cli_work_ms_per_sample"] = median(marg(part, "work"))
             med[f"{part}_cli_process_cpu_s_batch"] = median(
                 r[f"{part}_cli_{a.batch}"]["cpu_s"] for r in rounds)
     for k in ("help", "bad_flag", "quantize_cli", "quantize_cli_before"):
@@ -321,6 +364,9 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
         if c is not None and e:
             ratios[f"{part}_cli_over_engine"] = c / e
             ratios[f"{part}_in_process_over_engine"] = med[f"{part}_in_process_ms_per_sample"] / e
+            if med.get(f"{part}_cli_work_ms_per_sample") is not None:
+                ratios[f"{part}_cli_work_over_engine"] = (
+                    med[f"{part}_cli_work_ms_per_sample"] / e)
     if "quantize_cli_cpu_s" in med:
         k = len(PERCENTILES)
         for key in ("calib_emulation", "candidate_emulations", "float_reference",
@@ -393,6 +439,43 @@ def quantize_marginal(rounds: list[dict], a, med: dict, ratios: dict) -> None:
         med[f"quantize_inproc_cpu_s_{hi}"] / budget
 
 
+def part_of(key: str) -> str:
+    """Which part a round's or a median's key belongs to."""
+    for prefix, part in (("deploy", "deploy"), ("evaluate", "evaluate"), ("help", "startup"),
+                         ("bad_flag", "startup"), ("quantize", "quantize"),
+                         ("calib", "quantize"), ("candidate", "quantize"),
+                         ("float_reference", "quantize"),
+                         ("train", "train"), ("fused", "train")):
+        if key.startswith(prefix):
+            return part
+    raise KeyError(key)
+
+
+def provenance(res: dict) -> dict:
+    """{part: commit, arguments, rounds and load} of a results JSON (one written before
+    `parts` existed: its top-level fields, for every part it measured)."""
+    if "parts" in res:
+        return res["parts"]
+    measured = res["args"]["parts"]
+    return {p: {"commit": res["commit"], "args": res["args"],
+                "load_average": res["machine"]["load_average"],
+                "rounds": [{k: v for k, v in r.items() if part_of(k) == p}
+                           for r in res["rounds"]]} for p in measured}
+
+
+def merge(old: dict, new: dict, parts: list[str]) -> dict:
+    """`new` (these `parts` measured) over `old`: every other part's medians, ratios and
+    provenance kept as they were."""
+    def keep(d: dict) -> dict:
+        return {k: v for k, v in d.items() if part_of(k) not in parts}
+
+    out = dict(new)
+    out["parts"] = {p: v for p, v in provenance(old).items() if p not in parts} | new["parts"]
+    out["median"] = keep(old["median"]) | new["median"]
+    out["ratios"] = keep(old["ratios"]) | new["ratios"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -448,6 +531,11 @@ def main(argv: list[str] | None = None) -> dict:
         "candidates' emulations and float reference: time.process_time in this process); "
         "medians over interleaved rounds", "rounds": rounds}
     res |= summarize(rounds, a, eng)
+    res["parts"] = {p: {"commit": res["commit"], "args": res["args"], "load_average": loads,
+                        "rounds": [{k: v for k, v in r.items() if part_of(k) == p}
+                                   for r in rounds]} for p in a.parts}
+    if set(a.parts) != set(PARTS) and a.out.exists():
+        res = merge(json.loads(a.out.read_text()), res, a.parts)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({"median": res["median"], "ratios": res["ratios"]}, indent=1))

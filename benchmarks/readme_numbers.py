@@ -257,7 +257,6 @@ def command_speed_section(d: dict) -> str:
     """benchmarks/command_speed.py: the commands next to the engine, start-up, quantize and
     training per epoch."""
     m, r, a = d["median"], d["ratios"], d["args"]
-    loads = [x["after"][0] for x in d["machine"]["load_average"]]
     parts = []
     if "deploy_cli_over_engine" in r:
         parts.append(
@@ -267,7 +266,11 @@ def command_speed_section(d: dict) -> str:
             f"`sq.emulate` in process ({m['deploy_engine_ms_per_sample']:.1f} / "
             f"{m['evaluate_engine_ms_per_sample']:.1f} ms; the commands run in process: "
             f"{r['deploy_in_process_over_engine']:.2f}x / "
-            f"{r['evaluate_in_process_over_engine']:.2f}x)")
+            f"{r['evaluate_in_process_over_engine']:.2f}x"
+            + (f"; in a fresh process timed after its imports: "
+               f"{r['deploy_cli_work_over_engine']:.2f}x / "
+               f"{r['evaluate_cli_work_over_engine']:.2f}x"
+               if "deploy_cli_work_over_engine" in r else "") + ")")
     if "help_cpu_s" in m:
         parts.append(f"`spinnq --help` {m['help_cpu_s']:.2f} s CPU ({m['help_wall_s']:.2f} s "
                      f"wall), a bad flag {m['bad_flag_cpu_s']:.2f} s CPU "
@@ -276,7 +279,8 @@ def command_speed_section(d: dict) -> str:
     if quant.exists():
         parts.append(quantize_clause(json.loads(quant.read_text())))
     elif "quantize_over_k_emulations_plus_compile" in r:
-        parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} "
+        qa = d.get("parts", {}).get("quantize", {}).get("args", a)  # its own run's arguments
+        parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {qa['calib']} "
                      f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
                      f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
                      "emulations of its data plus one compile")
@@ -285,18 +289,33 @@ def command_speed_section(d: dict) -> str:
             return f"{v:.1f}x faster than" if v >= 1 else f"{1 / v:.1f}x slower than"
 
         diff = m["fused_vs_stepped_max_weight_diff"]
-        parts.append(f"training the seed network ({a['train_samples']} recordings of "
-                     f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} "
+        ta = d.get("parts", {}).get("train", {}).get("args", a)
+        parts.append(f"training the seed network ({ta['train_samples']} recordings of "
+                     f"{ta['train_steps']} steps, batch {ta['train_batch']}, {ta['threads']} "
                      f"thread): {m['train_spinnq_fused_epoch_s']:.1f} s per epoch, "
                      f"{faster(r['train_stepped_over_fused'])} the trainer before (each LIF "
                      f"layer stepped under autograd, every frame in one convolution call; "
                      f"weights after the epoch differ by at most {diff:.1g}) and "
                      f"{faster(r['train_snntorch_over_fused'])} snnTorch")
+    prov = d.get("parts") or {"all": {"commit": d["commit"], "rounds": d["rounds"],
+                                       "load_average": d["machine"]["load_average"]}}
+    groups: dict[str, list[str]] = {}  # parts measured together: one commit, rounds, load
+    for name, p in prov.items():
+        if not (name == "quantize" and quant.exists()):  # that clause cites its own run
+            groups.setdefault(p["commit"], []).append(name)
+
+    def measured(names: list[str]) -> str:
+        p = prov[names[0]]
+        loads = [x["after"][0] for x in p["load_average"]]
+        return (f"medians of {len(p['rounds'])} interleaved rounds at load average "
+                f"{min(loads):.1f}-{max(loads):.1f}, commit {p['commit']}")
+
+    how = (measured(next(iter(groups.values()))) if len(groups) == 1 else "; ".join(
+        f"{'/'.join(names)}: {measured(names)}" for names in groups.values()))
     return (f"`benchmarks/command_speed.py` (seed DVS network, {a['steps']} steps, "
-            f"{100 * a['density']:.0f} % input stored as float32; medians of {len(loads)} "
-            f"interleaved rounds, CPU time of one-thread processes, load average "
-            f"{min(loads):.1f}-{max(loads):.1f} on {d['machine']['cpus']} cores): "
-            + "; ".join(parts) + f" (measured, commit {d['commit']}).")
+            f"{100 * a['density']:.0f} % input stored as float32; CPU time of one-thread "
+            f"processes on {d['machine']['cpus']} cores): " + "; ".join(parts)
+            + f" (measured; {how}).")
 
 
 def quantize_clause(d: dict) -> str:

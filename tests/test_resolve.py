@@ -85,7 +85,7 @@ CHOICES = {
     "integrator": (None, "forward", "forward", "exponential"),
     "bits": (None, 8, 4, "lif=4", "4,lif=8", "nope=4"),  # per population: 'lif' is the one
     "weight_scale": (None, None, "max", "p99"), "graph_scales": (None, None, True, False),
-    "delayed_reset": (False, False, True), "tick_s": (None, "shortest", 2e-3),
+    "delayed_reset": (None, None, False, True), "tick_s": (None, "shortest", 2e-3),
     "operating_point": (None, "0.5V", "dvfs"), "neurons_per_pe": (None, None, 2),
 }
 
@@ -95,7 +95,9 @@ def draw(r: random.Random) -> tuple[dict, dict | None, dict]:
     md = {k: r.choice(v) for k, v in (("convention", CONVENTIONS),
                                       ("reset", (None, "zero", "subtract")),
                                       ("dt", (None, 2e-4)),
-                                      ("bits", (None, 8, 4, "lif=4", "8,lif=4")))}
+                                      ("bits", (None, 8, 4, "lif=4", "8,lif=4")),
+                                      ("integrator", (None, None, "exponential")),
+                                      ("delayed_reset", (None, None, None, True)))}
     w_meta = r.choice((None, {"w_scale": 9.0, "bits": r.choice((8, 4))}))
     flags = {k: r.choice(v) for k, v in CHOICES.items()}
     return stamp({}, **md), w_meta, flags
@@ -105,14 +107,14 @@ def cli_flags(flags: dict, keys: tuple[str, ...]) -> list[str]:
     out: list[str] = []
     for k in keys:
         v = flags.get(k)
-        if v is None or (k == "delayed_reset" and not v):
+        if v is None:
             continue
         if k == "tick_s":
             out += ["--tick-ms", v if isinstance(v, str) else repr(v * 1e3)]
         elif k == "graph_scales":
             out.append("--graph-scales" if v else "--no-graph-scales")
         elif k == "delayed_reset":
-            out.append("--delayed-reset")
+            out.append("--delayed-reset" if v else "--no-delayed-reset")
         else:
             out += ["--" + k.replace("_", "-"), str(v)]
     return out
@@ -297,8 +299,7 @@ def test_a_sweep_trial_scores_what_evaluate_scores_with_its_settings(
         rec = run_trial(problem, trial_settings(s), seed=0)
         assert rec["error"] == "" and rec["run_settings"]["convention"] == want_conv
         rs = RunSettings(**rec["run_settings"])
-        flags = rs.flags() + ["--operating-point", rs.operating_point, "--tick-ms",
-                              "shortest" if rs.tick_s is None else repr(rs.tick_s * 1e3)]
+        flags = rs.flags(pricing=True)
         j = tmp_path / "e.json"
         code, out, err = run_cli(monkeypatch, capsys, "evaluate", path, "--data", data,
                                  "--batch", len(y), "--json", j, *flags)

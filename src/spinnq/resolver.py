@@ -7,7 +7,8 @@ settings here, so the same graph and flags give the same chip and the same numbe
     print(rs.line()); json.dump(rs.to_dict(), f)               # what ran, printed and recorded
 
 Ranking, per setting: a flag given (not None) > the graph's metadata (`spinnq.graph.meta`:
-`spinnq.convention/reset/dt/bits`, and the `w_scale`/`bits` of its weight nodes) > the
+`spinnq.convention/reset/dt/integrator/delayed_reset/bits`, and the `w_scale`/`bits` of its
+weight nodes) > the
 convention's defaults (`meta.CONVENTION_DEFAULTS`) > spinnq's defaults (`RunSettings`). Rules:
 
 * a graph whose weight nodes carry `w_scale` (QAT, `spinnq quantize`, `calibrate`, `finetune`)
@@ -161,8 +162,9 @@ class RunSettings:
         per = ", ".join(f"{k}={v}" for k, v in self.bits_by_population.items())
         return f"{self.bits} bit" + (f" ({per})" if per else "")
 
-    def flags(self) -> list[str]:
-        """The command-line flags that give these settings whatever the graph says."""
+    def flags(self, pricing: bool = False) -> list[str]:
+        """The command-line flags that give these settings whatever the graph says; with
+        `pricing`, the operating point and tick too (commands that price a run take them)."""
         out = ["--convention", self.convention, "--reset", self.reset, "--dt", repr(self.dt),
                "--integrator", self.integrator, "--bits", str(self.bits_spec)]
         out += (["--graph-scales"] if self.graph_scales
@@ -173,6 +175,9 @@ class RunSettings:
             out += ["--neurons-per-pe", str(self.neurons_per_pe)]
         for k, v in self.neurons_per_pe_by_population.items():
             out += ["--neurons-per-pe", f"{k}={v}"]
+        if pricing:
+            out += ["--operating-point", self.operating_point, "--tick-ms",
+                    SHORTEST if self.tick_s is None else repr(self.tick_s * 1e3)]
         return out
 
     @classmethod
@@ -191,6 +196,8 @@ class RunSettings:
 
 
 FLAGS = tuple(f.name for f in fields(RunSettings))
+# the settings a graph's metadata records beside its bits (`spinnq.graph.meta.SETTINGS`)
+STORED = ("convention", "reset", "dt", "integrator", "delayed_reset")
 
 
 def has_scales(graph: Graph | None, key: str = W_SCALE_KEY) -> bool:
@@ -271,8 +278,8 @@ def resolve(graph: Graph | None = None, settings: RunSettings | Mapping | None =
     given = _given({**(settings or {}), **{k: v for k, v in flags.items() if v is not None}})
     md = graph.metadata if graph is not None else None
     st = meta.run_settings(md, getattr(graph, "source", None),
-                           **{k: given.get(k) for k in ("convention", "reset", "dt", "bits")})
-    out = {k: st[k] for k in ("convention", "reset", "dt")} | given
+                           **{k: given.get(k) for k in meta.SETTINGS})
+    out = {k: st[k] for k in STORED} | given
     if "graph_scales" not in given:
         out["graph_scales"] = "weight_scale" not in given and has_scales(graph)
     if "weight_scale" not in given and has_scales(graph, EXPORTED_KEY):

@@ -55,9 +55,11 @@ TickOpt = typer.Option(None, "--tick-ms", help="Tick in ms (real time when it eq
                        "'shortest' (the shortest tick every PE meets) (default: 1 ms, the "
                        "papers' and py-spinnaker2's system tick).", show_default=False)
 StepsOpt = typer.Option(None, "--steps", help="Chip steps to run (default: T + depth).")
-DelayedResetOpt = typer.Option(False, "--delayed-reset", help="With --convention snntorch and "
-                               "reset subtract: reproduce snnTorch's one-step-late reset with a "
-                               "self-projection per dense LIF population (N more synapses).")
+DelayedResetOpt = typer.Option(None, "--delayed-reset/--no-delayed-reset", help="With "
+                               "--convention snntorch and reset subtract: reproduce snnTorch's "
+                               "one-step-late reset with a self-projection per dense LIF "
+                               "population (N more synapses) (default: the graph's metadata, "
+                               "else no).", show_default=False)
 
 def run_settings(g: Graph, **flags) -> RunSettings:
     """The settings a command runs `g` with (`spinnq.resolver`: flags > the graph's metadata >

@@ -227,7 +227,8 @@ def calibrate(graph, data: Data | None = None, *, bits: int | str | dict | None 
     modes = [str(ScaleMode.parse(p)) for p in percentiles]
     if "none" in modes:
         raise InputError("'none' is not a calibration candidate (weights as they are)")
-    rs = resolve(g, settings, bits=bits, **flags)
+    # given both configs, the graph's metadata is not read: they win (`resolve`)
+    rs = resolve(g if cfg is None or sim is None else None, settings, bits=bits, **flags)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_bits(bits).with_(graph_scales=False)  # bits given win over cfg's
     spec = bits_value(cfg.bits, cfg.bits_by_population)
@@ -272,7 +273,8 @@ def calibrate(graph, data: Data | None = None, *, bits: int | str | dict | None 
     scales, pbits = scales_bits(best_choice)
     q = with_scales(g, scales, pbits, cfg, quantize=True, program=programs[modes[0]])
     q.metadata = meta.stamp(g.metadata, reset=cfg.reset, convention=sim.convention, dt=cfg.dt,
-                            bits=spec)
+                            bits=spec, integrator=cfg.integrator,
+                            delayed_reset=cfg.delayed_reset)
     program = compile(q, cfg.with_(graph_scales=True))
     chosen = kept.get(tuple(best_choice.items()))
     cal = Calibration(q, scales, best_choice, spec, float(best), name, table, program,

@@ -266,7 +266,9 @@ def evaluate(graph, data: Data, *, target: str = "chip", readout: str = "count",
         raise InputError(f"target must be one of {TARGETS}, got {target!r}")
     g = as_graph(graph)
     x, y = load_data(data, g, labels=labels)
-    rs = resolve(g, settings, **({"operating_point": op} | flags if op else flags))
+    # given both configs, the graph's metadata is not read: they win (`resolve`)
+    rs = resolve(g if cfg is None or sim is None else None, settings,
+                 **({"operating_point": op} | flags if op else flags))
     if cfg is not None:
         rs = RunSettings.from_configs(cfg, rs.tick_s, rs.operating_point)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()

@@ -6,8 +6,8 @@ is the chip's arithmetic, and the training loop around it.
     weight shaped like the graph's weight node (straight-through rounding, the population's
     scale fixed, clipped to +-q, the compiler's rounding per kind); pooling before a weight
     layer is applied to the spikes, as the folded/fused projection does;
-  * float32 state, the emulator's own update (`spinnq.s2.emulate.membrane`: alpha v + I, then
-    i_offset, from step 0), strict threshold, the configured reset, synaptic sums clipped to
+  * float32 state, the chip step every engine runs (`spinnq.s2.step`: alpha v + I, then
+    i_offset, from step 0; strict threshold; the configured reset), synaptic sums clipped to
     the accumulator; `lif_curr_exp` splits excitatory and inhibitory currents as the chip;
   * every projection takes its delay (one step), so the run is T + depth steps, as emulated;
   * spikes are Heaviside forward, fast-sigmoid surrogate (in units of the threshold) backward.
@@ -54,6 +54,7 @@ from spinnq.s2.compile import INCLUSIVE, NEURON_RULES, W_SCALE_KEY, S2Config, co
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
 from spinnq.s2.formats import fake_int, qmax
 from spinnq.s2.program import Program, Projection
+from spinnq.s2.step import TORCH as STEP
 from spinnq.settings import bits_value
 
 Tensor = torch.Tensor
@@ -279,25 +280,27 @@ class ChipNet(nn.Module):
     # ------------------------------------------------------------------- one neuron step
     def _fire(self, v: Tensor, p: ChipParams, spiking: bool, name: str
               ) -> tuple[Tensor, Tensor]:
+        """The chip's fire and reset (`spinnq.s2.step`) with a surrogate gradient: spikes are
+        the Heaviside of (v - th) / |th|, positive exactly where `step.fire` (v > th) fires
+        for finite float32 (a difference of two float32 is zero only where they are equal;
+        the division keeps its sign), with the fast-sigmoid surrogate backward; the reset
+        sees them detached."""
         if not spiking:
             return torch.zeros_like(v), v
         th = self.threshold(name)
         s = spike((v - th) / th.abs().clamp(min=1e-12), self.slope)
-        if p.subtract:
-            v = v - s.detach() * th
-        else:
-            v = torch.where(s.detach().bool(), p.v_reset, v)
-        return s, v
+        return s, STEP.reset(v, s.detach().bool(), th, p.v_reset, p.subtract)
 
     def _step(self, name: str, I: list[Tensor], state: list[Tensor]
               ) -> tuple[Tensor, list[Tensor]]:
+        """One chip step of population `name`: `spinnq.s2.step`'s currents (lif_curr_exp)
+        and membrane, then `_fire`."""
         p, pop = self.params[name], self.program.populations[name]
         spiking = not pop.record_only
         if pop.model in chip.CUBA_MODELS:
             v, ie, ii = state
-            new_e = p.syn_alpha * ie + I[0] + p.bias_exc
-            new_i = p.syn_alpha * ii + I[1] + p.bias_inh
-            cur = new_e + new_i if p.current_first else ie + ii
+            cur, new_e, new_i = STEP.currents(ie, ii, I[0], I[1], p.syn_alpha, p.bias_exc,
+                                              p.bias_inh, p.current_first)
             s, v = self._fire(membrane(v, cur, p), p, spiking, name)
             return s, [v, new_e, new_i]
         s, v = self._fire(membrane(state[0], I[0], p), p, spiking, name)
@@ -551,7 +554,8 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     t0 = time.perf_counter()
     check_options(readout, epochs, lr, batch, patience)
     g = as_graph(graph)
-    rs = resolve(g, settings, **flags)
+    # given both configs, the graph's metadata is not read: they win (`resolve`)
+    rs = resolve(g if cfg is None or sim is None else None, settings, **flags)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_(graph_scales=has_scales(g))
     labelled = has_labels(train_data)
@@ -591,7 +595,8 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     best_g.metadata = meta.stamp(g.metadata, reset=cfg.reset, dt=cfg.dt,
                                  bits=stamp.get("bits", bits_value(cfg.bits,
                                                                    cfg.bits_by_population)),
-                                 convention=sim.convention)
+                                 convention=sim.convention, integrator=cfg.integrator,
+                                 delayed_reset=cfg.delayed_reset)
     opts = {"epochs": epochs, "lr": lr, "batch": batch, "patience": patience, "seed": seed,
             "min_gain": min_gain, "learn_thresholds": learn_thresholds, "readout": readout}
     return FinetuneResult(best_g, first, best, hist, kept, time.perf_counter() - t0, best_ep,

@@ -108,7 +108,8 @@ def quantize(graph, data: Data, *, bits: int | str | dict | None = None,
     if train is not None:  # before calibration: a bad option fails at once
         check_options(readout, epochs, lr, batch, patience)
     g = as_graph(graph)
-    rs = resolve(g, settings, bits=bits, **flags)
+    # given both configs, the graph's metadata is not read: they win (`resolve`)
+    rs = resolve(g if cfg is None or sim is None else None, settings, bits=bits, **flags)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()
     calib = train if calib_from == "train" else data
     cal = calibrate(g, calib, bits=bits, percentiles=percentiles, per_layer=per_layer,

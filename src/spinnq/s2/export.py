@@ -83,5 +83,8 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
                                    "spinnq.scale_weights": False,
                                    "spinnq.convention": "nir" if conv.exports_as_nir
                                    else cfg.convention,  # translated above, or kept
-                                   "spinnq.reset": cfg.reset, "spinnq.dt": float(cfg.dt)}
+                                   "spinnq.reset": cfg.reset, "spinnq.dt": float(cfg.dt),
+                                   "spinnq.integrator": cfg.integrator,
+                                   # the late reset is a weight node of this graph now
+                                   "spinnq.delayed_reset": False}
     return nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=meta, type_check=False)
