@@ -207,10 +207,12 @@ class Simulator:
     def steps(self, x: Tensor, keep_v: tuple[str, ...] = ()
               ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Advance x.shape[1] steps with input x (B, T, *input_shape), node by node in the
-        graph's order: a stateless node (weights, pooling, reshapes) takes all T*B frames in
-        one call, a stateful one (neurons, delays) steps its whole input sequence with its
-        kernel's own `step`, so every value equals `step`'s, step after step (the tests
-        check it). Only for graphs without recurrent edges (`layerwise`). Returns every
+        graph's order: pooling, scaling and thresholds take all T*B frames in one call,
+        weight nodes a step at a time in `step`'s memory layout (see CHUNK_FRAMES), a
+        stateful node (neurons, delays) steps its whole input sequence with its kernel's own
+        `step` (NIR's `lif_step` by a compiled scan of the same operations), so every value
+        equals `step`'s, bit for bit (tests/graph/test_layerwise.py). Only for graphs without
+        recurrent edges (`layerwise`). Returns every
         node's outputs and the voltages (after each step) of `keep_v`, time-major:
         (T, B, *shape), so that each step's values are contiguous."""
         g, now, vs = self.graph, {}, {}
