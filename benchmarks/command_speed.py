@@ -14,12 +14,17 @@ DVS-gesture network (benchmarks/seed_net.py):
   (--calib, --calib-large), so that the marginal cost per calibration sample (the difference
   over the extra samples: start-up, imports and compiles cancel) stands against k x the
   marginal emulation cost, as deploy/evaluate stand against the engine;
-- training time per epoch on the seed network: spinnq's trainer (fused LIF layers,
-  convolutions in frame chunks), the same trainer stepping each LIF layer under autograd with
-  every frame in one convolution call (`LIF(fused=False)`, `conv_chunk = 0`: the trainer
-  before this work) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch loop)
-  on the same data, threads, loss and optimizer; the fused and stepped weights after the
-  epoch are compared (the same numbers, not just the same speed).
+- training time per epoch on the seed network: spinnq's trainer (`spinnq_chunked`: the
+  sequence in time chunks of about 640 frames, every layer over a chunk's frames at once,
+  fused LIF scans carrying the membrane between chunks, channels-last images, uint8 input
+  until the first convolution), the same model layer by layer over the whole sequence
+  (`spinnq_fused`, `chunk_frames = 0`: the trainer before the time chunks, convolutions 640
+  frames a call), stepping each LIF layer under autograd with every frame in one
+  convolution call (`spinnq_stepped`: `LIF(fused=False)`, `conv_chunk = 0`, the trainer
+  before the fused LIF) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch
+  loop: each convolution on one step's 32 frames) on the same data, threads, loss and
+  optimizer; the weights after the epoch are compared with the stepped trainer's (the same
+  numbers, not just the same speed).
 
     .venv/bin/python benchmarks/command_speed.py [--rounds 5] [--parts deploy evaluate ...]
     -> benchmarks/results/command_speed.json (README lines: readme_numbers.py readme)
@@ -282,8 +287,10 @@ def snntorch_net(model, slope: float):
     return run
 
 
-def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
-    """One epoch of the gesture trainer's loop (MSE on output spike counts, Adam)."""
+def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int, raw: bool = False
+                ) -> float:
+    """One epoch of the gesture trainer's loop (MSE on output spike counts, Adam); `raw`:
+    the frames go in as stored (uint8, as spinnq's trainer passes them), else as float32."""
     import torch.nn.functional as F
 
     from spinnq.tasks.gesture.train import TrainConfig, as_input, count_targets
@@ -292,7 +299,8 @@ def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     tot = 0.0
     for i in range(0, len(x), batch):
-        xb, yb = as_input(x[i:i + batch]), torch.from_numpy(y[i:i + batch])
+        xb = torch.from_numpy(x[i:i + batch]) if raw else as_input(x[i:i + batch])
+        yb = torch.from_numpy(y[i:i + batch])
         counts = run(xb).sum(1)
         loss = F.mse_loss(counts, count_targets(yb, x.shape[1], counts.shape[1], cfg))
         opt.zero_grad()
@@ -302,32 +310,86 @@ def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
     return tot
 
 
-def round_train(a, data) -> dict:
-    """One epoch per contender from the same initial weights: CPU seconds, and for the two
-    spinnq trainers the largest weight difference after the epoch."""
+TRAINERS = ("spinnq_chunked", "spinnq_fused", "spinnq_stepped", "snntorch")
+
+
+def trainer(name: str):
+    """(model, its forward, whether it takes the uint8 frames) of contender `name`, from the
+    same initial weights (seed 0)."""
     from spinnq.nn import LIF
     from spinnq.tasks.gesture.model import ModelConfig, build_model
 
+    torch.manual_seed(0)
+    model = build_model(ModelConfig())
+    for m in model:
+        if isinstance(m, LIF):
+            m.fused = name != "spinnq_stepped"
+    if name != "spinnq_chunked":  # layer by layer over the whole sequence
+        model.chunk_frames = 0
+    if name == "spinnq_stepped":  # the trainer before the fused LIF: every frame in one call
+        model.conv_chunk = 0
+    run = snntorch_net(model, ModelConfig().slope) if name == "snntorch" else model
+    return model, run, name == "spinnq_chunked"
+
+
+BEFORE_EPOCH = """
+import os, sys, time
+import numpy as np, torch, torch.nn.functional as F
+torch.set_num_threads(int(sys.argv[3]))
+from spinnq.tasks.gesture.model import ModelConfig, build_model
+from spinnq.tasks.gesture.train import TrainConfig, as_input, count_targets
+z = np.load(sys.argv[1]); x, y, batch = z["x"], z["y"], int(sys.argv[2])
+cfg = TrainConfig()
+def epoch(x, y):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig())
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    for i in range(0, len(x), batch):
+        xb, yb = as_input(x[i:i + batch]), torch.from_numpy(y[i:i + batch])
+        counts = model(xb).sum(1)
+        loss = F.mse_loss(counts, count_targets(yb, x.shape[1], counts.shape[1], cfg))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+epoch(x[:2, :4], y[:2])  # warm-up: numba's kernels load their cache (not counted)
+t = time.process_time()
+epoch(x, y)
+print(time.process_time() - t)
+"""
+
+
+def before_epoch(a, data_file: Path) -> float:
+    """CPU seconds of one epoch of the gesture trainer of the sources in --train-before (its
+    own model defaults, float32 frames, the same loop, data, seed and threads), in a process
+    of its own that warms up like this one."""
+    env = dict(os.environ, PYTHONPATH=str(a.train_before), OMP_NUM_THREADS=str(a.threads),
+               MKL_NUM_THREADS=str(a.threads), NUMBA_NUM_THREADS=str(a.threads))
+    out = subprocess.run([sys.executable, "-c", BEFORE_EPOCH, str(data_file),
+                          str(a.train_batch), str(a.threads)], env=env, capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def round_train(a, data, before: bool = True) -> dict:
+    """One epoch per contender from the same initial weights: CPU seconds, and the largest
+    weight difference after the epoch of each spinnq trainer from the stepped one."""
     torch.set_num_threads(a.threads)
     x, y = data
     out, weights = {}, {}
-    for name in ("spinnq_fused", "spinnq_stepped", "snntorch"):
-        torch.manual_seed(0)
-        model = build_model(ModelConfig())
-        for m in model:
-            if isinstance(m, LIF):
-                m.fused = name == "spinnq_fused"
-        if name == "spinnq_stepped":  # the trainer before this work: every frame in one call
-            model.conv_chunk = 0
-        run = snntorch_net(model, ModelConfig().slope) if name == "snntorch" else model
+    for name in TRAINERS:
+        model, run, raw = trainer(name)
         t = time.process_time()
         out[f"train_{name}_loss"] = train_epoch(run, list(model.parameters()), x, y,
-                                                a.train_batch)
+                                                a.train_batch, raw)
         out[f"train_{name}_s"] = time.process_time() - t
         weights[name] = [p.detach().clone() for p in model.parameters()]
-    out["fused_vs_stepped_max_weight_diff"] = max(
-        float((p - q).abs().max()) for p, q in zip(weights["spinnq_fused"],
-                                                   weights["spinnq_stepped"], strict=True))
+    for name in ("spinnq_fused", "spinnq_chunked"):
+        key = "fused" if name == "spinnq_fused" else "chunked"
+        out[f"{key}_vs_stepped_max_weight_diff"] = max(
+            float((p - q).abs().max()) for p, q in zip(weights[name], weights["spinnq_stepped"],
+                                                       strict=True))
+    if a.train_before and before:
+        out["train_before_s"] = before_epoch(a, a.train_data_file)
     torch.set_num_threads(1)
     return out
 
@@ -388,16 +450,24 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
             med["quantize_inproc_cpu_s"] / floor
         if a.calib_large:
             quantize_marginal(rounds, a, med, ratios)
-    for name in ("spinnq_fused", "spinnq_stepped", "snntorch"):
+    for name in TRAINERS:
         key = f"train_{name}_s"
         if rounds and key in rounds[0]:
             med[f"train_{name}_epoch_s"] = median(r[key] for r in rounds)
-    if "train_spinnq_fused_epoch_s" in med:
-        f = med["train_spinnq_fused_epoch_s"]
+    if rounds and "train_before_s" in rounds[0]:
+        med["train_before_epoch_s"] = median(r["train_before_s"] for r in rounds)
+        ratios["train_before_over_chunked"] = (med["train_before_epoch_s"]
+                                               / med["train_spinnq_chunked_epoch_s"])
+    if "train_spinnq_chunked_epoch_s" in med:
+        c, f = med["train_spinnq_chunked_epoch_s"], med["train_spinnq_fused_epoch_s"]
+        ratios["train_fused_over_chunked"] = f / c
+        ratios["train_stepped_over_chunked"] = med["train_spinnq_stepped_epoch_s"] / c
+        ratios["train_snntorch_over_chunked"] = med["train_snntorch_epoch_s"] / c
         ratios["train_stepped_over_fused"] = med["train_spinnq_stepped_epoch_s"] / f
         ratios["train_snntorch_over_fused"] = med["train_snntorch_epoch_s"] / f
-        med["fused_vs_stepped_max_weight_diff"] = max(r["fused_vs_stepped_max_weight_diff"]
-                                                      for r in rounds)
+        for k in ("fused", "chunked"):
+            med[f"{k}_vs_stepped_max_weight_diff"] = max(
+                r[f"{k}_vs_stepped_max_weight_diff"] for r in rounds)
     return {"median": med, "ratios": ratios}
 
 
@@ -445,7 +515,7 @@ def part_of(key: str) -> str:
                          ("bad_flag", "startup"), ("quantize", "quantize"),
                          ("calib", "quantize"), ("candidate", "quantize"),
                          ("float_reference", "quantize"),
-                         ("train", "train"), ("fused", "train")):
+                         ("train", "train"), ("fused", "train"), ("chunked", "train")):
         if key.startswith(prefix):
             return part
     raise KeyError(key)
@@ -496,6 +566,11 @@ def main(argv: list[str] | None = None) -> dict:
                     "interleaved")
     ap.add_argument("--quantize-before-label", default="other sources", help="what those "
                     "sources are, for the README (e.g. 'commit 2b9112a, before this work')")
+    ap.add_argument("--train-before", type=Path, default=None, help="train: also time an "
+                    "epoch of the trainer in this src/ folder (a checkout before a change), "
+                    "in a process of its own, interleaved")
+    ap.add_argument("--train-before-label", default="other sources", help="what those "
+                    "sources are, for the README")
     ap.add_argument("--out", type=Path, default=None, help="default: command_speed.json, "
                     "command_speed_quantize.json for --parts quantize alone")
     a = ap.parse_args(argv)
@@ -505,14 +580,19 @@ def main(argv: list[str] | None = None) -> dict:
     rounds, loads = [], []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        make_files(tmp, a)
-        eng = engine(tmp, a)
+        eng: dict = {"compile_s": None}
+        if {"deploy", "evaluate", "quantize"} & set(a.parts):  # the engine and its files
+            make_files(tmp, a)
+            eng = engine(tmp, a)
         round_commands(tmp, a, eng, warm_up=True)  # numba caches, page cache (not counted)
         rng = np.random.default_rng(1)
         data = ((rng.random((a.train_samples, a.train_steps, 2, 32, 32)) < a.density
                  ).astype(np.uint8), rng.integers(0, 11, a.train_samples))
+        a.train_data_file = tmp / "train.npz"
+        if a.train_before:
+            np.savez(a.train_data_file, x=data[0], y=data[1])
         if "train" in a.parts:  # warm-up: numba's LIF kernels load their cache (not counted)
-            round_train(a, (data[0][:2, :4], data[1][:2]))
+            round_train(a, (data[0][:2, :4], data[1][:2]), before=False)
         for i in range(a.rounds):
             before = os.getloadavg()
             r = round_commands(tmp, a, eng)
@@ -523,7 +603,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"round {i + 1}/{a.rounds}: load {loads[-1]['after'][0]:.1f}",
                   file=sys.stderr)
     res = {"benchmark": "command_speed", "commit": commit(), "args": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()
+        if k != "train_data_file"},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__, "load_average": loads},
         "compile_cpu_s": eng["compile_s"], "timing": "CPU seconds of one-thread processes "

@@ -284,7 +284,9 @@ def command_speed_section(d: dict) -> str:
                      f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
                      f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
                      "emulations of its data plus one compile")
-    if "train_snntorch_over_fused" in r:
+    if "train_snntorch_over_chunked" in r:
+        parts.append(_train_speed(d))
+    elif "train_snntorch_over_fused" in r:
         def faster(v: float) -> str:
             return f"{v:.1f}x faster than" if v >= 1 else f"{1 / v:.1f}x slower than"
 
@@ -316,6 +318,26 @@ def command_speed_section(d: dict) -> str:
             f"{100 * a['density']:.0f} % input stored as float32; CPU time of one-thread "
             f"processes on {d['machine']['cpus']} cores): " + "; ".join(parts)
             + f" (measured; {how}).")
+
+
+def _train_speed(d: dict) -> str:
+    """command_speed's training part: the time-chunked trainer beside the trainer of other
+    sources (before a change), the whole-sequence one, the stepped one and snnTorch."""
+    m, r = d["median"], d["ratios"]
+    a = d.get("parts", {}).get("train", {}).get("args", d["args"])  # its own run's arguments
+    return (f"training the seed network ({a['train_samples']} recordings of "
+            f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} thread): "
+            f"{m['train_spinnq_chunked_epoch_s']:.1f} s per epoch in time chunks, "
+            + (f"{r['train_before_over_chunked']:.1f}x faster than the trainer of "
+               f"{a.get('train_before_label', 'other sources')} (its own process), "
+               if "train_before_over_chunked" in r else "")
+            + f"{r['train_fused_over_chunked']:.1f}x faster than the same "
+            f"model layer by layer over the whole sequence, "
+            f"{r['train_stepped_over_chunked']:.1f}x faster than each LIF layer stepped under "
+            f"autograd and {r['train_snntorch_over_chunked']:.1f}x faster than snnTorch (Leaky "
+            "neurons stepped one time step at a time, each convolution on one step's frames, "
+            "its tutorials' loop); weights after the epoch within "
+            f"{m['chunked_vs_stepped_max_weight_diff']:.1g} of the stepped trainer's")
 
 
 def quantize_clause(d: dict) -> str:

@@ -73,7 +73,7 @@ class TargetResult:
                   "realtime": self.cost.realtime, "latency_s": self.cost.latency_s,
                   "operating_point": self.cost.operating_point, "tick_s": self.cost.tick_s, "pes":
                   self.cost.pes, "energy_kind": "modelled", "saturations": self.saturations,
-                  "silent_outputs": list(self.silent)}
+                  "silent_outputs": list(self.silent), "activity": self.cost.activity}
         return d
 
 

@@ -41,8 +41,11 @@ neurons]. A spike sent at step t is received at step t + 1.
             it). `energy_low_j`/`energy_high_j`: the same run with every constant at the low /
             high end of its sourced range (`ChipModel`).
   latency   (input steps + depth) ticks.
+  activity  beside the joules, the field's activity metrics per population (NeuroBench's
+            synaptic operations, effective ACs, activation sparsity: `s2/activity.py`),
+            `Cost.activity`, labelled with their source (emulated).
 
-Every number this module returns is "modelled".
+Every number this module returns is "modelled", but `Cost.activity` ("emulated").
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ import numpy as np
 
 from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import InputError
-from spinnq.s2 import chip
+from spinnq.s2 import activity, chip
 from spinnq.s2.chip import ChipModel
 from spinnq.s2.program import COUNTERS, Placement, Program, Run
 
@@ -303,6 +306,8 @@ class Cost:
     per_population: dict[str, dict] = field(default_factory=dict)
     per_pe: list[dict] = field(default_factory=list)
     kind: str = "modelled"
+    # NeuroBench's activity metrics per population and in total (`s2/activity.py`)
+    activity: dict = field(default_factory=dict)
 
     def chip_table(self) -> dict:
         """The `chip` entry of report.json."""
@@ -310,7 +315,7 @@ class Cost:
                 "operating_point", "realtime", "base_j", "dynamic_j", "chip_base_j",
                 "memory_max_bytes", "energy_low_j", "energy_high_j", "dynamic_low_j",
                 "dynamic_high_j", "whole_chip_j", "unmodelled_j", "tick_needed_s",
-                "dvfs_lower_bound_j", "chip_model", "kind")
+                "dvfs_lower_bound_j", "chip_model", "kind", "activity")
         d = {k: getattr(self, k) for k in keys}
         d["timesteps"] = d.pop("steps")
         return d
@@ -568,6 +573,7 @@ def energy(placement: Placement, run: Run, program: Program | None = None, op: s
         c.dvfs_lower_bound_j = _lower_bound(p, w, scale)
         c.dvfs_thresholds = thresholds
     c.chip_model = model.source
+    c.activity = activity.metrics(program, run)
     unused = placement.chips * chip.PES_PER_CHIP - placement.pes
     idle = LEVELS[DVFS_LOW] if op == "dvfs" else chip.OPERATING_POINTS[op]
     c.whole_chip_j = c.energy_j + max(unused, 0) * idle.pe_sleep_w * p["run_s"]
