@@ -222,6 +222,7 @@ class Simulator:
         (T, B, *shape), so that each step's values are contiguous."""
         g, now, vs = self.graph, {}, {}
         t, b = x.shape[1], x.shape[0]
+        x = x.to(self.device)  # as `step` (a no-op, and a view, where it is already)
         for n in g.order:
             if n == g.input:  # each step's slice laid out as `step` gets it: BLAS and
                 # oneDNN round by layout, so a strided x[:, t] stays strided
@@ -328,11 +329,11 @@ class Simulator:
         tr = Traces()
         for r in rec:
             if isinstance(self.graph.nodes[r], SPIKING_NEURONS):
-                tr.spikes[r] = torch.cat(buf[r]).transpose(0, 1).contiguous()
+                tr.spikes[r] = torch.cat(buf[r]).transpose(0, 1).contiguous().cpu()
             elif r not in vbuf:
-                tr.out[r] = torch.cat(buf[r]).transpose(0, 1).contiguous()
+                tr.out[r] = torch.cat(buf[r]).transpose(0, 1).contiguous().cpu()
         for r, v in vbuf.items():
-            tr.v[r] = torch.cat(v).transpose(0, 1).contiguous()
+            tr.v[r] = torch.cat(v).transpose(0, 1).contiguous().cpu()
         return tr
 
 
