@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -253,6 +254,25 @@ def rl_vs_sb3_section(*runs: dict) -> str:
             f"{k(min(sb3))}-{k(max(sb3))} (rl-zoo hyperparameters; measured).")
 
 
+def _steps_gap(rows: list[dict], k) -> str:
+    """Per environment, the spiking DQN's median steps to threshold against SB3's (a run that
+    never reached it counts as its budget, so 'never' is never the better median)."""
+    def med(agent: str, env: str) -> float | None:
+        v = [r[agent]["steps_to_threshold"] or r[agent].get("budget", float("inf"))
+             for r in rows if r["env"] == env and agent in r]
+        return float(statistics.median(v)) if v else None
+
+    parts = []
+    for env in dict.fromkeys(r["env"] for r in rows):
+        o, b = med("spinnq", env), med("sb3", env)
+        if o is None or b is None:
+            continue
+        verdict = "no worse" if o <= b else f"{k(o - b)} more"
+        parts.append(f"{env} {k(o)} vs {k(b)} ({verdict})")
+    return ("Median steps to threshold, spinnq vs SB3: " + "; ".join(parts) + ". ") \
+        if parts else ""
+
+
 def rl_vs_sb3_envs_section(d: dict) -> str:
     """benchmarks/rl_vs_sb3.py on the four control tasks: one table row per (env, seed)."""
     k = lambda v: "never" if v is None else f"{v / 1000:.1f}k"  # noqa: E731
@@ -273,7 +293,8 @@ def rl_vs_sb3_envs_section(d: dict) -> str:
             + (f" | {c['latency_s'] * 1e3:.0f} ms, {c['energy_j'] * 1e3:.2f} mJ "
                f"({c['fastest_latency_s'] * 1e6:.0f} us, {c['fastest_energy_j'] * 1e6:.1f} uJ "
                "at the shortest tick) |" if c else " | - |"))
-    return ("\n".join(lines) + f"\n\nMean return over {d['test_episodes']} greedy test episodes "
+    return ("\n".join(lines) + "\n\n" + _steps_gap(d["results"], k)
+            + f"Mean return over {d['test_episodes']} greedy test episodes "
             "(seeds apart from training and model selection); steps to the solve threshold "
             "from greedy validation evaluations during training; returns and wall time "
             "measured on the shared 2-core box (1 torch thread), chip energy and latency "

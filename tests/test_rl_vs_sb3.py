@@ -24,6 +24,7 @@ def _load(name: str):
 
 def _spinnq_row(chip: float) -> dict:
     return {"float_test_mean": chip + 1, "chip_test_mean": chip, "steps_to_threshold": None,
+            "budget": 60_000,
             "train_wall_s": 61.0, "chip_per_decision": {
                 "latency_s": 0.013, "energy_j": 1e-4, "fastest_latency_s": 2e-5,
                 "fastest_energy_j": 3e-6}}
@@ -32,17 +33,21 @@ def _spinnq_row(chip: float) -> dict:
 def test_rows_merge_by_env_and_seed_and_render(tmp_path):
     bench, readme = _load("rl_vs_sb3"), _load("readme_numbers")
     out = tmp_path / "r.json"
-    sb3 = {"test_mean": -84.3, "test_std": 9.0, "steps_to_threshold": 35_000,
+    sb3 = {"test_mean": -84.3, "test_std": 9.0, "steps_to_threshold": 35_000, "budget": 100_000,
            "train_wall_s": 1051.0}
     first = [{"env": "mountaincar", "seed": 0, "sb3": sb3},
              {"env": "acrobot", "seed": 0, "spinnq": _spinnq_row(-90.0), "sb3": sb3}]
     out.write_text(json.dumps(bench.merge(out, first)))
-    d = bench.merge(out, [{"env": "acrobot", "seed": 0, "spinnq": _spinnq_row(-80.0)}])
+    d = bench.merge(out, [{"env": "acrobot", "seed": 0, "spinnq": _spinnq_row(-80.0),
+                           "sb3": sb3}])
     assert [(r["env"], r["seed"]) for r in d["results"]] == [("acrobot", 0), ("mountaincar", 0)]
-    assert d["results"][0]["spinnq"]["chip_test_mean"] == -80.0 and "sb3" not in d["results"][0]
+    assert d["results"][0]["spinnq"]["chip_test_mean"] == -80.0 and len(d["results"]) == 2
     text = readme.rl_vs_sb3_envs_section(d)
-    assert "| acrobot | 0 | -79.0 | -80.0 | - | never / - | 1 min 1 s / - | 13 ms" in text
+    assert "| acrobot | 0 | -79.0 | -80.0 | -84.3 +- 9.0 | never / 35.0k | 1 min 1 s / 17 min 31 s | 13 ms" in text
     assert "| mountaincar | 0 | - | - | -84.3 +- 9.0 | - / 35.0k |" in text
+    # never reaching the threshold counts as the whole budget: 60k against SB3's 35k
+    assert "acrobot 60.0k vs 35.0k (25.0k more)" in text and "mountaincar" not in text.split(
+        "Median steps")[1]
 
 
 def test_finished_run_is_reused_only_with_the_same_settings(tmp_path):
