@@ -173,7 +173,8 @@ def run_spinnq(env: str, seed: int, runs: Path | None) -> dict:
                 "energy_j": chip["energy_j"], "fastest_tick_s": fast["tick_s"],
                 "fastest_latency_s": fast["latency_s"], "fastest_energy_j": fast["energy_j"]},
             "settings": {"dqn": {k: v for k, v in vars(cfg.dqn).items()},
-                         "encoder": vars(cfg.encoder), "hidden": list(cfg.net.hidden)},
+                         "encoder": vars(cfg.encoder), "finetune": vars(cfg.finetune),
+                         "hidden": list(cfg.net.hidden)},
             "kind": "measured (returns, wall); modelled (chip energy, latency)"}
 
 

@@ -304,7 +304,11 @@ def test_environment_defaults_per_task_and_overrides_win():
     assert default_config("MountainCar-v0").encoder.neurons_per_dim == 32
     assert default_config("cartpole").encoder.neurons_per_dim == 16
     assert default_config("cartpole").dqn.n_step == 3
-    assert default_config("lunarlander").dqn.total_steps == 150_000
+    ll = default_config("lunarlander")
+    assert ll.dqn.total_steps == 150_000
+    assert (ll.finetune.advantage_weight, ll.finetune.qat_epochs) == (30.0, 16)
+    assert default_config("cartpole").finetune.advantage_weight == 10.0
+    assert default_config("lunarlander", quick=True).finetune.qat_epochs == 1
     assert default_config("mountaincar", quick=True).encoder.neurons_per_dim == 6
     sets = {"encoder.neurons_per_dim": "8", "dqn.n_step": "2"}
     mc8 = default_config("mountaincar", sets=sets)
