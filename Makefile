@@ -23,7 +23,11 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# with it, tests/interop/test_sinabs_import.py) and samna (SynSense's chip driver, not
 	# imported for NIR): installed without them; pbr is what it imports for its version.
 	$(PIP) install -q --no-deps sinabs==3.1.3 pbr==7.1.3
-	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, Box2D, rockpool, ray.tune, optuna, spikingjelly.activation_based.nir_exchange, sinabs, snn_mlir; print('spinnq env ok: torch', torch.__version__)"
+	# neurobench 2.3.0 (the activity metrics beside the joules, spinnq/s2/activity.py) declares
+	# torchaudio, which only its audio pre-processors import (PyPI's torchaudio pulls another
+	# torch build); its metrics import torch, snntorch and tqdm: in the extras above.
+	$(PIP) install -q --no-deps neurobench==2.3.0
+	$(PY) -c "import torch, nir, snntorch, norse, tonic, gymnasium, Box2D, rockpool, ray.tune, optuna, spikingjelly.activation_based.nir_exchange, sinabs, snn_mlir, neurobench.metrics.workload, neurobench.models; print('spinnq env ok: torch', torch.__version__)"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -3,19 +3,34 @@ DVS-gesture network (benchmarks/seed_net.py):
 
 - `spinnq deploy` and `spinnq evaluate` (one-thread processes) against `sq.emulate` in this
   process on the same arrays: marginal CPU time per sample, (t(batch) - t(small)) /
-  (batch - small), so start-up, compile and placement (fixed costs) cancel out;
+  (batch - small), so start-up, compile and placement (fixed costs) cancel out; also the
+  same command in a fresh process timed after its imports (`_work_`: the import time's
+  spread on a loaded box is larger than a batch's marginal cost) and run in this process;
 - start-up: `spinnq --help` and a usage error (`spinnq deploy --nope`), wall and CPU time;
 - `spinnq quantize` (default candidates) against k x one emulation of its calibration data
-  plus one compile, all measured here;
-- training time per epoch on the seed network: spinnq's trainer (fused LIF layers,
-  convolutions in frame chunks), the same trainer stepping each LIF layer under autograd with
-  every frame in one convolution call (`LIF(fused=False)`, `conv_chunk = 0`: the trainer
-  before this work) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch loop)
-  on the same data, threads, loss and optimizer; the fused and stepped weights after the
-  epoch are compared (the same numbers, not just the same speed).
+  plus one compile, all measured here; also run in this process (no interpreter start or
+  imports), and next to what it cannot avoid: each candidate's program emulated once and the
+  float reference simulated once on the calibration data;
+- training time per epoch on the seed network: spinnq's trainer (`spinnq_chunked`: the
+  sequence in time chunks of about 640 frames, every layer over a chunk's frames at once,
+  fused LIF scans carrying the membrane between chunks, channels-last images, uint8 input
+  until the first convolution), the same model layer by layer over the whole sequence
+  (`spinnq_fused`, `chunk_frames = 0`: the trainer before the time chunks, convolutions 640
+  frames a call), stepping each LIF layer under autograd with every frame in one
+  convolution call (`spinnq_stepped`: `LIF(fused=False)`, `conv_chunk = 0`, the trainer
+  before the fused LIF) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch
+  loop: each convolution on one step's 32 frames) on the same data, threads, loss and
+  optimizer; the weights after the epoch are compared with the stepped trainer's (the same
+  numbers, not just the same speed).
 
     .venv/bin/python benchmarks/command_speed.py [--rounds 5] [--parts deploy evaluate ...]
     -> benchmarks/results/command_speed.json (README lines: readme_numbers.py readme)
+    .venv/bin/python benchmarks/command_speed.py --parts quantize
+    -> benchmarks/results/command_speed_quantize.json (the quantize part alone, measured again
+       without touching the other parts' file; the README's quantize clause reads it)
+
+`--parts` measures some parts only and merges them into the existing JSON: the other parts'
+medians, ratios and provenance (commit, arguments, rounds, load: `parts` in the JSON) stay.
 
 Honest by construction: contenders interleaved in every round, medians over rounds; times are
 CPU seconds of one-thread processes (os.wait4's rusage for the commands, process_time here),
@@ -47,8 +62,11 @@ import torch  # noqa: E402
 from provenance import commit  # noqa: E402
 from seed_net import seed_network  # noqa: E402
 
+from spinnq.config import PERCENTILES  # noqa: E402
+
 PARTS = ("deploy", "evaluate", "startup", "quantize", "train")
 OUT = ROOT / "benchmarks" / "results" / "command_speed.json"
+OUT_QUANTIZE = ROOT / "benchmarks" / "results" / "command_speed_quantize.json"
 
 
 def spinnq_argv() -> list[str]:
@@ -57,10 +75,11 @@ def spinnq_argv() -> list[str]:
                                             "from spinnq.cli import main; main()"]
 
 
-def child(args: list[str], threads: int = 1) -> dict:
-    """One `spinnq` process: its CPU seconds (user + system, from wait4) and wall seconds."""
+def child(args: list[str], threads: int = 1, src: Path = ROOT / "src") -> dict:
+    """One `spinnq` process (its sources from `src`): its CPU seconds (user + system, from
+    wait4) and wall seconds."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        [str(src), *filter(None, [os.environ.get("PYTHONPATH")])]),
         OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
         NUMBA_NUM_THREADS=str(threads), COLUMNS="100")
     t0 = time.perf_counter()
@@ -71,6 +90,41 @@ def child(args: list[str], threads: int = 1) -> dict:
     p.returncode = os.waitstatus_to_exitcode(status)
     return {"cpu_s": ru.ru_utime + ru.ru_stime, "wall_s": time.perf_counter() - t0,
             "rc": p.returncode, "stderr_tail": err[-300:] if p.returncode not in (0, 2) else ""}
+
+
+# A fresh `spinnq` process whose clock starts after its imports: the command's own work in a
+# new process (fresh memory, the file's pages mapped anew) without the import time, whose
+# run-to-run spread (tenths of a second on a loaded box) swamps a batch's marginal cost.
+WARM_CHILD = """
+import sys, time, resource
+import numba, numpy, torch  # noqa: F401  (what every command imports)
+import spinnq.cli, spinnq.cli.s2, spinnq.cli.quant, spinnq.s2.events, spinnq.quant.evaluation
+spinnq.s2.events.available()
+t = time.process_time()
+sys.argv = ["spinnq", *sys.argv[2:]]
+try:
+    spinnq.cli.main()
+except SystemExit as e:
+    code = e.code or 0
+else:
+    code = 0
+open(OUT, "w").write(repr(time.process_time() - t))
+sys.exit(code)
+"""
+
+
+def child_work(args: list[str], out: Path) -> float:
+    """CPU seconds of `spinnq ARGS` in a fresh one-thread process, counted after its imports
+    (`WARM_CHILD`)."""
+    code = WARM_CHILD.replace("OUT", repr(str(out)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1", COLUMNS="100")
+    p = subprocess.run([sys.executable, "-c", code, "x", *args], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if p.returncode:
+        raise RuntimeError(f"spinnq {' '.join(args)}: {p.stderr.decode()[-300:]}")
+    return float(out.read_text())
 
 
 def in_process(args: list[str]) -> float:
@@ -133,10 +187,13 @@ def engine(tmp: Path, a) -> dict:
             "evaluate": configs(g)[0]}
     compile_s = cpu(lambda: sq.compile(g, cfgs["evaluate"]))
     progs = {k: sq.compile(g, c) for k, c in cfgs.items()}
+    # quantize's candidates: the graph compiled at each default percentile, as calibrate does
+    cands = [sq.compile(g, cfgs["evaluate"].with_(weight_scale=m)) for m in PERCENTILES]
     xs = {n: np.load(tmp / f"x{n}.npy") for n in (a.small, a.batch, a.calib)}
-    for p in progs.values():
+    for p in (*progs.values(), *cands):
         sq.emulate(p, xs[a.small][:1])  # numba loads its cache once
-    return {"progs": progs, "xs": xs, "compile_s": compile_s}
+    return {"progs": progs, "xs": xs, "compile_s": compile_s, "graph": g, "cands": cands,
+            "sim": configs(g)[1], "y": np.load(tmp / f"d{a.calib}.npz")["y"]}
 
 
 # ------------------------------------------------------------------------------ rounds
@@ -154,6 +211,7 @@ def round_commands(tmp: Path, a, eng: dict) -> dict:
                      str(tmp / "o.npz")] if part == "deploy" else
                     ["evaluate", g, "--data", str(tmp / f"d{n}.npz")])
             r[f"{part}_cli_{n}"] = child(args)
+            r[f"{part}_work_{n}"] = child_work(args, tmp / "work.txt")
             r[f"{part}_inproc_{n}"] = in_process(args)
             r[f"{part}_engine_{n}"] = cpu(lambda p=eng["progs"][part], x=eng["xs"][n]:
                                           sq.emulate(p, x))
@@ -161,10 +219,29 @@ def round_commands(tmp: Path, a, eng: dict) -> dict:
         r["help"] = child(["--help"])
         r["bad_flag"] = child(["deploy", "--nope"])
     if "quantize" in a.parts:
-        r["quantize_cli"] = child(["quantize", g, "--data", str(tmp / f"d{a.calib}.npz"),
-                                   "--out", str(tmp / "q.nir")])
-        r["calib_emulation"] = cpu(lambda: sq.emulate(eng["progs"]["evaluate"],
-                                                      eng["xs"][a.calib]))
+        r |= round_quantize(tmp, a, eng)
+    return r
+
+
+def round_quantize(tmp: Path, a, eng: dict) -> dict:
+    """`spinnq quantize` as a process and in this process, one emulation of the calibration
+    data (the default program: the budget's unit), every candidate's program emulated once
+    and the float reference simulated once (what quantize must run at the least)."""
+    import spinnq as sq
+    from spinnq.quant.evaluation import float_eval
+
+    x = eng["xs"][a.calib]
+    args = ["quantize", str(tmp / "seed.nir"), "--data", str(tmp / f"d{a.calib}.npz"),
+            "--out", str(tmp / "q.nir")]
+    r = {"quantize_cli": child(args)}
+    if a.quantize_before:  # the same command from other sources (e.g. before a change)
+        r["quantize_cli_before"] = child(args, src=a.quantize_before)
+    r["quantize_inproc"] = in_process([*args[:-1], str(tmp / "q2.nir")])
+    for f in ("q.nir", "q2.nir"):
+        (tmp / f).unlink(missing_ok=True)  # --out must not exist next round
+    r["calib_emulation"] = cpu(lambda: sq.emulate(eng["progs"]["evaluate"], x))
+    r["candidate_emulations"] = sum(cpu(lambda p=p: sq.emulate(p, x)) for p in eng["cands"])
+    r["float_reference"] = cpu(lambda: float_eval(eng["graph"], x, eng["y"], eng["sim"]))
     return r
 
 
@@ -198,8 +275,10 @@ def snntorch_net(model, slope: float):
     return run
 
 
-def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
-    """One epoch of the gesture trainer's loop (MSE on output spike counts, Adam)."""
+def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int, raw: bool = False
+                ) -> float:
+    """One epoch of the gesture trainer's loop (MSE on output spike counts, Adam); `raw`:
+    the frames go in as stored (uint8, as spinnq's trainer passes them), else as float32."""
     import torch.nn.functional as F
 
     from spinnq.tasks.gesture.train import TrainConfig, as_input, count_targets
@@ -208,7 +287,8 @@ def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     tot = 0.0
     for i in range(0, len(x), batch):
-        xb, yb = as_input(x[i:i + batch]), torch.from_numpy(y[i:i + batch])
+        xb = torch.from_numpy(x[i:i + batch]) if raw else as_input(x[i:i + batch])
+        yb = torch.from_numpy(y[i:i + batch])
         counts = run(xb).sum(1)
         loss = F.mse_loss(counts, count_targets(yb, x.shape[1], counts.shape[1], cfg))
         opt.zero_grad()
@@ -218,32 +298,86 @@ def train_epoch(run, params, x: np.ndarray, y: np.ndarray, batch: int) -> float:
     return tot
 
 
-def round_train(a, data) -> dict:
-    """One epoch per contender from the same initial weights: CPU seconds, and for the two
-    spinnq trainers the largest weight difference after the epoch."""
+TRAINERS = ("spinnq_chunked", "spinnq_fused", "spinnq_stepped", "snntorch")
+
+
+def trainer(name: str):
+    """(model, its forward, whether it takes the uint8 frames) of contender `name`, from the
+    same initial weights (seed 0)."""
     from spinnq.nn import LIF
     from spinnq.tasks.gesture.model import ModelConfig, build_model
 
+    torch.manual_seed(0)
+    model = build_model(ModelConfig())
+    for m in model:
+        if isinstance(m, LIF):
+            m.fused = name != "spinnq_stepped"
+    if name != "spinnq_chunked":  # layer by layer over the whole sequence
+        model.chunk_frames = 0
+    if name == "spinnq_stepped":  # the trainer before the fused LIF: every frame in one call
+        model.conv_chunk = 0
+    run = snntorch_net(model, ModelConfig().slope) if name == "snntorch" else model
+    return model, run, name == "spinnq_chunked"
+
+
+BEFORE_EPOCH = """
+import os, sys, time
+import numpy as np, torch, torch.nn.functional as F
+torch.set_num_threads(int(sys.argv[3]))
+from spinnq.tasks.gesture.model import ModelConfig, build_model
+from spinnq.tasks.gesture.train import TrainConfig, as_input, count_targets
+z = np.load(sys.argv[1]); x, y, batch = z["x"], z["y"], int(sys.argv[2])
+cfg = TrainConfig()
+def epoch(x, y):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig())
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    for i in range(0, len(x), batch):
+        xb, yb = as_input(x[i:i + batch]), torch.from_numpy(y[i:i + batch])
+        counts = model(xb).sum(1)
+        loss = F.mse_loss(counts, count_targets(yb, x.shape[1], counts.shape[1], cfg))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+epoch(x[:2, :4], y[:2])  # warm-up: numba's kernels load their cache (not counted)
+t = time.process_time()
+epoch(x, y)
+print(time.process_time() - t)
+"""
+
+
+def before_epoch(a, data_file: Path) -> float:
+    """CPU seconds of one epoch of the gesture trainer of the sources in --train-before (its
+    own model defaults, float32 frames, the same loop, data, seed and threads), in a process
+    of its own that warms up like this one."""
+    env = dict(os.environ, PYTHONPATH=str(a.train_before), OMP_NUM_THREADS=str(a.threads),
+               MKL_NUM_THREADS=str(a.threads), NUMBA_NUM_THREADS=str(a.threads))
+    out = subprocess.run([sys.executable, "-c", BEFORE_EPOCH, str(data_file),
+                          str(a.train_batch), str(a.threads)], env=env, capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def round_train(a, data, before: bool = True) -> dict:
+    """One epoch per contender from the same initial weights: CPU seconds, and the largest
+    weight difference after the epoch of each spinnq trainer from the stepped one."""
     torch.set_num_threads(a.threads)
     x, y = data
     out, weights = {}, {}
-    for name in ("spinnq_fused", "spinnq_stepped", "snntorch"):
-        torch.manual_seed(0)
-        model = build_model(ModelConfig())
-        for m in model:
-            if isinstance(m, LIF):
-                m.fused = name == "spinnq_fused"
-        if name == "spinnq_stepped":  # the trainer before this work: every frame in one call
-            model.conv_chunk = 0
-        run = snntorch_net(model, ModelConfig().slope) if name == "snntorch" else model
+    for name in TRAINERS:
+        model, run, raw = trainer(name)
         t = time.process_time()
         out[f"train_{name}_loss"] = train_epoch(run, list(model.parameters()), x, y,
-                                                a.train_batch)
+                                                a.train_batch, raw)
         out[f"train_{name}_s"] = time.process_time() - t
         weights[name] = [p.detach().clone() for p in model.parameters()]
-    out["fused_vs_stepped_max_weight_diff"] = max(
-        float((p - q).abs().max()) for p, q in zip(weights["spinnq_fused"],
-                                                   weights["spinnq_stepped"], strict=True))
+    for name in ("spinnq_fused", "spinnq_chunked"):
+        key = "fused" if name == "spinnq_fused" else "chunked"
+        out[f"{key}_vs_stepped_max_weight_diff"] = max(
+            float((p - q).abs().max()) for p, q in zip(weights[name], weights["spinnq_stepped"],
+                                                       strict=True))
+    if a.train_before and before:
+        out["train_before_s"] = before_epoch(a, a.train_data_file)
     torch.set_num_threads(1)
     return out
 
@@ -266,9 +400,11 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
             med[f"{part}_cli_ms_per_sample"] = median(marg(part, "cli"))
             med[f"{part}_engine_ms_per_sample"] = median(marg(part, "engine"))
             med[f"{part}_in_process_ms_per_sample"] = median(marg(part, "inproc"))
+            if any(f"{part}_work_{a.small}" in r for r in rounds):
+                med[f"{part}_cli_work_ms_per_sample"] = median(marg(part, "work"))
             med[f"{part}_cli_process_cpu_s_batch"] = median(
                 r[f"{part}_cli_{a.batch}"]["cpu_s"] for r in rounds)
-    for k in ("help", "bad_flag", "quantize_cli"):
+    for k in ("help", "bad_flag", "quantize_cli", "quantize_cli_before"):
         if rounds and k in rounds[0]:
             med[f"{k}_cpu_s"] = median(r[k]["cpu_s"] for r in rounds)
             med[f"{k}_wall_s"] = median(r[k]["wall_s"] for r in rounds)
@@ -278,26 +414,83 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
         if c is not None and e:
             ratios[f"{part}_cli_over_engine"] = c / e
             ratios[f"{part}_in_process_over_engine"] = med[f"{part}_in_process_ms_per_sample"] / e
+            if med.get(f"{part}_cli_work_ms_per_sample") is not None:
+                ratios[f"{part}_cli_work_over_engine"] = (
+                    med[f"{part}_cli_work_ms_per_sample"] / e)
     if "quantize_cli_cpu_s" in med:
-        from spinnq.config import PERCENTILES
-
         k = len(PERCENTILES)
-        med["calib_emulation_cpu_s"] = median(r["calib_emulation"] for r in rounds)
+        for key in ("calib_emulation", "candidate_emulations", "float_reference",
+                    "quantize_inproc"):
+            med[f"{key}_cpu_s"] = median(r[key] for r in rounds)
         budget = k * med["calib_emulation_cpu_s"] + eng["compile_s"]
+        floor = med["candidate_emulations_cpu_s"] + med["float_reference_cpu_s"] + \
+            eng["compile_s"]
         med["quantize_budget_cpu_s"] = budget
+        med["quantize_floor_cpu_s"] = floor
         med["candidates"] = k
         ratios["quantize_over_k_emulations_plus_compile"] = med["quantize_cli_cpu_s"] / budget
-    for name in ("spinnq_fused", "spinnq_stepped", "snntorch"):
+        if "quantize_cli_before_cpu_s" in med:
+            ratios["quantize_before_over_k_emulations_plus_compile"] = \
+                med["quantize_cli_before_cpu_s"] / budget
+        ratios["quantize_in_process_over_k_emulations_plus_compile"] = \
+            med["quantize_inproc_cpu_s"] / budget
+        ratios["quantize_in_process_over_candidates_float_reference_compile"] = \
+            med["quantize_inproc_cpu_s"] / floor
+    for name in TRAINERS:
         key = f"train_{name}_s"
         if rounds and key in rounds[0]:
             med[f"train_{name}_epoch_s"] = median(r[key] for r in rounds)
-    if "train_spinnq_fused_epoch_s" in med:
-        f = med["train_spinnq_fused_epoch_s"]
+    if rounds and "train_before_s" in rounds[0]:
+        med["train_before_epoch_s"] = median(r["train_before_s"] for r in rounds)
+        ratios["train_before_over_chunked"] = (med["train_before_epoch_s"]
+                                               / med["train_spinnq_chunked_epoch_s"])
+    if "train_spinnq_chunked_epoch_s" in med:
+        c, f = med["train_spinnq_chunked_epoch_s"], med["train_spinnq_fused_epoch_s"]
+        ratios["train_fused_over_chunked"] = f / c
+        ratios["train_stepped_over_chunked"] = med["train_spinnq_stepped_epoch_s"] / c
+        ratios["train_snntorch_over_chunked"] = med["train_snntorch_epoch_s"] / c
         ratios["train_stepped_over_fused"] = med["train_spinnq_stepped_epoch_s"] / f
         ratios["train_snntorch_over_fused"] = med["train_snntorch_epoch_s"] / f
-        med["fused_vs_stepped_max_weight_diff"] = max(r["fused_vs_stepped_max_weight_diff"]
-                                                      for r in rounds)
+        for k in ("fused", "chunked"):
+            med[f"{k}_vs_stepped_max_weight_diff"] = max(
+                r[f"{k}_vs_stepped_max_weight_diff"] for r in rounds)
     return {"median": med, "ratios": ratios}
+
+
+def part_of(key: str) -> str:
+    """Which part a round's or a median's key belongs to."""
+    for prefix, part in (("deploy", "deploy"), ("evaluate", "evaluate"), ("help", "startup"),
+                         ("bad_flag", "startup"), ("quantize", "quantize"),
+                         ("calib", "quantize"), ("candidates", "quantize"),
+                         ("train", "train"), ("fused", "train"), ("chunked", "train")):
+        if key.startswith(prefix):
+            return part
+    raise KeyError(key)
+
+
+def provenance(res: dict) -> dict:
+    """{part: commit, arguments, rounds and load} of a results JSON (one written before
+    `parts` existed: its top-level fields, for every part it measured)."""
+    if "parts" in res:
+        return res["parts"]
+    measured = res["args"]["parts"]
+    return {p: {"commit": res["commit"], "args": res["args"],
+                "load_average": res["machine"]["load_average"],
+                "rounds": [{k: v for k, v in r.items() if part_of(k) == p}
+                           for r in res["rounds"]]} for p in measured}
+
+
+def merge(old: dict, new: dict, parts: list[str]) -> dict:
+    """`new` (these `parts` measured) over `old`: every other part's medians, ratios and
+    provenance kept as they were."""
+    def keep(d: dict) -> dict:
+        return {k: v for k, v in d.items() if part_of(k) not in parts}
+
+    out = dict(new)
+    out["parts"] = {p: v for p, v in provenance(old).items() if p not in parts} | new["parts"]
+    out["median"] = keep(old["median"]) | new["median"]
+    out["ratios"] = keep(old["ratios"]) | new["ratios"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -313,20 +506,38 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-steps", type=int, default=600)
     ap.add_argument("--train-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="training threads")
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--quantize-before", type=Path, default=None, help="quantize: also run "
+                    "the command from this src/ folder (a checkout before a change), "
+                    "interleaved")
+    ap.add_argument("--quantize-before-label", default="other sources", help="what those "
+                    "sources are, for the README (e.g. 'commit 2b9112a, before this work')")
+    ap.add_argument("--train-before", type=Path, default=None, help="train: also time an "
+                    "epoch of the trainer in this src/ folder (a checkout before a change), "
+                    "in a process of its own, interleaved")
+    ap.add_argument("--train-before-label", default="other sources", help="what those "
+                    "sources are, for the README")
+    ap.add_argument("--out", type=Path, default=None, help="default: command_speed.json, "
+                    "command_speed_quantize.json for --parts quantize alone")
     a = ap.parse_args(argv)
+    if a.out is None:
+        a.out = OUT_QUANTIZE if a.parts == ["quantize"] else OUT
     torch.set_num_threads(1)
     rounds, loads = [], []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        make_files(tmp, a)
-        eng = engine(tmp, a)
+        eng: dict = {"compile_s": None}
+        if {"deploy", "evaluate", "quantize"} & set(a.parts):  # the engine and its files
+            make_files(tmp, a)
+            eng = engine(tmp, a)
         round_commands(tmp, a, eng)  # warm-up: numba caches, page cache (not counted)
         rng = np.random.default_rng(1)
         data = ((rng.random((a.train_samples, a.train_steps, 2, 32, 32)) < a.density
                  ).astype(np.uint8), rng.integers(0, 11, a.train_samples))
+        a.train_data_file = tmp / "train.npz"
+        if a.train_before:
+            np.savez(a.train_data_file, x=data[0], y=data[1])
         if "train" in a.parts:  # warm-up: numba's LIF kernels load their cache (not counted)
-            round_train(a, (data[0][:2, :4], data[1][:2]))
+            round_train(a, (data[0][:2, :4], data[1][:2]), before=False)
         for i in range(a.rounds):
             before = os.getloadavg()
             r = round_commands(tmp, a, eng)
@@ -337,13 +548,20 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"round {i + 1}/{a.rounds}: load {loads[-1]['after'][0]:.1f}",
                   file=sys.stderr)
     res = {"benchmark": "command_speed", "commit": commit(), "args": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()
+        if k != "train_data_file"},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__, "load_average": loads},
         "compile_cpu_s": eng["compile_s"], "timing": "CPU seconds of one-thread processes "
-        "(commands: os.wait4 rusage; engine and training: time.process_time in this "
-        "process); medians over interleaved rounds", "rounds": rounds}
+        "(commands: os.wait4 rusage; engine, training, the in-process quantize, its "
+        "candidates' emulations and float reference: time.process_time in this process); "
+        "medians over interleaved rounds", "rounds": rounds}
     res |= summarize(rounds, a, eng)
+    res["parts"] = {p: {"commit": res["commit"], "args": res["args"], "load_average": loads,
+                        "rounds": [{k: v for k, v in r.items() if part_of(k) == p}
+                                   for r in rounds]} for p in a.parts}
+    if set(a.parts) != set(PARTS) and a.out.exists():
+        res = merge(json.loads(a.out.read_text()), res, a.parts)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({"median": res["median"], "ratios": res["ratios"]}, indent=1))

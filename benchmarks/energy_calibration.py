@@ -7,6 +7,7 @@ benchmarks/results/energy_calibration.json and, with --readme, regenerates the R
 section from that JSON (numbers never typed by hand).
 
     .venv/bin/python benchmarks/energy_calibration.py [--out PATH] [--readme README.md]
+    .venv/bin/python benchmarks/energy_calibration.py --readme README.md --render-only
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ def activity() -> list[dict]:
                         "energy_high_j": c.energy_high_j, "dynamic_j": c.dynamic_j,
                         "dynamic_low_j": c.dynamic_low_j, "dynamic_high_j": c.dynamic_high_j,
                         "realtime": c.realtime, "tick_needed_s": c.tick_needed_s,
-                        "dvfs_lower_bound_j": c.dvfs_lower_bound_j, "kind": "modelled"})
+                        "dvfs_lower_bound_j": c.dvfs_lower_bound_j, "kind": "modelled",
+                        "effective_acs": c.activity["total"]["effective_acs"],
+                        "dense_synops": c.activity["total"]["dense_synops"],
+                        "activation_sparsity": c.activity["total"]["activation_sparsity"],
+                        "activity_source": c.activity["source"]})
     return out
 
 
@@ -90,11 +95,17 @@ def _activity_lines(result: dict) -> list[str]:
                     + ("" if r["realtime"] else ", NOT real time") for r in hi)
     pol = "; ".join(f"{r['input_rate']:.0%}: {r['energy_j'] * 1e3:.3g} mJ (bound "
                     f"{r['dvfs_lower_bound_j'] * 1e3:.3g})" for r in dv)
+    acs = "; ".join(f"{r['input_rate']:.0%}: {r['effective_acs']:.3g} effective ACs of "
+                    f"{r['dense_synops']:.3g} dense synaptic operations, activation sparsity "
+                    f"{r['activation_sparsity']:.1%}" for r in hi if "effective_acs" in r)
     return [f"- Activity counts: the seed DVS network ({hi[0]['pes']} PEs, random seeded "
             f"weights, emulated for {hi[0]['steps']} ticks) spends, as dynamic energy at 0.8 V "
             f"and a 1 ms tick, {dyn} ({hi[-1]['dynamic_j'] / hi[0]['dynamic_j']:.2g}x from 1 % "
             "to 30 %; modelled, range in brackets). A tick a PE cannot meet is reported as not "
-            "real time; the run is never stretched.",
+            "real time; the run is never stretched."
+            + (f" Beside the joules, NeuroBench's activity metrics per inference ({acs}; "
+               "emulated; `energy`/`evaluate` JSON and reports give them per population)."
+               if acs else ""),
             f"- `dvfs` is the chip software's policy (py-spinnaker2's DVFS demo): per PE and "
             f"tick 0.8 V from a received-packet threshold on, else 0.5 V; total energy on the "
             f"same runs {pol}; the bound is the per-PE-tick optimum over all 4 levels, kept "
@@ -117,7 +128,47 @@ def _scaling_lines(path: Path = ROOT / "benchmarks" / "results" / "energy_scalin
             f"{each('deploy_peak_rss_mb', lambda v: f'{v / 1024:.2g}')} GB peak (measured); "
             "the PE-to-PE routes are a sparse list (a dense PE x PE matrix would take "
             f"{each('dense_pe_matrix_mb', lambda v: f'{v / 1024:.2g}')} GB), so its memory "
-            "grows with PEs x steps."]
+            "grows with PEs x steps.", *_command_lines()]
+
+
+def _command_lines(path: Path = ROOT / "benchmarks" / "results" / "energy_memory.json"
+                   ) -> list[str]:
+    """The commands' peak memory, from benchmarks/energy_scaling.py --commands (none if
+    absent)."""
+    if not path.exists():
+        return []
+    runs = json.loads(path.read_text())["runs"]
+
+    def gb(cmd: str) -> str:
+        return " / ".join(f"{r[cmd]['peak_mb'] / 1024:.3g}" for r in runs)
+    big = runs[-1]
+    per = big["deploy"]["peak_mb"] * 2**20 / big["neurons"]
+    within = all(r[c]["peak_mb"] <= r["deploy"]["peak_mb"] for r in runs
+                 for c in ("energy", "evaluate"))
+    sizes = " / ".join(f"{r['neurons'] / 1e6:g}M" for r in runs)
+    return [f"- Whole commands on the same dense networks of {sizes} "
+            f"neurons (up to {big['pes']:,} PEs; `benchmarks/energy_scaling.py --commands`, "
+            f"peak RSS of fresh processes): `spinnq energy` {gb('energy')} GB, `spinnq evaluate "
+            f"--target chip` {gb('evaluate')} GB, `spinnq deploy` {gb('deploy')} GB (measured): "
+            + ("energy and evaluate stay within deploy's memory at every size" if within else
+               "NOT within deploy's memory at every size")
+            + f"; deploy grows by {per / 1024:.2g} kB per neuron, so the 20M-neuron network "
+            f"(80,001 PEs) would need about {per * 2e7 / 2**30:.0f} GB (extrapolated; not run on "
+            "this 24 GB shared machine).", *_synthetic_lines()]
+
+
+def _synthetic_lines(path: Path = ROOT / "benchmarks" / "results" / "energy_synthetic.json"
+                     ) -> list[str]:
+    """The energy model alone at the largest size (energy_scaling.py --synthetic)."""
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())["runs"][-1]
+    return [f"- At that size itself ({r['neurons'] / 1e6:g}M neurons, {r['pes']:,} PEs on "
+            f"{r['chips']} chips; `benchmarks/energy_scaling.py --synthetic`: the placed "
+            "program with activity from rates, no emulation) `energy()` takes "
+            f"{r['energy_cpu_s']:.2g} s CPU and {r['energy_peak_alloc_mb']:.0f} MB beside the "
+            f"program's {r['weights_mb'] / 1024:.2g} GB of int8 weights (measured; a dense PE x "
+            f"PE matrix: {r['dense_pe_matrix_mb'] / 1024:.0f} GB)."]
 
 
 def readme_section(result: dict) -> str:
@@ -173,7 +224,13 @@ def main(argv: list[str] | None = None) -> dict:
                     "energy_calibration.json")
     ap.add_argument("--readme", type=Path, default=None,
                     help="regenerate this README's energy section from the result")
+    ap.add_argument("--render-only", action="store_true",
+                    help="with --readme: render from the saved --out JSON, computing nothing "
+                         "(after benchmarks/energy_scaling.py wrote new measurements)")
     a = ap.parse_args(argv)
+    if a.render_only and a.readme:
+        print(f"wrote {update_readme(a.readme, json.loads(a.out.read_text()))}")
+        return json.loads(a.out.read_text())
     result = run()
     for r in result["points"]:
         print(f"{r['point']:52s} {r['basis']:26s} published {_num(r, r['published_j']):>10s}"

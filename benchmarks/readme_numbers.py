@@ -307,7 +307,6 @@ def command_speed_section(d: dict) -> str:
     """benchmarks/command_speed.py: the commands next to the engine, start-up, quantize and
     training per epoch."""
     m, r, a = d["median"], d["ratios"], d["args"]
-    loads = [x["after"][0] for x in d["machine"]["load_average"]]
     parts = []
     if "deploy_cli_over_engine" in r:
         parts.append(
@@ -317,33 +316,100 @@ def command_speed_section(d: dict) -> str:
             f"`sq.emulate` in process ({m['deploy_engine_ms_per_sample']:.1f} / "
             f"{m['evaluate_engine_ms_per_sample']:.1f} ms; the commands run in process: "
             f"{r['deploy_in_process_over_engine']:.2f}x / "
-            f"{r['evaluate_in_process_over_engine']:.2f}x)")
+            f"{r['evaluate_in_process_over_engine']:.2f}x"
+            + (f"; in a fresh process timed after its imports: "
+               f"{r['deploy_cli_work_over_engine']:.2f}x / "
+               f"{r['evaluate_cli_work_over_engine']:.2f}x"
+               if "deploy_cli_work_over_engine" in r else "") + ")")
     if "help_cpu_s" in m:
         parts.append(f"`spinnq --help` {m['help_cpu_s']:.2f} s CPU ({m['help_wall_s']:.2f} s "
                      f"wall), a bad flag {m['bad_flag_cpu_s']:.2f} s CPU "
                      f"({m['bad_flag_wall_s']:.2f} s wall)")
-    if "quantize_over_k_emulations_plus_compile" in r:
-        parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} "
+    quant = _bench("command_speed_quantize")  # the quantize part measured again alone
+    if quant.exists():
+        parts.append(quantize_clause(json.loads(quant.read_text())))
+    elif "quantize_over_k_emulations_plus_compile" in r:
+        qa = d.get("parts", {}).get("quantize", {}).get("args", a)  # its own run's arguments
+        parts.append(f"`spinnq quantize` ({m['candidates']} candidates, {qa['calib']} "
                      f"calibration samples) {m['quantize_cli_cpu_s']:.1f} s CPU, "
                      f"{r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
                      "emulations of its data plus one compile")
-    if "train_snntorch_over_fused" in r:
+    if "train_snntorch_over_chunked" in r:
+        parts.append(_train_speed(d))
+    elif "train_snntorch_over_fused" in r:
         def faster(v: float) -> str:
             return f"{v:.1f}x faster than" if v >= 1 else f"{1 / v:.1f}x slower than"
 
         diff = m["fused_vs_stepped_max_weight_diff"]
-        parts.append(f"training the seed network ({a['train_samples']} recordings of "
-                     f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} "
+        ta = d.get("parts", {}).get("train", {}).get("args", a)
+        parts.append(f"training the seed network ({ta['train_samples']} recordings of "
+                     f"{ta['train_steps']} steps, batch {ta['train_batch']}, {ta['threads']} "
                      f"thread): {m['train_spinnq_fused_epoch_s']:.1f} s per epoch, "
                      f"{faster(r['train_stepped_over_fused'])} the trainer before (each LIF "
                      f"layer stepped under autograd, every frame in one convolution call; "
                      f"weights after the epoch differ by at most {diff:.1g}) and "
                      f"{faster(r['train_snntorch_over_fused'])} snnTorch")
+    prov = d.get("parts") or {"all": {"commit": d["commit"], "rounds": d["rounds"],
+                                       "load_average": d["machine"]["load_average"]}}
+    groups: dict[str, list[str]] = {}  # parts measured together: one commit, rounds, load
+    for name, p in prov.items():
+        if not (name == "quantize" and quant.exists()):  # that clause cites its own run
+            groups.setdefault(p["commit"], []).append(name)
+
+    def measured(names: list[str]) -> str:
+        p = prov[names[0]]
+        loads = [x["after"][0] for x in p["load_average"]]
+        return (f"medians of {len(p['rounds'])} interleaved rounds at load average "
+                f"{min(loads):.1f}-{max(loads):.1f}, commit {p['commit']}")
+
+    how = (measured(next(iter(groups.values()))) if len(groups) == 1 else "; ".join(
+        f"{'/'.join(names)}: {measured(names)}" for names in groups.values()))
     return (f"`benchmarks/command_speed.py` (seed DVS network, {a['steps']} steps, "
-            f"{100 * a['density']:.0f} % input stored as float32; medians of {len(loads)} "
-            f"interleaved rounds, CPU time of one-thread processes, load average "
-            f"{min(loads):.1f}-{max(loads):.1f} on {d['machine']['cpus']} cores): "
-            + "; ".join(parts) + f" (measured, commit {d['commit']}).")
+            f"{100 * a['density']:.0f} % input stored as float32; CPU time of one-thread "
+            f"processes on {d['machine']['cpus']} cores): " + "; ".join(parts)
+            + f" (measured; {how}).")
+
+
+def _train_speed(d: dict) -> str:
+    """command_speed's training part: the time-chunked trainer beside the trainer of other
+    sources (before a change), the whole-sequence one, the stepped one and snnTorch."""
+    m, r = d["median"], d["ratios"]
+    a = d.get("parts", {}).get("train", {}).get("args", d["args"])  # its own run's arguments
+    return (f"training the seed network ({a['train_samples']} recordings of "
+            f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} thread): "
+            f"{m['train_spinnq_chunked_epoch_s']:.1f} s per epoch in time chunks, "
+            + (f"{r['train_before_over_chunked']:.1f}x faster than the trainer of "
+               f"{a.get('train_before_label', 'other sources')} (its own process), "
+               if "train_before_over_chunked" in r else "")
+            + f"{r['train_fused_over_chunked']:.1f}x faster than the same "
+            f"model layer by layer over the whole sequence, "
+            f"{r['train_stepped_over_chunked']:.1f}x faster than each LIF layer stepped under "
+            f"autograd and {r['train_snntorch_over_chunked']:.1f}x faster than snnTorch (Leaky "
+            "neurons stepped one time step at a time, each convolution on one step's frames, "
+            "its tutorials' loop); weights after the epoch within "
+            f"{m['chunked_vs_stepped_max_weight_diff']:.1g} of the stepped trainer's")
+
+
+def quantize_clause(d: dict) -> str:
+    """command_speed.py --parts quantize: quantize as a process and in process, against k
+    emulations plus one compile and against what it must run (its candidates' emulations and
+    the float reference), with that run's own rounds, load and commit."""
+    m, r, a = d["median"], d["ratios"], d["args"]
+    loads = [x["after"][0] for x in d["machine"]["load_average"]]
+    return (f"`spinnq quantize` ({m['candidates']} candidates, {a['calib']} calibration "
+            f"samples; measured alone: {len(loads)} rounds, load {min(loads):.1f}-"
+            f"{max(loads):.1f}, commit {d['commit']}) {m['quantize_cli_cpu_s']:.1f} s CPU as a "
+            f"process, {r['quantize_over_k_emulations_plus_compile']:.1f}x {m['candidates']} "
+            f"emulations of its data plus one compile ({m['quantize_budget_cpu_s']:.2f} s); "
+            f"run in process {m['quantize_inproc_cpu_s']:.2f} s, "
+            f"{r['quantize_in_process_over_k_emulations_plus_compile']:.1f}x that and "
+            f"{r['quantize_in_process_over_candidates_float_reference_compile']:.2f}x what it "
+            f"must run (each candidate emulated once, {m['candidate_emulations_cpu_s']:.2f} s, "
+            f"and the float reference once, {m['float_reference_cpu_s']:.2f} s)"
+            + (f"; the command from {a['quantize_before_label']}, in the same rounds: "
+               f"{m['quantize_cli_before_cpu_s']:.1f} s CPU, "
+               f"{r['quantize_before_over_k_emulations_plus_compile']:.1f}x"
+               if "quantize_cli_before_cpu_s" in m else ""))
 
 
 def qat_recovery_section(d: dict) -> str:
@@ -406,6 +472,24 @@ def quant_digits_section(d: dict) -> str:
             "`readme_numbers.py readme`.")
 
 
+def snn_mlir_section(d: dict) -> str:
+    """benchmarks/snn_mlir_referee.py: each case's output-layer mismatches against snn-mlir's
+    CPU reference, under the graph's convention and under NIR's reading."""
+    lines = ["| graph | convention | steps | referee output spikes | spinnq (convention) "
+             "differs | spinnq (NIR reading) differs |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in d["cases"]:
+        def cell(c: dict) -> str:
+            return f"{c['mismatches']} of {c['entries']}" + (
+                f" (from step {c['first_step']})" if c["first_step"] is not None else "")
+        lines.append(f"| `{r['case']}` | {r['convention']} | {r['steps']} | "
+                     f"{r['output_spikes_referee']} | {cell(r['vs_own'])} | "
+                     f"{cell(r['vs_nir'])} |")
+    lines.append(f"\n(emulated on CPU by both; seed {d['cases'][0]['seed']}, snn-opt built from "
+                 f"snn-mlir's source against MLIR {d['mlir']}, commit {d['commit']}; "
+                 "`benchmarks/snn_mlir_referee.py`)")
+    return "\n".join(lines)
+
+
 def _bench(name: str) -> Path:
     return ROOT / "benchmarks" / "results" / f"{name}.json"
 
@@ -424,7 +508,8 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "rl_vs_sb3_envs": ((_bench("rl_vs_sb3_envs"),), rl_vs_sb3_envs_section),
             "command_speed": ((_bench("command_speed"),), command_speed_section),
             "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section),
-            "quant_digits": ((_bench("quant_digits"),), quant_digits_section)}
+            "quant_digits": ((_bench("quant_digits"),), quant_digits_section),
+            "snn_mlir": ((_bench("snn_mlir_referee"),), snn_mlir_section)}
 
 
 def render(readme: str) -> str:

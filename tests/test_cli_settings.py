@@ -52,4 +52,5 @@ def test_deploy_energy_export_take_the_recorded_settings_and_flags_win(monkeypat
                              tmp_path / "q.nir")
     assert code == 0, err
     assert read_settings(nir.read(tmp_path / "q.nir").metadata) == {
-        "reset": "subtract", "convention": "nir", "dt": 1e-3, "bits": 8}
+        "reset": "subtract", "convention": "nir", "dt": 1e-3, "bits": 8,
+        "integrator": "forward", "delayed_reset": False}

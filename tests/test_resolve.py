@@ -82,9 +82,10 @@ def test_a_graph_with_scales_runs_with_them_and_its_bits_unless_told_otherwise()
 CONVENTIONS = (None, "nir", "snntorch", "norse", "spikingjelly", "rockpool")
 CHOICES = {
     "convention": CONVENTIONS, "reset": (None, "zero", "subtract"), "dt": (None, 1e-3, 5e-4),
-    "integrator": (None, "forward", "forward", "exponential"), "bits": (None, 8, 4),
+    "integrator": (None, "forward", "forward", "exponential"),
+    "bits": (None, 8, 4, "lif=4", "4,lif=8", "nope=4"),  # per population: 'lif' is the one
     "weight_scale": (None, None, "max", "p99"), "graph_scales": (None, None, True, False),
-    "delayed_reset": (False, False, True), "tick_s": (None, "shortest", 2e-3),
+    "delayed_reset": (None, None, False, True), "tick_s": (None, "shortest", 2e-3),
     "operating_point": (None, "0.5V", "dvfs"), "neurons_per_pe": (None, None, 2),
 }
 
@@ -93,7 +94,10 @@ def draw(r: random.Random) -> tuple[dict, dict | None, dict]:
     """(graph metadata, weight-node metadata, flags)."""
     md = {k: r.choice(v) for k, v in (("convention", CONVENTIONS),
                                       ("reset", (None, "zero", "subtract")),
-                                      ("dt", (None, 2e-4)), ("bits", (None, 8, 4)))}
+                                      ("dt", (None, 2e-4)),
+                                      ("bits", (None, 8, 4, "lif=4", "8,lif=4")),
+                                      ("integrator", (None, None, "exponential")),
+                                      ("delayed_reset", (None, None, None, True)))}
     w_meta = r.choice((None, {"w_scale": 9.0, "bits": r.choice((8, 4))}))
     flags = {k: r.choice(v) for k, v in CHOICES.items()}
     return stamp({}, **md), w_meta, flags
@@ -103,14 +107,14 @@ def cli_flags(flags: dict, keys: tuple[str, ...]) -> list[str]:
     out: list[str] = []
     for k in keys:
         v = flags.get(k)
-        if v is None or (k == "delayed_reset" and not v):
+        if v is None:
             continue
         if k == "tick_s":
             out += ["--tick-ms", v if isinstance(v, str) else repr(v * 1e3)]
         elif k == "graph_scales":
             out.append("--graph-scales" if v else "--no-graph-scales")
         elif k == "delayed_reset":
-            out.append("--delayed-reset")
+            out.append("--delayed-reset" if v else "--no-delayed-reset")
         else:
             out += ["--" + k.replace("_", "-"), str(v)]
     return out
@@ -148,10 +152,9 @@ def run_doors(monkeypatch, capsys, tmp_path, g, path, x, data, flags) -> None:
     check_door(code, err, want, got and got["settings"])
     if got:
         assert got["config"]["convention"] == want.s2().convention
-        assert {k: got["config"][k] for k in ("dt", "reset", "bits", "graph_scales",
-                                              "weight_scale", "delayed_reset")} == \
-            {k: getattr(want.s2(), k) for k in ("dt", "reset", "bits", "graph_scales",
-                                                "weight_scale", "delayed_reset")}
+        keys = ("dt", "reset", "bits", "bits_by_population", "graph_scales", "weight_scale",
+                "delayed_reset")
+        assert {k: got["config"][k] for k in keys} == {k: getattr(want.s2(), k) for k in keys}
         j.unlink()
         assert want.line() in out
     # energy --json
@@ -296,8 +299,7 @@ def test_a_sweep_trial_scores_what_evaluate_scores_with_its_settings(
         rec = run_trial(problem, trial_settings(s), seed=0)
         assert rec["error"] == "" and rec["run_settings"]["convention"] == want_conv
         rs = RunSettings(**rec["run_settings"])
-        flags = rs.flags() + ["--operating-point", rs.operating_point, "--tick-ms",
-                              "shortest" if rs.tick_s is None else repr(rs.tick_s * 1e3)]
+        flags = rs.flags(pricing=True)
         j = tmp_path / "e.json"
         code, out, err = run_cli(monkeypatch, capsys, "evaluate", path, "--data", data,
                                  "--batch", len(y), "--json", j, *flags)

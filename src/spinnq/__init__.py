@@ -11,7 +11,9 @@
 
 `calibrate`, `finetune`, `evaluate` and `deploy` take the commands' run settings as keywords
 (convention=, reset=, dt=, bits=, weight_scale=, tick_s=, operating_point=, ...) or one
-`settings=` object (`sq.resolve(graph, ...)`, a `RunSettings`), resolved as the commands do.
+`settings=` object (`sq.resolve(graph, ...)`, a `RunSettings`), resolved as the commands do;
+`energy` prices at the commands' operating point and tick (0.8V, 1 ms) unless given `op=`,
+`tick_s=` (seconds or 'shortest') or `settings=`.
 
 Names load on first use (importing `spinnq` stays cheap and cycle-free).
 """
@@ -25,14 +27,14 @@ _API = {
     "simulate": "spinnq.graph.simulate", "SimConfig": "spinnq.graph.simulate",
     "compile": "spinnq.s2.compile", "S2Config": "spinnq.s2.compile",
     "place": "spinnq.s2.place", "emulate": "spinnq.s2.emulate", "deploy": "spinnq.pipeline",
-    "energy": "spinnq.s2.energy", "ChipModel": "spinnq.s2.chip",
+    "energy": "spinnq.pipeline", "ChipModel": "spinnq.s2.chip",
     "fit_energy": "spinnq.s2.energy_fit",
     "calibrate": "spinnq.quant.calibration", "finetune": "spinnq.quant.finetuning",
     "evaluate": "spinnq.quant.evaluation", "load_data": "spinnq.quant.data",
     "export": "spinnq.s2.export",
     "resolve": "spinnq.resolver", "RunSettings": "spinnq.resolver",
 }
-_RENAMED = {"export": "export_graph", "fit_energy": "fit"}
+_RENAMED = {"export": "export_graph", "fit_energy": "fit", "energy": "price"}
 
 __all__ = sorted(_API)
 

@@ -16,10 +16,11 @@ from spinnq.graph.model import Graph, from_nir, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt
 from spinnq.resolver import DEFAULT_TICK_S, RunSettings, resolve
+from spinnq.s2.chip import ChipModel
 from spinnq.s2.compile import S2Config
 from spinnq.s2.compile import compile as compile_graph
 from spinnq.s2.emulate import emulate
-from spinnq.s2.energy import energy
+from spinnq.s2.energy import Cost, CycleCosts, energy
 from spinnq.s2.place import place
 from spinnq.s2.program import Placement, Program, Run
 
@@ -37,6 +38,20 @@ def deploy(graph, x, cfg: S2Config | None = None, steps: int | None = None,
     program = compile_graph(graph, cfg)
     placement = place(program, cfg)
     return program, placement, emulate(program, x, steps, record)
+
+
+def price(placement: Placement, run: Run, program: Program | None = None,
+          op: str | None = None, tick_s: float | str | None = None, *,
+          settings: RunSettings | dict | None = None, costs: CycleCosts | None = None,
+          input_steps: int | None = None, model: ChipModel | None = None) -> Cost:
+    """`sq.energy`: the modelled cost of one inference, at the operating point and tick the
+    commands use (`spinnq.resolver`): `op`/`tick_s` given (not None; tick_s in seconds or
+    'shortest') > `settings` > spinnq's defaults (0.8V, the 1 ms tick), so the API and
+    `spinnq energy` price a run alike. (`spinnq.s2.energy.energy` is the model itself: its
+    `tick_s=None` is the shortest tick.)"""
+    rs = resolve(None, settings, operating_point=op, tick_s=tick_s)
+    return energy(placement, run, program, op=rs.operating_point, tick_s=rs.tick_s,
+                  costs=costs, input_steps=input_steps, model=model)
 
 
 def class_agreement(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from spinnq.config import SHORTEST_TICK
+from spinnq.config import SHORTEST_TICK, WEIGHT_BITS
 from spinnq.errors import InputError, SettingsError
 
 _NONE = ("none", "null", "")
@@ -346,7 +348,8 @@ def validate(cfg: Any, src: str = "setting", prefix: str = "") -> Any:
 
 __all__ = ["ACCURACY", "ANY_NUMBER", "DT", "Limit", "PERCENTILE", "SEED", "SPACE_LIMITS",
            "SWEEP_FLAGS", "TICK_S", "apply_sets",
-           "check_flag", "from_json", "parse_sets", "validate"]
+           "bits_label", "bits_value", "check_flag", "from_json", "merge_bits", "parse_bits",
+           "parse_sets", "validate"]
 
 
 def parse_tick_text(text: str | float, what: str) -> float | str:
@@ -364,3 +367,76 @@ def parse_tick_text(text: str | float, what: str) -> float | str:
     if not math.isfinite(ms) or ms <= 0:
         raise InputError(f"{what} a positive number of ms or 'shortest', got {text!r}")
     return ms
+
+
+# ------------------------------------------------------------------- per-population bits
+BITS_SEPARATORS = ",;+"  # between a spec's items ('+' where ',' separates choices: --space)
+
+
+def _width(v: Any, what: str, item: str) -> int:
+    try:
+        if isinstance(v, bool):
+            raise TypeError
+        n = int(v) if isinstance(v, str) else operator.index(v)
+    except TypeError:
+        raise InputError(f"{what} {item}: a width is an integer (8 or 4), got {v!r}") from None
+    except ValueError:
+        raise InputError(f"{what} takes a width (8 or 4) or NAME=WIDTH items separated by "
+                         f"commas (l1=4,l2=8), got {item!r}") from None
+    if n not in WEIGHT_BITS:
+        raise InputError(f"{what} {item}: SpiNNaker2 stores weights in "
+                         f"{' or '.join(map(str, WEIGHT_BITS))} bits, got {n}")
+    return n
+
+
+def parse_bits(value: Any, what: str = "--bits") -> tuple[int | None, dict[str, int]]:
+    """A bit-width setting as the user writes it -> (width of every population or None,
+    {population: width}). Takes 8, '4', 'l1=4,l2=8', '4,out=8' (a bare width for the
+    populations not named), a mapping {population: width}, or None. One parser for
+    `--bits`, the graph's `spinnq.bits`, the API's `bits=` and the sweep's `bits` key."""
+    if value is None:
+        return None, {}
+    if isinstance(value, Mapping):
+        return None, {str(k): _width(v, what, f"{k}={v}") for k, v in value.items()}
+    if not isinstance(value, str):
+        return _width(value, what, str(value)), {}
+    default, per = None, {}
+    items = [t.strip() for t in re.split(f"[{re.escape(BITS_SEPARATORS)}]", value)]
+    if not any(items):
+        raise InputError(f"{what} takes a width (8 or 4) or NAME=WIDTH items, got {value!r}")
+    for item in filter(None, items):
+        name, sep, num = item.rpartition("=")
+        name = name.strip()
+        if sep and not name:
+            raise InputError(f"{what} {item}: the population's name is missing")
+        if (name in per) if sep else (default is not None):
+            raise InputError(f"{what} {value}: {name or 'a bare width'} given twice")
+        if sep:
+            per[name] = _width(num.strip(), what, item)
+        else:
+            default = _width(num.strip(), what, item)
+    return default, per
+
+
+def bits_value(default: int | None, per: Mapping[str, int] | None = None) -> int | str:
+    """The bit setting as one value (`parse_bits` reads it back to the same): the width when
+    every population has it, else '[default,]name=width,...'."""
+    if not per:
+        return int(default)
+    head = [] if default is None else [str(int(default))]
+    return ",".join([*head, *(f"{k}={int(v)}" for k, v in per.items())])
+
+
+def bits_label(value: int | str) -> str:
+    """`bits_value`'s value for a line of output: '4 bit', or 'bits 8,l1=4'."""
+    return f"{value} bit" if isinstance(value, int) else f"bits {value}"
+
+
+def merge_bits(default: int, per: Mapping[str, int], spec: Any,
+               what: str = "--bits") -> tuple[int, dict[str, int]]:
+    """(default, per) with `spec` over it, population by population: a bare width in `spec`
+    replaces both (every population not named takes it); names alone override theirs."""
+    d, p = parse_bits(spec, what)
+    if d is not None:
+        return d, p
+    return int(default), {**per, **p}

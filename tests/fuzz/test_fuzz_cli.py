@@ -281,7 +281,8 @@ def _chip_flags_case(data) -> None:
         if cmd in ("deploy", "simulate") and data.draw(st.booleans()):
             args += ["--record", data.draw(st.sampled_from(["lif", "fc", "nosuch", ""]))]
         if cmd in ("deploy", "energy", "export") and data.draw(st.booleans()):
-            args += ["--bits", data.draw(st.sampled_from(["8", "4", "3", "-1"]))]
+            args += ["--bits", data.draw(st.sampled_from(["8", "4", "3", "-1", "lif=4",
+                                                          "4,lif=8", "nosuch=4", "lif=x"]))]
             args += ["--weight-scale", data.draw(st.sampled_from(["max", "p99.9", "p101",
                                                                   "none", "x"]))]
         if cmd == "deploy" and data.draw(st.booleans()):

@@ -132,7 +132,7 @@ def test_html_is_self_contained_with_tables_and_decodable_pngs(tmp_path):
     paths = write_report(tmp_path, rep, plots)
     p = _Html()
     p.feed(paths["html"].read_text())
-    assert p.tables == ["stages", "chip", "populations", "baselines", "ratios"]
+    assert p.tables == ["stages", "chip", "populations", "activity", "baselines", "ratios"]
     assert "unavailable" in p.cells and "modelled" in p.cells and "published" in p.cells
     assert len(p.imgs) == 4
     for img in p.imgs:

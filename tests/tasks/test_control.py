@@ -12,6 +12,9 @@ from typer.testing import CliRunner
 
 from spinnq.cli import app
 from spinnq.errors import CheckpointError, InputError
+from spinnq.graph.model import read_graph
+from spinnq.resolver import RunSettings
+from spinnq.resolver import resolve as resolve_settings
 from spinnq.tasks.common import RunDir
 from spinnq.tasks.control import fast
 from spinnq.tasks.control import model as q_network
@@ -259,9 +262,25 @@ def test_quick_run_end_to_end_resume_and_same_report(tmp_path):
     assert rep["chip"]["kind"] == "modelled" and rep["chip"]["pes"] >= 3
     assert rep["baselines"][0]["kind"] == "measured"
     for f in ("float.nir", "ptq.nir", "qat.nir", "report.md", "report.html", "train.csv",
-              "eval.csv", "checkpoints/dqn.pt"):
+              "eval.csv", "checkpoints/dqn.pt", "chip_input.npy"):
         assert (tmp_path / "a" / f).exists(), f
     cfg = default_config("cartpole", quick=True)
+    # the chip stages ran with what the resolver gives the written graphs (as `spinnq
+    # evaluate/deploy/energy` would), and `spinnq energy` on qat.nir prices the same run
+    for name, f in (("chip", "qat.nir"), ("chip PTQ", "ptq.nir")):
+        want = resolve_settings(read_graph(tmp_path / "a" / f),
+                                operating_point=cfg.operating_point, tick_s=cfg.tick_s)
+        assert rep["settings"][name] == want.to_dict()
+    rs = RunSettings(**rep["settings"]["chip"])
+    assert rs.graph_scales and rs.reset == "subtract"
+    r = CliRunner().invoke(app, ["energy", str(tmp_path / "a" / "qat.nir"), "--input",
+                                 str(tmp_path / "a" / "chip_input.npy"), "--json",
+                                 str(tmp_path / "e.json"), "--operating-point",
+                                 cfg.operating_point, "--tick-ms", repr(cfg.tick_s * 1e3)])
+    assert r.exit_code == 0, r.output
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert e["settings"] == rep["settings"]["chip"]
+    assert e["energy_j"] == pytest.approx(rep["chip"]["energy_j"], rel=1e-12)
     with pytest.raises(KeyboardInterrupt):
         run_control(cfg, out=tmp_path / "b", quiet=True, interrupt_at=333)
     assert not (tmp_path / "b" / "report.json").exists()

@@ -8,18 +8,21 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from spinnq import settings
 from spinnq.cli.run import RunOptions
 from spinnq.errors import InputError
+from spinnq.graph.model import read_graph
 from spinnq.quant import evaluate
-from spinnq.s2 import S2Config
+from spinnq.resolver import resolve
 from spinnq.settings import apply_sets as apply_overrides
 from spinnq.tasks.gesture.config import GestureConfig
 from spinnq.tasks.gesture.data import write_dvs_layout
 from spinnq.tasks.gesture.runner import load_data, run_task
 from spinnq.tasks.gesture.synthetic import SynthConfig, generate_sample
+from tests.conftest import run_cli
 
 FAST = {"cache_dir": "", "qat_layers": "spinnq", "frames.steps": "6", "n_test": "11",
         "percentiles": "p99.9,max"}
@@ -31,7 +34,7 @@ def _opts(tmp_path, **kw):
                       overrides=sets, **kw)
 
 
-def test_quick_run_reports_every_stage(tmp_path):
+def test_quick_run_reports_every_stage(tmp_path, monkeypatch, capsys):
     rep = run_task(_opts(tmp_path))
     run = tmp_path / "run"
     for f in ("report.json", "report.md", "summary.json", "psnn_float.nir", "qsnn_qat.nir",
@@ -45,10 +48,22 @@ def test_quick_run_reports_every_stage(tmp_path):
     saved.pop("task", None)
     cfg = settings.from_json(GestureConfig, saved)
     test = load_data(cfg)["test"]
-    s2q = S2Config(dt=cfg.dt, reset="subtract", graph_scales=True, weight_scale="none",
-                   conv_rounding="nearest")
-    again = evaluate(run / "qsnn_qat.nir", (test.x, test.y), target="chip", cfg=s2q)
+    again = evaluate(run / "qsnn_qat.nir", (test.x, test.y), target="chip")
     assert again.chip.accuracy == a["qat_chip"]
+    # each chip stage ran with what the resolver gives its exported NIR (no flags but the
+    # PTQ choice), and `spinnq evaluate` on the NIR, no flags, reproduces the QAT stage
+    assert rep["settings"]["qat_chip"] == resolve(read_graph(run / "qsnn_qat.nir")).to_dict()
+    assert rep["settings"]["ptq_chip"] == resolve(read_graph(run / "psnn_float.nir"),
+                                                  weight_scale=rep["ptq"]["chosen"]).to_dict()
+    np.savez(tmp_path / "test.npz", x=test.x, y=test.y)
+    code, out, err = run_cli(monkeypatch, capsys, "evaluate", run / "qsnn_qat.nir", "--data",
+                             tmp_path / "test.npz", "--json", tmp_path / "ev.json")
+    assert code == 0, err
+    ev = json.loads((tmp_path / "ev.json").read_text())
+    assert ev["settings"] == rep["settings"]["qat_chip"]
+    assert ev["chip"]["accuracy"] == a["qat_chip"]
+    assert ev["chip"]["energy_j"] == pytest.approx(rep["chip"]["energy_j_seed_point"],
+                                                           rel=1e-12)
     assert len(test.y) == 11 and a["qat_chip"] * 11 == round(a["qat_chip"] * 11)
     assert rep["memory"] == {"weights": 25504, "fp32_bytes": 102016, "int8_bytes": 25504,
                              "reduction": 0.75, "kind": "measured"}

@@ -34,7 +34,8 @@ ConventionOpt = typer.Option(None, "--convention", help="How the graph's produce
                              "translation (the chip keeps its arithmetic) and the float "
                              "reference compared with.",
                              show_default=False)
-IntegratorOpt = typer.Option("forward", "--integrator", help="forward (Euler) or exponential.")
+IntegratorOpt = typer.Option(None, "--integrator", help="forward (Euler) or exponential "
+                             "(default: the graph's metadata, else forward).", show_default=False)
 RecordOpt = typer.Option(None, "--record", help="Node to record (repeatable); default: the "
                          "nodes feeding the Output nodes.")
 

@@ -112,6 +112,13 @@ def chip_model(path: Path | None, threshold: float | None) -> ChipModel:
     return model
 
 
+def weights_text(cost: Cost) -> str:
+    """Weight bytes over all PEs, and per population at the width it stores them in."""
+    per = ", ".join(f"{shown(n)} {d['weights_bytes']:,} ({d['bits']} bit)"
+                    for n, d in cost.per_population.items() if d.get("bits"))
+    return f"{cost.weights_bytes:,} bytes" + (f": {per}" if per else "")
+
+
 def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> None:
     """The chip table and the per-population breakdown (base + dynamic, adding up to the
     total with the chip base row)."""
@@ -123,6 +130,7 @@ def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> Non
     levels = ", ".join(f"{k} {v:.0%}" for k, v in cost.levels.items() if v > 0)
     for k, v in (("PEs / chips", f"{cost.pes} / {cost.chips}"),
                  ("memory, largest PE", f"{cost.memory_max_bytes / 1024:.1f} kB"),
+                 ("weights memory, all PEs", weights_text(cost)),
                  ("timesteps", f"{cost.steps} (depth {cost.depth})"),
                  ("tick", tick_text(cost, dt, speedup)),
                  ("latency", fmt(cost.latency_s, "s")),
@@ -151,6 +159,31 @@ def print_cost(cost: Cost, dt: float | None = None, speedup: float = 1.0) -> Non
     p.add_row("total", str(cost.pes), "", fmt(cost.energy_j, "J"), fmt(cost.base_j, "J"),
               fmt(cost.dynamic_j, "J"), "")
     console.print(p)
+    print_activity(cost.activity)
+
+
+def print_activity(act: dict) -> None:
+    """NeuroBench's activity metrics per population (s2/activity.py) and their source."""
+    from spinnq.report.write import fmt
+
+    if not act.get("per_population"):
+        return
+    t = Table(title="activity per inference (emulated; NeuroBench's metrics)")
+    t.add_column("population", overflow="fold")
+    for c in ("spikes", "activation sparsity", "effective ACs", "dense syn. ops"):
+        t.add_column(c, justify="right")
+    for name, a in act["per_population"].items():
+        t.add_row(shown(name), fmt(a["spikes"]), _pct(a.get("activation_sparsity")),
+                  fmt(a["effective_acs"]), fmt(a.get("dense_synops")))
+    total = act["total"]
+    t.add_row("total (sparsity: all but the input)", "", _pct(total["activation_sparsity"]),
+              fmt(total["effective_acs"]), fmt(total["dense_synops"]))
+    console.print(t)
+    console.print(f"activity computed by: {act['source']}")
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{v:.1%}"
 
 
 def energy_cmd(
@@ -166,7 +199,7 @@ def energy_cmd(
     delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     graph_scales: bool = GraphScalesOpt,
     neurons_per_pe: list[str] = NeuronsPerPeOpt,
     steps: int = StepsOpt,
@@ -182,6 +215,7 @@ def energy_cmd(
     from spinnq.pipeline import deploy_report
     from spinnq.report.write import fmt
     from spinnq.resolver import parse_tick_ms
+    from spinnq.s2.activity import metrics, record_all
     from spinnq.s2.compile import compile
     from spinnq.s2.emulate import emulate
     from spinnq.s2.energy import CycleCosts, energy, shortest_ticks
@@ -203,6 +237,12 @@ def energy_cmd(
     placement = place(program, cfg)
     run = emulate(program, x, steps)
     cost = energy(placement, run, program, op=rs.operating_point, tick_s=rs.tick_s, model=model)
+    # NeuroBench's metrics where they can replay the run: the same run with every population
+    # recorded (a second run: recording is work the chip is charged for)
+    samples = x.shape[0] if x.ndim == len(g.input_shape) + 2 else 1
+    record = record_all(program, samples, run.steps)
+    if record is not None:
+        cost.activity = metrics(program, emulate(program, x, steps, record))
     print_cost(cost, dt=cfg.dt)
     ticks = shortest_ticks(placement, run, program, CycleCosts.of(model))
     console.print("shortest feasible tick per level: "

@@ -99,8 +99,11 @@ def simulate_cmd(
                                      "one step of latency per projection, biases from step 0, "
                                      "T + depth steps (equals `deploy` spike for spike with "
                                      "integer weights)."),
+    device: str = typer.Option("cpu", "--device", help="Where the simulator steps: cpu, or "
+                               "cuda where torch sees a GPU (the traces come back to the CPU)."),
 ) -> None:
     """Run the float reference simulator of a NIR graph on an input array."""
+    from spinnq.config import resolve_device
     from spinnq.graph import read_graph, simulate
     from spinnq.graph.simulate import as_batch, chip_depth, default_record
     from spinnq.helpers import progress
@@ -111,7 +114,9 @@ def simulate_cmd(
     rs = resolve(g, dt=dt, reset=reset, convention=convention, integrator=integrator)
     console.print(f"settings: convention {rs.convention}, reset {rs.reset}, dt {rs.dt:g} s, "
                   f"integrator {rs.integrator}", highlight=False, soft_wrap=True)
-    cfg = rs.sim(float64=float64, record=tuple(record or ()), chip_timing=chip_timing)
+    cfg = rs.sim(float64=float64, record=tuple(record or ()), chip_timing=chip_timing,
+                 device=device)
+    resolve_device(cfg.device)  # a missing GPU refused before the input is read
     x = as_batch(load_input(input), g.input_shape)
     for r in cfg.record:
         if r not in g.nodes:

@@ -150,7 +150,7 @@ def evaluate_cmd(
     dt: float = DtOpt,
     delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     weight_scale: str = WeightScaleOpt,
     graph_scales: bool = GraphScalesOpt,
     neurons_per_pe: list[str] = NeuronsPerPeOpt,
@@ -200,7 +200,7 @@ def quantize_cmd(
                               show_default=False),
     out: Path = typer.Option(..., "--out", help="Where to write the quantized graph (.nir).",
                              show_default=False),
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     percentiles: str = typer.Option(",".join(PERCENTILES), "--percentiles", help="Candidate "
                                     "weight scales, comma separated (max = 100th percentile)."),
     per_layer: bool = typer.Option(False, "--per-layer", help="After the global choice, try "
@@ -238,7 +238,6 @@ def quantize_cmd(
 ) -> None:
     """Calibrate a graph's integer weights on the emulated chip (and optionally fine-tune)."""
     from spinnq.graph.model import read_graph, write_graph
-    from spinnq.quant.evaluation import evaluate
     from spinnq.quant.stages import quantize
     from spinnq.resolver import parse_tick_ms
 
@@ -251,17 +250,15 @@ def quantize_cmd(
                       tick_s=parse_tick_ms(tick_ms))
     _check_run(g, data, rs.dt, batch, seed=seed, epochs=epochs)
     cfg, sim = rs.s2(), rs.sim()
-    q = quantize(g, data, bits=rs.bits, percentiles=parse_percentiles(percentiles),
+    # final: the written graph on --data, reusing what calibration ran there (no re-runs)
+    q = quantize(g, data, bits=rs.bits_spec, percentiles=parse_percentiles(percentiles),
                  per_layer=per_layer, train=finetune_data, val=val, calib_from=calib_from,
                  epochs=epochs, lr=lr, batch=batch, patience=patience or None,
                  learn_thresholds=learn_thresholds, readout=readout, cfg=cfg, sim=sim,
-                 seed=seed, quiet=False)
-    cal, final = q.calibration, q.graph
-    write_graph(final, out)
-    labelled = cal.objective == "accuracy"
+                 seed=seed, quiet=False, settings=rs, final=True)
+    write_graph(q.graph, out)
     final_rs = rs.with_(graph_scales=True)  # the written graph runs with its scales
-    res = evaluate(final, data, target="both", readout=readout, settings=final_rs,
-                   labels=labelled)
+    res = q.evaluation
     print_stages(graph.name, q)
     console.print(f"wrote {out} (scales in weight-node metadata; it runs with {final_rs.line()})",
                   highlight=False, soft_wrap=True)

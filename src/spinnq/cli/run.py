@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from spinnq.cli.app import console, interrupted
-from spinnq.config import DEFAULT_SEED
+from spinnq.config import DEFAULT_SEED, resolve_device
 from spinnq.errors import InputError
 from spinnq.files import check_outputs
 from spinnq.settings import SEED, Limit, check_flag, parse_sets
@@ -66,6 +66,15 @@ def runner(task: str):
     return getattr(importlib.import_module(mod), fn)
 
 
+def device_sets(task: str, device: str) -> dict[str, str]:
+    """The settings `--device` stands for: the gesture trainers' `device` (resolved, so a
+    missing GPU is refused before anything runs); other tasks train on the CPU only."""
+    if task.strip().lower() != "gesture":
+        raise InputError(f"--device is for gesture (its trainers); {task} trains on the CPU")
+    resolve_device(device)
+    return {"train.device": device, "qat.device": device}
+
+
 def run_cmd(
     task: str = typer.Argument(..., help=f"Task: {', '.join(RUNNERS)}.", show_default=False),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed for everything."),
@@ -84,6 +93,9 @@ def run_cmd(
                                "folder first (never a folder that is not a spinnq run)."),
     preset: str = typer.Option(None, "--preset", help="Named settings (gesture: fast, the "
                                "default; seed: the seed paper's 600 x 1 ms frames on 147 PEs)."),
+    device: str = typer.Option(None, "--device", help="Where torch trains (gesture: cpu, or "
+                               "cuda where torch sees a GPU); sets train.device and "
+                               "qat.device. The chip stages stay emulated on the CPU."),
 ) -> None:
     """Train, quantise, deploy on the emulated SpiNNaker2 and report, in one run folder."""
     # every flag and --set value is checked before anything is imported, made or trained
@@ -91,6 +103,8 @@ def run_cmd(
     check_flag("--steps", steps, STEPS)
     check_flag("--episodes", episodes, EPISODES)
     sets = parse_sets(set_)
+    if device is not None:
+        sets = device_sets(task, device) | sets
     if resume is not None and out is not None:
         raise InputError("--resume continues the run in its own folder; drop --out")
     check_outputs((out, "dir", "--out"), inputs=[(data_dir, "--data-dir")])

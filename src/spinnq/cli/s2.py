@@ -37,8 +37,10 @@ WeightScaleOpt = typer.Option(None, "--weight-scale", help="Integer weight scale
                               "population: max, a percentile of |w| like p99.9, or none "
                               "(weights used as they are) (default: the graph's w_scale "
                               "metadata where its weight nodes carry it, else max).")
-BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4 (default: the graph's "
-                       "metadata, else 8).")
+BitsOpt = typer.Option(None, "--bits", help="Weight bits, 8 or 4, or per population: "
+                       "NAME=WIDTH items (the population names deploy lists), e.g. l1=4,l2=8 "
+                       "or 4,out=8 (a bare width for the rest) (default: the graph's "
+                       "metadata, else 8).", show_default=False)
 GraphScalesOpt = typer.Option(None, "--graph-scales/--no-graph-scales", help="Use the "
                               "'w_scale' metadata of weight nodes (QAT and quantized graphs) as "
                               "the population's scale (default: yes when the graph carries it "
@@ -53,9 +55,11 @@ TickOpt = typer.Option(None, "--tick-ms", help="Tick in ms (real time when it eq
                        "'shortest' (the shortest tick every PE meets) (default: 1 ms, the "
                        "papers' and py-spinnaker2's system tick).", show_default=False)
 StepsOpt = typer.Option(None, "--steps", help="Chip steps to run (default: T + depth).")
-DelayedResetOpt = typer.Option(False, "--delayed-reset", help="With --convention snntorch and "
-                               "reset subtract: reproduce snnTorch's one-step-late reset with a "
-                               "self-projection per dense LIF population (N more synapses).")
+DelayedResetOpt = typer.Option(None, "--delayed-reset/--no-delayed-reset", help="With "
+                               "--convention snntorch and reset subtract: reproduce snnTorch's "
+                               "one-step-late reset with a self-projection per dense LIF "
+                               "population (N more synapses) (default: the graph's metadata, "
+                               "else no).", show_default=False)
 
 def run_settings(g: Graph, **flags) -> RunSettings:
     """The settings a command runs `g` with (`spinnq.resolver`: flags > the graph's metadata >
@@ -139,6 +143,9 @@ def print_placement(program: Program, placement: Placement) -> dict:
                   f"'{shown(big['population'])}' on chip {big['chip']} PE {big['pe']} "
                   f"({big['bytes']:,} bytes: " +
                   ", ".join(f"{k} {v:,}" for k, v in big["memory"].items()) + ")")
+    console.print(f"weights memory {s['weights_bytes']:,} bytes: " + ", ".join(
+        f"'{shown(n)}' {p['weights_bytes']:,} ({p['bits']} bit)"
+        for n, p in s["populations"].items() if p["bits"] is not None))
     console.print(f"routing entries {s['routing_entries']:,}; depth {s['depth']} step(s)")
     for n in program.notes:
         console.print(f"[yellow]note:[/] {shown(n)}")
@@ -184,7 +191,7 @@ def deploy(
     delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     graph_scales: bool = GraphScalesOpt,
     operating_point: str = OpOpt,
     tick_ms: str = TickOpt,
@@ -267,7 +274,7 @@ def export_cmd(
     delayed_reset: bool = DelayedResetOpt,
     integrator: str = IntegratorOpt,
     weight_scale: str = WeightScaleOpt,
-    bits: int = BitsOpt,
+    bits: str = BitsOpt,
     graph_scales: bool = GraphScalesOpt,
 ) -> None:
     """Write the integer graph py-spinnaker2's from_nir(..., scale_weights=False) takes as is."""

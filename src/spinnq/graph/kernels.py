@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spinnq.config import DEFAULT_DT
+from spinnq.config import DEFAULT_DT, DEVICES
 from spinnq.errors import InputError
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
 from spinnq.graph.model import conv_padding, pair
@@ -39,6 +39,7 @@ class SimConfig:
     record: tuple[str, ...] = ()
     convention: str = "nir"  # neuron update rule of a NIR producer: see conventions.py
     chip_timing: bool = False  # SpiNNaker2's timing: see `Simulator` and `chip_depth`
+    device: str = "cpu"  # or cuda where torch sees a GPU (`spinnq.config.resolve_device`)
 
     def __post_init__(self):
         if not (isinstance(self.dt, int | float) and math.isfinite(self.dt) and self.dt > 0):
@@ -48,6 +49,8 @@ class SimConfig:
         if self.integrator not in INTEGRATORS:
             raise InputError(f"integrator must be one of {INTEGRATORS}, "
                              f"got {self.integrator!r}")
+        if self.device not in DEVICES:
+            raise InputError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.convention not in CONVENTIONS:
             raise InputError(f"convention must be one of {CONVENTIONS}, "
                              f"got {self.convention!r}")

@@ -10,7 +10,13 @@ Graph-level keys (`NIRGraph.metadata`), all optional:
     spinnq.convention   "nir" | "snntorch" | "norse" | "spikingjelly" | "rockpool" | "sinabs"
                                                      neuron update rule of the producer
     spinnq.dt           float seconds                timestep the graph was trained with
-    spinnq.bits         8 | 4                        weight bits chosen by calibration
+    spinnq.bits         8 | 4 | "l1=4,l2=8"          weight bits chosen by calibration: one
+                                                     width, or per population (NAME=WIDTH;
+                                                     a bare width for the rest, `parse_bits`)
+    spinnq.integrator   "forward" | "exponential"    how a decay is discretised
+    spinnq.delayed_reset  bool                       snnTorch's one-step-late reset, as a
+                                                     self-projection (an exported graph holds
+                                                     the projection itself: false there)
 A convention brings its producer's defaults (`CONVENTION_DEFAULTS`: snnTorch resets by
 subtraction), so the full ranking of a run setting is: flags > the file > the convention's
 default > spinnq's default (`run_settings`).
@@ -28,17 +34,20 @@ import numpy as np
 
 from spinnq.config import DEFAULT_DT
 from spinnq.errors import GraphError, InputError
+from spinnq.settings import bits_value, parse_bits
 
 PREFIX = "spinnq."
+INTEGRATORS = ("forward", "exponential")  # how a decay is discretised (`decay_factors`)
 SETTINGS: dict[str, tuple[type, tuple | None]] = {  # key -> (type, allowed values)
     "reset": (str, ("zero", "subtract")),
     "convention": (str, ("nir", "snntorch", "norse", "spikingjelly", "rockpool", "sinabs")),
     "dt": (float, None),
     "bits": (int, (8, 4)),
+    "integrator": (str, INTEGRATORS),
+    "delayed_reset": (bool, None),
 }
 CONVENTIONS: tuple[str, ...] = SETTINGS["convention"][1]
 RESETS: tuple[str, ...] = SETTINGS["reset"][1]
-INTEGRATORS = ("forward", "exponential")  # how a decay is discretised (`decay_factors`)
 # What a convention implies when neither a flag nor the file says otherwise: the producer's
 # own defaults. snnTorch's Leaky/Synaptic reset by subtraction (dt: its exporter writes taus
 # for 1e-4, spinnq's default); Norse's cells reset to v_reset and Rockpool's modules by
@@ -49,7 +58,19 @@ CONVENTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "nir": {}, "snntorch": {"reset": "subtract"}, "norse": {"dt": 1e-3},
     "spikingjelly": {}, "rockpool": {"reset": "subtract", "dt": 1e-3},
     "sinabs": {"reset": "subtract", "dt": 1.0}}
-RUN_DEFAULTS: dict[str, Any] = {"reset": "zero", "convention": "nir", "dt": DEFAULT_DT}
+RUN_DEFAULTS: dict[str, Any] = {"reset": "zero", "convention": "nir", "dt": DEFAULT_DT,
+                                "integrator": "forward", "delayed_reset": False}
+
+
+def _as_bool(raw: Any) -> bool:
+    """A stored flag: a bool (numpy's too), 0/1, or the text true/false (HDF5 round trips)."""
+    if isinstance(raw, bytes | bytearray):
+        raw = raw.decode()
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    if isinstance(raw, bool | int) and raw in (0, 1):
+        return bool(raw)
+    raise ValueError(raw)
 
 
 def read_settings(metadata: Mapping[str, Any] | None, source: str | None = None) -> dict:
@@ -61,12 +82,16 @@ def read_settings(metadata: Mapping[str, Any] | None, source: str | None = None)
         if not metadata or key not in metadata:
             continue
         raw = metadata[key]
+        if name == "bits":
+            out[name] = _read_bits(raw, key, source)
+            continue
         try:
-            val = kind(raw.item() if isinstance(raw, np.generic | np.ndarray) else raw)
+            plain = raw.item() if isinstance(raw, np.generic | np.ndarray) else raw
+            val = _as_bool(plain) if kind is bool else kind(plain)
         except (TypeError, ValueError):
             raise GraphError(f"metadata '{key}' must be a {kind.__name__}, got {raw!r}",
                              file=source) from None
-        if isinstance(raw, bytes | bytearray):
+        if isinstance(raw, bytes | bytearray) and kind is str:
             val = raw.decode()
         if allowed is not None and val not in allowed:
             raise GraphError(f"metadata '{key}' must be one of {allowed}, got {val!r}",
@@ -78,6 +103,20 @@ def read_settings(metadata: Mapping[str, Any] | None, source: str | None = None)
     return out
 
 
+def _read_bits(raw: Any, key: str, source: str | None) -> int | str:
+    """`spinnq.bits`: one width (8 | 4) or a per-population spec ('l1=4,l2=8', '8,out=4'),
+    as `spinnq.settings.bits_value` writes it; a bad value is a `GraphError` naming the file."""
+    raw = raw.item() if isinstance(raw, np.generic | np.ndarray) else raw
+    raw = raw.decode() if isinstance(raw, bytes | bytearray) else raw
+    try:
+        default, per = parse_bits(raw, f"metadata '{key}'")
+    except InputError as e:
+        raise GraphError(str(e), file=source) from None
+    if default is None and not per:
+        raise GraphError(f"metadata '{key}' is empty", file=source)
+    return bits_value(default, per) if per else default
+
+
 def stamp(metadata: Mapping[str, Any] | None, **settings: Any) -> dict:
     """A copy of `metadata` with `settings` (None values skipped) recorded under their keys."""
     unknown = set(settings) - set(SETTINGS)
@@ -85,7 +124,9 @@ def stamp(metadata: Mapping[str, Any] | None, **settings: Any) -> dict:
         raise ValueError(f"unknown graph settings {sorted(unknown)}; known: {list(SETTINGS)}")
     out = dict(metadata or {})
     out.update({PREFIX + k: v for k, v in settings.items() if v is not None})
-    read_settings(out)  # the same checks as on reading
+    stored = read_settings(out)  # the same checks as on reading
+    if settings.get("bits") is not None:  # one width or a per-population spec, as text
+        out[PREFIX + "bits"] = stored["bits"]
     return out
 
 
@@ -101,7 +142,8 @@ def resolve(explicit: Mapping[str, Any], metadata: Mapping[str, Any] | None,
 
 def run_settings(metadata: Mapping[str, Any] | None, source: str | None = None,
                  **flags: Any) -> dict:
-    """How to run a graph: reset, convention and dt (and bits where the file records them).
+    """How to run a graph: reset, convention, dt, integrator and delayed reset (and bits where
+    the file records them).
 
     Ranking: `flags` given (not None) > the graph's metadata > the chosen convention's
     defaults (`CONVENTION_DEFAULTS`) > spinnq's defaults (`RUN_DEFAULTS`). The convention is

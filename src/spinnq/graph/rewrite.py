@@ -68,18 +68,28 @@ def avgpool_to_sumpool(graph: Graph) -> Graph:
     """`graph` with every AvgPool2d a SumPool2d and its 1/k^2 folded into its consumers
     (see the module docstring); `GraphError` naming the pool where that is not possible.
     Returns `graph` itself when it has no AvgPool2d."""
-    pools = [n for n, v in graph.nodes.items() if isinstance(v, nir.AvgPool2d)]
-    if not pools:
+    factors = avgpool_factors(graph)
+    if not factors:
         return graph
     nodes = dict(graph.nodes)
-    for name in pools:
-        node = graph.nodes[name]
-        k2 = int(np.prod(np.broadcast_to(np.ravel(node.kernel_size).astype(int), (2,))))
-        for t in _fold_targets(graph, name):
-            nodes[t] = _scaled(nodes[t], 1.0 / k2)
-        nodes[name] = nir.SumPool2d(kernel_size=_pair(node.kernel_size),
-                                    stride=_pair(node.stride), padding=_pair(node.padding))
+    for t, f in factors.items():
+        nodes[t] = _scaled(nodes[t], f)
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.AvgPool2d):
+            nodes[name] = nir.SumPool2d(kernel_size=_pair(node.kernel_size),
+                                        stride=_pair(node.stride), padding=_pair(node.padding))
     return replace(graph, nodes=nodes)
+
+
+def avgpool_factors(graph: Graph) -> dict[str, float]:
+    """The 1/k^2 `avgpool_to_sumpool` folds into each node (a weight layer, Scale or neuron
+    fed by an AvgPool2d): what compile records as a projection's `Fold.pool_factor`."""
+    out: dict[str, float] = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.AvgPool2d):
+            k2 = int(np.prod(np.broadcast_to(np.ravel(node.kernel_size).astype(int), (2,))))
+            out |= dict.fromkeys(_fold_targets(graph, name), 1.0 / k2)
+    return out
 
 
 RESET_SUFFIX = ".delayed_reset"

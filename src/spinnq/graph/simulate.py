@@ -27,6 +27,7 @@ import nir
 import numpy as np
 import torch
 
+from spinnq.config import resolve_device
 from spinnq.errors import InputError
 from spinnq.graph.conventions import CONVENTION_KERNELS
 from spinnq.graph.kernels import KERNELS, LIFState, SimConfig, Tensor
@@ -142,8 +143,10 @@ class Simulator:
                 raise InputError(f"cannot record '{r}': no such node (nodes: "
                                  f"{', '.join(graph.order)})")
         self.kernels = {**KERNELS, **CONVENTION_KERNELS[cfg.convention]}
-        self.params = {n: self.kernels[type(graph.nodes[n])].prepare(graph.nodes[n], cfg)
-                       for n in graph.order}
+        self.device = resolve_device(cfg.device)
+        with self.device:  # the kernels' tensors are made where the steps run
+            self.params = {n: self.kernels[type(graph.nodes[n])].prepare(graph.nodes[n], cfg)
+                           for n in graph.order}
         self.preds = {n: [(s, (s, n) in graph.recurrent or (
             cfg.chip_timing and _population(graph, s) and not isinstance(graph.nodes[n],
                                                                           nir.Output)))
@@ -153,17 +156,19 @@ class Simulator:
 
     def reset(self, batch: int) -> None:
         g = self.graph
-        self.state = {n: self.kernels[type(g.nodes[n])].init(self.params[n], batch, g.shapes[n])
-                      for n in g.order}
-        self.last = {n: torch.zeros((batch, *g.shapes[n]), dtype=self.cfg.dtype)
-                     for n in g.order}
+        with self.device:
+            self.state = {n: self.kernels[type(g.nodes[n])].init(self.params[n], batch,
+                                                                 g.shapes[n]) for n in g.order}
+            self.last = {n: torch.zeros((batch, *g.shapes[n]), dtype=self.cfg.dtype)
+                         for n in g.order}
 
     def step(self, x: Tensor) -> dict[str, Tensor]:
-        """Advance one step with input x (B, *input_shape); returns every node's output."""
+        """Advance one step with input x (B, *input_shape); returns every node's output
+        (on the simulator's device)."""
         g, now = self.graph, {}
         for n in g.order:
             if n == g.input:
-                inp = x.to(self.cfg.dtype)
+                inp = x.to(self.device, self.cfg.dtype)
             else:
                 parts = [self.last[s] if rec else now[s] for s, rec in self.preds[n]]
                 inp = parts[0] if len(parts) == 1 else torch.stack(parts).sum(0)
@@ -177,8 +182,9 @@ class Simulator:
 
     @torch.no_grad()
     def run(self, x, on_step: Callable[[int], None] | None = None) -> Traces:
-        """All steps of x; `on_step(t)` after each (a progress bar on long inputs)."""
-        xb = as_batch(x, self.graph.input_shape)
+        """All steps of x; `on_step(t)` after each (a progress bar on long inputs). The traces
+        come back on the CPU, whichever device ran the steps."""
+        xb = as_batch(x, self.graph.input_shape).to(self.device)  # as stored: bytes cross
         if self.cfg.chip_timing:
             extra = chip_depth(self.graph, self.cfg.dt)
             xb = torch.cat([xb, xb.new_zeros((xb.shape[0], extra, *xb.shape[2:]))], dim=1)
@@ -196,14 +202,14 @@ class Simulator:
                 on_step(t)
         tr = Traces()
         for r in rec:
-            stacked = torch.stack(buf[r], dim=1)
+            stacked = torch.stack(buf[r], dim=1).cpu()
             node = self.graph.nodes[r]
             if isinstance(node, SPIKING_NEURONS):
                 tr.spikes[r] = stacked
             elif r not in vbuf:
                 tr.out[r] = stacked
         for r, vs in vbuf.items():
-            tr.v[r] = torch.stack(vs, dim=1)
+            tr.v[r] = torch.stack(vs, dim=1).cpu()
         return tr
 
 

@@ -66,17 +66,54 @@ NEURONS = (LIF, LI)
 class SpikingSequential(nn.Sequential):
     """A chain of weight and neuron layers over sequences (B, T, *features).
 
-    Weight layers run once on (B*T, ...); neuron layers scan over T. Indexing and NIR export
-    (`spinnq.nn.to_nir`) follow the layer order. Convolutions take the frames
-    `conv_chunk` at a time: on CPUs a convolution over tens of thousands of frames (600
-    steps x 32 samples) ran about 3x slower per frame, forward and backward, than over a few
-    hundred (measured, one thread); each frame's output is the same, weight gradients sum
-    the chunks' parts (equal within float rounding).
+    On CPUs the sequence runs in time chunks of about `chunk_frames` frames (batch x steps):
+    every layer takes a chunk's frames at once (weight layers as one batch of frames, neuron
+    layers scanning from the membrane the previous chunk left), then the next chunk. The
+    tensors of a chunk stay small (cache-sized, reused memory) where whole-sequence tensors
+    of the seed network (600 steps x 32 samples x 3,600 neurons, 276 MB each) spent most of
+    the time on fresh memory pages; the spikes are the same bit for bit, gradients within
+    float rounding (the weight gradients sum the chunks' parts). `chunk_frames = 0`, or a
+    GPU, runs layer by layer over the whole sequence, convolutions `conv_chunk` frames a
+    call (a convolution over tens of thousands of frames ran about 3x slower per frame on
+    CPUs than over a few hundred). Indexing and NIR export (`spinnq.nn.to_nir`) follow the
+    layer order. Integer inputs (uint8 spikes) become floats a chunk at a time.
     """
 
-    conv_chunk = 640  # frames per convolution call (0: all at once)
+    chunk_frames = 640  # frames (batch x steps) per time chunk on CPUs (0: whole sequence)
+    channels_last = True  # chunks: images as (N, H, W, C) in memory (faster CPU convolutions)
+    conv_chunk = 640  # whole-sequence path: frames per convolution call (0: all at once)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        steps = max(1, self.chunk_frames // max(b, 1))
+        if self.chunk_frames > 0 and x.device.type == "cpu" and len(self):
+            return self._chunked(x, steps)
+        return self._whole(x.to(self._dtype()) if not x.is_floating_point() else x)
+
+    def _dtype(self) -> torch.dtype:
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()),
+                    torch.get_default_dtype())
+
+    def _chunked(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        b, t = x.shape[:2]
+        xt, dtype = x.transpose(0, 1), self._dtype()  # time-major: a chunk is one slice
+        state: dict[int, torch.Tensor] = {}
+        outs = []
+        for t0 in range(0, t, steps):
+            n = min(steps, t - t0)
+            h = xt[t0:t0 + n].reshape(n * b, *x.shape[2:])  # frames (n x b), time-major
+            h = h if h.is_floating_point() else h.to(dtype)
+            if self.channels_last and h.dim() == 4:
+                h = h.contiguous(memory_format=torch.channels_last)
+            for i, layer in enumerate(self):
+                if isinstance(layer, NEURONS):
+                    h, state[i] = _scan(layer, h, n, state.get(i))
+                else:
+                    h = layer(h)
+            outs.append(h.reshape(n, b, *h.shape[1:]))
+        return torch.cat(outs).transpose(0, 1).contiguous()
+
+    def _whole(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
         for layer in self:
             if isinstance(layer, NEURONS):
@@ -89,3 +126,16 @@ class SpikingSequential(nn.Sequential):
                 y = layer(f)
             x = y.reshape(b, t, *y.shape[1:])
         return x
+
+
+def _scan(layer: nn.Module, h: torch.Tensor, steps: int, v: torch.Tensor | None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A neuron layer over a time-major chunk of frames h (steps x b, *F) as one sequence
+    of `steps` steps and (b x F) neurons, in h's memory order (channels-last images stay
+    so): (output frames like h, the layer's state to start the next chunk from)."""
+    cl = h.dim() == 4 and not h.is_contiguous() and h.is_contiguous(
+        memory_format=torch.channels_last)
+    m = h.permute(0, 2, 3, 1) if cl else h  # a contiguous view in memory order
+    out, v = layer.scan(m.reshape(1, steps, -1), v)
+    out = out.reshape(m.shape)
+    return (out.permute(0, 3, 1, 2) if cl else out), v

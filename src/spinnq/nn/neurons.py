@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from spinnq.errors import InputError
-from spinnq.nn.functional import li_step, lif_sequence, lif_step
+from spinnq.nn.functional import li_step, lif_chunk, lif_step
 
 
 class FastSigmoidSpike(torch.autograd.Function):
@@ -65,16 +65,23 @@ class LIF(nn.Module):
         self.fused = fused  # one autograd node per layer (`lif_sequence`); False: per step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scan(x, None)[0]
+
+    def scan(self, x: torch.Tensor, v: torch.Tensor | None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(spikes, membrane after the last step) over x (B, T, *F) from membrane v (B, *F;
+        None: at rest): a sequence scanned in time chunks, each from the last membrane,
+        gives the spikes and gradients of scanning it whole."""
         if self.fused:
-            return lif_sequence(x, self.beta, self.threshold, self.reset, self.slope,
-                                self.detach_reset)
-        v = torch.zeros_like(x[:, 0])
+            return lif_chunk(x, v, self.beta, self.threshold, self.reset, self.slope,
+                             self.detach_reset)
+        v = torch.zeros_like(x[:, 0]) if v is None else v
         out = []
         for xt in x.unbind(1):  # unbind, not x[:, t]: its backward is one stack, not T fills
             s, v = lif_step(xt, v, self.beta, self.threshold, self.reset,
                             lambda u: spike(u, self.slope), self.detach_reset)
             out.append(s)
-        return torch.stack(out, dim=1)
+        return torch.stack(out, dim=1), v
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, threshold={self.threshold}, reset={self.reset}"
@@ -91,12 +98,17 @@ class LI(nn.Module):
         self.beta = _check_beta(beta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = torch.zeros_like(x[:, 0])
+        return self.scan(x, None)[0]
+
+    def scan(self, x: torch.Tensor, v: torch.Tensor | None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(membrane trace, last membrane) over x (B, T, *F) from v (None: at rest)."""
+        v = torch.zeros_like(x[:, 0]) if v is None else v
         out = []
         for xt in x.unbind(1):
             v = li_step(xt, v, self.beta)
             out.append(v)
-        return torch.stack(out, dim=1)
+        return torch.stack(out, dim=1), v
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}"

@@ -19,6 +19,10 @@ with its run settings, so `spinnq evaluate Q.nir --target chip` runs it as calib
 A candidate is scored by emulation alone (no placement, no energy model): each percentile is
 compiled once, and a per-population mix is assembled from those programs (a population's
 parameters and the projections into it depend on its own scale only), not compiled again.
+The float reference runs once; it and the chosen candidate's emulation stay on the
+`Calibration` for an evaluation on the same data to reuse (`quantize(final=True)`). Which
+weight nodes enter a population, and what compile folded into them (AvgPool's 1/k^2, Scale
+factors), is read from the compiled program (`Projection.fold`), not re-derived here.
 
 Choosing among candidates on the data that scores them can overfit it. `calibrate` warns
 (`Calibration.warnings`) when the chosen candidate scores above the float reference on the
@@ -32,25 +36,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import nir
 import numpy as np
-import torch
 
 from spinnq.config import PERCENTILES
 from spinnq.errors import InputError
 from spinnq.graph import meta
 from spinnq.graph.model import Graph
-from spinnq.graph.nodes import CHIP_WEIGHTS as WEIGHTS
-from spinnq.graph.nodes import NEURONS as NEURON_TYPES
 from spinnq.graph.simulate import SimConfig
 from spinnq.helpers import progress
 from spinnq.quant.data import Data, has_labels, load_data
-from spinnq.quant.evaluation import READOUTS, as_graph, float_eval
+from spinnq.quant.evaluation import Emulation, TargetResult, as_graph, emulate_all, float_eval
 from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile
-from spinnq.s2.emulate import emulate
-from spinnq.s2.formats import ScaleMode, qmax, to_int
-from spinnq.s2.program import Program
+from spinnq.s2.formats import ScaleMode, to_int
+from spinnq.s2.program import Program, fingerprint, folded_weights
+from spinnq.settings import bits_label, bits_value
 
 # Below this many calibration samples per candidate, the best score is mostly the luck of the
 # draw: the spread of an accuracy on n samples is about sqrt(p (1 - p) / n), and the best of k
@@ -65,7 +65,7 @@ class Calibration:
     graph: Graph  # the quantized graph (chip values, w_scale metadata, run settings)
     scales: dict[str, float]  # population -> integer weight scale
     modes: dict[str, str]  # population -> the percentile its scale came from
-    bits: int
+    bits: int | str  # one width, or per population ('8,l1=4': `spinnq.settings.parse_bits`)
     score: float  # the objective of the chosen scales
     objective: str  # "accuracy" | "agreement" | "custom"
     table: list[dict] = field(default_factory=list)  # every candidate tried
@@ -75,6 +75,12 @@ class Calibration:
     float_score: float | None = None  # the float reference's accuracy on the same data
     warnings: list[str] = field(default_factory=list)  # overfitting signs, and what to do
     compiles: int = 0  # programs compiled (one per percentile, + the written graph)
+    # what scoring computed on the calibration data, for an evaluation to reuse (not run
+    # again): the float reference of the input graph, the labels (None: agreement), and the
+    # chosen candidate's emulation where `program` computes exactly what was scored
+    reference: TargetResult | None = None
+    labels: np.ndarray | None = None
+    emulation: Emulation | None = None
 
     def to_dict(self) -> dict:
         return {"bits": self.bits, "objective": self.objective, "score": self.score,
@@ -82,28 +88,6 @@ class Calibration:
                 "samples": self.samples, "float_score": self.float_score,
                 "warnings": list(self.warnings), "compiles": self.compiles,
                 "seconds": self.seconds}
-
-
-def chains(graph: Graph, post: str) -> list[tuple[str, list[str]]]:
-    """Every path from a population (Input or neuron node) into neuron node `post`:
-    (pre, [nodes in between, in order])."""
-    out: list[tuple[str, list[str]]] = []
-
-    def back(node: str, tail: list[str]) -> None:
-        for p in graph.predecessors(node):
-            if p == graph.input or isinstance(graph.nodes[p], NEURON_TYPES):
-                out.append((p, tail))
-            elif p not in tail:
-                back(p, [p, *tail])
-
-    back(post, [])
-    return out
-
-
-def weight_nodes(graph: Graph, post: str) -> list[str]:
-    """The weight nodes (Affine/Linear/Conv2d) whose weights enter population `post`."""
-    return [m for _, mids in chains(graph, post) for m in mids
-            if isinstance(graph.nodes[m], WEIGHTS)]
 
 
 def population_scales(graph: Graph, cfg: S2Config, prog: Program | None = None
@@ -124,87 +108,42 @@ def population_scales(graph: Graph, cfg: S2Config, prog: Program | None = None
     return out
 
 
-def chain_factors(graph: Graph, mids: list[str]) -> tuple[float, float] | None:
-    """What the compiler folds into a chain's weights besides the node's own values:
-    (AvgPool2d's 1/k^2 -- it becomes a SumPool, the factor stored in the next node's float32
-    weights --, the product of Scale nodes with one value -- applied in float64); None for a
-    Scale whose values differ per neuron (no single factor)."""
-    pool, scale = 1.0, 1.0
-    for m in mids:
-        node = graph.nodes[m]
-        if isinstance(node, nir.Scale):
-            sc = np.asarray(node.scale, dtype=np.float64).ravel()
-            if not np.all(sc == sc[0]):
-                return None
-            scale *= float(sc[0])
-        elif isinstance(node, nir.AvgPool2d):
-            pool /= float(np.prod(np.broadcast_to(np.ravel(node.kernel_size).astype(int), (2,))))
-    return pool, scale
-
-
-def folded(w, factors: tuple[float, float]) -> np.ndarray:
-    """w as the compiler sees it after folding the chain's factors (see `chain_factors`)."""
-    w = np.asarray(w)
-    if factors[0] != 1.0:
-        w = (w.astype(np.float64) * factors[0]).astype(w.dtype)
-    return w.astype(np.float64) * factors[1]
-
-
 def with_scales(graph: Graph, scales: dict[str, float], bits: dict[str, int] | int = 8,
-                cfg: S2Config | None = None, quantize: bool = False) -> Graph:
+                cfg: S2Config | None = None, quantize: bool = False,
+                program: Program | None = None) -> Graph:
     """A copy of `graph` whose weight nodes carry `w_scale` (and `bits`) metadata per target
     population; with `quantize`, their weights become the chip's values (integer / scale,
-    divided by the chain's folded factor) so the float reference runs the quantized network
-    and the compiler recovers the same integers."""
+    divided by the factor compile folded in) so the float reference runs the quantized
+    network and the compiler recovers the same integers. Which weight nodes enter which
+    population, and with what factor, is what `program` (`graph` compiled at any scale;
+    compiled here with `cfg` when not given) records in its projections' `fold`."""
     cfg = cfg or S2Config()
+    program = program if program is not None else compile(graph, cfg)
     g = copy.copy(graph)
     g.nodes = dict(graph.nodes)
-    for pop, s in scales.items():
-        b = bits if isinstance(bits, int) else bits[pop]
-        for _pre, mids in chains(graph, pop):
-            factors = chain_factors(graph, mids)
-            for m in mids:
-                node = graph.nodes[m]
-                if not isinstance(node, WEIGHTS):
-                    continue
-                new = copy.copy(node)
-                new.metadata = {**(getattr(node, "metadata", None) or {}),
-                                W_SCALE_KEY: float(s), "bits": int(b)}
-                if quantize and factors is not None:
-                    rounding = cfg.conv_rounding if isinstance(node, nir.Conv2d) \
-                        else cfg.dense_rounding
-                    w_int, _ = to_int(folded(node.weight, factors), s, b, rounding)
-                    new.weight = (w_int / s / (factors[0] * factors[1])).astype(np.float32)
-                g.nodes[m] = new
+    for proj in program.projections:
+        fold = proj.fold
+        # no weight node (a SumPool into neurons), or one compile added (delayed_reset)
+        if proj.post not in scales or fold is None or fold.node not in graph.nodes:
+            continue
+        s, b = scales[proj.post], bits if isinstance(bits, int) else bits[proj.post]
+        node = graph.nodes[fold.node]
+        new = copy.copy(node)
+        new.metadata = {**(getattr(node, "metadata", None) or {}),
+                        W_SCALE_KEY: float(s), "bits": int(b)}
+        if quantize and fold.factor is not None:
+            rounding = cfg.dense_rounding if proj.kind == "dense" else cfg.conv_rounding
+            w_int, _ = to_int(folded_weights(node.weight, fold), s, b, rounding)
+            new.weight = (w_int / s / fold.factor).astype(np.float32)
+        g.nodes[fold.node] = new
     return g
-
-
-def emulated_scores(program: Program, x: np.ndarray, readout: str = "count",
-                    batch: int = 64) -> np.ndarray:
-    """(N, classes) read-out of `program` on x by emulation alone: spike counts of the output
-    population, or its voltage (NIR units) at the last step. No placement, no energy model:
-    what scoring a candidate needs, and nothing more."""
-    if readout not in READOUTS:
-        raise InputError(f"readout must be one of {READOUTS}, got {readout!r}")
-    out = program.outputs[0]
-    if readout == "count" and program.populations[out].record_only:
-        raise InputError(f"the output '{out}' never spikes: use readout 'membrane' (its "
-                         "voltage at the last step)", node=out)
-    parts = []
-    for i in range(0, len(x), batch):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).float()
-        run = emulate(program, xb)
-        w = len(xb)
-        r = run.spikes[out].sum(1) if readout == "count" else run.v[out][:, -1]
-        parts.append(r.reshape(w, -1).double().numpy())
-    return np.concatenate(parts)
 
 
 def chip_accuracy(program: Program, x: np.ndarray, y: np.ndarray, readout: str = "count",
                   batch: int = 64) -> float:
     """Share of samples whose emulated read-out's argmax is `y` (labels, or the float
-    reference's classes for agreement)."""
-    return float((emulated_scores(program, x, readout, batch).argmax(1) == y).mean())
+    reference's classes for agreement): emulation alone, no placement, no energy model."""
+    return float((emulate_all(program, x, readout, batch).scores.argmax(1) == y).mean())
 
 
 def mixed_program(programs: dict[str, Program], choice: dict[str, str]) -> Program | None:
@@ -227,14 +166,24 @@ def mixed_program(programs: dict[str, Program], choice: dict[str, str]) -> Progr
 
 def _objective(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig,
                readout: str, batch: int, quiet: bool
-               ) -> tuple[str, Callable[[Program], float], float | None]:
-    """(name, program -> score, the float reference's accuracy on the data or None)."""
+               ) -> tuple[str, Callable[[Program], tuple[float, Emulation]], TargetResult]:
+    """(name, program -> (score, its emulation), the float reference on the data)."""
     ref = float_eval(graph, x, y, sim, readout, batch, quiet)
     target = y if y is not None else ref.predictions
 
-    def score(prog: Program) -> float:
-        return chip_accuracy(prog, x, target, readout, batch)
-    return ("accuracy" if y is not None else "agreement"), score, ref.accuracy
+    def score(prog: Program) -> tuple[float, Emulation]:
+        emu = emulate_all(prog, x, readout, batch)
+        return float((emu.scores.argmax(1) == target).mean()), emu
+    return ("accuracy" if y is not None else "agreement"), score, ref
+
+
+def same_emulation(a: Program, b: Program) -> bool:
+    """Whether two programs emulate to the same read-out: the same integers, parameters,
+    voltage scales and outputs (so one's emulation stands for the other's)."""
+    return (fingerprint(a) == fingerprint(b) and a.outputs == b.outputs
+            and a.depth == b.depth and a.arithmetic == b.arithmetic
+            and all(np.array_equal(np.asarray(p.v_scale), np.asarray(b.populations[n].v_scale))
+                    for n, p in a.populations.items()))
 
 
 def overfit_warnings(cal: Calibration, candidates: int) -> list[str]:
@@ -260,7 +209,7 @@ def _describe(modes: dict[str, str]) -> str:
     return vals[0] if len(vals) == 1 else ", ".join(f"{p} {m}" for p, m in modes.items())
 
 
-def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
+def calibrate(graph, data: Data | None = None, *, bits: int | str | dict | None = None,
               percentiles: tuple[str, ...] = PERCENTILES, per_layer: bool = False,
               objective: Objective | None = None, readout: str = "count",
               cfg: S2Config | None = None, sim: SimConfig | None = None, batch: int = 64,
@@ -278,67 +227,76 @@ def calibrate(graph, data: Data | None = None, *, bits: int | None = None,
     modes = [str(ScaleMode.parse(p)) for p in percentiles]
     if "none" in modes:
         raise InputError("'none' is not a calibration candidate (weights as they are)")
-    rs = resolve(g, settings, bits=bits, **flags)
+    # given both configs, the graph's metadata is not read: they win (`resolve`)
+    rs = resolve(g if cfg is None or sim is None else None, settings, bits=bits, **flags)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()
-    cfg = cfg.with_(bits=bits or cfg.bits, graph_scales=False)
-    qmax(cfg.bits)
-    n_samples, float_score = 0, None
-    if objective is not None:
-        name = "custom"
-    else:
+    cfg = cfg.with_bits(bits).with_(graph_scales=False)  # bits given win over cfg's
+    spec = bits_value(cfg.bits, cfg.bits_by_population)
+    y, ref, name, prog_fn = None, None, "custom", None
+    if objective is None:
         if data is None:
             raise InputError("calibrate needs data (or a custom objective)")
         x, y = load_data(data, g, labels=has_labels(data) if labels is None else labels)
-        name, prog_fn, float_score = _objective(g, x, y, sim, readout, batch, quiet)
-        n_samples = len(x)
+        name, prog_fn, ref = _objective(g, x, y, sim, readout, batch, quiet)
     programs = {m: compile(g, cfg.with_(weight_scale=m)) for m in modes}
     per_mode = {m: population_scales(g, cfg, programs[m]) for m in modes}
     pops = list(per_mode[modes[0]])
     table: list[dict] = []
     compiles = [len(modes)]
+    kept: dict[tuple, tuple[float, Program, Emulation]] = {}  # the best score's emulations
+
+    def scales_bits(choice: dict[str, str]) -> tuple[dict[str, float], dict[str, int]]:
+        return ({p: per_mode[choice[p]][p]["w_scale"] for p in pops},
+                {p: per_mode[choice[p]][p]["bits"] for p in pops})
 
     def score(choice: dict[str, str], step: str, pop: str | None) -> float:
-        if objective is not None:
-            scales = {p: per_mode[choice[p]][p]["w_scale"] for p in pops}
-            cand = with_scales(g, scales, {p: per_mode[choice[p]][p]["bits"] for p in pops},
-                               cfg)
+        if prog_fn is None:
+            cand = with_scales(g, *scales_bits(choice), cfg, program=programs[modes[0]])
             s = objective(cand, cfg.with_(graph_scales=True))
         else:
             prog = mixed_program(programs, choice)
             if prog is None:
-                cand = with_scales(g, {p: per_mode[choice[p]][p]["w_scale"] for p in pops},
-                                   {p: per_mode[choice[p]][p]["bits"] for p in pops}, cfg)
+                cand = with_scales(g, *scales_bits(choice), cfg, program=programs[modes[0]])
                 prog = compile(cand, cfg.with_(graph_scales=True))
                 compiles[0] += 1
-            s = prog_fn(prog)
+            s, emu = prog_fn(prog)
+            kept[tuple(choice.items())] = (s, prog, emu)
+            top = max(v[0] for v in kept.values())  # a lower score is never chosen later
+            for k in [k for k, v in kept.items() if v[0] < top]:
+                del kept[k]
         table.append({"step": step, "population": pop, "mode": choice[pop] if pop else
                       choice[pops[0]], "modes": dict(choice), "score": s,
                       "saturated": sum(per_mode[choice[p]][p]["saturated"] for p in pops)})
         return s
 
-    best_choice, best = _search(score, modes, pops, per_layer, name, cfg.bits, quiet)
-    scales = {p: per_mode[best_choice[p]][p]["w_scale"] for p in pops}
-    pbits = {p: per_mode[best_choice[p]][p]["bits"] for p in pops}
-    q = with_scales(g, scales, pbits, cfg, quantize=True)
+    best_choice, best = _search(score, modes, pops, per_layer, name, spec, quiet)
+    scales, pbits = scales_bits(best_choice)
+    q = with_scales(g, scales, pbits, cfg, quantize=True, program=programs[modes[0]])
     q.metadata = meta.stamp(g.metadata, reset=cfg.reset, convention=sim.convention, dt=cfg.dt,
-                            bits=cfg.bits)
+                            bits=spec, integrator=cfg.integrator,
+                            delayed_reset=cfg.delayed_reset)
     program = compile(q, cfg.with_(graph_scales=True))
-    cal = Calibration(q, scales, best_choice, cfg.bits, float(best), name, table, program,
-                      samples=n_samples, float_score=float_score, compiles=compiles[0] + 1)
+    chosen = kept.get(tuple(best_choice.items()))
+    cal = Calibration(q, scales, best_choice, spec, float(best), name, table, program,
+                      samples=0 if ref is None else len(ref.scores),
+                      float_score=None if ref is None else ref.accuracy,
+                      compiles=compiles[0] + 1, reference=ref, labels=y,
+                      emulation=chosen[2] if chosen and same_emulation(chosen[1], program)
+                      else None)
     cal.warnings = overfit_warnings(cal, len(table))
     cal.seconds = time.perf_counter() - t0
     return cal
 
 
 def _search(score: Callable[[dict, str, str | None], float], modes: list[str],
-            pops: list[str], per_layer: bool, name: str, bits: int, quiet: bool
+            pops: list[str], per_layer: bool, name: str, bits: int | str, quiet: bool
             ) -> tuple[dict[str, str], float]:
     """(choice, score): every candidate percentile for the whole network (ties go to the
     larger percentile), then, with `per_layer`, each other one per population (greedy)."""
     pct = {m: (100.0 if m == "max" else ScaleMode.parse(m).percentile) for m in modes}
     n_try = len(modes) + (len(modes) * len(pops) if per_layer else 0)
     with progress(disable=quiet) as bar:
-        task = bar.add_task(f"calibrate ({name}, {bits} bit)", total=n_try, info="")
+        task = bar.add_task(f"calibrate ({name}, {bits_label(bits)})", total=n_try, info="")
         best_choice, best = None, (-np.inf, -np.inf)
         for m in modes:
             choice = dict.fromkeys(pops, m)

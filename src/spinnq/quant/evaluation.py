@@ -73,7 +73,7 @@ class TargetResult:
                   "realtime": self.cost.realtime, "latency_s": self.cost.latency_s,
                   "operating_point": self.cost.operating_point, "tick_s": self.cost.tick_s, "pes":
                   self.cost.pes, "energy_kind": "modelled", "saturations": self.saturations,
-                  "silent_outputs": list(self.silent)}
+                  "silent_outputs": list(self.silent), "activity": self.cost.activity}
         return d
 
 
@@ -174,16 +174,26 @@ def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
                     time.perf_counter() - t0)
 
 
-def chip_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, cfg: S2Config,
-              readout: str = "count", batch: int = 64, quiet: bool = True,
-              label: str = "chip", op: str = "0.8V", tick_s: float | None = DEFAULT_TICK_S,
-              program: Program | None = None) -> TargetResult:
-    """Compile, place and emulate `graph` on every sample, in batches; activity counters
-    averaged per sample and the modelled cost of one inference."""
-    program = program if program is not None else compile(graph, cfg)
-    placement = place(program, cfg)
+@dataclass
+class Emulation:
+    """A program emulated on a data set: what scoring a candidate needs (the read-out) and
+    what an evaluation adds to it without running again (activity for the energy model)."""
+
+    scores: np.ndarray  # (N, classes): output spike counts, or voltage (NIR units) at the end
+    run: Run  # counters averaged per sample; spikes/voltages of the first batch
+    seconds: float  # wall time (measured)
+
+
+def emulate_all(program: Program, x: np.ndarray, readout: str = "count", batch: int = 64,
+                quiet: bool = True, label: str = "chip") -> Emulation:
+    """Emulate `program` on every sample of x, in batches (no placement, no energy model):
+    the read-out per sample, and the activity counters averaged per sample."""
+    if readout not in READOUTS:
+        raise InputError(f"readout must be one of {READOUTS}, got {readout!r}")
     out = program.outputs[0]
-    _check_readout(graph, out, readout)
+    if readout == "count" and program.populations[out].record_only:
+        raise InputError(f"the output '{out}' never spikes: use readout 'membrane' (its "
+                         "voltage at the last step)", node=out)
     scores, first, counters, sat = [], None, None, 0
     t0 = time.perf_counter()
     with progress(disable=quiet) as bar:
@@ -207,13 +217,37 @@ def chip_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, cfg: S2Config,
     seconds = time.perf_counter() - t0
     n = max(len(x), 1)
     avg = {p: {k: v / n for k, v in d.items()} for p, d in (counters or {}).items()}
-    merged = Run(first.spikes, first.v, avg, first.steps, sat)
+    return Emulation(np.concatenate(scores), Run(first.spikes, first.v, avg, first.steps, sat),
+                     seconds)
+
+
+def chip_outcome(program: Program, emu: Emulation, y: np.ndarray | None, cfg: S2Config,
+                 op: str = "0.8V", tick_s: float | None = DEFAULT_TICK_S,
+                 placement: Placement | None = None) -> TargetResult:
+    """The chip target's result from an emulation already run (`emulate_all`): placed once
+    and priced once (modelled, per inference)."""
+    placement = placement if placement is not None else place(program, cfg)
+    avg, merged = emu.run.counters, emu.run
     spikes = {p: float(d["spikes"].sum()) for p, d in avg.items() if p != program.input}
-    res = _outcome("chip", np.concatenate(scores), y, spikes, seconds)
-    res.program, res.placement, res.run, res.saturations = program, placement, merged, sat
+    res = _outcome("chip", emu.scores, y, spikes, emu.seconds)
+    res.program, res.placement, res.run, res.saturations = (program, placement, merged,
+                                                            merged.saturations)
     res.silent = silent_outputs(program, merged)
     res.cost = energy(placement, merged, program, op=op, tick_s=tick_s)
     return res
+
+
+def chip_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, cfg: S2Config,
+              readout: str = "count", batch: int = 64, quiet: bool = True,
+              label: str = "chip", op: str = "0.8V", tick_s: float | None = DEFAULT_TICK_S,
+              program: Program | None = None) -> TargetResult:
+    """Compile, place and emulate `graph` on every sample, in batches; activity counters
+    averaged per sample and the modelled cost of one inference."""
+    program = program if program is not None else compile(graph, cfg)
+    placement = place(program, cfg)
+    _check_readout(graph, program.outputs[0], readout)
+    emu = emulate_all(program, x, readout, batch, quiet, label)
+    return chip_outcome(program, emu, y, cfg, op, tick_s, placement)
 
 
 def evaluate(graph, data: Data, *, target: str = "chip", readout: str = "count",
@@ -229,7 +263,9 @@ def evaluate(graph, data: Data, *, target: str = "chip", readout: str = "count",
         raise InputError(f"target must be one of {TARGETS}, got {target!r}")
     g = as_graph(graph)
     x, y = load_data(data, g, labels=labels)
-    rs = resolve(g, settings, **({"operating_point": op} | flags if op else flags))
+    # given both configs, the graph's metadata is not read: they win (`resolve`)
+    rs = resolve(g if cfg is None or sim is None else None, settings,
+                 **({"operating_point": op} | flags if op else flags))
     if cfg is not None:
         rs = RunSettings.from_configs(cfg, rs.tick_s, rs.operating_point)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()

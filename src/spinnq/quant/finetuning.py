@@ -6,8 +6,8 @@ is the chip's arithmetic, and the training loop around it.
     weight shaped like the graph's weight node (straight-through rounding, the population's
     scale fixed, clipped to +-q, the compiler's rounding per kind); pooling before a weight
     layer is applied to the spikes, as the folded/fused projection does;
-  * float32 state, the emulator's own update (`spinnq.s2.emulate.membrane`: alpha v + I, then
-    i_offset, from step 0), strict threshold, the configured reset, synaptic sums clipped to
+  * float32 state, the chip step every engine runs (`spinnq.s2.step`: alpha v + I, then
+    i_offset, from step 0; strict threshold; the configured reset), synaptic sums clipped to
     the accumulator; `lif_curr_exp` splits excitatory and inhibitory currents as the chip;
   * every projection takes its delay (one step), so the run is T + depth steps, as emulated;
   * spikes are Heaviside forward, fast-sigmoid surrogate (in units of the threshold) backward.
@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import nir
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,13 +41,11 @@ from torch import nn
 
 from spinnq.errors import GraphError, InputError
 from spinnq.graph import meta
-from spinnq.graph.model import Graph, pair
-from spinnq.graph.nodes import CHIP_WEIGHTS as WEIGHTS
-from spinnq.graph.nodes import POOLS
+from spinnq.graph.model import Graph
 from spinnq.graph.simulate import SimConfig
 from spinnq.helpers import progress
 from spinnq.nn.neurons import spike
-from spinnq.quant.calibration import chain_factors, chains, chip_accuracy
+from spinnq.quant.calibration import chip_accuracy
 from spinnq.quant.data import Data, has_labels, load_data
 from spinnq.quant.evaluation import as_graph, float_eval
 from spinnq.resolver import RunSettings, has_scales, resolve
@@ -57,6 +54,8 @@ from spinnq.s2.compile import INCLUSIVE, NEURON_RULES, W_SCALE_KEY, S2Config, co
 from spinnq.s2.emulate import ChipParams, chip_params, membrane
 from spinnq.s2.formats import fake_int, qmax
 from spinnq.s2.program import Program, Projection
+from spinnq.s2.step import TORCH as STEP
+from spinnq.settings import bits_value
 
 Tensor = torch.Tensor
 # learnt threshold factors stay within [1/R, R] of the start: the chip's float32 threshold
@@ -66,28 +65,25 @@ THRESHOLD_RANGE = 4.0
 
 
 class _Proj(nn.Module):
-    """One projection: trainable float weight -> the chip's integers -> the synaptic sums."""
+    """One projection: trainable float weight -> the chip's integers -> the synaptic sums.
+    What compile folded into the projection (the graph's weight node, a pool before it,
+    AvgPool's 1/k^2 and Scale factors) is read from the program (`Projection.fold`)."""
 
-    def __init__(self, proj: Projection, graph: Graph, mids: list[str], pre_shape: tuple,
-                 cfg: S2Config):
+    def __init__(self, proj: Projection, graph: Graph, pre_shape: tuple, cfg: S2Config):
         super().__init__()
         self.proj, self.pre_shape, self.delay = proj, tuple(pre_shape), int(proj.delay)
         self.kind, self.bits, self.scale = proj.kind, int(proj.bits), float(proj.w_scale)
-        self.node, self.pool = None, 0
-        factors = chain_factors(graph, mids)
-        if factors is None:
+        fold = proj.fold
+        if fold is None or fold.node not in (None, *graph.nodes):
+            raise GraphError("finetune needs the projections compile makes from the graph's "
+                             "weight nodes (this one has none it can train)", node=proj.post)
+        if fold.delayed:
+            raise GraphError("finetune does not support Delay nodes yet", node=proj.post)
+        if fold.factor is None:
             raise GraphError("finetune supports only Scale nodes with one value for all neurons",
                              node=proj.post)
-        self.pool_factor, self.scale_factor = factors
-        self.factor = factors[0] * factors[1]
-        for m in mids:
-            node = graph.nodes[m]
-            if isinstance(node, nir.Delay):
-                raise GraphError("finetune does not support Delay nodes yet", node=m)
-            if isinstance(node, POOLS):
-                self.pool = pair(node.kernel_size)[0]
-            if isinstance(node, WEIGHTS):
-                self.node = m
+        self.node, self.pool, self.factor = fold.node, fold.pool, fold.factor
+        self.pool_factor, self.scales = fold.pool_factor, tuple(float(f) for f in fold.scales)
         if proj.kind == "pool":  # SumPool straight into neurons: fixed weights
             self.register_buffer("fixed", torch.as_tensor(proj.weight, dtype=torch.float32))
             self.weight = None
@@ -105,7 +101,8 @@ class _Proj(nn.Module):
         w = self.weight.double()
         if self.pool_factor != 1.0:
             w = (w * self.pool_factor).float().double()
-        w = w * self.scale_factor
+        for f in self.scales:
+            w = w * f
         return fake_int(w, self.scale, self.bits, self.rounding).float()
 
     def forward(self, s: Tensor, w: Tensor | None = None) -> Tensor:
@@ -157,14 +154,14 @@ class ChipNet(nn.Module):
         self.projs = nn.ModuleList()
         self.into: dict[str, list[int]] = {n: [] for n in self.order}
         for post in self.order:
-            paths = chains(graph, post)
             for p in (p for p in prog.projections if p.post == post):
-                mids = [m for pre, m in paths if pre == p.pre]
-                if len(mids) != 1:
-                    raise GraphError(f"finetune needs one path from '{p.pre}' into each "
-                                     f"population; found {len(mids)}", node=post)
                 self.into[post].append(len(self.projs))
-                self.projs.append(_Proj(p, graph, mids[0], prog.populations[p.pre].shape, cfg))
+                self.projs.append(_Proj(p, graph, prog.populations[p.pre].shape, cfg))
+        nodes = [pr.node for pr in self.projs if pr.node is not None]
+        shared = sorted({n for n in nodes if nodes.count(n) > 1})
+        if shared:  # export writes one weight per node
+            raise GraphError("finetune needs each weight node to feed one projection; "
+                             f"{', '.join(shared)} feed several", node=shared[0])
         bad = {pr.proj.pre + "->" + pr.proj.post: pr.check() for pr in self.projs}
         if any(bad.values()):
             raise GraphError(f"finetune's integers differ from the compiled program's ({bad});"
@@ -283,25 +280,27 @@ class ChipNet(nn.Module):
     # ------------------------------------------------------------------- one neuron step
     def _fire(self, v: Tensor, p: ChipParams, spiking: bool, name: str
               ) -> tuple[Tensor, Tensor]:
+        """The chip's fire and reset (`spinnq.s2.step`) with a surrogate gradient: spikes are
+        the Heaviside of (v - th) / |th|, positive exactly where `step.fire` (v > th) fires
+        for finite float32 (a difference of two float32 is zero only where they are equal;
+        the division keeps its sign), with the fast-sigmoid surrogate backward; the reset
+        sees them detached."""
         if not spiking:
             return torch.zeros_like(v), v
         th = self.threshold(name)
         s = spike((v - th) / th.abs().clamp(min=1e-12), self.slope)
-        if p.subtract:
-            v = v - s.detach() * th
-        else:
-            v = torch.where(s.detach().bool(), p.v_reset, v)
-        return s, v
+        return s, STEP.reset(v, s.detach().bool(), th, p.v_reset, p.subtract)
 
     def _step(self, name: str, I: list[Tensor], state: list[Tensor]
               ) -> tuple[Tensor, list[Tensor]]:
+        """One chip step of population `name`: `spinnq.s2.step`'s currents (lif_curr_exp)
+        and membrane, then `_fire`."""
         p, pop = self.params[name], self.program.populations[name]
         spiking = not pop.record_only
         if pop.model in chip.CUBA_MODELS:
             v, ie, ii = state
-            new_e = p.syn_alpha * ie + I[0] + p.bias_exc
-            new_i = p.syn_alpha * ii + I[1] + p.bias_inh
-            cur = new_e + new_i if p.current_first else ie + ii
+            cur, new_e, new_i = STEP.currents(ie, ii, I[0], I[1], p.syn_alpha, p.bias_exc,
+                                              p.bias_inh, p.current_first)
             s, v = self._fire(membrane(v, cur, p), p, spiking, name)
             return s, [v, new_e, new_i]
         s, v = self._fire(membrane(state[0], I[0], p), p, spiking, name)
@@ -555,7 +554,8 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
     t0 = time.perf_counter()
     check_options(readout, epochs, lr, batch, patience)
     g = as_graph(graph)
-    rs = resolve(g, settings, **flags)
+    # given both configs, the graph's metadata is not read: they win (`resolve`)
+    rs = resolve(g if cfg is None or sim is None else None, settings, **flags)
     cfg, sim = cfg or rs.s2(), sim or rs.sim()
     cfg = cfg.with_(graph_scales=has_scales(g))
     labelled = has_labels(train_data)
@@ -593,7 +593,10 @@ def finetune(graph, train_data: Data, *, val: Data | None = None,
         best_g, best, best_ep = start, first, 0
     stamp = meta.read_settings(g.metadata)
     best_g.metadata = meta.stamp(g.metadata, reset=cfg.reset, dt=cfg.dt,
-                                 bits=stamp.get("bits", cfg.bits), convention=sim.convention)
+                                 bits=stamp.get("bits", bits_value(cfg.bits,
+                                                                   cfg.bits_by_population)),
+                                 convention=sim.convention, integrator=cfg.integrator,
+                                 delayed_reset=cfg.delayed_reset)
     opts = {"epochs": epochs, "lr": lr, "batch": batch, "patience": patience, "seed": seed,
             "min_gain": min_gain, "learn_thresholds": learn_thresholds, "readout": readout}
     return FinetuneResult(best_g, first, best, hist, kept, time.perf_counter() - t0, best_ep,

@@ -100,6 +100,26 @@ def _x(x: float | None, rng: list | None = None) -> str:
     return f"{x:.3g}x"
 
 
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{v:.1%}"
+
+
+def _activity_table(act: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """NeuroBench's activity metrics per population (s2/activity.py), when the cost has them."""
+    per = act.get("per_population") or {}
+    if not per:
+        return []
+    rows = [[n, fmt(p["spikes"]), _pct(p.get("activation_sparsity")), fmt(p["effective_acs"]),
+             fmt(p.get("dense_synops"))] for n, p in per.items()]
+    t = act.get("total") or {}
+    rows.append(["total (sparsity: every population but the input)", "",
+                 _pct(t.get("activation_sparsity")), fmt(t.get("effective_acs")),
+                 fmt(t.get("dense_synops"))])
+    return [("activity", f"Activity per inference ({act.get('kind', 'emulated')}; "
+             f"{act.get('source', '')})", ["population", "spikes", "activation sparsity",
+                                           "effective ACs", "dense synaptic ops"], rows)]
+
+
 def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(id, title, header, rows) of every table of the report."""
     out = []
@@ -141,6 +161,7 @@ def _tables(report: dict) -> list[tuple[str, str, list[str], list[list[str]]]]:
             out.append(("populations", "Per population (modelled)",
                         ["population", "PEs", "neurons", "busy cycles", "energy", "base",
                          "dynamic"], rows))
+        out += _activity_table(c.get("activity") or {})
     if report.get("baselines"):
         out.append(("baselines", "Baselines and references",
                     ["device", "name", "latency", "throughput", "energy per inference",

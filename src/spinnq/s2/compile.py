@@ -17,8 +17,10 @@ Follows py-spinnaker2's `s2_nir.from_nir` (docs/spinnaker2-target.md, sections 1
   Flatten                    -> nothing
 
 Between two populations lies a *chain* of non-neuron nodes. Each chain is built by applying
-one small function per node type (`CHAIN_RULES`) and becomes one projection; each neuron node
-becomes a population through `NEURON_RULES`. Two weight layers in a row, or a spike source
+one small function per node type (`CHAIN_RULES`) and becomes one projection, which records
+what was folded into it (`Projection.fold`: the weight node, a pool before it, AvgPool's
+1/k^2, Scale factors) so quant reads it from the program; each neuron node becomes a
+population through `NEURON_RULES`. Two weight layers in a row, or a spike source
 wired straight into neurons, are refused (the chip has no such projection).
 """
 
@@ -37,7 +39,7 @@ from spinnq.graph.conventions import REGISTRY, flat
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS
 from spinnq.graph.model import Graph, conv_padding, pair
 from spinnq.graph.nodes import NEURONS
-from spinnq.graph.rewrite import avgpool_to_sumpool
+from spinnq.graph.rewrite import avgpool_factors, avgpool_to_sumpool
 from spinnq.s2 import chip
 from spinnq.s2.formats import ScaleMode, population_scale, qmax, to_int
 from spinnq.s2.program import (
@@ -46,11 +48,13 @@ from spinnq.s2.program import (
     ENGINES,
     ChipArithmetic,
     EngineConfig,
+    Fold,
     PlaceConfig,
     Population,
     Program,
     Projection,
 )
+from spinnq.settings import merge_bits, parse_bits
 
 CUBA_BIAS = ("current", "offset")
 # conventions that fire at v >= v_threshold (read from the registry; `quant.finetuning`)
@@ -69,6 +73,7 @@ class S2Config:
     integrator: str = "forward"  # forward (Euler) | exponential
     weight_scale: str = "max"  # ScaleMode text: max | pNN.N | none
     bits: int = 8  # weight bits of the 8-bit models (8 or 4); the `lif` model is always 4
+    bits_by_population: dict[str, int] = field(default_factory=dict)  # per population override
     graph_scales: bool = False  # use `w_scale` metadata of weight nodes (QAT) when present
     neurons_per_pe: dict[str, int] = field(default_factory=dict)  # per population override
     neurons_per_pe_default: int = 0  # global override; 0: the model's default (chip.py)
@@ -113,6 +118,7 @@ class S2Config:
                              f"--integrator {self.integrator} applies to convention 'nir'")
         ScaleMode.parse(self.weight_scale)
         qmax(self.bits)
+        parse_bits(dict(self.bits_by_population), "bits")  # each width one the chip stores
         for k, v in {**self.neurons_per_pe, "(default)": self.neurons_per_pe_default}.items():
             if not isinstance(v, int) or v < 0 or (v == 0 and k != "(default)"):
                 raise InputError(f"neurons per PE for {k} must be a positive integer, got {v!r}")
@@ -124,6 +130,16 @@ class S2Config:
 
     def with_(self, **kw) -> S2Config:
         return replace(self, **kw)
+
+    def bits_of(self, population: str) -> int:
+        """The weight width asked for `population` (its model may store fewer: `compile`)."""
+        return int(self.bits_by_population.get(population, self.bits))
+
+    def with_bits(self, spec) -> S2Config:
+        """This config with a bit setting over it (`spinnq.settings.merge_bits`: a bare width
+        replaces every population's, NAME=WIDTH items override theirs); None: unchanged."""
+        bits, per = merge_bits(self.bits, self.bits_by_population, spec)
+        return replace(self, bits=bits, bits_by_population=per)
 
     # The later stages' own configs, from the one set of flags a user gives.
     @property
@@ -160,6 +176,17 @@ class Chain:
     delay_post: np.ndarray | None = None  # steps, per post neuron
     weight_nodes: list[str] = field(default_factory=list)
     graph_scale: float | None = None
+    path: tuple[str, ...] = ()  # the nodes between pre and the neuron node
+    pooled: int = 0  # the SumPool kernel before the weight layer (kept after it is folded)
+    scales: list = field(default_factory=list)  # Scale factors folded in, in order
+
+    def fold(self, pool_factors: dict[str, float]) -> Fold:
+        """What this chain folded into its projection (`Program` records it for quant)."""
+        node = self.weight_nodes[-1] if self.weight_nodes else None
+        return Fold(node, tuple(self.path), self.pooled,
+                    pool_factors.get(node, 1.0) if node is not None else 1.0,
+                    tuple(self.scales),
+                    self.delay_pre is not None or self.delay_post is not None)
 
 
 def _refuse(name: str, msg: str) -> CompileError:
@@ -181,7 +208,7 @@ def _sumpool_rule(c: Chain, name: str, node, g: Graph, cfg: S2Config) -> Chain:
     if k[0] != k[1] or st != k or pad != (0, 0):
         raise _refuse(name, f"SumPool2d is fused on SpiNNaker2 only with a square kernel equal "
                       f"to its stride and no padding (kernel {k}, stride {st}, padding {pad})")
-    c.pool, c.shape = k[0], g.shapes[name]
+    c.pool, c.pooled, c.shape = k[0], k[0], g.shapes[name]
     return c
 
 
@@ -249,9 +276,11 @@ def _scale_rule(c: Chain, name: str, node, g: Graph, cfg: S2Config) -> Chain:
         s = np.broadcast_to(s.ravel() if s.size > 1 else s.reshape(()), (c.weight.shape[0],))
         c.weight = c.weight * s[:, None]
         c.bias = None if c.bias is None else c.bias * s
+        c.scales.append(float(s[0]) if s.size and np.all(s == s[0]) else s.copy())
     elif c.kind == "conv" and s.size == 1:
         c.weight = c.weight * float(s.ravel()[0])
         c.bias = None if c.bias is None else c.bias * float(s.ravel()[0])
+        c.scales.append(float(s.ravel()[0]))
     else:
         raise _refuse(name, "Scale is supported only after an Affine/Linear (or a scalar after "
                       "a Conv2d): it is folded into the weights")
@@ -300,7 +329,7 @@ def chains_into(g: Graph, target: str, cfg: S2Config) -> list[Chain]:
     back(target, [], frozenset())
     chains = []
     for pre, *mids in paths:
-        c = Chain(pre=pre, pre_shape=g.shapes[pre], shape=g.shapes[pre])
+        c = Chain(pre=pre, pre_shape=g.shapes[pre], shape=g.shapes[pre], path=tuple(mids))
         for m in mids:
             node = g.nodes[m]
             rule = CHAIN_RULES.get(type(node))
@@ -421,9 +450,10 @@ def _integer_weights(c: Chain, w_scale: float, bits: int,
 
 
 def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
-                 cfg: S2Config) -> list[Projection]:
+                 cfg: S2Config, pool_factors: dict[str, float]) -> list[Projection]:
     out = []
     for c in chains:
+        fold = c.fold(pool_factors)
         if c.kind == "none":  # SumPool straight into neurons: a sparse projection, weight 1
             C = c.pre_shape[0]
             kern = np.zeros((C, C, c.pool, c.pool))
@@ -447,12 +477,12 @@ def _projections(name: str, chains: list[Chain], w_scale: float, bits: int,
                               f"{chip.MAX_DELAY_STEPS}")
         if delays is None:
             out.append(Projection(c.pre, name, c.kind, w_int, w_scale, base, dict(c.conv),
-                                  sat, bits))
+                                  sat, bits, fold=fold))
             continue
         for d in np.unique(delays[w_int != 0]) if np.any(w_int) else [base]:
             part = np.where(delays == d, w_int, 0)
             out.append(Projection(c.pre, name, c.kind, part, w_scale, int(d), dict(c.conv),
-                                  sat if d == delays.min() else 0, bits))
+                                  sat if d == delays.min() else 0, bits, fold=fold))
     return out
 
 
@@ -460,6 +490,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
     """Map `graph` onto SpiNNaker2 populations and integer projections (AvgPool2d first
     becomes SumPool2d with 1/k^2 in the next weights: `spinnq.graph.rewrite`)."""
     conv = REGISTRY[cfg.convention]  # its rewrite and notes for what the chip cannot copy
+    pool_factors = avgpool_factors(graph)  # what the rewrite folds into which node: recorded
     graph, notes = conv.chip_prepare(avgpool_to_sumpool(graph), cfg.reset, cfg.delayed_reset)
     mode = ScaleMode.parse(cfg.weight_scale)
     pops: dict[str, Population] = {
@@ -478,7 +509,10 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
                 raise _refuse(name, f"{type(node).__name__} fed by a Conv2d: SpiNNaker2's conv "
                               "path exists only for LIF/IF neurons (lif_conv2d)")
             model = "lif_conv2d"
-        bits = min(cfg.bits, chip.WEIGHT_BITS[model])
+        bits = min(cfg.bits_of(name), chip.WEIGHT_BITS[model])
+        if name in cfg.bits_by_population and bits < cfg.bits_of(name):
+            notes.append(f"{name}: {model} stores {bits}-bit weights, not the "
+                         f"{cfg.bits_of(name)} bits asked for it")
         w_scale = _scale_for(name, chains, mode, bits, cfg)
         n = math.prod(graph.shapes[name])
         bias = np.zeros(n)
@@ -501,7 +535,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
         pops[name] = Population(name, model, tuple(graph.shapes[name]), params,
                                 float(scale[0]) if np.all(scale == scale[0]) else scale,
                                 readout, cfg.neurons_per_pe.get(name, cfg.neurons_per_pe_default))
-        new = _projections(name, chains, w_scale, bits, cfg)
+        new = _projections(name, chains, w_scale, bits, cfg, pool_factors)
         projs += new
         sat = sum(pr.saturated for pr in new)
         if sat:
@@ -510,6 +544,7 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
         if readout:
             notes.append(f"{name}: {type(node).__name__} read-out -> {model} that never fires; "
                          "its voltage is recorded")
+    check_bits_names(cfg.bits_by_population, [p for p in pops if p != graph.input])
     unknown = set(cfg.neurons_per_pe) - set(pops)
     if unknown:
         raise InputError(f"neurons per PE given for unknown population(s) {sorted(unknown)}; "
@@ -518,6 +553,15 @@ def compile(graph: Graph, cfg: S2Config = S2Config()) -> Program:  # noqa: A001
                    cfg.arithmetic, cfg.engine_config)
     prog.depth = depth(prog)
     return prog
+
+
+def check_bits_names(per: dict[str, int], populations: list[str]) -> None:
+    """Per-population bits name populations that receive weights (what `spinnq deploy`
+    lists); one line naming the first unknown name and the valid ones."""
+    for name in per:
+        if name not in populations:
+            raise InputError(f"--bits {name}={per[name]}: no population {name!r} receives "
+                             f"weights; populations: {', '.join(populations)}")
 
 
 def _outputs(graph: Graph, pops: dict[str, Population]) -> list[str]:

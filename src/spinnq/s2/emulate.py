@@ -12,9 +12,10 @@ One chip step of a population, float32 state and integer synaptic sums:
 
 Speed: a projection is linear and needs only *earlier* spikes, so a block of `chunk` steps is
 evaluated population by population: every projection is one batched op over (steps x batch)
-frames, and the neuron update is a short in-place scan over time. This is exact. Projections
-that go back (recurrence) limit the block to their delay (1 step: plain stepping).
-`lif_step` / `cuba_step` are the pure one-step functions the scan is tested against.
+frames, and the neuron update is a short scan over time. This is exact. Projections that go
+back (recurrence) limit the block to their delay (1 step: plain stepping).
+The neuron update itself is `spinnq.s2.step` (written once, for every engine and fine-tuning);
+`lif_step` / `cuba_step` are it on a population's `ChipParams`, the scans run it over a block.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from spinnq.s2.program import (
     fingerprint,
     sum_bound,
 )
+from spinnq.s2.step import TORCH as STEP
 
 Tensor = torch.Tensor
 
@@ -65,24 +67,14 @@ class ChipParams(NamedTuple):
 
 
 def membrane(v: Tensor, i: Tensor, p: ChipParams) -> Tensor:
-    """v' = alpha*v + I + i_offset with the configured roundings (pure)."""
-    a, b = (p.i_offset, i) if p.offset_first else (i, p.i_offset)
-    if p.fma:  # one rounding for alpha*v + a: the product is exact in float64
-        v = (p.alpha.double() * v.double() + a.double()).float()
-    else:
-        v = p.alpha * v + a
-    return v + b
-
-
-def _fire(v: Tensor, p: ChipParams) -> tuple[Tensor, Tensor]:
-    s = v > p.threshold
-    v = torch.where(s, v - p.threshold, v) if p.subtract else torch.where(s, p.v_reset, v)
-    return s, v
+    """v' = alpha*v + I + i_offset with the configured roundings (pure; `step.membrane`)."""
+    return STEP.membrane(v, i, p.alpha, p.i_offset, p.fma, p.offset_first)
 
 
 def lif_step(i: Tensor, state: tuple[Tensor], p: ChipParams) -> tuple[Tensor, tuple[Tensor]]:
     """One chip step of lif_no_delay / lif_conv2d / lif: (spikes, (v,))."""
-    s, v = _fire(membrane(state[0], i, p), p)
+    s, v = STEP.neuron(state[0], i, p.alpha, p.i_offset, p.threshold, p.v_reset, p.subtract,
+                       p.fma, p.offset_first)
     return s, (v,)
 
 
@@ -90,54 +82,40 @@ def cuba_step(i: tuple[Tensor, Tensor], state: tuple[Tensor, Tensor, Tensor],
               p: ChipParams) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
     """One chip step of lif_curr_exp: i = (excitatory, inhibitory) input; state (v, ie, ii)."""
     v, ie, ii = state
-    new_e = p.syn_alpha * ie + i[0] + p.bias_exc
-    new_i = p.syn_alpha * ii + i[1] + p.bias_inh
-    cur = new_e + new_i if p.current_first else ie + ii
-    s, v = _fire(membrane(v, cur, p), p)
+    cur, new_e, new_i = STEP.currents(ie, ii, i[0], i[1], p.syn_alpha, p.bias_exc, p.bias_inh,
+                                      p.current_first)
+    s, v = STEP.neuron(v, cur, p.alpha, p.i_offset, p.threshold, p.v_reset, p.subtract, p.fma,
+                       p.offset_first)
     return s, (v, new_e, new_i)
 
 
 # ---------------------------------------------------------------------- fast in-place scans
 def scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
-              v_out: Tensor | None, spiking: bool) -> None:
-    """The hot loop: same arithmetic as `lif_step` in 3-5 in-place ops per step.
+             v_out: Tensor | None, spiking: bool) -> None:
+    """The hot loop: `lif_step` over the block, state and outputs written in place.
 
-    Spikes are written as float (0/1) straight into the population's history; both resets
-    are one exact `addcmul_`: v - s*threshold, or v - s*v (= 0 where it fired)."""
+    Spikes are written as float (0/1) straight into the population's history. Without
+    offsets the membrane is `step.integrate` (no i_offset term to add)."""
     (inp,) = I
     v = st[0]
-    alpha = None if bool(torch.all(p.alpha == 1)) else p.alpha
-    off = None if not bool(torch.any(p.i_offset != 0)) else p.i_offset
-    th = p.threshold
-    vr_zero = not bool(torch.any(p.v_reset != 0))
+    off = p.i_offset if bool(torch.any(p.i_offset != 0)) else None
     for t in range(inp.shape[0]):
-        it = inp[t]
-        if p.fma:
-            v.copy_(membrane(v, it, p))
+        if off is None:
+            v = STEP.integrate(v, inp[t], p.alpha, p.fma)
         else:
-            if alpha is not None:
-                v.mul_(alpha)
-            if off is None:
-                v.add_(it)
-            elif p.offset_first:
-                v.add_(off).add_(it)
-            else:
-                v.add_(it).add_(off)
+            v = STEP.membrane(v, inp[t], p.alpha, off, p.fma, p.offset_first)
         if spiking:
-            s = s_out[t]
-            torch.gt(v, th, out=s)
-            if p.subtract:
-                v.addcmul_(s, th, value=-1)
-            elif vr_zero:
-                v.addcmul_(s, v, value=-1)
-            else:
-                v.copy_(torch.where(s.bool(), p.v_reset, v))
+            s = STEP.fire(v, p.threshold)
+            v = STEP.reset(v, s, p.threshold, p.v_reset, p.subtract)
+            s_out[t].copy_(s)
         if v_out is not None:
             v_out[t].copy_(v)
+    st[0].copy_(v)
 
 
 def scan_cuba(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
-               v_out: Tensor | None, spiking: bool) -> None:
+              v_out: Tensor | None, spiking: bool) -> None:
+    """`cuba_step` over the block (a read-out never fires), state written back in place."""
     state = tuple(st)
     p = p if spiking else p._replace(threshold=torch.full_like(p.threshold, math.inf))
     for t in range(I[0].shape[0]):

@@ -41,8 +41,11 @@ neurons]. A spike sent at step t is received at step t + 1.
             it). `energy_low_j`/`energy_high_j`: the same run with every constant at the low /
             high end of its sourced range (`ChipModel`).
   latency   (input steps + depth) ticks.
+  activity  beside the joules, the field's activity metrics per population (NeuroBench's
+            synaptic operations, effective ACs, activation sparsity: `s2/activity.py`),
+            `Cost.activity`, labelled with their source (emulated).
 
-Every number this module returns is "modelled".
+Every number this module returns is "modelled", but `Cost.activity` ("emulated").
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ import numpy as np
 
 from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import InputError
-from spinnq.s2 import chip
+from spinnq.s2 import activity, chip
 from spinnq.s2.chip import ChipModel
 from spinnq.s2.program import COUNTERS, Placement, Program, Run
 
@@ -286,6 +289,7 @@ class Cost:
     peak_load: float  # busiest PE-step: busy time at its level / tick (> 1: overrun)
     low_fraction: float  # share of PE-ticks at 0.5 V
     memory_max_bytes: int
+    weights_bytes: int = 0  # weights stored over all PEs, at each projection's width
     chip_base_j: float = 0.0  # chips' off power x run time (the per-population rows lack it)
     tick_needed_s: float = 0.0  # the longest any PE-step needed at its level
     unmodelled_j: float = 0.0  # the chip model's unmodelled static power x run time (0: off)
@@ -302,6 +306,8 @@ class Cost:
     per_population: dict[str, dict] = field(default_factory=dict)
     per_pe: list[dict] = field(default_factory=list)
     kind: str = "modelled"
+    # NeuroBench's activity metrics per population and in total (`s2/activity.py`)
+    activity: dict = field(default_factory=dict)
 
     def chip_table(self) -> dict:
         """The `chip` entry of report.json."""
@@ -309,7 +315,7 @@ class Cost:
                 "operating_point", "realtime", "base_j", "dynamic_j", "chip_base_j",
                 "memory_max_bytes", "energy_low_j", "energy_high_j", "dynamic_low_j",
                 "dynamic_high_j", "whole_chip_j", "unmodelled_j", "tick_needed_s",
-                "dvfs_lower_bound_j", "chip_model", "kind")
+                "dvfs_lower_bound_j", "chip_model", "kind", "activity")
         d = {k: getattr(self, k) for k in keys}
         d["timesteps"] = d.pop("steps")
         return d
@@ -567,6 +573,7 @@ def energy(placement: Placement, run: Run, program: Program | None = None, op: s
         c.dvfs_lower_bound_j = _lower_bound(p, w, scale)
         c.dvfs_thresholds = thresholds
     c.chip_model = model.source
+    c.activity = activity.metrics(program, run)
     unused = placement.chips * chip.PES_PER_CHIP - placement.pes
     idle = LEVELS[DVFS_LOW] if op == "dvfs" else chip.OPERATING_POINTS[op]
     c.whole_chip_j = c.energy_j + max(unused, 0) * idle.pe_sleep_w * p["run_s"]
@@ -598,12 +605,15 @@ def _assemble(placement: Placement, run: Run, program: Program | None, op: str,
         per_pe.append(row)
         pop = per_pop.setdefault(s.population, {"pes": 0, "neurons": 0, "busy_cycles": 0.0,
                                                 "energy_j": 0.0, "base_j": 0.0,
-                                                "dynamic_j": 0.0})
+                                                "dynamic_j": 0.0, "weights_bytes": 0})
         for k in ("busy_cycles", "energy_j", "base_j", "dynamic_j", "neurons"):
             pop[k] += row[k]
         pop["pes"] += 1
+        pop["weights_bytes"] += int(s.memory.get("weights", 0))
     for name, pop in per_pop.items():
         pop["counters"] = {k: float(np.asarray(v).sum()) for k, v in run.counters[name].items()}
+        ins = [] if program is None else [p for p in program.projections if p.post == name]
+        pop["bits"] = ins[0].bits if ins else None  # the width its weights are stored in
     costs_items = {g: float(sum(getattr(p["costs"], k) * w.units[k].sum() for k in ks))
                    for g, ks in WORK_GROUPS.items()}
     total = p["total"]
@@ -616,6 +626,7 @@ def _assemble(placement: Placement, run: Run, program: Program | None, op: str,
         peak_load=float(need.max() / tick) if need.size else 0.0,
         low_fraction=float((volts < HIGH.volts).mean()) if volts.size else 0.0,
         memory_max_bytes=max((s.bytes for s in placement.slots), default=0),
+        weights_bytes=sum(int(s.memory.get("weights", 0)) for s in placement.slots),
         chip_base_j=p["chip_off"], tick_needed_s=float(need.max()) if need.size else 0.0,
         unmodelled_j=p["unmodelled"],
         levels={lv.name: float((lvl == k).mean()) if lvl.size else 0.0

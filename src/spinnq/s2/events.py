@@ -19,16 +19,17 @@ contiguous runs over the target neurons, and the adds vectorize:
   of neurons stay small.
 
 Weights stay int8 (int16 where a hand-built program needs it) and are summed into int32
-accumulators: exact, like the chip. The neuron update is branch-free over contiguous float32
-arrays (the same float32 operations in the same order as `emulate.lif_step`, no fast-math, so
-no fused multiply-add unless `fma` asks for one; the tests check it against the torch engine
-bit for bit) and zeroes the accumulator as it reads it; populations with one alpha and one
-threshold and no offsets get a leaner update, in a kernel compiled for them. Spikes are
-collected in a second pass, 64 neurons at a time through a packed mask. The dense 0/1 input is
-turned into spikes inside the kernel, 16 steps at a time in one streaming pass over the frames
-(checked there: a value other than 0 or 1 stops the run). Only recorded populations pay for
-recording; counters are written per population and step. Slices of the batch run in plain
-threads (the kernel releases the GIL; no OpenMP/TBB pool).
+accumulators: exact, like the chip. The neuron update is the chip step of `spinnq.s2.step`
+(the one definition every engine runs, compiled into the update loops), branch-free over
+contiguous float32 arrays (no fast-math, so no fused multiply-add unless `fma` asks for one;
+the tests check it against the torch engine bit for bit) and zeroes the accumulator as it
+reads it; populations with one alpha and one threshold and no offsets get a leaner update,
+in a kernel compiled for them. Spikes are collected in a second pass, 64 neurons at a time
+through a packed mask. The dense 0/1 input is turned into spikes inside the kernel, 16 steps
+at a time in one streaming pass over the frames (checked there: a value other than 0 or 1
+stops the run). Only recorded populations pay for recording; counters are written per
+population and step. Slices of the batch run in plain threads (the kernel releases the GIL;
+no OpenMP/TBB pool).
 
 Covers every program without `lif_curr_exp` populations (those use the torch engine).
 Optional: needs numba (`pip install numba`, the `fast` extra); `emulate` falls back to the
@@ -48,7 +49,7 @@ import numpy as np
 import torch
 
 from spinnq.errors import InputError
-from spinnq.s2 import chip
+from spinnq.s2 import chip, step
 from spinnq.s2.inputs import check_spikes
 from spinnq.s2.program import COUNTERS, Program, Projection, Run, fingerprint, sum_bound
 
@@ -63,6 +64,10 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
     njit = None
     NumbaPendingDeprecationWarning = Warning
 
+# sha256 of step.py (first 16 hex digits). numba's cache of the kernels is keyed on this file,
+# not on step.py, whose functions are compiled into them: a change to the step must change this
+# file too (tests/s2/test_step.py checks the digest), or cached kernels would run the old step.
+STEP_DIGEST = "90250dc40a91c4cb"
 SPK, SYN, PKT, MAC = 0, 1, 2, 3  # counter columns in the kernel
 # x * _GATHER >> 56 packs the 0/1 bytes of a 64-bit word x into one byte, bit i = byte i
 _GATHER = np.uint64(0x0102040810204080)
@@ -554,51 +559,55 @@ if njit is not None:
         return ev
 
     @njit(cache=True, nogil=True, inline="always")
-    def _update(v, vo, cur, co, fired, fo, n, alpha, th, off, vr, subtract, fma, offset_first):
-        """The neuron update of neurons vo..vo+n-1 (accumulators from co, flags from fo),
-        branch-free (selects, no jumps) so it vectorizes: v' = alpha*v + I + i_offset (or
-        + i_offset + I), fire on v' > threshold, reset by subtraction or to v_reset; fired =
-        0/1; the accumulator is zeroed as it is read (ready for the next step, no second
-        pass). Read-outs have threshold +inf.
-        Indexes by offset (unsigned), not views: a view costs atomic reference counts."""
+    def _select(c, a, b):
+        """a where c else b: a select, not a jump, so the update loops vectorize."""
+        return a if c else b
+
+    # The chip step (`spinnq.s2.step`), compiled into the update loops below (see
+    # `STEP_DIGEST` for numba's cache).
+    STEP = step.define(np.float64, np.float32, _select,
+                       njit(cache=True, nogil=True, inline="always"))
+    _neuron, _integrate, _fire, _reset = STEP.neuron, STEP.integrate, STEP.fire, STEP.reset
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _update_loop(v, vo, cur, co, fired, fo, n, alpha, th, off, vr, subtract, fma,
+                     offset_first):
+        """`_update`'s loop, `fma` a compile-time constant of each call (one loop each)."""
         vu, cu, fu = np.uint64(vo), np.uint64(co), np.uint64(fo)
-        if fma:  # one rounding for alpha*v + first term: the product is exact in float64
-            for i in range(np.uint64(n)):
-                g = vu + i
-                x_i = np.float32(cur[cu + i])
-                cur[cu + i] = 0
-                p1 = off[g] if offset_first else x_i
-                p2 = x_i if offset_first else off[g]
-                x = np.float32(np.float64(alpha[g]) * np.float64(v[g]) + np.float64(p1)) + p2
-                f = x > th[g]
-                y = x - th[g] if subtract else vr[g]
-                v[g] = y if f else x
-                fired[fu + i] = f
+        for i in range(np.uint64(n)):
+            g = vu + i
+            x_i = np.float32(cur[cu + i])
+            cur[cu + i] = 0
+            f, v[g] = _neuron(v[g], x_i, alpha[g], off[g], th[g], vr[g], subtract, fma,
+                              offset_first)
+            fired[fu + i] = f
+
+    @njit(cache=True, nogil=True, inline="always")
+    def _update(v, vo, cur, co, fired, fo, n, alpha, th, off, vr, subtract, fma, offset_first):
+        """The neuron update of neurons vo..vo+n-1 (accumulators from co, flags from fo):
+        `step.neuron`, branch-free (selects, no jumps) so it vectorizes; fired = 0/1; the
+        accumulator is zeroed as it is read (ready for the next step, no second pass).
+        Read-outs have threshold +inf. Indexes by offset (unsigned), not views: a view costs
+        atomic reference counts."""
+        if fma:
+            _update_loop(v, vo, cur, co, fired, fo, n, alpha, th, off, vr, subtract, True,
+                         offset_first)
         else:
-            for i in range(np.uint64(n)):
-                g = vu + i
-                x_i = np.float32(cur[cu + i])
-                cur[cu + i] = 0
-                p1 = off[g] if offset_first else x_i
-                p2 = x_i if offset_first else off[g]
-                x = alpha[g] * v[g] + p1 + p2
-                f = x > th[g]
-                y = x - th[g] if subtract else vr[g]
-                v[g] = y if f else x
-                fired[fu + i] = f
+            _update_loop(v, vo, cur, co, fired, fo, n, alpha, th, off, vr, subtract, False,
+                         offset_first)
 
     @njit(cache=True, nogil=True, inline="always")
     def _update_uniform(v, vo, cur, co, fired, fo, n, alpha, th):
         """`_update` for a population with one alpha and one threshold, no offsets, reset
-        by subtraction, no fma: the same floats bit for bit, but only v and the accumulators
-        are streamed (the update is bound by cache bandwidth: measured 2x faster)."""
+        by subtraction, no fma: `step.integrate` (no offset term), fire and reset, the same
+        floats, but only v and the accumulators are streamed (the update is bound by cache
+        bandwidth: measured 2x faster)."""
         vu, cu, fu = np.uint64(vo), np.uint64(co), np.uint64(fo)
         for i in range(np.uint64(n)):
-            x = alpha * v[vu + i] + np.float32(cur[cu + i])
+            x = _integrate(v[vu + i], np.float32(cur[cu + i]), alpha, False)
             cur[cu + i] = 0
-            f = x > th
-            y = x - th
-            v[vu + i] = y if f else x
+            f = _fire(x, th)
+            v[vu + i] = _reset(x, f, th, th, True)
             fired[fu + i] = f
 
     @njit(cache=True, nogil=True, inline="always")

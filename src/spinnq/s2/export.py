@@ -34,6 +34,7 @@ from spinnq.s2.compile import (
     compile,
 )
 from spinnq.s2.formats import to_int
+from spinnq.settings import bits_value
 
 NEURON_SCALED = ("v_threshold", "v_leak", "v_reset")
 ROUNDING = {nir.Conv2d: "conv_rounding"} | {t: "dense_rounding" for t in DENSE}
@@ -67,6 +68,7 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
                 meta = dict(getattr(src, "metadata", None) or {})
                 meta.pop(W_SCALE_KEY, None)
                 meta[EXPORTED_KEY] = float(w_scale)
+                meta["bits"] = int(bits)  # the width the chip stores this layer in
                 src.metadata = meta
         # e.g. Norse's current jump (gain w_in) in NIR's reading (gain dt/tau_syn * w_in)
         nodes[name] = conv.exported_node(nodes[name], cfg.dt)
@@ -76,9 +78,13 @@ def export_graph(graph: Graph, cfg: S2Config = S2Config()) -> nir.NIRGraph:
                         np.asarray(getattr(node, attr), dtype=np.float64) * w_scale)
     meta = dict(graph.metadata) | {"spinnq.target": "spinnaker2",
                                    "spinnq.weight_scale": str(cfg.weight_scale),
-                                   "spinnq.bits": int(cfg.bits),
+                                   "spinnq.bits": bits_value(cfg.bits,
+                                                             cfg.bits_by_population),
                                    "spinnq.scale_weights": False,
                                    "spinnq.convention": "nir" if conv.exports_as_nir
                                    else cfg.convention,  # translated above, or kept
-                                   "spinnq.reset": cfg.reset, "spinnq.dt": float(cfg.dt)}
+                                   "spinnq.reset": cfg.reset, "spinnq.dt": float(cfg.dt),
+                                   "spinnq.integrator": cfg.integrator,
+                                   # the late reset is a weight node of this graph now
+                                   "spinnq.delayed_reset": False}
     return nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=meta, type_check=False)

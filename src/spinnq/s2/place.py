@@ -23,7 +23,9 @@ from spinnq.s2.program import PESlot, PlaceConfig, Placement, Population, Progra
 
 
 def _weights_bytes(proj: Projection, pre: Population, post: Population, n_local: int) -> int:
-    """Bytes a PE holding `n_local` target neurons stores for this projection."""
+    """Bytes a PE holding `n_local` target neurons stores for this projection: dense rows at
+    the projection's width (`proj.bits`: 4-bit weights take half the bytes of 8-bit ones);
+    conv kernels as int8 (what the MAC array multiplies); sparse rows as synapse words."""
     if proj.kind == "conv":  # the whole kernel (int8) + one input frame (bits) for the MAC array
         return int(np.prod(proj.weight.shape)) + math.ceil(pre.size / 8)
     if proj.kind == "pool" or post.model in chip.SPARSE_MODELS:
@@ -112,6 +114,7 @@ def summarize(program: Program, placement: Placement, run=None) -> dict:
             "weight_range": ([int(min(p.weight.min() for p in ins)),
                               int(max(p.weight.max() for p in ins))] if ins else None),
             "bits": ins[0].bits if ins else None,
+            "weights_bytes": sum(s.memory.get("weights", 0) for s in mine),
             "saturations": int(sum(p.saturated for p in ins)),
             "read_out": pop.record_only}
     big = max(placement.slots, key=lambda s: s.bytes, default=None)
@@ -121,6 +124,7 @@ def summarize(program: Program, placement: Placement, run=None) -> dict:
            "largest_consumer": None if big is None else {
                "population": big.population, "chip": big.chip, "pe": big.pe,
                "bytes": big.bytes, "memory": dict(big.memory)},
+           "weights_bytes": sum(s.memory.get("weights", 0) for s in placement.slots),
            "routing_entries": placement.routing_entries, "depth": program.depth,
            "populations": pops, "notes": list(program.notes)}
     if run is not None:

@@ -104,6 +104,36 @@ class Population:
         return int(np.prod(self.shape))
 
 
+@dataclass(frozen=True)
+class Fold:
+    """What compile folded into one projection, read by whoever maps the graph's weights to
+    the chip's (calibration, fine-tuning) instead of re-deriving it: the graph's weight node
+    and the factors compile applied to its weights before `round(w * w_scale)`
+    (`folded_weights`), in compile's order and precision."""
+
+    node: str | None  # the Affine/Linear/Conv2d node of the graph compile read (None: a
+    #                   SumPool straight into neurons, fixed weights of 1)
+    path: tuple[str, ...] = ()  # the nodes between the pre and the post population, in order
+    pool: int = 0  # SumPool2d kernel (== stride) summing the pre spikes before the weights:
+    #                fused into a conv, or folded into a dense matrix's columns
+    pool_factor: float = 1.0  # AvgPool2d's 1/k^2 (compile sums, so it goes into the weights),
+    #                           multiplied in float64 and stored in the weights' float dtype
+    scales: tuple = ()  # each Scale node after the weights, applied in float64 in order: a
+    #                     float, or a float64 array per output neuron where values differ
+    delayed: bool = False  # a Delay on the path: the projection is one of its per-delay parts
+
+    @property
+    def factor(self) -> float | None:
+        """The one number the node's weights are multiplied by (AvgPool's 1/k^2 x the
+        Scales); None where a Scale differs per neuron."""
+        prod = 1.0
+        for s in self.scales:
+            if np.ndim(s):
+                return None
+            prod *= float(s)
+        return self.pool_factor * prod
+
+
 @dataclass
 class Projection:
     """Synapses from one population to another, integer weights in the target's scale."""
@@ -120,6 +150,7 @@ class Projection:
     conv: dict = field(default_factory=dict)  # stride, padding, pool (fused SumPool kernel)
     saturated: int = 0  # weights clipped to the integer range
     bits: int = 8
+    fold: Fold | None = None  # the graph's weights it came from, and the factors folded in
 
 
 @dataclass
@@ -196,6 +227,20 @@ def sum_bound(proj: Projection) -> float:
         big = max(float(np.abs(rows[i:i + step].astype(acc_t)).sum(1).max())
                   for i in range(0, rows.shape[0], step))
     return big * (proj.conv.get("pool", 0) ** 2 or 1) if proj.kind != "dense" else big
+
+
+def folded_weights(w, fold: Fold) -> np.ndarray:
+    """A weight node's values `w` as compile scales them for `fold`'s projection (float64,
+    the node's shape: a folded pool's column expansion aside): AvgPool's 1/k^2 in the
+    weights' float dtype, then each Scale in float64 (per output neuron: rows)."""
+    w = np.asarray(w)
+    if fold.pool_factor != 1.0:
+        dtype = w.dtype if w.dtype.kind == "f" else np.float64
+        w = (w.astype(np.float64) * fold.pool_factor).astype(dtype)
+    w = w.astype(np.float64)
+    for s in fold.scales:
+        w = w * (s if np.ndim(s) == 0 else np.reshape(s, (-1,) + (1,) * (w.ndim - 1)))
+    return w
 
 
 def _crc(a) -> int:

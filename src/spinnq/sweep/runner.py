@@ -23,7 +23,14 @@ from spinnq.graph import meta
 from spinnq.graph.model import write_graph
 from spinnq.helpers import progress, read_json
 from spinnq.report.write import fmt
-from spinnq.settings import ACCURACY, ANY_NUMBER, SPACE_LIMITS, SWEEP_FLAGS, check_flag
+from spinnq.settings import (
+    ACCURACY,
+    ANY_NUMBER,
+    SPACE_LIMITS,
+    SWEEP_FLAGS,
+    bits_value,
+    check_flag,
+)
 from spinnq.sweep import engine, report
 from spinnq.sweep.results import (
     Budget,
@@ -156,6 +163,9 @@ def run_sweep(problem: Problem, out: str | Path, cfg: SweepConfig, target: str =
     extra = [problem.default(), problem.seed_config()]
     for stage in quant_stages(cfg.space):  # checked before anything runs
         quant_function(stage)
+    for bits in cfg.space.get("bits", ()):  # per-population widths name its populations
+        if isinstance(bits, str):
+            problem.run_settings(settings({**extra[0], "bits": bits}))
     if cfg.search == "optuna":
         todo_plan = Plan(tuple(map(settings, extra)))
     else:
@@ -280,7 +290,9 @@ def write_best(problem: Problem, out: Path, rec: dict) -> dict[str, Path]:
 def chip_flags(problem: Problem, s: dict) -> list[str]:
     """The flags that make `spinnq deploy/energy` run best.nir as the trial ran."""
     cfg = problem.s2_config(s)
-    flags = ["--weight-scale", "none", "--bits", str(cfg.bits), "--reset", cfg.reset,
+    flags = ["--weight-scale", "none", "--bits", str(bits_value(cfg.bits,
+                                                                cfg.bits_by_population)),
+             "--reset", cfg.reset,
              "--dt", repr(float(cfg.dt))]
     if s["neurons_per_pe"]:
         flags += ["--neurons-per-pe", str(s["neurons_per_pe"])]

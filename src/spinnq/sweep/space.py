@@ -19,7 +19,7 @@ import numpy as np
 
 from spinnq.config import DEFAULT_OP, REALTIME_TICK_S, SHORTEST_TICK
 from spinnq.errors import InputError
-from spinnq.settings import parse_tick_text
+from spinnq.settings import bits_value, parse_bits, parse_tick_text
 
 CALIBRATE = "calibrate"
 GRAPH_SCALES = "graph"  # weight_scale: the scales the graph's weight nodes carry (w_scale)
@@ -61,11 +61,9 @@ def parse_value(key: str, text: str) -> Any:
     t = str(text).strip()
     if key in ("timesteps", "neurons_per_pe", "finetune"):
         return _int(key, t, 1 if key == "timesteps" else 0)
-    if key == "bits":
-        v = _int(key, t, 1)
-        if v not in (8, 4):
-            raise InputError(f"--space bits: weights are 8 or 4 bits on SpiNNaker2, got {v}")
-        return v
+    if key == "bits":  # 8, 4, or per population: 'l1=4+l2=8' on --space, 'l1=4,l2=8' in code
+        default, per = parse_bits(t, "--space bits:")
+        return bits_value(default, per)
     if key == "weight_scale":
         from spinnq.s2.formats import ScaleMode  # torch: only when a scale is parsed
 
@@ -87,7 +85,9 @@ def parse_value(key: str, text: str) -> Any:
 
 def parse_space(items: list[str] | tuple[str, ...]) -> dict[str, tuple]:
     """`["bits=8,4", "operating_point=0.5V,0.8V"]` -> {"bits": (8, 4), ...} (order kept,
-    duplicates dropped); a key given twice is an error."""
+    duplicates dropped); a key given twice is an error. A per-population bits choice joins
+    its items with '+' (commas separate choices): `bits=8,4,l1=4+l2=8` -> (8, 4,
+    'l1=4,l2=8')."""
     space: dict[str, tuple] = {}
     for item in items or ():
         key, sep, vals = str(item).partition("=")

@@ -33,7 +33,7 @@ from spinnq.s2.program import Program, Run
 from spinnq.sweep.space import CALIBRATE, GRAPH_SCALES, SHORTEST, settings
 
 COST_COLUMNS = ("energy_j", "dynamic_j", "base_j", "latency_s", "tick_s", "realtime", "pes",
-                "chips", "energy_low_j", "energy_high_j")
+                "chips", "energy_low_j", "energy_high_j", "weights_bytes")
 
 
 class Problem(Protocol):
@@ -68,7 +68,7 @@ def trial_flags(s: dict) -> dict:
     """The run settings a trial's settings set, as `spinnq.resolver` flags (the rest comes
     from the problem: its graph's metadata, convention, reset, dt)."""
     tick = tick_seconds(s)
-    return {"bits": int(s["bits"]), "operating_point": s["operating_point"],
+    return {"bits": s["bits"], "operating_point": s["operating_point"],
             "tick_s": SHORTEST if tick is None else tick,
             "neurons_per_pe": int(s["neurons_per_pe"])}
 
@@ -131,7 +131,8 @@ def run_trial(problem: Problem, s: dict, seed: int, threads: int = 1) -> dict:
         value, run = problem.score(program, s)
         cost = energy(placement, run, program, op=rs.operating_point, tick_s=rs.tick_s)
         rec[problem.metric] = float(value)
-        rec.update({k: (bool(v) if k == "realtime" else int(v) if k in ("pes", "chips")
+        rec.update({k: (bool(v) if k == "realtime" else int(v) if k in ("pes", "chips",
+                                                                        "weights_bytes")
                         else float(v)) for k, v in
                     ((k, getattr(cost, k)) for k in COST_COLUMNS)})
     except SpinnqError as e:
@@ -191,7 +192,7 @@ class GraphProblem:
         """How the graph runs with no flag: its bits, and its own scales where it has them
         (a QAT or `spinnq quantize` graph), as `spinnq evaluate` runs it."""
         base = resolve(self.graph_, convention=self.convention, reset=self.reset, dt=self.dt)
-        return settings({"bits": base.bits,
+        return settings({"bits": base.bits_spec,
                          "weight_scale": GRAPH_SCALES if base.graph_scales else "max"})
 
     def seed_config(self) -> dict:
@@ -220,16 +221,17 @@ class GraphProblem:
             CALIBRATE, GRAPH_SCALES) else ws)
         cfg, sim = rs.s2(), rs.sim()
         if ws == CALIBRATE:
-            g = quant_function("calibrate")(self.graph_, train, bits=int(s["bits"]), cfg=cfg,
+            g = quant_function("calibrate")(self.graph_, train, bits=s["bits"], cfg=cfg,
                                             sim=sim).graph
         elif ws == GRAPH_SCALES:  # fine-tune the scales the graph carries
             g = self.graph_
         else:  # the chosen scale recorded on the graph, as calibrate records its choice
             from spinnq.quant.calibration import population_scales, with_scales
 
-            scales = population_scales(self.graph_, cfg)
+            prog = compile(self.graph_, cfg)  # its scales, and its folds for with_scales
+            scales = population_scales(self.graph_, cfg, prog)
             g = with_scales(self.graph_, {k: v["w_scale"] for k, v in scales.items()},
-                            int(s["bits"]), cfg)
+                            {k: v["bits"] for k, v in scales.items()}, cfg, program=prog)
         if s["finetune"]:
             g = quant_function("finetune")(g, train, epochs=int(s["finetune"]),
                                            cfg=cfg.with_(graph_scales=True), sim=sim).graph

@@ -10,7 +10,7 @@
   the epoch with the best greedy agreement on held-out states -- the PTQ graph if none beats
   it. Distillation, not more DQN: it cannot unlearn the task.
 Both graphs carry their scales (`w_scale` metadata) and run settings, so deployment
-(`S2Config(graph_scales=True)`) uses exactly the integers that were scored.
+(`spinnq.resolver.resolve(graph)`: graph scales) uses exactly the integers that were scored.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import numpy as np
 import torch
 
 from spinnq.graph.model import Graph
-from spinnq.graph.simulate import SimConfig
 from spinnq.quant.calibration import Calibration, calibrate
 from spinnq.quant.finetuning import FinetuneResult, finetune
-from spinnq.s2.compile import S2Config
+from spinnq.resolver import resolve
 from spinnq.settings import PERCENTILE, Limit
 from spinnq.tasks.control.encoder import Encoder
 
@@ -48,8 +47,9 @@ class FinetuneConfig:
 def quantize(float_graph: Graph, spikes: torch.Tensor, dt: float, cfg: FinetuneConfig,
              seed: int) -> tuple[Calibration, FinetuneResult]:
     """(PTQ calibration, QAT result) of the float Q-network graph on calibration spikes."""
-    s2 = S2Config(dt=dt, reset="subtract")
-    sim = SimConfig(dt=dt, reset="subtract")
+    # the exported graph's own settings (`spinnq.resolver`), as `spinnq quantize` reads them
+    rs = resolve(float_graph, dt=dt)
+    s2, sim = rs.s2(), rs.sim()
     x = spikes.numpy().astype(np.float32)
     cal = calibrate(float_graph, x, percentiles=cfg.percentiles, readout="membrane", cfg=s2,
                     sim=sim, labels=False)

@@ -31,11 +31,14 @@ from spinnq import settings
 from spinnq.baseline.measure import MeasureConfig, measure
 from spinnq.config import REALTIME_TICK_S
 from spinnq.errors import CheckpointError, InputError, RunFolderError
+from spinnq.files import save_npy
 from spinnq.graph.model import read_graph, write_graph
 from spinnq.helpers import read_json, seed_everything
 from spinnq.published import published_rows
 from spinnq.report import build_report, stage, standard_plots, write_report
-from spinnq.s2 import S2Config, compile, place
+from spinnq.resolver import RunSettings
+from spinnq.resolver import resolve as resolve_settings
+from spinnq.s2 import compile, place
 from spinnq.s2.emulate import emulate
 from spinnq.s2.energy import OP_CHOICES, energy
 from spinnq.settings import DT, SEED, TICK_S, Limit
@@ -285,8 +288,10 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
     graphs |= {name: read_graph(run.verify(paths[name])) for name in ("ptq", "qat")}
 
     # 3. closed loop, stage by stage -----------------------------------------------------
-    s2cfg = S2Config(dt=cfg.dt, reset="subtract", graph_scales=True)
-    programs = {"chip": compile(graphs["qat"], s2cfg), "chip PTQ": compile(graphs["ptq"], s2cfg)}
+    chip_rs = chip_settings(graphs, cfg)
+    s2cfg = chip_rs["chip"].s2()
+    programs = {"chip": compile(graphs["qat"], s2cfg),
+                "chip PTQ": compile(graphs["ptq"], chip_rs["chip PTQ"].s2())}
     float_q = sim_q(graphs["float"], enc, cfg.dt)
     kept: list = []
     stage_fns = {
@@ -311,8 +316,18 @@ def _run(cfg, run, spec, enc, model, solved, resume, quiet, interrupt_at, t_star
 
     # 4. chip cost (modelled) and CPU baseline (measured) --------------------------------
     report = _report(cfg, run, spec, model, enc, programs["chip"], place(programs["chip"],
-                     s2cfg), kept, done, train_info, mode, scores, hist, t_start, solved)
+                     s2cfg), kept, done, train_info, mode, scores, hist, t_start, solved,
+                     chip_rs)
     return report
+
+
+def chip_settings(graphs: dict, cfg: ControlConfig) -> dict[str, RunSettings]:
+    """The settings the chip stages run the written QAT ("chip") and PTQ ("chip PTQ") graphs
+    with: as `spinnq evaluate/deploy/energy` would (`spinnq.resolver`: the graph's metadata
+    and w_scale), at the run's operating point and tick."""
+    return {n: resolve_settings(graphs[g], operating_point=cfg.operating_point,
+                                tick_s=cfg.tick_s) for n, g in (("chip", "qat"),
+                                                                ("chip PTQ", "ptq"))}
 
 
 def build_agent(cfg: ControlConfig):
@@ -365,10 +380,11 @@ def _visited_states(model, enc: Encoder, spec, cfg: ControlConfig) -> np.ndarray
 
 
 def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_info, mode,
-            scores, hist, t_start, solved) -> dict:
+            scores, hist, t_start, solved, chip_rs: dict[str, RunSettings]) -> dict:
     cost = cost_fast = None
     sample = torch.cat(kept)[:128] if kept else None
-    if sample is not None:
+    if sample is not None:  # kept: `spinnq energy qat.nir --input chip_input.npy` prices it
+        save_npy(run.path / "chip_input.npy", sample.numpy().astype(np.uint8))
         chip_run = emulate(program, sample)
         cost = energy(placement, chip_run, program, op=cfg.operating_point, tick_s=cfg.tick_s)
         cost_fast = energy(placement, chip_run, program, op=cfg.operating_point, tick_s=None)
@@ -390,6 +406,10 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
         f"Chip cost per decision is modelled ({cfg.operating_point}, tick {cfg.tick_s * 1e3:g} "
         f"ms, {enc.steps} input steps + depth {program.depth}); the CPU row is measured here "
         "(float torch model, batch 1).",
+        *(f"{n} (the {'QAT' if n == 'chip' else 'PTQ'} graph) ran with {rs.line()}"
+          for n, rs in chip_rs.items()),
+        "The chip cost's inputs are chip_input.npy: `spinnq energy qat.nir --input "
+        "chip_input.npy` with the chip stage's operating point and tick prices the same run.",
     ]
     if cost is not None:
         notes.append(
@@ -411,6 +431,7 @@ def _report(cfg, run, spec, model, enc, program, placement, kept, done, train_in
                  "timesteps_per_decision": enc.steps, "encoding": "Gaussian receptive "
                  f"fields x{cfg.encoder.neurons_per_dim}/dim, deterministic rate coding"},
         chip_fastest_tick=cost_fast.chip_table() if cost_fast is not None else None,
+        settings={n: rs.to_dict() for n, rs in chip_rs.items()},
         solved=_solved(done, solved),
         wall_s=time.perf_counter() - t_start)
     rep["sections"] = control_sections(rep)

@@ -27,6 +27,7 @@ from spinnq.published import SEED_B_GESTURE
 from spinnq.quant.brevitas import brevitas_available, check_integers, export_qat, from_float
 from spinnq.quant.calibration import calibrate, population_scales
 from spinnq.quant.evaluation import chip_eval
+from spinnq.resolver import RunSettings, resolve
 from spinnq.s2 import S2Config, compile
 from spinnq.s2.energy import LEVEL_NAMES, Cost, energy
 from spinnq.s2.published_fit import SEED_NEURONS_PER_PE
@@ -129,6 +130,16 @@ def _software_check(graph, model, f: Frames, cfg: GestureConfig, n: int = 16) ->
             "max_count_diff": float((sim_counts.float() - torch_counts.float()).abs().max())}
 
 
+def chip_settings(graph, cfg: GestureConfig) -> RunSettings:
+    """The settings a chip stage runs an exported graph with: the resolver's, from the graph's
+    metadata, at the run's tick (and the seed's placement with `placement=seed`), so
+    `spinnq evaluate` on the exported NIR with `settings.flags(pricing=True)` runs this chip."""
+    rs = resolve(graph, tick_s=cfg.tick_s)
+    if cfg.placement == "seed":
+        rs = rs.with_(neurons_per_pe_by_population=seed_placement(graph, rs.s2()).neurons_per_pe)
+    return rs
+
+
 def seed_placement(graph, s2: S2Config) -> S2Config:
     """`s2` with the seed paper's 147-PE placement: its neurons per PE for the network's six
     populations (input, three conv, two dense), in order."""
@@ -205,7 +216,7 @@ def _run(opts, cfg: GestureConfig, run: RunDir, resume: bool, t_start: float, da
     quiet = opts.quiet
     fl = _float_stage(cfg, run, data, resume, quiet, timings)
     ptq = _ptq_stage(cfg, data, fl["graph"], quiet, timings)
-    qat = _qat_stage(cfg, run, data, fl["model"], ptq["s2"], resume, quiet, timings)
+    qat = _qat_stage(cfg, run, data, fl["model"], resume, quiet, timings)
     ev_qat = qat["ev"]
     costs = _costs(ev_qat, cfg)
     summary = _summary_of(cfg, data, fl, ptq, qat, costs,
@@ -235,9 +246,8 @@ def _ptq_stage(cfg: GestureConfig, data, graph_f, quiet: bool, timings: dict) ->
     """PTQ: one global percentile chosen on the validation split on the emulated chip, then
     the test split on chip (and the float graph deployed as it is, max scale)."""
     test, val = data["test"], data["val"]
-    s2 = S2Config(dt=cfg.dt, reset="subtract", integrator="forward")
-    if cfg.placement == "seed":
-        s2 = seed_placement(graph_f, s2)
+    rs = chip_settings(graph_f, cfg)
+    s2 = rs.s2()
     with stopwatch() as t:
         cal = calibrate(graph_f, (val.x, val.y), percentiles=cfg.percentiles, cfg=s2,
                         batch=cfg.chip_batch, quiet=quiet)
@@ -249,12 +259,13 @@ def _ptq_stage(cfg: GestureConfig, data, graph_f, quiet: bool, timings: dict) ->
     asis = ev.accuracy if mode == "max" else chip_eval(
         graph_f, test.x, test.y, s2.with_(weight_scale="max"), "count", cfg.chip_batch, quiet,
         label="float graph as is on chip (test)").accuracy
-    return {"s2": s2, "mode": mode, "table": cal.table, "ev": ev, "asis": asis,
+    return {"s2": s2, "settings": rs.with_(weight_scale=mode), "mode": mode,
+            "table": cal.table, "ev": ev, "asis": asis,
             "scales": population_scales(graph_f, s2.with_(weight_scale=mode))}
 
 
-def _qat_stage(cfg: GestureConfig, run: RunDir, data, model, s2: S2Config, resume: bool,
-               quiet: bool, timings: dict) -> dict:
+def _qat_stage(cfg: GestureConfig, run: RunDir, data, model, resume: bool, quiet: bool,
+               timings: dict) -> dict:
     """Q-SNN: QAT fine-tuned from the P-SNN (Brevitas, or spinnq's layers without it), its
     integers deployed as they are, on the emulated chip over the test split."""
     layers, notes = cfg.qat_layers, []
@@ -269,14 +280,13 @@ def _qat_stage(cfg: GestureConfig, run: RunDir, data, model, s2: S2Config, resum
     g_qat = export_qat(qmodel, (2, cfg.frames.size, cfg.frames.size), cfg.dt)
     write_graph(g_qat, run.path / "qsnn_qat.nir")
     graph_q = from_nir(g_qat)
-    s2q = s2.with_(graph_scales=True, weight_scale="none", conv_rounding="nearest")
-    if cfg.placement == "seed":
-        s2q = seed_placement(graph_q, s2q)
+    rsq = chip_settings(graph_q, cfg)  # its w_scale metadata: graph scales, no flag needed
+    s2q = rsq.s2()
     test = data["test"]
     ev = chip_eval(graph_q, test.x, test.y, s2q, "count", cfg.chip_batch, quiet,
                    label="QAT on chip (test)")
     return {"layers": layers, "notes": notes, "hist": hist, "graph": graph_q, "s2": s2q,
-            "ev": ev, "accuracy": accuracy(spike_counts(qmodel, test), test.y),
+            "settings": rsq, "ev": ev, "accuracy": accuracy(spike_counts(qmodel, test), test.y),
             "integers": check_integers(qmodel, ev.program, graph_q)}
 
 
@@ -314,6 +324,9 @@ def _summary_of(cfg: GestureConfig, data, fl: dict, ptq: dict, qat: dict, costs:
         "ptq": {"chosen": ptq["mode"], "sweep_on_val": ptq["table"],
                 "populations": ptq["scales"]},
         "qat": {"layers": qat["layers"], "integers_equal_on_chip": qat["integers"]},
+        # what each chip stage ran with (`spinnq.resolver`, as `spinnq evaluate` resolves the
+        # exported NIR): PTQ on psnn_float.nir, QAT on qsnn_qat.nir
+        "settings": {"ptq_chip": ptq["settings"].to_dict(), "qat_chip": qat["settings"].to_dict()},
         "software_check": fl["software_check"],
         "memory": {"weights": nw, "fp32_bytes": 4 * nw, "int8_bytes": nw,
                    "reduction": 1 - nw / (4 * nw), "kind": "measured"},
@@ -336,6 +349,12 @@ def _summary_of(cfg: GestureConfig, data, fl: dict, ptq: dict, qat: dict, costs:
         "data": {"source": cfg.data_dir or "synthetic", **{k: len(v) for k, v in data.items()}},
         "training": {"float": fl["hist"], "qat": qat["hist"]},
     }
+
+
+def chip_line(settings: dict) -> str:
+    """A chip stage's settings line and the flags that make `spinnq evaluate` run it so."""
+    rs = RunSettings(**settings)
+    return f"ran with {rs.line()} (spinnq evaluate flags: {' '.join(rs.flags(pricing=True))})"
 
 
 def _baselines(cfg: GestureConfig, model, data, notes: list[str]) -> list:
@@ -412,6 +431,8 @@ def _write_report(run: RunDir, cfg: GestureConfig, s: dict, ev, costs, notes, mo
         f"PTQ percentile {s['ptq']['chosen']} chosen on the validation split on the emulated "
         f"chip; thresholds scaled by each population's weight scale.",
         f"QAT integers on chip equal the Q-SNN's own: {s['qat']['integers_equal_on_chip']}.",
+        f"PTQ on chip (psnn_float.nir) {chip_line(s['settings']['ptq_chip'])}.",
+        f"QAT on chip (qsnn_qat.nir) {chip_line(s['settings']['qat_chip'])}.",
         f"Float NIR on the reference simulator vs torch ({s['software_check']['samples']} "
         f"samples): spike counts equal = {s['software_check']['counts_equal']}.",
         f"Weights: {s['memory']['weights']} ({s['memory']['fp32_bytes']} B fp32 -> "
