@@ -312,3 +312,23 @@ def test_chip_q_values_come_from_the_emulated_program_and_match_qat():
     np.testing.assert_allclose(q_chip, q_torch, rtol=1e-4, atol=1e-4)
     prog.projections[-1].weight = -prog.projections[-1].weight
     assert np.allclose(chip_q(prog, enc)(obs), -q_chip, rtol=1e-4, atol=1e-4)
+
+
+def test_environment_defaults_per_task_and_overrides_win():
+    """MountainCar's measured defaults (32 fields per dimension, 5-step returns, rl-zoo's 10k
+    buffer) are its own; other tasks keep theirs; --quick and --set still override them."""
+    mc = default_config("mountaincar")
+    assert mc.encoder.neurons_per_dim == 32
+    assert (mc.dqn.n_step, mc.dqn.buffer, mc.dqn.gamma) == (5, 10_000, 0.98)
+    assert default_config("MountainCar-v0").encoder.neurons_per_dim == 32
+    assert default_config("cartpole").encoder.neurons_per_dim == 16
+    assert default_config("cartpole").dqn.n_step == 3
+    ll = default_config("lunarlander")
+    assert ll.dqn.total_steps == 150_000
+    assert (ll.finetune.advantage_weight, ll.finetune.qat_epochs) == (30.0, 16)
+    assert default_config("cartpole").finetune.advantage_weight == 10.0
+    assert default_config("lunarlander", quick=True).finetune.qat_epochs == 1
+    assert default_config("mountaincar", quick=True).encoder.neurons_per_dim == 6
+    sets = {"encoder.neurons_per_dim": "8", "dqn.n_step": "2"}
+    mc8 = default_config("mountaincar", sets=sets)
+    assert (mc8.encoder.neurons_per_dim, mc8.dqn.n_step) == (8, 2)
