@@ -10,7 +10,10 @@ DVS-gesture network (benchmarks/seed_net.py):
 - `spinnq quantize` (default candidates) against k x one emulation of its calibration data
   plus one compile, all measured here; also run in this process (no interpreter start or
   imports), and next to what it cannot avoid: each candidate's program emulated once and the
-  float reference simulated once on the calibration data;
+  float reference simulated once on the calibration data; at two calibration sizes
+  (--calib, --calib-large), so that the marginal cost per calibration sample (the difference
+  over the extra samples: start-up, imports and compiles cancel) stands against k x the
+  marginal emulation cost, as deploy/evaluate stand against the engine;
 - training time per epoch on the seed network: spinnq's trainer (`spinnq_chunked`: the
   sequence in time chunks of about 640 frames, every layer over a chunk's frames at once,
   fused LIF scans carrying the membrane between chunks, channels-last images, uint8 input
@@ -167,7 +170,7 @@ def make_files(tmp: Path, a) -> dict:
     nir.write(tmp / "seed.nir", seed_network(0))
     rng = np.random.default_rng(0)
     files = {"graph": tmp / "seed.nir"}
-    for n in (a.small, a.batch, a.calib):
+    for n in sorted({a.small, a.batch, *calib_sizes(a)}):
         x = (rng.random((n, a.steps, 2, 32, 32)) < a.density).astype(np.float32)
         np.save(tmp / f"x{n}.npy", x)
         np.savez(tmp / f"d{n}.npz", x=x, y=rng.integers(0, 11, n))
@@ -189,16 +192,23 @@ def engine(tmp: Path, a) -> dict:
     progs = {k: sq.compile(g, c) for k, c in cfgs.items()}
     # quantize's candidates: the graph compiled at each default percentile, as calibrate does
     cands = [sq.compile(g, cfgs["evaluate"].with_(weight_scale=m)) for m in PERCENTILES]
-    xs = {n: np.load(tmp / f"x{n}.npy") for n in (a.small, a.batch, a.calib)}
+    xs = {n: np.load(tmp / f"x{n}.npy") for n in {a.small, a.batch, *calib_sizes(a)}}
     for p in (*progs.values(), *cands):
         sq.emulate(p, xs[a.small][:1])  # numba loads its cache once
     return {"progs": progs, "xs": xs, "compile_s": compile_s, "graph": g, "cands": cands,
-            "sim": configs(g)[1], "y": np.load(tmp / f"d{a.calib}.npz")["y"]}
+            "sim": configs(g)[1], "y": {n: np.load(tmp / f"d{n}.npz")["y"]
+                                        for n in calib_sizes(a)}}
+
+
+def calib_sizes(a) -> tuple[int, ...]:
+    """The calibration sizes quantize is measured at (one without --calib-large)."""
+    return (a.calib, a.calib_large) if a.calib_large else (a.calib,)
 
 
 # ------------------------------------------------------------------------------ rounds
-def round_commands(tmp: Path, a, eng: dict) -> dict:
-    """One round of every command part, interleaved with the in-process engine."""
+def round_commands(tmp: Path, a, eng: dict, warm_up: bool = False) -> dict:
+    """One round of every command part, interleaved with the in-process engine (`warm_up`:
+    quantize at the small calibration size only)."""
     import spinnq as sq
 
     r: dict = {}
@@ -219,19 +229,21 @@ def round_commands(tmp: Path, a, eng: dict) -> dict:
         r["help"] = child(["--help"])
         r["bad_flag"] = child(["deploy", "--nope"])
     if "quantize" in a.parts:
-        r |= round_quantize(tmp, a, eng)
+        for n in calib_sizes(a)[:1] if warm_up else calib_sizes(a):
+            r |= round_quantize(tmp, a, eng, n)
     return r
 
 
-def round_quantize(tmp: Path, a, eng: dict) -> dict:
-    """`spinnq quantize` as a process and in this process, one emulation of the calibration
-    data (the default program: the budget's unit), every candidate's program emulated once
-    and the float reference simulated once (what quantize must run at the least)."""
+def round_quantize(tmp: Path, a, eng: dict, n: int) -> dict:
+    """`spinnq quantize` on n calibration samples as a process and in this process, one
+    emulation of the calibration data (the default program: the budget's unit), every
+    candidate's program emulated once and the float reference simulated once (what quantize
+    must run at the least). Keys of the small size are unsuffixed, others end in _N."""
     import spinnq as sq
     from spinnq.quant.evaluation import float_eval
 
-    x = eng["xs"][a.calib]
-    args = ["quantize", str(tmp / "seed.nir"), "--data", str(tmp / f"d{a.calib}.npz"),
+    x = eng["xs"][n]
+    args = ["quantize", str(tmp / "seed.nir"), "--data", str(tmp / f"d{n}.npz"),
             "--out", str(tmp / "q.nir")]
     r = {"quantize_cli": child(args)}
     if a.quantize_before:  # the same command from other sources (e.g. before a change)
@@ -241,8 +253,8 @@ def round_quantize(tmp: Path, a, eng: dict) -> dict:
         (tmp / f).unlink(missing_ok=True)  # --out must not exist next round
     r["calib_emulation"] = cpu(lambda: sq.emulate(eng["progs"]["evaluate"], x))
     r["candidate_emulations"] = sum(cpu(lambda p=p: sq.emulate(p, x)) for p in eng["cands"])
-    r["float_reference"] = cpu(lambda: float_eval(eng["graph"], x, eng["y"], eng["sim"]))
-    return r
+    r["float_reference"] = cpu(lambda: float_eval(eng["graph"], x, eng["y"][n], eng["sim"]))
+    return r if n == a.calib else {f"{k}_{n}": v for k, v in r.items()}
 
 
 # ----------------------------------------------------------------------------- training
@@ -436,6 +448,8 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
             med["quantize_inproc_cpu_s"] / budget
         ratios["quantize_in_process_over_candidates_float_reference_compile"] = \
             med["quantize_inproc_cpu_s"] / floor
+        if a.calib_large:
+            quantize_marginal(rounds, a, med, ratios)
     for name in TRAINERS:
         key = f"train_{name}_s"
         if rounds and key in rounds[0]:
@@ -457,11 +471,50 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
     return {"median": med, "ratios": ratios}
 
 
+def quantize_marginal(rounds: list[dict], a, med: dict, ratios: dict) -> None:
+    """Per extra calibration sample, (t(large) - t(small)) / (large - small) in each round,
+    then medians: quantize (process and in process), one emulation, the candidates'
+    emulations and the float reference; quantize's marginal cost against k x one emulation's
+    (compiles, start-up and imports cancel out)."""
+    lo, hi, k = a.calib, a.calib_large, len(PERCENTILES)
+
+    def marg(key: str) -> float | None:
+        def val(r, name):
+            v = r.get(name)
+            return v["cpu_s"] if isinstance(v, dict) else v
+        return median(1000 * (val(r, f"{key}_{hi}") - val(r, key)) / (hi - lo)
+                      for r in rounds if f"{key}_{hi}" in r)
+
+    for key in ("quantize_cli", "quantize_inproc", "calib_emulation", "candidate_emulations",
+                "float_reference"):
+        med[f"{key}_ms_per_calib_sample"] = marg(key)
+    for key in ("quantize_cli", "quantize_inproc", "calib_emulation", "candidate_emulations",
+                "float_reference"):
+        med[f"{key}_cpu_s_{hi}"] = median(
+            (r[f"{key}_{hi}"]["cpu_s"] if key == "quantize_cli" else r[f"{key}_{hi}"])
+            for r in rounds)
+    unit = med["calib_emulation_ms_per_calib_sample"]
+    ratios["quantize_marginal_over_k_emulations"] = \
+        med["quantize_cli_ms_per_calib_sample"] / (k * unit)
+    ratios["quantize_in_process_marginal_over_k_emulations"] = \
+        med["quantize_inproc_ms_per_calib_sample"] / (k * unit)
+    ratios["float_reference_marginal_over_one_emulation"] = \
+        med["float_reference_ms_per_calib_sample"] / unit
+    budget = k * med[f"calib_emulation_cpu_s_{hi}"] + med["quantize_budget_cpu_s"] - \
+        k * med["calib_emulation_cpu_s"]  # k emulations of the large set plus one compile
+    med[f"quantize_budget_cpu_s_{hi}"] = budget
+    ratios[f"quantize_over_k_emulations_plus_compile_{hi}"] = \
+        med[f"quantize_cli_cpu_s_{hi}"] / budget
+    ratios[f"quantize_in_process_over_k_emulations_plus_compile_{hi}"] = \
+        med[f"quantize_inproc_cpu_s_{hi}"] / budget
+
+
 def part_of(key: str) -> str:
     """Which part a round's or a median's key belongs to."""
     for prefix, part in (("deploy", "deploy"), ("evaluate", "evaluate"), ("help", "startup"),
                          ("bad_flag", "startup"), ("quantize", "quantize"),
-                         ("calib", "quantize"), ("candidates", "quantize"),
+                         ("calib", "quantize"), ("candidate", "quantize"),
+                         ("float_reference", "quantize"),
                          ("train", "train"), ("fused", "train"), ("chunked", "train")):
         if key.startswith(prefix):
             return part
@@ -500,6 +553,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--small", type=int, default=4)
     ap.add_argument("--batch", type=int, default=36)
     ap.add_argument("--calib", type=int, default=16, help="quantize: calibration samples")
+    ap.add_argument("--calib-large", type=int, default=128, help="quantize: also this many "
+                    "calibration samples, for the marginal cost per sample (0: only --calib)")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--train-samples", type=int, default=64)
@@ -529,7 +584,7 @@ def main(argv: list[str] | None = None) -> dict:
         if {"deploy", "evaluate", "quantize"} & set(a.parts):  # the engine and its files
             make_files(tmp, a)
             eng = engine(tmp, a)
-        round_commands(tmp, a, eng)  # warm-up: numba caches, page cache (not counted)
+        round_commands(tmp, a, eng, warm_up=True)  # numba caches, page cache (not counted)
         rng = np.random.default_rng(1)
         data = ((rng.random((a.train_samples, a.train_steps, 2, 32, 32)) < a.density
                  ).astype(np.uint8), rng.integers(0, 11, a.train_samples))

@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -297,6 +298,55 @@ def rl_vs_sb3_section(*runs: dict) -> str:
             f"{k(min(sb3))}-{k(max(sb3))} (rl-zoo hyperparameters; measured).")
 
 
+def _steps_gap(rows: list[dict], k) -> str:
+    """Per environment, the spiking DQN's median steps to threshold against SB3's (a run that
+    never reached it counts as its budget, so 'never' is never the better median)."""
+    def med(agent: str, env: str) -> float | None:
+        v = [r[agent]["steps_to_threshold"] or r[agent].get("budget", float("inf"))
+             for r in rows if r["env"] == env and agent in r]
+        return float(statistics.median(v)) if v else None
+
+    parts = []
+    for env in dict.fromkeys(r["env"] for r in rows):
+        o, b = med("spinnq", env), med("sb3", env)
+        if o is None or b is None:
+            continue
+        verdict = "no worse" if o <= b else f"{k(o - b)} more"
+        parts.append(f"{env} {k(o)} vs {k(b)} ({verdict})")
+    return ("Median steps to threshold, spinnq vs SB3: " + "; ".join(parts) + ". ") \
+        if parts else ""
+
+
+def rl_vs_sb3_envs_section(d: dict) -> str:
+    """benchmarks/rl_vs_sb3.py on the four control tasks: one table row per (env, seed)."""
+    k = lambda v: "never" if v is None else f"{v / 1000:.1f}k"  # noqa: E731
+    lines = ["| env | seed | spinnq float | spinnq chip | SB3 DQN | steps to threshold "
+             "spinnq / SB3 | train wall spinnq / SB3 | chip per decision (1 ms tick) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in d["results"]:
+        o, b = r.get("spinnq"), r.get("sb3")
+        c = o["chip_per_decision"] if o else None
+        lines.append(
+            f"| {r['env']} | {r['seed']} | "
+            + (f"{o['float_test_mean']:.1f} | {o['chip_test_mean']:.1f}" if o else "- | -")
+            + (f" | {b['test_mean']:.1f} +- {b['test_std']:.1f}" if b else " | -")
+            + f" | {k(o['steps_to_threshold']) if o else '-'} / "
+            f"{k(b['steps_to_threshold']) if b else '-'}"
+            + f" | {_minsec(o['train_wall_s']) if o else '-'} / "
+            f"{_minsec(b['train_wall_s']) if b else '-'}"
+            + (f" | {c['latency_s'] * 1e3:.0f} ms, {c['energy_j'] * 1e3:.2f} mJ "
+               f"({c['fastest_latency_s'] * 1e6:.0f} us, {c['fastest_energy_j'] * 1e6:.1f} uJ "
+               "at the shortest tick) |" if c else " | - |"))
+    return ("\n".join(lines) + "\n\n" + _steps_gap(d["results"], k)
+            + f"Mean return over {d['test_episodes']} greedy test episodes "
+            "(seeds apart from training and model selection); steps to the solve threshold "
+            "from greedy validation evaluations during training; returns and wall time "
+            "measured on the shared 2-core box (1 torch thread), chip energy and latency "
+            "modelled. SB3: rl-zoo hyperparameters. Regenerate: `benchmarks/rl_vs_sb3.py "
+            "--envs ... --seeds ...`, then `readme_numbers.py readme` (commits "
+            f"{', '.join(sorted({r['commit'] for r in d['results'] if 'commit' in r}))}).")
+
+
 def command_speed_section(d: dict) -> str:
     """benchmarks/command_speed.py: the commands next to the engine, start-up, quantize and
     training per epoch."""
@@ -403,7 +453,30 @@ def quantize_clause(d: dict) -> str:
             + (f"; the command from {a['quantize_before_label']}, in the same rounds: "
                f"{m['quantize_cli_before_cpu_s']:.1f} s CPU, "
                f"{r['quantize_before_over_k_emulations_plus_compile']:.1f}x"
-               if "quantize_cli_before_cpu_s" in m else ""))
+               if "quantize_cli_before_cpu_s" in m else "")
+            + (quantize_marginal_clause(d) if "quantize_marginal_over_k_emulations" in r
+               else ""))
+
+
+def quantize_marginal_clause(d: dict) -> str:
+    """The same at a second calibration size: cost per extra calibration sample (start-up,
+    imports and compiles cancel) against k emulations' and the float reference's."""
+    m, r, a = d["median"], d["ratios"], d["args"]
+    hi, k = a["calib_large"], m["candidates"]
+    return (f"; per extra calibration sample ({a['calib']} to {hi} samples) quantize costs "
+            f"{m['quantize_cli_ms_per_calib_sample']:.0f} ms CPU as a process and "
+            f"{m['quantize_inproc_ms_per_calib_sample']:.0f} ms in process, "
+            f"{r['quantize_marginal_over_k_emulations']:.1f}x / "
+            f"{r['quantize_in_process_marginal_over_k_emulations']:.1f}x {k} emulations' "
+            f"{k * m['calib_emulation_ms_per_calib_sample']:.0f} ms; what it must run per "
+            f"sample: the float reference {m['float_reference_ms_per_calib_sample']:.0f} ms "
+            f"({r['float_reference_marginal_over_one_emulation']:.1f} emulations: dense "
+            f"convolutions every step where the chip's emulator works per spike) and the "
+            f"candidates' emulations {m['candidate_emulations_ms_per_calib_sample']:.0f} ms; "
+            f"at {hi} samples the command takes {m[f'quantize_cli_cpu_s_{hi}']:.1f} s CPU, "
+            f"{r[f'quantize_over_k_emulations_plus_compile_{hi}']:.1f}x {k} emulations plus "
+            f"one compile ({r[f'quantize_in_process_over_k_emulations_plus_compile_{hi}']:.1f}x"
+            f" in process)")
 
 
 def qat_recovery_section(d: dict) -> str:
@@ -500,6 +573,7 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
                         scaling_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
                           rl_vs_sb3_section),
+            "rl_vs_sb3_envs": ((_bench("rl_vs_sb3_envs"),), rl_vs_sb3_envs_section),
             "command_speed": ((_bench("command_speed"),), command_speed_section),
             "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section),
             "quant_digits": ((_bench("quant_digits"),), quant_digits_section),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -453,12 +454,15 @@ def test_memory_budget_variable_is_parsed_or_refused(monkeypatch):
             parse_budget(bad)
 
 
-def test_simulates_estimate_refuses_a_long_run_over_the_budget(monkeypatch, capsys, t):
-    """200,000 steps of the 2-neuron graph: ~260 MB by the (real) estimate, refused under a
-    50 MB budget before simulating (the old estimate said 2 MB)."""
-    np.save(t / "long.npy", np.zeros((200_000, 3), np.float32))
+def test_simulates_estimate_refuses_a_long_run_over_the_budget(monkeypatch, capsys, t,
+                                                              nir_paper):
+    """200,000 steps of a recurrent graph (stepped: a tensor per node and step): hundreds of
+    MB by the estimate, refused under a 50 MB budget before simulating (the old estimate
+    said 2 MB). Graphs without recurrent edges run layer by layer and need far less."""
+    shutil.copy(nir_paper / "braille_noDelay_bias_zero.nir", t / "rec.nir")
+    np.save(t / "long.npy", np.zeros((200_000, 12), np.float32))
     monkeypatch.setenv("SPINNQ_MEMORY_BUDGET", "50M")
-    _refused(monkeypatch, capsys, t, ["simulate", "{t}/g.nir", "--input", "{t}/long.npy",
+    _refused(monkeypatch, capsys, t, ["simulate", "{t}/rec.nir", "--input", "{t}/long.npy",
                                       "--out", "{t}/o.npz"], "this run (200,000 steps",
              "memory budget of 50 MiB")
 

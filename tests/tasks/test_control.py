@@ -354,3 +354,23 @@ def test_bits_other_than_8_or_4_and_4_bit_stages_at_8_bits_are_refused(tmp_path)
     with pytest.raises(InputError, match="chip QAT-4 need bits=4"):
         run_control(cfg, out=tmp_path / "run", quiet=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_environment_defaults_per_task_and_overrides_win():
+    """MountainCar's measured defaults (32 fields per dimension, 5-step returns, rl-zoo's 10k
+    buffer) are its own; other tasks keep theirs; --quick and --set still override them."""
+    mc = default_config("mountaincar")
+    assert mc.encoder.neurons_per_dim == 32
+    assert (mc.dqn.n_step, mc.dqn.buffer, mc.dqn.gamma) == (5, 10_000, 0.98)
+    assert default_config("MountainCar-v0").encoder.neurons_per_dim == 32
+    assert default_config("cartpole").encoder.neurons_per_dim == 16
+    assert default_config("cartpole").dqn.n_step == 3
+    ll = default_config("lunarlander")
+    assert ll.dqn.total_steps == 150_000
+    assert (ll.finetune.advantage_weight, ll.finetune.qat_epochs) == (30.0, 16)
+    assert default_config("cartpole").finetune.advantage_weight == 10.0
+    assert default_config("lunarlander", quick=True).finetune.qat_epochs == 1
+    assert default_config("mountaincar", quick=True).encoder.neurons_per_dim == 6
+    sets = {"encoder.neurons_per_dim": "8", "dqn.n_step": "2"}
+    mc8 = default_config("mountaincar", sets=sets)
+    assert (mc8.encoder.neurons_per_dim, mc8.dqn.n_step) == (8, 2)

@@ -123,10 +123,13 @@ def record_bytes(graph, batch: int, steps: int, record, kind: str = "emulator") 
     batch, steps = int(batch), int(steps)
     elems = {n: math.prod(graph.shapes[n]) for n in record if n in graph.shapes}
     if kind == "simulate":
+        # graphs without recurrent edges run layer by layer (`Simulator.steps`): a tensor
+        # per chunk of steps, so no per-step tensor overhead
+        overhead = TENSOR_OVERHEAD if graph.recurrent else 0
         per_step = 0
         for n, e in elems.items():
             tensors = 2 if isinstance(graph.nodes[n], STATEFUL) else 1
-            per_step += tensors * (TENSOR_OVERHEAD + SIM_BYTES_PER_ELEMENT * batch * e)
+            per_step += tensors * (overhead + SIM_BYTES_PER_ELEMENT * batch * e)
         return steps * per_step
     n_in = math.prod(graph.input_shape)
     return steps * (EMU_STEP_OVERHEAD + batch * (EMU_BYTES_PER_ELEMENT * sum(elems.values())

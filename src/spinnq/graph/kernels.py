@@ -9,6 +9,7 @@ update rules, and `spinnq.graph.simulate` steps a whole graph with them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -194,6 +195,75 @@ def lif_step(x: Tensor, s: LIFState, p: LIFP) -> tuple[Tensor, LIFState]:
 def fire(v: Tensor, p: LIFP) -> Tensor:
     """Spikes (0/1 in v's dtype): v > v_th, or v >= v_th for conventions that say so."""
     return (v >= p.v_th if p.inclusive else v > p.v_th).to(v.dtype)
+
+
+# ------------------------------------------------------------------ a neuron over many steps
+def lif_scan(xs: Tensor, s: LIFState, p: LIFP, keep_v: bool = False
+             ) -> tuple[Tensor, Tensor | None, LIFState] | None:
+    """`lif_step` over a time-major sequence xs (T, B, *shape) in one compiled pass:
+    (outputs, voltages after each step or None, final state), the same float operations in
+    the same order as `lif_step` (the tests compare them bit for bit). None where numba is
+    missing or the tensors are not on the CPU (the caller then steps)."""
+    scan = _lif_scan_kernel()
+    if scan is None or xs.device.type != "cpu" or xs.dtype != p.alpha.dtype:
+        return None
+    t, b, shape = xs.shape[0], xs.shape[1], xs.shape[2:]
+    n = int(np.prod(shape, dtype=np.int64))
+
+    def flat(a: Tensor | None) -> np.ndarray:
+        a = torch.zeros((), dtype=xs.dtype) if a is None else a.to(xs.dtype)
+        return np.ascontiguousarray(torch.broadcast_to(a, shape).reshape(n).numpy())
+
+    x = xs.detach().reshape(t, b, n).contiguous().numpy()
+    v = s.v.detach().reshape(b, n).contiguous().numpy().copy()
+    cuba = p.syn_alpha is not None
+    i = s.i.detach().reshape(b, n).contiguous().numpy().copy() if cuba else v[:0]
+    spiking = p.v_th is not None
+    out = np.empty_like(x)
+    vs = np.empty_like(x) if keep_v else x[:0]
+    scan(x, v, i, flat(p.alpha), flat(p.gain), flat(p.leak), flat(p.v_th), flat(p.v_reset),
+         flat(p.syn_alpha), flat(p.syn_gain), cuba, spiking, p.subtract, p.inclusive, keep_v,
+         out, vs)
+    state = LIFState(torch.from_numpy(v).reshape(b, *shape),
+                     torch.from_numpy(i).reshape(b, *shape) if cuba else None)
+    return (torch.from_numpy(out).reshape(t, b, *shape),
+            torch.from_numpy(vs).reshape(t, b, *shape) if keep_v else None, state)
+
+
+@functools.cache
+def _lif_scan_kernel():
+    """The compiled scan of `lif_scan`, or None without numba (imported on first use)."""
+    try:
+        from numba import njit
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        return None
+
+    @njit(cache=True, nogil=True)
+    def scan(x, v, i, alpha, gain, leak, v_th, v_reset, syn_alpha, syn_gain, cuba, spiking,
+             subtract, inclusive, keep_v, out, vs):  # pragma: no cover - compiled
+        T, B, N = x.shape
+        zero = x.dtype.type(0)
+        for t in range(T):
+            for b in range(B):
+                for k in range(N):
+                    xin = x[t, b, k]
+                    if cuba:  # i = syn_alpha * i + syn_gain * x; x = i
+                        i[b, k] = syn_alpha[k] * i[b, k] + syn_gain[k] * xin
+                        xin = i[b, k]
+                    w = alpha[k] * v[b, k] + gain[k] * xin + leak[k]
+                    if not spiking:
+                        out[t, b, k] = w
+                    else:
+                        z = w >= v_th[k] if inclusive else w > v_th[k]
+                        out[t, b, k] = 1 if z else 0
+                        if z:
+                            w = w - v_th[k] if subtract else v_reset[k]
+                        elif subtract:
+                            w = w - zero
+                    v[b, k] = w
+                    if keep_v:
+                        vs[t, b, k] = w
+    return scan
 
 
 # ---------------------------------------------------------------------------- the others

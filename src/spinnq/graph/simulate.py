@@ -30,14 +30,31 @@ import torch
 from spinnq.config import resolve_device
 from spinnq.errors import InputError
 from spinnq.graph.conventions import CONVENTION_KERNELS
-from spinnq.graph.kernels import KERNELS, LIFState, SimConfig, Tensor
+from spinnq.graph.kernels import (
+    KERNELS,
+    LIFState,
+    SimConfig,
+    Tensor,
+    lif_scan,
+    lif_step,
+    no_state,
+)
 from spinnq.graph.model import Graph
-from spinnq.graph.nodes import NEURONS, SPIKING_NEURONS
+from spinnq.graph.nodes import NEURONS, PORTS, SPIKING_NEURONS, WEIGHTS
 
 __all__ = ["SimConfig", "Simulator", "Traces", "as_batch", "chip_depth", "default_record",
            "simulate"]
 
 # ------------------------------------------------------------------------------- running
+CHUNK_FRAMES = 256  # frames (samples x steps) a stateless node takes in one call
+# Stateless nodes `Simulator.steps` still calls a step at a time, on each step's slice laid
+# out as `step` gets it: a matrix product over T*B rows, over a strided slice or at another
+# alignment rounds differently from one over B fresh rows (BLAS picks another kernel); oneDNN
+# convolutions round odd batches differently from even ones; the last bit can flip a
+# spike (the weight nodes, `nodes.WEIGHTS`). Pooling, scaling and thresholds give the same
+# bits at any batch.
+
+
 @dataclass
 class Traces:
     """What a run recorded, each (B, T, *shape): spikes and voltages of neuron nodes, and the
@@ -99,6 +116,12 @@ def _finite(x: Tensor) -> bool:
         return True
     lo, hi = torch.aminmax(x.detach())
     return bool(torch.isfinite(lo) & torch.isfinite(hi))
+
+
+def _shares(a: Tensor, b: Tensor) -> bool:
+    """a is a view into b's memory (the caller's input, which `step` also gets as a view);
+    other values `step` gets freshly allocated, and BLAS rounds by alignment too."""
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def default_record(graph: Graph) -> tuple[str, ...]:
@@ -180,6 +203,79 @@ class Simulator:
         self.last = now
         return now
 
+    @property
+    def layerwise(self) -> bool:
+        """Whether `steps` may evaluate a node over many steps at once: no recurrent edge
+        (a node's input at step t never depends on a later node's output at t - 1)."""
+        return not self.graph.recurrent
+
+    def steps(self, x: Tensor, keep_v: tuple[str, ...] = ()
+              ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Advance x.shape[1] steps with input x (B, T, *input_shape), node by node in the
+        graph's order: pooling, scaling and thresholds take all T*B frames in one call,
+        weight nodes a step at a time in `step`'s memory layout (see CHUNK_FRAMES), a
+        stateful node (neurons, delays) steps its whole input sequence with its kernel's own
+        `step` (NIR's `lif_step` by a compiled scan of the same operations), so every value
+        equals `step`'s, bit for bit (tests/graph/test_layerwise.py). Only for graphs without
+        recurrent edges (`layerwise`). Returns every
+        node's outputs and the voltages (after each step) of `keep_v`, time-major:
+        (T, B, *shape), so that each step's values are contiguous."""
+        g, now, vs = self.graph, {}, {}
+        t, b = x.shape[1], x.shape[0]
+        x = x.to(self.device)  # as `step` (a no-op, and a view, where it is already)
+        for n in g.order:
+            if n == g.input:  # each step's slice laid out as `step` gets it: BLAS and
+                # oneDNN round by layout, so a strided x[:, t] stays strided
+                inp = (x.transpose(0, 1) if x.dtype == self.cfg.dtype else
+                       x.transpose(0, 1).to(self.cfg.dtype).contiguous())
+            else:
+                parts = [self._delayed(s, now[s]) if rec else now[s] for s, rec in self.preds[n]]
+                inp = parts[0] if len(parts) == 1 else torch.stack(parts).sum(0)
+            kernel, node = self.kernels[type(g.nodes[n])], g.nodes[n]
+            if isinstance(node, nir.Flatten):
+                inp = inp.reshape(t, b, *g.shapes[n])
+            if isinstance(node, PORTS) or isinstance(node, nir.Flatten):  # as they are:
+                # identity kernels (Flatten reshaped above); their layout is the next node's
+                now[n] = inp
+            elif kernel.init is no_state and not isinstance(node, WEIGHTS):
+                out, _ = kernel.step(inp.reshape(t * b, *inp.shape[2:]), (), self.params[n])
+                now[n] = out.reshape(t, b, *out.shape[1:])
+            elif kernel.init is no_state:  # each step as `step` lays it out: the same bits
+                now[n] = torch.stack([kernel.step(i if _shares(i, x) else i.clone(), (),
+                                                  self.params[n])[0] for i in inp])
+            else:
+                now[n], v = self._scan(n, inp, n in keep_v)
+                if v is not None:
+                    vs[n] = v
+        self.last = {n: o[-1] for n, o in now.items()}
+        return now, vs
+
+    def _delayed(self, s: str, seq: Tensor) -> Tensor:
+        """`seq` one step late: the previous call's last value first (a projection's step)."""
+        return torch.cat([self.last[s].unsqueeze(0), seq[:-1]])
+
+    def _scan(self, n: str, inp: Tensor, keep_v: bool) -> tuple[Tensor, Tensor | None]:
+        """Node n's kernel stepped over its input sequence (T, B, ...), state carried on."""
+        step, params, state = self.kernels[type(self.graph.nodes[n])].step, self.params[n], \
+            self.state[n]
+        if step is lif_step:  # NIR's (and SpikingJelly's) neurons: one compiled pass
+            done = lif_scan(inp, state, params, keep_v)
+            if done is not None:
+                self.state[n] = done[2]
+                return done[0], done[1]
+        outs, vs = [], []
+        for x in inp:
+            o, state = step(x, state, params)
+            outs.append(o)
+            if keep_v:
+                vs.append(state.v)
+        self.state[n] = state
+        return torch.stack(outs), (torch.stack(vs) if keep_v else None)
+
+    def chunk(self, batch: int) -> int:
+        """Steps per `steps` call: about CHUNK_FRAMES frames, bounding memory."""
+        return max(1, CHUNK_FRAMES // max(batch, 1))
+
     @torch.no_grad()
     def run(self, x, on_step: Callable[[int], None] | None = None) -> Traces:
         """All steps of x; `on_step(t)` after each (a progress bar on long inputs). The traces
@@ -190,6 +286,8 @@ class Simulator:
             xb = torch.cat([xb, xb.new_zeros((xb.shape[0], extra, *xb.shape[2:]))], dim=1)
         rec = self.cfg.record or default_record(self.graph)
         self.reset(xb.shape[0])
+        if self.layerwise:
+            return self._run_layerwise(xb, rec, on_step)
         buf: dict[str, list] = {r: [] for r in rec}
         vbuf: dict[str, list] = {r: [] for r in rec if isinstance(self.state[r], LIFState)}
         for t in range(xb.shape[1]):
@@ -210,6 +308,32 @@ class Simulator:
                 tr.out[r] = stacked
         for r, vs in vbuf.items():
             tr.v[r] = torch.stack(vs, dim=1).cpu()
+        return tr
+
+    def _run_layerwise(self, xb: Tensor, rec: tuple[str, ...],
+                       on_step: Callable[[int], None] | None) -> Traces:
+        """`run` by `steps`, a chunk of steps at a time (the same values as stepping)."""
+        keep_v = tuple(r for r in rec if isinstance(self.state[r], LIFState))
+        buf: dict[str, list] = {r: [] for r in rec}
+        vbuf: dict[str, list] = {r: [] for r in keep_v}
+        size = self.chunk(xb.shape[0])
+        for t0 in range(0, xb.shape[1], size):
+            now, vs = self.steps(xb[:, t0:t0 + size], keep_v)
+            for r in rec:
+                buf[r].append(now[r])
+            for r in keep_v:
+                vbuf[r].append(vs[r])
+            if on_step is not None:
+                for t in range(t0, min(t0 + size, xb.shape[1])):
+                    on_step(t)
+        tr = Traces()
+        for r in rec:
+            if isinstance(self.graph.nodes[r], SPIKING_NEURONS):
+                tr.spikes[r] = torch.cat(buf[r]).transpose(0, 1).contiguous().cpu()
+            elif r not in vbuf:
+                tr.out[r] = torch.cat(buf[r]).transpose(0, 1).contiguous().cpu()
+        for r, v in vbuf.items():
+            tr.v[r] = torch.cat(v).transpose(0, 1).contiguous().cpu()
         return tr
 
 

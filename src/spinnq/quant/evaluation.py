@@ -142,8 +142,9 @@ def _check_readout(graph: Graph, out: str, readout: str) -> None:
 def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig,
                readout: str = "count", batch: int = 64, quiet: bool = True) -> TargetResult:
     """The float reference simulator on every sample (scores per class, spikes per node).
-    Steps the simulator and counts as it goes: memory is one step of the graph per batch,
-    not a recording of every step."""
+    Counts as it goes, a chunk of steps at a time (graphs without recurrent edges: layer by
+    layer, `Simulator.steps`; others a step at a time): memory is one chunk, not a
+    recording of every step."""
     out = output_node(graph)
     _check_readout(graph, out, readout)
     spiking = [n for n in graph.order if isinstance(graph.nodes[n], SPIKING_NEURONS)]
@@ -158,12 +159,14 @@ def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
             b = xb.shape[0]
             simulator.reset(b)
             count = torch.zeros((b, *graph.shapes[out]), dtype=torch.float64)
-            for t in range(xb.shape[1]):
-                now = simulator.step(xb[:, t])
-                for n in spiking:
+            size = simulator.chunk(b) if simulator.layerwise else 1
+            for t in range(0, xb.shape[1], size):  # layer by layer over `size` steps
+                now = (simulator.steps(xb[:, t:t + size])[0] if simulator.layerwise else
+                       {k: v.unsqueeze(0) for k, v in simulator.step(xb[:, t]).items()})
+                for n in spiking:  # time-major (T, B, ...)
                     spikes[n] += float(now[n].sum())
                 if readout == "count":
-                    count += now[out]
+                    count += now[out].sum(0)
             if readout == "count":
                 scores.append(count.reshape(b, -1).numpy())
             else:

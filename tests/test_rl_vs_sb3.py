@@ -1,0 +1,63 @@
+"""benchmarks/rl_vs_sb3.py: rows merged by (env, seed), a finished run read back only when its
+settings are the benchmark's, and the README table rendered from the JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from spinnq.tasks.control.run import default_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _spinnq_row(chip: float) -> dict:
+    return {"float_test_mean": chip + 1, "chip_test_mean": chip, "steps_to_threshold": None,
+            "budget": 60_000,
+            "train_wall_s": 61.0, "chip_per_decision": {
+                "latency_s": 0.013, "energy_j": 1e-4, "fastest_latency_s": 2e-5,
+                "fastest_energy_j": 3e-6}}
+
+
+def test_rows_merge_by_env_and_seed_and_render(tmp_path):
+    bench, readme = _load("rl_vs_sb3"), _load("readme_numbers")
+    out = tmp_path / "r.json"
+    sb3 = {"test_mean": -84.3, "test_std": 9.0, "steps_to_threshold": 35_000, "budget": 100_000,
+           "train_wall_s": 1051.0}
+    first = [{"env": "mountaincar", "seed": 0, "sb3": sb3},
+             {"env": "acrobot", "seed": 0, "spinnq": _spinnq_row(-90.0), "sb3": sb3}]
+    out.write_text(json.dumps(bench.merge(out, first)))
+    d = bench.merge(out, [{"env": "acrobot", "seed": 0, "spinnq": _spinnq_row(-80.0),
+                           "sb3": sb3}])
+    assert [(r["env"], r["seed"]) for r in d["results"]] == [("acrobot", 0), ("mountaincar", 0)]
+    assert d["results"][0]["spinnq"]["chip_test_mean"] == -80.0 and len(d["results"]) == 2
+    text = readme.rl_vs_sb3_envs_section(d)
+    assert "| acrobot | 0 | -79.0 | -80.0 | -84.3 +- 9.0 | never / 35.0k | 1 min 1 s / 17 min 31 s | 13 ms" in text
+    assert "| mountaincar | 0 | - | - | -84.3 +- 9.0 | - / 35.0k |" in text
+    # never reaching the threshold counts as the whole budget: 60k against SB3's 35k
+    assert "acrobot 60.0k vs 35.0k (25.0k more)" in text and "mountaincar" not in text.split(
+        "Median steps")[1]
+
+
+def test_finished_run_is_reused_only_with_the_same_settings(tmp_path):
+    bench = _load("rl_vs_sb3")
+    cfg = replace(default_config("acrobot"), stages=("float", "chip"))
+    rep = {"config": json.loads(json.dumps(asdict(cfg))), "stages": [{"name": "float"},
+                                                                       {"name": "chip"}]}
+    (tmp_path / "report.json").write_text(json.dumps(rep))
+    assert bench.finished_report(tmp_path, cfg) == rep
+    assert bench.finished_report(tmp_path, replace(cfg, baseline_repeats=3)) == rep
+    other = replace(cfg, dqn=replace(cfg.dqn, lr=1e-3))
+    assert bench.finished_report(tmp_path, other) is None
+    assert bench.finished_report(tmp_path / "none", cfg) is None
