@@ -310,7 +310,8 @@ def from_json(cls: type, d: Any, *, file: str | None = None, prefix: str = "") -
                             f" for {cls.__name__}")
     missing = [k for k in types_ if k not in d]
     if missing:
-        raise SettingsError(f"{src} lacks setting(s) {', '.join(prefix + k for k in missing)}")
+        raise SettingsError(f"{src} lacks setting(s) {', '.join(prefix + k for k in missing)}"
+                            " (written by an older spinnq? start a new run folder)")
     kw = {}
     for name, tp in types_.items():
         key = prefix + name
