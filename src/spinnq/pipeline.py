@@ -6,12 +6,14 @@ so the stage modules stay single-purpose and the CLI stays a mapping of flags on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from spinnq.errors import InputError
 from spinnq.graph.model import Graph, from_nir, read_graph
 from spinnq.graph.simulate import SimConfig, simulate
 from spinnq.report.write import fmt
@@ -27,17 +29,31 @@ from spinnq.s2.program import Placement, Program, Run
 
 def deploy(graph, x, cfg: S2Config | None = None, steps: int | None = None,
            record: list[str] | None = None, *, settings: RunSettings | dict | None = None,
-           **flags):
-    """Compile, place and emulate in one call: (Program, Placement, Run). Run settings:
+           backend: str = "emulator", eth_ip: str | None = None,
+           on_placed: Callable[[Program, Placement], object] | None = None,
+           on_step: Callable[[int, int], None] | None = None, **flags):
+    """Compile, place and run in one call: (Program, Placement, Run). Run settings:
     keywords named like `RunSettings`' fields (convention=, reset=, dt=, bits=, ...) and/or
     one `settings` object, resolved with the graph's metadata (`spinnq.resolver`), as
-    `spinnq deploy` does; `cfg`, when given, wins."""
+    `spinnq deploy` does; `cfg`, when given, wins. `backend`: the bit-exact emulator, or
+    "spinnaker2" (a board through py-spinnaker2 at `eth_ip`, given x as the user stored it).
+    `on_placed(program, placement)` runs before the (possibly long) run, `on_step(done,
+    total)` during it: `spinnq deploy` prints the placement and a progress bar with them."""
     if not isinstance(graph, Graph):
         graph = (read_graph(graph) if isinstance(graph, str | Path) else from_nir(graph))
     cfg = cfg if cfg is not None else resolve(graph, settings, **flags).s2()
     program = compile_graph(graph, cfg)
     placement = place(program, cfg)
-    return program, placement, emulate(program, x, steps, record)
+    if on_placed is not None:
+        on_placed(program, placement)
+    rec = list(record or ()) or None
+    if backend == "emulator":
+        return program, placement, emulate(program, x, steps, rec, on_step=on_step)
+    if backend != "spinnaker2":
+        raise InputError(f"backend must be emulator or spinnaker2, got {backend!r}")
+    from spinnq.s2.backend import run_spinnaker2
+
+    return program, placement, run_spinnaker2(graph, x, cfg, eth_ip, steps, rec)
 
 
 def price(placement: Placement, run: Run, program: Program | None = None,

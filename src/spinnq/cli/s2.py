@@ -160,23 +160,20 @@ def run_arrays(program: Program, run: Run) -> dict[str, np.ndarray]:
     return out
 
 
-def run_on(backend: str, g: Graph, program: Program, cfg: S2Config, x: np.ndarray,
-           steps: int | None, record: list[str] | None, eth_ip: str | None) -> Run:
-    """Run a compiled graph on the emulator (with a progress bar on long runs) or a board."""
+def run_on(backend: str, g: Graph, cfg: S2Config, x: np.ndarray, steps: int | None,
+           record: list[str] | None, eth_ip: str | None) -> tuple[Program, Placement, Run]:
+    """`pipeline.deploy` with the placement printed before the run and a progress bar on
+    long emulations (the board gets x as the user stored it)."""
     from spinnq.helpers import progress
-    from spinnq.s2.emulate import emulate
-    from spinnq.s2.inputs import spike_batch
+    from spinnq.pipeline import deploy
 
-    if backend == "emulator":
-        xb = spike_batch(x, g.input_shape)  # the stored bytes or floats: no float copy
-        n = int(xb.shape[0]) * (steps or int(xb.shape[1]) + program.depth)
-        with progress(disable=n < PROGRESS_MIN_STEPS) as bar:
-            task = bar.add_task("emulate (sample-steps)", total=n)
-            return emulate(program, xb, steps, list(record or ()) or None,
-                           on_step=lambda d, total: bar.update(task, completed=d, total=total))
-    from spinnq.s2.backend import run_spinnaker2
-
-    return run_spinnaker2(g, x, cfg, eth_ip, steps, list(record or ()) or None)
+    lead = np.shape(x)[:np.ndim(x) - len(g.input_shape)]  # (B, T) or (T,)
+    n = (int(np.prod(lead[:-1])) * (steps or int(lead[-1]))) if backend == "emulator" else 0
+    with progress(disable=n < PROGRESS_MIN_STEPS) as bar:
+        task = bar.add_task("emulate (sample-steps)", total=n)
+        return deploy(g, x, cfg, steps, record, backend=backend, eth_ip=eth_ip,
+                      on_placed=print_placement,
+                      on_step=lambda d, total: bar.update(task, completed=d, total=total))
 
 
 def deploy(
@@ -216,8 +213,7 @@ def deploy(
     from spinnq.graph.model import read_graph
     from spinnq.pipeline import deploy_report
     from spinnq.resolver import parse_tick_ms
-    from spinnq.s2.compile import compile
-    from spinnq.s2.place import place, summarize
+    from spinnq.s2.place import summarize
 
     # every flag, path and the input are checked before the (possibly long) compile
     if backend not in BACKENDS:
@@ -234,11 +230,8 @@ def deploy(
     cfg = rs.s2(fma=fma, cuba_order=cuba_order, engine=engine)
     x = load_input(input)
     xb = check_run_inputs(g, x, steps, record, dt=cfg.dt)
-    program = compile(g, cfg)
-    placement = place(program, cfg)
-    info = print_placement(program, placement)
-    run = run_on(backend, g, program, cfg, xb if backend == "emulator" else x, steps, record,
-                 eth_ip)
+    program, placement, run = run_on(backend, g, cfg, xb if backend == "emulator" else x, steps,
+                                     record, eth_ip)
     arrays = run_arrays(program, run)
     save_npz(out, arrays)
     for k, a in arrays.items():
