@@ -162,9 +162,13 @@ def gesture_4bit_section(d: dict) -> str:
         cmds.append(f"{' '.join(v['flags']) or 'default options'}: {_pct(v['qat4_test'])} "
                     f"({got} on val" + ("" if ws is None else f"; {100 * ws:.0f} % of the drop "
                                         "won back") + ")")
+    where = ("the run's exported float graph and splits" if c["same_float_graph_as_task"]
+             else "the float graph an earlier run of the same preset and seed exported (its "
+             "trainer before the time-chunk change) and the run's splits (the same files, by "
+             "hash)" if c["same_splits_as_task"] else "another run's float graph and splits")
     text = (f"Seed {d['seed']}, preset {d['preset']} ({d['steps']} frames), synthetic data "
-            f"({d['data']['train']} / {d['data']['val']} / {d['data']['test']} recordings), on "
-            "the run's exported float graph and splits: `spinnq quantize psnn_float.nir --data "
+            f"({d['data']['train']} / {d['data']['val']} / {d['data']['test']} recordings); the "
+            f"command on {where}: `spinnq quantize psnn_float.nir --data "
             "val.npz --bits 4 --finetune train.npz --val val.npz`, then `spinnq evaluate "
             f"--data test.npz` once per graph: float reference {_pct(c['float_test'])}, PTQ-4 "
             f"on chip {_pct(c['ptq4_test'])} (-{c['ptq4_drop_pt']:.2f} pt); fine-tuned on "
@@ -180,8 +184,8 @@ def gesture_4bit_section(d: dict) -> str:
         return f"| {name} | {_pct(v)} | {100 * (f - v):+.2f} pt |"
 
     kept = (f"epoch {t['qat4_best_epoch']} kept" if t["qat4_kept"] else "PTQ-4 kept")
-    lines = ["| `spinnq run gesture --set bits=4` stage (test split, once) | accuracy | drop vs "
-             "float |", "| --- | --- | --- |", row("P-SNN float (torch)", f),
+    lines = ["| stage of `spinnq run gesture --set bits=4` (test split, once) | accuracy | float "
+             "minus stage |", "| --- | --- | --- |", row("P-SNN float (torch)", f),
              row(f"PTQ-8 ({t['ptq8_chosen']}) on chip", t["ptq8_chip"]),
              row(f"QAT-8 ({t['qat8_layers']}) on chip", t["qat8_chip"]),
              row(f"PTQ-4 ({t['ptq4_chosen']}) on chip", t["ptq4_chip"]),
