@@ -1,6 +1,9 @@
 """Shared fixtures: the NIR paper's third-party graphs and traces."""
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -8,6 +11,21 @@ import pytest
 # Third-party golden data (BSD-3-Clause, provenance in its README), inside the repository so a
 # bare clone tests with nothing beside it.
 NIR_PAPER = Path(__file__).resolve().parent / "data" / "nir-paper"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark(name: str) -> ModuleType:
+    """`benchmarks/NAME.py` as a module, loaded with the benchmarks folder on the path only
+    while it loads (its sibling imports -- provenance, seed_net, readme_numbers -- resolve):
+    the one loader of every test that checks a benchmark."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return mod
 
 
 @pytest.fixture(scope="session")

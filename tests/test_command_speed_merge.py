@@ -3,20 +3,11 @@ other parts' medians, ratios and provenance, and the README line cites each part
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import benchmark
 
 
 def _bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import command_speed
-        import readme_numbers
-    finally:
-        sys.path.pop(0)
-    return command_speed, readme_numbers
+    return benchmark("command_speed"), benchmark("readme_numbers")
 
 
 def _load(x: float) -> list[dict]:

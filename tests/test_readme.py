@@ -2,7 +2,6 @@
 `spinnq --help`, and its measured figures are the ones benchmarks/readme_numbers.py renders
 from the committed benchmark JSON."""
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import typer
 
 from spinnq.cli import app
 from spinnq.cli.run import RUNNERS
+from tests.conftest import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -43,9 +43,6 @@ def test_readme_lists_every_task():
 
 
 def test_readme_numbers_are_what_the_benchmark_json_gives():
-    spec = importlib.util.spec_from_file_location("readme_numbers",
-                                                  ROOT / "benchmarks" / "readme_numbers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark("readme_numbers")
     assert mod.render(README) == README, "run: python benchmarks/readme_numbers.py readme"
     assert "<!-- readme:cartpole -->" in README and "500.0 / 499.6" not in README

@@ -4,18 +4,16 @@ front points keep their order across it."""
 
 import csv
 import json
-import sys
 from pathlib import Path
+
+from tests.conftest import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_readme_sweep_paragraphs_are_rendered_from_the_stored_sweeps():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from sweep_fronts import RESULTS, SWEEPS, section
-    finally:
-        sys.path.pop(0)
+    fronts = benchmark("sweep_fronts")
+    RESULTS, SWEEPS, section = fronts.RESULTS, fronts.SWEEPS, fronts.section
     text = section()
     assert text in (ROOT / "README.md").read_text()
     stored = [t for t in SWEEPS if (RESULTS / f"{t}_summary.json").exists()]

@@ -3,23 +3,11 @@ settings are the benchmark's, and the README table rendered from the JSON."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import asdict, replace
-from pathlib import Path
 
 from spinnq.tasks.control.run import default_config
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.conftest import benchmark
 
 
 def _spinnq_row(chip: float) -> dict:
@@ -31,7 +19,7 @@ def _spinnq_row(chip: float) -> dict:
 
 
 def test_rows_merge_by_env_and_seed_and_render(tmp_path):
-    bench, readme = _load("rl_vs_sb3"), _load("readme_numbers")
+    bench, readme = benchmark("rl_vs_sb3"), benchmark("readme_numbers")
     out = tmp_path / "r.json"
     sb3 = {"test_mean": -84.3, "test_std": 9.0, "steps_to_threshold": 35_000, "budget": 100_000,
            "train_wall_s": 1051.0}
@@ -51,7 +39,7 @@ def test_rows_merge_by_env_and_seed_and_render(tmp_path):
 
 
 def test_finished_run_is_reused_only_with_the_same_settings(tmp_path):
-    bench = _load("rl_vs_sb3")
+    bench = benchmark("rl_vs_sb3")
     cfg = replace(default_config("acrobot"), stages=("float", "chip"))
     rep = {"config": json.loads(json.dumps(asdict(cfg))), "stages": [{"name": "float"},
                                                                        {"name": "chip"}]}

@@ -10,19 +10,17 @@ subtracting reset, and snn-mlir's dt = tau / r reading of a Norse LIF (r = 1: de
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = json.loads((ROOT / "tests" / "data" / "snn-mlir" / "referee_outputs.json").read_text())
-_spec = importlib.util.spec_from_file_location(
-    "snn_mlir_referee", ROOT / "benchmarks" / "snn_mlir_referee.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = benchmark("snn_mlir_referee")
 
 STORED = {c["case"]: c for c in GOLDEN["cases"]}
 # cases where NIR's reading is not snn-mlir's: it takes dt = tau / r, not the run's dt

@@ -95,15 +95,13 @@ def test_cpu_reference_live_equals_stored_outputs():
     spinnq against (benchmarks/snn_mlir_referee.py says how to build it)."""
     if not snn_mlir.toolchain_available():
         pytest.skip("snn-mlir's toolchain (SNN_OPT, mlir-opt, mlir-translate, llc) not installed")
-    import importlib.util
     import json
     from pathlib import Path
 
+    from tests.conftest import benchmark
+
     root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location(
-        "snn_mlir_referee", root / "benchmarks" / "snn_mlir_referee.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark("snn_mlir_referee")
     golden = json.loads((root / "tests/data/snn-mlir/referee_outputs.json").read_text())
     for stored in golden["cases"]:
         row = bench.run_case(stored["case"], seed=stored["seed"])

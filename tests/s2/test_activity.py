@@ -6,9 +6,7 @@ and a chain with a 3-step delay; `energy`/`evaluate` JSON and reports carry them
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,18 +19,13 @@ from spinnq.s2.energy import energy
 from spinnq.s2.events import fanout_table
 from spinnq.s2.place import place
 from spinnq.s2.program import Population, Program, Projection
-from tests.conftest import run_cli
+from tests.conftest import benchmark, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 KEYS = ("spikes", "activation_sparsity", "effective_acs", "dense_synops")
 
 
 def seed_program() -> Program:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from seed_net import seed_network
-    finally:
-        sys.path.pop(0)
+    seed_network = benchmark("seed_net").seed_network
     return compile(from_nir(seed_network()), S2Config(reset="subtract"))
 
 

@@ -1,18 +1,14 @@
 """The speed benchmark runs end to end (tiny sizes; no timing is asserted): every contender
 the same rounds, the one-core limit measured in the same run, load recorded."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "emulator_speed.py"
+from tests.conftest import benchmark
 
 
 def test_benchmark_writes_json_with_medians_limit_and_load(tmp_path):
-    spec = importlib.util.spec_from_file_location("emulator_speed", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark("emulator_speed")
     out = tmp_path / "speed.json"
     res = mod.main(["--batch", "3", "--small", "1", "--steps", "6", "--threads", "1", "2",
                     "--rounds", "2", "--limit-s", "0.005", "--out", str(out)])

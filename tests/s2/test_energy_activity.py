@@ -4,7 +4,6 @@ stay sparse at sizes a dense PE x PE matrix could not hold."""
 
 from __future__ import annotations
 
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from spinnq.s2 import chip
 from spinnq.s2.energy import OP_CHOICES, energy, pe_routes
 from spinnq.s2.program import PESlot, Placement, Population, Program, Projection
 from spinnq.s2.published_fit import place_per_pe, rate_run
+from tests.conftest import benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,11 +67,7 @@ def test_energy_never_falls_as_activity_rises(sizes, density, per_pe, rates, mor
 
 
 def seed_program():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from seed_net import seed_network
-    finally:
-        sys.path.pop(0)
+    seed_network = benchmark("seed_net").seed_network
     from spinnq.graph import from_nir
     from spinnq.s2.compile import S2Config, compile
     from spinnq.s2.place import place

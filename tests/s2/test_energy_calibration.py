@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from spinnq.s2 import chip
 from spinnq.s2 import published_fit as cal
 from spinnq.s2.energy import CycleCosts, energy
 from spinnq.s2.program import PESlot, Placement, Population, Program, Run
+from tests.conftest import benchmark
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +165,7 @@ def test_committed_calibration_json_and_readme_section_are_current(rows):
     energy section is rendered from it (regenerate: benchmarks/energy_calibration.py
     --readme README.md)."""
     root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root / "benchmarks"))
-    try:
-        from energy_calibration import readme_section
-    finally:
-        sys.path.pop(0)
+    readme_section = benchmark("energy_calibration").readme_section
     saved = json.loads((root / "benchmarks" / "results" / "energy_calibration.json").read_text())
     assert {r["point"] for r in saved["points"]} == set(rows)
     for r in saved["points"]:

@@ -2,26 +2,18 @@
 dense network (benchmarks/energy_scaling.py --commands; the committed measurement at 1M-8M
 neurons: benchmarks/results/energy_memory.json)."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("energy_scaling",
-                                                      ROOT / "benchmarks" / "energy_scaling.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.pop(0)
-    return mod
+    return benchmark("energy_scaling")
 
 
 @pytest.mark.slow

@@ -1,20 +1,15 @@
 """The scaling benchmark runs end to end on small networks (default suite), and `spinnq
 deploy` of the 1M-neuron dense network stays under 1.5 GB (slow)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "scaling.py"
+from tests.conftest import benchmark
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("scaling", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark("scaling")
 
 
 def test_scaling_benchmark_reports_stage_times_memory_and_unit_costs(tmp_path):
