@@ -104,10 +104,9 @@ def referee(ng: nir.NIRGraph, x: np.ndarray) -> np.ndarray:
         return np.loadtxt(csv, delimiter=",", ndmin=2).astype(np.float32)
 
 
-def ours(ng: nir.NIRGraph, x: np.ndarray, convention: str, dt: float,
+def ours(g: Graph, x: np.ndarray, convention: str, dt: float,
          reset: str | None = None) -> np.ndarray:
     """spinnq's float reference simulator on x: the output layer per step (steps, n)."""
-    g = from_nir(ng)
     src = output_node(g)
     flags = {"convention": convention, "dt": dt} | ({"reset": reset} if reset else {})
     tr = simulate(g, x[None], resolve(g, **flags).sim(record=(src,)))
@@ -131,8 +130,8 @@ def run_case(name: str, seed: int = 0, live: bool = True, stored: dict | None = 
     row = {"case": name, "convention": conv, "dt": dt, "steps": steps, "rate": rate,
            "seed": seed, "referee": theirs.astype(int).tolist(),
            "output_spikes_referee": int(theirs.sum())}
-    row["vs_own"] = compare(theirs, ours(ng, x, conv, dt))
-    row["vs_nir"] = compare(theirs, ours(ng, x, "nir", dt, reset="zero"))
+    row["vs_own"] = compare(theirs, ours(g, x, conv, dt))
+    row["vs_nir"] = compare(theirs, ours(g, x, "nir", dt, reset="zero"))
     return row
 
 
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
          "cases": rows}
     OUT.write_text(json.dumps(d, indent=1) + "\n")
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
-    GOLDEN.write_text(json.dumps({k: v for k, v in d.items()} | {
+    GOLDEN.write_text(json.dumps(d | {
         "cases": [{k: r[k] for k in ("case", "seed", "referee")} for r in rows]}) + "\n")
     print(snn_mlir_section(d))
     return 0
