@@ -106,13 +106,10 @@ COMMANDS = ("deploy", "energy", "evaluate")
 def commands(n: int, steps: int, work: Path) -> dict:
     """Peak RSS and CPU time of `spinnq deploy`, `energy` and `evaluate --target chip` on the
     dense network of n neurons (one .nir file, one input sample, fresh processes)."""
-    import nir
-    from scaling import _time_cmd, dense_network
+    from scaling import _time_cmd, write_dense_network
 
-    g, shape = dense_network(n)
-    gp = work / f"dense_{n}.nir"
-    nir.write(str(gp), g, compression=None)  # the same file for all three: format irrelevant
-    del g
+    gp = work / f"dense_{n}.nir"  # the same file for all three
+    shape = write_dense_network(gp, n)
     x = (np.random.default_rng(1).random((steps, *shape)) < 0.05).astype(np.float32)
     xp, dp = work / f"dense_{n}_x.npy", work / f"dense_{n}_data.npz"
     np.save(xp, x)

@@ -61,6 +61,26 @@ def dense_network(n: int, seed: int = 0) -> tuple[nir.NIRGraph, tuple[int, ...]]
     return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:], strict=True))), (100,)
 
 
+def write_dense_network(path: Path, n: int, seed: int = 0) -> tuple[int, ...]:
+    """`dense_network(n, seed)` written to `path` (uncompressed NIR) with the same weights,
+    streamed row block by row block into the file, so writing a 20M-neuron network (8 GB of
+    weights) holds one block in memory, not the layer and nir.write's copies of it."""
+    import h5py
+    g, shape = dense_network(1, seed)
+    g.nodes["lif"], g.nodes["output"] = _lif((n,)), nir.Output(np.array([n]))
+    nir.write(str(path), g, compression=None)
+    rng = np.random.default_rng(seed)
+    gain = np.float32(8.0 / math.sqrt(100))
+    with h5py.File(path, "r+") as f:
+        del f["node/nodes/fc/weight"]
+        w = f.create_dataset("node/nodes/fc/weight", (n, 100), np.float32)
+        step = (1 << 22) // 100
+        for i in range(0, n, step):
+            rows = min(step, n - i)
+            w[i:i + rows] = rng.standard_normal((rows, 100), np.float32) * gain
+    return shape
+
+
 LAYER = 400_000  # neurons per conv layer at most: its input frame must fit a PE (place.py)
 
 
