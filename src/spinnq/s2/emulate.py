@@ -20,7 +20,6 @@ The neuron update itself is `spinnq.s2.step` (written once, for every engine and
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,41 +89,89 @@ def cuba_step(i: tuple[Tensor, Tensor], state: tuple[Tensor, Tensor, Tensor],
 
 
 # ---------------------------------------------------------------------- fast in-place scans
+def _fast_reset(p: ChipParams, spiking: bool) -> tuple[bool, Tensor | float]:
+    """(whether the scan may fire into float 0/1 spikes, the v_reset to pass). The float
+    select (`spinnq.s2.step`) gives the bool one's floats where its operands are finite: the
+    threshold and v_reset are, or the scan uses bool spikes. A v_reset of zeros is passed as
+    the number 0 (the select then has one term fewer)."""
+    if not spiking:
+        return False, p.v_reset
+    finite = bool(torch.isfinite(p.threshold).all())
+    if p.subtract:
+        return finite, p.v_reset
+    zero = not bool(torch.any(p.v_reset != 0))
+    return finite and bool(torch.isfinite(p.v_reset).all()), 0.0 if zero else p.v_reset
+
+
+def _scan(step_block: Callable[[bool], None], st: list[Tensor], fast: bool) -> None:
+    """Run a block with float spikes (`fast`), and again with bool spikes from the state it
+    started with if v ends with a NaN: an infinite v met the float select (`spinnq.s2.step`;
+    a NaN stays in v to the end of the block). Exact either way."""
+    start = [x.clone() for x in st] if fast else None
+    step_block(fast)
+    if fast and bool(torch.isnan(st[0]).any()):
+        for x, x0 in zip(st, start, strict=True):
+            x.copy_(x0)
+        step_block(False)
+
+
 def scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
              v_out: Tensor | None, spiking: bool) -> None:
-    """The hot loop: `lif_step` over the block, state and outputs written in place.
-
-    Spikes are written as float (0/1) straight into the population's history. Without
+    """The hot loop: `lif_step` over the block, the state updated in place and the spikes
+    written as float (0/1) straight into the population's history: the step's functions
+    with `out=` (no tensor allocated per step but the reset's threshold term). Without
     offsets the membrane is `step.integrate` (no i_offset term to add)."""
     (inp,) = I
     v = st[0]
     off = p.i_offset if bool(torch.any(p.i_offset != 0)) else None
-    for t in range(inp.shape[0]):
-        if off is None:
-            v = STEP.integrate(v, inp[t], p.alpha, p.fma)
-        else:
-            v = STEP.membrane(v, inp[t], p.alpha, off, p.fma, p.offset_first)
-        if spiking:
-            s = STEP.fire(v, p.threshold)
-            v = STEP.reset(v, s, p.threshold, p.v_reset, p.subtract)
-            s_out[t].copy_(s)
-        if v_out is not None:
-            v_out[t].copy_(v)
-    st[0].copy_(v)
+    fast, v_reset = _fast_reset(p, spiking)
+    integrate, membrane, fire, reset = STEP.integrate, STEP.membrane, STEP.fire, STEP.reset
+    alpha, th, fma = p.alpha, p.threshold, p.fma
+
+    def block(fast: bool) -> None:
+        vr = v_reset if fast else p.v_reset
+        for t in range(inp.shape[0]):
+            if off is None:
+                integrate(v, inp[t], alpha, fma, out=v)
+            else:
+                membrane(v, inp[t], alpha, off, fma, p.offset_first, out=v)
+            if spiking:
+                if fast:
+                    reset(v, fire(v, th, out=s_out[t]), th, vr, p.subtract, out=v)
+                else:
+                    s = fire(v, th)
+                    reset(v, s, th, vr, p.subtract, out=v)
+                    s_out[t].copy_(s)
+            if v_out is not None:
+                v_out[t].copy_(v)
+
+    _scan(block, st, fast)
 
 
 def scan_cuba(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
               v_out: Tensor | None, spiking: bool) -> None:
-    """`cuba_step` over the block (a read-out never fires), state written back in place."""
-    state = tuple(st)
-    p = p if spiking else p._replace(threshold=torch.full_like(p.threshold, math.inf))
-    for t in range(I[0].shape[0]):
-        s, state = cuba_step((I[0][t], I[1][t]), state, p)
-        s_out[t].copy_(s)
-        if v_out is not None:
-            v_out[t].copy_(state[0])
-    for dst, src in zip(st, state, strict=True):
-        dst.copy_(src)
+    """`cuba_step` over the block, in place like `scan_lif` (a read-out never fires: its
+    membrane only); the currents' sum goes into one buffer reused every step."""
+    v, ie, ii = st
+    fast, v_reset = _fast_reset(p, spiking)
+    cur = torch.empty_like(v)
+
+    def block(fast: bool) -> None:
+        for t in range(I[0].shape[0]):
+            STEP.currents(ie, ii, I[0][t], I[1][t], p.syn_alpha, p.bias_exc, p.bias_inh,
+                          p.current_first, out=(cur, ie, ii))
+            if spiking:
+                s = STEP.neuron(v, cur, p.alpha, p.i_offset, p.threshold,
+                                v_reset if fast else p.v_reset, p.subtract, p.fma,
+                                p.offset_first, out=v, s_out=s_out[t] if fast else None)[0]
+                if not fast:
+                    s_out[t].copy_(s)
+            else:
+                STEP.membrane(v, cur, p.alpha, p.i_offset, p.fma, p.offset_first, out=v)
+            if v_out is not None:
+                v_out[t].copy_(v)
+
+    _scan(block, st, fast)
 
 
 def scan_for(model: str):
