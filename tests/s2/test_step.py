@@ -288,3 +288,23 @@ def test_lif_scan_is_exact_where_the_float_reset_is_not(reset, case):
         assert torch.equal(s.float(), s_fast[t])
         assert torch.equal(state[0], v_fast[t])
     assert s_fast.any()
+
+
+@pytest.mark.parametrize("fma", [False, True])
+@pytest.mark.parametrize("offsets", [False, True])
+def test_lif_scan_without_a_decay_equals_the_step_multiplying_by_one(fma, offsets):
+    """IF neurons (alpha 1): the scan does not multiply (alpha None), the pure step
+    multiplies by 1: the same floats."""
+    rng = np.random.default_rng(11)
+    n, T = 40, 25
+    pop = _cuba_params(n, rng, S2Config())
+    off = pop.i_offset if offsets else torch.zeros(n)
+    p = emulate_mod.ChipParams(torch.ones(n), pop.threshold, off, pop.v_reset, True, fma)
+    inp = torch.as_tensor(rng.normal(0, 3, (T, 2, n)), dtype=torch.float32)
+    s_fast, v_fast = torch.zeros(T, 2, n), torch.zeros(T, 2, n)
+    emulate_mod.scan_lif((inp,), [torch.zeros(2, n)], p, s_fast, v_fast, True)
+    state = (torch.zeros(2, n),)
+    for t in range(T):
+        s, state = emulate_mod.lif_step(inp[t], state, p)
+        assert torch.equal(s.float(), s_fast[t]) and torch.equal(state[0], v_fast[t])
+    assert s_fast.any()

@@ -119,14 +119,15 @@ def scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tens
              v_out: Tensor | None, spiking: bool) -> None:
     """The hot loop: `lif_step` over the block, the state updated in place and the spikes
     written as float (0/1) straight into the population's history: the step's functions
-    with `out=` (no tensor allocated per step but the reset's threshold term). Without
-    offsets the membrane is `step.integrate` (no i_offset term to add)."""
+    with `out=` (no tensor allocated per step). Without offsets the membrane is
+    `step.integrate` (no i_offset term to add), without a decay (alpha 1) no multiply."""
     (inp,) = I
     v = st[0]
     off = p.i_offset if bool(torch.any(p.i_offset != 0)) else None
     fast, v_reset = _fast_reset(p, spiking)
     integrate, membrane, fire, reset = STEP.integrate, STEP.membrane, STEP.fire, STEP.reset
-    alpha, th, fma = p.alpha, p.threshold, p.fma
+    alpha = None if bool(torch.all(p.alpha == 1)) else p.alpha  # IF: no multiply by 1
+    th, fma = p.threshold, p.fma
 
     def block(fast: bool) -> None:
         vr = v_reset if fast else p.v_reset

@@ -33,7 +33,8 @@ makes a NaN, which then stays in v (alpha*NaN + I is NaN, NaN > th is false): th
 engine's scan looks for one at the end of a block and runs the block again with bool spikes.
 
 A term that is absent is not added: `integrate` is the membrane of a population without
-offsets (`membrane` with i_offset = 0 differs from it only in the sign of a zero).
+offsets (`membrane` with i_offset = 0 differs from it only in the sign of a zero); a decay of
+1 is not multiplied (alpha None: 1*v is v, exactly).
 """
 
 from __future__ import annotations
@@ -115,10 +116,12 @@ def define(wide: Callable, narrow: Callable, select: Callable,
 
     @jit
     def integrate(v, a, alpha, fma, out=None):
-        """alpha*v + a: two roundings, or one with `fma` (the product is exact in float64)."""
+        """alpha*v + a: two roundings, or one with `fma` (the product is exact in float64).
+        alpha None: no decay (a decay of 1, not multiplied: 1*v is v)."""
         if fma:
-            return put(narrow(add(mul(wide(alpha), wide(v)), wide(a))), out=out)
-        return add(mul(alpha, v, out=out), a, out=out)
+            x = wide(v) if alpha is None else mul(wide(alpha), wide(v))
+            return put(narrow(add(x, wide(a))), out=out)
+        return add(v if alpha is None else mul(alpha, v, out=out), a, out=out)
 
     @jit
     def membrane(v, i, alpha, off, fma, offset_first, out=None):
