@@ -198,23 +198,58 @@ def gesture_4bit_section(d: dict) -> str:
             f"(load average {t['load_average_after']:.0f} at the end). " + text)
 
 
-def gesture_seed_section(d: dict) -> str:
-    """The full `--preset seed` run (benchmarks/results/gesture_seed_preset/summary.json)."""
-    a, w, pub = d["accuracy"], d["seed_workload"], d["published"]
-    n = d["data"]
+def _seed_time(m: dict) -> str:
+    """The run's wall and CPU time (measured.json, GNU time) with the machine's load."""
+    ld, prev = m["load_average_1min"], m.get("previous")
+    text = (f"{_minsec(m['wall_s'])} wall, {_minsec(m['cpu_s'])} CPU on the shared "
+            f"{m['machine']['cpus']}-core box, one torch thread, commit {m['commit']} (load "
+            f"average {ld['min']:.1f}-{ld['max']:.1f} while it ran: other jobs beside it, so "
+            "the CPU time is the comparable figure")
+    if prev:
+        text += (f"; the run it replaces, commit {prev['commit'] or 'unrecorded'}: "
+                 f"{_minsec(prev['wall_s'])} wall, CPU time not recorded")
+    return text + ")"
+
+
+def _seed_energy(c: dict, pub: dict, cal: dict, rp: dict) -> str:
+    """The run's chip energy on the basis of the Energy section's seed DVS row (total with
+    the unused PEs off, 0.8 V, 1 ms tick; benchmarks/energy_calibration.py), its range, the
+    published figure and what `spinnq energy` gives on the stored graph."""
+    row = next(r for r in cal["points"] if r["point"] == "seed DVS gesture")
+    lo, hi, p = c["energy_low_j"], c["energy_high_j"], pub["energy_j"]
+    inside = "inside" if lo <= p <= hi else "outside"
+    e = rp["energy"]
+    return (f"chip energy per gesture {c['energy_j']:.3f} J modelled ({lo:.3f}-{hi:.3f}: "
+            f"every constant at the low / high end of its sourced range; base "
+            f"{c['base_j']:.3f} + dynamic {c['dynamic_j']:.3f} ({c['dynamic_low_j']:.3f}-"
+            f"{c['dynamic_high_j']:.3f})) on the basis of the Energy section's seed DVS row "
+            f"({row['basis']}, {c['operating_point']}, {c['timesteps']} ticks of "
+            f"{c['tick_s'] * 1e3:g} ms, {c['pes']} PEs), beside the published {p} J "
+            f"({100 * (c['energy_j'] / p - 1):+.0f} %, the published figure {inside} the "
+            f"range); that row prices the same workload at assumed activity "
+            f"({1e3 * row['model_j']:.1f} mJ), this run at its emulated activity (its own "
+            f"trained weights and data). `spinnq energy` on the stored QAT graph and the run's "
+            f"test split, with the settings the run recorded, gives {e['energy_j']:.3f} J "
+            f"({e['energy_low_j']:.3f}-{e['energy_high_j']:.3f}; largest relative difference "
+            f"to the run's figures {rp['max_rel_diff_energy']:.1e}; the command in "
+            "`reprice.json`)")
+
+
+def gesture_seed_section(d: dict, rep: dict, m: dict, rp: dict, cal: dict) -> str:
+    """The full `--preset seed` run (benchmarks/results/gesture_seed_preset/: summary.json,
+    report.json, measured.json and reprice.json from benchmarks/gesture_seed_preset.py),
+    its energy set beside benchmarks/results/energy_calibration.json's seed DVS row."""
+    a, pub, n = d["accuracy"], d["published"], d["data"]
     return (f"`spinnq run gesture --preset seed` (the seed's 600 frames of 1 ms on its "
-            f"{w['pes']} PEs; {n['source']} data, {n['train']} / {n['val']} / {n['test']} "
-            f"recordings; {_minsec(d['timings']['total_s'])} on one core): P-SNN float "
+            f"{rep['chip']['pes']} PEs; {n['source']} data, {n['train']} / {n['val']} / "
+            f"{n['test']} recordings; {_seed_time(m)}): P-SNN float "
             f"{_pct(a['psnn_float'])}, PTQ on chip {_pct(a['ptq_chip'])}, QAT "
-            f"{_pct(a['qsnn_qat'])}, QAT on chip {_pct(a['qat_chip'])} (the paper, on DVS128 "
-            f"Gesture: {_pct(pub['float_psnn'])} / {_pct(pub['ptq_chip'])} / "
-            f"{_pct(pub['float_qsnn'])} / {_pct(pub['qat_chip'])}); chip energy per gesture "
-            f"{w['energy_j']:.3f} J modelled (base {w['base_j']:.3f} + dynamic "
-            f"{w['dynamic_j']:.3f}) beside the published {w['published_j']} J "
-            f"({100 * w['error']:+.0f} %, same network, placement and ticks), with the "
-            "energy model of that run (before issue 22 re-sourced its constants: today's "
-            "model of the same workload is the Energy section's seed DVS row). Files: "
-            "`benchmarks/results/gesture_seed_preset/`.")
+            f"{_pct(a['qsnn_qat'])}, QAT on chip {_pct(a['qat_chip'])} (measured / emulated; "
+            f"the paper, on DVS128 Gesture: {_pct(pub['float_psnn'])} / "
+            f"{_pct(pub['ptq_chip'])} / {_pct(pub['float_qsnn'])} / {_pct(pub['qat_chip'])}); "
+            f"{_seed_energy(rep['chip'], pub, cal, rp)}. Files: "
+            "`benchmarks/results/gesture_seed_preset/` (regenerate: "
+            "`benchmarks/gesture_seed_preset.py`).")
 
 
 def emulator_section(d: dict, th: dict, ba: dict) -> str:
@@ -568,7 +603,9 @@ def _bench(name: str) -> Path:
 SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "acrobot": ((results("acrobot"),), acrobot_section),
             "gesture": ((results("gesture"),), gesture_section),
-            "gesture_seed": ((_bench("gesture_seed_preset/summary"),), gesture_seed_section),
+            "gesture_seed": (tuple(_bench(f"gesture_seed_preset/{n}") for n in (
+                "summary", "report", "measured", "reprice")) + (_bench("energy_calibration"),),
+                gesture_seed_section),
             "gesture_4bit": ((_bench("gesture_4bit"),), gesture_4bit_section),
             "emulator": ((_bench("emulator_speed"), _bench("emulator_threads_quiet"),
                           _bench("engine_before_after")), emulator_section),
