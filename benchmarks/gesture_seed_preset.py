@@ -154,7 +154,9 @@ def test_split(run: Path, work: Path) -> tuple[Path, Path]:
     from spinnq.tasks.gesture.config import GestureConfig
     from spinnq.tasks.gesture.data import synthetic_frames
 
-    cfg = settings.from_json(GestureConfig, json.loads((run / "config.json").read_text()))
+    saved = json.loads((run / "config.json").read_text())
+    saved.pop("task", None)  # the run folder's tag, not a setting
+    cfg = settings.from_json(GestureConfig, saved)
     if cfg.data_dir:
         raise SystemExit("reprice rebuilds synthetic splits only; this run read a dataset")
     f = synthetic_frames("test", cfg.n_test, cfg.seed, cfg.frames, cfg.synth,

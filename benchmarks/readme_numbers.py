@@ -231,7 +231,7 @@ def _seed_energy(c: dict, pub: dict, cal: dict, rp: dict) -> str:
             f"trained weights and data). `spinnq energy` on the stored QAT graph and the run's "
             f"test split, with the settings the run recorded, gives {e['energy_j']:.3f} J "
             f"({e['energy_low_j']:.3f}-{e['energy_high_j']:.3f}; largest relative difference "
-            f"to the run's figures {rp['max_rel_diff_energy']:.1e}; the command in "
+            f"to the run's figures {rp['max_rel_diff_energy']:.2g}; the command in "
             "`reprice.json`)")
 
 
