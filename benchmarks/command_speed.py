@@ -370,6 +370,23 @@ def before_epoch(a, data_file: Path) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+CONTENDERS: dict[str, tuple] = {}  # name: (model, forward, raw, initial weights)
+
+
+def contender(name: str) -> tuple:
+    """Contender `name`'s model, forward and input kind, its weights reset to the initial
+    ones: one model object per contender for the whole run, as the epochs of a training run
+    train one model (what a trainer keeps from batch to batch, it keeps from round to
+    round), every round from the same start (the same numbers each round)."""
+    if name not in CONTENDERS:
+        model, run, raw = trainer(name)
+        CONTENDERS[name] = (model, run, raw,
+                            {k: v.clone() for k, v in model.state_dict().items()})
+    model, run, raw, init = CONTENDERS[name]
+    model.load_state_dict(init)
+    return model, run, raw
+
+
 def round_train(a, data, before: bool = True) -> dict:
     """One epoch per contender from the same initial weights: CPU seconds, and the largest
     weight difference after the epoch of each spinnq trainer from the stepped one."""
@@ -377,7 +394,7 @@ def round_train(a, data, before: bool = True) -> dict:
     x, y = data
     out, weights = {}, {}
     for name in TRAINERS:
-        model, run, raw = trainer(name)
+        model, run, raw = contender(name)
         t = time.process_time()
         out[f"train_{name}_loss"] = train_epoch(run, list(model.parameters()), x, y,
                                                 a.train_batch, raw)
