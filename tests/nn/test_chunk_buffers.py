@@ -124,3 +124,16 @@ def test_channels_last_sum_pool_is_avg_pool2d_bit_for_bit(shape):
     assert torch.equal(ref, got) and torch.equal(gr, gg)
     assert got.is_contiguous(memory_format=torch.channels_last)
     assert got.grad_fn is not None and "SumPoolCL" in type(got.grad_fn).__name__
+
+
+def test_an_epochs_short_last_batch_leaves_the_full_batches_buffers():
+    xs = _batches()
+    net = _net()
+    net.chunk_frames = 21
+    net(xs[0]).sum().backward()
+    full = _buffer_ptrs(net)
+    net(xs[1][:2]).sum().backward()  # the short last batch of an epoch
+    net(xs[1]).sum().backward()  # the next epoch's first batch: the same memory again
+    assert full <= _buffer_ptrs(net)
+    net(xs[0]).sum().backward()
+    assert _buffer_ptrs(net) == full  # the short batch's buffers forgotten

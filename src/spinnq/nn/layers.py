@@ -222,21 +222,24 @@ class _Buffers:
     def __init__(self) -> None:
         self.bufs: dict[tuple, torch.Tensor] = {}
         self.used: set[tuple] = set()
+        self.last: set[tuple] = set()
 
     def take(self, key: tuple, shape: tuple, dtype: torch.dtype, channels_last: bool = False
              ) -> torch.Tensor:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
+        key = (*key, tuple(shape), dtype, fmt)  # a short last batch keeps its own buffers
         b = self.bufs.get(key)
-        if (b is None or b.shape != shape or b.dtype != dtype
-                or not b.is_contiguous(memory_format=fmt) or _storage_users(b) != 1):
+        if b is None or _storage_users(b) != 1:
             b = self.bufs[key] = torch.empty(shape, dtype=dtype, memory_format=fmt)
         self.used.add(key)
         return b.detach()  # another tensor on b's memory: counted while the graph keeps it
 
     def trim(self) -> None:
-        """Forget the buffers this forward pass did not take (another batch size)."""
-        self.bufs = {k: v for k, v in self.bufs.items() if k in self.used}
-        self.used = set()
+        """Forget the buffers neither this forward pass nor the one before took (another
+        batch size; an epoch's short last batch and the next full one keep theirs)."""
+        keep = self.used | self.last
+        self.bufs = {k: v for k, v in self.bufs.items() if k in keep}
+        self.last, self.used = self.used, set()
 
 
 _BUFFERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
