@@ -422,12 +422,9 @@ def _train_speed(d: dict) -> str:
     """command_speed's training part: the time-chunked trainer beside the trainer of other
     sources (before a change), the whole-sequence one, the stepped one and snnTorch."""
     m, r = d["median"], d["ratios"]
-    part = d.get("parts", {}).get("train", {})
-    a = part.get("args", d["args"])  # its own run's arguments
-    loads = [x["after"][0] for x in part.get("load_average", d["machine"]["load_average"])]
+    a = d.get("parts", {}).get("train", {}).get("args", d["args"])  # its own run's arguments
     return (f"training the seed network ({a['train_samples']} recordings of "
-            f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} thread; "
-            f"{len(loads)} rounds, load {min(loads):.1f}-{max(loads):.1f}): "
+            f"{a['train_steps']} steps, batch {a['train_batch']}, {a['threads']} thread): "
             f"{m['train_spinnq_chunked_epoch_s']:.1f} s per epoch in time chunks, "
             + (f"{r['train_before_over_chunked']:.1f}x faster than the trainer of "
                f"{a.get('train_before_label', 'other sources')} (its own process), "

@@ -67,9 +67,7 @@ def test_chunked_trainer_with_kept_buffers_trains_like_the_stepped_reference():
 
 
 def _buffer_ptrs(net: SpikingSequential) -> set[int]:
-    from spinnq.nn import layers
-
-    return {b.data_ptr() for b in layers._BUFFERS[net].bufs.values()}
+    return {b.data_ptr() for b in net.chunk_memory()}
 
 
 def test_buffers_are_reused_only_once_the_graph_is_gone():
@@ -101,16 +99,17 @@ def test_buffers_are_reused_only_once_the_graph_is_gone():
 
 
 def test_inference_keeps_no_buffers_and_gives_the_training_forward():
-    from spinnq.nn import layers
-
     xs = _batches(1)
     net = _net()
     net.chunk_frames = 21
     with torch.no_grad():
         y = net(xs[0])
-    assert net not in layers._BUFFERS
+    assert net.chunk_memory() == []
     assert torch.equal(net(xs[0]).detach(), y)
     assert torch.equal(net(xs[0].bool()).detach(), y)  # any 0/1 dtype, one copy into floats
+    assert len(net.chunk_memory()) > 0
+    net.free_chunk_memory()
+    assert net.chunk_memory() == []
 
 
 @pytest.mark.parametrize("shape", [(5, 3, 8, 9), (4, 16, 15, 15), (2, 8, 7, 7)])

@@ -3,6 +3,7 @@ sequence container that runs weight layers on all timesteps at once."""
 
 from __future__ import annotations
 
+import threading
 import weakref
 from functools import cache
 
@@ -82,6 +83,11 @@ class SpikingSequential(nn.Sequential):
     call (a convolution over tens of thousands of frames ran about 3x slower per frame on
     CPUs than over a few hundred). Indexing and NIR export (`spinnq.nn.to_nir`) follow the
     layer order. Integer inputs (uint8 spikes) become floats a chunk at a time.
+
+    Under autograd the chunks write what the backward pass keeps (input frames, spikes,
+    membranes, pooled spikes) into memory the model keeps from batch to batch, handed out
+    again only once the last batch's graph is gone (`_Buffers`): fresh memory of that size
+    (over 1 GB a batch of the seed network) came from the kernel page by page every batch.
     """
 
     chunk_frames = 640  # frames (batch x steps) per time chunk on CPUs (0: whole sequence)
@@ -94,6 +100,14 @@ class SpikingSequential(nn.Sequential):
         if self.chunk_frames > 0 and x.device.type == "cpu" and len(self):
             return self._chunked(x, steps)
         return self._whole(x.to(self._dtype()) if not x.is_floating_point() else x)
+
+    def chunk_memory(self) -> list[torch.Tensor]:
+        """The memory the chunked trainer keeps from batch to batch (see the class)."""
+        return list(_BUFFERS[self].bufs.values()) if self in _BUFFERS else []
+
+    def free_chunk_memory(self) -> None:
+        """Let go of that memory (after training; the next training batch takes it anew)."""
+        _BUFFERS.pop(self, None)
 
     def _dtype(self) -> torch.dtype:
         return next((p.dtype for p in self.parameters() if p.is_floating_point()),
@@ -139,8 +153,8 @@ class SpikingSequential(nn.Sequential):
         h = (bufs.take((c, "in"), shape, dtype, channels_last=True) if bufs is not None else
              torch.empty(shape, dtype=dtype, memory_format=torch.channels_last))
         dst = h.permute(0, 2, 3, 1).view(n, b, f[1], f[2], f[0])  # h in memory order
-        k = _frames_kernel() if xc.device.type == "cpu" and dtype in (
-            torch.float32, torch.float64) else None
+        k = _frames_kernel() if (xc.device.type == "cpu" and xc.dtype in _NUMBA_FRAMES
+                                  and dtype in (torch.float32, torch.float64)) else None
         if k is not None:  # one pass; torch's strided copy_ took 3x as long
             k(xc.numpy(), dst.numpy())
         else:
@@ -180,6 +194,10 @@ def _scan(layer: nn.Module, h: torch.Tensor, steps: int, v: torch.Tensor | None,
     s, v = layer.scan(seq, v, out) if out is not None else layer.scan(seq, v)
     s = s.reshape(m.shape)
     return (s.permute(0, 3, 1, 2) if cl else s), v
+
+
+_NUMBA_FRAMES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                 torch.float32, torch.float64)
 
 
 @cache
@@ -223,23 +241,26 @@ class _Buffers:
         self.bufs: dict[tuple, torch.Tensor] = {}
         self.used: set[tuple] = set()
         self.last: set[tuple] = set()
+        self.lock = threading.Lock()  # two threads' forward passes never share a buffer
 
     def take(self, key: tuple, shape: tuple, dtype: torch.dtype, channels_last: bool = False
              ) -> torch.Tensor:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         key = (*key, tuple(shape), dtype, fmt)  # a short last batch keeps its own buffers
-        b = self.bufs.get(key)
-        if b is None or _storage_users(b) != 1:
-            b = self.bufs[key] = torch.empty(shape, dtype=dtype, memory_format=fmt)
-        self.used.add(key)
-        return b.detach()  # another tensor on b's memory: counted while the graph keeps it
+        with self.lock:
+            b = self.bufs.get(key)
+            if b is None or _storage_users(b) != 1:
+                b = self.bufs[key] = torch.empty(shape, dtype=dtype, memory_format=fmt)
+            self.used.add(key)
+            return b.detach()  # another tensor on b's memory: counted while a graph keeps it
 
     def trim(self) -> None:
         """Forget the buffers neither this forward pass nor the one before took (another
         batch size; an epoch's short last batch and the next full one keep theirs)."""
-        keep = self.used | self.last
-        self.bufs = {k: v for k, v in self.bufs.items() if k in keep}
-        self.last, self.used = self.used, set()
+        with self.lock:
+            keep = self.used | self.last
+            self.bufs = {k: v for k, v in self.bufs.items() if k in keep}
+            self.last, self.used = self.used, set()
 
 
 _BUFFERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
