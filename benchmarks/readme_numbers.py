@@ -356,6 +356,44 @@ def _steps_gap(rows: list[dict], k) -> str:
         if parts else ""
 
 
+# Issue 26's targets for the chip's mean return over seeds (each seed: 100 test episodes):
+# (what, threshold from the SB3 mean over the same seeds or None for a fixed one, value)
+RL_TARGETS = {"cartpole": ("every seed >= 475", None, 475.0),
+              "acrobot": ("mean >= SB3's mean - 2", "sb3", -2.0),
+              "mountaincar": ("mean >= -110", None, -110.0),
+              "lunarlander": ("mean >= 200", None, 200.0)}
+
+
+def rl_targets(rows: list[dict]) -> list[dict]:
+    """Per environment, the chip's mean return over the seeds measured against its target
+    (`RL_TARGETS`); SB3-relative targets use SB3's mean over the same rows."""
+    out = []
+    for env in dict.fromkeys(r["env"] for r in rows):
+        if env not in RL_TARGETS:
+            continue
+        what, rel, value = RL_TARGETS[env]
+        both = [r for r in rows if r["env"] == env and "spinnq" in r
+                and (rel is None or rel in r)]
+        if not both:
+            continue
+        chip = [r["spinnq"]["chip_test_mean"] for r in both]
+        line = value if rel is None else statistics.fmean(
+            r[rel]["test_mean"] for r in both) + value
+        got = min(chip) if env == "cartpole" else statistics.fmean(chip)
+        out.append({"env": env, "target": what, "seeds": [r["seed"] for r in both],
+                    "chip": got, "line": line, "met": got >= line})
+    return out
+
+
+def targets_text(rows: list[dict]) -> str:
+    parts = [f"{t['env']} ({t['target']}, seeds {', '.join(map(str, t['seeds']))}): "
+             f"{'lowest' if t['env'] == 'cartpole' else 'mean'} {t['chip']:.1f} against "
+             f"{t['line']:.1f}, " + ("met" if t["met"] else
+                                     f"missed by {t['line'] - t['chip']:.1f}")
+             for t in rl_targets(rows)]
+    return ("Targets on the emulated chip: " + "; ".join(parts) + ". ") if parts else ""
+
+
 def rl_vs_sb3_envs_section(d: dict) -> str:
     """benchmarks/rl_vs_sb3.py on the four control tasks: one table row per (env, seed)."""
     k = lambda v: "never" if v is None else f"{v / 1000:.1f}k"  # noqa: E731
@@ -376,7 +414,8 @@ def rl_vs_sb3_envs_section(d: dict) -> str:
             + (f" | {c['latency_s'] * 1e3:.0f} ms, {c['energy_j'] * 1e3:.2f} mJ "
                f"({c['fastest_latency_s'] * 1e6:.0f} us, {c['fastest_energy_j'] * 1e6:.1f} uJ "
                "at the shortest tick) |" if c else " | - |"))
-    return ("\n".join(lines) + "\n\n" + _steps_gap(d["results"], k)
+    return ("\n".join(lines) + "\n\n" + targets_text(d["results"])
+            + _steps_gap(d["results"], k)
             + f"Mean return over {d['test_episodes']} greedy test episodes "
             "(seeds apart from training and model selection); steps to the solve threshold "
             "from greedy validation evaluations during training; returns and wall time "
