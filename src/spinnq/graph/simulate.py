@@ -35,6 +35,7 @@ from spinnq.graph.kernels import (
     LIFState,
     SimConfig,
     Tensor,
+    frame_by_frame,
     lif_scan,
     lif_step,
     no_state,
@@ -237,6 +238,9 @@ class Simulator:
             if isinstance(node, PORTS) or isinstance(node, nir.Flatten):  # as they are:
                 # identity kernels (Flatten reshaped above); their layout is the next node's
                 now[n] = inp
+            elif kernel.init is no_state and frame_by_frame(kernel.step, inp[0],
+                                                             self.params[n]):
+                now[n] = kernel.step(inp, (), self.params[n])[0]  # every frame in one call
             elif kernel.init is no_state and not isinstance(node, WEIGHTS):
                 out, _ = kernel.step(inp.reshape(t * b, *inp.shape[2:]), (), self.params[n])
                 now[n] = out.reshape(t, b, *out.shape[1:])
