@@ -48,12 +48,14 @@ __all__ = ["SimConfig", "Simulator", "Traces", "as_batch", "chip_depth", "defaul
 
 # ------------------------------------------------------------------------------- running
 CHUNK_FRAMES = 256  # frames (samples x steps) a stateless node takes in one call
-# Stateless nodes `Simulator.steps` still calls a step at a time, on each step's slice laid
-# out as `step` gets it: a matrix product over T*B rows, over a strided slice or at another
-# alignment rounds differently from one over B fresh rows (BLAS picks another kernel); oneDNN
-# convolutions round odd batches differently from even ones; the last bit can flip a
-# spike (the weight nodes, `nodes.WEIGHTS`). Pooling, scaling and thresholds give the same
-# bits at any batch.
+# Weight nodes torch computes (Linear, Affine, convolutions off the CPU or with groups)
+# `Simulator.steps` still calls a step at a time, on each step's slice laid out as `step` gets
+# it: a matrix product over T*B rows, over a strided slice or at another alignment rounds
+# differently from one over B fresh rows (BLAS picks another kernel); oneDNN convolutions
+# round odd batches differently from even ones; the last bit can flip a spike (the weight
+# nodes, `nodes.WEIGHTS`). 2-D convolutions and pooling on the CPU go event by event in a
+# fixed order (`spinnq.graph.events`, `kernels.frame_by_frame`): every frame in one call.
+# Scaling and thresholds give the same bits at any batch.
 
 
 @dataclass
@@ -213,8 +215,9 @@ class Simulator:
     def steps(self, x: Tensor, keep_v: tuple[str, ...] = ()
               ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Advance x.shape[1] steps with input x (B, T, *input_shape), node by node in the
-        graph's order: pooling, scaling and thresholds take all T*B frames in one call,
-        weight nodes a step at a time in `step`'s memory layout (see CHUNK_FRAMES), a
+        graph's order: pooling, scaling, thresholds and CPU 2-D convolutions take all T*B
+        frames in one call, other weight nodes a step at a time in `step`'s memory layout
+        (see CHUNK_FRAMES), a
         stateful node (neurons, delays) steps its whole input sequence with its kernel's own
         `step` (NIR's `lif_step` by a compiled scan of the same operations), so every value
         equals `step`'s, bit for bit (tests/graph/test_layerwise.py). Only for graphs without
