@@ -220,12 +220,14 @@ def fire(v: Tensor, p: LIFP) -> Tensor:
 
 
 # ------------------------------------------------------------------ a neuron over many steps
-def lif_scan(xs: Tensor, s: LIFState, p: LIFP, keep_v: bool = False
-             ) -> tuple[Tensor, Tensor | None, LIFState] | None:
+def lif_scan(xs: Tensor, s: LIFState, p: LIFP, keep_v: bool = False,
+             consts: dict | None = None) -> tuple[Tensor, Tensor | None, LIFState] | None:
     """`lif_step` over a time-major sequence xs (T, B, *shape) in one compiled pass:
     (outputs, voltages after each step or None, final state), the same float operations in
     the same order as `lif_step` (the tests compare them bit for bit). None where numba is
-    missing or the tensors are not on the CPU (the caller then steps)."""
+    missing or the tensors are not on the CPU (the caller then steps). `consts`: a dict the
+    caller keeps per `p`, where the parameters laid out for the kernel are kept between
+    calls."""
     cuba, spiking = p.syn_alpha is not None, p.v_th is not None
     scan = _lif_scan_kernel(cuba, spiking, p.subtract, p.inclusive, keep_v)
     if scan is None or xs.device.type != "cpu" or xs.dtype != p.alpha.dtype:
@@ -254,8 +256,14 @@ def lif_scan(xs: Tensor, s: LIFState, p: LIFP, keep_v: bool = False
     i = lay(s.i.detach(), 1).reshape(b, n).contiguous().numpy().copy() if cuba else v[:0]
     out = np.empty_like(x)
     vs = np.empty_like(x) if keep_v else x[:0]
-    scan(x, v, i, flat(p.alpha), flat(p.gain), flat(p.leak), flat(p.v_th), flat(p.v_reset),
-         flat(p.syn_alpha), flat(p.syn_gain), out, vs)
+    key = (tuple(order), tuple(xs.shape[2:]), xs.dtype)
+    laid = consts.get(key) if consts is not None else None
+    if laid is None:
+        laid = tuple(flat(a) for a in (p.alpha, p.gain, p.leak, p.v_th, p.v_reset,
+                                       p.syn_alpha, p.syn_gain))
+        if consts is not None:
+            consts[key] = laid
+    scan(x, v, i, *laid, out, vs)
     state = LIFState(back(v, (b,)), back(i, (b,)) if cuba else None)
     return back(out, (t, b)), (back(vs, (t, b)) if keep_v else None), state
 

@@ -179,6 +179,7 @@ class Simulator:
             for s in graph.predecessors(n)] for n in graph.order}
         self.state: dict[str, Any] = {}
         self.last: dict[str, Tensor] = {}
+        self._consts: dict[str, dict] = {}  # per neuron node: its parameters as scans take them
 
     def reset(self, batch: int) -> None:
         g = self.graph
@@ -266,7 +267,7 @@ class Simulator:
         step, params, state = self.kernels[type(self.graph.nodes[n])].step, self.params[n], \
             self.state[n]
         if step is lif_step:  # NIR's (and SpikingJelly's) neurons: one compiled pass
-            done = lif_scan(inp, state, params, keep_v)
+            done = lif_scan(inp, state, params, keep_v, self._consts.setdefault(n, {}))
             if done is not None:
                 self.state[n] = done[2]
                 return done[0], done[1]
