@@ -17,14 +17,17 @@ DVS-gesture network (benchmarks/seed_net.py):
 - training time per epoch on the seed network: spinnq's trainer (`spinnq_chunked`: the
   sequence in time chunks of about 640 frames, every layer over a chunk's frames at once,
   fused LIF scans carrying the membrane between chunks, channels-last images, uint8 input
-  until the first convolution), the same model layer by layer over the whole sequence
+  until the first convolution, what the backward pass keeps written into memory the model
+  reuses from batch to batch, sum pooling that keeps nothing), the same model layer by
+  layer over the whole sequence
   (`spinnq_fused`, `chunk_frames = 0`: the trainer before the time chunks, convolutions 640
   frames a call), stepping each LIF layer under autograd with every frame in one
   convolution call (`spinnq_stepped`: `LIF(fused=False)`, `conv_chunk = 0`, the trainer
   before the fused LIF) and snnTorch (its Leaky neurons, a step at a time, the usual snnTorch
   loop: each convolution on one step's 32 frames) on the same data, threads, loss and
   optimizer; the weights after the epoch are compared with the stepped trainer's (the same
-  numbers, not just the same speed).
+  numbers, not just the same speed). Each contender trains one model object in every round,
+  its weights reset to the same start, as the epochs of a training run train one model.
 
     .venv/bin/python benchmarks/command_speed.py [--rounds 5] [--parts deploy evaluate ...]
     -> benchmarks/results/command_speed.json (README lines: readme_numbers.py readme)
@@ -373,6 +376,23 @@ def before_epoch(a, data_file: Path) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+CONTENDERS: dict[str, tuple] = {}  # name: (model, forward, raw, initial weights)
+
+
+def contender(name: str) -> tuple:
+    """Contender `name`'s model, forward and input kind, its weights reset to the initial
+    ones: one model object per contender for the whole run, as the epochs of a training run
+    train one model (what a trainer keeps from batch to batch, it keeps from round to
+    round), every round from the same start (the same numbers each round)."""
+    if name not in CONTENDERS:
+        model, run, raw = trainer(name)
+        CONTENDERS[name] = (model, run, raw,
+                            {k: v.clone() for k, v in model.state_dict().items()})
+    model, run, raw, init = CONTENDERS[name]
+    model.load_state_dict(init)
+    return model, run, raw
+
+
 def round_train(a, data, before: bool = True) -> dict:
     """One epoch per contender from the same initial weights: CPU seconds, and the largest
     weight difference after the epoch of each spinnq trainer from the stepped one."""
@@ -380,7 +400,7 @@ def round_train(a, data, before: bool = True) -> dict:
     x, y = data
     out, weights = {}, {}
     for name in TRAINERS:
-        model, run, raw = trainer(name)
+        model, run, raw = contender(name)
         t = time.process_time()
         out[f"train_{name}_loss"] = train_epoch(run, list(model.parameters()), x, y,
                                                 a.train_batch, raw)

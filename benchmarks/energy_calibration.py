@@ -153,8 +153,26 @@ def _command_lines(path: Path = ROOT / "benchmarks" / "results" / "energy_memory
             + ("energy and evaluate stay within deploy's memory at every size" if within else
                "NOT within deploy's memory at every size")
             + f"; deploy grows by {per / 1024:.2g} kB per neuron, so the 20M-neuron network "
-            f"(80,001 PEs) would need about {per * 2e7 / 2**30:.0f} GB (extrapolated; not run on "
-            "this 24 GB shared machine).", *_synthetic_lines()]
+            f"at fan-in 100 (80,001 PEs) would need about {per * 2e7 / 2**30:.0f} GB "
+            "(extrapolated).", *_end_to_end_lines(), *_synthetic_lines()]
+
+
+def _end_to_end_lines(path: Path = ROOT / "benchmarks" / "results" / "energy_memory_20m.json"
+                      ) -> list[str]:
+    """The three commands at 20M neurons (energy_scaling.py --commands --sizes 2e7)."""
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())["runs"][-1]
+    within = all(r[c]["peak_mb"] <= r["deploy"]["peak_mb"] for c in ("energy", "evaluate"))
+    return [f"- End to end at {r['neurons'] / 1e6:g}M neurons ({r['pes']:,} PEs on "
+            f"{r['chips']} chips; fan-in {r['fan_in']} and {r['steps_in']} input steps, so "
+            "graph and recordings fit beside other jobs on this 24 GB shared machine; "
+            f"`benchmarks/energy_scaling.py --commands --sizes 2e7 --fan-in {r['fan_in']} "
+            f"--steps {r['steps_in']}`): `spinnq energy` {r['energy']['peak_mb'] / 1024:.3g} GB "
+            f"and {r['energy']['cpu_s']:.0f} s CPU, `spinnq evaluate --target chip` "
+            f"{r['evaluate']['peak_mb'] / 1024:.3g} GB, `spinnq deploy` "
+            f"{r['deploy']['peak_mb'] / 1024:.3g} GB (measured): energy and evaluate "
+            + ("finish within deploy's memory." if within else "NOT within deploy's memory.")]
 
 
 def _synthetic_lines(path: Path = ROOT / "benchmarks" / "results" / "energy_synthetic.json"

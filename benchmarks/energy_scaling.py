@@ -103,13 +103,13 @@ def synthetic(n: int, steps: int) -> dict:
 COMMANDS = ("deploy", "energy", "evaluate")
 
 
-def commands(n: int, steps: int, work: Path) -> dict:
+def commands(n: int, steps: int, work: Path, fan_in: int = 100) -> dict:
     """Peak RSS and CPU time of `spinnq deploy`, `energy` and `evaluate --target chip` on the
     dense network of n neurons (one .nir file, one input sample, fresh processes)."""
     from scaling import _time_cmd, write_dense_network
 
     gp = work / f"dense_{n}.nir"  # the same file for all three
-    shape = write_dense_network(gp, n)
+    shape = write_dense_network(gp, n, fan_in=fan_in)
     x = (np.random.default_rng(1).random((steps, *shape)) < 0.05).astype(np.float32)
     xp, dp = work / f"dense_{n}_x.npy", work / f"dense_{n}_data.npz"
     np.save(xp, x)
@@ -119,7 +119,8 @@ def commands(n: int, steps: int, work: Path) -> dict:
             "energy": ["energy", str(gp), "--input", str(xp), "--json", str(work / "e.json")],
             "evaluate": ["evaluate", str(gp), "--data", str(dp), "--target", "chip",
                          "--json", str(work / "v.json")]}
-    out: dict = {"neurons": n, "steps_in": steps, "file_mb": gp.stat().st_size / 2**20}
+    out: dict = {"neurons": n, "fan_in": fan_in, "steps_in": steps,
+                 "file_mb": gp.stat().st_size / 2**20}
     for c in COMMANDS:
         out[c] = _time_cmd([spinnq, *argv[c]])
         print(c, out[c], flush=True)
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--commands", action="store_true", help="peak memory of the commands")
     ap.add_argument("--synthetic", action="store_true",
                     help="the energy model alone on a placed program with rate activity")
+    ap.add_argument("--fan-in", type=int, default=100,
+                    help="inputs per neuron of the dense network (--commands)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the .nir files")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
         with tempfile.TemporaryDirectory(dir=a.work) as d:
             res = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "load_average_before": os.getloadavg(),
-                   "runs": [commands(int(n), a.steps, Path(d)) for n in a.sizes],
+                   "runs": [commands(int(n), a.steps, Path(d), a.fan_in) for n in a.sizes],
                    "load_average_after": os.getloadavg(),
                    "timing": "GNU time: peak RSS and user + system CPU of each command",
                    "kind": "measured"}

@@ -198,23 +198,58 @@ def gesture_4bit_section(d: dict) -> str:
             f"(load average {t['load_average_after']:.0f} at the end). " + text)
 
 
-def gesture_seed_section(d: dict) -> str:
-    """The full `--preset seed` run (benchmarks/results/gesture_seed_preset/summary.json)."""
-    a, w, pub = d["accuracy"], d["seed_workload"], d["published"]
-    n = d["data"]
+def _seed_time(m: dict) -> str:
+    """The run's wall and CPU time (measured.json, GNU time) with the machine's load."""
+    ld, prev = m["load_average_1min"], m.get("previous")
+    text = (f"{_minsec(m['wall_s'])} wall, {_minsec(m['cpu_s'])} CPU on the shared "
+            f"{m['machine']['cpus']}-core box, one torch thread, commit {m['commit']} (load "
+            f"average {ld['min']:.1f}-{ld['max']:.1f} while it ran: other jobs beside it, so "
+            "the CPU time is the comparable figure")
+    if prev:
+        text += (f"; the run it replaces, commit {prev['commit'] or 'unrecorded'}: "
+                 f"{_minsec(prev['wall_s'])} wall, CPU time not recorded")
+    return text + ")"
+
+
+def _seed_energy(c: dict, pub: dict, cal: dict, rp: dict) -> str:
+    """The run's chip energy on the basis of the Energy section's seed DVS row (total with
+    the unused PEs off, 0.8 V, 1 ms tick; benchmarks/energy_calibration.py), its range, the
+    published figure and what `spinnq energy` gives on the stored graph."""
+    row = next(r for r in cal["points"] if r["point"] == "seed DVS gesture")
+    lo, hi, p = c["energy_low_j"], c["energy_high_j"], pub["energy_j"]
+    inside = "inside" if lo <= p <= hi else "outside"
+    e = rp["energy"]
+    return (f"chip energy per gesture {c['energy_j']:.3f} J modelled ({lo:.3f}-{hi:.3f}: "
+            f"every constant at the low / high end of its sourced range; base "
+            f"{c['base_j']:.3f} + dynamic {c['dynamic_j']:.3f} ({c['dynamic_low_j']:.3f}-"
+            f"{c['dynamic_high_j']:.3f})) on the basis of the Energy section's seed DVS row "
+            f"({row['basis']}, {c['operating_point']}, {c['timesteps']} ticks of "
+            f"{c['tick_s'] * 1e3:g} ms, {c['pes']} PEs), beside the published {p} J "
+            f"({100 * (c['energy_j'] / p - 1):+.0f} %, the published figure {inside} the "
+            f"range); that row prices the same workload at assumed activity "
+            f"({1e3 * row['model_j']:.1f} mJ), this run at its emulated activity (its own "
+            f"trained weights and data). `spinnq energy` on the stored QAT graph and the run's "
+            f"test split, with the settings the run recorded, gives {e['energy_j']:.3f} J "
+            f"({e['energy_low_j']:.3f}-{e['energy_high_j']:.3f}; largest relative difference "
+            f"to the run's figures {rp['max_rel_diff_energy']:.2g}; the command in "
+            "`reprice.json`)")
+
+
+def gesture_seed_section(d: dict, rep: dict, m: dict, rp: dict, cal: dict) -> str:
+    """The full `--preset seed` run (benchmarks/results/gesture_seed_preset/: summary.json,
+    report.json, measured.json and reprice.json from benchmarks/gesture_seed_preset.py),
+    its energy set beside benchmarks/results/energy_calibration.json's seed DVS row."""
+    a, pub, n = d["accuracy"], d["published"], d["data"]
     return (f"`spinnq run gesture --preset seed` (the seed's 600 frames of 1 ms on its "
-            f"{w['pes']} PEs; {n['source']} data, {n['train']} / {n['val']} / {n['test']} "
-            f"recordings; {_minsec(d['timings']['total_s'])} on one core): P-SNN float "
+            f"{rep['chip']['pes']} PEs; {n['source']} data, {n['train']} / {n['val']} / "
+            f"{n['test']} recordings; {_seed_time(m)}): P-SNN float "
             f"{_pct(a['psnn_float'])}, PTQ on chip {_pct(a['ptq_chip'])}, QAT "
-            f"{_pct(a['qsnn_qat'])}, QAT on chip {_pct(a['qat_chip'])} (the paper, on DVS128 "
-            f"Gesture: {_pct(pub['float_psnn'])} / {_pct(pub['ptq_chip'])} / "
-            f"{_pct(pub['float_qsnn'])} / {_pct(pub['qat_chip'])}); chip energy per gesture "
-            f"{w['energy_j']:.3f} J modelled (base {w['base_j']:.3f} + dynamic "
-            f"{w['dynamic_j']:.3f}) beside the published {w['published_j']} J "
-            f"({100 * w['error']:+.0f} %, same network, placement and ticks), with the "
-            "energy model of that run (before issue 22 re-sourced its constants: today's "
-            "model of the same workload is the Energy section's seed DVS row). Files: "
-            "`benchmarks/results/gesture_seed_preset/`.")
+            f"{_pct(a['qsnn_qat'])}, QAT on chip {_pct(a['qat_chip'])} (measured / emulated; "
+            f"the paper, on DVS128 Gesture: {_pct(pub['float_psnn'])} / "
+            f"{_pct(pub['ptq_chip'])} / {_pct(pub['float_qsnn'])} / {_pct(pub['qat_chip'])}); "
+            f"{_seed_energy(rep['chip'], pub, cal, rp)}. Files: "
+            "`benchmarks/results/gesture_seed_preset/` (regenerate: "
+            "`benchmarks/gesture_seed_preset.py`).")
 
 
 def emulator_section(d: dict, th: dict, ba: dict) -> str:
@@ -321,6 +356,44 @@ def _steps_gap(rows: list[dict], k) -> str:
         if parts else ""
 
 
+# Issue 26's targets for the chip's mean return over seeds (each seed: 100 test episodes):
+# (what, threshold from the SB3 mean over the same seeds or None for a fixed one, value)
+RL_TARGETS = {"cartpole": ("every seed >= 475", None, 475.0),
+              "acrobot": ("mean >= SB3's mean - 2", "sb3", -2.0),
+              "mountaincar": ("mean >= -110", None, -110.0),
+              "lunarlander": ("mean >= 200", None, 200.0)}
+
+
+def rl_targets(rows: list[dict]) -> list[dict]:
+    """Per environment, the chip's mean return over the seeds measured against its target
+    (`RL_TARGETS`); SB3-relative targets use SB3's mean over the same rows."""
+    out = []
+    for env in dict.fromkeys(r["env"] for r in rows):
+        if env not in RL_TARGETS:
+            continue
+        what, rel, value = RL_TARGETS[env]
+        both = [r for r in rows if r["env"] == env and "spinnq" in r
+                and (rel is None or rel in r)]
+        if not both:
+            continue
+        chip = [r["spinnq"]["chip_test_mean"] for r in both]
+        line = value if rel is None else statistics.fmean(
+            r[rel]["test_mean"] for r in both) + value
+        got = min(chip) if env == "cartpole" else statistics.fmean(chip)
+        out.append({"env": env, "target": what, "seeds": [r["seed"] for r in both],
+                    "chip": got, "line": line, "met": got >= line})
+    return out
+
+
+def targets_text(rows: list[dict]) -> str:
+    parts = [f"{t['env']} ({t['target']}, seeds {', '.join(map(str, t['seeds']))}): "
+             f"{'lowest' if t['env'] == 'cartpole' else 'mean'} {t['chip']:.1f} against "
+             f"{t['line']:.1f}, " + ("met" if t["met"] else
+                                     f"missed by {t['line'] - t['chip']:.1f}")
+             for t in rl_targets(rows)]
+    return ("Targets on the emulated chip: " + "; ".join(parts) + ". ") if parts else ""
+
+
 def rl_vs_sb3_envs_section(d: dict) -> str:
     """benchmarks/rl_vs_sb3.py on the four control tasks: one table row per (env, seed)."""
     k = lambda v: "never" if v is None else f"{v / 1000:.1f}k"  # noqa: E731
@@ -341,7 +414,8 @@ def rl_vs_sb3_envs_section(d: dict) -> str:
             + (f" | {c['latency_s'] * 1e3:.0f} ms, {c['energy_j'] * 1e3:.2f} mJ "
                f"({c['fastest_latency_s'] * 1e6:.0f} us, {c['fastest_energy_j'] * 1e6:.1f} uJ "
                "at the shortest tick) |" if c else " | - |"))
-    return ("\n".join(lines) + "\n\n" + _steps_gap(d["results"], k)
+    return ("\n".join(lines) + "\n\n" + targets_text(d["results"])
+            + _steps_gap(d["results"], k)
             + f"Mean return over {d['test_episodes']} greedy test episodes "
             "(seeds apart from training and model selection); steps to the solve threshold "
             "from greedy validation evaluations during training; returns and wall time "
@@ -575,7 +649,9 @@ def _bench(name: str) -> Path:
 SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "acrobot": ((results("acrobot"),), acrobot_section),
             "gesture": ((results("gesture"),), gesture_section),
-            "gesture_seed": ((_bench("gesture_seed_preset/summary"),), gesture_seed_section),
+            "gesture_seed": (tuple(_bench(f"gesture_seed_preset/{n}") for n in (
+                "summary", "report", "measured", "reprice")) + (_bench("energy_calibration"),),
+                gesture_seed_section),
             "gesture_4bit": ((_bench("gesture_4bit"),), gesture_4bit_section),
             "emulator": ((_bench("emulator_speed"), _bench("emulator_threads_quiet"),
                           _bench("engine_before_after")), emulator_section),

@@ -53,31 +53,34 @@ def _normal(rng, shape, gain) -> np.ndarray:
     return out
 
 
-def dense_network(n: int, seed: int = 0) -> tuple[nir.NIRGraph, tuple[int, ...]]:
+def dense_network(n: int, seed: int = 0, fan_in: int = 100
+                  ) -> tuple[nir.NIRGraph, tuple[int, ...]]:
     rng = np.random.default_rng(seed)
-    nodes = {"input": nir.Input(np.array([100])), "fc": nir.Linear(_normal(rng, (n, 100), 8.0)),
+    nodes = {"input": nir.Input(np.array([fan_in])),
+             "fc": nir.Linear(_normal(rng, (n, fan_in), 8.0)),
              "lif": _lif((n,)), "output": nir.Output(np.array([n]))}
     order = list(nodes)
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:], strict=True))), (100,)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:], strict=True))), (fan_in,)
 
 
-def write_dense_network(path: Path, n: int, seed: int = 0) -> tuple[int, ...]:
+def write_dense_network(path: Path, n: int, seed: int = 0, fan_in: int = 100
+                        ) -> tuple[int, ...]:
     """`dense_network(n, seed)` written to `path` (uncompressed NIR) with the same weights,
     streamed row block by row block into the file, so writing a 20M-neuron network (8 GB of
     weights) holds one block in memory, not the layer and nir.write's copies of it."""
     import h5py
-    g, shape = dense_network(1, seed)
+    g, shape = dense_network(1, seed, fan_in)
     g.nodes["lif"], g.nodes["output"] = _lif((n,)), nir.Output(np.array([n]))
     nir.write(str(path), g, compression=None)
     rng = np.random.default_rng(seed)
-    gain = np.float32(8.0 / math.sqrt(100))
+    gain = np.float32(8.0 / math.sqrt(fan_in))
     with h5py.File(path, "r+") as f:
         del f["node/nodes/fc/weight"]
-        w = f.create_dataset("node/nodes/fc/weight", (n, 100), np.float32)
-        step = (1 << 22) // 100
+        w = f.create_dataset("node/nodes/fc/weight", (n, fan_in), np.float32)
+        step = max(1, (1 << 22) // fan_in)
         for i in range(0, n, step):
             rows = min(step, n - i)
-            w[i:i + rows] = rng.standard_normal((rows, 100), np.float32) * gain
+            w[i:i + rows] = rng.standard_normal((rows, fan_in), np.float32) * gain
     return shape
 
 

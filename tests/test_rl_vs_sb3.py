@@ -49,3 +49,22 @@ def test_finished_run_is_reused_only_with_the_same_settings(tmp_path):
     other = replace(cfg, dqn=replace(cfg.dqn, lr=1e-3))
     assert bench.finished_report(tmp_path, other) is None
     assert bench.finished_report(tmp_path / "none", cfg) is None
+
+
+def test_targets_use_the_mean_over_seeds_and_sb3s_mean_over_the_same_seeds():
+    readme = benchmark("readme_numbers")
+    sb3 = lambda m: {"test_mean": m, "test_std": 1.0, "steps_to_threshold": 1, "budget": 2,  # noqa: E731
+                     "train_wall_s": 1.0}
+    rows = [{"env": "acrobot", "seed": 0, "spinnq": _spinnq_row(-87.0), "sb3": sb3(-84.0)},
+            {"env": "acrobot", "seed": 1, "spinnq": _spinnq_row(-83.0), "sb3": sb3(-86.0)},
+            {"env": "acrobot", "seed": 2, "spinnq": _spinnq_row(-80.0)},  # no SB3 row: left out
+            {"env": "mountaincar", "seed": 0, "spinnq": _spinnq_row(-111.0)},
+            {"env": "cartpole", "seed": 0, "spinnq": _spinnq_row(500.0)},
+            {"env": "cartpole", "seed": 1, "spinnq": _spinnq_row(470.0)}]
+    t = {x["env"]: x for x in readme.rl_targets(rows)}
+    assert t["acrobot"]["seeds"] == [0, 1] and t["acrobot"]["chip"] == -85.0
+    assert t["acrobot"]["line"] == -87.0 and t["acrobot"]["met"]
+    assert not t["mountaincar"]["met"] and not t["cartpole"]["met"]  # lowest seed 470 < 475
+    text = readme.targets_text(rows)
+    assert "mountaincar (mean >= -110, seeds 0): mean -111.0 against -110.0, missed by 1.0" \
+        in text

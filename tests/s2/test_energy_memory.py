@@ -37,6 +37,17 @@ def test_committed_measurement_shows_energy_and_evaluate_within_deploys_memory()
         assert r["evaluate"]["peak_mb"] <= r["deploy"]["peak_mb"], r
 
 
+def test_committed_20m_commands_finish_within_deploys_memory():
+    """The 20M-neuron dense network end to end (80,001 PEs): energy and evaluate finished
+    (no MemoryError) in at most deploy's peak memory."""
+    d = json.loads((ROOT / "benchmarks" / "results" / "energy_memory_20m.json").read_text())
+    (r,) = d["runs"]
+    assert r["neurons"] == 20_000_000 and r["pes"] == 80_001
+    for c in ("deploy", "energy", "evaluate"):
+        assert "error" not in r[c], r[c]
+    assert max(r["energy"]["peak_mb"], r["evaluate"]["peak_mb"]) <= r["deploy"]["peak_mb"]
+
+
 def test_committed_20m_measurement_of_the_energy_model_alone():
     """energy() on the 20M-neuron dense program deploy would place (80,001 PEs): measured
     in less memory than the program's own weights (the dense PE x PE matrix: 48 GB)."""

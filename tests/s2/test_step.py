@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib
+import math
 from pathlib import Path
 
 import nir
@@ -49,11 +50,13 @@ def _chip_arithmetic(tree: ast.AST) -> list[str]:
         if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mult):
             if any(DECAY in _name(x).lower() for x in (n.left, n.right)):
                 hits.append(f"{n.lineno}: {ast.unparse(n)}")
+        elif isinstance(n, ast.AugAssign) and isinstance(n.op, ast.Mult):  # v *= alpha
+            if DECAY in _name(n.value).lower():
+                hits.append(f"{n.lineno}: {ast.unparse(n)}")
         elif isinstance(n, ast.Compare) and any(isinstance(o, ast.Gt) for o in n.ops):
             if any(_name(x) in THRESHOLDS for x in (n.left, *n.comparators)):
                 hits.append(f"{n.lineno}: {ast.unparse(n)}")
-        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
-                and n.func.attr in OPS:
+        elif isinstance(n, ast.Call) and _name(n.func) in OPS:  # torch.mul(...), mul(...)
             args = [_name(a) for a in (*n.args, *(k.value for k in n.keywords))]
             if any(DECAY in a.lower() or a in THRESHOLDS for a in args):
                 hits.append(f"{n.lineno}: {ast.unparse(n)}")
@@ -77,8 +80,9 @@ def test_the_chip_step_is_written_only_in_step_py():
 def test_the_scan_catches_a_hand_written_step():
     src = ("def scan(v, i, p, s):\n    v.mul_(p.alpha)\n    v.add_(i)\n"
            "    torch.gt(v, p.threshold, out=s)\n    return v\n"
-           "def step(v, i, p):\n    v = p.alpha * v + i\n    return v > p.threshold\n")
-    assert len(_chip_arithmetic(ast.parse(src))) == 4
+           "def step(v, i, p):\n    v = p.alpha * v + i\n    return v > p.threshold\n"
+           "def aug(v, i, alpha):\n    v *= alpha\n    return mul(alpha, v, None)\n")
+    assert len(_chip_arithmetic(ast.parse(src))) == 6
 
 
 def _spy(monkeypatch, module) -> dict[str, int]:
@@ -88,9 +92,9 @@ def _spy(monkeypatch, module) -> dict[str, int]:
     def counted(name):
         f = getattr(step.TORCH, name)
 
-        def g(*a):
+        def g(*a, **kw):
             calls[name] = calls.get(name, 0) + 1
-            return f(*a)
+            return f(*a, **kw)
         return g
     monkeypatch.setattr(module, "STEP", step.Step(*(counted(n) for n in step.Step._fields)))
     return calls
@@ -164,3 +168,143 @@ def test_the_event_engines_cache_follows_the_step():
     assert events.STEP_DIGEST == digest, (
         "spinnq/s2/step.py changed: set STEP_DIGEST in spinnq/s2/events.py to "
         f"{digest!r} (numba's cached kernels would otherwise run the old step)")
+
+
+# ------------------------------------------------- in place, and the spikes as 0/1 floats
+def _bits_or_both_zero(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The same floats bit for bit, but for the sign of a zero (what the float select may
+    change; no comparison or non-zero value sees it)."""
+    same = a.view(torch.int32) == b.view(torch.int32)
+    return bool(torch.all(same | ((a == 0) & (b == 0))))
+
+
+@pytest.mark.parametrize("subtract", [False, True])
+@pytest.mark.parametrize("v_reset", ["tensor", "zeros", "number"])
+def test_float_spikes_reset_like_bool_ones(subtract, v_reset):
+    """`fire` into a float tensor and the reset on those 0/1 floats, written into the state:
+    the pure bool step's floats (zeros of both signs, huge and tiny values included)."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    v = torch.from_numpy(rng.normal(0, 30, (2, n)).astype(np.float32))
+    v[0, :8] = torch.tensor([0.0, -0.0, 1e30, -1e30, 1e-40, -1e-40, 3.0, -3.0])
+    th = torch.from_numpy(rng.uniform(-5, 40, n).astype(np.float32))
+    th[:3] = torch.tensor([0.0, -0.0, 2.5])
+    vr = {"tensor": torch.from_numpy(rng.normal(0, 2, n).astype(np.float32)),
+          "zeros": torch.zeros(n), "number": 0.0}[v_reset]
+    s_bool = step.TORCH.fire(v, th)
+    want = step.TORCH.reset(v, s_bool, th, vr if v_reset != "number" else torch.zeros(n),
+                            subtract)
+    s = torch.full((2, n), 7.0)
+    got = v.clone()
+    assert step.TORCH.fire(got, th, out=s) is s
+    assert step.TORCH.reset(got, s, th, vr, subtract, out=got) is got
+    assert torch.equal(s, s_bool.float()) and s_bool.any() and not s_bool.all()
+    assert _bits_or_both_zero(got, want)
+    # without `out` the float select leaves its inputs alone
+    again = step.TORCH.reset(v, s, th, vr, subtract)
+    assert again is not v and _bits_or_both_zero(again, want)
+
+
+def test_an_infinite_v_makes_the_float_reset_nan():
+    """The premise of the torch scan's check: where the float select meets an infinite v it
+    gives NaN (never another finite value), and NaN stays in v through the next steps."""
+    v = torch.tensor([[math.inf, -math.inf, 1.0]])
+    th, s = torch.full((3,), 2.0), torch.zeros(1, 3)
+    step.TORCH.fire(v, th, out=s)
+    r = step.TORCH.reset(v, s, th, 0.0, False)
+    assert torch.isnan(r[0, :2]).all() and r[0, 2] == 1.0
+    x = step.TORCH.integrate(r, torch.full((1, 3), 5.0), torch.full((3,), 0.5), False)
+    assert torch.isnan(step.TORCH.reset(x, step.TORCH.fire(x, th), th, 0.0, False)[0, :2]).all()
+
+
+def test_pure_calls_do_not_write_their_inputs():
+    v, i = torch.ones(2, 4) * 3, torch.ones(2, 4)
+    alpha, th, off, vr = torch.full((4,), 0.5), torch.full((4,), 2.0), torch.ones(4), torch.zeros(4)
+    keep = (v.clone(), i.clone())
+    for subtract in (False, True):
+        step.TORCH.neuron(v, i, alpha, off, th, vr, subtract, False, False)
+        step.TORCH.currents(v, i, i, i, alpha, off, off, True)
+    assert torch.equal(v, keep[0]) and torch.equal(i, keep[1])
+
+
+def _cuba_params(n: int, rng, cfg: S2Config) -> emulate_mod.ChipParams:
+    from spinnq.s2.program import Population
+
+    params = {"alpha": rng.uniform(0.5, 1, n), "threshold": rng.uniform(5, 20, n),
+              "i_offset": rng.uniform(-1, 1, n), "v_reset": rng.normal(0, 1, n),
+              "syn_alpha": rng.uniform(0.3, 0.9, n), "i_offset_syn": rng.normal(0, 1, n)}
+    pop = Population("p", "lif_curr_exp", (n,), {k: v.astype(np.float32)
+                                                 for k, v in params.items()})
+    return emulate_mod.chip_params(pop, cfg)
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("order", ["current_first", "voltage_first"])
+@pytest.mark.parametrize("spiking", [True, False])
+def test_in_place_cuba_scan_equals_cuba_step(reset, order, spiking):
+    """The torch engine's lif_curr_exp scan (state and currents written in place, float
+    spikes) against `cuba_step` stepped: the same spikes and floats every step."""
+    rng = np.random.default_rng(7)
+    p = _cuba_params(40, rng, S2Config(reset=reset, cuba_order=order))
+    T = 30
+    I = tuple(torch.as_tensor(rng.integers(lo, hi, (T, 3, 40)), dtype=torch.float32)
+              for lo, hi in ((0, 12), (-8, 1)))
+    st = [torch.zeros(3, 40) for _ in range(3)]
+    s_fast, v_fast = torch.zeros(T, 3, 40), torch.zeros(T, 3, 40)
+    emulate_mod.scan_cuba(I, st, p, s_fast, v_fast, spiking)
+    ref_p = p if spiking else p._replace(threshold=torch.full_like(p.threshold, math.inf))
+    state = tuple(torch.zeros(3, 40) for _ in range(3))
+    for t in range(T):
+        s, state = emulate_mod.cuba_step((I[0][t], I[1][t]), state, ref_p)
+        assert torch.equal(s.float(), s_fast[t])
+        assert torch.equal(state[0], v_fast[t])
+    assert all(torch.equal(a, b) for a, b in zip(st, state, strict=True))
+    assert s_fast.any() == spiking
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("case", ["inf_input", "inf_threshold"])
+def test_lif_scan_is_exact_where_the_float_reset_is_not(reset, case):
+    """An infinite v (here from the input: the engine's sums are bounded, an overflow is
+    not) meets the float reset: the scan sees the NaN and runs the block again with bool
+    spikes (without that rerun this test fails); an infinite threshold: exact too."""
+    rng = np.random.default_rng(9)
+    n, T = 30, 20
+    pop = _cuba_params(n, rng, S2Config())  # lif params: the same fields, currents unused
+    p = emulate_mod.ChipParams(pop.alpha, pop.threshold, pop.i_offset, pop.v_reset,
+                               reset == "subtract")
+    inp = torch.as_tensor(rng.integers(-5, 15, (T, 2, n)), dtype=torch.float32)
+    if case == "inf_input":
+        inp[5, 0, :4] = math.inf
+    else:
+        p = p._replace(threshold=p.threshold.clone().index_fill_(0, torch.tensor([0, 1]),
+                                                                   math.inf))
+    st = [torch.zeros(2, n)]
+    s_fast, v_fast = torch.zeros(T, 2, n), torch.zeros(T, 2, n)
+    emulate_mod.scan_lif((inp,), st, p, s_fast, v_fast, True)
+    state = (torch.zeros(2, n),)
+    for t in range(T):
+        s, state = emulate_mod.lif_step(inp[t], state, p)
+        assert torch.equal(s.float(), s_fast[t])
+        assert torch.equal(state[0], v_fast[t])
+    assert s_fast.any()
+
+
+@pytest.mark.parametrize("fma", [False, True])
+@pytest.mark.parametrize("offsets", [False, True])
+def test_lif_scan_without_a_decay_equals_the_step_multiplying_by_one(fma, offsets):
+    """IF neurons (alpha 1): the scan does not multiply (alpha None), the pure step
+    multiplies by 1: the same floats."""
+    rng = np.random.default_rng(11)
+    n, T = 40, 25
+    pop = _cuba_params(n, rng, S2Config())
+    off = pop.i_offset if offsets else torch.zeros(n)
+    p = emulate_mod.ChipParams(torch.ones(n), pop.threshold, off, pop.v_reset, True, fma)
+    inp = torch.as_tensor(rng.normal(0, 3, (T, 2, n)), dtype=torch.float32)
+    s_fast, v_fast = torch.zeros(T, 2, n), torch.zeros(T, 2, n)
+    emulate_mod.scan_lif((inp,), [torch.zeros(2, n)], p, s_fast, v_fast, True)
+    state = (torch.zeros(2, n),)
+    for t in range(T):
+        s, state = emulate_mod.lif_step(inp[t], state, p)
+        assert torch.equal(s.float(), s_fast[t]) and torch.equal(state[0], v_fast[t])
+    assert s_fast.any()

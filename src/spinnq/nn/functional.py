@@ -143,17 +143,19 @@ class LIFSequence(torch.autograd.Function):
     1)^2, the same numbers as stepping it under autograd, without a graph of T x 7 nodes.
     Returns (spikes, membrane after the last step); the gradient flows through both, so
     chunks of a sequence chain exactly. Saves the membrane before each reset; the backward
-    pass is one reverse scan. numba on CPU, torch ops elsewhere."""
+    pass is one reverse scan. numba on CPU, torch ops elsewhere. `out`: (spikes, membranes)
+    buffers shaped like x to write into (None: new tensors)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, v0: Tensor | None, beta: float, threshold: float, slope: float,
-                subtract: bool, detach_reset: bool) -> tuple[Tensor, Tensor]:
+                subtract: bool, detach_reset: bool, out: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, Tensor]:
         xc = x.detach().contiguous()
         flat = (xc.shape[0], xc.shape[1], -1)
         v = (torch.zeros_like(xc[:, 0]) if v0 is None else
              v0.detach().to(xc.dtype).clone().contiguous())
         k = _scan_kernels() if _numba_ok(xc) else None
-        s, vpre = torch.empty_like(xc), torch.empty_like(xc)
+        s, vpre = out if out is not None else (torch.empty_like(xc), torch.empty_like(xc))
         if k is not None:
             dt = xc.numpy().dtype.type
             k[0](xc.numpy().reshape(flat), v.numpy().reshape(flat[0], -1), dt(beta),
@@ -182,7 +184,7 @@ class LIFSequence(torch.autograd.Function):
         else:
             _backward_torch(gs.reshape(flat), vpre.reshape(flat), g.reshape(flat[0], -1), beta,
                             thr, slope, subtract, detach, gx.reshape(flat))
-        return gx, (g if ctx.needs_input_grad[1] else None), None, None, None, None, None
+        return gx, (g if ctx.needs_input_grad[1] else None), None, None, None, None, None, None
 
 
 def _numba_ok(x: Tensor) -> bool:
@@ -221,14 +223,19 @@ def _backward_torch(gs: Tensor, vpre: Tensor, g: Tensor, beta: float, thr: float
 
 
 def lif_chunk(x: Tensor, v0: Tensor | None, beta: float, threshold: float,
-              reset: str = "subtract", slope: float = 25.0, detach_reset: bool = True
-              ) -> tuple[Tensor, Tensor]:
+              reset: str = "subtract", slope: float = 25.0, detach_reset: bool = True,
+              out: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """(spikes (B, T, *F), membrane after the last step (B, *F)) of a LIF layer over x from
     membrane v0 (None: zeros): `lif_step` at every step, one fused autograd node. Scanning a
     sequence in time chunks, each from the last one's membrane, gives the same spikes and
-    gradients as scanning it whole."""
+    gradients as scanning it whole. `out`: contiguous (spikes, membranes before the reset)
+    buffers of x's shape and dtype that the spikes and saved membranes are written into
+    (reused memory: fresh pages cost more than the scan)."""
+    if out is not None and not all(o.shape == x.shape and o.dtype == x.dtype
+                                   and o.is_contiguous() for o in out):
+        raise ValueError("lif_chunk: out buffers must be contiguous, of x's shape and dtype")
     return LIFSequence.apply(x, v0, float(beta), float(threshold), float(slope),
-                             reset == "subtract", bool(detach_reset))
+                             reset == "subtract", bool(detach_reset), out)
 
 
 def lif_sequence(x: Tensor, beta: float, threshold: float, reset: str = "subtract",

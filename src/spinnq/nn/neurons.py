@@ -67,14 +67,16 @@ class LIF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scan(x, None)[0]
 
-    def scan(self, x: torch.Tensor, v: torch.Tensor | None
+    def scan(self, x: torch.Tensor, v: torch.Tensor | None,
+             out: tuple[torch.Tensor, torch.Tensor] | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(spikes, membrane after the last step) over x (B, T, *F) from membrane v (B, *F;
         None: at rest): a sequence scanned in time chunks, each from the last membrane,
-        gives the spikes and gradients of scanning it whole."""
+        gives the spikes and gradients of scanning it whole. `out`: buffers for the fused
+        scan (`functional.lif_chunk`), ignored when stepping."""
         if self.fused:
             return lif_chunk(x, v, self.beta, self.threshold, self.reset, self.slope,
-                             self.detach_reset)
+                             self.detach_reset, out)
         v = torch.zeros_like(x[:, 0]) if v is None else v
         out = []
         for xt in x.unbind(1):  # unbind, not x[:, t]: its backward is one stack, not T fills

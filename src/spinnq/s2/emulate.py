@@ -90,41 +90,97 @@ def cuba_step(i: tuple[Tensor, Tensor], state: tuple[Tensor, Tensor, Tensor],
 
 
 # ---------------------------------------------------------------------- fast in-place scans
-def scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
-             v_out: Tensor | None, spiking: bool) -> None:
-    """The hot loop: `lif_step` over the block, state and outputs written in place.
+class ScanPlan(NamedTuple):
+    """What a scan reads off a population's parameters once (per run, not per block)."""
 
-    Spikes are written as float (0/1) straight into the population's history. Without
-    offsets the membrane is `step.integrate` (no i_offset term to add)."""
+    alpha: Tensor | None  # None: all 1 (IF), no multiply
+    i_offset: Tensor | None  # None: all 0, the membrane is `step.integrate`
+    float_spikes: bool  # fire into the float history and reset on 0/1 floats
+    v_reset: Tensor | float  # what the float reset gets (the number 0 for all zeros)
+
+
+def scan_plan(p: ChipParams, spiking: bool) -> ScanPlan:
+    """The float select (`spinnq.s2.step`) gives the bool one's floats where its operands
+    are finite: the threshold and v_reset are, or the scan uses bool spikes. A v_reset of
+    zeros goes as the number 0 (the select then has one term fewer)."""
+    alpha = None if bool(torch.all(p.alpha == 1)) else p.alpha
+    off = p.i_offset if bool(torch.any(p.i_offset != 0)) else None
+    finite = spiking and bool(torch.isfinite(p.threshold).all())
+    if p.subtract:
+        return ScanPlan(alpha, off, finite, p.v_reset)
+    zero = not bool(torch.any(p.v_reset != 0))
+    return ScanPlan(alpha, off, finite and bool(torch.isfinite(p.v_reset).all()),
+                    0.0 if zero else p.v_reset)
+
+
+def _scan(step_block: Callable[[bool], None], st: list[Tensor], fast: bool) -> None:
+    """Run a block with float spikes (`fast`), and again with bool spikes from the state it
+    started with if v ends with a NaN: an infinite v met the float select (`spinnq.s2.step`;
+    a NaN stays in v to the end of the block, so its sum is NaN). Exact either way."""
+    start = [x.clone() for x in st] if fast else None
+    step_block(fast)
+    if fast and math.isnan(float(st[0].sum())):
+        for x, x0 in zip(st, start, strict=True):
+            x.copy_(x0)
+        step_block(False)
+
+
+def scan_lif(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
+             v_out: Tensor | None, spiking: bool, plan: ScanPlan | None = None) -> None:
+    """The hot loop: `lif_step` over the block, the state updated in place and the spikes
+    written as float (0/1) straight into the population's history: the step's functions
+    with `out=` (no tensor allocated per step). Without offsets the membrane is
+    `step.integrate` (no i_offset term to add), without a decay (alpha 1) no multiply."""
     (inp,) = I
     v = st[0]
-    off = p.i_offset if bool(torch.any(p.i_offset != 0)) else None
-    for t in range(inp.shape[0]):
-        if off is None:
-            v = STEP.integrate(v, inp[t], p.alpha, p.fma)
-        else:
-            v = STEP.membrane(v, inp[t], p.alpha, off, p.fma, p.offset_first)
-        if spiking:
-            s = STEP.fire(v, p.threshold)
-            v = STEP.reset(v, s, p.threshold, p.v_reset, p.subtract)
-            s_out[t].copy_(s)
-        if v_out is not None:
-            v_out[t].copy_(v)
-    st[0].copy_(v)
+    alpha, off, fast, v_reset = plan or scan_plan(p, spiking)
+    integrate, membrane, fire, reset = STEP.integrate, STEP.membrane, STEP.fire, STEP.reset
+    th, fma, subtract = p.threshold, p.fma, p.subtract
+
+    def block(fast: bool) -> None:
+        vr = v_reset if fast else p.v_reset
+        for t in range(inp.shape[0]):
+            if off is None:
+                integrate(v, inp[t], alpha, fma, v)
+            else:
+                membrane(v, inp[t], alpha, off, fma, p.offset_first, v)
+            if spiking:
+                if fast:
+                    reset(v, fire(v, th, s_out[t]), th, vr, subtract, v)
+                else:
+                    s = fire(v, th)
+                    reset(v, s, th, vr, subtract, v)
+                    s_out[t].copy_(s)
+            if v_out is not None:
+                v_out[t].copy_(v)
+
+    _scan(block, st, fast)
 
 
 def scan_cuba(I: tuple[Tensor, ...], st: list[Tensor], p: ChipParams, s_out: Tensor,
-              v_out: Tensor | None, spiking: bool) -> None:
-    """`cuba_step` over the block (a read-out never fires), state written back in place."""
-    state = tuple(st)
-    p = p if spiking else p._replace(threshold=torch.full_like(p.threshold, math.inf))
-    for t in range(I[0].shape[0]):
-        s, state = cuba_step((I[0][t], I[1][t]), state, p)
-        s_out[t].copy_(s)
-        if v_out is not None:
-            v_out[t].copy_(state[0])
-    for dst, src in zip(st, state, strict=True):
-        dst.copy_(src)
+              v_out: Tensor | None, spiking: bool, plan: ScanPlan | None = None) -> None:
+    """`cuba_step` over the block, in place like `scan_lif` (a read-out never fires: its
+    membrane only); the currents' sum goes into one buffer reused every step."""
+    v, ie, ii = st
+    _, _, fast, v_reset = plan or scan_plan(p, spiking)
+    cur = torch.empty_like(v)
+
+    def block(fast: bool) -> None:
+        for t in range(I[0].shape[0]):
+            STEP.currents(ie, ii, I[0][t], I[1][t], p.syn_alpha, p.bias_exc, p.bias_inh,
+                          p.current_first, out=(cur, ie, ii))
+            if spiking:
+                s = STEP.neuron(v, cur, p.alpha, p.i_offset, p.threshold,
+                                v_reset if fast else p.v_reset, p.subtract, p.fma,
+                                p.offset_first, out=v, s_out=s_out[t] if fast else None)[0]
+                if not fast:
+                    s_out[t].copy_(s)
+            else:
+                STEP.membrane(v, cur, p.alpha, p.i_offset, p.fma, p.offset_first, out=v)
+            if v_out is not None:
+                v_out[t].copy_(v)
+
+    _scan(block, st, fast)
 
 
 def scan_for(model: str):
@@ -265,6 +321,7 @@ class _TorchRun:
         self.ops = _cached_ops(program)
         self.params = {n: chip_params(p, program.arithmetic) for n, p in pops.items()
                        if n != program.input}
+        self.plans = {n: scan_plan(p, not pops[n].record_only) for n, p in self.params.items()}
         self.state = {n: [torch.zeros(B, flat[n])
                           for _ in range(3 if p.model in chip.CUBA_MODELS else 1)]
                       for n, p in pops.items() if n != program.input}
@@ -295,7 +352,7 @@ class _TorchRun:
                     I = self.synaptic_input(name, pop, t0, t1)
                     v_out = self.v_rec[name][t0:t1] if name in self.v_rec else None
                     scan_for(pop.model)(tuple(I), self.state[name], self.params[name], s_out,
-                                        v_out, not pop.record_only)
+                                        v_out, not pop.record_only, self.plans[name])
                 self.counts[name][t0:t1] = s_out.sum(2)
                 if name in self.rec_s:
                     self.rec_s[name][t0:t1] = s_out > 0

@@ -67,7 +67,7 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
 # sha256 of step.py (first 16 hex digits). numba's cache of the kernels is keyed on this file,
 # not on step.py, whose functions are compiled into them: a change to the step must change this
 # file too (tests/s2/test_step.py checks the digest), or cached kernels would run the old step.
-STEP_DIGEST = "90250dc40a91c4cb"
+STEP_DIGEST = "9a7009473b96afc5"
 SPK, SYN, PKT, MAC = 0, 1, 2, 3  # counter columns in the kernel
 # x * _GATHER >> 56 packs the 0/1 bytes of a 64-bit word x into one byte, bit i = byte i
 _GATHER = np.uint64(0x0102040810204080)

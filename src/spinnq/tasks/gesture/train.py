@@ -144,6 +144,8 @@ def train(model: nn.Module, data: dict[str, Frames], cfg: TrainConfig, run: RunD
                                    "best_model": best_state, "rng": rng_state(),
                                    "history": history})
     log.close()
+    if isinstance(model, SpikingSequential):
+        model.free_chunk_memory()  # the batches' kept memory (1 GB for the seed preset)
     if best_state is not None:
         load_state_dict(model, best_state, file=str(ckpt))
     model.to("cpu")  # export and the chip stages read CPU tensors
