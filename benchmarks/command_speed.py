@@ -73,6 +73,9 @@ from spinnq.config import PERCENTILES  # noqa: E402
 PARTS = ("deploy", "evaluate", "startup", "quantize", "train")
 OUT = ROOT / "benchmarks" / "results" / "command_speed.json"
 OUT_QUANTIZE = ROOT / "benchmarks" / "results" / "command_speed_quantize.json"
+# how the float reference that quantize runs computes (the README says it beside its cost)
+FLOAT_REFERENCE_HOW = ("convolutions and pooling event by event, each layer over many steps "
+                       "in one call, neurons by compiled scans")
 
 
 def spinnq_argv() -> list[str]:
@@ -632,6 +635,8 @@ def main(argv: list[str] | None = None) -> dict:
         "candidates' emulations and float reference: time.process_time in this process); "
         "medians over interleaved rounds", "rounds": rounds}
     res |= summarize(rounds, a, eng)
+    if "quantize" in a.parts:
+        res["float_reference"] = FLOAT_REFERENCE_HOW
     res["parts"] = {p: {"commit": res["commit"], "args": res["args"], "load_average": loads,
                         "rounds": [{k: v for k, v in r.items() if part_of(k) == p}
                                    for r in rounds]} for p in a.parts}

@@ -548,13 +548,20 @@ def quantize_marginal_clause(d: dict) -> str:
             f"{r['quantize_in_process_marginal_over_k_emulations']:.1f}x {k} emulations' "
             f"{k * m['calib_emulation_ms_per_calib_sample']:.0f} ms; what it must run per "
             f"sample: the float reference {m['float_reference_ms_per_calib_sample']:.0f} ms "
-            f"({r['float_reference_marginal_over_one_emulation']:.1f} emulations: dense "
-            f"convolutions every step where the chip's emulator works per spike) and the "
+            f"({r['float_reference_marginal_over_one_emulation']:.1f} emulations; "
+            f"{_float_reference_how(d)}) and the "
             f"candidates' emulations {m['candidate_emulations_ms_per_calib_sample']:.0f} ms; "
             f"at {hi} samples the command takes {m[f'quantize_cli_cpu_s_{hi}']:.1f} s CPU, "
             f"{r[f'quantize_over_k_emulations_plus_compile_{hi}']:.1f}x {k} emulations plus "
             f"one compile ({r[f'quantize_in_process_over_k_emulations_plus_compile_{hi}']:.1f}x"
             f" in process)")
+
+
+def _float_reference_how(d: dict) -> str:
+    """How the measured float reference ran: by the JSON's own account (`float_reference`
+    written by command_speed.py since its convolutions go event by event), else as before."""
+    return d.get("float_reference", "dense convolutions every step where the chip's "
+                                    "emulator works per spike")
 
 
 def qat_recovery_section(d: dict) -> str:

@@ -133,3 +133,52 @@ def test_float_eval_counts_equal_the_stepped_simulator(monkeypatch):
     np.testing.assert_array_equal(a.scores, b.scores)
     assert a.spikes_per_sample == b.spikes_per_sample and a.accuracy == b.accuracy
     assert a.scores.sum() > 0
+
+
+def seed_like_net(seed: int = 4):
+    """The seed DVS network's shape in small: a strided 5x5 convolution, a 3x3 one into
+    CubaLIF neurons, sum pooling, a dense read-out; float weights, active layers."""
+    rng = np.random.default_rng(seed)
+    w = lambda *s: (rng.normal(size=s) * 2.5 / np.sqrt(np.prod(s[1:]))).astype(np.float32)  # noqa: E731
+    return from_nir(nir.NIRGraph(nodes={
+        "input": nir.Input(np.array([2, 12, 12])),
+        "c1": nir.Conv2d(input_shape=(12, 12), weight=w(6, 2, 5, 5), stride=2, padding=1,
+                         dilation=1, groups=1, bias=np.zeros(6)),
+        "l1": _lif((6, 5, 5)),
+        "c2": nir.Conv2d(input_shape=(5, 5), weight=w(4, 6, 3, 3), stride=1, padding=1,
+                         dilation=1, groups=1, bias=rng.normal(size=4) * 0.1),
+        "l2": _lif((4, 5, 5), cuba=True),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                              padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([4, 2, 2])}, start_dim=0, end_dim=-1),
+        "fc": nir.Linear(w(5, 16)),
+        "l3": _lif((5,)),
+        "output": nir.Output(np.array([5]))},
+        edges=[("input", "c1"), ("c1", "l1"), ("l1", "c2"), ("c2", "l2"), ("l2", "pool"),
+               ("pool", "flat"), ("flat", "fc"), ("fc", "l3"), ("l3", "output")],
+        type_check=False))
+
+
+@pytest.mark.parametrize("chunk", [5, 10_000])
+def test_layerwise_equals_stepped_on_a_seed_like_net_with_cuba(chunk, monkeypatch):
+    """Strided convolutions event by event, channels-last into LIF and CubaLIF scans, sum
+    pooling: the layer-wise run equals stepping, bit for bit, across chunk borders too."""
+    _same(seed_like_net(), _spikes((2, 12, 12), steps=40, batch=3, p=0.1),
+          SimConfig(reset="subtract"), chunk, monkeypatch)
+
+
+def test_event_convolutions_agree_with_torch_dense_ones(monkeypatch):
+    """The float reference with its event-by-event convolutions and pooling against the
+    same graph with torch's dense operators: the same spikes, voltages within float
+    rounding (the two sum in different orders)."""
+    g, x = seed_like_net(5), _spikes((2, 12, 12), steps=40, batch=3, p=0.1)
+    rec = tuple(n for n in g.order if n not in (g.input, *g.outputs))
+    cfg = SimConfig(reset="subtract", record=rec)
+    a = Simulator(g, cfg).run(x)
+    monkeypatch.setattr("spinnq.graph.events.usable", lambda *args, **kw: False)
+    b = Stepped(g, cfg).run(x)
+    for k in b.spikes:
+        assert torch.equal(a.spikes[k], b.spikes[k]), k
+        assert a.spikes[k].sum() > 0, k
+    for k in b.v:
+        torch.testing.assert_close(a.v[k], b.v[k], rtol=1e-5, atol=1e-5)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from spinnq.config import DEFAULT_DT, DEVICES
 from spinnq.errors import InputError
+from spinnq.graph import events
 from spinnq.graph.meta import CONVENTIONS, INTEGRATORS, RESETS, decay_factors
 from spinnq.graph.model import conv_padding, pair
 from spinnq.graph.nodes import LEAKLESS, NEURONS
@@ -103,19 +104,35 @@ class ConvP(NamedTuple):
     padding: tuple
     dilation: tuple
     groups: int
+    hwio: Tensor | None = None  # a 2-D convolution's weight as `events.conv2d` reads it
 
 
 def _conv_prepare(node, cfg):
     nd = node.weight.ndim - 2
     as_tuple = lambda v: tuple(int(x) for x in np.broadcast_to(np.asarray(v).astype(int), (nd,)))  # noqa: E731
     bias = as_tensor(node.bias, cfg) if node.bias is not None else None
-    return ConvP(as_tensor(node.weight, cfg), bias, as_tuple(node.stride),
-                 conv_padding(node, ()), as_tuple(node.dilation), int(node.groups))
+    w = as_tensor(node.weight, cfg)
+    return ConvP(w, bias, as_tuple(node.stride), conv_padding(node, ()),
+                 as_tuple(node.dilation), int(node.groups),
+                 w.permute(2, 3, 1, 0).contiguous() if nd == 2 else None)
 
 
 def _conv_step(x, state, p: ConvP):
+    """2-D convolutions on the CPU input event by input event (`spinnq.graph.events`: a fixed
+    order of float operations, the same bits at any batch); others by torch."""
+    if frame_by_frame(_conv_step, x, p):
+        return events.conv2d(x, p.hwio, p.bias, p.stride, p.padding, p.dilation), state
     conv = F.conv1d if p.weight.ndim == 3 else F.conv2d
     return conv(x, p.weight, p.bias, p.stride, p.padding, p.dilation, p.groups), state
+
+
+def frame_by_frame(step: Callable, x: Tensor, p: Any) -> bool:
+    """Whether `step` (a weight or pooling node's) computes each frame of x (B, ...) alone,
+    with the same bits whatever frames come with it, so that many steps' frames may go in
+    one call (`spinnq.graph.events`)."""
+    if step is _pool_step:
+        return events.usable(x)
+    return step is _conv_step and p.hwio is not None and events.usable(x, p.weight, p.groups)
 
 
 class PoolP(NamedTuple):
@@ -132,6 +149,11 @@ def _pool_prepare(divisor):
 
 
 def _pool_step(x, state, p: PoolP):
+    """On the CPU input event by input event (`spinnq.graph.events`), else by torch: each
+    output the sum of its window in (row, column) order over the divisor, in both."""
+    if frame_by_frame(_pool_step, x, p):
+        div = p.divisor if p.divisor is not None else p.kernel[0] * p.kernel[1]
+        return events.pool2d(x, p.kernel, p.stride, p.padding, div), state
     return F.avg_pool2d(x, p.kernel, p.stride, p.padding, count_include_pad=True,
                         divisor_override=p.divisor), state
 
@@ -198,49 +220,77 @@ def fire(v: Tensor, p: LIFP) -> Tensor:
 
 
 # ------------------------------------------------------------------ a neuron over many steps
-def lif_scan(xs: Tensor, s: LIFState, p: LIFP, keep_v: bool = False
-             ) -> tuple[Tensor, Tensor | None, LIFState] | None:
+def lif_scan(xs: Tensor, s: LIFState, p: LIFP, keep_v: bool = False,
+             consts: dict | None = None) -> tuple[Tensor, Tensor | None, LIFState] | None:
     """`lif_step` over a time-major sequence xs (T, B, *shape) in one compiled pass:
     (outputs, voltages after each step or None, final state), the same float operations in
     the same order as `lif_step` (the tests compare them bit for bit). None where numba is
-    missing or the tensors are not on the CPU (the caller then steps)."""
-    scan = _lif_scan_kernel()
+    missing or the tensors are not on the CPU (the caller then steps). `consts`: a dict the
+    caller keeps per `p`, where the parameters laid out for the kernel are kept between
+    calls."""
+    cuba, spiking = p.syn_alpha is not None, p.v_th is not None
+    scan = _lif_scan_kernel(cuba, spiking, p.subtract, p.inclusive, keep_v)
     if scan is None or xs.device.type != "cpu" or xs.dtype != p.alpha.dtype:
         return None
-    t, b, shape = xs.shape[0], xs.shape[1], xs.shape[2:]
+    t, b = xs.shape[0], xs.shape[1]
+    # the elements in the order xs has them in memory (a convolution's channels-last output
+    # stays so, without a copy): x, state and parameters alike, and the outputs back
+    order = memory_order(xs)
+    shape = tuple(xs.shape[2 + d] for d in order)
     n = int(np.prod(shape, dtype=np.int64))
+
+    def lay(a: Tensor, lead: int) -> Tensor:
+        return a.permute(*range(lead), *(lead + d for d in order))
+
+    def back(a: np.ndarray, lead: tuple) -> Tensor:
+        return torch.from_numpy(a).reshape(*lead, *shape).permute(
+            *range(len(lead)), *(len(lead) + order.index(d) for d in range(len(order))))
 
     def flat(a: Tensor | None) -> np.ndarray:
         a = torch.zeros((), dtype=xs.dtype) if a is None else a.to(xs.dtype)
-        return np.ascontiguousarray(torch.broadcast_to(a, shape).reshape(n).numpy())
+        full = torch.broadcast_to(a, xs.shape[2:])
+        return np.ascontiguousarray(lay(full, 0).reshape(n).numpy())
 
-    x = xs.detach().reshape(t, b, n).contiguous().numpy()
-    v = s.v.detach().reshape(b, n).contiguous().numpy().copy()
-    cuba = p.syn_alpha is not None
-    i = s.i.detach().reshape(b, n).contiguous().numpy().copy() if cuba else v[:0]
-    spiking = p.v_th is not None
+    x = lay(xs.detach(), 2).reshape(t, b, n).contiguous().numpy()
+    v = lay(s.v.detach(), 1).reshape(b, n).contiguous().numpy().copy()
+    i = lay(s.i.detach(), 1).reshape(b, n).contiguous().numpy().copy() if cuba else v[:0]
     out = np.empty_like(x)
     vs = np.empty_like(x) if keep_v else x[:0]
-    scan(x, v, i, flat(p.alpha), flat(p.gain), flat(p.leak), flat(p.v_th), flat(p.v_reset),
-         flat(p.syn_alpha), flat(p.syn_gain), cuba, spiking, p.subtract, p.inclusive, keep_v,
-         out, vs)
-    state = LIFState(torch.from_numpy(v).reshape(b, *shape),
-                     torch.from_numpy(i).reshape(b, *shape) if cuba else None)
-    return (torch.from_numpy(out).reshape(t, b, *shape),
-            torch.from_numpy(vs).reshape(t, b, *shape) if keep_v else None, state)
+    key = (tuple(order), tuple(xs.shape[2:]), xs.dtype)
+    laid = consts.get(key) if consts is not None else None
+    if laid is None:
+        laid = tuple(flat(a) for a in (p.alpha, p.gain, p.leak, p.v_th, p.v_reset,
+                                       p.syn_alpha, p.syn_gain))
+        if consts is not None:
+            consts[key] = laid
+    scan(x, v, i, *laid, out, vs)
+    state = LIFState(back(v, (b,)), back(i, (b,)) if cuba else None)
+    return back(out, (t, b)), (back(vs, (t, b)) if keep_v else None), state
+
+
+def memory_order(xs: Tensor) -> list[int]:
+    """The dimensions after the first two of xs (T, B, ...) from the slowest to the fastest
+    in memory: [0, 1, ..., k] for a contiguous tensor, [1, 2, 0] for channels-last frames."""
+    dims = list(range(xs.ndim - 2))
+    order = sorted(dims, key=lambda d: -xs.stride(2 + d))
+    ok = xs.permute(0, 1, *(2 + d for d in order)).is_contiguous()
+    return order if ok else dims
 
 
 @functools.cache
-def _lif_scan_kernel():
-    """The compiled scan of `lif_scan`, or None without numba (imported on first use)."""
+def _lif_scan_kernel(cuba: bool, spiking: bool, subtract: bool, inclusive: bool,
+                     keep_v: bool):
+    """The compiled scan of `lif_scan` for one kind of neuron, or None without numba
+    (imported on first use). The kind is fixed when compiling (numba takes the closure's
+    values as constants), so the loop over neurons has no branches on it and vectorises."""
     try:
         from numba import njit
     except ImportError:  # pragma: no cover - numba is a core dependency
         return None
 
     @njit(cache=True, nogil=True)
-    def scan(x, v, i, alpha, gain, leak, v_th, v_reset, syn_alpha, syn_gain, cuba, spiking,
-             subtract, inclusive, keep_v, out, vs):  # pragma: no cover - compiled
+    def scan(x, v, i, alpha, gain, leak, v_th, v_reset, syn_alpha, syn_gain, out,
+             vs):  # pragma: no cover - compiled
         T, B, N = x.shape
         zero = x.dtype.type(0)
         for t in range(T):

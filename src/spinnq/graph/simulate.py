@@ -35,6 +35,7 @@ from spinnq.graph.kernels import (
     LIFState,
     SimConfig,
     Tensor,
+    frame_by_frame,
     lif_scan,
     lif_step,
     no_state,
@@ -47,12 +48,14 @@ __all__ = ["SimConfig", "Simulator", "Traces", "as_batch", "chip_depth", "defaul
 
 # ------------------------------------------------------------------------------- running
 CHUNK_FRAMES = 256  # frames (samples x steps) a stateless node takes in one call
-# Stateless nodes `Simulator.steps` still calls a step at a time, on each step's slice laid
-# out as `step` gets it: a matrix product over T*B rows, over a strided slice or at another
-# alignment rounds differently from one over B fresh rows (BLAS picks another kernel); oneDNN
-# convolutions round odd batches differently from even ones; the last bit can flip a
-# spike (the weight nodes, `nodes.WEIGHTS`). Pooling, scaling and thresholds give the same
-# bits at any batch.
+# Weight nodes torch computes (Linear, Affine, convolutions off the CPU or with groups)
+# `Simulator.steps` still calls a step at a time, on each step's slice laid out as `step` gets
+# it: a matrix product over T*B rows, over a strided slice or at another alignment rounds
+# differently from one over B fresh rows (BLAS picks another kernel); oneDNN convolutions
+# round odd batches differently from even ones; the last bit can flip a spike (the weight
+# nodes, `nodes.WEIGHTS`). 2-D convolutions and pooling on the CPU go event by event in a
+# fixed order (`spinnq.graph.events`, `kernels.frame_by_frame`): every frame in one call.
+# Scaling and thresholds give the same bits at any batch.
 
 
 @dataclass
@@ -176,6 +179,7 @@ class Simulator:
             for s in graph.predecessors(n)] for n in graph.order}
         self.state: dict[str, Any] = {}
         self.last: dict[str, Tensor] = {}
+        self._consts: dict[str, dict] = {}  # per neuron node: its parameters as scans take them
 
     def reset(self, batch: int) -> None:
         g = self.graph
@@ -212,8 +216,9 @@ class Simulator:
     def steps(self, x: Tensor, keep_v: tuple[str, ...] = ()
               ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Advance x.shape[1] steps with input x (B, T, *input_shape), node by node in the
-        graph's order: pooling, scaling and thresholds take all T*B frames in one call,
-        weight nodes a step at a time in `step`'s memory layout (see CHUNK_FRAMES), a
+        graph's order: pooling, scaling, thresholds and CPU 2-D convolutions take all T*B
+        frames in one call, other weight nodes a step at a time in `step`'s memory layout
+        (see CHUNK_FRAMES), a
         stateful node (neurons, delays) steps its whole input sequence with its kernel's own
         `step` (NIR's `lif_step` by a compiled scan of the same operations), so every value
         equals `step`'s, bit for bit (tests/graph/test_layerwise.py). Only for graphs without
@@ -237,6 +242,9 @@ class Simulator:
             if isinstance(node, PORTS) or isinstance(node, nir.Flatten):  # as they are:
                 # identity kernels (Flatten reshaped above); their layout is the next node's
                 now[n] = inp
+            elif kernel.init is no_state and frame_by_frame(kernel.step, inp[0],
+                                                             self.params[n]):
+                now[n] = kernel.step(inp, (), self.params[n])[0]  # every frame in one call
             elif kernel.init is no_state and not isinstance(node, WEIGHTS):
                 out, _ = kernel.step(inp.reshape(t * b, *inp.shape[2:]), (), self.params[n])
                 now[n] = out.reshape(t, b, *out.shape[1:])
@@ -259,7 +267,7 @@ class Simulator:
         step, params, state = self.kernels[type(self.graph.nodes[n])].step, self.params[n], \
             self.state[n]
         if step is lif_step:  # NIR's (and SpikingJelly's) neurons: one compiled pass
-            done = lif_scan(inp, state, params, keep_v)
+            done = lif_scan(inp, state, params, keep_v, self._consts.setdefault(n, {}))
             if done is not None:
                 self.state[n] = done[2]
                 return done[0], done[1]
