@@ -27,38 +27,24 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from provenance import commit  # noqa: E402
+from provenance import commit, spinnq_cli  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "gesture_4bit.json"
 SETS = ("--set", "bits=4", "--set", "save_splits=true")
-CODE = ("import sys; from spinnq.cli import main; sys.argv = ['spinnq'] + sys.argv[1:]; "
-        "main()")
-
-
 def spinnq(*args: str) -> dict:
-    """`spinnq ARGS` as a user runs it (a subprocess of the entry point, this checkout's
-    sources); its wall and CPU seconds and the load average after."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", CODE, *args], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """`spinnq ARGS` in a subprocess (`provenance.spinnq_cli`), with the command, commit and
+    the load average after."""
+    r = spinnq_cli(*args)
     return {"command": " ".join(["spinnq", *args]), "commit": commit(),
-            "wall_s": time.perf_counter() - t0,
-            "cpu_s": c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime,
-            "load_average_after": os.getloadavg()[0]}
+            "wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "load_average_after": os.getloadavg()[0]}
 
 
 def task(d: Path, seed: int, resume: bool) -> None:

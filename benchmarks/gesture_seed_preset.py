@@ -28,26 +28,22 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gesture_seed_preset"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import spinnq_cli  # noqa: E402
+
 # what is copied from the run folder: small files only (the QAT graph is ~0.1 MB)
 FILES = ("summary.json", "report.json", "report.md", "config.json", "float.csv", "qat.csv",
          "qsnn_qat.nir")
 GRAPH = "qsnn_qat.nir"  # the graph the QAT chip stage ran (and priced)
 MAX_GRAPH_BYTES = 4 << 20
-CODE = ("import sys; from spinnq.cli import main; sys.argv = ['spinnq'] + sys.argv[1:]; "
-        "main()")
-
-
 def gnu_time(text: str) -> dict:
     """The figures `/usr/bin/time -v` printed (at the end of `text`, the run's log): wall,
     user and system seconds, peak RSS, exit status."""
@@ -132,20 +128,6 @@ def collect(logs: Path, out: Path = OUT) -> dict:
     return info
 
 
-def spinnq(*args: str) -> dict:
-    """`spinnq ARGS` as a user runs it (a subprocess, this checkout's sources): its wall and
-    CPU seconds and peak RSS."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", CODE, *args], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"wall_s": time.perf_counter() - t0,
-            "cpu_s": c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime,
-            "max_rss_mb_children": c1.ru_maxrss / 1024}
-
-
 def test_split(run: Path, work: Path) -> tuple[Path, Path]:
     """The run's test split as test.npz (x, y) and x.npy, rebuilt from its config.json and
     frame cache (the same frames the run evaluated: the cache is keyed by every setting)."""
@@ -180,9 +162,9 @@ def reprice(logs: Path, out: Path = OUT) -> dict:
     chip = json.loads((out / "report.json").read_text())["chip"]
     npz, xnpy = test_split(run, work)
     flags, graph = _flags(summary), str(out / GRAPH)
-    e_run = spinnq("energy", graph, "--input", str(xnpy), *flags, "--json",
+    e_run = spinnq_cli("energy", graph, "--input", str(xnpy), *flags, "--json",
                    str(work / "energy.json"))
-    ev_run = spinnq("evaluate", graph, "--data", str(npz), *flags, "--json",
+    ev_run = spinnq_cli("evaluate", graph, "--data", str(npz), *flags, "--json",
                     str(work / "evaluate.json"))
     e = json.loads((work / "energy.json").read_text())
     ev = json.loads((work / "evaluate.json").read_text())["chip"]
