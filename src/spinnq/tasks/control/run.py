@@ -97,9 +97,10 @@ class ControlConfig:
 # - mountaincar: a 10k buffer (rl-zoo's) and 5-step returns, which carry the goal's value
 #   back along the swing-up within the budget; 20 validation episodes every 4k steps, since
 #   the greedy policy swings between ~-120 and -200 late in training and the best is kept.
-#   Two updates per training round (0.5 per env step, rl-zoo's 8 every 16): with one, seeds 1
-#   and 2 never reached -110 in validation (seed 1 never left -200); with two, seed 1's best
-#   validation was -104.5 (float test -106.0; 0.4 of the budget exploring instead: -117.0).
+#   Two updates per training round (0.5 per env step, rl-zoo's 8 every 16), chosen on the
+#   best validation evaluations of seeds 0-2: -150.1 / -104.5 / -116.4 (mean -123.6) against
+#   -109.6 / -196.7 / -113.6 (mean -139.9) with one (seed 1 never left -200); 0.4 of the
+#   budget exploring instead, seed 1: -117.0. Neither reaches -110 on every seed.
 # - lunarlander: 150k steps with an evaluation every 5k (100k with one every 10k kept a
 #   weaker policy: float 201.6 / chip 187.5 against 221.2 / 194.4, seed 0).
 # - acrobot: rl-zoo's 100k budget (SB3's, so steps and returns compare like for like; 60k
