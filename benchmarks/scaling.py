@@ -42,22 +42,33 @@ def _lif(shape) -> nir.LIF:
                    np.zeros(shape, np.float32))
 
 
+def _normal_blocks(rng, rows: int, cols: int, gain: float):
+    """(first row, block) of float32 normal weights scaled by gain / sqrt(cols), drawn row
+    block by row block (no float64 copy of the layer): the same numbers whether a caller
+    keeps the blocks in one array (`_normal`) or streams them to a file."""
+    step = max(1, (1 << 22) // cols)
+    scale = np.float32(gain / math.sqrt(cols))
+    for i in range(0, rows, step):
+        yield i, rng.standard_normal((min(step, rows - i), cols), np.float32) * scale
+
+
 def _normal(rng, shape, gain) -> np.ndarray:
-    """float32 normal weights, drawn row block by row block (no float64 copy of the layer)."""
+    """float32 normal weights of `shape` (`_normal_blocks`, rows by the first axis)."""
     out = np.empty(shape, np.float32)
     flat = out.reshape(shape[0], -1)
-    step = max(1, (1 << 22) // flat.shape[1])
-    for i in range(0, flat.shape[0], step):
-        flat[i:i + step] = rng.standard_normal(flat[i:i + step].shape, np.float32)
-    out *= np.float32(gain / math.sqrt(flat.shape[1]))
+    for i, block in _normal_blocks(rng, flat.shape[0], flat.shape[1], gain):
+        flat[i:i + len(block)] = block
     return out
+
+
+DENSE_GAIN = 8.0  # the dense network's weight gain (x 1/sqrt(fan-in))
 
 
 def dense_network(n: int, seed: int = 0, fan_in: int = 100
                   ) -> tuple[nir.NIRGraph, tuple[int, ...]]:
     rng = np.random.default_rng(seed)
     nodes = {"input": nir.Input(np.array([fan_in])),
-             "fc": nir.Linear(_normal(rng, (n, fan_in), 8.0)),
+             "fc": nir.Linear(_normal(rng, (n, fan_in), DENSE_GAIN)),
              "lif": _lif((n,)), "output": nir.Output(np.array([n]))}
     order = list(nodes)
     return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:], strict=True))), (fan_in,)
@@ -73,14 +84,11 @@ def write_dense_network(path: Path, n: int, seed: int = 0, fan_in: int = 100
     g.nodes["lif"], g.nodes["output"] = _lif((n,)), nir.Output(np.array([n]))
     nir.write(str(path), g, compression=None)
     rng = np.random.default_rng(seed)
-    gain = np.float32(8.0 / math.sqrt(fan_in))
     with h5py.File(path, "r+") as f:
         del f["node/nodes/fc/weight"]
         w = f.create_dataset("node/nodes/fc/weight", (n, fan_in), np.float32)
-        step = max(1, (1 << 22) // fan_in)
-        for i in range(0, n, step):
-            rows = min(step, n - i)
-            w[i:i + rows] = rng.standard_normal((rows, fan_in), np.float32) * gain
+        for i, block in _normal_blocks(rng, n, fan_in, DENSE_GAIN):
+            w[i:i + len(block)] = block
     return shape
 
 
