@@ -23,10 +23,13 @@ def _data(n: int = 6, steps: int = 5) -> dict[str, Frames]:
     return {"train": f, "val": f}
 
 
-def test_training_on_the_cpu_device_runs_and_returns_the_model_on_the_cpu(tmp_path):
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="torch sees no CUDA GPU here"))])
+def test_training_on_a_device_runs_and_returns_the_model_on_the_cpu(tmp_path, device):
     torch.manual_seed(0)
     model = build_model(ModelConfig(size=16))
-    cfg = TrainConfig(epochs=1, batch=3, device="cpu")
+    cfg = TrainConfig(epochs=1, batch=3, device=device)
     run = RunDir.create("gesture", tmp_path / "run")
     hist = train(model, _data(), cfg, run, "float", quiet=True)
     assert len(hist["history"]) == 1 and np.isfinite(hist["history"][0]["loss"])
@@ -40,14 +43,3 @@ def test_unknown_or_missing_devices_are_input_errors(monkeypatch):
     with pytest.raises(InputError, match="no CUDA GPU"):
         train_device("cuda")
     assert dataclasses.replace(TrainConfig(), device="cpu").device == "cpu"
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU here")
-def test_training_on_cuda_runs_and_returns_the_model_on_the_cpu(tmp_path):
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(size=16))
-    cfg = TrainConfig(epochs=1, batch=3, device="cuda")
-    run = RunDir.create("gesture", tmp_path / "run")
-    hist = train(model, _data(), cfg, run, "float", quiet=True)
-    assert len(hist["history"]) == 1 and np.isfinite(hist["history"][0]["loss"])
-    assert all(p.device.type == "cpu" for p in model.parameters())
