@@ -14,6 +14,24 @@ NIR_PAPER = Path(__file__).resolve().parent / "data" / "nir-paper"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def dense_lif_graph(rng: np.random.Generator, metadata: dict | None = None,
+                    w_meta: dict | None = None, loc: float = 0.0, scale: float = 1.5):
+    """Input(4) -> Affine(weights ~ N(loc, scale)) -> LIF(3) -> Output, the small graph the
+    resolver and one-answer tests write and read; `w_meta` on the weight node."""
+    import nir
+
+    aff = nir.Affine(weight=rng.normal(loc, scale, (3, 4)).astype(np.float32),
+                     bias=np.zeros(3, np.float32))
+    if w_meta:
+        aff.metadata = dict(w_meta)
+    lif = nir.LIF(tau=np.full(3, 2e-3), r=np.ones(3), v_leak=np.zeros(3),
+                  v_threshold=np.full(3, 0.5), v_reset=np.zeros(3))
+    return nir.NIRGraph(nodes={"input": nir.Input(np.array([4])), "fc": aff, "lif": lif,
+                               "output": nir.Output(np.array([3]))},
+                        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+                        metadata=metadata or {})
+
+
 def benchmark(name: str) -> ModuleType:
     """`benchmarks/NAME.py` as a module, loaded with the benchmarks folder on the path only
     while it loads (its sibling imports -- provenance, seed_net, readme_numbers -- resolve):

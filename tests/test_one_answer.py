@@ -12,19 +12,12 @@ import pytest
 import spinnq as sq
 from spinnq.graph.meta import read_settings, stamp
 from spinnq.resolver import resolve
-from tests.conftest import run_cli
+from tests.conftest import dense_lif_graph, run_cli
 
 
 def dense(rng: np.random.Generator, metadata: dict | None = None) -> nir.NIRGraph:
     """Input(4) -> Affine -> LIF(3) -> Output, firing on the spikes of `inputs`."""
-    aff = nir.Affine(weight=rng.normal(0.6, 0.6, (3, 4)).astype(np.float32),
-                     bias=np.zeros(3, np.float32))
-    lif = nir.LIF(tau=np.full(3, 2e-3), r=np.ones(3), v_leak=np.zeros(3),
-                  v_threshold=np.full(3, 0.5), v_reset=np.zeros(3))
-    return nir.NIRGraph(nodes={"input": nir.Input(np.array([4])), "fc": aff, "lif": lif,
-                               "output": nir.Output(np.array([3]))},
-                        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
-                        metadata=metadata or {})
+    return dense_lif_graph(rng, metadata, loc=0.6, scale=0.6)
 
 
 def inputs(rng: np.random.Generator, n: int = 6, steps: int = 12) -> np.ndarray:

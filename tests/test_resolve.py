@@ -20,24 +20,9 @@ from spinnq.resolver import RunSettings, resolve
 from spinnq.sweep.runner import write_best
 from spinnq.sweep.space import settings as trial_settings
 from spinnq.sweep.trial import GraphProblem, run_trial
-from tests.conftest import run_cli
+from tests.conftest import dense_lif_graph, run_cli
 
 N, T = 6, 8
-
-
-def dense_graph(rng: np.random.Generator, metadata: dict | None = None,
-                w_meta: dict | None = None) -> nir.NIRGraph:
-    """Input(4) -> Affine -> LIF(3) -> Output; `w_meta` on the weight node."""
-    aff = nir.Affine(weight=rng.normal(0, 1.5, (3, 4)).astype(np.float32),
-                     bias=np.zeros(3, np.float32))
-    if w_meta:
-        aff.metadata = dict(w_meta)
-    lif = nir.LIF(tau=np.full(3, 2e-3), r=np.ones(3), v_leak=np.zeros(3),
-                  v_threshold=np.full(3, 0.5), v_reset=np.zeros(3))
-    return nir.NIRGraph(nodes={"input": nir.Input(np.array([4])), "fc": aff, "lif": lif,
-                               "output": nir.Output(np.array([3]))},
-                        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
-                        metadata=metadata or {})
 
 
 def spikes(rng: np.random.Generator, n: int, shape: tuple, p: float = 0.4) -> np.ndarray:
@@ -64,7 +49,7 @@ def test_flags_beat_metadata_beat_convention_defaults_beat_spinnq_defaults():
 def _graph(metadata: dict | None = None, w_meta: dict | None = None):
     from spinnq.graph.model import from_nir
 
-    return from_nir(dense_graph(np.random.default_rng(0), metadata, w_meta))
+    return from_nir(dense_lif_graph(np.random.default_rng(0), metadata, w_meta))
 
 
 def test_a_graph_with_scales_runs_with_them_and_its_bits_unless_told_otherwise():
@@ -243,7 +228,7 @@ def test_every_door_resolves_random_metadata_and_flags_the_same(monkeypatch, cap
     for i in range(50):
         md, w_meta, flags = draw(r)
         path = tmp_path / f"g{i}.nir"
-        sq.write_graph(dense_graph(rng, md, w_meta), path)
+        sq.write_graph(dense_lif_graph(rng, md, w_meta), path)
         g = sq.read_graph(path)
         sweep_door(g, xs, ys, flags)
         if i < n_commands:  # each runs five commands and the API
@@ -335,7 +320,7 @@ def test_a_sweep_trial_scores_what_evaluate_scores_with_its_settings(
 def test_a_4_bit_graph_from_quantize_runs_at_4_bits_with_its_scales_with_no_flags(
         monkeypatch, capsys, tmp_path):
     rng = np.random.default_rng(1)
-    path = sq.write_graph(dense_graph(rng, stamp({}, convention="snntorch")), tmp_path / "g.nir")
+    path = sq.write_graph(dense_lif_graph(rng, stamp({}, convention="snntorch")), tmp_path / "g.nir")
     xs, ys = spikes(rng, N, (4,)).astype(np.uint8), rng.integers(0, 3, N)
     data, x, q = tmp_path / "d.npz", tmp_path / "x.npy", tmp_path / "q.nir"
     np.savez(data, x=xs, y=ys)
@@ -372,7 +357,7 @@ def test_a_4_bit_graph_from_quantize_runs_at_4_bits_with_its_scales_with_no_flag
 def test_quantize_and_evaluate_take_the_delayed_reset_they_suggest(monkeypatch, capsys,
                                                                    tmp_path):
     rng = np.random.default_rng(2)
-    path = sq.write_graph(dense_graph(rng, stamp({}, convention="snntorch")), tmp_path / "g.nir")
+    path = sq.write_graph(dense_lif_graph(rng, stamp({}, convention="snntorch")), tmp_path / "g.nir")
     data, q, j = tmp_path / "d.npz", tmp_path / "q.nir", tmp_path / "q.json"
     np.savez(data, x=spikes(rng, N, (4,)).astype(np.uint8), y=rng.integers(0, 3, N))
     code, out, err = run_cli(monkeypatch, capsys, "quantize", path, "--data", data, "--out", q,
