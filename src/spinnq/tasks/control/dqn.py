@@ -1,5 +1,6 @@
 """DQN for the spiking Q-network: replay buffer, target network, Huber loss, Adam,
-epsilon-greedy with a linear schedule, double DQN (option), periodic greedy evaluation with
+epsilon-greedy with a linear schedule (optionally temporally extended: `explore_zeta`),
+double DQN (option), periodic greedy evaluation with
 the best model kept, checkpoints and exact resume.
 
 Exact resume: checkpoints are taken at episode boundaries and every episode resets the
@@ -55,7 +56,8 @@ class DQNConfig:
         "eps_start": Limit(0, 1), "eps_end": Limit(0, 1), "eps_fraction": Limit(0, 1),
         "n_step": Limit(1, 1000), "reward_scale": Limit(0, 1e6, lo_open=True),
         "huber_delta": Limit(0, 1e6, lo_open=True), "grad_clip": Limit(0, 1e9, lo_open=True),
-        "eval_every": Limit(1, 1e9), "eval_episodes": Limit(1, 1e5), "stop_return": ANY_NUMBER}
+        "eval_every": Limit(1, 1e9), "eval_episodes": Limit(1, 1e5), "stop_return": ANY_NUMBER,
+        "explore_zeta": Limit(1, 100, lo_open=True), "explore_max_repeat": Limit(1, 1e6)}
 
     total_steps: int = 50_000  # environment steps (budget)
     buffer: int = 50_000
@@ -69,6 +71,12 @@ class DQNConfig:
     eps_start: float = 1.0
     eps_end: float = 0.04
     eps_fraction: float = 0.2
+    # Temporally extended epsilon-greedy ("ez-greedy", Dabney et al. 2021): an exploring
+    # decision repeats its random action for n ~ zeta(explore_zeta) steps, capped at
+    # `explore_max_repeat`. None = plain epsilon-greedy (one random step at a time), which in
+    # sparse-reward tasks like MountainCar wanders near the start and finds the goal by luck.
+    explore_zeta: float | None = None
+    explore_max_repeat: int = 30
     double: bool = True
     n_step: int = 3  # n-step returns: rewards of n steps, then bootstrap with gamma^n
     # Rewards are multiplied by this before learning. The read-out has no bias (see model.py),
@@ -258,9 +266,19 @@ class _Trainer:
             "rng": rng_state(self.rng), "s": self.s})
 
     def act(self, obs) -> int:
-        """Epsilon-greedy on the float network (numpy path)."""
-        if self.rng.random() < epsilon(self.s["step"], self.cfg):
-            return int(self.rng.integers(self.env.action_space.n))
+        """Epsilon-greedy on the float network (numpy path); with `explore_zeta` set an
+        exploring action is held for a zeta-distributed number of steps. Without it the RNG
+        draws are those of plain epsilon-greedy (runs without the option are unchanged)."""
+        s, cfg = self.s, self.cfg
+        if s.get("repeat_left", 0) > 0:
+            s["repeat_left"] -= 1
+            return int(s["repeat_action"])
+        if self.rng.random() < epsilon(s["step"], cfg):
+            a = int(self.rng.integers(self.env.action_space.n))
+            if cfg.explore_zeta is not None:
+                n = min(int(self.rng.zipf(cfg.explore_zeta)), cfg.explore_max_repeat)
+                s["repeat_left"], s["repeat_action"] = n - 1, a
+            return a
         return int(fast.act_np(self.w, self.enc.numpy(obs))[0].argmax())
 
     def store(self, pending: list, obs2, term: bool, end: bool) -> None:
@@ -294,6 +312,7 @@ class _Trainer:
         """One episode (seeded by its index); returns (return, length, losses)."""
         cfg, s = self.cfg, self.s
         obs, _ = self.env.reset(seed=self.seed * 1_000_003 + s["episode"])
+        s["repeat_left"] = 0  # an exploring action does not outlive its episode
         ep_ret, ep_len, losses = 0.0, 0, []
         pending: list = []  # (obs, action, reward) of the last n steps (n-step returns)
         while True:
