@@ -18,7 +18,14 @@ from spinnq.resolver import resolve as resolve_settings
 from spinnq.tasks.common import RunDir
 from spinnq.tasks.control import fast
 from spinnq.tasks.control import model as q_network
-from spinnq.tasks.control.dqn import DQNConfig, ReplayBuffer, hard_update, td_loss, train
+from spinnq.tasks.control.dqn import (
+    DQNConfig,
+    ReplayBuffer,
+    hard_update,
+    random_action,
+    td_loss,
+    train,
+)
 from spinnq.tasks.control.encoder import Encoder, EncoderConfig
 from spinnq.tasks.control.env import make_env, obs_range, resolve
 from spinnq.tasks.control.run import build_agent, default_config, run_control
@@ -212,31 +219,72 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path):
 
 
 # -------------------------------------------------------------------------------- resume
-def _tiny_train(folder, interrupt_at=None, resume=False):
+def _tiny_train(folder, interrupt_at=None, resume=False, zeta=None):
     spec = resolve("cartpole")
     env = make_env(spec)
     enc = Encoder(*obs_range(spec, env), EncoderConfig(4, 1.0, 4))
     net = _net(n_in=enc.n_inputs, hidden=(8, 8), seed=3)
     cfg = DQNConfig(total_steps=260, learning_starts=40, train_freq=4, gradient_steps=2,
                     target_update=5, buffer=500, eval_every=100, eval_episodes=2,
-                    ckpt_every=30, batch=16)
+                    ckpt_every=30, batch=16, explore_zeta=zeta, explore_max_repeat=6)
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
     res = train(net, enc, spec, cfg, seed=7, folder=folder, quiet=True,
                 interrupt_at=interrupt_at, resume=resume)
     return net, res
 
 
-@pytest.mark.parametrize("k", [47, 203])  # before / after several checkpoints (every 30)
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path, k):
-    ref, ref_res = _tiny_train(tmp_path / "a")
+# before / after several checkpoints (every 30); ez-greedy's held actions resume too
+@pytest.mark.parametrize("k,zeta", [(47, None), (203, None), (203, 1.5)])
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, k, zeta):
+    ref, ref_res = _tiny_train(tmp_path / "a", zeta=zeta)
     with pytest.raises(KeyboardInterrupt):
-        _tiny_train(tmp_path / "b", interrupt_at=k)
+        _tiny_train(tmp_path / "b", interrupt_at=k, zeta=zeta)
     assert (tmp_path / "b" / "checkpoints" / "dqn.pt").exists()
-    net, res = _tiny_train(tmp_path / "b", resume=True)
+    net, res = _tiny_train(tmp_path / "b", resume=True, zeta=zeta)
     for a, b in zip(ref.state_dict().values(), net.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"interrupted at step {k}"
     assert res.env_steps == ref_res.env_steps and res.episodes == ref_res.episodes
     assert (tmp_path / "a" / "train.csv").read_text() == (tmp_path / "b" / "train.csv").read_text()
+
+
+def test_plain_exploration_draws_one_action_and_holds_it_one_step():
+    """Without `explore_zeta` an exploring decision draws exactly what plain epsilon-greedy
+    drew before the option existed (runs without it are unchanged)."""
+    rng, ref = np.random.default_rng(5), np.random.default_rng(5)
+    got = [random_action(rng, 3, DQNConfig()) for _ in range(200)]
+    assert got == [(int(ref.integers(3)), 1) for _ in range(200)]
+
+
+def test_ez_greedy_holds_actions_for_zeta_distributed_capped_runs():
+    cfg = DQNConfig(explore_zeta=1.5, explore_max_repeat=30)
+    holds = np.array([random_action(np.random.default_rng(i), 3, cfg)[1] for i in range(3000)])
+    assert holds.min() == 1 and holds.max() == 30
+    # zeta(1.5): P(1) = 1 / zeta(1.5) = 0.383, P(n >= 30) = 0.141 (capped here)
+    assert abs((holds == 1).mean() - 0.383) < 0.03
+    assert abs((holds == 30).mean() - 0.141) < 0.03
+
+
+def test_ez_greedy_finds_mountaincars_goal_where_plain_exploration_does_not():
+    """Why MountainCar explores with `explore_zeta`: with random actions alone (epsilon = 1),
+    held actions build the swing that reaches the flag; one-step random actions do not."""
+    import gymnasium as gym
+
+    def goals(cfg, steps=6_000):
+        env, rng, hold, a, n = gym.make("MountainCar-v0"), np.random.default_rng(0), 0, 0, 0
+        env.reset(seed=0)
+        for _ in range(steps):
+            if hold == 0:
+                a, hold = random_action(rng, 3, cfg)
+            hold -= 1
+            _, _, term, trunc, _ = env.step(a)
+            n += term
+            if term or trunc:
+                env.reset()
+                hold = 0
+        return n
+
+    assert goals(DQNConfig()) == 0
+    assert goals(DQNConfig(explore_zeta=1.5, explore_max_repeat=30)) >= 2
 
 
 # ------------------------------------------------------------------- the loop, --quick

@@ -145,6 +145,17 @@ def epsilon(step: int, cfg: DQNConfig) -> float:
     return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)
 
 
+def random_action(rng: np.random.Generator, n_actions: int, cfg: DQNConfig
+                  ) -> tuple[int, int]:
+    """An exploring decision: (action, how many steps to hold it). Plain epsilon-greedy holds
+    it one step and draws only the action; ez-greedy draws the hold from zeta(explore_zeta),
+    capped at `explore_max_repeat`."""
+    a = int(rng.integers(n_actions))
+    if cfg.explore_zeta is None:
+        return a, 1
+    return a, min(int(rng.zipf(cfg.explore_zeta)), cfg.explore_max_repeat)
+
+
 def td_loss(online, target, enc: Encoder, batch, cfg: DQNConfig) -> torch.Tensor:
     """Huber loss between Q(s, a) and r + discount (1 - done) Q_target(s', a*), where a* is
     the online network's choice (double DQN) or the target's; discount = gamma^n for n-step
@@ -274,10 +285,8 @@ class _Trainer:
             s["repeat_left"] -= 1
             return int(s["repeat_action"])
         if self.rng.random() < epsilon(s["step"], cfg):
-            a = int(self.rng.integers(self.env.action_space.n))
-            if cfg.explore_zeta is not None:
-                n = min(int(self.rng.zipf(cfg.explore_zeta)), cfg.explore_max_repeat)
-                s["repeat_left"], s["repeat_action"] = n - 1, a
+            a, n = random_action(self.rng, self.env.action_space.n, cfg)
+            s["repeat_left"], s["repeat_action"] = n - 1, a
             return a
         return int(fast.act_np(self.w, self.enc.numpy(obs))[0].argmax())
 
