@@ -110,7 +110,7 @@ class ControlConfig:
 ENV_DQN: dict[str, dict] = {
     "cartpole": {"total_steps": 50_000, "stop_return": 495.0},
     "acrobot": {"total_steps": 100_000, "lr": 6.3e-4, "batch": 128, "learning_starts": 1_000,
-                "target_update": 50, "eps_end": 0.1, "eps_fraction": 0.072,
+                "target_update": 50, "eps_end": 0.1, "eps_fraction": 0.072, "n_step": 1,
                 "eval_episodes": 20, "eval_every": 5_000, "stop_return": -75.0},
     "mountaincar": {"total_steps": 120_000, "lr": 4e-3, "batch": 128, "gamma": 0.98,
                     "buffer": 10_000, "n_step": 5, "gradient_steps": 2,
@@ -126,8 +126,6 @@ ENV_DQN: dict[str, dict] = {
 # (the value of a state changes sharply with position and velocity near the swing-up
 # boundary; 64 input neurons cost the chip little).
 ENV_ENCODER: dict[str, dict] = {"mountaincar": {"neurons_per_dim": 32}}
-# Per-environment network sizes: Acrobot's hidden layers at rl-zoo's 256 x 256.
-ENV_NET: dict[str, dict] = {"acrobot": {"hidden": (256, 256)}}
 # Per-environment QAT settings: LunarLander's greedy action hangs on small Q gaps (the chip
 # chose the float network's action in 79 % of decisions with the defaults); weighting the gap
 # term 30x over 16 epochs raised the chip's return on 50 validation episodes from 166.6 (QAT
@@ -153,9 +151,7 @@ def default_config(env: str = "cartpole", seed: int = 0, quick: bool = False,
     dqn = DQNConfig(**ENV_DQN.get(key or "", {}))
     enc = EncoderConfig(**ENV_ENCODER.get(key or "", {}))
     ft = FinetuneConfig(**ENV_FINETUNE.get(key or "", {}))
-    net = NetConfig(**ENV_NET.get(key or "", {}))
-    cfg = ControlConfig(env=env, seed=seed, dqn=dqn, encoder=enc, net=net, finetune=ft,
-                        quick=quick)
+    cfg = ControlConfig(env=env, seed=seed, dqn=dqn, encoder=enc, finetune=ft, quick=quick)
     if quick:
         cfg = _apply(cfg, QUICK)
     if steps is not None:
