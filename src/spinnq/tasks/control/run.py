@@ -110,8 +110,8 @@ class ControlConfig:
 #   Tried and not adopted: rl-zoo's 256 x 256 hidden layers (best validation evaluations
 #   -80.5 / -84.8 / -82.2, mean -82.5, against -82.8 / -83.0 / -83.8 at 128 x 128: within
 #   the noise of 20 episodes, 3400 s wall per run against 1230-1810 s on the shared box);
-#   SB3's 1-step returns
-#   (validation at 25k steps -500 / -500 / -152 against -92 / -98 / -92 with 3-step: stopped).
+#   SB3's 1-step returns (validation at 25k steps -500 / -500 / -152 against -92 / -98 / -92
+#   with 3-step: stopped there).
 ENV_DQN: dict[str, dict] = {
     "cartpole": {"total_steps": 50_000, "stop_return": 495.0},
     "acrobot": {"total_steps": 100_000, "lr": 6.3e-4, "batch": 128, "learning_starts": 1_000,
