@@ -50,7 +50,7 @@ class DQNConfig:
 
     LIMITS: ClassVar[dict[str, Limit]] = {
         "total_steps": Limit(1, 1e9), "buffer": Limit(1, 1e8), "batch": Limit(1, 1 << 16),
-        "lr": Limit(0, 1, lo_open=True), "gamma": Limit(0, 1),
+        "lr": Limit(0, 1, lo_open=True), "lr_end": Limit(0, 1), "gamma": Limit(0, 1),
         "learning_starts": Limit(0, 1e9), "train_freq": Limit(1, 1e6),
         "gradient_steps": Limit(1, 1e4), "target_update": Limit(1, 1e9),
         "eps_start": Limit(0, 1), "eps_end": Limit(0, 1), "eps_fraction": Limit(0, 1),
@@ -63,6 +63,10 @@ class DQNConfig:
     buffer: int = 50_000
     batch: int = 64
     lr: float = 5e-4
+    # None: a constant learning rate; a number: annealed linearly from `lr` (when learning
+    # starts) to this at the end of the budget, so late updates refine the policy instead
+    # of swinging it between good and poor greedy returns.
+    lr_end: float | None = None
     gamma: float = 0.99
     learning_starts: int = 1_000
     train_freq: int = 4  # env steps between training rounds
@@ -143,6 +147,16 @@ class ReplayBuffer:
 def epsilon(step: int, cfg: DQNConfig) -> float:
     frac = min(1.0, step / max(1.0, cfg.eps_fraction * cfg.total_steps))
     return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)
+
+
+def learning_rate(step: int, cfg: DQNConfig) -> float:
+    """`lr`, or with `lr_end` the linear anneal from `lr` at `learning_starts` to `lr_end`
+    at `total_steps`."""
+    if cfg.lr_end is None:
+        return cfg.lr
+    span = max(1, cfg.total_steps - cfg.learning_starts)
+    frac = min(1.0, max(0.0, (step - cfg.learning_starts) / span))
+    return cfg.lr + frac * (cfg.lr_end - cfg.lr)
 
 
 def random_action(rng: np.random.Generator, n_actions: int, cfg: DQNConfig
@@ -304,6 +318,9 @@ class _Trainer:
     def learn(self, losses: list) -> None:
         """One training round: gradient steps, target copy on schedule, fresh act weights."""
         cfg = self.cfg
+        if cfg.lr_end is not None:
+            for g in self.opt.param_groups:
+                g["lr"] = learning_rate(self.s["step"], cfg)
         for _ in range(cfg.gradient_steps):
             loss = td_loss(self.model, self.target, self.enc,
                            self.buf.sample(cfg.batch, self.rng), cfg)
