@@ -22,6 +22,7 @@ from spinnq.tasks.control.dqn import (
     DQNConfig,
     ReplayBuffer,
     hard_update,
+    learning_rate,
     random_action,
     td_loss,
     train,
@@ -219,32 +220,63 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path):
 
 
 # -------------------------------------------------------------------------------- resume
-def _tiny_train(folder, interrupt_at=None, resume=False, zeta=None):
+def _tiny_train(folder, interrupt_at=None, resume=False, zeta=None, lr_end=None):
     spec = resolve("cartpole")
     env = make_env(spec)
     enc = Encoder(*obs_range(spec, env), EncoderConfig(4, 1.0, 4))
     net = _net(n_in=enc.n_inputs, hidden=(8, 8), seed=3)
     cfg = DQNConfig(total_steps=260, learning_starts=40, train_freq=4, gradient_steps=2,
                     target_update=5, buffer=500, eval_every=100, eval_episodes=2,
-                    ckpt_every=30, batch=16, explore_zeta=zeta, explore_max_repeat=6)
+                    ckpt_every=30, batch=16, explore_zeta=zeta, explore_max_repeat=6,
+                    lr_end=lr_end)
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
     res = train(net, enc, spec, cfg, seed=7, folder=folder, quiet=True,
                 interrupt_at=interrupt_at, resume=resume)
     return net, res
 
 
-# before / after several checkpoints (every 30); ez-greedy's held actions resume too
-@pytest.mark.parametrize("k,zeta", [(47, None), (203, None), (203, 1.5)])
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path, k, zeta):
-    ref, ref_res = _tiny_train(tmp_path / "a", zeta=zeta)
+# before / after several checkpoints (every 30); ez-greedy's held actions and the annealed
+# learning rate resume too
+@pytest.mark.parametrize("k,zeta,lr_end", [(47, None, None), (203, None, None), (203, 1.5, 1e-4)])
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, k, zeta, lr_end):
+    ref, ref_res = _tiny_train(tmp_path / "a", zeta=zeta, lr_end=lr_end)
     with pytest.raises(KeyboardInterrupt):
-        _tiny_train(tmp_path / "b", interrupt_at=k, zeta=zeta)
+        _tiny_train(tmp_path / "b", interrupt_at=k, zeta=zeta, lr_end=lr_end)
     assert (tmp_path / "b" / "checkpoints" / "dqn.pt").exists()
-    net, res = _tiny_train(tmp_path / "b", resume=True, zeta=zeta)
+    net, res = _tiny_train(tmp_path / "b", resume=True, zeta=zeta, lr_end=lr_end)
     for a, b in zip(ref.state_dict().values(), net.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"interrupted at step {k}"
     assert res.env_steps == ref_res.env_steps and res.episodes == ref_res.episodes
     assert (tmp_path / "a" / "train.csv").read_text() == (tmp_path / "b" / "train.csv").read_text()
+
+
+def test_learning_rate_is_constant_or_annealed_linearly_over_the_budget():
+    const = DQNConfig(lr=1e-3, learning_starts=100, total_steps=1_100)
+    assert {learning_rate(s, const) for s in (0, 100, 600, 1_100, 5_000)} == {1e-3}
+    cfg = DQNConfig(lr=1e-3, lr_end=1e-4, learning_starts=100, total_steps=1_100)
+    got = [learning_rate(s, cfg) for s in (0, 100, 600, 1_100, 5_000)]
+    assert got == pytest.approx([1e-3, 1e-3, 5.5e-4, 1e-4, 1e-4])
+
+
+def test_annealed_learning_rate_reaches_the_optimiser(tmp_path):
+    """The optimiser steps with the scheduled rate, not the constant one (a spy on
+    Adam.step records the rate of every step), falling from `lr` to `lr_end`."""
+    from spinnq.tasks.control import dqn as dqn_module
+
+    seen = []
+    real = dqn_module.torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return real(self, *a, **k)
+
+    import unittest.mock as mock
+    with mock.patch.object(dqn_module.torch.optim.Adam, "step", spy):
+        _tiny_train(tmp_path, lr_end=1e-5)
+    cfg = DQNConfig(total_steps=260, learning_starts=40, lr_end=1e-5)
+    assert seen[0] == pytest.approx(learning_rate(40, cfg))
+    assert seen[-1] == pytest.approx(learning_rate(260, cfg), rel=0.05)
+    assert seen == sorted(seen, reverse=True)
 
 
 def test_plain_exploration_draws_one_action_and_holds_it_one_step():
