@@ -71,13 +71,13 @@ def _prepare(x: Tensor, k: tuple, stride: tuple, padding: tuple, dilation: tuple
     out_hw = tuple((n + 2 * p - d * (kk - 1) - 1) // s + 1 for n, p, d, kk, s in
                    zip((h, w), padding, dilation, k, stride, strict=True))
     x5 = x.detach() if len(lead) == 2 else x.detach().unsqueeze(0)
-    taps = _taps((h, w), out_hw, k, tuple(stride), tuple(padding), tuple(dilation), c, o)
+    taps = tap_table((h, w), out_hw, k, tuple(stride), tuple(padding), tuple(dilation), c, o)
     frames = x5.permute(0, 1, 3, 4, 2).contiguous().reshape(-1, h * w * c).numpy()
     return frames, lead, out_hw, taps
 
 
 @functools.lru_cache(maxsize=64)
-def _taps(in_hw: tuple, out_hw: tuple, k: tuple, stride: tuple, padding: tuple,
+def tap_table(in_hw: tuple, out_hw: tuple, k: tuple, stride: tuple, padding: tuple,
           dilation: tuple, c: int, o: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per input pixel (row-major), the outputs it reaches in (kernel row, kernel column)
     order, CSR: offsets `ptr`, each tap's first output element `yoff` (pixel * O) and its

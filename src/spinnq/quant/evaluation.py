@@ -159,12 +159,13 @@ def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
             b = xb.shape[0]
             simulator.reset(b)
             count = torch.zeros((b, *graph.shapes[out]), dtype=torch.float64)
-            size = simulator.chunk(b) if simulator.layerwise else 1
+            size = simulator.chunk(b, (out,)) if simulator.layerwise else 1
             for t in range(0, xb.shape[1], size):  # layer by layer over `size` steps
-                now = (simulator.steps(xb[:, t:t + size])[0] if simulator.layerwise else
+                now = (simulator.steps(xb[:, t:t + size], need=(out,))[0]
+                       if simulator.layerwise else
                        {k: v.unsqueeze(0) for k, v in simulator.step(xb[:, t]).items()})
-                for n in spiking:  # time-major (T, B, ...)
-                    spikes[n] += float(now[n].sum())
+                for n in spiking:  # time-major (T, B, ...); a chain's inner node: counted
+                    spikes[n] += float(now[n].sum()) if n in now else simulator.counts[n]
                 if readout == "count":
                     count += now[out].sum(0)
             if readout == "count":
