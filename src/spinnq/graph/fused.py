@@ -22,13 +22,15 @@ last inside the chain (H, W, C), the order a convolution scatters into.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from spinnq.graph import events
-from spinnq.graph.kernels import ConvP, LIFP, LIFState, PoolP
+from spinnq.graph.kernels import LIFP, ConvP, LIFState, PoolP
 
 try:  # numba is a core dependency; without it `Simulator` keeps the layer-wise path
     from numba import njit
@@ -43,8 +45,9 @@ SPIKING, SUBTRACT, INCLUSIVE, CUBA = 1, 2, 4, 8  # neuron flags
 # output channels (convolution) or divisor (pooling), parameters' offset in `fp` (and the
 # bias's, convolutions), taps'
 # offsets in `ptr` and in `yoff`/`woff`, state offset (neurons), scratch offset, column in
-# `outs` and in `vouts` (-1: not written out), neuron flags
-KIND, N_IN, N_OUT, CH, OCH, P0, P1, T0, T1, S0, Y0, OUT, VOUT, FLAGS = range(14)
+# `outs` and in `vouts` (-1: not written out), neuron flags, log2 of the input channels
+# (-1: not a power of two)
+KIND, N_IN, N_OUT, CH, OCH, P0, P1, T0, T1, S0, Y0, OUT, VOUT, FLAGS, SHIFT = range(15)
 
 
 def available() -> bool:
@@ -77,7 +80,7 @@ class Chain:
         for ly in layers:
             n_in, n_out = int(np.prod(ly.in_shape)), int(np.prod(ly.out_shape))
             row = [ly.kind, n_in, n_out, ly.in_shape[0], 0, at["fp"], 0, at["ptr"],
-                   at["tap"], state, scratch, -1, -1, 0]
+                   at["tap"], state, scratch, -1, -1, 0, _log2(ly.in_shape[0])]
             if ly.kind == NEURON:
                 p = ly.params
                 z = torch.zeros((), dtype=dtype)
@@ -87,21 +90,12 @@ class Chain:
                               | p.inclusive * INCLUSIVE | (p.syn_alpha is not None) * CUBA)
                 state += n_out * (2 if p.syn_alpha is not None else 1)
             else:
-                p = ly.params
-                kernel = p.hwio.shape[:2] if ly.kind == CONV else p.kernel
-                dil = p.dilation if ly.kind == CONV else (1, 1)
-                o = p.hwio.shape[3] if ly.kind == CONV else ly.in_shape[0]
-                t = events.tap_table(ly.in_shape[1:], ly.out_shape[1:], tuple(kernel),
-                                     tuple(p.stride), tuple(p.padding), tuple(dil),
-                                     ly.in_shape[0], o)
+                t, weights, row[OCH] = _scatter_tables(ly, dtype)
                 ptr.append(t[0])
-                tap += [t[1:]]
-                if ly.kind == CONV:
-                    b = p.bias if p.bias is not None else torch.zeros(o)
-                    fp += [p.hwio.to(dtype).reshape(-1).numpy(), b.to(dtype).numpy()]
-                    row[OCH], row[P1] = o, at["fp"] + p.hwio.numel()
-                else:
-                    row[OCH] = p.divisor if p.divisor is not None else kernel[0] * kernel[1]
+                tap.append(t[1:])
+                if weights is not None:
+                    fp += weights
+                    row[P1] = at["fp"] + len(weights[0])
                 at["ptr"] += len(t[0])
                 at["tap"] += len(t[1])
             at["fp"] = sum(len(a) for a in fp)
@@ -113,6 +107,7 @@ class Chain:
         self.ptr = np.concatenate(ptr).astype(np.uint64)
         self.yoff = np.concatenate([t[0] for t in tap]).astype(np.uint64)
         self.woff = np.concatenate([t[1] for t in tap]).astype(np.uint64)
+        self.size = np.concatenate([t[2] for t in tap]).astype(np.uint64)
         self.state_size = state
 
     def run(self, x: Tensor, states: list[LIFState | None], write: set[int],
@@ -139,8 +134,9 @@ class Chain:
         outs = np.empty((t, b, width[OUT]), dtype=self.fp.dtype)
         vouts = np.empty((t, b, width[VOUT]), dtype=self.fp.dtype)
         counts = np.zeros(len(self.layers), dtype=np.int64)
-        frames = x.detach().permute(0, 1, 3, 4, 2).numpy()  # (T, B, H, W, C): a view
-        _run(frames, desc, self.fp, self.ptr, self.yoff, self.woff, state, outs, vouts, counts)
+        frames, offsets, channels_last = _frames(x.detach())
+        _run(frames, offsets, channels_last, x.shape[2], _log2(x.shape[2]), desc, self.fp,
+             self.ptr, self.yoff, self.woff, self.size, state, outs, vouts, counts)
 
         def back(a: np.ndarray, lead: tuple, i: int, off: int) -> Tensor:
             c, h, w = self.layers[i].out_shape
@@ -153,6 +149,91 @@ class Chain:
             for i, s in enumerate(states)]
         return ({i: back(outs, (t, b), i, desc[i, OUT]) for i in write},
                 {i: back(vouts, (t, b), i, desc[i, VOUT]) for i in keep_v}, new, counts)
+
+
+def _scatter_tables(ly: Layer, dtype: torch.dtype) -> tuple[tuple, list | None, int]:
+    """A convolution's or pooling's tables: (per input pixel its runs (`run_table`), or its
+    taps (pooling: `events.tap_table`, each of size 1); the convolution's weights in run
+    order and its bias (None for pooling); the output channels, or the pooling divisor)."""
+    p, (c, h, w), out_hw = ly.params, ly.in_shape, ly.out_shape[1:]
+    if ly.kind == POOL:
+        t = events.tap_table((h, w), out_hw, tuple(p.kernel), tuple(p.stride),
+                             tuple(p.padding), (1, 1), c, c)
+        div = p.divisor if p.divisor is not None else p.kernel[0] * p.kernel[1]
+        return (t[0], t[1], t[2], np.ones_like(t[1])), None, div
+    kh, kw, _, o = p.hwio.shape
+    t, order = run_table((h, w), out_hw, (kh, kw), tuple(p.stride), tuple(p.padding),
+                         tuple(p.dilation), o)
+    a, b = zip(*order, strict=True)
+    wr = p.hwio.to(dtype)[list(a), list(b)].permute(1, 0, 2).reshape(-1)  # (C, taps, O)
+    bias = p.bias if p.bias is not None else torch.zeros(o)
+    return t, [wr.numpy(), bias.to(dtype).numpy()], o
+
+
+@functools.lru_cache(maxsize=64)
+def run_table(in_hw: tuple, out_hw: tuple, k: tuple, stride: tuple, padding: tuple,
+              dilation: tuple, o: int) -> tuple[tuple[np.ndarray, ...], list[tuple]]:
+    """A convolution's scatter as runs: per input pixel (row-major), CSR (`ptr`), each run's
+    first output element (`yoff`: pixel * O), its first weight within a channel's block
+    (`woff`) and its length (`size`), and the taps' (kernel row, column) in the order the
+    blocks hold them (`order`: the weights of channel c are hwio[order][:, c] flat, one
+    block of len(order) * O). Taps of one kernel row whose outputs are adjacent columns
+    (stride a multiple of the dilation) are one run, so an input event adds a few long runs
+    instead of a tap's O values at a time; each output still gets at most one add per event,
+    so the sums are `events.conv2d`'s, in its order of events."""
+    order, at = [], {}
+    classes = stride[1] // math.gcd(stride[1], dilation[1])  # the columns one input reaches
+    for a in range(k[0]):  # per kernel row and class, by output column (b descending)
+        for r in range(classes):
+            for b in range(k[1] - 1, -1, -1):
+                if b % classes == r:
+                    at[(a, b)] = len(order)
+                    order.append((a, b))
+    ptr, yoff, woff, size = [0], [], [], []
+    for iy in range(in_hw[0]):
+        for ix in range(in_hw[1]):
+            for a in range(k[0]):
+                ty = iy + padding[0] - a * dilation[0]
+                if ty < 0 or ty % stride[0] or ty // stride[0] >= out_hw[0]:
+                    continue
+                taps = sorted(((ix + padding[1] - b * dilation[1]) // stride[1], b)
+                              for b in range(k[1])
+                              if (ix + padding[1] - b * dilation[1]) >= 0
+                              and (ix + padding[1] - b * dilation[1]) % stride[1] == 0
+                              and (ix + padding[1] - b * dilation[1]) // stride[1] < out_hw[1])
+                for ox, b in taps:
+                    y0, w0 = ((ty // stride[0]) * out_hw[1] + ox) * o, at[(a, b)] * o
+                    if size and len(yoff) > ptr[-1] and yoff[-1] + size[-1] == y0 \
+                            and woff[-1] + size[-1] == w0:
+                        size[-1] += o  # the next column, the next weights: one run
+                    else:
+                        yoff.append(y0)
+                        woff.append(w0)
+                        size.append(o)
+            ptr.append(len(yoff))
+    return tuple(np.asarray(v, dtype=np.uint64) for v in (ptr, yoff, woff, size)), order
+
+
+def _log2(c: int) -> int:
+    """log2(c) for a power of two, else -1: the kernels then split an index into (pixel,
+    channel) by a shift and a mask, not a division (tens of cycles per event)."""
+    return c.bit_length() - 1 if c & (c - 1) == 0 else -1
+
+
+def _frames(x: Tensor) -> tuple[np.ndarray, np.ndarray, bool]:
+    """x (T, B, C, H, W) as frames without a copy where each frame is contiguous, channels
+    first or last (a slice of the caller's input, a node's output): (a flat array over x's
+    memory, each frame's first element (T, B), channels last); else a copy."""
+    c, h, w = x.shape[2:]
+    strides = tuple(x.stride()[2:]) if c * h * w > 1 else (h * w, w, 1)
+    channels_last = strides == (1, w * c, c) and c > 1
+    if not channels_last and strides != (h * w, w, 1):
+        x = x.contiguous()
+    offsets = (torch.arange(x.shape[0]).unsqueeze(1) * x.stride(0)
+               + torch.arange(x.shape[1]) * x.stride(1)).numpy()
+    span = int(offsets.max()) + c * h * w if offsets.size else 0
+    flat = torch.as_strided(x, (span,), (1,), x.storage_offset()) if span else x.new_zeros(0)
+    return flat.numpy(), offsets, channels_last
 
 
 if njit is not None:
@@ -185,21 +266,32 @@ if njit is not None:
         return m
 
     @njit(cache=True, nogil=True)
-    def _input_events(x, t, b, flags, fw, ev, evv):  # pragma: no cover - compiled
-        """Frame (t, b) of x (T, B, H, W, C): its non-zero values and their (H, W, C)
-        indices, ascending, into ev / evv; how many."""
-        h, w, c = x.shape[2], x.shape[3], x.shape[4]
-        k = 0
-        for i in range(h):
-            for j in range(w):
-                for q in range(c):
-                    flags[k] = x[t, b, i, j, q] != 0
-                    k += 1
-        m = _collect(flags, fw, k, ev)
+    def _split(k, channels, shift):  # pragma: no cover - compiled
+        """(pixel, channel) of index k in (H, W, C) order."""
+        if shift >= 0:
+            return k >> shift, k & (channels - 1)
+        pix = k // channels
+        return pix, k - pix * channels
+
+    @njit(cache=True, nogil=True)
+    def _input_events(f, c, shift, flags, fw, ev, evv):  # pragma: no cover - compiled
+        """An input frame f stored channels first (C, H, W): its non-zero values and their
+        indices in (H, W, C) order, ascending, into ev / evv; how many."""
+        n = np.uint64(f.shape[0])
+        cu = np.uint64(c)
+        hw = n // cu
+        if c == 2:  # two planes (DVS polarities): interleaved stores, vectorised
+            for pix in range(hw):
+                flags[2 * pix] = f[pix] != 0
+                flags[2 * pix + 1] = f[hw + pix] != 0
+        else:
+            for q in range(cu):
+                for pix in range(hw):
+                    flags[pix * cu + q] = f[q * hw + pix] != 0
+        m = _collect(flags, fw, f.shape[0], ev)
         for e in range(m):
-            pix, q = divmod(ev[e], c)
-            i, j = divmod(pix, w)
-            evv[e] = x[t, b, i, j, q]
+            pix, q = _split(ev[e], c, shift)
+            evv[e] = f[np.uint64(q) * hw + np.uint64(pix)]
         return m
 
     @njit(cache=True, nogil=True)
@@ -214,31 +306,32 @@ if njit is not None:
         return m
 
     @njit(cache=True, nogil=True)
-    def _conv(ev, evv, m, y, channels, w, bias, ptr, yoff, woff):  # pragma: no cover
-        """`events.conv2d`'s sum for one frame: y = bias, then each event's taps in order."""
+    def _conv(ev, evv, m, y, channels, shift, w, bias, ptr, yoff, woff, size):  # pragma: no cover
+        """`events.conv2d`'s sum for one frame: y = bias, then each event's runs
+        (`run_table`; w holds the channels' blocks one after the other)."""
         o_n = np.uint64(bias.shape[0])
         for j in range(0, np.uint64(y.shape[0]), o_n):
             for o in range(o_n):
                 y[j + o] = bias[o]
+        block = np.uint64(w.shape[0]) // np.uint64(channels)
         for e in range(m):
-            k = ev[e]
             v = evv[e]
-            pix = k // channels
-            co = np.uint64(k - pix * channels) * o_n
+            pix, c = _split(ev[e], channels, shift)
+            wc = np.uint64(c) * block
             for a in range(ptr[pix], ptr[pix + 1]):
                 yb = yoff[a]
-                wb = woff[a] + co
-                for o in range(o_n):
-                    y[yb + o] += v * w[wb + o]
+                wb = woff[a] + wc
+                for j in range(size[a]):
+                    y[yb + j] += v * w[wb + j]
 
     @njit(cache=True, nogil=True)
-    def _pool(ev, evv, m, y, channels, divisor, ptr, yoff):  # pragma: no cover - compiled
+    def _pool(ev, evv, m, y, channels, shift, divisor, ptr, yoff):  # pragma: no cover
         """`events.pool2d`'s sum for one frame: 0, each event into its windows, / divisor."""
         y[:] = 0
         for e in range(m):
             k = ev[e]
-            pix = k // channels
-            c = np.uint64(k - pix * channels)
+            pix, c = _split(k, channels, shift)
+            c = np.uint64(c)
             for a in range(ptr[pix], ptr[pix + 1]):
                 y[yoff[a] + c] += evv[e]
         if divisor != 1:
@@ -276,23 +369,30 @@ if njit is not None:
         return count
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def _run(x, desc, fp, ptr, yoff, woff, state, outs, vouts, counts):  # pragma: no cover
-        """The chain (rows of `desc`) over every frame of x (T, B, H, W, C): one sample's
-        steps in turn, every layer per step, the layers' dense outputs in one scratch frame
-        (`Chain.run` says what the arguments hold)."""
-        n0 = x.shape[2] * x.shape[3] * x.shape[4]
-        nmax, size = n0, 0
+    def _run(x, offsets, channels_last, c, shift, desc, fp, ptr, yoff, woff, size, state,
+             outs, vouts, counts):  # pragma: no cover - compiled
+        """The chain (rows of `desc`) over every frame of x (frame (t, b) of N values, of c
+        channels first or last, at x[offsets[t, b]:]): one sample's steps in turn, every
+        layer per step, the layers' dense outputs in one scratch frame (`Chain.run` says
+        what the rest holds)."""
+        n0 = desc[0, N_IN]
+        steps, batch = offsets.shape
+        nmax, room = n0, 0
         for d in desc:
-            nmax, size = max(nmax, d[N_OUT]), max(size, d[Y0] + d[N_OUT])
+            nmax, room = max(nmax, d[N_OUT]), max(room, d[Y0] + d[N_OUT])
         fw = np.zeros(nmax // 8 + 2, dtype=np.uint64)  # nmax bytes and more
         flags = fw.view(np.uint8)
         ev = np.empty(nmax + 1, dtype=np.int64)
         evv = np.empty(nmax + 1, dtype=x.dtype)
-        y = np.empty(size, dtype=x.dtype)
-        for b in range(x.shape[1]):
+        y = np.empty(room, dtype=x.dtype)
+        for b in range(batch):
             s = state[b]
-            for t in range(x.shape[0]):
-                m = _input_events(x, t, b, flags, fw, ev, evv)
+            for t in range(steps):
+                f = x[offsets[t, b]:offsets[t, b] + n0]
+                if channels_last or c == 1:
+                    m = _dense_events(f, flags, fw, ev, evv)
+                else:
+                    m = _input_events(f, c, shift, flags, fw, ev, evv)
                 for lay in range(desc.shape[0]):
                     d = desc[lay]
                     out = y[d[Y0]:d[Y0] + d[N_OUT]]
@@ -305,10 +405,11 @@ if njit is not None:
                         elif d[KIND] != NEURON:
                             m = _dense_events(prev, flags, fw, ev, evv)
                     if d[KIND] == CONV:
-                        _conv(ev, evv, m, out, d[CH], fp[d[P0]:d[P1]], fp[d[P1]:d[P1] + d[OCH]],
-                              ptr[d[T0]:], yoff[d[T1]:], woff[d[T1]:])
+                        _conv(ev, evv, m, out, d[CH], d[SHIFT], fp[d[P0]:d[P1]],
+                              fp[d[P1]:d[P1] + d[OCH]], ptr[d[T0]:], yoff[d[T1]:],
+                              woff[d[T1]:], size[d[T1]:])
                     elif d[KIND] == POOL:
-                        _pool(ev, evv, m, out, d[CH], d[OCH], ptr[d[T0]:], yoff[d[T1]:])
+                        _pool(ev, evv, m, out, d[CH], d[SHIFT], d[OCH], ptr[d[T0]:], yoff[d[T1]:])
                     else:
                         counts[lay] += _neuron(prev, s[d[S0]:], fp[d[P0]:], d[N_OUT], d[FLAGS],
                                                out, flags)

@@ -168,7 +168,7 @@ def _objective(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
                readout: str, batch: int, quiet: bool
                ) -> tuple[str, Callable[[Program], tuple[float, Emulation]], TargetResult]:
     """(name, program -> (score, its emulation), the float reference on the data)."""
-    ref = float_eval(graph, x, y, sim, readout, batch, quiet)
+    ref = float_eval(graph, x, y, sim, readout, batch, quiet, checked=True)  # load_data's
     target = y if y is not None else ref.predictions
 
     def score(prog: Program) -> tuple[float, Emulation]:
