@@ -274,76 +274,87 @@ if njit is not None:
         return pix, k - pix * channels
 
     @njit(cache=True, nogil=True)
-    def _input_events(f, c, shift, flags, fw, ev, evv):  # pragma: no cover - compiled
-        """An input frame f stored channels first (C, H, W): its non-zero values and their
-        indices in (H, W, C) order, ascending, into ev / evv; how many."""
-        n = np.uint64(f.shape[0])
-        cu = np.uint64(c)
-        hw = n // cu
+    def _input_events(f, fo, n, c, shift, flags, fw, ev, evv):  # pragma: no cover
+        """An input frame f[fo:fo + n] stored channels first (C, H, W): its non-zero values
+        and their indices in (H, W, C) order, ascending, into ev / evv; how many."""
+        cu, base = np.uint64(c), np.uint64(fo)
+        hw = np.uint64(n) // cu
         if c == 2:  # two planes (DVS polarities): interleaved stores, vectorised
             for pix in range(hw):
-                flags[2 * pix] = f[pix] != 0
-                flags[2 * pix + 1] = f[hw + pix] != 0
+                flags[2 * pix] = f[base + pix] != 0
+                flags[2 * pix + 1] = f[base + hw + pix] != 0
         else:
             for q in range(cu):
                 for pix in range(hw):
-                    flags[pix * cu + q] = f[q * hw + pix] != 0
-        m = _collect(flags, fw, f.shape[0], ev)
-        for e in range(m):
-            pix, q = _split(ev[e], c, shift)
-            evv[e] = f[np.uint64(q) * hw + np.uint64(pix)]
-        return m
-
-    @njit(cache=True, nogil=True)
-    def _dense_events(y, flags, fw, ev, evv):  # pragma: no cover - compiled
-        """`_input_events` of a layer's dense output y."""
-        n = y.shape[0]
-        for k in range(n):
-            flags[k] = y[k] != 0
+                    flags[pix * cu + q] = f[base + q * hw + pix] != 0
         m = _collect(flags, fw, n, ev)
         for e in range(m):
-            evv[e] = y[ev[e]]
+            pix, q = _split(ev[e], c, shift)
+            evv[e] = f[base + np.uint64(q) * hw + np.uint64(pix)]
         return m
 
     @njit(cache=True, nogil=True)
-    def _conv(ev, evv, m, y, channels, shift, w, bias, ptr, yoff, woff, size):  # pragma: no cover
-        """`events.conv2d`'s sum for one frame: y = bias, then each event's runs
-        (`run_table`; w holds the channels' blocks one after the other)."""
-        o_n = np.uint64(bias.shape[0])
-        for j in range(0, np.uint64(y.shape[0]), o_n):
-            for o in range(o_n):
-                y[j + o] = bias[o]
-        block = np.uint64(w.shape[0]) // np.uint64(channels)
+    def _dense_events(y, yo, n, flags, fw, ev, evv):  # pragma: no cover - compiled
+        """`_input_events` of n values y[yo:] in (H, W, C) order (a layer's output)."""
+        base = np.uint64(yo)
+        for k in range(np.uint64(n)):
+            flags[k] = y[base + k] != 0
+        m = _collect(flags, fw, n, ev)
         for e in range(m):
-            v = evv[e]
-            pix, c = _split(ev[e], channels, shift)
-            wc = np.uint64(c) * block
-            for a in range(ptr[pix], ptr[pix + 1]):
-                yb = yoff[a]
-                wb = woff[a] + wc
-                for j in range(size[a]):
-                    y[yb + j] += v * w[wb + j]
+            evv[e] = y[base + np.uint64(ev[e])]
+        return m
 
     @njit(cache=True, nogil=True)
-    def _pool(ev, evv, m, y, channels, shift, divisor, ptr, yoff):  # pragma: no cover
-        """`events.pool2d`'s sum for one frame: 0, each event into its windows, / divisor."""
-        y[:] = 0
+    def _conv(ev, evv, m, unit, y, d, fp, ptr, yoff, woff, size):  # pragma: no cover
+        """`events.conv2d`'s sum for one frame of layer d (a table row) into y: the bias,
+        then each event's runs (`run_table`; the weights hold the channels' blocks one after
+        the other). `unit`: every event is 1 (spikes), so x * w is w."""
+        o_n, yo, wo, bo = np.uint64(d[OCH]), np.uint64(d[Y0]), np.uint64(d[P0]), \
+            np.uint64(d[P1])
+        for j in range(0, np.uint64(d[N_OUT]), o_n):
+            for o in range(o_n):
+                y[yo + j + o] = fp[bo + o]
+        block = (bo - wo) // np.uint64(d[CH])
+        po, to = d[T0], np.uint64(d[T1])
         for e in range(m):
-            k = ev[e]
-            pix, c = _split(k, channels, shift)
-            c = np.uint64(c)
-            for a in range(ptr[pix], ptr[pix + 1]):
-                y[yoff[a] + c] += evv[e]
-        if divisor != 1:
-            d = y.dtype.type(divisor)
-            for j in range(y.shape[0]):
-                y[j] = y[j] / d
+            v = evv[e]
+            pix, c = _split(ev[e], d[CH], d[SHIFT])
+            wc = wo + np.uint64(c) * block
+            for a in range(to + ptr[po + pix], to + ptr[po + pix + 1]):
+                yb = yo + yoff[a]
+                wb = wc + woff[a]
+                if unit:
+                    for j in range(size[a]):
+                        y[yb + j] += fp[wb + j]
+                else:
+                    for j in range(size[a]):
+                        y[yb + j] += v * fp[wb + j]
+
+    @njit(cache=True, nogil=True)
+    def _pool(ev, evv, m, unit, y, d, ptr, yoff):  # pragma: no cover - compiled
+        """`events.pool2d`'s sum for one frame of layer d into y: 0, each event into its
+        windows, then / divisor (`unit`: every event is 1)."""
+        yo, n = np.uint64(d[Y0]), np.uint64(d[N_OUT])
+        for j in range(n):
+            y[yo + j] = 0
+        po, to = d[T0], np.uint64(d[T1])
+        one = y.dtype.type(1)
+        for e in range(m):
+            v = one if unit else evv[e]
+            pix, c = _split(ev[e], d[CH], d[SHIFT])
+            for a in range(to + ptr[po + pix], to + ptr[po + pix + 1]):
+                y[yo + yoff[a] + np.uint64(c)] += v
+        if d[OCH] != 1:
+            div = y.dtype.type(d[OCH])
+            for j in range(n):
+                y[yo + j] = y[yo + j] / div
 
     @njit(cache=True, nogil=True)
     def _neuron(x, s, p, n, flags, y, fired):  # pragma: no cover - compiled
         """`kernels.lif_scan`'s step for one frame: x the input, s the state (v, then i for
         CubaLIF), p the parameters (alpha, gain, leak, v_th, v_reset, syn_alpha, syn_gain,
-        n each); y the output (spikes, or v), fired the 0/1 spike flags; the spike count."""
+        n each); y the output (spikes, or v), fired the 0/1 spike flags; the spike count.
+        (Slices, not offsets into shared arrays: LLVM then vectorises the loop.)"""
         spiking, subtract = (flags & SPIKING) != 0, (flags & SUBTRACT) != 0
         inclusive, cuba = (flags & INCLUSIVE) != 0, (flags & CUBA) != 0
         zero = y.dtype.type(0)
@@ -388,32 +399,35 @@ if njit is not None:
         for b in range(batch):
             s = state[b]
             for t in range(steps):
-                f = x[offsets[t, b]:offsets[t, b] + n0]
                 if channels_last or c == 1:
-                    m = _dense_events(f, flags, fw, ev, evv)
+                    m = _dense_events(x, offsets[t, b], n0, flags, fw, ev, evv)
                 else:
-                    m = _input_events(f, c, shift, flags, fw, ev, evv)
+                    m = _input_events(x, offsets[t, b], n0, c, shift, flags, fw, ev, evv)
+                unit = False
                 for lay in range(desc.shape[0]):
                     d = desc[lay]
-                    out = y[d[Y0]:d[Y0] + d[N_OUT]]
-                    if lay > 0:  # the layer before: its dense output, maybe its spikes
+                    if lay > 0 and d[KIND] != NEURON:  # events from the layer before
                         q = desc[lay - 1]
-                        prev = y[q[Y0]:q[Y0] + q[N_OUT]]
-                        if d[KIND] != NEURON and q[KIND] == NEURON and q[FLAGS] & SPIKING:
-                            m = _collect(flags, fw, q[N_OUT], ev)
-                            evv[:m] = 1
-                        elif d[KIND] != NEURON:
-                            m = _dense_events(prev, flags, fw, ev, evv)
+                        unit = q[KIND] == NEURON and (q[FLAGS] & SPIKING) != 0
+                        m = (_collect(flags, fw, q[N_OUT], ev) if unit else
+                             _dense_events(y, q[Y0], q[N_OUT], flags, fw, ev, evv))
                     if d[KIND] == CONV:
-                        _conv(ev, evv, m, out, d[CH], d[SHIFT], fp[d[P0]:d[P1]],
-                              fp[d[P1]:d[P1] + d[OCH]], ptr[d[T0]:], yoff[d[T1]:],
-                              woff[d[T1]:], size[d[T1]:])
+                        _conv(ev, evv, m, unit, y, d, fp, ptr, yoff, woff, size)
                     elif d[KIND] == POOL:
-                        _pool(ev, evv, m, out, d[CH], d[SHIFT], d[OCH], ptr[d[T0]:], yoff[d[T1]:])
+                        _pool(ev, evv, m, unit, y, d, ptr, yoff)
                     else:
-                        counts[lay] += _neuron(prev, s[d[S0]:], fp[d[P0]:], d[N_OUT], d[FLAGS],
-                                               out, flags)
-                    if d[OUT] >= 0:
-                        outs[t, b, d[OUT]:d[OUT] + d[N_OUT]] = out
-                    if d[VOUT] >= 0:
-                        vouts[t, b, d[VOUT]:d[VOUT] + d[N_OUT]] = s[d[S0]:d[S0] + d[N_OUT]]
+                        x0, n = desc[lay - 1, Y0], d[N_OUT]
+                        counts[lay] += _neuron(y[x0:x0 + n], s[d[S0]:], fp[d[P0]:], n, d[FLAGS],
+                                               y[d[Y0]:d[Y0] + n], flags)
+                    _write(y, s, d, outs, vouts, t, b)
+
+    @njit(cache=True, nogil=True)
+    def _write(y, s, d, outs, vouts, t, b):  # pragma: no cover - compiled
+        """Layer d's output (and voltage) of frame (t, b), where they are written out."""
+        n = d[N_OUT]
+        if d[OUT] >= 0:
+            for k in range(n):
+                outs[t, b, d[OUT] + k] = y[d[Y0] + k]
+        if d[VOUT] >= 0:
+            for k in range(n):
+                vouts[t, b, d[VOUT] + k] = s[d[S0] + k]
