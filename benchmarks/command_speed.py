@@ -74,8 +74,20 @@ PARTS = ("deploy", "evaluate", "startup", "quantize", "train")
 OUT = ROOT / "benchmarks" / "results" / "command_speed.json"
 OUT_QUANTIZE = ROOT / "benchmarks" / "results" / "command_speed_quantize.json"
 # how the float reference that quantize runs computes (the README says it beside its cost)
-FLOAT_REFERENCE_HOW = ("convolutions and pooling event by event, each layer over many steps "
-                       "in one call, neurons by compiled scans")
+FLOAT_REFERENCE_HOW = ("chains of convolutions, pooling and neurons frame by frame in one "
+                       "compiled pass (spikes handed on as lists of indices, inner layers not "
+                       "written out), dense layers by torch a step at a time, neurons after "
+                       "them by compiled scans")
+
+
+def _checked() -> dict:
+    """float_eval's `checked=True` (the data passed `load_data`, as in calibrate), where the
+    sources have it."""
+    import inspect
+
+    from spinnq.quant.evaluation import float_eval
+    return {"checked": True} if "checked" in inspect.signature(float_eval).parameters else {}
+
 
 
 def spinnq_argv() -> list[str]:
@@ -259,7 +271,8 @@ def round_quantize(tmp: Path, a, eng: dict, n: int) -> dict:
         (tmp / f).unlink(missing_ok=True)  # --out must not exist next round
     r["calib_emulation"] = cpu(lambda: sq.emulate(eng["progs"]["evaluate"], x))
     r["candidate_emulations"] = sum(cpu(lambda p=p: sq.emulate(p, x)) for p in eng["cands"])
-    r["float_reference"] = cpu(lambda: float_eval(eng["graph"], x, eng["y"][n], eng["sim"]))
+    r["float_reference"] = cpu(lambda: float_eval(eng["graph"], x, eng["y"][n], eng["sim"],
+                                                  **_checked()))
     return r if n == a.calib else {f"{k}_{n}": v for k, v in r.items()}
 
 
