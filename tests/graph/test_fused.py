@@ -97,11 +97,11 @@ def _lif(shape, kind: str = "lif", v_th: float = 1.0, if_r: float = 0.7):
 
 
 def random_conv_graph(seed: int = 0, if_r: float = 0.7):
-    """Input (3, 11, 9) -> conv 5x5 stride 2 dilation 1 -> LIF -> conv 3x3 dilation 2 (no
-    bias) -> CubaLIF -> AvgPool 2x2 -> conv 3x3 stride 2 dilation 2 -> IF -> conv 1x1 (3
-    channels: not a power of two) -> LI -> conv 3x3 (of LI's voltages) -> LIF -> SumPool 2x2
-    padded -> Flatten -> Linear -> LIF: one chain from the first convolution to the last
-    pooling, float weights. `if_r`: the IF neurons' r (SpikingJelly integrates dt r x)."""
+    """Input (3, 11, 9) -> conv 5x5 stride 2 dilation 1 -> LIF (parameters one value each)
+    -> conv 3x3 dilation 2 (no bias) -> CubaLIF -> AvgPool 2x2 -> conv 3x3 stride 2 dilation
+    2 -> IF -> conv 1x1 (3 channels: not a power of two) -> LI -> conv 3x3 (of LI's
+    voltages) -> LIF (a threshold and r per neuron) -> SumPool 2x2 padded -> Flatten ->
+    Linear -> LIF: one chain from the first convolution to the last pooling, float weights. `if_r`: the IF neurons' r (SpikingJelly integrates dt r x)."""
     rng = np.random.default_rng(seed)
 
     def w(*s, gain=2.0):
@@ -118,7 +118,10 @@ def random_conv_graph(seed: int = 0, if_r: float = 0.7):
         "p2": nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
         "c3": conv(w(4, 5, 3, 3, gain=4.0), 2, 2, 2), "l3": _lif((4, 2, 1), "if", 0.5, if_r),
         "c4": conv(w(3, 4, 1, 1), 1, 0, 1), "l4": _lif((3, 2, 1), "li"),
-        "c5": conv(w(4, 3, 3, 3, gain=30.0), 1, 1, 1), "l5": _lif((4, 2, 1)),
+        "c5": conv(w(4, 3, 3, 3, gain=30.0), 1, 1, 1),
+        "l5": nir.LIF(tau=np.full((4, 2, 1), 20 * DT), r=rng.uniform(10, 30, (4, 2, 1)),
+                      v_leak=np.full((4, 2, 1), 0.01), v_threshold=rng.uniform(0.5, 1.5, (4, 2, 1)),
+                      v_reset=np.zeros((4, 2, 1))),  # a threshold and r per neuron
         "p5": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([1, 1])),
         "flat": nir.Flatten(np.array([4, 2, 1]), 0, -1),
         "fc": nir.Linear(w(5, 8)), "l6": _lif((5,)),

@@ -40,7 +40,8 @@ except ImportError:  # pragma: no cover
 
 Tensor = torch.Tensor
 CONV, POOL, NEURON = 0, 1, 2  # layer kinds
-SPIKING, SUBTRACT, INCLUSIVE, CUBA = 1, 2, 4, 8  # neuron flags
+# neuron flags (UNIFORM: every parameter one value for all neurons)
+SPIKING, SUBTRACT, INCLUSIVE, CUBA, UNIFORM = 1, 2, 4, 8, 16
 # columns of a chain's layer table: kind, input and output size per frame, input channels,
 # output channels (convolution) or divisor (pooling), parameters' offset in `fp` (and the
 # bias's, convolutions), taps'
@@ -84,10 +85,12 @@ class Chain:
             if ly.kind == NEURON:
                 p = ly.params
                 z = torch.zeros((), dtype=dtype)
-                fp += [_hwc(a if a is not None else z, ly.out_shape, dtype) for a in
-                       (p.alpha, p.gain, p.leak, p.v_th, p.v_reset, p.syn_alpha, p.syn_gain)]
+                laid = [_hwc(a if a is not None else z, ly.out_shape, dtype) for a in
+                        (p.alpha, p.gain, p.leak, p.v_th, p.v_reset, p.syn_alpha, p.syn_gain)]
+                fp += laid
                 row[FLAGS] = ((p.v_th is not None) * SPIKING | p.subtract * SUBTRACT
-                              | p.inclusive * INCLUSIVE | (p.syn_alpha is not None) * CUBA)
+                              | p.inclusive * INCLUSIVE | (p.syn_alpha is not None) * CUBA
+                              | all((a == a[0]).all() for a in laid) * UNIFORM)
                 state += n_out * (2 if p.syn_alpha is not None else 1)
             else:
                 t, weights, row[OCH] = _scatter_tables(ly, dtype)
@@ -240,30 +243,12 @@ if njit is not None:
     _GATHER = np.uint64(0x0102040810204080)
 
     @njit(cache=True, nogil=True)
-    def _collect(flags, fw, n, ev):  # pragma: no cover - compiled
+    def _collect(flags, fw, n, ev, masks):  # pragma: no cover - compiled
         """Indices of the non-zero flags[0:n] (0/1 bytes; fw the same memory as 64-bit
-        words) into ev, ascending; how many. 64 at a time: a word's 8 flags gathered into a
-        byte by a multiply, then one store per set bit (its trailing-zero count), the first 8
-        without a branch (the s2 event engine's collection)."""
-        nb = n >> 6
-        m = 0
-        for blk in range(nb):
-            mask = np.uint64(0)
-            for k in range(8):
-                mask |= ((fw[blk * 8 + k] * _GATHER) >> np.uint64(56)) << np.uint64(8 * k)
-            i0 = blk * 64
-            for _ in range(8):
-                ev[m] = i0 + np.int64(trailing_zeros(mask))
-                m += mask != 0
-                mask &= mask - np.uint64(1)
-            while mask != 0:
-                ev[m] = i0 + np.int64(trailing_zeros(mask))
-                m += 1
-                mask &= mask - np.uint64(1)
-        for i in range(nb * 64, n):
-            ev[m] = i
-            m += flags[i] != 0
-        return m
+        words) into ev, ascending; how many (`_pack`, then `_spikes`: the s2 event
+        engine's collection)."""
+        _pack(flags, fw, n, masks)
+        return _spikes(masks, n, ev)
 
     @njit(cache=True, nogil=True)
     def _split(k, channels, shift):  # pragma: no cover - compiled
@@ -274,7 +259,7 @@ if njit is not None:
         return pix, k - pix * channels
 
     @njit(cache=True, nogil=True)
-    def _input_events(f, fo, n, c, shift, flags, fw, ev, evv):  # pragma: no cover
+    def _input_events(f, fo, n, c, shift, flags, fw, ev, evv, masks):  # pragma: no cover
         """An input frame f[fo:fo + n] stored channels first (C, H, W): its non-zero values
         and their indices in (H, W, C) order, ascending, into ev / evv; how many."""
         cu, base = np.uint64(c), np.uint64(fo)
@@ -287,38 +272,38 @@ if njit is not None:
             for q in range(cu):
                 for pix in range(hw):
                     flags[pix * cu + q] = f[base + q * hw + pix] != 0
-        m = _collect(flags, fw, n, ev)
+        m = _collect(flags, fw, n, ev, masks)
         for e in range(m):
             pix, q = _split(ev[e], c, shift)
             evv[e] = f[base + np.uint64(q) * hw + np.uint64(pix)]
         return m
 
     @njit(cache=True, nogil=True)
-    def _dense_events(y, yo, n, flags, fw, ev, evv):  # pragma: no cover - compiled
+    def _dense_events(y, yo, n, flags, fw, ev, evv, masks):  # pragma: no cover - compiled
         """`_input_events` of n values y[yo:] in (H, W, C) order (a layer's output)."""
         base = np.uint64(yo)
         for k in range(np.uint64(n)):
             flags[k] = y[base + k] != 0
-        m = _collect(flags, fw, n, ev)
+        m = _collect(flags, fw, n, ev, masks)
         for e in range(m):
             evv[e] = y[base + np.uint64(ev[e])]
         return m
 
     @njit(cache=True, nogil=True)
-    def _conv(ev, evv, m, unit, y, d, fp, ptr, yoff, woff, size):  # pragma: no cover
-        """`events.conv2d`'s sum for one frame of layer d (a table row) into y: the bias,
+    def _conv(ev, evv, m, unit, y, desc, lay, fp, ptr, yoff, woff, size):  # pragma: no cover
+        """`events.conv2d`'s sum for one frame of layer `lay` (a row of `desc`) into y: the bias,
         then each event's runs (`run_table`; the weights hold the channels' blocks one after
         the other). `unit`: every event is 1 (spikes), so x * w is w."""
-        o_n, yo, wo, bo = np.uint64(d[OCH]), np.uint64(d[Y0]), np.uint64(d[P0]), \
-            np.uint64(d[P1])
-        for j in range(0, np.uint64(d[N_OUT]), o_n):
+        o_n, yo = np.uint64(desc[lay, OCH]), np.uint64(desc[lay, Y0])
+        wo, bo = np.uint64(desc[lay, P0]), np.uint64(desc[lay, P1])
+        for j in range(0, np.uint64(desc[lay, N_OUT]), o_n):
             for o in range(o_n):
                 y[yo + j + o] = fp[bo + o]
-        block = (bo - wo) // np.uint64(d[CH])
-        po, to = d[T0], np.uint64(d[T1])
+        block = (bo - wo) // np.uint64(desc[lay, CH])
+        po, to = desc[lay, T0], np.uint64(desc[lay, T1])
         for e in range(m):
             v = evv[e]
-            pix, c = _split(ev[e], d[CH], d[SHIFT])
+            pix, c = _split(ev[e], desc[lay, CH], desc[lay, SHIFT])
             wc = wo + np.uint64(c) * block
             for a in range(to + ptr[po + pix], to + ptr[po + pix + 1]):
                 yb = yo + yoff[a]
@@ -331,32 +316,44 @@ if njit is not None:
                         y[yb + j] += v * fp[wb + j]
 
     @njit(cache=True, nogil=True)
-    def _pool(ev, evv, m, unit, y, d, ptr, yoff):  # pragma: no cover - compiled
-        """`events.pool2d`'s sum for one frame of layer d into y: 0, each event into its
+    def _pool(ev, evv, m, unit, y, desc, lay, ptr, yoff):  # pragma: no cover - compiled
+        """`events.pool2d`'s sum for one frame of layer `lay` into y: 0, each event into its
         windows, then / divisor (`unit`: every event is 1)."""
-        yo, n = np.uint64(d[Y0]), np.uint64(d[N_OUT])
+        yo, n = np.uint64(desc[lay, Y0]), np.uint64(desc[lay, N_OUT])
         for j in range(n):
             y[yo + j] = 0
-        po, to = d[T0], np.uint64(d[T1])
+        po, to = desc[lay, T0], np.uint64(desc[lay, T1])
         one = y.dtype.type(1)
         for e in range(m):
             v = one if unit else evv[e]
-            pix, c = _split(ev[e], d[CH], d[SHIFT])
+            pix, c = _split(ev[e], desc[lay, CH], desc[lay, SHIFT])
             for a in range(to + ptr[po + pix], to + ptr[po + pix + 1]):
                 y[yo + yoff[a] + np.uint64(c)] += v
-        if d[OCH] != 1:
-            div = y.dtype.type(d[OCH])
+        if desc[lay, OCH] != 1:
+            div = y.dtype.type(desc[lay, OCH])
             for j in range(n):
                 y[yo + j] = y[yo + j] / div
 
     @njit(cache=True, nogil=True)
-    def _neuron(x, s, p, n, flags, y, fired):  # pragma: no cover - compiled
+    def _neuron(x, s, p, n, flags, y, fired, fw, masks):  # pragma: no cover - compiled
         """`kernels.lif_scan`'s step for one frame: x the input, s the state (v, then i for
         CubaLIF), p the parameters (alpha, gain, leak, v_th, v_reset, syn_alpha, syn_gain,
-        n each); y the output (spikes, or v), fired the 0/1 spike flags; the spike count.
-        (Slices, not offsets into shared arrays: LLVM then vectorises the loop.)"""
+        n each); y the output (spikes, or v), the spikes of each 64 neurons as the bits of
+        one word of `masks` (through the 0/1 bytes `fired`, fw the same memory as words);
+        the spike count. (Slices, not offsets into shared arrays: LLVM then vectorises.)"""
         spiking, subtract = (flags & SPIKING) != 0, (flags & SUBTRACT) != 0
         inclusive, cuba = (flags & INCLUSIVE) != 0, (flags & CUBA) != 0
+        if flags & UNIFORM and spiking and not cuba:  # constant flags: a loop for each
+            a, g, leak, th, vr = p[0], p[n], p[2 * n], p[3 * n], p[4 * n]
+            if subtract and inclusive:
+                _neuron_uniform(x, s, a, g, leak, th, vr, n, True, True, y, masks)
+            elif subtract:
+                _neuron_uniform(x, s, a, g, leak, th, vr, n, True, False, y, masks)
+            elif inclusive:
+                _neuron_uniform(x, s, a, g, leak, th, vr, n, False, True, y, masks)
+            else:
+                _neuron_uniform(x, s, a, g, leak, th, vr, n, False, False, y, masks)
+            return _count(masks, n)
         zero = y.dtype.type(0)
         one = y.dtype.type(1)
         count = 0
@@ -377,7 +374,82 @@ if njit is not None:
             else:
                 y[k] = w
             s[k] = w
+        if spiking:
+            _pack(fired, fw, n, masks)
         return count
+
+    @njit(cache=True, nogil=True)
+    def _neuron_uniform(x, s, alpha, gain, leak, th, v_reset, n, subtract, inclusive, y,
+                        masks):  # pragma: no cover - compiled
+        """`_neuron` of spiking neurons whose parameters are one value each (no synaptic
+        current): the same operations on the same values, fewer loads, and each 64
+        neurons' spikes gathered into their mask word in the loop (64 at a time)."""
+        zero = y.dtype.type(0)
+        one = y.dtype.type(1)
+        full = n - n % 64
+        for k0 in range(0, full, 64):
+            mask = np.uint64(0)
+            for j in range(64):
+                k = k0 + j
+                w = alpha * s[k] + gain * x[k] + leak
+                z = (w > th) | (inclusive & (w == th))
+                y[k] = one if z else zero
+                mask |= np.uint64(z) << np.uint64(j)
+                s[k] = (w - (th if z else zero)) if subtract else (v_reset if z else w)
+            masks[k0 >> 6] = mask
+        mask = np.uint64(0)
+        for k in range(full, n):
+            w = alpha * s[k] + gain * x[k] + leak
+            z = (w > th) | (inclusive & (w == th))
+            y[k] = one if z else zero
+            mask |= np.uint64(z) << np.uint64(k - full)
+            s[k] = (w - (th if z else zero)) if subtract else (v_reset if z else w)
+        masks[full >> 6] = mask
+
+    @njit(cache=True, nogil=True)
+    def _count(masks, n):  # pragma: no cover - compiled
+        """The set bits of the words holding n neurons' spikes (a branch-free popcount)."""
+        c = np.uint64(0)
+        for blk in range((n + 63) >> 6):
+            v = masks[blk]
+            v = v - ((v >> np.uint64(1)) & np.uint64(0x5555555555555555))
+            v = (v & np.uint64(0x3333333333333333)) + ((v >> np.uint64(2))
+                                                       & np.uint64(0x3333333333333333))
+            v = (v + (v >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+            c += (v * np.uint64(0x0101010101010101)) >> np.uint64(56)
+        return np.int64(c)
+
+    @njit(cache=True, nogil=True)
+    def _pack(flags, fw, n, masks):  # pragma: no cover - compiled
+        """0/1 bytes flags[0:n] (fw: the same memory as words) into one bit each of masks,
+        64 to a word: a word's 8 bytes gathered into a byte by a multiply."""
+        for blk in range(n >> 6):
+            mask = np.uint64(0)
+            for k in range(8):
+                mask |= ((fw[blk * 8 + k] * _GATHER) >> np.uint64(56)) << np.uint64(8 * k)
+            masks[blk] = mask
+        mask = np.uint64(0)
+        for i in range(n - n % 64, n):
+            mask |= np.uint64(flags[i] != 0) << np.uint64(i % 64)
+        masks[n >> 6] = mask
+
+    @njit(cache=True, nogil=True)
+    def _spikes(masks, n, ev):  # pragma: no cover - compiled
+        """The indices of the spikes in `masks` (`_neuron`'s, n neurons) into ev, ascending;
+        how many."""
+        m = 0
+        for blk in range((n + 63) >> 6):
+            mask = masks[blk]
+            i0 = blk * 64
+            for _ in range(8):  # the first 8 without a branch (one would be mispredicted
+                ev[m] = i0 + np.int64(trailing_zeros(mask))  # at a few % of spikes): the
+                m += mask != 0  # store happens anyway, the count advances by 0 or 1
+                mask &= mask - np.uint64(1)
+            while mask != 0:
+                ev[m] = i0 + np.int64(trailing_zeros(mask))
+                m += 1
+                mask &= mask - np.uint64(1)
+        return m
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def _run(x, offsets, channels_last, c, shift, desc, fp, ptr, yoff, woff, size, state,
@@ -393,6 +465,7 @@ if njit is not None:
             nmax, room = max(nmax, d[N_OUT]), max(room, d[Y0] + d[N_OUT])
         fw = np.zeros(nmax // 8 + 2, dtype=np.uint64)  # nmax bytes and more
         flags = fw.view(np.uint8)
+        masks = np.zeros(nmax // 64 + 2, dtype=np.uint64)
         ev = np.empty(nmax + 1, dtype=np.int64)
         evv = np.empty(nmax + 1, dtype=x.dtype)
         y = np.empty(room, dtype=x.dtype)
@@ -400,34 +473,36 @@ if njit is not None:
             s = state[b]
             for t in range(steps):
                 if channels_last or c == 1:
-                    m = _dense_events(x, offsets[t, b], n0, flags, fw, ev, evv)
+                    m = _dense_events(x, offsets[t, b], n0, flags, fw, ev, evv, masks)
                 else:
-                    m = _input_events(x, offsets[t, b], n0, c, shift, flags, fw, ev, evv)
+                    m = _input_events(x, offsets[t, b], n0, c, shift, flags, fw, ev, evv,
+                                      masks)
                 unit = False
                 for lay in range(desc.shape[0]):
-                    d = desc[lay]
-                    if lay > 0 and d[KIND] != NEURON:  # events from the layer before
-                        q = desc[lay - 1]
-                        unit = q[KIND] == NEURON and (q[FLAGS] & SPIKING) != 0
-                        m = (_collect(flags, fw, q[N_OUT], ev) if unit else
-                             _dense_events(y, q[Y0], q[N_OUT], flags, fw, ev, evv))
-                    if d[KIND] == CONV:
-                        _conv(ev, evv, m, unit, y, d, fp, ptr, yoff, woff, size)
-                    elif d[KIND] == POOL:
-                        _pool(ev, evv, m, unit, y, d, ptr, yoff)
+                    if lay > 0 and desc[lay, KIND] != NEURON:  # events from the layer before
+                        q = lay - 1
+                        unit = desc[q, KIND] == NEURON and (desc[q, FLAGS] & SPIKING) != 0
+                        m = (_spikes(masks, desc[q, N_OUT], ev) if unit else
+                             _dense_events(y, desc[q, Y0], desc[q, N_OUT], flags, fw, ev, evv,
+                                           masks))
+                    if desc[lay, KIND] == CONV:
+                        _conv(ev, evv, m, unit, y, desc, lay, fp, ptr, yoff, woff, size)
+                    elif desc[lay, KIND] == POOL:
+                        _pool(ev, evv, m, unit, y, desc, lay, ptr, yoff)
                     else:
-                        x0, n = desc[lay - 1, Y0], d[N_OUT]
-                        counts[lay] += _neuron(y[x0:x0 + n], s[d[S0]:], fp[d[P0]:], n, d[FLAGS],
-                                               y[d[Y0]:d[Y0] + n], flags)
-                    _write(y, s, d, outs, vouts, t, b)
+                        x0, y0, n = desc[lay - 1, Y0], desc[lay, Y0], desc[lay, N_OUT]
+                        counts[lay] += _neuron(y[x0:x0 + n], s[desc[lay, S0]:],
+                                               fp[desc[lay, P0]:], n, desc[lay, FLAGS],
+                                               y[y0:y0 + n], flags, fw, masks)
+                    _write(y, s, desc, lay, outs, vouts, t, b)
 
     @njit(cache=True, nogil=True)
-    def _write(y, s, d, outs, vouts, t, b):  # pragma: no cover - compiled
+    def _write(y, s, desc, lay, outs, vouts, t, b):  # pragma: no cover - compiled
         """Layer d's output (and voltage) of frame (t, b), where they are written out."""
-        n = d[N_OUT]
-        if d[OUT] >= 0:
+        n = desc[lay, N_OUT]
+        if desc[lay, OUT] >= 0:
             for k in range(n):
-                outs[t, b, d[OUT] + k] = y[d[Y0] + k]
-        if d[VOUT] >= 0:
+                outs[t, b, desc[lay, OUT] + k] = y[desc[lay, Y0] + k]
+        if desc[lay, VOUT] >= 0:
             for k in range(n):
-                vouts[t, b, d[VOUT] + k] = s[d[S0] + k]
+                vouts[t, b, desc[lay, VOUT] + k] = s[desc[lay, S0] + k]
