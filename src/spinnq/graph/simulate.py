@@ -383,10 +383,10 @@ class Simulator:
 
     def chunk(self, batch: int, need: Collection[str] | None = None) -> int:
         """Steps per `steps` call (given `need`): about the memory of CHUNK_FRAMES frames
-        of every node; more frames where chains keep their inner nodes' values to
-        themselves."""
+        of every node's output (the input is the caller's); more frames where chains keep
+        their inner nodes' values to themselves."""
         g = self.graph
-        size = {n: int(np.prod(g.shapes[n], dtype=np.int64)) for n in g.order}
+        size = {n: int(np.prod(g.shapes[n], dtype=np.int64)) for n in g.order if n != g.input}
         hidden = set() if need is None else {m for names in self.chains.values()
                                              for m in names[:-1] if m not in need}
         frames = CHUNK_FRAMES * max(1, sum(size.values()) // max(
