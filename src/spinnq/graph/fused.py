@@ -335,24 +335,27 @@ if njit is not None:
                 y[yo + j] = y[yo + j] / div
 
     @njit(cache=True, nogil=True)
-    def _neuron(x, s, p, n, flags, y, fired, fw, masks):  # pragma: no cover - compiled
+    def _neuron(x, s, p, n, flags, y, fired, fw, masks, keep):  # pragma: no cover
         """`kernels.lif_scan`'s step for one frame: x the input, s the state (v, then i for
         CubaLIF), p the parameters (alpha, gain, leak, v_th, v_reset, syn_alpha, syn_gain,
-        n each); y the output (spikes, or v), the spikes of each 64 neurons as the bits of
-        one word of `masks` (through the 0/1 bytes `fired`, fw the same memory as words);
-        the spike count. (Slices, not offsets into shared arrays: LLVM then vectorises.)"""
+        n each); y the output (spikes, or v; of uniform neurons only with `keep`), the
+        spikes of each 64 neurons as the bits of one word of `masks` (through the 0/1 bytes
+        `fired`, fw the same memory as words); the spike count. (Slices, not offsets into
+        shared arrays: LLVM then vectorises.)"""
         spiking, subtract = (flags & SPIKING) != 0, (flags & SUBTRACT) != 0
         inclusive, cuba = (flags & INCLUSIVE) != 0, (flags & CUBA) != 0
         if flags & UNIFORM and spiking and not cuba:  # constant flags: a loop for each
             a, g, leak, th, vr = p[0], p[n], p[2 * n], p[3 * n], p[4 * n]
             if subtract and inclusive:
-                _neuron_uniform(x, s, a, g, leak, th, vr, n, True, True, y, masks)
+                _neuron_uniform(x, s, a, g, leak, th, vr, n, True, True, masks)
             elif subtract:
-                _neuron_uniform(x, s, a, g, leak, th, vr, n, True, False, y, masks)
+                _neuron_uniform(x, s, a, g, leak, th, vr, n, True, False, masks)
             elif inclusive:
-                _neuron_uniform(x, s, a, g, leak, th, vr, n, False, True, y, masks)
+                _neuron_uniform(x, s, a, g, leak, th, vr, n, False, True, masks)
             else:
-                _neuron_uniform(x, s, a, g, leak, th, vr, n, False, False, y, masks)
+                _neuron_uniform(x, s, a, g, leak, th, vr, n, False, False, masks)
+            if keep:
+                _unpack(masks, n, y)
             return _count(masks, n)
         zero = y.dtype.type(0)
         one = y.dtype.type(1)
@@ -379,13 +382,13 @@ if njit is not None:
         return count
 
     @njit(cache=True, nogil=True)
-    def _neuron_uniform(x, s, alpha, gain, leak, th, v_reset, n, subtract, inclusive, y,
+    def _neuron_uniform(x, s, alpha, gain, leak, th, v_reset, n, subtract, inclusive,
                         masks):  # pragma: no cover - compiled
         """`_neuron` of spiking neurons whose parameters are one value each (no synaptic
         current): the same operations on the same values, fewer loads, and each 64
-        neurons' spikes gathered into their mask word in the loop (64 at a time)."""
-        zero = y.dtype.type(0)
-        one = y.dtype.type(1)
+        neurons' spikes gathered into their mask word in the loop (64 at a time); the dense
+        0/1 output is left to `_unpack`, where a reader needs it."""
+        zero = s.dtype.type(0)
         full = n - n % 64
         for k0 in range(0, full, 64):
             mask = np.uint64(0)
@@ -393,7 +396,6 @@ if njit is not None:
                 k = k0 + j
                 w = alpha * s[k] + gain * x[k] + leak
                 z = (w > th) | (inclusive & (w == th))
-                y[k] = one if z else zero
                 mask |= np.uint64(z) << np.uint64(j)
                 s[k] = (w - (th if z else zero)) if subtract else (v_reset if z else w)
             masks[k0 >> 6] = mask
@@ -401,10 +403,15 @@ if njit is not None:
         for k in range(full, n):
             w = alpha * s[k] + gain * x[k] + leak
             z = (w > th) | (inclusive & (w == th))
-            y[k] = one if z else zero
             mask |= np.uint64(z) << np.uint64(k - full)
             s[k] = (w - (th if z else zero)) if subtract else (v_reset if z else w)
         masks[full >> 6] = mask
+
+    @njit(cache=True, nogil=True)
+    def _unpack(masks, n, y):  # pragma: no cover - compiled
+        """The 0/1 spikes of n neurons from their mask words into y."""
+        for k in range(n):
+            y[k] = (masks[k >> 6] >> np.uint64(k & 63)) & np.uint64(1)
 
     @njit(cache=True, nogil=True)
     def _count(masks, n):  # pragma: no cover - compiled
@@ -458,7 +465,7 @@ if njit is not None:
         channels first or last, at x[offsets[t, b]:]): one sample's steps in turn, every
         layer per step, the layers' dense outputs in one scratch frame (`Chain.run` says
         what the rest holds)."""
-        n0 = desc[0, N_IN]
+        n0, layers = desc[0, N_IN], desc.shape[0]
         steps, batch = offsets.shape
         nmax, room = n0, 0
         for d in desc:
@@ -478,7 +485,7 @@ if njit is not None:
                     m = _input_events(x, offsets[t, b], n0, c, shift, flags, fw, ev, evv,
                                       masks)
                 unit = False
-                for lay in range(desc.shape[0]):
+                for lay in range(layers):
                     if lay > 0 and desc[lay, KIND] != NEURON:  # events from the layer before
                         q = lay - 1
                         unit = desc[q, KIND] == NEURON and (desc[q, FLAGS] & SPIKING) != 0
@@ -493,7 +500,9 @@ if njit is not None:
                         x0, y0, n = desc[lay - 1, Y0], desc[lay, Y0], desc[lay, N_OUT]
                         counts[lay] += _neuron(y[x0:x0 + n], s[desc[lay, S0]:],
                                                fp[desc[lay, P0]:], n, desc[lay, FLAGS],
-                                               y[y0:y0 + n], flags, fw, masks)
+                                               y[y0:y0 + n], flags, fw, masks,
+                                               desc[lay, OUT] >= 0 or lay + 1 == layers
+                                               or desc[lay + 1, KIND] == NEURON)
                     _write(y, s, desc, lay, outs, vouts, t, b)
 
     @njit(cache=True, nogil=True)
