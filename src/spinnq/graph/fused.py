@@ -261,7 +261,8 @@ if njit is not None:
     @njit(cache=True, nogil=True)
     def _input_events(f, fo, n, c, shift, flags, fw, ev, evv, masks):  # pragma: no cover
         """An input frame f[fo:fo + n] stored channels first (C, H, W): its non-zero values
-        and their indices in (H, W, C) order, ascending, into ev / evv; how many."""
+        and their indices in (H, W, C) order, ascending, into ev / evv; how many, and
+        whether every one is 1 (spikes: x * w is then w)."""
         cu, base = np.uint64(c), np.uint64(fo)
         hw = np.uint64(n) // cu
         if c == 2:  # two planes (DVS polarities): interleaved stores, vectorised
@@ -273,10 +274,13 @@ if njit is not None:
                 for pix in range(hw):
                     flags[pix * cu + q] = f[base + q * hw + pix] != 0
         m = _collect(flags, fw, n, ev, masks)
+        ones = True
         for e in range(m):
             pix, q = _split(ev[e], c, shift)
-            evv[e] = f[base + np.uint64(q) * hw + np.uint64(pix)]
-        return m
+            v = f[base + np.uint64(q) * hw + np.uint64(pix)]
+            evv[e] = v
+            ones &= v == 1
+        return m, ones
 
     @njit(cache=True, nogil=True)
     def _dense_events(y, yo, n, flags, fw, ev, evv, masks):  # pragma: no cover - compiled
@@ -285,9 +289,12 @@ if njit is not None:
         for k in range(np.uint64(n)):
             flags[k] = y[base + k] != 0
         m = _collect(flags, fw, n, ev, masks)
+        ones = True
         for e in range(m):
-            evv[e] = y[base + np.uint64(ev[e])]
-        return m
+            v = y[base + np.uint64(ev[e])]
+            evv[e] = v
+            ones &= v == 1
+        return m, ones
 
     @njit(cache=True, nogil=True)
     def _conv(ev, evv, m, unit, y, desc, lay, fp, ptr, yoff, woff, size):  # pragma: no cover
@@ -480,18 +487,18 @@ if njit is not None:
             s = state[b]
             for t in range(steps):
                 if channels_last or c == 1:
-                    m = _dense_events(x, offsets[t, b], n0, flags, fw, ev, evv, masks)
+                    m, unit = _dense_events(x, offsets[t, b], n0, flags, fw, ev, evv, masks)
                 else:
-                    m = _input_events(x, offsets[t, b], n0, c, shift, flags, fw, ev, evv,
-                                      masks)
-                unit = False
+                    m, unit = _input_events(x, offsets[t, b], n0, c, shift, flags, fw, ev,
+                                            evv, masks)
                 for lay in range(layers):
                     if lay > 0 and desc[lay, KIND] != NEURON:  # events from the layer before
                         q = lay - 1
-                        unit = desc[q, KIND] == NEURON and (desc[q, FLAGS] & SPIKING) != 0
-                        m = (_spikes(masks, desc[q, N_OUT], ev) if unit else
-                             _dense_events(y, desc[q, Y0], desc[q, N_OUT], flags, fw, ev, evv,
-                                           masks))
+                        if desc[q, KIND] == NEURON and (desc[q, FLAGS] & SPIKING) != 0:
+                            m, unit = _spikes(masks, desc[q, N_OUT], ev), True
+                        else:
+                            m, unit = _dense_events(y, desc[q, Y0], desc[q, N_OUT], flags, fw,
+                                                    ev, evv, masks)
                     if desc[lay, KIND] == CONV:
                         _conv(ev, evv, m, unit, y, desc, lay, fp, ptr, yoff, woff, size)
                     elif desc[lay, KIND] == POOL:
