@@ -137,3 +137,32 @@ def test_calibration_warns_when_it_fits_its_samples_and_says_what_to_do(mlp_grap
     text = " ".join(cal.warnings)
     assert "above the float reference" in text and "fewer than 100 per candidate" in text
     assert "--calib-from train" in text and cal.to_dict()["warnings"] == cal.warnings
+
+
+def test_candidates_share_one_decoded_input_and_score_as_separate_emulations(mlp_graph,
+                                                                             digits):
+    """calibrate decodes its samples once for all candidates (`prepare_batches`): every
+    score, read-out and counter equals the candidate's own emulation of the array."""
+    from spinnq.quant.calibration import mixed_program
+    from spinnq.quant.evaluation import emulate_all, prepare_batches
+
+    x, y = digits[0][:70], digits[1][:70]
+    modes = ("max", "p99.9", "p99")
+    cal = calibrate(mlp_graph, (x, y), bits=4, percentiles=modes, batch=32)
+    cfg = configs(mlp_graph)[0].with_bits(4).with_(graph_scales=False)
+    progs = {m: compile(mlp_graph, cfg.with_(weight_scale=m)) for m in modes}
+    prep = prepare_batches(x, (64,), 32)
+    assert [len(p.x) for p in prep] == [32, 32, 6]
+    for row in cal.table:
+        prog = mixed_program(progs, row["modes"])
+        a, b = emulate_all(prog, x, batch=32), emulate_all(prog, x, batch=32, prepared=prep)
+        assert np.array_equal(a.scores, b.scores) and a.run.saturations == b.run.saturations
+        for pop, cs in a.run.counters.items():
+            for k, v in cs.items():
+                assert np.array_equal(v, b.run.counters[pop][k]), (pop, k)
+        for pop, s in a.run.spikes.items():
+            assert torch.equal(s, b.run.spikes[pop])
+        assert row["score"] == float((a.scores.argmax(1) == y).mean())
+    assert cal.emulation is not None
+    assert np.array_equal(cal.emulation.scores,
+                          emulate_all(cal.program, x, batch=32).scores)

@@ -27,8 +27,9 @@ from spinnq.helpers import progress
 from spinnq.quant.data import Data, load_data, output_node
 from spinnq.resolver import DEFAULT_TICK_S, RunSettings, resolve
 from spinnq.s2.compile import S2Config, compile
-from spinnq.s2.emulate import emulate, silent_outputs
+from spinnq.s2.emulate import emulate, prepare_input, silent_outputs
 from spinnq.s2.energy import Cost, energy
+from spinnq.s2.inputs import SpikeInput
 from spinnq.s2.place import place
 from spinnq.s2.program import Placement, Program, Run
 
@@ -190,10 +191,21 @@ class Emulation:
     seconds: float  # wall time (measured)
 
 
+def prepare_batches(x: np.ndarray, shape: tuple[int, ...], batch: int = 64
+                    ) -> list[SpikeInput]:
+    """x's batches of `batch` samples checked and decoded once (`prepare_input`), for
+    `emulate_all(..., prepared=)` of every program with an input population of `shape`:
+    calibration's candidates run on the same samples, and their emulations equal
+    `emulate_all` on x. Memory: the spike lists, 4 bytes per input spike."""
+    return [prepare_input(x[i:i + batch], shape) for i in range(0, len(x), batch)]
+
+
 def emulate_all(program: Program, x: np.ndarray, readout: str = "count", batch: int = 64,
-                quiet: bool = True, label: str = "chip") -> Emulation:
+                quiet: bool = True, label: str = "chip",
+                prepared: list[SpikeInput] | None = None) -> Emulation:
     """Emulate `program` on every sample of x, in batches (no placement, no energy model):
-    the read-out per sample, and the activity counters averaged per sample."""
+    the read-out per sample, and the activity counters averaged per sample. `prepared`:
+    x's batches as `prepare_batches(x, shape, batch)` gave them, run instead of x's."""
     if readout not in READOUTS:
         raise InputError(f"readout must be one of {READOUTS}, got {readout!r}")
     out = program.outputs[0]
@@ -205,9 +217,10 @@ def emulate_all(program: Program, x: np.ndarray, readout: str = "count", batch: 
     with progress(disable=quiet) as bar:
         task = bar.add_task(label, total=len(x), info="")
         for i in range(0, len(x), batch):
-            xb = x[i:i + batch]  # as stored: the emulator takes 0/1 bytes without a float copy
+            # as stored: the emulator takes 0/1 bytes without a float copy
+            xb = x[i:i + batch] if prepared is None else prepared[i // batch]
             run = emulate(program, xb)
-            w = len(xb)
+            w = len(xb) if prepared is None else len(xb.x)
             if readout == "count":
                 scores.append(run.spikes[out].sum(1).reshape(w, -1).double().numpy())
             else:
