@@ -271,9 +271,23 @@ def round_quantize(tmp: Path, a, eng: dict, n: int) -> dict:
         (tmp / f).unlink(missing_ok=True)  # --out must not exist next round
     r["calib_emulation"] = cpu(lambda: sq.emulate(eng["progs"]["evaluate"], x))
     r["candidate_emulations"] = sum(cpu(lambda p=p: sq.emulate(p, x)) for p in eng["cands"])
+    r["candidate_emulations_shared"] = shared_emulations(eng["cands"], x)
     r["float_reference"] = cpu(lambda: float_eval(eng["graph"], x, eng["y"][n], eng["sim"],
                                                   **_checked()))
     return r if n == a.calib else {f"{k}_{n}": v for k, v in r.items()}
+
+
+def shared_emulations(cands: list, x: np.ndarray) -> float:
+    """CPU seconds of every candidate emulated on one decoded copy of x (the input checked
+    and its spikes listed once, `prepare_input`, as calibrate shares it), decoding included."""
+    import spinnq as sq
+    from spinnq.s2.emulate import prepare_input
+
+    t = time.process_time()
+    prep = prepare_input(x, tuple(cands[0].populations[cands[0].input].shape))
+    for p in cands:
+        sq.emulate(p, prep)
+    return time.process_time() - t
 
 
 # ----------------------------------------------------------------------------- training
@@ -467,9 +481,9 @@ def summarize(rounds: list[dict], a, eng: dict) -> dict:
                     med[f"{part}_cli_work_ms_per_sample"] / e)
     if "quantize_cli_cpu_s" in med:
         k = len(PERCENTILES)
-        for key in ("calib_emulation", "candidate_emulations", "float_reference",
-                    "quantize_inproc"):
-            med[f"{key}_cpu_s"] = median(r[key] for r in rounds)
+        for key in ("calib_emulation", "candidate_emulations", "candidate_emulations_shared",
+                    "float_reference", "quantize_inproc"):
+            med[f"{key}_cpu_s"] = median(r.get(key) for r in rounds)
         budget = k * med["calib_emulation_cpu_s"] + eng["compile_s"]
         floor = med["candidate_emulations_cpu_s"] + med["float_reference_cpu_s"] + \
             eng["compile_s"]
@@ -522,7 +536,7 @@ def quantize_marginal(rounds: list[dict], a, med: dict, ratios: dict) -> None:
                       for r in rounds if f"{key}_{hi}" in r)
 
     for key in ("quantize_cli", "quantize_inproc", "calib_emulation", "candidate_emulations",
-                "float_reference"):
+                "candidate_emulations_shared", "float_reference"):
         med[f"{key}_ms_per_calib_sample"] = marg(key)
     for key in ("quantize_cli", "quantize_inproc", "calib_emulation", "candidate_emulations",
                 "float_reference"):
@@ -536,6 +550,11 @@ def quantize_marginal(rounds: list[dict], a, med: dict, ratios: dict) -> None:
         med["quantize_inproc_ms_per_calib_sample"] / (k * unit)
     ratios["float_reference_marginal_over_one_emulation"] = \
         med["float_reference_ms_per_calib_sample"] / unit
+    if med["candidate_emulations_shared_ms_per_calib_sample"] is not None:
+        # what sharing one decoded input saves: the k candidates' runs on it (decoding once
+        # included) against k separate emulations (the unit's definition is unchanged)
+        ratios["shared_candidate_emulations_marginal_over_k_emulations"] = \
+            med["candidate_emulations_shared_ms_per_calib_sample"] / (k * unit)
     budget = k * med[f"calib_emulation_cpu_s_{hi}"] + med["quantize_budget_cpu_s"] - \
         k * med["calib_emulation_cpu_s"]  # k emulations of the large set plus one compile
     med[f"quantize_budget_cpu_s_{hi}"] = budget

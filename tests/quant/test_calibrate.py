@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from spinnq.errors import InputError
 from spinnq.graph import from_nir
 from spinnq.nn import LIF, SpikingSequential, to_nir
 from spinnq.quant import calibrate, evaluate
@@ -166,3 +167,37 @@ def test_candidates_share_one_decoded_input_and_score_as_separate_emulations(mlp
     assert cal.emulation is not None
     assert np.array_equal(cal.emulation.scores,
                           emulate_all(cal.program, x, batch=32).scores)
+
+
+@pytest.mark.parametrize("sim", [{}, {"float64": True}, {"chip_timing": True}])
+def test_float_reference_on_listed_spikes_equals_it_on_the_array(sim, monkeypatch):
+    """The seed DVS network's chain of convolutions reads calibration's decoded input (the
+    same events, ascending): every score and spike count equals float_eval on the array."""
+    import importlib.util
+    from pathlib import Path
+
+    from spinnq.graph import SimConfig, fused
+    from spinnq.quant.evaluation import float_eval, prepare_batches
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "seed_net.py"
+    spec = importlib.util.spec_from_file_location("seed_net", path)
+    seed_net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seed_net)  # nir and numpy only
+    g = from_nir(seed_net.seed_network(0))
+    x = (np.random.default_rng(2).random((5, 40, 2, 32, 32)) < 0.1).astype(np.float32)
+    listed = []  # whether the chain read the lists (not with chip timing: its input is late)
+    run = fused.Chain.run
+    monkeypatch.setattr(fused.Chain, "run", lambda self, *a: listed.append(a[4] is not None)
+                        or run(self, *a))
+    timing = sim.get("chip_timing", False)
+    sim = SimConfig(**sim)
+    prep = prepare_batches(x, tuple(g.input_shape), 3)
+    for readout in ("count", "membrane"):
+        a = float_eval(g, x, None, sim, readout, batch=3, checked=True)
+        b = float_eval(g, x, None, sim, readout, batch=3, checked=True, prepared=prep)
+        assert np.array_equal(a.scores, b.scores)
+        assert a.spikes_per_sample == b.spikes_per_sample
+        assert sum(a.spikes_per_sample.values()) > 0
+    assert listed and any(listed) != timing
+    with pytest.raises(InputError, match="prepared batches are not x's"):
+        float_eval(g, x, None, sim, batch=2, prepared=prep)

@@ -114,12 +114,16 @@ class Chain:
         self.state_size = state
 
     def run(self, x: Tensor, states: list[LIFState | None], write: set[int],
-            keep_v: set[int]) -> tuple[dict[int, Tensor], dict[int, Tensor],
-                                       list[LIFState | None], np.ndarray]:
+            keep_v: set[int], spikes: tuple[np.ndarray, ...] | None = None
+            ) -> tuple[dict[int, Tensor], dict[int, Tensor], list[LIFState | None], np.ndarray]:
         """The chain over x (T, B, C, H, W), any strides: the outputs of the layers in `write`
         and the voltages after each step of the neurons in `keep_v` ((T, B, C, H, W),
         channels last in memory), every neuron's final state (`states`: theirs before, None
-        for the other layers) and each layer's spike count (zero for non-spiking ones)."""
+        for the other layers) and each layer's spike count (zero for non-spiking ones).
+        `spikes`: x's events already listed (x all 0/1), (first, end) (T, B) int64 and the
+        indices (int32, (H, W, C) order, ascending per frame): frame (t, b) is
+        indices[first[t, b]:end[t, b]], read instead of x (the s2 engine's decoded input,
+        `s2.events.decode_input`, shared by calibration)."""
         t, b = x.shape[0], x.shape[1]
         desc = self.desc.copy()
         width = {OUT: 0, VOUT: 0}
@@ -137,9 +141,14 @@ class Chain:
         outs = np.empty((t, b, width[OUT]), dtype=self.fp.dtype)
         vouts = np.empty((t, b, width[VOUT]), dtype=self.fp.dtype)
         counts = np.zeros(len(self.layers), dtype=np.int64)
-        frames, offsets, channels_last = _frames(x.detach())
+        if spikes is None:
+            frames, offsets, channels_last = _frames(x.detach())
+            first, end, idx = offsets, offsets[:0], _NO_SPIKES
+        else:
+            first, end, idx = spikes
+            frames, offsets, channels_last = np.zeros(1, self.fp.dtype), first, True
         _run(frames, offsets, channels_last, x.shape[2], _log2(x.shape[2]), desc, self.fp,
-             self.ptr, self.yoff, self.woff, self.size, state, outs, vouts, counts)
+             self.ptr, self.yoff, self.woff, self.size, state, outs, vouts, counts, end, idx)
 
         def back(a: np.ndarray, lead: tuple, i: int, off: int) -> Tensor:
             c, h, w = self.layers[i].out_shape
@@ -221,6 +230,9 @@ def _log2(c: int) -> int:
     """log2(c) for a power of two, else -1: the kernels then split an index into (pixel,
     channel) by a shift and a mask, not a division (tens of cycles per event)."""
     return c.bit_length() - 1 if c & (c - 1) == 0 else -1
+
+
+_NO_SPIKES = np.zeros(1, np.int32)  # `_run` without listed spikes
 
 
 def _frames(x: Tensor) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -467,11 +479,12 @@ if njit is not None:
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def _run(x, offsets, channels_last, c, shift, desc, fp, ptr, yoff, woff, size, state,
-             outs, vouts, counts):  # pragma: no cover - compiled
+             outs, vouts, counts, ends, listed):  # pragma: no cover - compiled
         """The chain (rows of `desc`) over every frame of x (frame (t, b) of N values, of c
         channels first or last, at x[offsets[t, b]:]): one sample's steps in turn, every
         layer per step, the layers' dense outputs in one scratch frame (`Chain.run` says
-        what the rest holds)."""
+        what the rest holds). With `ends` not empty, frame (t, b)'s spikes are
+        listed[offsets[t, b]:ends[t, b]] instead (x is not read)."""
         n0, layers = desc[0, N_IN], desc.shape[0]
         steps, batch = offsets.shape
         nmax, room = n0, 0
@@ -486,7 +499,12 @@ if njit is not None:
         for b in range(batch):
             s = state[b]
             for t in range(steps):
-                if channels_last or c == 1:
+                if ends.shape[0] > 0:  # listed once for all (0/1 spikes)
+                    e0 = offsets[t, b]
+                    m, unit = ends[t, b] - e0, True
+                    for e in range(m):
+                        ev[e] = listed[e0 + e]
+                elif channels_last or c == 1:
                     m, unit = _dense_events(x, offsets[t, b], n0, flags, fw, ev, evv, masks)
                 else:
                     m, unit = _input_events(x, offsets[t, b], n0, c, shift, flags, fw, ev,

@@ -277,7 +277,8 @@ class Simulator:
         (a node's input at step t never depends on a later node's output at t - 1)."""
         return not self.graph.recurrent
 
-    def steps(self, x: Tensor, keep_v: tuple[str, ...] = (), need: Collection[str] | None = None
+    def steps(self, x: Tensor, keep_v: tuple[str, ...] = (), need: Collection[str] | None = None,
+              spikes: tuple[np.ndarray, ...] | None = None
               ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Advance x.shape[1] steps with input x (B, T, *input_shape), node by node in the
         graph's order: pooling, scaling, thresholds and CPU 2-D convolutions take all T*B
@@ -291,7 +292,8 @@ class Simulator:
         edges (`layerwise`). Returns the outputs of every node (with `need`: at least of
         those; a chain's inner nodes that are not needed are not written out, their spike
         counts are in `self.counts`) and the voltages (after each step) of `keep_v`,
-        time-major: (T, B, *shape), so that each step's values are contiguous."""
+        time-major: (T, B, *shape), so that each step's values are contiguous. `spikes`:
+        x's 0/1 spikes already listed (`fused.Chain.run`), read by a chain fed by the input."""
         g, now, vs, inside = self.graph, {}, {}, set()
         t, b = x.shape[1], x.shape[0]
         x = x.to(self.device)  # as `step` (a no-op, and a view, where it is already)
@@ -307,7 +309,8 @@ class Simulator:
                 parts = [self._delayed(s, now[s]) if rec else now[s] for s, rec in self.preds[n]]
                 inp = parts[0] if len(parts) == 1 else torch.stack(parts).sum(0)
             if n in self.chains and fused_usable(inp, self.cfg.dtype):
-                self._run_chain(n, inp, now, vs, keep_v, need)
+                listed = spikes if self.preds[n] == [(g.input, False)] else None
+                self._run_chain(n, inp, now, vs, keep_v, need, listed)
                 inside.update(self.chains[n])
                 continue
             kernel, node = self.kernels[type(g.nodes[n])], g.nodes[n]
@@ -333,7 +336,8 @@ class Simulator:
         return now, vs
 
     def _run_chain(self, first: str, inp: Tensor, now: dict, vs: dict,
-                   keep_v: tuple[str, ...], need: Collection[str] | None) -> None:
+                   keep_v: tuple[str, ...], need: Collection[str] | None,
+                   spikes: tuple[np.ndarray, ...] | None = None) -> None:
         """The chain starting at `first` over inp (T, B, C, H, W) (`spinnq.graph.fused`):
         its last node's output, and the others' where needed, into `now`; voltages of
         `keep_v` into `vs`; the neurons' states carried on; unkept spike counts."""
@@ -348,7 +352,7 @@ class Simulator:
         keep = {i for i, m in enumerate(names) if m in keep_v}
         states = [self.state[m] if isinstance(self.state[m], LIFState) else None
                   for m in names]
-        outs, v, new, counts = chain.run(inp, states, write, keep)
+        outs, v, new, counts = chain.run(inp, states, write, keep, spikes)
         for i, m in enumerate(names):
             if states[i] is not None:
                 self.state[m] = new[i]

@@ -175,9 +175,13 @@ def _objective(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
                readout: str, batch: int, quiet: bool
                ) -> tuple[str, Callable[[Program], tuple[float, Emulation]], TargetResult]:
     """(name, program -> (score, its emulation), the float reference on the data)."""
-    ref = float_eval(graph, x, y, sim, readout, batch, quiet, checked=True)  # load_data's
+    shape = tuple(graph.input_shape)
+    # x's batches decoded once (input shape -> batches), for every candidate and the float
+    # reference's chains (`prepare_batches`)
+    shared: dict[tuple, list] = {shape: prepare_batches(x, shape, batch)}
+    ref = float_eval(graph, x, y, sim, readout, batch, quiet, checked=True,  # load_data's
+                     prepared=shared[shape])
     target = y if y is not None else ref.predictions
-    shared: dict[tuple, list] = {}  # input shape -> x's batches, decoded once for all
 
     def score(prog: Program) -> tuple[float, Emulation]:
         shape = tuple(prog.populations[prog.input].shape)

@@ -140,14 +140,29 @@ def _check_readout(graph: Graph, out: str, readout: str) -> None:
                          node=out)
 
 
+def _listed(p: SpikeInput | None, t: int, size: int) -> tuple[np.ndarray, ...] | None:
+    """Steps [t, t + size) of a prepared batch's spike lists as `Simulator.steps` takes
+    them ((T, B) first and end of each frame's list, the lists), None without lists."""
+    if p is None or p.ptr is None:
+        return None
+    b, n = p.x.shape[0], p.x.shape[1]
+    first, end = p.ptr[:-1].reshape(b, n), p.ptr[1:].reshape(b, n)
+    return (np.ascontiguousarray(first[:, t:t + size].T),
+            np.ascontiguousarray(end[:, t:t + size].T), p.idx)
+
+
 def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig,
                readout: str = "count", batch: int = 64, quiet: bool = True, *,
-               checked: bool = False) -> TargetResult:
+               checked: bool = False, prepared: list[SpikeInput] | None = None
+               ) -> TargetResult:
     """The float reference simulator on every sample (scores per class, spikes per node).
     Counts as it goes, a chunk of steps at a time (graphs without recurrent edges: layer by
     layer, `Simulator.steps`, chains of layers in one compiled pass; others a step at a
     time): memory is one chunk, not a recording of every step. `checked`: x comes from
-    `load_data` (0/1 values, already checked), so no second pass looks for NaN or inf."""
+    `load_data` (0/1 values, already checked), so no second pass looks for NaN or inf.
+    `prepared`: x's batches as `prepare_batches(x, graph.input_shape, batch)` listed their
+    spikes; a chain of layers fed by the input reads those lists instead of x (the same
+    events in the same order: the same sums)."""
     out = output_node(graph)
     _check_readout(graph, out, readout)
     spiking = [n for n in graph.order if isinstance(graph.nodes[n], SPIKING_NEURONS)]
@@ -160,11 +175,17 @@ def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
             xb = as_batch(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).float(),
                           graph.input_shape, finite=not checked)
             b = xb.shape[0]
+            p = prepared[i // batch] if prepared is not None else None
+            if p is not None and (p.x.shape[:2] != xb.shape[:2]
+                                  or p.shape != tuple(graph.input_shape)):
+                raise InputError("the prepared batches are not x's (prepare_batches(x, "
+                                 "graph.input_shape, batch))")
             simulator.reset(b)
             count = torch.zeros((b, *graph.shapes[out]), dtype=torch.float64)
             size = simulator.chunk(b, (out,)) if simulator.layerwise else 1
             for t in range(0, xb.shape[1], size):  # layer by layer over `size` steps
-                now = (simulator.steps(xb[:, t:t + size], need=(out,))[0]
+                now = (simulator.steps(xb[:, t:t + size], need=(out,),
+                                       spikes=_listed(p, t, size))[0]
                        if simulator.layerwise else
                        {k: v.unsqueeze(0) for k, v in simulator.step(xb[:, t]).items()})
                 for n in spiking:  # time-major (T, B, ...); a chain's inner node: counted

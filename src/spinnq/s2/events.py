@@ -660,9 +660,24 @@ if njit is not None:
             out[bu + a] = perm_back[j]
         return -1 if bad else ns
 
+    @njit(cache=True, nogil=True, inline="always")
+    def _input_sorted(x, fwd, fired, fw, out, base):
+        """One step of dense 0/1 input (NIR order) -> its spikes' engine-order indices,
+        ascending, in out[base:] (read through `fwd`, engine -> NIR index); -1 if a value is
+        not 0 or 1. The order a float convolution adds its events in (`graph.fused`)."""
+        n = x.shape[0]
+        for i in range(n):
+            fired[i] = x[fwd[i]] != 0
+        ns = _collect(fired, fw, n, out, base)
+        bu = np.uint64(base)
+        bad = 0
+        for a in range(np.uint64(ns)):
+            bad += x[fwd[out[bu + a]]] != 1
+        return -1 if bad else ns
+
     @njit(cache=True, nogil=True)
-    def _decode(xin, perm_back, ptr, idx):
-        """Every step of xin (B, T, inputs) as `_input_spikes` gives it, one after another
+    def _decode(xin, fwd, ptr, idx):
+        """Every step of xin (B, T, inputs) as `_input_sorted` lists it, one after another
         (sample b's step t from ptr[b * T + t]) into idx, or a larger copy when it fills
         (one step's inputs and `_collect`'s slot always fit); (False, idx) at once on a
         value that is not 0 or 1. One pass over the input, no count before it."""
@@ -677,7 +692,7 @@ if njit is not None:
                     grown[:e] = idx[:e]
                     idx = grown
                 ptr[b * T + t] = e
-                m = _input_spikes(xin[b, t], fired, fw, idx, e, perm_back)
+                m = _input_sorted(xin[b, t], fwd, fired, fw, idx, e)
                 if m < 0:
                     return False, idx
                 e += m
@@ -999,10 +1014,12 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def decode_input(xb: np.ndarray, shape: tuple[int, ...]) -> SpikeInput:
-    """xb (`spike_batch`'s (B, T, *shape)) with its spikes listed per step in engine order,
-    as the kernel lists them from a dense input at every run: decoded once here, any number
-    of programs whose input population has `shape` read the lists (`run_events(...,
-    decoded)`). An input value other than 0 or 1 is an InputError, as in a run."""
+    """xb (`spike_batch`'s (B, T, *shape)) with its spikes listed per step in engine order
+    ((H, W, C) for a (C, H, W) input), ascending: what the kernel lists from a dense input
+    at every run (in another order, which integer sums do not see), decoded once here; any
+    number of programs whose input population has `shape` read the lists (`run_events(...,
+    decoded)`), and the float reference's chains (`graph.fused`). An input value other than
+    0 or 1 is an InputError, as in a run."""
     B, T = int(xb.shape[0]), int(xb.shape[1])
     xin = np.ascontiguousarray(xb.reshape(B, T, -1))
     if not xin.flags.writeable:  # numba compiles read-only arrays as another kernel
@@ -1010,8 +1027,7 @@ def decode_input(xb: np.ndarray, shape: tuple[int, ...]) -> SpikeInput:
     ptr = np.empty(B * T + 1, dtype=np.int64)
     # room for 1/16 of the values (a DVS input is mostly zeros); it doubles as it fills
     idx = np.empty(max(1, xin.size // 16) + xin.shape[-1] + 1, dtype=np.int32)
-    perm_back = np.argsort(perm(tuple(shape))).astype(np.int32)
-    ok, idx = _decode(xin, perm_back, ptr, idx)
+    ok, idx = _decode(xin, perm(tuple(shape)).astype(np.int32), ptr, idx)
     if not ok:
         check_spikes(xb)  # raises the InputError naming the value
     return SpikeInput(xb, tuple(shape), ptr, idx)
