@@ -1033,6 +1033,19 @@ def decode_input(xb: np.ndarray, shape: tuple[int, ...]) -> SpikeInput:
     return SpikeInput(xb, tuple(shape), ptr, idx)
 
 
+def _kernel_input(xb: np.ndarray, decoded: SpikeInput | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dense input, spike list pointers, lists) as the kernel reads them: xb's frames
+    and no lists, or `decoded`'s lists and an empty stand-in for the frames."""
+    B, T = int(xb.shape[0]), int(xb.shape[1])
+    if decoded is not None and decoded.ptr is not None:
+        return np.zeros((B, 0, 0), dtype=np.uint8), decoded.ptr, decoded.idx
+    xin = np.ascontiguousarray(xb.reshape(B, T, -1))
+    if not xin.flags.writeable:  # numba compiles read-only arrays as another kernel
+        xin = xin.copy()
+    return xin, _NO_PTR, _NO_IDX
+
+
 def run_events(program: Program, xb: np.ndarray, steps: int, rec: list[str],
                on_step: Callable[[int, int], None] | None = None,
                decoded: SpikeInput | None = None) -> Run:
@@ -1049,14 +1062,7 @@ def run_events(program: Program, xb: np.ndarray, steps: int, rec: list[str],
         rec_off[index[r]] = o
         o += program.populations[r].size
     B, T = int(xb.shape[0]), int(xb.shape[1])
-    if decoded is not None and decoded.ptr is not None:
-        ev_ptr, ev_idx = decoded.ptr, decoded.idx
-        xin = np.zeros((B, 0, 0), dtype=np.uint8)  # not read: the spike lists are
-    else:
-        ev_ptr, ev_idx = _NO_PTR, _NO_IDX
-        xin = np.ascontiguousarray(xb.reshape(B, T, -1))
-        if not xin.flags.writeable:  # numba compiles read-only arrays as another kernel
-            xin = xin.copy()
+    xin, ev_ptr, ev_idx = _kernel_input(xb, decoded)
     rec_s = np.zeros((B, steps, o), dtype=np.uint8)
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
     cnt = np.zeros((B, steps, len(names), 4), dtype=np.float64)
