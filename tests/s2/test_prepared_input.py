@@ -51,8 +51,8 @@ def test_prepared_input_split_over_threads_gives_the_same_run(nir_paper):
     _assert_same(one, emulate(prog, prepare_input(x, g.input_shape), record=["3", "12"]))
 
 
-def test_decoded_lists_are_the_spikes_of_every_step_in_ascending_engine_order():
-    shape = (2, 3, 4)
+@pytest.mark.parametrize("shape", [(2, 3, 4), (3, 2, 5), (1, 4, 4), (7,)])
+def test_decoded_lists_are_the_spikes_of_every_step_in_ascending_engine_order(shape):
     x = (np.random.default_rng(1).random((2, 6, *shape)) < 0.5).astype(np.float32)
     d = decode_input(spike_batch(x, shape), shape)
     back = np.argsort(perm(shape))  # NIR flat index -> engine index

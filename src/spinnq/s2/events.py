@@ -661,13 +661,21 @@ if njit is not None:
         return -1 if bad else ns
 
     @njit(cache=True, nogil=True, inline="always")
-    def _input_sorted(x, fwd, fired, fw, out, base):
-        """One step of dense 0/1 input (NIR order) -> its spikes' engine-order indices,
-        ascending, in out[base:] (read through `fwd`, engine -> NIR index); -1 if a value is
-        not 0 or 1. The order a float convolution adds its events in (`graph.fused`)."""
+    def _input_sorted(x, fwd, c, fired, fw, out, base):
+        """One step of dense 0/1 input (NIR order, c channels first) -> its spikes'
+        engine-order indices (channels last), ascending, in out[base:] (`fwd`: engine -> NIR
+        index); -1 if a value is not 0 or 1. The order a float convolution adds its events
+        in (`graph.fused`). Flags are set plane by plane, reading x in order."""
         n = x.shape[0]
-        for i in range(n):
-            fired[i] = x[fwd[i]] != 0
+        hw = n // c
+        if c == 2:  # two planes (DVS polarities): interleaved stores, vectorised
+            for pix in range(hw):
+                fired[2 * pix] = x[pix] != 0
+                fired[2 * pix + 1] = x[hw + pix] != 0
+        else:
+            for q in range(c):
+                for pix in range(hw):
+                    fired[pix * c + q] = x[q * hw + pix] != 0
         ns = _collect(fired, fw, n, out, base)
         bu = np.uint64(base)
         bad = 0
@@ -676,7 +684,7 @@ if njit is not None:
         return -1 if bad else ns
 
     @njit(cache=True, nogil=True)
-    def _decode(xin, fwd, ptr, idx):
+    def _decode(xin, fwd, c, ptr, idx):
         """Every step of xin (B, T, inputs) as `_input_sorted` lists it, one after another
         (sample b's step t from ptr[b * T + t]) into idx, or a larger copy when it fills
         (one step's inputs and `_collect`'s slot always fit); (False, idx) at once on a
@@ -692,7 +700,7 @@ if njit is not None:
                     grown[:e] = idx[:e]
                     idx = grown
                 ptr[b * T + t] = e
-                m = _input_sorted(xin[b, t], fwd, fired, fw, idx, e)
+                m = _input_sorted(xin[b, t], fwd, c, fired, fw, idx, e)
                 if m < 0:
                     return False, idx
                 e += m
@@ -1027,7 +1035,8 @@ def decode_input(xb: np.ndarray, shape: tuple[int, ...]) -> SpikeInput:
     ptr = np.empty(B * T + 1, dtype=np.int64)
     # room for 1/16 of the values (a DVS input is mostly zeros); it doubles as it fills
     idx = np.empty(max(1, xin.size // 16) + xin.shape[-1] + 1, dtype=np.int32)
-    ok, idx = _decode(xin, perm(tuple(shape)).astype(np.int32), ptr, idx)
+    c = int(shape[0]) if len(shape) == 3 else 1  # (C, H, W): engine order is (H, W, C)
+    ok, idx = _decode(xin, perm(tuple(shape)).astype(np.int32), c, ptr, idx)
     if not ok:
         check_spikes(xb)  # raises the InputError naming the value
     return SpikeInput(xb, tuple(shape), ptr, idx)
