@@ -553,7 +553,7 @@ def quantize_marginal(rounds: list[dict], a, med: dict, ratios: dict) -> None:
     if med["candidate_emulations_shared_ms_per_calib_sample"] is not None:
         # what sharing one decoded input saves: the k candidates' runs on it (decoding once
         # included) against k separate emulations (the unit's definition is unchanged)
-        ratios["shared_candidate_emulations_marginal_over_k_emulations"] = \
+        ratios["candidate_emulations_shared_marginal_over_k_emulations"] = \
             med["candidate_emulations_shared_ms_per_calib_sample"] / (k * unit)
     budget = k * med[f"calib_emulation_cpu_s_{hi}"] + med["quantize_budget_cpu_s"] - \
         k * med["calib_emulation_cpu_s"]  # k emulations of the large set plus one compile
