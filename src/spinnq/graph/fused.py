@@ -202,27 +202,18 @@ def run_table(in_hw: tuple, out_hw: tuple, k: tuple, stride: tuple, padding: tup
                     at[(a, b)] = len(order)
                     order.append((a, b))
     ptr, yoff, woff, size = [0], [], [], []
-    for iy in range(in_hw[0]):
-        for ix in range(in_hw[1]):
-            for a in range(k[0]):
-                ty = iy + padding[0] - a * dilation[0]
-                if ty < 0 or ty % stride[0] or ty // stride[0] >= out_hw[0]:
-                    continue
-                taps = sorted(((ix + padding[1] - b * dilation[1]) // stride[1], b)
-                              for b in range(k[1])
-                              if (ix + padding[1] - b * dilation[1]) >= 0
-                              and (ix + padding[1] - b * dilation[1]) % stride[1] == 0
-                              and (ix + padding[1] - b * dilation[1]) // stride[1] < out_hw[1])
-                for ox, b in taps:
-                    y0, w0 = ((ty // stride[0]) * out_hw[1] + ox) * o, at[(a, b)] * o
-                    if size and len(yoff) > ptr[-1] and yoff[-1] + size[-1] == y0 \
-                            and woff[-1] + size[-1] == w0:
-                        size[-1] += o  # the next column, the next weights: one run
-                    else:
-                        yoff.append(y0)
-                        woff.append(w0)
-                        size.append(o)
-            ptr.append(len(yoff))
+    for rows in events.reach(in_hw, out_hw, k, stride, padding, dilation):
+        for a, oy, cols in rows:
+            for ox, b in sorted((ox, b) for b, ox in cols):
+                y0, w0 = (oy * out_hw[1] + ox) * o, at[(a, b)] * o
+                if size and len(yoff) > ptr[-1] and yoff[-1] + size[-1] == y0 \
+                        and woff[-1] + size[-1] == w0:
+                    size[-1] += o  # the next column, the next weights: one run
+                else:
+                    yoff.append(y0)
+                    woff.append(w0)
+                    size.append(o)
+        ptr.append(len(yoff))
     return tuple(np.asarray(v, dtype=np.uint64) for v in (ptr, yoff, woff, size)), order
 
 
