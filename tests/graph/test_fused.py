@@ -15,11 +15,11 @@ import nir
 import numpy as np
 import pytest
 import torch
-from conftest import benchmark
 
 from spinnq.graph import SimConfig, from_nir, read_graph
 from spinnq.graph.simulate import Simulator, find_chains
 from spinnq.quant.evaluation import float_eval
+from tests.conftest import benchmark
 
 DT = 1e-4
 SIM = sys.modules[Simulator.__module__]  # spinnq.graph.simulate (the package's name is a function)
