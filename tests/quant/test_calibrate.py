@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from spinnq.errors import InputError
 from spinnq.graph import from_nir
 from spinnq.nn import LIF, SpikingSequential, to_nir
 from spinnq.quant import calibrate, evaluate
@@ -137,3 +138,66 @@ def test_calibration_warns_when_it_fits_its_samples_and_says_what_to_do(mlp_grap
     text = " ".join(cal.warnings)
     assert "above the float reference" in text and "fewer than 100 per candidate" in text
     assert "--calib-from train" in text and cal.to_dict()["warnings"] == cal.warnings
+
+
+def test_candidates_share_one_decoded_input_and_score_as_separate_emulations(mlp_graph,
+                                                                             digits):
+    """calibrate decodes its samples once for all candidates (`prepare_batches`): every
+    score, read-out and counter equals the candidate's own emulation of the array."""
+    from spinnq.quant.calibration import mixed_program
+    from spinnq.quant.evaluation import emulate_all, prepare_batches
+
+    x, y = digits[0][:70], digits[1][:70]
+    modes = ("max", "p99.9", "p99")
+    cal = calibrate(mlp_graph, (x, y), bits=4, percentiles=modes, batch=32)
+    cfg = configs(mlp_graph)[0].with_bits(4).with_(graph_scales=False)
+    progs = {m: compile(mlp_graph, cfg.with_(weight_scale=m)) for m in modes}
+    prep = prepare_batches(x, (64,), 32)
+    assert [len(p.x) for p in prep] == [32, 32, 6]
+    for row in cal.table:
+        prog = mixed_program(progs, row["modes"])
+        a, b = emulate_all(prog, x, batch=32), emulate_all(prog, x, batch=32, prepared=prep)
+        assert np.array_equal(a.scores, b.scores) and a.run.saturations == b.run.saturations
+        for pop, cs in a.run.counters.items():
+            for k, v in cs.items():
+                assert np.array_equal(v, b.run.counters[pop][k]), (pop, k)
+        for pop, s in a.run.spikes.items():
+            assert torch.equal(s, b.run.spikes[pop])
+        assert row["score"] == float((a.scores.argmax(1) == y).mean())
+    assert cal.emulation is not None
+    assert np.array_equal(cal.emulation.scores,
+                          emulate_all(cal.program, x, batch=32).scores)
+
+
+@pytest.mark.parametrize("sim", [{}, {"float64": True}, {"chip_timing": True}])
+def test_float_reference_on_listed_spikes_equals_it_on_the_array(sim, monkeypatch):
+    """The seed DVS network's chain of convolutions reads calibration's decoded input (the
+    same events, ascending): every score and spike count equals float_eval on the array."""
+    import importlib.util
+    from pathlib import Path
+
+    from spinnq.graph import SimConfig, fused
+    from spinnq.quant.evaluation import float_eval, prepare_batches
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "seed_net.py"
+    spec = importlib.util.spec_from_file_location("seed_net", path)
+    seed_net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seed_net)  # nir and numpy only
+    g = from_nir(seed_net.seed_network(0))
+    x = (np.random.default_rng(2).random((5, 40, 2, 32, 32)) < 0.1).astype(np.float32)
+    listed = []  # whether the chain read the lists (not with chip timing: its input is late)
+    run = fused.Chain.run
+    monkeypatch.setattr(fused.Chain, "run", lambda self, *a: listed.append(a[4] is not None)
+                        or run(self, *a))
+    timing = sim.get("chip_timing", False)
+    sim = SimConfig(**sim)
+    prep = prepare_batches(x, tuple(g.input_shape), 3)
+    for readout in ("count", "membrane"):
+        a = float_eval(g, x, None, sim, readout, batch=3, checked=True)
+        b = float_eval(g, x, None, sim, readout, batch=3, checked=True, prepared=prep)
+        assert np.array_equal(a.scores, b.scores)
+        assert a.spikes_per_sample == b.spikes_per_sample
+        assert sum(a.spikes_per_sample.values()) > 0
+    assert listed and any(listed) != timing
+    with pytest.raises(InputError, match="prepared batches are not x's"):
+        float_eval(g, x, None, sim, batch=2, prepared=prep)

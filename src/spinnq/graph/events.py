@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -71,31 +72,45 @@ def _prepare(x: Tensor, k: tuple, stride: tuple, padding: tuple, dilation: tuple
     out_hw = tuple((n + 2 * p - d * (kk - 1) - 1) // s + 1 for n, p, d, kk, s in
                    zip((h, w), padding, dilation, k, stride, strict=True))
     x5 = x.detach() if len(lead) == 2 else x.detach().unsqueeze(0)
-    taps = _taps((h, w), out_hw, k, tuple(stride), tuple(padding), tuple(dilation), c, o)
+    taps = tap_table((h, w), out_hw, k, tuple(stride), tuple(padding), tuple(dilation), c, o)
     frames = x5.permute(0, 1, 3, 4, 2).contiguous().reshape(-1, h * w * c).numpy()
     return frames, lead, out_hw, taps
 
 
-@functools.lru_cache(maxsize=64)
-def _taps(in_hw: tuple, out_hw: tuple, k: tuple, stride: tuple, padding: tuple,
-          dilation: tuple, c: int, o: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per input pixel (row-major), the outputs it reaches in (kernel row, kernel column)
-    order, CSR: offsets `ptr`, each tap's first output element `yoff` (pixel * O) and its
-    weights' first element for channel 0 `woff` ((kh * KW + kw) * C * O)."""
-    ptr, yoff, woff = [0], [], []
+def reach(in_hw: tuple, out_hw: tuple, k: tuple, stride: tuple, padding: tuple,
+          dilation: tuple) -> Iterator[list[tuple[int, int, list[tuple[int, int]]]]]:
+    """The outputs each input pixel reaches (one list per pixel, row-major): for each kernel
+    row `a` that lands on an output row `oy`, (a, oy, [(b, ox), ...]) with the kernel
+    columns `b` that land on an output column `ox`, in b order. The one place the
+    convolution's geometry (stride, padding, dilation) is walked for the scatter tables."""
     for iy in range(in_hw[0]):
         for ix in range(in_hw[1]):
+            rows = []
             for a in range(k[0]):
                 ty = iy + padding[0] - a * dilation[0]
                 if ty < 0 or ty % stride[0] or ty // stride[0] >= out_hw[0]:
                     continue
-                for b in range(k[1]):
-                    tx = ix + padding[1] - b * dilation[1]
-                    if tx < 0 or tx % stride[1] or tx // stride[1] >= out_hw[1]:
-                        continue
-                    yoff.append(((ty // stride[0]) * out_hw[1] + tx // stride[1]) * o)
-                    woff.append((a * k[1] + b) * c * o)
-            ptr.append(len(yoff))
+                cols = [(b, (ix + padding[1] - b * dilation[1]) // stride[1])
+                        for b in range(k[1])
+                        if (tx := ix + padding[1] - b * dilation[1]) >= 0
+                        and tx % stride[1] == 0 and tx // stride[1] < out_hw[1]]
+                rows.append((a, ty // stride[0], cols))
+            yield rows
+
+
+@functools.lru_cache(maxsize=64)
+def tap_table(in_hw: tuple, out_hw: tuple, k: tuple, stride: tuple, padding: tuple,
+              dilation: tuple, c: int, o: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per input pixel (row-major), the outputs it reaches in (kernel row, kernel column)
+    order, CSR: offsets `ptr`, each tap's first output element `yoff` (pixel * O) and its
+    weights' first element for channel 0 `woff` ((kh * KW + kw) * C * O)."""
+    ptr, yoff, woff = [0], [], []
+    for rows in reach(in_hw, out_hw, k, stride, padding, dilation):
+        for a, oy, cols in rows:
+            for b, ox in cols:
+                yoff.append((oy * out_hw[1] + ox) * o)
+                woff.append((a * k[1] + b) * c * o)
+        ptr.append(len(yoff))
     return tuple(np.asarray(v, dtype=np.uint64) for v in (ptr, yoff, woff))
 
 

@@ -19,7 +19,7 @@ stateful node (`Graph.recurrent`) carries its source's value of the previous ste
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch
 
 from spinnq.config import resolve_device
 from spinnq.errors import InputError
+from spinnq.graph import events
 from spinnq.graph.conventions import CONVENTION_KERNELS
 from spinnq.graph.kernels import (
     KERNELS,
@@ -41,7 +42,7 @@ from spinnq.graph.kernels import (
     no_state,
 )
 from spinnq.graph.model import Graph
-from spinnq.graph.nodes import NEURONS, PORTS, SPIKING_NEURONS, WEIGHTS
+from spinnq.graph.nodes import NEURONS, POOLS, PORTS, SPIKING_NEURONS, WEIGHTS
 
 __all__ = ["SimConfig", "Simulator", "Traces", "as_batch", "chip_depth", "default_record",
            "simulate"]
@@ -152,6 +153,63 @@ def chip_depth(graph: Graph, dt: float) -> int:
                 if _population(graph, p)), default=0)
 
 
+def chain_kind(sim: Simulator, n: str) -> str | None:
+    """What node n is in a chain (`find_chains`): 'conv' (a 2-D convolution the event
+    kernels take), 'pool', 'neuron' (a neuron of (C, H, W) stepped by NIR's `lif_step`), or
+    None (not one)."""
+    node = sim.graph.nodes[n]
+    step = sim.kernels[type(node)].step
+    if type(node) is nir.Conv2d and step is KERNELS[nir.Conv2d].step:
+        p = sim.params[n]
+        return "conv" if p.hwio is not None and p.groups == 1 else None
+    if isinstance(node, POOLS) and step is KERNELS[type(node)].step:
+        return "pool"
+    if isinstance(node, NEURONS) and step is lif_step and len(sim.graph.shapes[n]) == 3:
+        return "neuron"
+    return None
+
+
+def find_chains(sim: Simulator) -> dict[str, list[str]]:
+    """The chains `Simulator.steps` runs in one compiled pass (`spinnq.graph.fused`), by
+    first node: a 2-D convolution or pooling node, then convolutions, pooling and neurons
+    (`chain_kind`), each the only input of the next and read by nothing else, no edge
+    between them delayed (`chip_timing` delays a population's); two nodes at least."""
+    g = sim.graph
+    succ: dict[str, list] = {n: [] for n in g.order}
+    for n in g.order:
+        for s, late in sim.preds[n]:
+            succ[s].append((n, late))
+    chains: dict[str, list[str]] = {}
+    for n in g.order:
+        if chain_kind(sim, n) not in ("conv", "pool") or any(n in c for c in chains.values()):
+            continue
+        names = [n]
+        while len(succ[names[-1]]) == 1:
+            m, late = succ[names[-1]][0]
+            if late or len(sim.preds[m]) != 1 or chain_kind(sim, m) is None:
+                break
+            names.append(m)
+        if len(names) > 1:
+            chains[n] = names
+    return chains
+
+
+def chain_layers(sim: Simulator, names: list[str]) -> list:
+    """The chain's nodes as `spinnq.graph.fused.Layer`s."""
+    from spinnq.graph.fused import CONV, NEURON, POOL, Layer
+
+    g, kinds = sim.graph, {"conv": CONV, "pool": POOL, "neuron": NEURON}
+    ins = [g.predecessors(names[0])[0], *names[:-1]]
+    return [Layer(kinds[chain_kind(sim, n)], sim.params[n], tuple(g.shapes[i]),
+                  tuple(g.shapes[n])) for i, n in zip(ins, names, strict=True)]
+
+
+def fused_usable(x: Tensor, dtype: torch.dtype) -> bool:
+    """Whether a chain may run compiled on x: (T, B, C, H, W) frames of the simulation's
+    dtype that the event kernels take (CPU, float, no autograd, numba present)."""
+    return x.ndim == 5 and x.dtype == dtype and events.usable(x)
+
+
 class Simulator:
     """Steps a graph; thin stateful wrapper over the pure kernels (closed loops use `step`).
 
@@ -180,6 +238,12 @@ class Simulator:
         self.state: dict[str, Any] = {}
         self.last: dict[str, Tensor] = {}
         self._consts: dict[str, dict] = {}  # per neuron node: its parameters as scans take them
+        # chains of convolutions, pooling and neurons `steps` runs in one compiled pass
+        # (`spinnq.graph.fused`): first node -> the chain's nodes, and its tables once built
+        self.chains: dict[str, list[str]] = (find_chains(self) if self.layerwise and
+                                             self.device.type == "cpu" else {})
+        self._chain_tables: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}  # spikes of the last `steps` call's unkept nodes
 
     def reset(self, batch: int) -> None:
         g = self.graph
@@ -213,22 +277,30 @@ class Simulator:
         (a node's input at step t never depends on a later node's output at t - 1)."""
         return not self.graph.recurrent
 
-    def steps(self, x: Tensor, keep_v: tuple[str, ...] = ()
+    def steps(self, x: Tensor, keep_v: tuple[str, ...] = (), need: Collection[str] | None = None,
+              spikes: tuple[np.ndarray, ...] | None = None
               ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Advance x.shape[1] steps with input x (B, T, *input_shape), node by node in the
         graph's order: pooling, scaling, thresholds and CPU 2-D convolutions take all T*B
         frames in one call, other weight nodes a step at a time in `step`'s memory layout
-        (see CHUNK_FRAMES), a
-        stateful node (neurons, delays) steps its whole input sequence with its kernel's own
-        `step` (NIR's `lif_step` by a compiled scan of the same operations), so every value
-        equals `step`'s, bit for bit (tests/graph/test_layerwise.py). Only for graphs without
-        recurrent edges (`layerwise`). Returns every
-        node's outputs and the voltages (after each step) of `keep_v`, time-major:
-        (T, B, *shape), so that each step's values are contiguous."""
-        g, now, vs = self.graph, {}, {}
+        (see CHUNK_FRAMES), a stateful node (neurons, delays) steps its whole input sequence
+        with its kernel's own `step` (NIR's `lif_step` by a compiled scan of the same
+        operations), and a chain of convolutions, pooling and NIR neurons (`find_chains`)
+        goes frame by frame through all its layers in one compiled pass of the same
+        operations (`spinnq.graph.fused`); so every value equals `step`'s, bit for bit
+        (tests/graph/test_layerwise.py, test_fused.py). Only for graphs without recurrent
+        edges (`layerwise`). Returns the outputs of every node (with `need`: at least of
+        those; a chain's inner nodes that are not needed are not written out, their spike
+        counts are in `self.counts`) and the voltages (after each step) of `keep_v`,
+        time-major: (T, B, *shape), so that each step's values are contiguous. `spikes`:
+        x's 0/1 spikes already listed (`fused.Chain.run`), read by a chain fed by the input."""
+        g, now, vs, inside = self.graph, {}, {}, set()
         t, b = x.shape[1], x.shape[0]
         x = x.to(self.device)  # as `step` (a no-op, and a view, where it is already)
+        self.counts = {}
         for n in g.order:
+            if n in inside:  # run with its chain
+                continue
             if n == g.input:  # each step's slice laid out as `step` gets it: BLAS and
                 # oneDNN round by layout, so a strided x[:, t] stays strided
                 inp = (x.transpose(0, 1) if x.dtype == self.cfg.dtype else
@@ -236,6 +308,11 @@ class Simulator:
             else:
                 parts = [self._delayed(s, now[s]) if rec else now[s] for s, rec in self.preds[n]]
                 inp = parts[0] if len(parts) == 1 else torch.stack(parts).sum(0)
+            if n in self.chains and fused_usable(inp, self.cfg.dtype):
+                listed = spikes if self.preds[n] == [(g.input, False)] else None
+                self._run_chain(n, inp, now, vs, keep_v, need, listed)
+                inside.update(self.chains[n])
+                continue
             kernel, node = self.kernels[type(g.nodes[n])], g.nodes[n]
             if isinstance(node, nir.Flatten):
                 inp = inp.reshape(t, b, *g.shapes[n])
@@ -257,6 +334,34 @@ class Simulator:
                     vs[n] = v
         self.last = {n: o[-1] for n, o in now.items()}
         return now, vs
+
+    def _run_chain(self, first: str, inp: Tensor, now: dict, vs: dict,
+                   keep_v: tuple[str, ...], need: Collection[str] | None,
+                   spikes: tuple[np.ndarray, ...] | None = None) -> None:
+        """The chain starting at `first` over inp (T, B, C, H, W) (`spinnq.graph.fused`):
+        its last node's output, and the others' where needed, into `now`; voltages of
+        `keep_v` into `vs`; the neurons' states carried on; unkept spike counts."""
+        from spinnq.graph.fused import Chain
+
+        names = self.chains[first]
+        chain = self._chain_tables.get(first)
+        if chain is None:
+            chain = self._chain_tables[first] = Chain(chain_layers(self, names), self.cfg.dtype)
+        write = {i for i, m in enumerate(names) if need is None or m in need
+                 or i == len(names) - 1}
+        keep = {i for i, m in enumerate(names) if m in keep_v}
+        states = [self.state[m] if isinstance(self.state[m], LIFState) else None
+                  for m in names]
+        outs, v, new, counts = chain.run(inp, states, write, keep, spikes)
+        for i, m in enumerate(names):
+            if states[i] is not None:
+                self.state[m] = new[i]
+            if i in outs:
+                now[m] = outs[i]
+            else:
+                self.counts[m] = int(counts[i])
+            if i in v:
+                vs[m] = v[i]
 
     def _delayed(self, s: str, seq: Tensor) -> Tensor:
         """`seq` one step late: the previous call's last value first (a projection's step)."""
@@ -280,9 +385,17 @@ class Simulator:
         self.state[n] = state
         return torch.stack(outs), (torch.stack(vs) if keep_v else None)
 
-    def chunk(self, batch: int) -> int:
-        """Steps per `steps` call: about CHUNK_FRAMES frames, bounding memory."""
-        return max(1, CHUNK_FRAMES // max(batch, 1))
+    def chunk(self, batch: int, need: Collection[str] | None = None) -> int:
+        """Steps per `steps` call (given `need`): about the memory of CHUNK_FRAMES frames
+        of every node's output (the input is the caller's); more frames where chains keep
+        their inner nodes' values to themselves."""
+        g = self.graph
+        size = {n: int(np.prod(g.shapes[n], dtype=np.int64)) for n in g.order if n != g.input}
+        hidden = set() if need is None else {m for names in self.chains.values()
+                                             for m in names[:-1] if m not in need}
+        frames = CHUNK_FRAMES * max(1, sum(size.values()) // max(
+            1, sum(v for n, v in size.items() if n not in hidden)))
+        return max(1, frames // max(batch, 1))
 
     @torch.no_grad()
     def run(self, x, on_step: Callable[[int], None] | None = None) -> Traces:
@@ -324,9 +437,9 @@ class Simulator:
         keep_v = tuple(r for r in rec if isinstance(self.state[r], LIFState))
         buf: dict[str, list] = {r: [] for r in rec}
         vbuf: dict[str, list] = {r: [] for r in keep_v}
-        size = self.chunk(xb.shape[0])
+        size = self.chunk(xb.shape[0], rec)
         for t0 in range(0, xb.shape[1], size):
-            now, vs = self.steps(xb[:, t0:t0 + size], keep_v)
+            now, vs = self.steps(xb[:, t0:t0 + size], keep_v, rec)
             for r in rec:
                 buf[r].append(now[r])
             for r in keep_v:

@@ -45,7 +45,14 @@ from spinnq.graph.model import Graph
 from spinnq.graph.simulate import SimConfig
 from spinnq.helpers import progress
 from spinnq.quant.data import Data, has_labels, load_data
-from spinnq.quant.evaluation import Emulation, TargetResult, as_graph, emulate_all, float_eval
+from spinnq.quant.evaluation import (
+    Emulation,
+    TargetResult,
+    as_graph,
+    emulate_all,
+    float_eval,
+    prepare_batches,
+)
 from spinnq.resolver import RunSettings, resolve
 from spinnq.s2.compile import W_SCALE_KEY, S2Config, compile
 from spinnq.s2.formats import ScaleMode, to_int
@@ -168,11 +175,19 @@ def _objective(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
                readout: str, batch: int, quiet: bool
                ) -> tuple[str, Callable[[Program], tuple[float, Emulation]], TargetResult]:
     """(name, program -> (score, its emulation), the float reference on the data)."""
-    ref = float_eval(graph, x, y, sim, readout, batch, quiet)
+    shape = tuple(graph.input_shape)
+    # x's batches decoded once (input shape -> batches), for every candidate and the float
+    # reference's chains (`prepare_batches`)
+    shared: dict[tuple, list] = {shape: prepare_batches(x, shape, batch)}
+    ref = float_eval(graph, x, y, sim, readout, batch, quiet, checked=True,  # load_data's
+                     prepared=shared[shape])
     target = y if y is not None else ref.predictions
 
     def score(prog: Program) -> tuple[float, Emulation]:
-        emu = emulate_all(prog, x, readout, batch)
+        shape = tuple(prog.populations[prog.input].shape)
+        if shape not in shared:
+            shared[shape] = prepare_batches(x, shape, batch)
+        emu = emulate_all(prog, x, readout, batch, prepared=shared[shape])
         return float((emu.scores.argmax(1) == target).mean()), emu
     return ("accuracy" if y is not None else "agreement"), score, ref
 

@@ -27,8 +27,9 @@ from spinnq.helpers import progress
 from spinnq.quant.data import Data, load_data, output_node
 from spinnq.resolver import DEFAULT_TICK_S, RunSettings, resolve
 from spinnq.s2.compile import S2Config, compile
-from spinnq.s2.emulate import emulate, silent_outputs
+from spinnq.s2.emulate import emulate, prepare_input, silent_outputs
 from spinnq.s2.energy import Cost, energy
+from spinnq.s2.inputs import SpikeInput
 from spinnq.s2.place import place
 from spinnq.s2.program import Placement, Program, Run
 
@@ -139,12 +140,29 @@ def _check_readout(graph: Graph, out: str, readout: str) -> None:
                          node=out)
 
 
+def _listed(p: SpikeInput | None, t: int, size: int) -> tuple[np.ndarray, ...] | None:
+    """Steps [t, t + size) of a prepared batch's spike lists as `Simulator.steps` takes
+    them ((T, B) first and end of each frame's list, the lists), None without lists."""
+    if p is None or p.ptr is None:
+        return None
+    b, n = p.x.shape[0], p.x.shape[1]
+    first, end = p.ptr[:-1].reshape(b, n), p.ptr[1:].reshape(b, n)
+    return (np.ascontiguousarray(first[:, t:t + size].T),
+            np.ascontiguousarray(end[:, t:t + size].T), p.idx)
+
+
 def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig,
-               readout: str = "count", batch: int = 64, quiet: bool = True) -> TargetResult:
+               readout: str = "count", batch: int = 64, quiet: bool = True, *,
+               checked: bool = False, prepared: list[SpikeInput] | None = None
+               ) -> TargetResult:
     """The float reference simulator on every sample (scores per class, spikes per node).
     Counts as it goes, a chunk of steps at a time (graphs without recurrent edges: layer by
-    layer, `Simulator.steps`; others a step at a time): memory is one chunk, not a
-    recording of every step."""
+    layer, `Simulator.steps`, chains of layers in one compiled pass; others a step at a
+    time): memory is one chunk, not a recording of every step. `checked`: x comes from
+    `load_data` (0/1 values, already checked), so no second pass looks for NaN or inf.
+    `prepared`: x's batches as `prepare_batches(x, graph.input_shape, batch)` listed their
+    spikes; a chain of layers fed by the input reads those lists instead of x (the same
+    events in the same order: the same sums)."""
     out = output_node(graph)
     _check_readout(graph, out, readout)
     spiking = [n for n in graph.order if isinstance(graph.nodes[n], SPIKING_NEURONS)]
@@ -155,16 +173,23 @@ def float_eval(graph: Graph, x: np.ndarray, y: np.ndarray | None, sim: SimConfig
         task = bar.add_task("float reference", total=len(x), info="")
         for i in range(0, len(x), batch):
             xb = as_batch(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).float(),
-                          graph.input_shape)
+                          graph.input_shape, finite=not checked)
             b = xb.shape[0]
+            p = prepared[i // batch] if prepared is not None else None
+            if p is not None and (p.x.shape[:2] != xb.shape[:2]
+                                  or p.shape != tuple(graph.input_shape)):
+                raise InputError("the prepared batches are not x's (prepare_batches(x, "
+                                 "graph.input_shape, batch))")
             simulator.reset(b)
             count = torch.zeros((b, *graph.shapes[out]), dtype=torch.float64)
-            size = simulator.chunk(b) if simulator.layerwise else 1
+            size = simulator.chunk(b, (out,)) if simulator.layerwise else 1
             for t in range(0, xb.shape[1], size):  # layer by layer over `size` steps
-                now = (simulator.steps(xb[:, t:t + size])[0] if simulator.layerwise else
+                now = (simulator.steps(xb[:, t:t + size], need=(out,),
+                                       spikes=_listed(p, t, size))[0]
+                       if simulator.layerwise else
                        {k: v.unsqueeze(0) for k, v in simulator.step(xb[:, t]).items()})
-                for n in spiking:  # time-major (T, B, ...)
-                    spikes[n] += float(now[n].sum())
+                for n in spiking:  # time-major (T, B, ...); a chain's inner node: counted
+                    spikes[n] += float(now[n].sum()) if n in now else simulator.counts[n]
                 if readout == "count":
                     count += now[out].sum(0)
             if readout == "count":
@@ -187,10 +212,21 @@ class Emulation:
     seconds: float  # wall time (measured)
 
 
+def prepare_batches(x: np.ndarray, shape: tuple[int, ...], batch: int = 64
+                    ) -> list[SpikeInput]:
+    """x's batches of `batch` samples checked and decoded once (`prepare_input`), for
+    `emulate_all(..., prepared=)` of every program with an input population of `shape`:
+    calibration's candidates run on the same samples, and their emulations equal
+    `emulate_all` on x. Memory: the spike lists, 4 bytes per input spike."""
+    return [prepare_input(x[i:i + batch], shape) for i in range(0, len(x), batch)]
+
+
 def emulate_all(program: Program, x: np.ndarray, readout: str = "count", batch: int = 64,
-                quiet: bool = True, label: str = "chip") -> Emulation:
+                quiet: bool = True, label: str = "chip",
+                prepared: list[SpikeInput] | None = None) -> Emulation:
     """Emulate `program` on every sample of x, in batches (no placement, no energy model):
-    the read-out per sample, and the activity counters averaged per sample."""
+    the read-out per sample, and the activity counters averaged per sample. `prepared`:
+    x's batches as `prepare_batches(x, shape, batch)` gave them, run instead of x's."""
     if readout not in READOUTS:
         raise InputError(f"readout must be one of {READOUTS}, got {readout!r}")
     out = program.outputs[0]
@@ -202,9 +238,10 @@ def emulate_all(program: Program, x: np.ndarray, readout: str = "count", batch: 
     with progress(disable=quiet) as bar:
         task = bar.add_task(label, total=len(x), info="")
         for i in range(0, len(x), batch):
-            xb = x[i:i + batch]  # as stored: the emulator takes 0/1 bytes without a float copy
+            # as stored: the emulator takes 0/1 bytes without a float copy
+            xb = x[i:i + batch] if prepared is None else prepared[i // batch]
             run = emulate(program, xb)
-            w = len(xb)
+            w = len(xb) if prepared is None else len(xb.x)
             if readout == "count":
                 scores.append(run.spikes[out].sum(1).reshape(w, -1).double().numpy())
             else:
@@ -274,7 +311,7 @@ def evaluate(graph, data: Data, *, target: str = "chip", readout: str = "count",
     cfg, sim = cfg or rs.s2(), sim or rs.sim()
     res = EvalResult(readout=readout, output=output_node(g), settings=rs)
     if target in ("float", "both"):
-        res.float = float_eval(g, x, y, sim, readout, batch, quiet)
+        res.float = float_eval(g, x, y, sim, readout, batch, quiet, checked=True)
     if target in ("chip", "both"):
         res.chip = chip_eval(g, x, y, cfg, readout, batch, quiet, op=rs.operating_point,
                              tick_s=rs.tick_s)

@@ -131,7 +131,7 @@ def quantize(graph, data: Data, *, bits: int | str | dict | None = None,
                 val_float = cal.float_score
             else:
                 vx, vy = load_data(val_data, g)
-                val_float = float_eval(g, vx, vy, sim, readout).accuracy
+                val_float = float_eval(g, vx, vy, sim, readout, checked=True).accuracy
         out.graph, out.finetune = ft.graph, ft
         out.stages = stage_table(cal, ft, val_float, "validation" if val is not None else
                                  "calibration (validation)")
@@ -160,7 +160,7 @@ def final_evaluation(g: Graph, final: Graph, cal: Calibration, data: Data, on_ca
             res.chip = chip_outcome(program, cal.emulation, y, qcfg, op, tick)
     else:
         x, y = load_data(data, g, labels=labelled)
-        res.float = float_eval(g, x, y, sim, readout)
+        res.float = float_eval(g, x, y, sim, readout, checked=True)
     if res.chip is None:
         if on_calib:
             x, _ = load_data(data, g, labels=labelled)

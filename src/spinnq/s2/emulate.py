@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from spinnq.errors import InputError
 from spinnq.s2 import chip
 from spinnq.s2.compile import S2Config, recurrent
-from spinnq.s2.inputs import check_spikes, spike_batch
+from spinnq.s2.inputs import SpikeInput, check_spikes, spike_batch
 from spinnq.s2.program import (
     COUNTERS,
     ChipArithmetic,
@@ -278,7 +278,8 @@ def _shifted(a: Tensor, d: int) -> Tensor:
 def emulate(program: Program, x, steps: int | None = None,
             record: list[str] | tuple[str, ...] | None = None,
             on_step: Callable[[int, int], None] | None = None) -> Run:
-    """Run `program` on spikes x ((T, *in) or (B, T, *in)); see the module docstring.
+    """Run `program` on spikes x ((T, *in) or (B, T, *in), or `prepare_input`'s); see the
+    module docstring.
 
     Runs `T + depth` steps by default: step t of x leaves the source at step t and reaches
     the first layer at t + 1. Records spikes and voltages (NIR units) of `record`
@@ -287,7 +288,14 @@ def emulate(program: Program, x, steps: int | None = None,
     """
     run_cfg = program.engine
     pops = program.populations
-    xb = spike_batch(x, pops[program.input].shape)  # uint8, the caller's memory where it can
+    shape = tuple(pops[program.input].shape)
+    if isinstance(x, SpikeInput):  # checked and decoded once (`prepare_input`)
+        if x.shape != shape:
+            raise InputError(f"the prepared input is for an input of shape {x.shape}, the "
+                             f"program's input population has shape {shape}")
+        decoded, xb = x, x.x
+    else:
+        decoded, xb = None, spike_batch(x, shape)  # uint8, the caller's memory where it can
     steps = int(xb.shape[1]) + program.depth if steps is None else int(steps)
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
@@ -300,11 +308,25 @@ def emulate(program: Program, x, steps: int | None = None,
         from spinnq.s2 import events
 
         if events.available() and events.supported(program):
-            return events.run_events(program, xb, steps, rec, on_step)
+            return events.run_events(program, xb, steps, rec, on_step, decoded)
         if run_cfg.engine == "events":
             raise InputError("engine 'events' needs numba (pip install numba) and a program "
                              "without lif_curr_exp populations; use engine 'torch'")
     return _TorchRun(program, xb, steps, rec).run(on_step)
+
+
+def prepare_input(x, shape: tuple[int, ...]) -> SpikeInput:
+    """x ((T, *shape) or (B, T, *shape) 0/1 spikes) checked once and, where the event
+    engine runs, its spikes listed per step once: `emulate(program, prepared)` of any number
+    of programs whose input population has `shape` then skips that per-run work (calibration
+    runs every candidate on the same samples). The runs are those of `emulate(program, x)`."""
+    from spinnq.s2 import events
+
+    shape = tuple(int(n) for n in shape)
+    xb = spike_batch(x, shape)
+    if not events.available():
+        return SpikeInput(xb, shape)
+    return events.decode_input(xb, shape)
 
 
 class _TorchRun:

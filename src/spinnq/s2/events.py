@@ -50,7 +50,7 @@ import torch
 
 from spinnq.errors import InputError
 from spinnq.s2 import chip, step
-from spinnq.s2.inputs import check_spikes
+from spinnq.s2.inputs import SpikeInput, check_spikes
 from spinnq.s2.program import COUNTERS, Program, Projection, Run, fingerprint, sum_bound
 
 try:  # optional accelerator
@@ -660,16 +660,66 @@ if njit is not None:
             out[bu + a] = perm_back[j]
         return -1 if bad else ns
 
+    @njit(cache=True, nogil=True, inline="always")
+    def _input_sorted(x, fwd, c, fired, fw, out, base):
+        """One step of dense 0/1 input (NIR order, c channels first) -> its spikes'
+        engine-order indices (channels last), ascending, in out[base:] (`fwd`: engine -> NIR
+        index); -1 if a value is not 0 or 1. The order a float convolution adds its events
+        in (`graph.fused`). Flags are set plane by plane, reading x in order."""
+        n = x.shape[0]
+        hw = n // c
+        if c == 2:  # two planes (DVS polarities): interleaved stores, vectorised
+            for pix in range(hw):
+                fired[2 * pix] = x[pix] != 0
+                fired[2 * pix + 1] = x[hw + pix] != 0
+        else:
+            for q in range(c):
+                for pix in range(hw):
+                    fired[pix * c + q] = x[q * hw + pix] != 0
+        ns = _collect(fired, fw, n, out, base)
+        bu = np.uint64(base)
+        bad = 0
+        for a in range(np.uint64(ns)):
+            bad += x[fwd[out[bu + a]]] != 1
+        return -1 if bad else ns
+
+    @njit(cache=True, nogil=True)
+    def _decode(xin, fwd, c, ptr, idx):
+        """Every step of xin (B, T, inputs) as `_input_sorted` lists it, one after another
+        (sample b's step t from ptr[b * T + t]) into idx, or a larger copy when it fills
+        (one step's inputs and `_collect`'s slot always fit); (False, idx) at once on a
+        value that is not 0 or 1. One pass over the input, no count before it."""
+        B, T, n = xin.shape
+        fw = np.zeros((n + 15) // 8, np.uint64)
+        fired = fw.view(np.uint8)
+        e = 0
+        for b in range(B):
+            for t in range(T):
+                if e + n + 1 > idx.shape[0]:
+                    grown = np.empty(max(2 * idx.shape[0], e + n + 1), np.int32)
+                    grown[:e] = idx[:e]
+                    idx = grown
+                ptr[b * T + t] = e
+                m = _input_sorted(xin[b, t], fwd, c, fired, fw, idx, e)
+                if m < 0:
+                    return False, idx
+                e += m
+        ptr[B * T] = e
+        return True, idx
+
     # No numba parallel layer on purpose: OpenMP/TBB share or fight torch's thread pool
     # (measured: torch ops 20x slower after a parallel numba call on a 2-core box). Instead
     # the kernel releases the GIL and `run_events` runs slices of the batch in plain threads.
     @njit(cache=True, nogil=True)
-    def _kernel(xin, perm_back, T, steps, pop_off, pop_n, pop_cur, NC, alpha, th, off, vreset,
+    def _kernel(xin, ev_ptr, ev_idx, perm_back, T, steps, pop_off, pop_n, pop_cur, NC, alpha,
+                th, off, vreset,
                 uniform, a_pop, th_pop, may_sat,
                 subtract, fma, offset_first, pr_pre, pr_delay, pr_macs, pr_kind, pr_wide,
                 pr_tab, tabs8, tabs16, nzs, geo, by_post_ptr, by_post, R, rec_off, rec_s,
                 rec_v, cnt, sat, acc_limit, done):
         """Run samples xin[b] (T, inputs) of 0/1 bytes (uint8); False (at once) on another value.
+        With `ev_ptr` not empty the input comes decoded instead (`decode_input`: sample b's
+        step t is ev_idx[ev_ptr[b * T + t]:ev_ptr[b * T + t + 1]]) and xin is not read.
         Called with `uniform` a constant (`_kernel_uniform`, `_kernel_general`), so that LLVM
         compiles one update loop into each: with both loops in one kernel, a run-time choice
         made the whole kernel ~15 % slower (measured), not just the update."""
@@ -688,6 +738,7 @@ if njit is not None:
         ibuf = np.zeros(chunk * (n_in + 1), np.int32)  # the input spikes of `chunk` steps
         icnt = np.zeros(chunk, np.int64)
         fired = fw.view(np.uint8)
+        shared = ev_ptr.shape[0] > 0
         # the spikes of step t at (t % R) * N + pop offset; one slot more for `_collect`
         ring = np.zeros(R * N + 1, np.int32)
         ring_n = np.zeros((R, P), np.int64)
@@ -699,7 +750,12 @@ if njit is not None:
                 base = slot * N
                 o0 = pop_off[0]
                 m = 0
-                if t < T:
+                if t < T and shared:  # decoded once for every program run on it
+                    e0 = ev_ptr[b * T + t]
+                    m = ev_ptr[b * T + t + 1] - e0
+                    for a in range(m):
+                        ring[base + o0 + a] = ev_idx[e0 + a]
+                elif t < T:
                     r = t % chunk
                     # The next steps' input in one streaming pass over the frames (measured:
                     # -0.2 ms per sample against a step at a time, whose reads miss in memory).
@@ -782,23 +838,27 @@ if njit is not None:
 if njit is not None:
 
     @njit(cache=True, nogil=True)
-    def _kernel_uniform(xin, perm_back, T, steps, pop_off, pop_n, pop_cur, NC, alpha, th, off,
+    def _kernel_uniform(xin, ev_ptr, ev_idx, perm_back, T, steps, pop_off, pop_n, pop_cur, NC,
+                        alpha, th, off,
                         vreset, a_pop, th_pop, may_sat, subtract, fma, offset_first, pr_pre,
                         pr_delay, pr_macs, pr_kind, pr_wide, pr_tab, tabs8, tabs16, nzs, geo,
                         by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, acc_limit, done):
         """The kernel with the lean update compiled in (every population `uniform`)."""
-        return _kernel(xin, perm_back, T, steps, pop_off, pop_n, pop_cur, NC, alpha, th, off,
+        return _kernel(xin, ev_ptr, ev_idx, perm_back, T, steps, pop_off, pop_n, pop_cur, NC,
+                       alpha, th, off,
                        vreset, True, a_pop, th_pop, may_sat, subtract, fma, offset_first, pr_pre,
                        pr_delay, pr_macs, pr_kind, pr_wide, pr_tab, tabs8, tabs16, nzs, geo,
                        by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, acc_limit, done)
 
     @njit(cache=True, nogil=True)
-    def _kernel_general(xin, perm_back, T, steps, pop_off, pop_n, pop_cur, NC, alpha, th, off,
+    def _kernel_general(xin, ev_ptr, ev_idx, perm_back, T, steps, pop_off, pop_n, pop_cur, NC,
+                        alpha, th, off,
                         vreset, a_pop, th_pop, may_sat, subtract, fma, offset_first, pr_pre,
                         pr_delay, pr_macs, pr_kind, pr_wide, pr_tab, tabs8, tabs16, nzs, geo,
                         by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, acc_limit, done):
         """The kernel with the general update only."""
-        return _kernel(xin, perm_back, T, steps, pop_off, pop_n, pop_cur, NC, alpha, th, off,
+        return _kernel(xin, ev_ptr, ev_idx, perm_back, T, steps, pop_off, pop_n, pop_cur, NC,
+                       alpha, th, off,
                        vreset, False, a_pop, th_pop, may_sat, subtract, fma, offset_first, pr_pre,
                        pr_delay, pr_macs, pr_kind, pr_wide, pr_tab, tabs8, tabs16, nzs, geo,
                        by_post_ptr, by_post, R, rec_off, rec_s, rec_v, cnt, sat, acc_limit, done)
@@ -947,6 +1007,7 @@ def prepared(program: Program) -> _Prepared:
     return hit[1]
 
 
+_NO_PTR, _NO_IDX = np.zeros(0, np.int64), np.zeros(1, np.int32)  # no decoded input
 _POOL: dict[int, ThreadPoolExecutor] = {}  # size -> the pool kept for the process
 # A forked child inherits the pool but not its threads: it would queue work nobody runs.
 os.register_at_fork(after_in_child=_POOL.clear)
@@ -960,11 +1021,47 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOL[workers]
 
 
+def decode_input(xb: np.ndarray, shape: tuple[int, ...]) -> SpikeInput:
+    """xb (`spike_batch`'s (B, T, *shape)) with its spikes listed per step in engine order
+    ((H, W, C) for a (C, H, W) input), ascending: what the kernel lists from a dense input
+    at every run (in another order, which integer sums do not see), decoded once here; any
+    number of programs whose input population has `shape` read the lists (`run_events(...,
+    decoded)`), and the float reference's chains (`graph.fused`). An input value other than
+    0 or 1 is an InputError, as in a run."""
+    B, T = int(xb.shape[0]), int(xb.shape[1])
+    xin = np.ascontiguousarray(xb.reshape(B, T, -1))
+    if not xin.flags.writeable:  # numba compiles read-only arrays as another kernel
+        xin = xin.copy()
+    ptr = np.empty(B * T + 1, dtype=np.int64)
+    # room for 1/16 of the values (a DVS input is mostly zeros); it doubles as it fills
+    idx = np.empty(max(1, xin.size // 16) + xin.shape[-1] + 1, dtype=np.int32)
+    c = int(shape[0]) if len(shape) == 3 else 1  # (C, H, W): engine order is (H, W, C)
+    ok, idx = _decode(xin, perm(tuple(shape)).astype(np.int32), c, ptr, idx)
+    if not ok:
+        check_spikes(xb)  # raises the InputError naming the value
+    return SpikeInput(xb, tuple(shape), ptr, idx)
+
+
+def _kernel_input(xb: np.ndarray, decoded: SpikeInput | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dense input, spike list pointers, lists) as the kernel reads them: xb's frames
+    and no lists, or `decoded`'s lists and an empty stand-in for the frames."""
+    B, T = int(xb.shape[0]), int(xb.shape[1])
+    if decoded is not None and decoded.ptr is not None:
+        return np.zeros((B, 0, 0), dtype=np.uint8), decoded.ptr, decoded.idx
+    xin = np.ascontiguousarray(xb.reshape(B, T, -1))
+    if not xin.flags.writeable:  # numba compiles read-only arrays as another kernel
+        xin = xin.copy()
+    return xin, _NO_PTR, _NO_IDX
+
+
 def run_events(program: Program, xb: np.ndarray, steps: int, rec: list[str],
-               on_step: Callable[[int, int], None] | None = None) -> Run:
+               on_step: Callable[[int, int], None] | None = None,
+               decoded: SpikeInput | None = None) -> Run:
     """Emulate with the event-driven kernel; same Run as `emulate.emulate`. `on_step(done,
     total)` is called about 10 times a second with the sample-steps finished (the kernel
-    counts them as it runs; the caller's thread polls)."""
+    counts them as it runs; the caller's thread polls). `decoded` (`decode_input` of xb):
+    the input's spike lists, read instead of decoding xb again."""
     cfg = program.arithmetic
     P = prepared(program)
     names, index, sizes, perms = P.names, P.index, P.sizes, P.perms
@@ -974,9 +1071,7 @@ def run_events(program: Program, xb: np.ndarray, steps: int, rec: list[str],
         rec_off[index[r]] = o
         o += program.populations[r].size
     B, T = int(xb.shape[0]), int(xb.shape[1])
-    xin = np.ascontiguousarray(xb.reshape(B, T, -1))
-    if not xin.flags.writeable:  # numba compiles read-only arrays as another kernel
-        xin = xin.copy()
+    xin, ev_ptr, ev_idx = _kernel_input(xb, decoded)
     rec_s = np.zeros((B, steps, o), dtype=np.uint8)
     rec_v = np.zeros((B, steps, o), dtype=np.float32)
     cnt = np.zeros((B, steps, len(names), 4), dtype=np.float64)
@@ -989,8 +1084,9 @@ def run_events(program: Program, xb: np.ndarray, steps: int, rec: list[str],
     def run_slice(w: int, b0: int, b1: int) -> bool:
         """Samples b0..b1-1 (views of the shared input and outputs)."""
         kernel = _kernel_uniform if uniform else _kernel_general
-        return kernel(xin[b0:b1], P.in_perm_back, T, steps, P.pop_off, sizes, P.pop_cur,
-                       P.n_cur, P.alpha,
+        ptr = ev_ptr[b0 * T:b1 * T + 1] if len(ev_ptr) else ev_ptr
+        return kernel(xin[b0:b1], ptr, ev_idx, P.in_perm_back, T, steps, P.pop_off, sizes,
+                       P.pop_cur, P.n_cur, P.alpha,
                        P.th, P.off, P.vr, P.a_pop, P.th_pop, P.may_sat,
                        cfg.reset == "subtract", cfg.fma,
                        cfg.add_order == "offset_first", P.pr_pre, P.pr_delay, P.pr_macs,

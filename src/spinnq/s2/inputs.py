@@ -10,6 +10,7 @@ together. Nothing here makes a float copy of the whole input.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -157,3 +158,16 @@ def check_spikes(x) -> None:
     bad = bad_value(_numpy(x))
     if bad is not None:
         raise _value_error(bad)
+
+
+@dataclass(frozen=True)
+class SpikeInput:
+    """One batch of input checked and decoded once, for several programs with the same input
+    population to run on (`spinnq.s2.emulate.prepare_input`): calibration emulates every
+    candidate on the same samples. `x` is `spike_batch`'s array (the torch engine reads it);
+    `ptr`/`idx` the event engine's input spike lists (engine order; None without numba)."""
+
+    x: np.ndarray  # (B, T, *shape) 0/1, uint8 or float32, checked
+    shape: tuple[int, ...]  # the input population's shape
+    ptr: np.ndarray | None = None  # (B * T + 1,) int64: step t of sample b is idx[ptr[b*T+t]:]
+    idx: np.ndarray | None = None  # int32, the spiking inputs of every step in turn
