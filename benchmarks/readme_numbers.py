@@ -403,14 +403,15 @@ def rl_vs_sb3_envs_section(d: dict) -> str:
     for r in d["results"]:
         o, b = r.get("spinnq"), r.get("sb3")
         c = o["chip_per_decision"] if o else None
+        load = r.get("load_avg_1min_after")
         lines.append(
             f"| {r['env']} | {r['seed']} | "
             + (f"{o['float_test_mean']:.1f} | {o['chip_test_mean']:.1f}" if o else "- | -")
             + (f" | {b['test_mean']:.1f} +- {b['test_std']:.1f}" if b else " | -")
             + f" | {k(o['steps_to_threshold']) if o else '-'} / "
             f"{k(b['steps_to_threshold']) if b else '-'}"
-            + f" | {_minsec(o['train_wall_s']) if o else '-'} / "
-            f"{_minsec(b['train_wall_s']) if b else '-'}"
+            + f" | {_wall(o['train_wall_s'], load) if o else '-'} / "
+            f"{_wall(b['train_wall_s'], r.get('sb3_load_avg_1min_after', load)) if b else '-'}"
             + (f" | {c['latency_s'] * 1e3:.0f} ms, {c['energy_j'] * 1e3:.2f} mJ "
                f"({c['fastest_latency_s'] * 1e6:.0f} us, {c['fastest_energy_j'] * 1e6:.1f} uJ "
                "at the shortest tick) |" if c else " | - |"))
@@ -419,10 +420,23 @@ def rl_vs_sb3_envs_section(d: dict) -> str:
             + f"Mean return over {d['test_episodes']} greedy test episodes "
             "(seeds apart from training and model selection); steps to the solve threshold "
             "from greedy validation evaluations during training; returns and wall time "
-            "measured on the shared 2-core box (1 torch thread), chip energy and latency "
+            "measured on the shared 2-core box (1 torch thread; with the 1-minute load average "
+            "when the run ended: walls at different loads do not compare), chip energy and latency "
             "modelled. SB3: rl-zoo hyperparameters. Regenerate: `benchmarks/rl_vs_sb3.py "
             "--envs ... --seeds ...`, then `readme_numbers.py readme` (commits "
-            f"{', '.join(sorted({r['commit'] for r in d['results'] if 'commit' in r}))}).")
+            f"{', '.join(_commits(d['results']))}).")
+
+
+def _wall(seconds: float, load: float | None) -> str:
+    """A wall time with the box's 1-minute load average when the run ended (the box is
+    shared: walls at different loads do not compare)."""
+    return _minsec(seconds) + ("" if load is None else f" (load {load:.1f})")
+
+
+def _commits(rows: list[dict]) -> list[str]:
+    """Every commit a row's numbers come from: the row's, and its SB3 part's where that was
+    measured apart (`sb3_commit`)."""
+    return sorted({r[c] for r in rows for c in ("commit", "sb3_commit") if c in r})
 
 
 def command_speed_section(d: dict) -> str:

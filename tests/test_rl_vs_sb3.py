@@ -38,6 +38,20 @@ def test_rows_merge_by_env_and_seed_and_render(tmp_path):
         "Median steps")[1]
 
 
+def test_walls_carry_their_load_and_commits_include_sb3s_own():
+    """A row whose SB3 part was measured in an earlier run keeps that run's commit and load:
+    both walls are shown with the load they ran at, and both commits are listed."""
+    readme = benchmark("readme_numbers")
+    sb3 = {"test_mean": -100.0, "test_std": 7.0, "steps_to_threshold": 96_000,
+           "budget": 120_000, "train_wall_s": 270.0}
+    row = {"env": "mountaincar", "seed": 1, "commit": "new1234", "spinnq": _spinnq_row(-107.0),
+           "sb3": sb3, "load_avg_1min_after": 9.4, "sb3_commit": "old5678",
+           "sb3_load_avg_1min_after": 4.0}
+    text = readme.rl_vs_sb3_envs_section({"results": [row], "test_episodes": 100})
+    assert "| 1 min 1 s (load 9.4) / 4 min 30 s (load 4.0) |" in text
+    assert "(commits new1234, old5678)" in text
+
+
 def test_finished_run_is_reused_only_with_the_same_settings(tmp_path):
     bench = benchmark("rl_vs_sb3")
     cfg = replace(default_config("acrobot"), stages=("float", "chip"))
