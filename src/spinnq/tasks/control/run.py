@@ -122,9 +122,10 @@ class ControlConfig:
 #   with 3-step: stopped there).
 ENV_DQN: dict[str, dict] = {
     "cartpole": {"total_steps": 50_000, "stop_return": 495.0},
-    "acrobot": {"total_steps": 100_000, "lr": 6.3e-4, "lr_end": 6.3e-5, "batch": 128, "learning_starts": 1_000,
-                "target_update": 50, "eps_end": 0.1, "eps_fraction": 0.072,
-                "eval_episodes": 20, "eval_every": 5_000, "stop_return": -75.0},
+    "acrobot": {"total_steps": 100_000, "lr": 6.3e-4, "lr_end": 6.3e-5, "batch": 128,
+                "learning_starts": 1_000, "target_update": 50, "eps_end": 0.1,
+                "eps_fraction": 0.072, "eval_episodes": 20, "eval_every": 5_000,
+                "stop_return": -75.0},
     "mountaincar": {"total_steps": 120_000, "lr": 4e-3, "lr_end": 4e-4, "batch": 128,
                     "gamma": 0.98,
                     "buffer": 10_000, "n_step": 5, "gradient_steps": 2,
