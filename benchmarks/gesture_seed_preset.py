@@ -93,11 +93,17 @@ def measured(logs: Path) -> dict:
             "kinds": {"wall_s, cpu_s, max_rss_mb": "measured (GNU time of the one process)"}}
 
 
-def previous(out: Path) -> dict | None:
-    """The run these files replace: its wall time (summary.json's `timings`, the runner's
-    own clock) and date; carried over when `out` already holds a collected run."""
+def previous(out: Path, new: dict) -> dict | None:
+    """The run these files replace: a collected run's wall and CPU time (its measured.json),
+    or before any was collected its wall time (summary.json's `timings`, the runner's own
+    clock) and date. The same run collected again keeps the previous it had."""
     if (out / "measured.json").exists():
-        return json.loads((out / "measured.json").read_text()).get("previous")
+        old = json.loads((out / "measured.json").read_text())
+        if old.get("start") == new["start"]:
+            return old.get("previous")
+        return {"wall_s": old["wall_s"], "cpu_s": old["cpu_s"], "commit": old["commit"],
+                "created": old["start"]["utc"], "load_average_1min": old["load_average_1min"],
+                "note": "the previous collected run (GNU time of its one process)"}
     if not (out / "summary.json").exists():
         return None
     s = json.loads((out / "summary.json").read_text())
@@ -118,7 +124,8 @@ def collect(logs: Path, out: Path = OUT) -> dict:
         raise SystemExit(f"{run}: no summary.json (the run has not finished)")
     if (run / GRAPH).stat().st_size > MAX_GRAPH_BYTES:
         raise SystemExit(f"{run / GRAPH} is over {MAX_GRAPH_BYTES >> 20} MB: not copied")
-    info = measured(logs) | {"previous": previous(out)}
+    info = measured(logs)
+    info["previous"] = previous(out, info)
     out.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copyfile(run / name, out / name)

@@ -207,7 +207,11 @@ def _seed_time(m: dict) -> str:
             "the CPU time is the comparable figure")
     if prev:
         text += (f"; the run it replaces, commit {prev['commit'] or 'unrecorded'}: "
-                 f"{_minsec(prev['wall_s'])} wall, CPU time not recorded")
+                 f"{_minsec(prev['wall_s'])} wall, " + (
+                     "CPU time not recorded" if prev.get("cpu_s") is None else
+                     f"{_minsec(prev['cpu_s'])} CPU (load average "
+                     f"{prev['load_average_1min']['min']:.1f}-"
+                     f"{prev['load_average_1min']['max']:.1f})"))
     return text + ")"
 
 

@@ -14,6 +14,21 @@ NIR_PAPER = Path(__file__).resolve().parent / "data" / "nir-paper"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def assert_same_run(a, b, counters_rtol: float = 0.0) -> None:
+    """Two emulator runs (`sq.emulate` results) are the same: steps, saturations, every
+    recorded spike and voltage bit for bit, the counters within `counters_rtol` (0: equal)."""
+    assert a.steps == b.steps and a.saturations == b.saturations
+    assert set(a.spikes) == set(b.spikes) and set(a.v) == set(b.v)
+    for k in a.spikes:
+        assert np.array_equal(a.spikes[k].numpy(), b.spikes[k].numpy()), k
+    for k in a.v:
+        assert np.array_equal(a.v[k].numpy(), b.v[k].numpy()), k
+    for pop, cs in a.counters.items():
+        for name, arr in cs.items():
+            np.testing.assert_allclose(b.counters[pop][name], arr, rtol=counters_rtol, atol=0,
+                                       err_msg=pop + name)
+
+
 def dense_lif_graph(rng: np.random.Generator, metadata: dict | None = None,
                     w_meta: dict | None = None, loc: float = 0.0, scale: float = 1.5):
     """Input(4) -> Affine(weights ~ N(loc, scale)) -> LIF(3) -> Output, the small graph the

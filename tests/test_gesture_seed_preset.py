@@ -67,6 +67,12 @@ def test_collect_replaces_the_files_and_keeps_the_previous_wall_time(tmp_path):
     assert (out / "plots" / "curve.png").read_bytes() == b"png"
     # collected again: the previous run stays the one replaced first
     assert mod.collect(logs, out)["previous"]["wall_s"] == 2414.6
+    # a new run collected over it: the run it replaces is the collected one, with CPU time
+    (logs / "start.txt").write_text("2026-12-07T04:00:00Z\n1.0 1.0 1.0 5/137 21437\n")
+    later = mod.collect(logs, out)["previous"]
+    assert (later["wall_s"], later["cpu_s"], later["commit"]) == (3723, 1520.75, "0123456")
+    assert later["created"] == "2026-12-06T23:46:32Z"
+    assert later["load_average_1min"]["max"] == 5.35
 
 
 def _committed() -> list[dict]:

@@ -9,7 +9,9 @@ import torch
 
 from spinnq.graph.model import from_nir, read_graph
 from spinnq.s2 import S2Config, compile, emulate
+from spinnq.s2.emulate import prepare_input
 from spinnq.s2.events import fanout, fanout_table
+from tests.conftest import assert_same_run
 
 
 def _both(graph, x, record, **cfg):
@@ -19,15 +21,7 @@ def _both(graph, x, record, **cfg):
 
 
 def _assert_same(a, b):
-    assert a.steps == b.steps and a.saturations == b.saturations
-    assert set(a.spikes) == set(b.spikes) and set(a.v) == set(b.v)
-    for k in a.spikes:
-        assert np.array_equal(a.spikes[k].numpy(), b.spikes[k].numpy()), k
-    for k in a.v:
-        assert np.array_equal(a.v[k].numpy(), b.v[k].numpy()), k
-    for pop, cs in a.counters.items():
-        for name, arr in cs.items():
-            np.testing.assert_allclose(b.counters[pop][name], arr, rtol=1e-12, err_msg=pop + name)
+    assert_same_run(a, b, counters_rtol=1e-12)
 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
@@ -39,13 +33,15 @@ def test_cnn_sinabs_events_equal_torch(nir_paper, reset):
     _assert_same(a, b)
 
 
-def test_batch_split_over_threads_gives_the_same_run(nir_paper):
+@pytest.mark.parametrize("prepared", [False, True])  # the array, or decoded once (quantize)
+def test_batch_split_over_threads_gives_the_same_run(nir_paper, prepared):
     g = read_graph(nir_paper / "cnn_sinabs.nir")
     x = (np.random.default_rng(3).random((5, 20, *g.input_shape)) < 0.2).astype(np.float32)
     prog = compile(g, S2Config(engine="events"))
     one = emulate(prog, x, record=["3", "12"])
     torch.set_num_threads(2)  # the autouse fixture restores the count
-    _assert_same(one, emulate(prog, x, record=["3", "12"]))
+    inp = prepare_input(x, g.input_shape) if prepared else x
+    assert_same_run(one, emulate(prog, inp, record=["3", "12"]))
 
 
 @pytest.mark.parametrize("engine,threads", [("events", 1), ("events", 2), ("torch", 1)])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from spinnq.errors import InputError
 from spinnq.graph.model import read_graph
@@ -14,18 +13,7 @@ from spinnq.s2 import S2Config, compile, emulate
 from spinnq.s2.emulate import prepare_input
 from spinnq.s2.events import decode_input, perm
 from spinnq.s2.inputs import SpikeInput, spike_batch
-
-
-def _assert_same(a, b):
-    assert a.steps == b.steps and a.saturations == b.saturations
-    assert set(a.spikes) == set(b.spikes) and set(a.v) == set(b.v)
-    for k in a.spikes:
-        assert np.array_equal(a.spikes[k].numpy(), b.spikes[k].numpy()), k
-    for k in a.v:
-        assert np.array_equal(a.v[k].numpy(), b.v[k].numpy()), k
-    for pop, cs in a.counters.items():
-        for name, arr in cs.items():
-            assert np.array_equal(b.counters[pop][name], arr), pop + name
+from tests.conftest import assert_same_run
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.float64])
@@ -39,16 +27,7 @@ def test_every_program_runs_the_prepared_input_as_the_array(nir_paper, dtype):
         prog = compile(g, cfg)
         a, b = emulate(prog, x, record=rec), emulate(prog, prep, record=rec)
         assert a.spikes["3"].sum() > 0
-        _assert_same(a, b)
-
-
-def test_prepared_input_split_over_threads_gives_the_same_run(nir_paper):
-    g = read_graph(nir_paper / "cnn_sinabs.nir")
-    x = (np.random.default_rng(3).random((5, 20, *g.input_shape)) < 0.2).astype(np.float32)
-    prog = compile(g, S2Config(engine="events"))
-    one = emulate(prog, x, record=["3", "12"])
-    torch.set_num_threads(2)  # the autouse fixture restores the count
-    _assert_same(one, emulate(prog, prepare_input(x, g.input_shape), record=["3", "12"]))
+        assert_same_run(a, b)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4), (3, 2, 5), (1, 4, 4), (7,)])
