@@ -1029,9 +1029,7 @@ def decode_input(xb: np.ndarray, shape: tuple[int, ...]) -> SpikeInput:
     decoded)`), and the float reference's chains (`graph.fused`). An input value other than
     0 or 1 is an InputError, as in a run."""
     B, T = int(xb.shape[0]), int(xb.shape[1])
-    xin = np.ascontiguousarray(xb.reshape(B, T, -1))
-    if not xin.flags.writeable:  # numba compiles read-only arrays as another kernel
-        xin = xin.copy()
+    xin = _steps_flat(xb)
     ptr = np.empty(B * T + 1, dtype=np.int64)
     # room for 1/16 of the values (a DVS input is mostly zeros); it doubles as it fills
     idx = np.empty(max(1, xin.size // 16) + xin.shape[-1] + 1, dtype=np.int32)
@@ -1046,13 +1044,16 @@ def _kernel_input(xb: np.ndarray, decoded: SpikeInput | None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dense input, spike list pointers, lists) as the kernel reads them: xb's frames
     and no lists, or `decoded`'s lists and an empty stand-in for the frames."""
-    B, T = int(xb.shape[0]), int(xb.shape[1])
     if decoded is not None and decoded.ptr is not None:
-        return np.zeros((B, 0, 0), dtype=np.uint8), decoded.ptr, decoded.idx
-    xin = np.ascontiguousarray(xb.reshape(B, T, -1))
-    if not xin.flags.writeable:  # numba compiles read-only arrays as another kernel
-        xin = xin.copy()
-    return xin, _NO_PTR, _NO_IDX
+        return np.zeros((int(xb.shape[0]), 0, 0), dtype=np.uint8), decoded.ptr, decoded.idx
+    return _steps_flat(xb), _NO_PTR, _NO_IDX
+
+
+def _steps_flat(xb: np.ndarray) -> np.ndarray:
+    """xb (B, T, *shape) as the kernels read it: (B, T, inputs), contiguous and writeable
+    (numba compiles read-only arrays as another kernel)."""
+    xin = np.ascontiguousarray(xb.reshape(int(xb.shape[0]), int(xb.shape[1]), -1))
+    return xin if xin.flags.writeable else xin.copy()
 
 
 def run_events(program: Program, xb: np.ndarray, steps: int, rec: list[str],
