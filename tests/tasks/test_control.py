@@ -21,6 +21,7 @@ from spinnq.tasks.control import model as q_network
 from spinnq.tasks.control.dqn import (
     DQNConfig,
     ReplayBuffer,
+    average_update,
     hard_update,
     learning_rate,
     random_action,
@@ -220,34 +221,66 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path):
 
 
 # -------------------------------------------------------------------------------- resume
-def _tiny_train(folder, interrupt_at=None, resume=False, zeta=None, lr_end=None):
+def _tiny_train(folder, interrupt_at=None, resume=False, zeta=None, lr_end=None, avg=None,
+                eval_every=100):
     spec = resolve("cartpole")
     env = make_env(spec)
     enc = Encoder(*obs_range(spec, env), EncoderConfig(4, 1.0, 4))
     net = _net(n_in=enc.n_inputs, hidden=(8, 8), seed=3)
     cfg = DQNConfig(total_steps=260, learning_starts=40, train_freq=4, gradient_steps=2,
-                    target_update=5, buffer=500, eval_every=100, eval_episodes=2,
+                    target_update=5, buffer=500, eval_episodes=2,
                     ckpt_every=30, batch=16, explore_zeta=zeta, explore_max_repeat=6,
-                    lr_end=lr_end)
+                    lr_end=lr_end, average_rate=avg, eval_every=eval_every)
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
     res = train(net, enc, spec, cfg, seed=7, folder=folder, quiet=True,
                 interrupt_at=interrupt_at, resume=resume)
     return net, res
 
 
-# before / after several checkpoints (every 30); ez-greedy's held actions and the annealed
-# learning rate resume too
-@pytest.mark.parametrize("k,zeta,lr_end", [(47, None, None), (203, None, None), (203, 1.5, 1e-4)])
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path, k, zeta, lr_end):
-    ref, ref_res = _tiny_train(tmp_path / "a", zeta=zeta, lr_end=lr_end)
+# before / after several checkpoints (every 30); ez-greedy's held actions, the annealed
+# learning rate and the averaged weights resume too
+@pytest.mark.parametrize("k,zeta,lr_end,avg", [(47, None, None, None), (203, None, None, None),
+                                               (203, 1.5, 1e-4, None), (203, None, None, 0.05)])
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, k, zeta, lr_end, avg):
+    ref, ref_res = _tiny_train(tmp_path / "a", zeta=zeta, lr_end=lr_end, avg=avg)
     with pytest.raises(KeyboardInterrupt):
-        _tiny_train(tmp_path / "b", interrupt_at=k, zeta=zeta, lr_end=lr_end)
+        _tiny_train(tmp_path / "b", interrupt_at=k, zeta=zeta, lr_end=lr_end, avg=avg)
     assert (tmp_path / "b" / "checkpoints" / "dqn.pt").exists()
-    net, res = _tiny_train(tmp_path / "b", resume=True, zeta=zeta, lr_end=lr_end)
+    net, res = _tiny_train(tmp_path / "b", resume=True, zeta=zeta, lr_end=lr_end, avg=avg)
     for a, b in zip(ref.state_dict().values(), net.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"interrupted at step {k}"
+    for a, b in zip(ref_res.best_state.values(), res.best_state.values(), strict=True):
+        assert torch.equal(a, b), f"kept model, interrupted at step {k}"
     assert res.env_steps == ref_res.env_steps and res.episodes == ref_res.episodes
     assert (tmp_path / "a" / "train.csv").read_text() == (tmp_path / "b" / "train.csv").read_text()
+
+
+def test_weight_average_moves_toward_the_online_weights_by_its_rate():
+    avg, online = _net(n_in=6, hidden=(4,), seed=0), _net(n_in=6, hidden=(4,), seed=1)
+    before = [p.clone() for p in avg.parameters()]
+    average_update(avg, online, 0.25)
+    for a, b, o in zip(avg.parameters(), before, online.parameters(), strict=True):
+        assert torch.allclose(a, 0.75 * b + 0.25 * o)
+
+
+def test_averaged_weights_are_kept_without_changing_training(tmp_path):
+    """With `average_rate` the evaluated, kept model is the running average, while the
+    online network (acting, learning) trains exactly as without it; rate 1 keeps the online
+    weights. One evaluation only, at the end of the budget."""
+    plain_net, plain = _tiny_train(tmp_path / "a", eval_every=10_000)
+    _, avg = _tiny_train(tmp_path / "b", avg=0.05, eval_every=10_000)
+    _, one = _tiny_train(tmp_path / "c", avg=1.0, eval_every=10_000)
+    for k, w in plain.final_state.items():
+        assert torch.equal(w, avg.final_state[k]) and torch.equal(w, one.final_state[k])
+        assert torch.equal(w, plain.best_state[k]) and torch.equal(w, one.best_state[k])
+    assert any(not torch.equal(w, avg.best_state[k]) for k, w in plain.final_state.items())
+
+
+def test_averaged_weights_missing_from_a_checkpoint_are_a_clear_error(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_train(tmp_path, interrupt_at=100)
+    with pytest.raises(CheckpointError, match="average"):
+        _tiny_train(tmp_path, resume=True, avg=0.05)
 
 
 def test_learning_rate_is_constant_or_annealed_linearly_over_the_budget():

@@ -57,7 +57,8 @@ class DQNConfig:
         "n_step": Limit(1, 1000), "reward_scale": Limit(0, 1e6, lo_open=True),
         "huber_delta": Limit(0, 1e6, lo_open=True), "grad_clip": Limit(0, 1e9, lo_open=True),
         "eval_every": Limit(1, 1e9), "eval_episodes": Limit(1, 1e5), "stop_return": ANY_NUMBER,
-        "explore_zeta": Limit(1, 100, lo_open=True), "explore_max_repeat": Limit(1, 1e6)}
+        "explore_zeta": Limit(1, 100, lo_open=True), "explore_max_repeat": Limit(1, 1e6),
+        "average_rate": Limit(0, 1, lo_open=True)}
 
     total_steps: int = 50_000  # environment steps (budget)
     buffer: int = 50_000
@@ -81,6 +82,12 @@ class DQNConfig:
     # sparse-reward tasks like MountainCar wanders near the start and finds the goal by luck.
     explore_zeta: float | None = None
     explore_max_repeat: int = 30
+    # None: evaluate (and keep) the online network. A number: evaluate and keep an
+    # exponential moving average of its weights instead, updated after every training round
+    # with this rate (Polyak averaging). The online network's greedy policy swings between
+    # evaluations; the average of nearby weights is a steadier policy. Acting (exploration)
+    # always uses the online network.
+    average_rate: float | None = None
     double: bool = True
     n_step: int = 3  # n-step returns: rewards of n steps, then bootstrap with gamma^n
     # Rewards are multiplied by this before learning. The read-out has no bias (see model.py),
@@ -195,6 +202,13 @@ def hard_update(target: torch.nn.Module, online: torch.nn.Module) -> None:
     target.load_state_dict(online.state_dict())
 
 
+@torch.no_grad()
+def average_update(average: torch.nn.Module, online: torch.nn.Module, rate: float) -> None:
+    """average <- (1 - rate) average + rate online, parameter by parameter."""
+    for a, o in zip(average.parameters(), online.parameters(), strict=True):
+        a.lerp_(o, rate)
+
+
 def greedy_eval(model, enc: Encoder, spec: EnvSpec, episodes: int, seed: int) -> np.ndarray:
     """Returns of `episodes` greedy episodes run side by side (float model, numpy path)."""
     w = fast.numpy_weights(model)
@@ -247,6 +261,7 @@ class _Trainer:
         self.solved = solved
         self.env = make_env(spec)
         self.target = copy.deepcopy(model)
+        self.average = copy.deepcopy(model) if cfg.average_rate is not None else None
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self.buf = ReplayBuffer(cfg.buffer, self.env.observation_space.shape[0])
         self.rng = np.random.default_rng(seed)
@@ -265,6 +280,11 @@ class _Trainer:
                                                            "rng", "s"))
             load_state_dict(self.model, st["model"], file=path)
             load_state_dict(self.target, st["target"], file=path)
+            if self.average is not None:
+                if "average" not in st:
+                    raise CheckpointError("no averaged weights in the checkpoint, but "
+                                          "dqn.average_rate is set", file=path)
+                load_state_dict(self.average, st["average"], file=path)
             try:
                 self.opt.load_state_dict(st["opt"])
             except (ValueError, KeyError) as e:
@@ -274,21 +294,28 @@ class _Trainer:
             self.s = dict(st["s"])
         else:
             hard_update(self.target, self.model)
+            if self.average is not None:
+                hard_update(self.average, self.model)
         self.tlog.truncate(self.s["step"] if resume and self.ckpt_path.exists() else -1)
         self.elog.truncate(self.s["step"] if resume and self.ckpt_path.exists() else -1)
         if self.s["best_state"] is None:
-            self.s["best_state"] = self.snapshot()
+            self.s["best_state"] = self.snapshot(self.evaluated())
         self.w = fast.numpy_weights(self.model)
 
-    def snapshot(self) -> dict:
-        return {k: v.clone() for k, v in self.model.state_dict().items()}
+    def snapshot(self, model=None) -> dict:
+        return {k: v.clone() for k, v in (model or self.model).state_dict().items()}
+
+    def evaluated(self):
+        """The network that is evaluated and kept: the online one or its running average."""
+        return self.model if self.average is None else self.average
 
     def checkpoint(self) -> None:
         self.s["last_ckpt"] = self.s["step"]
         save_checkpoint(self.ckpt_path, {
             "model": self.model.state_dict(), "target": self.target.state_dict(),
             "opt": self.opt.state_dict(), "buffer": self.buf.state_dict(),
-            "rng": rng_state(self.rng), "s": self.s})
+            "rng": rng_state(self.rng), "s": self.s,
+            **({"average": self.average.state_dict()} if self.average is not None else {})})
 
     def act(self, obs) -> int:
         """Epsilon-greedy on the float network (numpy path); with `explore_zeta` set an
@@ -329,6 +356,8 @@ class _Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.opt.step()
             losses.append(float(loss.detach()))
+        if self.average is not None:
+            average_update(self.average, self.model, cfg.average_rate)
         self.s["rounds"] += 1
         if self.s["rounds"] % cfg.target_update == 0:
             hard_update(self.target, self.model)
@@ -368,14 +397,14 @@ class _Trainer:
         import time
 
         s["last_eval"] = s["step"]
-        rets = greedy_eval(self.model, self.enc, self.spec, cfg.eval_episodes,
+        rets = greedy_eval(self.evaluated(), self.enc, self.spec, cfg.eval_episodes,
                            10_000 + self.seed * 1000)
         mean = float(rets.mean())
         self.elog.log(s["step"], eval_mean=mean, eval_std=float(rets.std()),
                       wall_s=time.perf_counter() - t0)
         if mean >= s["best_eval"]:
             s["best_eval"] = mean
-            s["best_state"] = self.snapshot()
+            s["best_state"] = self.snapshot(self.evaluated())
         if self.solved is not None and mean >= self.solved and s["steps_to_solve"] < 0:
             s["steps_to_solve"] = s["step"]
         if cfg.stop_return is not None and mean >= cfg.stop_return:
