@@ -478,6 +478,9 @@ def test_environment_defaults_per_task_and_overrides_win():
     assert default_config("MountainCar-v0").encoder.neurons_per_dim == 32
     assert default_config("cartpole").encoder.neurons_per_dim == 16
     assert default_config("cartpole").dqn.n_step == 3
+    assert default_config("acrobot").dqn.average_rate == 0.005
+    assert default_config("cartpole").dqn.average_rate is None
+    assert default_config("acrobot", sets={"dqn.average_rate": "none"}).dqn.average_rate is None
     ll = default_config("lunarlander")
     assert ll.dqn.total_steps == 150_000
     assert (ll.finetune.advantage_weight, ll.finetune.qat_epochs) == (30.0, 16)
