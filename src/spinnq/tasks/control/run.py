@@ -127,7 +127,8 @@ class ControlConfig:
 #   (`average_rate` 0.005 per training round, ~800 env steps): kept models on 100 fresh
 #   validation episodes (benchmarks/control_validation.py; results/
 #   acrobot_settings_validation.json) -82.6 / -81.3 / -83.0 (mean -82.3) against
-#   -87.4 / -90.3 / -80.8 (mean -86.2) without, kept; rate 0.002: mean -85.1. Not adopted on
+#   -87.4 / -90.3 / -80.8 (mean -86.2) without, kept; rates 0.002 / 0.01 / 0.02: means
+#   -85.1 / -83.0 / -83.2 (on the test seeds, chip: -83.0 / -84.3 / -85.7). Not adopted on
 #   the same measure: two updates per round (mean -85.8, 1.5x the training time); 16
 #   timesteps per decision and 32 fields per dimension learned slower (greedy evaluations
 #   -84 to -160 at 46k-56k steps, -89 to -110 at 61k-71k, against -82 to -90 with the
