@@ -130,7 +130,8 @@ class ControlConfig:
 #   -87.4 / -90.3 / -80.8 (mean -86.2) without, kept (then on the test seeds, chip:
 #   -83.0 / -84.3 / -85.7, mean -84.3); rates 0.002 / 0.01 / 0.02: means -85.1 / -83.0 /
 #   -83.2. Not adopted on the same measure: two updates per round (mean -85.8, 1.5x the
-#   training time); 256 x 256 hidden layers with the average (mean -90.5, 1.9x); 16
+#   training time; with the average -86.7); exploration down to 0.05 with the average
+#   (-85.8); 256 x 256 hidden layers with the average (mean -90.5, 1.9x the time); 16
 #   timesteps per decision and 32 fields per dimension learned slower (greedy evaluations
 #   -84 to -160 at 46k-56k steps, -89 to -110 at 61k-71k, against -82 to -90 with the
 #   averaged weights; stopped there).
