@@ -131,7 +131,8 @@ class ControlConfig:
 #   -83.0 / -84.3 / -85.7, mean -84.3); rates 0.002 / 0.01 / 0.02: means -85.1 / -83.0 /
 #   -83.2. Not adopted on the same measure: two updates per round (mean -85.8, 1.5x the
 #   training time; with the average -86.7); exploration down to 0.05 with the average
-#   (-85.8); 256 x 256 hidden layers with the average (mean -90.5, 1.9x the time); 16
+#   (-85.8); a constant learning rate with the average (-85.1); 256 x 256 hidden layers
+#   with the average (mean -90.5, 1.9x the time); 16
 #   timesteps per decision and 32 fields per dimension learned slower (greedy evaluations
 #   -84 to -160 at 46k-56k steps, -89 to -110 at 61k-71k, against -82 to -90 with the
 #   averaged weights; stopped there).
