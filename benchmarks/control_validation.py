@@ -33,12 +33,11 @@ def score(folder: Path, episodes: int = 100) -> dict:
 
     run = RunDir.open(folder)
     try:
-        d = run.load_config()
+        cfg = config_from_json(run.load_config(), file=str(folder / "config.json"))
+        path = run.ckpt("float")
     finally:
         run.release()
-    cfg = config_from_json(d, file=str(folder / "config.json"))
     spec, enc, model, _ = build_agent(cfg)
-    path = folder / "checkpoints" / "float.pt"
     st = load_checkpoint(path, required=("model", "train"))
     load_state_dict(model, st["model"], file=str(path))
     rets = greedy_eval(model, enc, spec, episodes, fresh_seed(cfg.seed))

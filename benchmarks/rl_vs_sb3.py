@@ -72,10 +72,6 @@ TEST_EPISODES = 100
 TEST_SEED = 1_000_000  # spinnq's ControlConfig.eval_seed: test episodes i use TEST_SEED + i
 
 
-def val_seed(seed: int) -> int:
-    return 10_000 + seed * 1000  # the same as spinnq.tasks.control.dqn.train
-
-
 def protocol(env: str, seed: int):
     """(spinnq's ControlConfig, EnvSpec, solve threshold) for this environment and seed."""
     from spinnq.tasks.control.env import make_env, resolve, solved_return
@@ -102,7 +98,7 @@ def run_sb3(env: str, seed: int) -> dict:
     from stable_baselines3 import DQN
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from spinnq.tasks.control.dqn import run_episodes
+    from spinnq.tasks.control.dqn import run_episodes, validation_seed
 
     cfg, spec, threshold = protocol(env, seed)
     every, n_eval, stop = cfg.dqn.eval_every, cfg.dqn.eval_episodes, cfg.dqn.stop_return
@@ -115,7 +111,7 @@ def run_sb3(env: str, seed: int) -> dict:
                 return True
             st["last"] = self.num_timesteps
             rets = run_episodes(lambda o: _sb3_q(self.model.q_net, o), spec, n_eval,
-                                val_seed(seed))
+                                validation_seed(seed))
             m = float(rets.mean())
             st["evals"].append((self.num_timesteps, m, time.perf_counter() - t0))
             if m >= st["best"]:

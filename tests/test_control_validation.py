@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from spinnq.tasks.control.dqn import validation_seed
 from spinnq.tasks.control.run import default_config, run_control
 from tests.conftest import benchmark
 
@@ -20,7 +21,7 @@ def test_kept_model_is_scored_on_fresh_episodes_reproducibly(tmp_path):
     assert -500.0 <= a["fresh_mean"] <= 0.0
     # the fresh seeds of run seed s: neither its validation seeds nor the test seeds
     fresh = set(range(bench.fresh_seed(2), bench.fresh_seed(2) + 1000))
-    val = set(range(10_000 + 2 * 1000, 10_000 + 2 * 1000 + 1000))
+    val = set(range(validation_seed(2), validation_seed(2) + 1000))
     test = set(range(cfg.eval_seed, cfg.eval_seed + 100_000))
     assert not fresh & val and not fresh & test
     assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 2

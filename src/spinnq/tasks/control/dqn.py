@@ -156,6 +156,13 @@ def epsilon(step: int, cfg: DQNConfig) -> float:
     return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)
 
 
+def validation_seed(seed: int) -> int:
+    """Greedy evaluation episode i of a run with `seed` resets with this + i (i < 1000):
+    one block of seeds per run, below the default test episodes (1_000_000 + i) for seeds
+    under 990. The benchmarks evaluate other agents on the same episodes."""
+    return 10_000 + seed * 1000
+
+
 def learning_rate(step: int, cfg: DQNConfig) -> float:
     """`lr`, or with `lr_end` the linear anneal from `lr` at `learning_starts` to `lr_end`
     at `total_steps`."""
@@ -303,7 +310,8 @@ class _Trainer:
         self.w = fast.numpy_weights(self.model)
 
     def snapshot(self, model=None) -> dict:
-        return {k: v.clone() for k, v in (model or self.model).state_dict().items()}
+        model = self.model if model is None else model
+        return {k: v.clone() for k, v in model.state_dict().items()}
 
     def evaluated(self):
         """The network that is evaluated and kept: the online one or its running average."""
@@ -398,7 +406,7 @@ class _Trainer:
 
         s["last_eval"] = s["step"]
         rets = greedy_eval(self.evaluated(), self.enc, self.spec, cfg.eval_episodes,
-                           10_000 + self.seed * 1000)
+                           validation_seed(self.seed))
         mean = float(rets.mean())
         self.elog.log(s["step"], eval_mean=mean, eval_std=float(rets.std()),
                       wall_s=time.perf_counter() - t0)

@@ -132,10 +132,9 @@ class ControlConfig:
 #   -83.2. Not adopted on the same measure: two updates per round (mean -85.8, 1.5x the
 #   training time; with the average -86.7); exploration down to 0.05 with the average
 #   (-85.8); a constant learning rate with the average (-85.1); 256 x 256 hidden layers
-#   with the average (mean -90.5, 1.9x the time); 16
-#   timesteps per decision and 32 fields per dimension learned slower (greedy evaluations
-#   -84 to -160 at 46k-56k steps, -89 to -110 at 61k-71k, against -82 to -90 with the
-#   averaged weights; stopped there).
+#   with the average (mean -90.5, 1.9x the time); 16 timesteps per decision and 32 fields
+#   per dimension learned slower (greedy evaluations -84 to -160 at 46k-56k steps, -89 to
+#   -110 at 61k-71k, against -82 to -90 with the averaged weights; stopped there).
 ENV_DQN: dict[str, dict] = {
     "cartpole": {"total_steps": 50_000, "stop_return": 495.0},
     "acrobot": {"total_steps": 100_000, "lr": 6.3e-4, "lr_end": 6.3e-5, "batch": 128,
