@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from spinnq.cli import app
-from spinnq.errors import CheckpointError, InputError
+from spinnq.errors import CheckpointError, InputError, SettingsError
 from spinnq.graph.model import read_graph
 from spinnq.resolver import RunSettings
 from spinnq.resolver import resolve as resolve_settings
@@ -222,7 +222,7 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path):
 
 # -------------------------------------------------------------------------------- resume
 def _tiny_train(folder, interrupt_at=None, resume=False, zeta=None, lr_end=None, avg=None,
-                eval_every=100):
+                eval_every=100, keep="best"):
     spec = resolve("cartpole")
     env = make_env(spec)
     enc = Encoder(*obs_range(spec, env), EncoderConfig(4, 1.0, 4))
@@ -230,7 +230,7 @@ def _tiny_train(folder, interrupt_at=None, resume=False, zeta=None, lr_end=None,
     cfg = DQNConfig(total_steps=260, learning_starts=40, train_freq=4, gradient_steps=2,
                     target_update=5, buffer=500, eval_episodes=2,
                     ckpt_every=30, batch=16, explore_zeta=zeta, explore_max_repeat=6,
-                    lr_end=lr_end, average_rate=avg, eval_every=eval_every)
+                    lr_end=lr_end, average_rate=avg, eval_every=eval_every, keep=keep)
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
     res = train(net, enc, spec, cfg, seed=7, folder=folder, quiet=True,
                 interrupt_at=interrupt_at, resume=resume)
@@ -238,15 +238,18 @@ def _tiny_train(folder, interrupt_at=None, resume=False, zeta=None, lr_end=None,
 
 
 # before / after several checkpoints (every 30); ez-greedy's held actions, the annealed
-# learning rate and the averaged weights resume too
-@pytest.mark.parametrize("k,zeta,lr_end,avg", [(47, None, None, None), (203, None, None, None),
-                                               (203, 1.5, 1e-4, None), (203, None, None, 0.05)])
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path, k, zeta, lr_end, avg):
-    ref, ref_res = _tiny_train(tmp_path / "a", zeta=zeta, lr_end=lr_end, avg=avg)
+# learning rate, the averaged weights and the last-kept model resume too
+@pytest.mark.parametrize("k,zeta,lr_end,avg,keep", [
+    (47, None, None, None, "best"), (203, None, None, None, "best"),
+    (203, 1.5, 1e-4, None, "best"), (203, None, None, 0.05, "best"),
+    (203, None, None, 0.05, "last")])
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, k, zeta, lr_end, avg, keep):
+    kw = {"zeta": zeta, "lr_end": lr_end, "avg": avg, "keep": keep}
+    ref, ref_res = _tiny_train(tmp_path / "a", **kw)
     with pytest.raises(KeyboardInterrupt):
-        _tiny_train(tmp_path / "b", interrupt_at=k, zeta=zeta, lr_end=lr_end, avg=avg)
+        _tiny_train(tmp_path / "b", interrupt_at=k, **kw)
     assert (tmp_path / "b" / "checkpoints" / "dqn.pt").exists()
-    net, res = _tiny_train(tmp_path / "b", resume=True, zeta=zeta, lr_end=lr_end, avg=avg)
+    net, res = _tiny_train(tmp_path / "b", resume=True, **kw)
     for a, b in zip(ref.state_dict().values(), net.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"interrupted at step {k}"
     for a, b in zip(ref_res.best_state.values(), res.best_state.values(), strict=True):
@@ -274,6 +277,35 @@ def test_averaged_weights_are_kept_without_changing_training(tmp_path):
         assert torch.equal(w, avg.final_state[k]) and torch.equal(w, one.final_state[k])
         assert torch.equal(w, plain.best_state[k]) and torch.equal(w, one.best_state[k])
     assert any(not torch.equal(w, avg.best_state[k]) for k, w in plain.final_state.items())
+
+
+def test_keep_last_keeps_the_network_at_the_last_evaluation_and_best_the_best(tmp_path,
+                                                                             monkeypatch):
+    """`keep="best"` keeps the best of the greedy evaluations; `keep="last"` the network
+    evaluated last (the end of training: the online weights, or with `average_rate` the
+    running average), whatever the earlier evaluations scored. The evaluations score a
+    scripted sequence whose best is the second (the tiny net does not learn CartPole)."""
+    from spinnq.tasks.control import dqn as dqn_module
+
+    def scripted(model, enc, spec, episodes, seed):
+        scripted.n += 1
+        return np.full(episodes, 30.0 if scripted.n == 2 else 10.0 + scripted.n)
+
+    def run(name, **kw):
+        scripted.n = 0
+        monkeypatch.setattr(dqn_module, "greedy_eval", scripted)
+        return _tiny_train(tmp_path / name, eval_every=50, **kw)[1]
+
+    best, last, last_avg = run("best"), run("last", keep="last"), run("avg", keep="last",
+                                                                          avg=0.05)
+    assert scripted.n >= 4
+    assert (best.best_eval, last.best_eval, last_avg.best_eval) == (30.0, 10.0 + scripted.n,
+                                                                    10.0 + scripted.n)
+    for k, w in best.final_state.items():
+        assert torch.equal(w, last.final_state[k]) and torch.equal(w, last_avg.final_state[k])
+        assert torch.equal(w, last.best_state[k])
+    assert any(not torch.equal(w, best.best_state[k]) for k, w in best.final_state.items())
+    assert any(not torch.equal(w, last_avg.best_state[k]) for k, w in best.final_state.items())
 
 
 def test_averaged_weights_missing_from_a_checkpoint_are_a_clear_error(tmp_path):
@@ -481,6 +513,11 @@ def test_environment_defaults_per_task_and_overrides_win():
     assert default_config("acrobot").dqn.average_rate == 0.005
     assert default_config("cartpole").dqn.average_rate is None
     assert default_config("acrobot", sets={"dqn.average_rate": "none"}).dqn.average_rate is None
+    assert (default_config("acrobot").dqn.keep, default_config("cartpole").dqn.keep) == (
+        "last", "best")
+    assert default_config("acrobot", sets={"dqn.keep": "best"}).dqn.keep == "best"
+    with pytest.raises(SettingsError, match="keep"):
+        default_config("acrobot", sets={"dqn.keep": "worst"})
     ll = default_config("lunarlander")
     assert ll.dqn.total_steps == 150_000
     assert (ll.finetune.advantage_weight, ll.finetune.qat_epochs) == (30.0, 16)

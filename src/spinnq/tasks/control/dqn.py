@@ -58,7 +58,7 @@ class DQNConfig:
         "huber_delta": Limit(0, 1e6, lo_open=True), "grad_clip": Limit(0, 1e9, lo_open=True),
         "eval_every": Limit(1, 1e9), "eval_episodes": Limit(1, 1e5), "stop_return": ANY_NUMBER,
         "explore_zeta": Limit(1, 100, lo_open=True), "explore_max_repeat": Limit(1, 1e6),
-        "average_rate": Limit(0, 1, lo_open=True)}
+        "average_rate": Limit(0, 1, lo_open=True), "keep": Limit(choices=("best", "last"))}
 
     total_steps: int = 50_000  # environment steps (budget)
     buffer: int = 50_000
@@ -88,6 +88,12 @@ class DQNConfig:
     # evaluations; the average of nearby weights is a steadier policy. Acting (exploration)
     # always uses the online network.
     average_rate: float | None = None
+    # Which evaluated network is kept: "best", the one with the best greedy evaluation (its
+    # score there is the best of many noisy evaluations, so optimistic), or "last", the one
+    # at the end of training (with `average_rate`, an average over the last ~1/rate rounds:
+    # no pick among noisy evaluations at all). Evaluations run either way (steps to
+    # threshold, `stop_return`).
+    keep: str = "best"
     double: bool = True
     n_step: int = 3  # n-step returns: rewards of n steps, then bootstrap with gamma^n
     # Rewards are multiplied by this before learning. The read-out has no bias (see model.py),
@@ -247,9 +253,9 @@ def run_episodes(q_fn: Callable[[np.ndarray], np.ndarray], spec: EnvSpec, episod
 
 @dataclass
 class TrainResult:
-    best_state: dict  # the model with the best greedy evaluation
-    final_state: dict
-    best_eval: float
+    best_state: dict  # the kept model (`keep`: best greedy evaluation, or the last one)
+    final_state: dict  # the online network at the end
+    best_eval: float  # the kept model's greedy evaluation
     env_steps: int
     steps_to_solve: int | None  # env steps until a greedy evaluation reached `solved`
     episodes: int
@@ -397,8 +403,8 @@ class _Trainer:
         return ep_ret, ep_len, losses
 
     def evaluate(self, t0: float) -> None:
-        """Greedy evaluation on schedule: keep the best model, note when it solved, stop early
-        at `stop_return`."""
+        """Greedy evaluation on schedule: keep the model (`keep`: the best, or the latest), note
+        when it solved, stop early at `stop_return`."""
         cfg, s = self.cfg, self.s
         if not (s["step"] - s["last_eval"] >= cfg.eval_every or s["step"] >= cfg.total_steps):
             return
@@ -410,7 +416,7 @@ class _Trainer:
         mean = float(rets.mean())
         self.elog.log(s["step"], eval_mean=mean, eval_std=float(rets.std()),
                       wall_s=time.perf_counter() - t0)
-        if mean >= s["best_eval"]:
+        if cfg.keep == "last" or mean >= s["best_eval"]:
             s["best_eval"] = mean
             s["best_state"] = self.snapshot(self.evaluated())
         if self.solved is not None and mean >= self.solved and s["steps_to_solve"] < 0:
