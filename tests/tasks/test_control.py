@@ -434,6 +434,23 @@ def test_quick_run_end_to_end_resume_and_same_report(tmp_path):
     assert _strip_timing(rep_b) == _strip_timing(rep)
 
 
+def test_calibration_states_come_from_calib_episodes_capped_by_calib_states(tmp_path):
+    """More greedy episodes give QAT more visited states (the report says how many), up to
+    `calib_states`; the count survives a resume that reuses quant.pt."""
+    def states(name, **kw):
+        cfg = default_config("cartpole", quick=True, stages=("float", "chip"), **kw)
+        q = run_control(cfg, out=tmp_path / name, quiet=True)["quantization"]
+        assert q["calibration_episodes"] == cfg.finetune.calib_episodes
+        return q["calibration_states"]
+
+    few = states("few", **{"finetune.calib_episodes": 2, "finetune.calib_states": 100_000})
+    more = states("more", **{"finetune.calib_episodes": 6, "finetune.calib_states": 100_000})
+    capped = states("cap", **{"finetune.calib_episodes": 6, "finetune.calib_states": 40})
+    assert 2 * 8 <= few < more and capped == 40  # CartPole episodes last >= 8 steps
+    again = run_control(None, resume=tmp_path / "more", quiet=True)["quantization"]
+    assert again["calibration_states"] == more
+
+
 # --------------------------------------------------------------------- chip == QAT model
 def test_chip_q_values_come_from_the_emulated_program_and_match_qat():
     """The chip stage's Q-values are the emulator's: they equal the QAT network's (same
@@ -521,6 +538,10 @@ def test_environment_defaults_per_task_and_overrides_win():
     ll = default_config("lunarlander")
     assert ll.dqn.total_steps == 150_000
     assert (ll.finetune.advantage_weight, ll.finetune.qat_epochs) == (30.0, 16)
+    assert default_config("cartpole").finetune.calib_episodes == 8
+    ac = default_config("acrobot").finetune
+    assert (ac.calib_episodes, ac.advantage_weight, ac.qat_lr, ac.qat_epochs) == (48, 30.0,
+                                                                                  0.02, 16)
     assert default_config("cartpole").finetune.advantage_weight == 10.0
     assert default_config("lunarlander", quick=True).finetune.qat_epochs == 1
     assert default_config("mountaincar", quick=True).encoder.neurons_per_dim == 6

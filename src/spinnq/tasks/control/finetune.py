@@ -34,14 +34,19 @@ class FinetuneConfig:
     LIMITS: ClassVar[dict[str, Limit]] = {
         "percentiles": Limit(pattern=PERCENTILE.pattern, min_len=1),
         "qat_epochs": Limit(0, 10_000), "qat_batch": Limit(1, 1 << 16),
-        "qat_lr": Limit(0, 10, lo_open=True), "calib_states": Limit(1, 1 << 20)}
+        "qat_lr": Limit(0, 10, lo_open=True), "calib_states": Limit(1, 1 << 20),
+        "calib_episodes": Limit(1, 100_000)}
 
     percentiles: tuple[str, ...] = ("max", "p99.99", "p99.9", "p99.5", "p99")
     qat_epochs: int = 8
     qat_batch: int = 256
     qat_lr: float = 0.05  # in integer weight steps per Adam update
     advantage_weight: float = 10.0  # weight of the action-gap term (the greedy choice)
-    calib_states: int = 4096
+    calib_states: int = 4096  # at most this many visited states calibrate and train QAT
+    # Greedy float episodes played to collect the visited states. Eight CartPole episodes
+    # give 4000 states; eight Acrobot episodes (~80 steps each) only ~650, of which QAT
+    # holds out a quarter to pick its epoch: a pick among ~160 states is noise.
+    calib_episodes: int = 8
 
 
 def quantize(float_graph: Graph, spikes: torch.Tensor, dt: float, cfg: FinetuneConfig,
