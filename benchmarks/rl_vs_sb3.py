@@ -6,8 +6,10 @@ Protocol, the same for both agents:
 - training: every >= `eval_every` environment steps (spinnq's default for the environment),
   a greedy evaluation of `eval_episodes` episodes with the validation seeds
   10_000 + 1000 * seed + i (spinnq's `dqn.train` protocol); the model with the best
-  evaluation is kept; training stops at spinnq's `stop_return` for the environment or at the
-  agent's budget (spinnq: its default `total_steps`; SB3: rl-zoo's `n_timesteps`).
+  evaluation is kept (spinnq: unless its `dqn.keep` for the environment is "last": Acrobot
+  keeps its averaged network at the end of training); training stops at spinnq's
+  `stop_return` for the environment or at the agent's budget (spinnq: its default
+  `total_steps`; SB3: rl-zoo's `n_timesteps`).
 - steps to threshold: environment steps at the first evaluation with mean >= the solve
   threshold (CartPole 475, Acrobot -100, MountainCar -110, LunarLander 200); None if never.
 - final return: the kept model, 100 greedy episodes with the test seeds 1_000_000 + i (never
