@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from control_validation import fresh_seed
 
+from spinnq.files import write_json
+
 # what a copy must not inherit: the quantised graphs and every result made from them
 REDONE = ("quant.pt", "ptq*.nir", "qat*.nir", "stages.json", "report.*", "plots",
           "chip_input.npy", "run.lock")
@@ -85,22 +87,20 @@ def main() -> None:
     a = ap.parse_args()
     cands = a.candidate or ["default"]
     parsed = [parse_candidate(text) for text in cands]  # every candidate checked first
-    rows = []
-    for i, (text, sets) in enumerate(zip(cands, parsed, strict=True)):
-        for run in a.runs:
-            r = score(run, sets, a.work / f"{run.name}-c{i}", a.episodes)
-            r["candidate"] = text
-            rows.append(r)
-            print(f"{run} [{text}]: chip on fresh validation {r['chip_fresh_mean']:.2f} "
-                  f"(float {r['float_fresh_mean']:.2f}, actions as float "
-                  f"{r['chip_actions_equal_float']:.3f})", flush=True)
-    for text in cands:
-        m = [r["chip_fresh_mean"] for r in rows if r["candidate"] == text]
-        print(f"[{text}] mean over runs: {np.mean(m):.2f}")
+    rows = [score(run, sets, a.work / f"{run.name}-c{i}", a.episodes) | {"candidate": text}
+            for i, (text, sets) in enumerate(zip(cands, parsed, strict=True))
+            for run in a.runs]
+    for r in rows:
+        print(f"{r['run']} [{r['candidate']}]: chip on fresh validation "
+              f"{r['chip_fresh_mean']:.2f} (float {r['float_fresh_mean']:.2f}, actions as "
+              f"float {r['chip_actions_equal_float']:.3f})")
+    means = {text: float(np.mean([r["chip_fresh_mean"] for r in rows
+                                  if r["candidate"] == text])) for text in cands}
+    for text, m in means.items():
+        print(f"[{text}] mean over runs: {m:.2f}")
     if a.out is not None:
-        a.out.write_text(json.dumps({"benchmark": "control_qat_validation", "rows": rows,
-                                     "kind": "emulated"}, indent=2))
-
+        write_json(a.out, {"benchmark": "control_qat_validation", "rows": rows,
+                           "chip_fresh_mean_by_candidate": means, "kind": "emulated"})
 
 if __name__ == "__main__":
     main()

@@ -13,10 +13,11 @@ episode), the in-training validation (10_000 + 1000 * seed + i) and the test epi
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+
+from spinnq.files import write_json
 
 FRESH_SEED = 50_000  # episode i of a run with seed s resets with FRESH_SEED + 1000 * s + i
 
@@ -61,8 +62,8 @@ def main() -> None:
               f"(kept on {r['kept_val_eval']:.2f})", flush=True)
     print(f"mean over runs: {np.mean([r['fresh_mean'] for r in rows]):.2f}")
     if a.out is not None:
-        a.out.write_text(json.dumps({"benchmark": "control_validation", "rows": rows,
-                                     "kind": "measured"}, indent=2))
+        write_json(a.out, {"benchmark": "control_validation", "rows": rows,
+                           "kind": "measured"})
 
 
 if __name__ == "__main__":
