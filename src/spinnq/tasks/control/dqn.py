@@ -449,7 +449,7 @@ def train(model, enc: Encoder, spec: EnvSpec, cfg: DQNConfig, seed: int, folder:
         while not s["done"] and s["step"] < cfg.total_steps:
             ep_ret, ep_len, losses = tr.episode(interrupt_at)
             bar.update(task, completed=s["step"],
-                       info=f"ep {s['episode']} return {ep_ret:.0f} best eval "
+                       info=f"ep {s['episode']} return {ep_ret:.0f} kept eval "
                             f"{s['best_eval']:.0f}")
             tr.tlog.log(s["step"], episode=s["episode"], ret=ep_ret, length=ep_len,
                         epsilon=epsilon(s["step"], cfg),
