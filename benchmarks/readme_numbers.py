@@ -431,6 +431,31 @@ def rl_vs_sb3_envs_section(d: dict) -> str:
             f"{', '.join(_commits(d['results']))}).")
 
 
+def rl_more_seeds_section(main: dict, more: dict) -> str:
+    """Seeds past the targets' (benchmarks/rl_vs_sb3.py --seeds 3 4 ... --out
+    rl_vs_sb3_more_seeds.json): each seed's returns, then every target over all the seeds
+    measured, so a target met on its own seeds says how it fares on more."""
+    if not more["results"]:
+        return ""
+    lines = []
+    for env in dict.fromkeys(r["env"] for r in more["results"]):
+        rows = [r for r in more["results"] if r["env"] == env]
+        seeds = "/".join(str(r["seed"]) for r in rows)
+        chip = " / ".join(f"{r['spinnq']['chip_test_mean']:.1f}" for r in rows)
+        flt = " / ".join(f"{r['spinnq']['float_test_mean']:.1f}" for r in rows)
+        sb3 = " / ".join(f"{r['sb3']['test_mean']:.1f}" for r in rows if "sb3" in r)
+        lines.append(f"{env} seeds {seeds}: chip {chip} (float {flt}), SB3 {sb3}")
+    envs = {r["env"] for r in more["results"]}
+    both = sorted([r for r in main["results"] if r["env"] in envs] + more["results"],
+                  key=lambda r: (r["env"], r["seed"]))
+    return ("Beyond the targets' seeds (run once, after every setting was chosen; nothing "
+            "was chosen on them): " + "; ".join(lines) + ". Over all seeds measured: "
+            + targets_text(both).removeprefix("Targets on the emulated chip: ").rstrip(". ")
+            + f" (measured; commit {', '.join(_commits(more['results']))}; "
+            "`benchmarks/rl_vs_sb3.py --envs acrobot --seeds 3 4 --out "
+            "benchmarks/results/rl_vs_sb3_more_seeds.json`, then `readme_numbers.py readme`).")
+
+
 def _wall(seconds: float, load: float | None) -> str:
     """A wall time with the box's 1-minute load average when the run ended (the box is
     shared: walls at different loads do not compare)."""
@@ -679,6 +704,8 @@ SECTIONS = {"cartpole": ((results("cartpole"),), cartpole_section),
             "rl_vs_sb3": ((_bench("rl_vs_sb3"), _bench("rl_vs_sb3_seeds12")),
                           rl_vs_sb3_section),
             "rl_vs_sb3_envs": ((_bench("rl_vs_sb3_envs"),), rl_vs_sb3_envs_section),
+            "rl_vs_sb3_more_seeds": ((_bench("rl_vs_sb3_envs"), _bench("rl_vs_sb3_more_seeds")),
+                                     rl_more_seeds_section),
             "command_speed": ((_bench("command_speed"),), command_speed_section),
             "qat_recovery": ((_bench("qat_recovery"),), qat_recovery_section),
             "quant_digits": ((_bench("quant_digits"),), quant_digits_section),

@@ -82,3 +82,28 @@ def test_targets_use_the_mean_over_seeds_and_sb3s_mean_over_the_same_seeds():
     text = readme.targets_text(rows)
     assert "mountaincar (mean >= -110, seeds 0): mean -111.0 against -110.0, missed by 1.0" \
         in text
+
+
+def test_more_seeds_report_each_seed_and_the_targets_over_all_seeds():
+    """Seeds past the targets' are listed with both agents, and the target is recomputed over
+    every seed measured: met on seeds 0-1 here, missed over 0-2."""
+    readme = benchmark("readme_numbers")
+    sb3 = lambda m: {"test_mean": m, "test_std": 1.0, "steps_to_threshold": 1, "budget": 2,  # noqa: E731
+                     "train_wall_s": 1.0}
+    main = {"results": [
+        {"env": "acrobot", "seed": 0, "commit": "a", "spinnq": _spinnq_row(-82.0),
+         "sb3": sb3(-84.0)},
+        {"env": "acrobot", "seed": 1, "commit": "a", "spinnq": _spinnq_row(-80.0),
+         "sb3": sb3(-80.0)},
+        {"env": "cartpole", "seed": 0, "commit": "a", "spinnq": _spinnq_row(500.0),
+         "sb3": sb3(500.0)}]}
+    assert all(t["met"] for t in readme.rl_targets(main["results"]))
+    more = {"results": [{"env": "acrobot", "seed": 2, "commit": "b",
+                         "spinnq": _spinnq_row(-90.0), "sb3": sb3(-73.0)}]}
+    text = readme.rl_more_seeds_section(main, more)
+    assert "acrobot seeds 2: chip -90.0 (float -89.0), SB3 -73.0" in text
+    # over seeds 0-2: chip mean -84.0, SB3 mean -79.0 - 2 = -81.0
+    assert "acrobot (mean >= SB3's mean - 2, seeds 0, 1, 2): mean -84.0 against -81.0, " \
+        "missed by 3.0 (measured; commit b;" in text
+    assert "cartpole" not in text  # only the environments given more seeds
+    assert readme.rl_more_seeds_section(main, {"results": []}) == ""
