@@ -14,7 +14,6 @@ episodes (1_000_000 + i) stay untouched. Copies already scored are read back (re
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from control_validation import fresh_seed
 
-from spinnq.files import write_json
+from spinnq.files import jsonable, write_json
 
 # what a copy must not inherit: the quantised graphs and every result made from them
 REDONE = ("quant.pt", "ptq*.nir", "qat*.nir", "stages.json", "report.*", "plots",
@@ -69,7 +68,7 @@ def score(run: Path, sets: dict[str, str], copy: Path, episodes: int = 100) -> d
     finally:
         rd.release()
     return {"run": str(run), "copy": str(copy), "env": cfg.env, "seed": cfg.seed,
-            "sets": sets, "finetune": json.loads(json.dumps(cfg.finetune.__dict__)),
+            "sets": sets, "finetune": jsonable(cfg.finetune),
             "episodes": cfg.eval_episodes, "chip_fresh_mean": done["chip"]["mean_return"],
             "chip_fresh_std": done["chip"]["std_return"],
             "float_fresh_mean": done["float"]["mean_return"],
@@ -101,6 +100,7 @@ def main() -> None:
     if a.out is not None:
         write_json(a.out, {"benchmark": "control_qat_validation", "rows": rows,
                            "chip_fresh_mean_by_candidate": means, "kind": "emulated"})
+
 
 if __name__ == "__main__":
     main()

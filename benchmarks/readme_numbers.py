@@ -452,7 +452,8 @@ def rl_more_seeds_section(main: dict, more: dict) -> str:
             "was chosen on them): " + "; ".join(lines) + ". Over all seeds measured: "
             + targets_text(both).removeprefix("Targets on the emulated chip: ").rstrip(". ")
             + f" (measured; commit {', '.join(_commits(more['results']))}; "
-            "`benchmarks/rl_vs_sb3.py --envs acrobot --seeds 3 4 --out "
+            f"`benchmarks/rl_vs_sb3.py --envs {' '.join(sorted(envs))} --seeds "
+            f"{' '.join(map(str, sorted({r['seed'] for r in more['results']})))} --out "
             "benchmarks/results/rl_vs_sb3_more_seeds.json`, then `readme_numbers.py readme`).")
 
 
